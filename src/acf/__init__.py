@@ -1,0 +1,3 @@
+"""acf: Agent Conversation Fabric."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Channel adapters: provider payloads in, normalised messages and signals out."""

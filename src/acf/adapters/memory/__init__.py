@@ -1,0 +1,1 @@
+"""In-process adapters: the system clock and wake-ups for embedded mode."""

@@ -1,0 +1,1 @@
+"""The one relational schema (SQLAlchemy Core) and its Alembic migrations, for both dialects."""

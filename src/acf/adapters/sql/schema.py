@@ -1,0 +1,189 @@
+"""The relational schema, described once with SQLAlchemy Core for SQLite and PostgreSQL.
+
+Times are integer milliseconds since the epoch. Every table leads with ``tenant`` and every
+key and index starts with it, so each tenant's rows are a contiguous, separately indexed
+range and no lookup can be served without naming the tenant.
+"""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Tenant = sa.String(256)
+Id = sa.String(64)
+Ms = sa.BigInteger
+
+LIVE_PHASES = "('accumulating', 'running')"
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("session_id", Id, primary_key=True),
+    sa.Column("agent", sa.String(256), nullable=False),
+    sa.Column("customer", sa.String(256), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("consumed_seq", sa.BigInteger, nullable=False),
+    sa.Column("state", Json, nullable=False),
+    sa.Column("state_version", sa.BigInteger, nullable=False),
+    sa.Column("flagged", sa.Boolean, nullable=False),
+    sa.Column("flag_reason", sa.Text, nullable=True),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
+    sa.Index(
+        "ux_sessions_open_key",
+        "tenant",
+        "agent",
+        "customer",
+        "channel",
+        unique=True,
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    ),
+    sa.Index("ix_sessions_activity", "tenant", "updated_at_ms"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("message_id", Id, primary_key=True),
+    sa.Column("session_id", Id, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("provider_message_id", sa.String(256), nullable=False),
+    sa.Column("text", sa.Text, nullable=True),
+    sa.Column("button_id", sa.String(256), nullable=True),
+    sa.Column("button_title", sa.Text, nullable=True),
+    sa.Column("media", Json, nullable=False),
+    sa.Column("provider_timestamp_ms", Ms, nullable=True),
+    sa.Column("sender_name", sa.Text, nullable=True),
+    sa.Column("received_at_ms", Ms, nullable=False),
+    sa.UniqueConstraint("tenant", "channel", "provider_message_id", name="ux_messages_provider"),
+    sa.UniqueConstraint("tenant", "session_id", "seq", name="ux_messages_seq"),
+)
+
+turn_groups = sa.Table(
+    "turn_groups",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("group_id", Id, primary_key=True),
+    sa.Column("session_id", Id, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("restarts", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
+)
+
+turns = sa.Table(
+    "turns",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("turn_id", Id, primary_key=True),
+    sa.Column("session_id", Id, nullable=False),
+    sa.Column("group_id", Id, nullable=False),
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("from_seq", sa.BigInteger, nullable=False),
+    sa.Column("to_seq", sa.BigInteger, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("fence", sa.BigInteger, nullable=False),
+    sa.Column("irreversible_started", sa.Boolean, nullable=False),
+    sa.Column("trace_id", sa.String(64), nullable=False),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
+    sa.Index(
+        "ux_turns_live",
+        "tenant",
+        "session_id",
+        unique=True,
+        sqlite_where=sa.text(f"phase IN {LIVE_PHASES}"),
+        postgresql_where=sa.text(f"phase IN {LIVE_PHASES}"),
+    ),
+    sa.Index("ix_turns_session", "tenant", "session_id", "created_at_ms"),
+)
+
+turn_records = sa.Table(
+    "turn_records",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("turn_id", Id, primary_key=True),
+    sa.Column("session_id", Id, nullable=False),
+    sa.Column("record", Json, nullable=False),
+    sa.Column("created_at_ms", Ms, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("event_id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("tenant", Tenant, nullable=False),
+    sa.Column("session_id", Id, nullable=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("at_ms", Ms, nullable=False),
+    sa.Column("trace_id", sa.String(64), nullable=False),
+    sa.Column("turn_id", Id, nullable=True),
+    sa.Column("group_id", Id, nullable=True),
+    sa.Column("agent_version", sa.String(128), nullable=True),
+    sa.Column("config_version", sa.String(128), nullable=True),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_events_tenant", "tenant", "event_id"),
+    sa.Index("ix_events_session", "tenant", "session_id", "event_id"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("outbox_id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("tenant", Tenant, nullable=False),
+    sa.Column("session_id", Id, nullable=False),
+    sa.Column("turn_id", Id, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("provider_message_id", sa.String(256), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
+    sa.Index("ix_outbox_session", "tenant", "session_id", "status", "outbox_id"),
+    sa.Index("ix_outbox_provider", "tenant", "provider_message_id"),
+)
+
+step_memo = sa.Table(
+    "step_memo",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("group_id", Id, primary_key=True),
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("fingerprint", sa.String(128), primary_key=True),
+    sa.Column("result", Json, nullable=True),
+    sa.Column("created_at_ms", Ms, nullable=False),
+)
+
+session_leases = sa.Table(
+    "session_leases",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("session_id", Id, primary_key=True),
+    sa.Column("holder", sa.String(256), nullable=False),
+    sa.Column("fence", sa.BigInteger, nullable=False),
+    sa.Column("expires_at_ms", Ms, nullable=False),
+)
+
+timers = sa.Table(
+    "timers",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("session_id", Id, primary_key=True),
+    sa.Column("kind", sa.String(64), primary_key=True),
+    sa.Column("due_at_ms", Ms, nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Index("ix_timers_due", "tenant", "due_at_ms"),
+)

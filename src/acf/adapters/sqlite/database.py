@@ -1,0 +1,215 @@
+"""SqliteDatabase: the one connection to an acf SQLite file, owned by one thread.
+
+Every read and write is a function run on that thread. Writes queued while the thread is
+busy are applied together in one transaction (group commit: many concurrent messages share
+one fsync), each inside its own SAVEPOINT so a failing unit rolls back alone. No caller
+learns a result before the batch's COMMIT has returned, so an acknowledged write is on disk
+at the stated durability:
+
+- ``Durability.FULL`` (default): ``synchronous=FULL``; a commit survives power loss.
+- ``Durability.NORMAL``: ``synchronous=NORMAL`` in WAL; a commit survives a process crash,
+  but the last transactions before a power loss or OS crash may be lost.
+
+A second process (or a second open in this one) on the same file is refused: an exclusive
+``flock`` on ``<file>.lock`` is held for the database's lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from acf.domain.errors import AcfError
+
+T = TypeVar("T")
+
+MAX_BATCH = 512
+
+
+class Durability(StrEnum):
+    FULL = "full"
+    NORMAL = "normal"
+
+
+class DatabaseInUse(AcfError):
+    """Another process already has this database file open."""
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[sqlite3.Connection], Any]
+    writes: bool
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+
+def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _lock(path: Path) -> int:
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise DatabaseInUse(
+            f"database {path} is already open in another acf process (pid {holder}); "
+            "stop that process or use another data directory"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+class SqliteDatabase:
+    """Owns the file lock, the connection and the thread that runs every statement."""
+
+    def __init__(self, path: Path, durability: Durability = Durability.FULL) -> None:
+        self.path = path
+        self.durability = durability
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._lock_fd: int | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def open(self) -> None:
+        """Lock the file, connect and start the thread (blocking; call once)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(self.path)
+        ready: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name=f"acf-sqlite:{self.path.name}", daemon=True
+        )
+        self._thread.start()
+        error = ready.get()
+        if error is not None:
+            self._release_lock()
+            raise error
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.durability.value.upper()}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the database thread and return its result."""
+        return await self._submit(fn, writes=False)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` atomically (its own savepoint) and return once it is committed."""
+        return await self._submit(fn, writes=True)
+
+    async def _submit(self, fn: Callable[[sqlite3.Connection], T], writes: bool) -> T:
+        if self._closed or self._thread is None:
+            raise RuntimeError(f"database {self.path} is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, writes, future, loop))
+        return await future
+
+    def _run(self, ready: queue.SimpleQueue[BaseException | None]) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # reported to open()
+            ready.put(exc)
+            return
+        ready.put(None)
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch = [first]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._run_batch(conn, batch)  # type: ignore[arg-type]
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        results: list[tuple[bool, Any]] = []
+        writes = any(job.writes for job in batch)
+        try:
+            if writes:
+                conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                results.append(self._run_job(conn, job))
+            if writes:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # the batch as a whole failed: nobody's write landed
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [(False, exc)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for job, (ok, value) in zip(batch, results, strict=True):
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, outcomes in by_loop.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_deliver, outcomes)
+
+    @staticmethod
+    def _run_job(conn: sqlite3.Connection, job: _Job) -> tuple[bool, Any]:
+        if not job.writes:
+            try:
+                return True, job.fn(conn)
+            except Exception as exc:
+                return False, exc
+        conn.execute("SAVEPOINT unit")
+        try:
+            value = job.fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO unit")
+            conn.execute("RELEASE unit")
+            return False, exc
+        conn.execute("RELEASE unit")
+        return True, value
+
+    async def close(self) -> None:
+        """Finish queued work, stop the thread and release the file lock."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None

@@ -1,0 +1,89 @@
+"""SQLite event store."""
+
+import sqlite3
+from typing import Any
+
+from acf.adapters.sqlite.database import SqliteDatabase
+from acf.adapters.sqlite.registry import dumps, executes, loads, require_tenant
+from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.ids import TenantId
+from acf.ports.event_store import AppendEvent, EventQuery
+
+_COLUMNS = (
+    "event_id, tenant, session_id, kind, at_ms, trace_id, turn_id, group_id, "
+    "agent_version, config_version, data"
+)
+
+
+def insert_event(conn: sqlite3.Connection, event: FabricEvent) -> int:
+    c = event.correlation
+    cur = conn.execute(
+        "INSERT INTO events (tenant, session_id, kind, at_ms, trace_id, turn_id, group_id, "
+        "agent_version, config_version, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (
+            c.tenant,
+            c.session_id,
+            event.kind.value,
+            event.at_ms,
+            c.trace_id,
+            c.turn_id,
+            c.group_id,
+            c.agent_version,
+            c.config_version,
+            dumps(dict(event.data)),
+        ),
+    )
+    return int(cur.lastrowid or 0)
+
+
+@executes(AppendEvent)
+def _append(conn: sqlite3.Connection, tenant: str, op: AppendEvent) -> int:
+    require_tenant(tenant, op.event.tenant)
+    return insert_event(conn, op.event)
+
+
+def _event(row: tuple[Any, ...]) -> FabricEvent:
+    return FabricEvent(
+        event_id=row[0],
+        kind=EventKind(row[3]),
+        at_ms=row[4],
+        correlation=Correlation(
+            tenant=row[1],
+            session_id=row[2],
+            trace_id=row[5],
+            turn_id=row[6],
+            group_id=row[7],
+            agent_version=row[8],
+            config_version=row[9],
+        ),
+        data=loads(row[10]),
+    )
+
+
+class SqliteEventStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def query(self, tenant: TenantId, query: EventQuery) -> list[FabricEvent]:
+        sql = [f"SELECT {_COLUMNS} FROM events WHERE tenant = ? AND event_id > ?"]
+        args: list[Any] = [tenant, query.after_id]
+        if query.session_id is not None:
+            sql.append("AND session_id = ?")
+            args.append(query.session_id)
+        if query.kinds:
+            sql.append(f"AND kind IN ({','.join('?' * len(query.kinds))})")
+            args.extend(k.value for k in query.kinds)
+        if query.from_ms is not None:
+            sql.append("AND at_ms >= ?")
+            args.append(query.from_ms)
+        if query.to_ms is not None:
+            sql.append("AND at_ms < ?")
+            args.append(query.to_ms)
+        sql.append("ORDER BY event_id LIMIT ?")
+        args.append(query.limit)
+        statement = " ".join(sql)
+
+        def run(conn: sqlite3.Connection) -> list[FabricEvent]:
+            return [_event(r) for r in conn.execute(statement, args)]
+
+        return await self._db.read(run)

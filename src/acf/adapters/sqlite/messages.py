@@ -1,0 +1,152 @@
+"""SQLite message log."""
+
+import sqlite3
+from typing import Any
+
+from acf.adapters.sqlite.database import SqliteDatabase
+from acf.adapters.sqlite.events import insert_event
+from acf.adapters.sqlite.registry import dumps, executes, loads, require_tenant
+from acf.adapters.sqlite.sessions import open_session_id
+from acf.domain.channels import Channel
+from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.ids import MessageId, SessionId, TenantId, new_id
+from acf.domain.messages import AppendResult, ButtonReply, InboundMessage, MediaRef
+from acf.domain.session_key import SessionKey
+from acf.ports.message_log import AppendMessage
+
+_COLUMNS = (
+    "m.tenant, m.message_id, m.session_id, m.seq, m.channel, m.provider_message_id, m.text, "
+    "m.button_id, m.button_title, m.media, m.provider_timestamp_ms, m.sender_name, "
+    "m.received_at_ms, s.agent, s.customer"
+)
+_FROM = "FROM messages m JOIN sessions s ON s.tenant = m.tenant AND s.session_id = m.session_id"
+
+
+def _message(row: tuple[Any, ...]) -> InboundMessage:
+    return InboundMessage(
+        message_id=row[1],
+        session_id=row[2],
+        key=SessionKey(row[0], row[13], row[14], Channel(row[4])),
+        seq=row[3],
+        provider_message_id=row[5],
+        text=row[6],
+        button=None if row[7] is None else ButtonReply(row[7], row[8]),
+        media=tuple(MediaRef(**m) for m in loads(row[9])),
+        provider_timestamp_ms=row[10],
+        sender_name=row[11],
+        received_at_ms=row[12],
+    )
+
+
+def _media(refs: tuple[MediaRef, ...]) -> str:
+    return dumps([{"ref": m.ref, "mime_type": m.mime_type, "caption": m.caption} for m in refs])
+
+
+@executes(AppendMessage)
+def _append(conn: sqlite3.Connection, tenant: str, op: AppendMessage) -> AppendResult:
+    msg = op.message
+    key = msg.key
+    require_tenant(tenant, key.tenant)
+    conn.execute("SAVEPOINT append_message")
+    session_id = open_session_id(conn, key, op.received_at_ms)
+    (seq,) = conn.execute(
+        "UPDATE sessions SET last_seq = last_seq + 1, updated_at_ms = ? "
+        "WHERE tenant = ? AND session_id = ? RETURNING last_seq",
+        (op.received_at_ms, tenant, session_id),
+    ).fetchone()
+    message_id = new_id()
+    inserted = conn.execute(
+        "INSERT INTO messages (tenant, message_id, session_id, seq, channel, "
+        "provider_message_id, text, button_id, button_title, media, provider_timestamp_ms, "
+        "sender_name, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (tenant, channel, provider_message_id) DO NOTHING",
+        (
+            tenant,
+            message_id,
+            session_id,
+            seq,
+            key.channel.value,
+            msg.provider_message_id,
+            msg.text,
+            None if msg.button is None else msg.button.button_id,
+            None if msg.button is None else msg.button.title,
+            _media(msg.media),
+            msg.provider_timestamp_ms,
+            msg.sender_name,
+            op.received_at_ms,
+        ),
+    ).rowcount
+    if inserted:
+        conn.execute("RELEASE append_message")
+        result = AppendResult(message_id, session_id, seq, duplicate=False)
+        kind = EventKind.MESSAGE_RECEIVED
+    else:
+        # The unique constraint said "seen before": undo the sequence bump (and the session
+        # it may have opened) and answer with the original's identity.
+        conn.execute("ROLLBACK TO append_message")
+        conn.execute("RELEASE append_message")
+        original = conn.execute(
+            "SELECT message_id, session_id, seq FROM messages "
+            "WHERE tenant = ? AND channel = ? AND provider_message_id = ?",
+            (tenant, key.channel.value, msg.provider_message_id),
+        ).fetchone()
+        result = AppendResult(original[0], original[1], original[2], duplicate=True)
+        kind = EventKind.MESSAGE_DUPLICATE
+    insert_event(
+        conn,
+        FabricEvent(
+            kind=kind,
+            at_ms=op.received_at_ms,
+            correlation=Correlation(
+                tenant=tenant, trace_id=op.trace_id, session_id=result.session_id
+            ),
+            data={
+                "message_id": result.message_id,
+                "seq": result.seq,
+                "provider_message_id": msg.provider_message_id,
+                "channel": key.channel.value,
+            },
+        ),
+    )
+    return result
+
+
+class SqliteMessageLog:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def _select(self, where: str, args: tuple[Any, ...]) -> list[InboundMessage]:
+        statement = f"SELECT {_COLUMNS} {_FROM} WHERE {where}"
+        return await self._db.read(
+            lambda conn: [_message(r) for r in conn.execute(statement, args)]
+        )
+
+    async def get(self, tenant: TenantId, message_id: MessageId) -> InboundMessage | None:
+        rows = await self._select("m.tenant = ? AND m.message_id = ?", (tenant, message_id))
+        return rows[0] if rows else None
+
+    async def find_by_provider_id(
+        self, tenant: TenantId, channel: Channel, provider_message_id: str
+    ) -> InboundMessage | None:
+        rows = await self._select(
+            "m.tenant = ? AND m.channel = ? AND m.provider_message_id = ?",
+            (tenant, channel.value, provider_message_id),
+        )
+        return rows[0] if rows else None
+
+    async def read_range(
+        self, tenant: TenantId, session_id: SessionId, after_seq: int, upto_seq: int
+    ) -> list[InboundMessage]:
+        return await self._select(
+            "m.tenant = ? AND m.session_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq",
+            (tenant, session_id, after_seq, upto_seq),
+        )
+
+    async def recent(
+        self, tenant: TenantId, session_id: SessionId, upto_seq: int, limit: int
+    ) -> list[InboundMessage]:
+        rows = await self._select(
+            "m.tenant = ? AND m.session_id = ? AND m.seq <= ? ORDER BY m.seq DESC LIMIT ?",
+            (tenant, session_id, upto_seq, limit),
+        )
+        return rows[::-1]

@@ -1,0 +1,105 @@
+"""SQLite outbox."""
+
+import sqlite3
+from typing import Any
+
+from acf.adapters.sqlite.database import SqliteDatabase
+from acf.adapters.sqlite.registry import dumps, executes, loads
+from acf.domain.errors import Conflict
+from acf.domain.ids import SessionId, TenantId
+from acf.domain.signals import DeliveryStatus
+from acf.ports.outbox import ApplyDeliveryStatus, EnqueueReply, OutboxRow, RecordAttempt
+
+_COLUMNS = (
+    "outbox_id, session_id, turn_id, position, payload, status, attempts, "
+    "provider_message_id, error, created_at_ms, updated_at_ms"
+)
+
+
+def _row(r: tuple[Any, ...]) -> OutboxRow:
+    return OutboxRow(
+        outbox_id=r[0],
+        session_id=r[1],
+        turn_id=r[2],
+        position=r[3],
+        payload=loads(r[4]),
+        status=DeliveryStatus(r[5]),
+        attempts=r[6],
+        provider_message_id=r[7],
+        error=r[8],
+        created_at_ms=r[9],
+        updated_at_ms=r[10],
+    )
+
+
+@executes(EnqueueReply)
+def _enqueue(conn: sqlite3.Connection, tenant: str, op: EnqueueReply) -> int:
+    cur = conn.execute(
+        "INSERT INTO outbox (tenant, session_id, turn_id, position, payload, status, attempts, "
+        "created_at_ms, updated_at_ms) VALUES (?,?,?,?,?,'pending',0,?,?)",
+        (tenant, op.session_id, op.turn_id, op.position, dumps(dict(op.payload)), op.at_ms,
+         op.at_ms),
+    )
+    return int(cur.lastrowid or 0)
+
+
+@executes(RecordAttempt)
+def _attempt(conn: sqlite3.Connection, tenant: str, op: RecordAttempt) -> int:
+    row = conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, updated_at_ms = ? "
+        "WHERE tenant = ? AND outbox_id = ? RETURNING attempts",
+        (op.at_ms, tenant, op.outbox_id),
+    ).fetchone()
+    if row is None:
+        raise Conflict(f"no outbox row {op.outbox_id}")
+    return int(row[0])
+
+
+@executes(ApplyDeliveryStatus)
+def _status(conn: sqlite3.Connection, tenant: str, op: ApplyDeliveryStatus) -> bool:
+    row = conn.execute(
+        "SELECT status FROM outbox WHERE tenant = ? AND outbox_id = ?", (tenant, op.outbox_id)
+    ).fetchone()
+    if row is None:
+        raise Conflict(f"no outbox row {op.outbox_id}")
+    if not op.status.may_follow(DeliveryStatus(row[0])):
+        return False
+    conn.execute(
+        "UPDATE outbox SET status = ?, updated_at_ms = ?, "
+        "provider_message_id = COALESCE(?, provider_message_id), error = COALESCE(?, error) "
+        "WHERE tenant = ? AND outbox_id = ?",
+        (op.status.value, op.at_ms, op.provider_message_id, op.error, tenant, op.outbox_id),
+    )
+    return True
+
+
+class SqliteOutbox:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def _select(self, where: str, args: tuple[Any, ...]) -> list[OutboxRow]:
+        statement = f"SELECT {_COLUMNS} FROM outbox WHERE {where}"
+        return await self._db.read(lambda conn: [_row(r) for r in conn.execute(statement, args)])
+
+    async def get(self, tenant: TenantId, outbox_id: int) -> OutboxRow | None:
+        rows = await self._select("tenant = ? AND outbox_id = ?", (tenant, outbox_id))
+        return rows[0] if rows else None
+
+    async def undelivered(self, tenant: TenantId, session_id: SessionId) -> list[OutboxRow]:
+        return await self._select(
+            "tenant = ? AND session_id = ? AND status = 'pending' ORDER BY outbox_id",
+            (tenant, session_id),
+        )
+
+    async def find_by_provider_id(
+        self, tenant: TenantId, provider_message_id: str
+    ) -> OutboxRow | None:
+        rows = await self._select(
+            "tenant = ? AND provider_message_id = ?", (tenant, provider_message_id)
+        )
+        return rows[0] if rows else None
+
+    async def for_session(self, tenant: TenantId, session_id: SessionId) -> list[OutboxRow]:
+        return await self._select(
+            "tenant = ? AND session_id = ? ORDER BY outbox_id", (tenant, session_id)
+        )

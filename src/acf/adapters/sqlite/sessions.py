@@ -1,0 +1,175 @@
+"""SQLite session store."""
+
+import sqlite3
+from typing import Any
+
+from acf.adapters.sqlite.database import SqliteDatabase
+from acf.adapters.sqlite.registry import dumps, executes, loads
+from acf.domain import state as state_contract
+from acf.domain.errors import Conflict, VersionConflict
+from acf.domain.ids import SessionId, TenantId, new_id
+from acf.domain.session_key import SessionKey
+from acf.ports.session_store import (
+    ConsumeRange,
+    FlagSession,
+    PatchState,
+    SessionFilter,
+    SessionRecord,
+    SessionStatus,
+)
+
+_COLUMNS = (
+    "tenant, session_id, agent, customer, channel, status, last_seq, consumed_seq, state, "
+    "state_version, flagged, flag_reason, created_at_ms, updated_at_ms"
+)
+
+
+def _record(row: tuple[Any, ...]) -> SessionRecord:
+    return SessionRecord(
+        session_id=row[1],
+        key=SessionKey(row[0], row[2], row[3], row[4]),
+        status=SessionStatus(row[5]),
+        last_seq=row[6],
+        consumed_seq=row[7],
+        state=state_contract.upcast(loads(row[8])),
+        state_version=row[9],
+        flagged=bool(row[10]),
+        flag_reason=row[11],
+        created_at_ms=row[12],
+        updated_at_ms=row[13],
+    )
+
+
+def open_session_id(conn: sqlite3.Connection, key: SessionKey, at_ms: int) -> SessionId:
+    """The id of the key's open session, creating the session if there is none."""
+    row = conn.execute(
+        "SELECT session_id FROM sessions WHERE tenant = ? AND agent = ? AND customer = ? "
+        "AND channel = ? AND status = 'open'",
+        (key.tenant, key.agent, key.customer, key.channel.value),
+    ).fetchone()
+    if row is not None:
+        return str(row[0])
+    session_id = new_id()
+    conn.execute(
+        f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,'open',0,0,?,0,0,NULL,?,?)",
+        (
+            key.tenant,
+            session_id,
+            key.agent,
+            key.customer,
+            key.channel.value,
+            dumps(state_contract.initial_state()),
+            at_ms,
+            at_ms,
+        ),
+    )
+    return session_id
+
+
+def _fetch(conn: sqlite3.Connection, tenant: str, session_id: str) -> SessionRecord | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM sessions WHERE tenant = ? AND session_id = ?",
+        (tenant, session_id),
+    ).fetchone()
+    return None if row is None else _record(row)
+
+
+def _require(conn: sqlite3.Connection, tenant: str, session_id: str) -> SessionRecord:
+    record = _fetch(conn, tenant, session_id)
+    if record is None:
+        raise Conflict(f"no session {session_id}")
+    return record
+
+
+@executes(PatchState)
+def _patch(conn: sqlite3.Connection, tenant: str, op: PatchState) -> int:
+    current = _require(conn, tenant, op.session_id)
+    if current.state_version != op.expected_version:
+        raise VersionConflict(
+            f"session {op.session_id} state is at version {current.state_version}, "
+            f"not {op.expected_version}"
+        )
+    new_state = state_contract.apply_patch(current.state, op.patch)
+    conn.execute(
+        "UPDATE sessions SET state = ?, state_version = state_version + 1, updated_at_ms = ? "
+        "WHERE tenant = ? AND session_id = ? AND state_version = ?",
+        (dumps(new_state), op.at_ms, tenant, op.session_id, op.expected_version),
+    )
+    return op.expected_version + 1
+
+
+@executes(ConsumeRange)
+def _consume(conn: sqlite3.Connection, tenant: str, op: ConsumeRange) -> None:
+    row = conn.execute(
+        "SELECT consumed_seq, last_seq FROM sessions WHERE tenant = ? AND session_id = ?",
+        (tenant, op.session_id),
+    ).fetchone()
+    if row is None:
+        raise Conflict(f"no session {op.session_id}")
+    consumed, last = row
+    if consumed != op.from_seq:
+        raise Conflict("consumed_seq")
+    if op.to_seq > last or op.to_seq < op.from_seq:
+        raise Conflict("range")
+    if op.require_last_seq and last != op.to_seq:
+        raise Conflict("new_messages")
+    conn.execute(
+        "UPDATE sessions SET consumed_seq = ?, updated_at_ms = ? "
+        "WHERE tenant = ? AND session_id = ?",
+        (op.to_seq, op.at_ms, tenant, op.session_id),
+    )
+
+
+@executes(FlagSession)
+def _flag(conn: sqlite3.Connection, tenant: str, op: FlagSession) -> None:
+    cur = conn.execute(
+        "UPDATE sessions SET flagged = ?, flag_reason = ?, updated_at_ms = ? "
+        "WHERE tenant = ? AND session_id = ?",
+        (int(op.flagged), op.reason if op.flagged else None, op.at_ms, tenant, op.session_id),
+    )
+    if cur.rowcount == 0:
+        raise Conflict(f"no session {op.session_id}")
+
+
+class SqliteSessionStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def get(self, tenant: TenantId, session_id: SessionId) -> SessionRecord | None:
+        return await self._db.read(lambda conn: _fetch(conn, tenant, session_id))
+
+    async def find_open(self, tenant: TenantId, key: SessionKey) -> SessionRecord | None:
+        if key.tenant != tenant:
+            return None
+
+        def run(conn: sqlite3.Connection) -> SessionRecord | None:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM sessions WHERE tenant = ? AND agent = ? "
+                "AND customer = ? AND channel = ? AND status = 'open'",
+                (tenant, key.agent, key.customer, key.channel.value),
+            ).fetchone()
+            return None if row is None else _record(row)
+
+        return await self._db.read(run)
+
+    async def list_sessions(
+        self, tenant: TenantId, where: SessionFilter | None = None
+    ) -> list[SessionRecord]:
+        where = where or SessionFilter()
+        sql = [f"SELECT {_COLUMNS} FROM sessions WHERE tenant = ?"]
+        args: list[Any] = [tenant]
+        if where.flagged is not None:
+            sql.append("AND flagged = ?")
+            args.append(int(where.flagged))
+        if where.status is not None:
+            sql.append("AND status = ?")
+            args.append(where.status.value)
+        if where.customer is not None:
+            sql.append("AND customer = ?")
+            args.append(where.customer)
+        sql.append("ORDER BY updated_at_ms DESC, session_id LIMIT ?")
+        args.append(where.limit)
+        statement = " ".join(sql)
+        return await self._db.read(
+            lambda conn: [_record(r) for r in conn.execute(statement, args)]
+        )

@@ -1,0 +1,199 @@
+"""SQLite turn store: turns, turn groups and turn records."""
+
+import sqlite3
+from dataclasses import asdict
+from typing import Any
+
+from acf.adapters.sqlite.database import SqliteDatabase
+from acf.adapters.sqlite.registry import dumps, executes, loads, require_tenant
+from acf.domain.errors import Conflict
+from acf.domain.events import Correlation
+from acf.domain.ids import GroupId, SessionId, TenantId, TurnId
+from acf.domain.records import TurnRecord
+from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
+from acf.ports.turn_store import (
+    CreateTurn,
+    MarkIrreversibleStarted,
+    MoveTurn,
+    OpenGroup,
+    SaveTurnRecord,
+    UpdateGroup,
+)
+
+_TURN = (
+    "tenant, turn_id, session_id, group_id, phase, from_seq, to_seq, attempt, fence, "
+    "irreversible_started, trace_id, created_at_ms, updated_at_ms"
+)
+_GROUP = "tenant, group_id, session_id, status, restarts, attempts, created_at_ms"
+
+
+def _turn(row: tuple[Any, ...]) -> Turn:
+    return Turn(
+        tenant=row[0],
+        turn_id=row[1],
+        session_id=row[2],
+        group_id=row[3],
+        phase=TurnPhase(row[4]),
+        from_seq=row[5],
+        to_seq=row[6],
+        attempt=row[7],
+        fence=row[8],
+        irreversible_started=bool(row[9]),
+        trace_id=row[10],
+        created_at_ms=row[11],
+        updated_at_ms=row[12],
+    )
+
+
+def _group(row: tuple[Any, ...]) -> TurnGroup:
+    return TurnGroup(row[0], row[1], row[2], GroupStatus(row[3]), row[4], row[5], row[6])
+
+
+def _record_json(record: TurnRecord) -> str:
+    body = asdict(record)
+    body["outcome"] = record.outcome.value
+    return dumps(body)
+
+
+def _record(text: str) -> TurnRecord:
+    body = loads(text)
+    body["correlation"] = Correlation(**body["correlation"])
+    body["outcome"] = TurnPhase(body["outcome"])
+    body["replies"] = tuple(body["replies"])
+    return TurnRecord(**body)
+
+
+@executes(OpenGroup)
+def _open_group(conn: sqlite3.Connection, tenant: str, op: OpenGroup) -> None:
+    g = op.group
+    require_tenant(tenant, g.tenant)
+    conn.execute(
+        "INSERT INTO turn_groups (tenant, group_id, session_id, status, restarts, attempts, "
+        "created_at_ms, updated_at_ms) VALUES (?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (tenant, group_id) DO NOTHING",
+        (tenant, g.group_id, g.session_id, g.status.value, g.restarts, g.attempts,
+         g.created_at_ms, g.created_at_ms),
+    )
+
+
+@executes(UpdateGroup)
+def _update_group(conn: sqlite3.Connection, tenant: str, op: UpdateGroup) -> None:
+    cur = conn.execute(
+        "UPDATE turn_groups SET status = ?, restarts = ?, attempts = ? "
+        "WHERE tenant = ? AND group_id = ? AND status = 'open'",
+        (op.status.value, op.restarts, op.attempts, tenant, op.group_id),
+    )
+    if cur.rowcount == 0:
+        raise Conflict("group")
+
+
+@executes(CreateTurn)
+def _create(conn: sqlite3.Connection, tenant: str, op: CreateTurn) -> None:
+    t = op.turn
+    require_tenant(tenant, t.tenant)
+    try:
+        conn.execute(
+            f"INSERT INTO turns ({_TURN}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (tenant, t.turn_id, t.session_id, t.group_id, t.phase.value, t.from_seq, t.to_seq,
+             t.attempt, t.fence, int(t.irreversible_started), t.trace_id, t.created_at_ms,
+             t.updated_at_ms),
+        )
+    except sqlite3.IntegrityError:
+        raise Conflict("live_turn") from None
+
+
+@executes(MoveTurn)
+def _move(conn: sqlite3.Connection, tenant: str, op: MoveTurn) -> None:
+    if not op.expected.can_move_to(op.target):
+        raise Conflict(f"phase {op.expected.value} cannot move to {op.target.value}")
+    cur = conn.execute(
+        "UPDATE turns SET phase = ?, updated_at_ms = ?, to_seq = COALESCE(?, to_seq), "
+        "attempt = COALESCE(?, attempt), fence = COALESCE(?, fence) "
+        "WHERE tenant = ? AND turn_id = ? AND phase = ? AND fence = ?",
+        (op.target.value, op.at_ms, op.to_seq, op.new_attempt, op.new_fence, tenant,
+         op.turn_id, op.expected.value, op.fence),
+    )
+    if cur.rowcount == 0:
+        raise Conflict("turn")
+
+
+@executes(MarkIrreversibleStarted)
+def _gate(conn: sqlite3.Connection, tenant: str, op: MarkIrreversibleStarted) -> None:
+    cur = conn.execute(
+        "UPDATE turns SET irreversible_started = 1, updated_at_ms = ? "
+        "WHERE tenant = ? AND turn_id = ? AND fence = ? AND phase = 'running' "
+        "AND (? OR to_seq = (SELECT last_seq FROM sessions s "
+        "WHERE s.tenant = turns.tenant AND s.session_id = turns.session_id))",
+        (op.at_ms, tenant, op.turn_id, op.fence, int(op.force)),
+    )
+    if cur.rowcount == 1:
+        return
+    row = conn.execute(
+        "SELECT fence, phase FROM turns WHERE tenant = ? AND turn_id = ?", (tenant, op.turn_id)
+    ).fetchone()
+    if row is None or row[0] != op.fence:
+        raise Conflict("fence")
+    if row[1] != TurnPhase.RUNNING.value:
+        raise Conflict("phase")
+    raise Conflict("new_messages")
+
+
+@executes(SaveTurnRecord)
+def _save_record(conn: sqlite3.Connection, tenant: str, op: SaveTurnRecord) -> None:
+    c = op.record.correlation
+    require_tenant(tenant, c.tenant)
+    if c.turn_id is None or c.session_id is None:
+        raise Conflict("a turn record needs turn_id and session_id")
+    try:
+        conn.execute(
+            "INSERT INTO turn_records (tenant, turn_id, session_id, record, created_at_ms) "
+            "VALUES (?,?,?,?,?)",
+            (tenant, c.turn_id, c.session_id, _record_json(op.record), op.record.ended_at_ms),
+        )
+    except sqlite3.IntegrityError:
+        raise Conflict("record_exists") from None
+
+
+class SqliteTurnStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def _turns(self, where: str, args: tuple[Any, ...]) -> list[Turn]:
+        statement = f"SELECT {_TURN} FROM turns WHERE {where}"
+        return await self._db.read(lambda conn: [_turn(r) for r in conn.execute(statement, args)])
+
+    async def get(self, tenant: TenantId, turn_id: TurnId) -> Turn | None:
+        rows = await self._turns("tenant = ? AND turn_id = ?", (tenant, turn_id))
+        return rows[0] if rows else None
+
+    async def live_turn(self, tenant: TenantId, session_id: SessionId) -> Turn | None:
+        rows = await self._turns(
+            "tenant = ? AND session_id = ? AND phase IN ('accumulating', 'running')",
+            (tenant, session_id),
+        )
+        return rows[0] if rows else None
+
+    async def list_turns(self, tenant: TenantId, session_id: SessionId) -> list[Turn]:
+        return await self._turns(
+            "tenant = ? AND session_id = ? ORDER BY created_at_ms, rowid", (tenant, session_id)
+        )
+
+    async def get_group(self, tenant: TenantId, group_id: GroupId) -> TurnGroup | None:
+        def run(conn: sqlite3.Connection) -> TurnGroup | None:
+            row = conn.execute(
+                f"SELECT {_GROUP} FROM turn_groups WHERE tenant = ? AND group_id = ?",
+                (tenant, group_id),
+            ).fetchone()
+            return None if row is None else _group(row)
+
+        return await self._db.read(run)
+
+    async def get_record(self, tenant: TenantId, turn_id: TurnId) -> TurnRecord | None:
+        def run(conn: sqlite3.Connection) -> TurnRecord | None:
+            row = conn.execute(
+                "SELECT record FROM turn_records WHERE tenant = ? AND turn_id = ?",
+                (tenant, turn_id),
+            ).fetchone()
+            return None if row is None else _record(row[0])
+
+        return await self._db.read(run)

@@ -1,0 +1,50 @@
+"""Channel policies: how acf behaves on a channel (accumulation), with DESIGN §5 defaults."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from acf.domain.channels import Channel
+from acf.domain.errors import InvalidValue
+
+
+class AccumulationMode(StrEnum):
+    OFF = "off"
+    """Every message is its own turn (email, voice)."""
+    FIXED = "fixed"
+    """Close ``window_ms`` after the last message, within the cap."""
+    ADAPTIVE = "adaptive"
+    """Typing, completeness and confirmation answers move the close (DESIGN §5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPolicy:
+    mode: AccumulationMode
+    window_ms: int = 0
+    min_window_ms: int = 0
+    max_window_ms: int = 0
+    typing_grace_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode is AccumulationMode.OFF:
+            return
+        if min(self.window_ms, self.min_window_ms, self.max_window_ms, self.typing_grace_ms) < 0:
+            raise InvalidValue("channel policy: windows must not be negative")
+        if not self.min_window_ms <= self.window_ms <= self.max_window_ms:
+            raise InvalidValue(
+                "channel policy: expected min_window_ms <= window_ms <= max_window_ms, got "
+                f"{self.min_window_ms} / {self.window_ms} / {self.max_window_ms}"
+            )
+
+
+DEFAULT_CHANNEL_POLICIES: dict[Channel, ChannelPolicy] = {
+    Channel.WHATSAPP: ChannelPolicy(AccumulationMode.ADAPTIVE, 1200, 400, 4000, 5000),
+    Channel.WEB: ChannelPolicy(AccumulationMode.ADAPTIVE, 600, 250, 3000, 4000),
+    Channel.SMS: ChannelPolicy(AccumulationMode.ADAPTIVE, 1500, 500, 5000, 0),
+    Channel.TELEGRAM: ChannelPolicy(AccumulationMode.ADAPTIVE, 1000, 350, 4000, 5000),
+    Channel.EMAIL: ChannelPolicy(AccumulationMode.OFF),
+    Channel.VOICE: ChannelPolicy(AccumulationMode.OFF),
+}
+
+
+def default_policy(channel: Channel) -> ChannelPolicy:
+    return DEFAULT_CHANNEL_POLICIES[channel]

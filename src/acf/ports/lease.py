@@ -1,0 +1,55 @@
+"""Session lease with a fencing token: at most one holder per session at a time."""
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from acf.domain.ids import SessionId, TenantId
+from acf.ports.unit_of_work import WriteOp
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    tenant: TenantId
+    session_id: SessionId
+    holder: str
+    fence: int
+    expires_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckFence(WriteOp[None]):
+    """Guard: raises ``Conflict("fence")`` unless ``fence`` is the session's current fence and
+    its lease has not expired at ``now_ms``. Stage it first in every write a turn makes."""
+
+    session_id: SessionId
+    fence: int
+    now_ms: int
+
+
+@runtime_checkable
+class SessionLease(Protocol):
+    """Exclusive, expiring ownership of a session.
+
+    Guarantees: ``acquire`` succeeds for at most one holder while a lease is unexpired; each
+    successful acquire returns a fence strictly greater than every earlier one for the
+    session, so a write guarded by ``CheckFence`` from an old holder always fails; ``renew``
+    extends only the current, unexpired lease; expiry is judged with the store's clock.
+    """
+
+    async def acquire(
+        self, tenant: TenantId, session_id: SessionId, holder: str, ttl_ms: int
+    ) -> Lease | None:
+        """The new lease, or ``None`` when another holder's lease is still live."""
+        ...
+
+    async def renew(self, lease: Lease, ttl_ms: int) -> Lease | None:
+        """The extended lease, or ``None`` when it was lost (expired or taken over)."""
+        ...
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up early; does nothing if it is no longer held."""
+        ...
+
+    async def current(self, tenant: TenantId, session_id: SessionId) -> Lease | None:
+        """The unexpired lease of the session, if any."""
+        ...

@@ -1,0 +1,105 @@
+"""Session store: one row per conversation, holding sequence marks and versioned state."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from acf.domain.ids import SessionId, TenantId
+from acf.domain.session_key import SessionKey
+from acf.ports.unit_of_work import WriteOp
+
+
+class SessionStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    session_id: SessionId
+    key: SessionKey
+    status: SessionStatus
+    last_seq: int
+    consumed_seq: int
+    state: Mapping[str, Any]
+    state_version: int
+    flagged: bool
+    flag_reason: str | None
+    created_at_ms: int
+    updated_at_ms: int
+
+    @property
+    def tenant(self) -> TenantId:
+        return self.key.tenant
+
+    @property
+    def has_unconsumed(self) -> bool:
+        return self.last_seq > self.consumed_seq
+
+
+@dataclass(frozen=True, slots=True)
+class PatchState(WriteOp[int]):
+    """Merge-patch the session state if its version is still ``expected_version``.
+
+    Returns the new version (``expected_version + 1``). Raises ``VersionConflict`` when
+    another writer got there first, ``StateContractError`` when the result is invalid.
+    """
+
+    session_id: SessionId
+    expected_version: int
+    patch: Mapping[str, Any]
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumeRange(WriteOp[None]):
+    """Guard and write: mark ``(from_seq, to_seq]`` consumed.
+
+    Raises ``Conflict`` unless ``consumed_seq == from_seq`` and ``to_seq <= last_seq``, and,
+    when ``require_last_seq`` is set, unless ``last_seq == to_seq`` (no unseen message).
+    """
+
+    session_id: SessionId
+    from_seq: int
+    to_seq: int
+    require_last_seq: bool
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSession(WriteOp[None]):
+    """Flag the session for a person (``flagged=False`` clears the flag)."""
+
+    session_id: SessionId
+    flagged: bool
+    reason: str | None
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFilter:
+    flagged: bool | None = None
+    status: SessionStatus | None = None
+    customer: str | None = None
+    limit: int = 100
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Reads of sessions.
+
+    Guarantees: at most one OPEN session per session key; ``last_seq`` only grows and is
+    advanced in the same transaction as the message it counts; ``consumed_seq`` only grows
+    and never passes ``last_seq``; ``state`` is returned upcast to the current contract.
+    """
+
+    async def get(self, tenant: TenantId, session_id: SessionId) -> SessionRecord | None: ...
+
+    async def find_open(self, tenant: TenantId, key: SessionKey) -> SessionRecord | None: ...
+
+    async def list_sessions(
+        self, tenant: TenantId, where: SessionFilter | None = None
+    ) -> list[SessionRecord]:
+        """Newest activity first."""
+        ...

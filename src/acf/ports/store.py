@@ -1,0 +1,42 @@
+"""Store: every storage port of one backend, opened and closed together."""
+
+from typing import Protocol
+
+from acf.ports.event_store import EventStore
+from acf.ports.lease import SessionLease
+from acf.ports.message_log import MessageLog
+from acf.ports.outbox import Outbox
+from acf.ports.session_store import SessionStore
+from acf.ports.step_memo import StepMemo
+from acf.ports.timers import Timers
+from acf.ports.turn_store import TurnStore
+from acf.ports.unit_of_work import UnitOfWork
+
+
+class Store(Protocol):
+    """One backend's ports; writes to any of them go through ``uow``."""
+
+    @property
+    def messages(self) -> MessageLog: ...
+    @property
+    def sessions(self) -> SessionStore: ...
+    @property
+    def turns(self) -> TurnStore: ...
+    @property
+    def events(self) -> EventStore: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def memo(self) -> StepMemo: ...
+    @property
+    def lease(self) -> SessionLease: ...
+    @property
+    def timers(self) -> Timers: ...
+    @property
+    def uow(self) -> UnitOfWork: ...
+
+    async def ping(self) -> None:
+        """Raise if the backend cannot answer a query now (readiness)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,72 @@
+"""Ingress: turn a normalised inbound message into a durable, deduplicated, sequenced one.
+
+The promise behind a 2xx: when ``accept`` returns, the message is committed (on disk at
+the store's durability level) with the session's next sequence number, or it is a
+re-delivery of a message already stored, whose original identity is returned. Only then
+is the session woken. Anything refused raises an ``IngressError`` and stores nothing.
+"""
+
+from dataclasses import dataclass
+
+import structlog
+
+from acf.domain.errors import IngressError, UnknownAgent, UnknownTenant
+from acf.domain.ids import MessageId, SessionId, TraceId, new_trace_id
+from acf.domain.messages import NewMessage
+from acf.ports.clock import Clock
+from acf.ports.directory import Directory
+from acf.ports.message_log import AppendMessage
+from acf.ports.unit_of_work import UnitOfWork
+from acf.ports.wakeup import WakeUps
+
+log = structlog.get_logger("acf.ingress")
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    message_id: MessageId
+    session_id: SessionId
+    seq: int
+    duplicate: bool
+    trace_id: TraceId
+
+
+class Ingress:
+    def __init__(
+        self, directory: Directory, uow: UnitOfWork, wakeups: WakeUps, clock: Clock
+    ) -> None:
+        self._directory = directory
+        self._uow = uow
+        self._wakeups = wakeups
+        self._clock = clock
+
+    def check_recipient(self, tenant: str, agent: str) -> None:
+        """Raise ``UnknownTenant`` / ``UnknownAgent`` for a recipient not configured."""
+        if not self._directory.has_tenant(tenant):
+            raise UnknownTenant(tenant)
+        if not self._directory.has_agent(tenant, agent):
+            raise UnknownAgent(tenant, agent)
+
+    async def accept(self, message: NewMessage, trace_id: TraceId | None = None) -> Accepted:
+        key = message.key
+        self.check_recipient(key.tenant, key.agent)
+        trace_id = trace_id or new_trace_id()
+        op = AppendMessage(message, self._clock.now_ms(), trace_id)
+        result = (await self._uow.commit(key.tenant, [op])).get(op)
+        accepted = Accepted(
+            result.message_id, result.session_id, result.seq, result.duplicate, trace_id
+        )
+        log.info(
+            "message.duplicate" if result.duplicate else "message.accepted",
+            tenant=key.tenant,
+            session_id=result.session_id,
+            trace_id=trace_id,
+            seq=result.seq,
+            provider_message_id=message.provider_message_id,
+        )
+        if not result.duplicate:
+            await self._wakeups.notify(key.tenant, result.session_id)
+        return accepted
+
+
+__all__ = ["Accepted", "Ingress", "IngressError"]
