@@ -47,9 +47,7 @@ class WebChatMessage(BaseModel):
 
 
 def _problems(exc: ValidationError) -> list[FieldProblem]:
-    return [
-        FieldProblem(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()
-    ]
+    return [FieldProblem(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
 
 
 def parse_web_message(tenant: str, payload: Mapping[str, Any]) -> NewMessage:

@@ -10,7 +10,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = sa.MetaData()
 
-Json = sa.JSON().with_variant(JSONB(), "postgresql")
+# On SQLite, JSON is stored as TEXT: a column declared JSON gets NUMERIC affinity there,
+# which would turn the JSON text "1" into the integer 1.
+Json = sa.JSON().with_variant(JSONB(), "postgresql").with_variant(sa.Text(), "sqlite")
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Tenant = sa.String(256)

@@ -37,8 +37,15 @@ def _enqueue(conn: sqlite3.Connection, tenant: str, op: EnqueueReply) -> int:
     cur = conn.execute(
         "INSERT INTO outbox (tenant, session_id, turn_id, position, payload, status, attempts, "
         "created_at_ms, updated_at_ms) VALUES (?,?,?,?,?,'pending',0,?,?)",
-        (tenant, op.session_id, op.turn_id, op.position, dumps(dict(op.payload)), op.at_ms,
-         op.at_ms),
+        (
+            tenant,
+            op.session_id,
+            op.turn_id,
+            op.position,
+            dumps(dict(op.payload)),
+            op.at_ms,
+            op.at_ms,
+        ),
     )
     return int(cur.lastrowid or 0)
 

@@ -170,6 +170,4 @@ class SqliteSessionStore:
         sql.append("ORDER BY updated_at_ms DESC, session_id LIMIT ?")
         args.append(where.limit)
         statement = " ".join(sql)
-        return await self._db.read(
-            lambda conn: [_record(r) for r in conn.execute(statement, args)]
-        )
+        return await self._db.read(lambda conn: [_record(r) for r in conn.execute(statement, args)])

@@ -71,8 +71,16 @@ def _open_group(conn: sqlite3.Connection, tenant: str, op: OpenGroup) -> None:
         "INSERT INTO turn_groups (tenant, group_id, session_id, status, restarts, attempts, "
         "created_at_ms, updated_at_ms) VALUES (?,?,?,?,?,?,?,?) "
         "ON CONFLICT (tenant, group_id) DO NOTHING",
-        (tenant, g.group_id, g.session_id, g.status.value, g.restarts, g.attempts,
-         g.created_at_ms, g.created_at_ms),
+        (
+            tenant,
+            g.group_id,
+            g.session_id,
+            g.status.value,
+            g.restarts,
+            g.attempts,
+            g.created_at_ms,
+            g.created_at_ms,
+        ),
     )
 
 
@@ -94,9 +102,21 @@ def _create(conn: sqlite3.Connection, tenant: str, op: CreateTurn) -> None:
     try:
         conn.execute(
             f"INSERT INTO turns ({_TURN}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (tenant, t.turn_id, t.session_id, t.group_id, t.phase.value, t.from_seq, t.to_seq,
-             t.attempt, t.fence, int(t.irreversible_started), t.trace_id, t.created_at_ms,
-             t.updated_at_ms),
+            (
+                tenant,
+                t.turn_id,
+                t.session_id,
+                t.group_id,
+                t.phase.value,
+                t.from_seq,
+                t.to_seq,
+                t.attempt,
+                t.fence,
+                int(t.irreversible_started),
+                t.trace_id,
+                t.created_at_ms,
+                t.updated_at_ms,
+            ),
         )
     except sqlite3.IntegrityError:
         raise Conflict("live_turn") from None
@@ -110,8 +130,17 @@ def _move(conn: sqlite3.Connection, tenant: str, op: MoveTurn) -> None:
         "UPDATE turns SET phase = ?, updated_at_ms = ?, to_seq = COALESCE(?, to_seq), "
         "attempt = COALESCE(?, attempt), fence = COALESCE(?, fence) "
         "WHERE tenant = ? AND turn_id = ? AND phase = ? AND fence = ?",
-        (op.target.value, op.at_ms, op.to_seq, op.new_attempt, op.new_fence, tenant,
-         op.turn_id, op.expected.value, op.fence),
+        (
+            op.target.value,
+            op.at_ms,
+            op.to_seq,
+            op.new_attempt,
+            op.new_fence,
+            tenant,
+            op.turn_id,
+            op.expected.value,
+            op.fence,
+        ),
     )
     if cur.rowcount == 0:
         raise Conflict("turn")

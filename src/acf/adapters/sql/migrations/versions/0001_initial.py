@@ -17,7 +17,9 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-Json = sa.JSON().with_variant(JSONB(), "postgresql")
+# On SQLite, JSON is stored as TEXT: a column declared JSON gets NUMERIC affinity there,
+# which would turn the JSON text "1" into the integer 1.
+Json = sa.JSON().with_variant(JSONB(), "postgresql").with_variant(sa.Text(), "sqlite")
 AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 LIVE = sa.text("phase IN ('accumulating', 'running')")
 OPEN = sa.text("status = 'open'")
@@ -74,7 +76,9 @@ def upgrade() -> None:
         _ms("provider_timestamp_ms", nullable=True),
         sa.Column("sender_name", sa.Text, nullable=True),
         _ms("received_at_ms"),
-        sa.UniqueConstraint("tenant", "channel", "provider_message_id", name="ux_messages_provider"),
+        sa.UniqueConstraint(
+            "tenant", "channel", "provider_message_id", name="ux_messages_provider"
+        ),
         sa.UniqueConstraint("tenant", "session_id", "seq", name="ux_messages_seq"),
     )
 

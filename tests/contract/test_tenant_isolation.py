@@ -1,0 +1,290 @@
+"""DESIGN §3 invariant 8 at the port level: with tenant A, no port method reaches B's rows.
+
+Both tenants get identical-looking data (same customers, provider ids, group ids, keys);
+every read is called as tenant A with B's identifiers and must find nothing, and every
+write staged as tenant A against B's identifiers must fail or change nothing of B's.
+A meta-test keeps this file honest: a port method or write op without a case fails it.
+"""
+
+import contextlib
+import inspect
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import acf.ports.event_store
+import acf.ports.lease
+import acf.ports.message_log
+import acf.ports.outbox
+import acf.ports.session_store
+import acf.ports.step_memo
+import acf.ports.timers
+import acf.ports.turn_store
+from acf.domain.channels import Channel
+from acf.domain.errors import Conflict, InvalidValue
+from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.records import TurnRecord
+from acf.domain.signals import DeliveryStatus
+from acf.domain.turns import GroupStatus, TurnGroup, TurnPhase
+from acf.ports.event_store import AppendEvent, EventQuery
+from acf.ports.lease import CheckFence
+from acf.ports.message_log import AppendMessage
+from acf.ports.outbox import ApplyDeliveryStatus, EnqueueReply, RecordAttempt
+from acf.ports.session_store import ConsumeRange, FlagSession, PatchState, SessionFilter
+from acf.ports.step_memo import MemoKey, RememberStep
+from acf.ports.store import Store
+from acf.ports.timers import CancelTimer, SetTimer, Timer
+from acf.ports.turn_store import (
+    CreateTurn,
+    MarkIrreversibleStarted,
+    MoveTurn,
+    OpenGroup,
+    SaveTurnRecord,
+    UpdateGroup,
+)
+from acf.ports.unit_of_work import WriteOp
+from acf.testing import VirtualClock
+from tests.contract.helpers import append, key, message, turn
+
+A, B = "tenant-a", "tenant-b"
+PORTS = {
+    "messages": acf.ports.message_log.MessageLog,
+    "sessions": acf.ports.session_store.SessionStore,
+    "turns": acf.ports.turn_store.TurnStore,
+    "events": acf.ports.event_store.EventStore,
+    "outbox": acf.ports.outbox.Outbox,
+    "memo": acf.ports.step_memo.StepMemo,
+    "lease": acf.ports.lease.SessionLease,
+    "timers": acf.ports.timers.Timers,
+}
+
+
+@dataclass
+class World:
+    """Tenant B's identifiers, as an attacker in tenant A would guess them."""
+
+    session_id: str
+    message_id: str
+    turn_id: str
+    group_id: str
+    outbox_id: int
+    event_count: int
+
+
+async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
+    k = key(tenant=tenant, customer="shared-customer")
+    r = await append(store, k, "wamid.shared")
+    t = turn(tenant, r.session_id, group_id="shared-group")
+    enqueue = EnqueueReply(r.session_id, t.turn_id, 0, {"text": "secret"}, 1_000)
+    record = TurnRecord(
+        Correlation(tenant, "tr", r.session_id, t.turn_id, "shared-group"),
+        TurnPhase.COMMITTED,
+        0,
+        1,
+        1,
+        1_000,
+        1_100,
+    )
+    results = await store.uow.commit(
+        tenant,
+        [
+            OpenGroup(TurnGroup(tenant, "shared-group", r.session_id, GroupStatus.OPEN, 0, 1, 1)),
+            CreateTurn(t),
+            enqueue,
+            SaveTurnRecord(record),
+            RememberStep(MemoKey("shared-group", "step", "fp"), {"secret": tenant}, 1_000),
+            SetTimer(Timer(tenant, r.session_id, "window", 1_000)),
+            AppendEvent(
+                FabricEvent(EventKind.TURN_STARTED, 1_000, Correlation(tenant, "tr", r.session_id))
+            ),
+        ],
+    )
+    outbox_id = results.get(enqueue)
+    await store.uow.commit(
+        tenant,
+        [
+            ApplyDeliveryStatus(
+                outbox_id, DeliveryStatus.SENT, 1_000, provider_message_id="wamid.out"
+            )
+        ],
+    )
+    await store.lease.acquire(tenant, r.session_id, "holder", 60_000)
+    events = await store.events.query(tenant, EventQuery())
+    return World(r.session_id, r.message_id, t.turn_id, "shared-group", outbox_id, len(events))
+
+
+ReadCase = Callable[[Store, World, VirtualClock], Awaitable[Any]]
+
+READS: dict[str, ReadCase] = {
+    "messages.get": lambda s, b, c: s.messages.get(A, b.message_id),
+    "messages.find_by_provider_id": lambda s, b, c: s.messages.find_by_provider_id(
+        A, Channel.WHATSAPP, "wamid.shared"
+    ),
+    "messages.read_range": lambda s, b, c: s.messages.read_range(A, b.session_id, 0, 99),
+    "messages.recent": lambda s, b, c: s.messages.recent(A, b.session_id, 99, 10),
+    "sessions.get": lambda s, b, c: s.sessions.get(A, b.session_id),
+    "sessions.find_open": lambda s, b, c: s.sessions.find_open(
+        A, key(tenant=B, customer="shared-customer")
+    ),
+    "sessions.list_sessions": lambda s, b, c: s.sessions.list_sessions(
+        A, SessionFilter(customer="shared-customer")
+    ),
+    "turns.get": lambda s, b, c: s.turns.get(A, b.turn_id),
+    "turns.live_turn": lambda s, b, c: s.turns.live_turn(A, b.session_id),
+    "turns.list_turns": lambda s, b, c: s.turns.list_turns(A, b.session_id),
+    "turns.get_group": lambda s, b, c: s.turns.get_group(A, b.group_id),
+    "turns.get_record": lambda s, b, c: s.turns.get_record(A, b.turn_id),
+    "events.query": lambda s, b, c: s.events.query(A, EventQuery(session_id=b.session_id)),
+    "outbox.get": lambda s, b, c: s.outbox.get(A, b.outbox_id),
+    "outbox.undelivered": lambda s, b, c: s.outbox.undelivered(A, b.session_id),
+    "outbox.find_by_provider_id": lambda s, b, c: s.outbox.find_by_provider_id(A, "wamid.out"),
+    "outbox.for_session": lambda s, b, c: s.outbox.for_session(A, b.session_id),
+    "memo.recall": lambda s, b, c: _recall(s),
+    "lease.current": lambda s, b, c: s.lease.current(A, b.session_id),
+    "lease.acquire": lambda s, b, c: _acquire_is_separate(s, b),
+    "lease.renew": lambda s, b, c: _renew_foreign(s, b, c),
+    "lease.release": lambda s, b, c: _release_foreign(s, b, c),
+    "timers.due": lambda s, b, c: s.timers.due(A, 10**13),
+    "timers.get": lambda s, b, c: s.timers.get(A, b.session_id, "window"),
+}
+
+
+async def _recall(store: Store) -> Any:
+    found, value = await store.memo.recall(A, MemoKey("shared-group", "step", "fp"))
+    return value if found else None
+
+
+async def _acquire_is_separate(store: Store, b: World) -> Any:
+    # B holds a live lease on its session; A acquiring "the same" session id must not see
+    # or steal it: it gets its own lease (fence 1) and B's stays in place.
+    lease = await store.lease.acquire(A, b.session_id, "intruder", 1_000)
+    assert lease is not None and lease.fence == 1 and lease.tenant == A
+    theirs = await store.lease.current(B, b.session_id)
+    assert theirs is not None and theirs.holder == "holder"
+    return None
+
+
+async def _renew_foreign(store: Store, b: World, clock: VirtualClock) -> Any:
+    theirs = await store.lease.current(B, b.session_id)
+    assert theirs is not None
+    forged = acf.ports.lease.Lease(A, b.session_id, theirs.holder, theirs.fence, 0)
+    return await store.lease.renew(forged, 1_000)
+
+
+async def _release_foreign(store: Store, b: World, clock: VirtualClock) -> Any:
+    theirs = await store.lease.current(B, b.session_id)
+    assert theirs is not None
+    forged = acf.ports.lease.Lease(A, b.session_id, theirs.holder, theirs.fence, 0)
+    await store.lease.release(forged)
+    assert await store.lease.current(B, b.session_id) == theirs
+    return None
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == (False, None)
+
+
+async def test_every_read_as_tenant_a_finds_nothing_of_b(store: Store, clock: VirtualClock) -> None:
+    b = await _seed(store, B, clock)
+    for name, case in READS.items():
+        assert _empty(await case(store, b, clock)), f"{name} returned tenant B's data"
+    # and B's own view is intact
+    assert await store.messages.get(B, b.message_id) is not None
+    assert len(await store.events.query(B, EventQuery())) == b.event_count
+
+
+def _writes(b: World, clock: VirtualClock) -> dict[type[WriteOp[Any]], WriteOp[Any]]:
+    k_b = key(tenant=B, customer="shared-customer")
+    return {
+        AppendMessage: AppendMessage(message(k_b, "wamid.new"), 2_000, "tr"),
+        PatchState: PatchState(b.session_id, 0, {"slots": {"x": 1}}, 2_000),
+        ConsumeRange: ConsumeRange(b.session_id, 0, 1, False, 2_000),
+        FlagSession: FlagSession(b.session_id, True, "x", 2_000),
+        OpenGroup: OpenGroup(TurnGroup(B, "g2", b.session_id, GroupStatus.OPEN, 0, 1, 1)),
+        UpdateGroup: UpdateGroup(b.group_id, GroupStatus.FAILED, 0, 0),
+        CreateTurn: CreateTurn(turn(B, b.session_id)),
+        MoveTurn: MoveTurn(b.turn_id, TurnPhase.RUNNING, TurnPhase.FAILED, 1, 2_000),
+        MarkIrreversibleStarted: MarkIrreversibleStarted(b.turn_id, 1, True, 2_000),
+        SaveTurnRecord: SaveTurnRecord(
+            TurnRecord(Correlation(B, "tr", b.session_id, "t-new"), TurnPhase.FAILED, 0, 1, 1, 1, 2)
+        ),
+        AppendEvent: AppendEvent(FabricEvent(EventKind.TURN_FAILED, 1, Correlation(B, "tr"))),
+        EnqueueReply: None,  # type: ignore[dict-item]  # creates A's own row: checked below
+        RecordAttempt: RecordAttempt(b.outbox_id, 2_000),
+        ApplyDeliveryStatus: ApplyDeliveryStatus(b.outbox_id, DeliveryStatus.READ, 2_000),
+        RememberStep: None,  # type: ignore[dict-item]  # creates A's own row: checked below
+        CheckFence: CheckFence(b.session_id, 1, clock.now_ms()),
+        SetTimer: SetTimer(Timer(B, b.session_id, "window", 1)),
+        CancelTimer: CancelTimer(b.session_id, "window"),
+    }
+
+
+async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock) -> None:
+    b = await _seed(store, B, clock)
+
+    async def snapshot() -> tuple[Any, ...]:
+        return (
+            await store.sessions.get(B, b.session_id),
+            await store.turns.list_turns(B, b.session_id),
+            await store.turns.get_group(B, b.group_id),
+            await store.outbox.for_session(B, b.session_id),
+            await store.events.query(B, EventQuery()),
+            await store.timers.get(B, b.session_id, "window"),
+            await store.memo.recall(B, MemoKey("shared-group", "step", "fp")),
+            await store.lease.current(B, b.session_id),
+        )
+
+    before = await snapshot()
+    for op_type, op in _writes(b, clock).items():
+        if op is None:
+            continue
+        with contextlib.suppress(Conflict, InvalidValue):
+            await store.uow.commit(A, [op])
+        assert await snapshot() == before, f"{op_type.__name__} as tenant A changed tenant B"
+    # Writes that create rows create them for A only.
+    await store.uow.commit(
+        A,
+        [
+            EnqueueReply(b.session_id, b.turn_id, 0, {"text": "mine"}, 3_000),
+            RememberStep(MemoKey("shared-group", "step", "fp"), {"secret": A}, 3_000),
+        ],
+    )
+    assert await snapshot() == before
+    assert (await store.memo.recall(A, MemoKey("shared-group", "step", "fp")))[1] == {"secret": A}
+
+
+def test_every_port_method_and_write_op_has_an_isolation_case() -> None:
+    methods = {
+        f"{attr}.{name}"
+        for attr, proto in PORTS.items()
+        for name, member in inspect.getmembers(proto)
+        if not name.startswith("_") and inspect.isfunction(member)
+    }
+    assert methods - set(READS) == set(), "add isolation cases for these port methods"
+    ops = {cls for cls in _all_subclasses(WriteOp) if cls.__module__.startswith("acf.ports")}
+    dummy = World("s", "m", "t", "g", 1, 0)
+    assert ops - set(_writes(dummy, VirtualClock())) == set(), "add cases for these write ops"
+
+
+def _all_subclasses(cls: type) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        # dataclass(slots=True) replaces the class; keep only the one the module exports.
+        if getattr(sys.modules[sub.__module__], sub.__name__, None) is sub:
+            found.add(sub)
+        found |= _all_subclasses(sub)
+    return found
+
+
+@pytest.mark.parametrize("tenant", [A, B])
+async def test_store_methods_take_the_tenant_first(tenant: str) -> None:
+    """Every read method's first parameter is the tenant (or a value carrying it)."""
+    for attr, proto in PORTS.items():
+        for name, member in inspect.getmembers(proto, inspect.isfunction):
+            if name.startswith("_"):
+                continue
+            params = list(inspect.signature(member).parameters)[1:]
+            assert params[0] in {"tenant", "lease"}, f"{attr}.{name} does not start with tenant"
