@@ -65,7 +65,12 @@ def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
-def _lock(path: Path) -> int:
+def lock_database(path: Path) -> int:
+    """Take the exclusive lock of the database at ``path``; returns the lock's descriptor.
+
+    Raises ``DatabaseInUse`` naming the holder's pid when another holder has it. Anything
+    that opens or migrates an acf SQLite file takes this lock first.
+    """
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -73,13 +78,19 @@ def _lock(path: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
+        who = "this process" if holder == str(os.getpid()) else f"another process (pid {holder})"
         raise DatabaseInUse(
-            f"database {path} is already open in another acf process (pid {holder}); "
+            f"database {path} is already open in {who}; "
             "stop that process or use another data directory"
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
+
+
+def unlock_database(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 class SqliteDatabase:
@@ -96,7 +107,7 @@ class SqliteDatabase:
     def open(self) -> None:
         """Lock the file, connect and start the thread (blocking; call once)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock(self.path)
+        self._lock_fd = lock_database(self.path)
         ready: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name=f"acf-sqlite:{self.path.name}", daemon=True
@@ -210,6 +221,5 @@ class SqliteDatabase:
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
+            unlock_database(self._lock_fd)
             self._lock_fd = None
