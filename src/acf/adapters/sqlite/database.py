@@ -78,9 +78,9 @@ def lock_database(path: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        who = "this process" if holder == str(os.getpid()) else f"another process (pid {holder})"
+        who = "this process" if holder == str(os.getpid()) else "another process"
         raise DatabaseInUse(
-            f"database {path} is already open in {who}; "
+            f"database {path} is already open in {who} (pid {holder}); "
             "stop that process or use another data directory"
         ) from None
     os.ftruncate(fd, 0)
