@@ -40,21 +40,6 @@ class Correlation:
     agent_version: str | None = None
     config_version: str | None = None
 
-    def as_log_context(self) -> dict[str, str]:
-        return {k: v for k, v in _fields(self).items() if v is not None}
-
-
-def _fields(c: Correlation) -> dict[str, str | None]:
-    return {
-        "tenant": c.tenant,
-        "trace_id": c.trace_id,
-        "session_id": c.session_id,
-        "turn_id": c.turn_id,
-        "group_id": c.group_id,
-        "agent_version": c.agent_version,
-        "config_version": c.config_version,
-    }
-
 
 @dataclass(frozen=True, slots=True)
 class FabricEvent:
