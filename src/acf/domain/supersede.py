@@ -15,3 +15,25 @@ class SupersedeDecision(StrEnum):
 
 
 DEFAULT_RESTART_BOUND = 3
+
+
+def choose(
+    agent_default: SupersedeDecision,
+    irreversible_started: bool,
+    restarts: int,
+    restart_bound: int = DEFAULT_RESTART_BOUND,
+    hook: SupersedeDecision | None = None,
+) -> SupersedeDecision:
+    """What a running turn does when new messages arrive (DESIGN §6).
+
+    The pipeline's hook, when it answers, wins over the agent's default. Two rules hold
+    whatever was asked: once an irreversible action started, the turn is never cancelled
+    (SUPERSEDE becomes QUEUE), and after ``restart_bound`` restarts in the turn group it is
+    not cancelled again either, so a chatty user cannot starve the agent.
+    """
+    wanted = hook if hook is not None else agent_default
+    if wanted is SupersedeDecision.SUPERSEDE and (
+        irreversible_started or restarts >= restart_bound
+    ):
+        return SupersedeDecision.QUEUE
+    return wanted
