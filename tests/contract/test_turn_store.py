@@ -17,11 +17,13 @@ from acf.ports.turn_store import (
     SaveTurnRecord,
     UpdateGroup,
 )
+from acf.testing import VirtualClock
 from tests.contract.helpers import append, key, turn
 
 
 async def test_one_live_turn_per_session(store: Store) -> None:
     r = await append(store, key())
+    assert await store.lease.acquire("t1", r.session_id, "w", 60_000) is not None
     first = turn("t1", r.session_id)
     await store.uow.commit("t1", [CreateTurn(first)])
     assert await store.turns.get("t1", first.turn_id) == first
@@ -38,8 +40,9 @@ async def test_one_live_turn_per_session(store: Store) -> None:
     assert [t.turn_id for t in listed] == [first.turn_id, second.turn_id]
 
 
-async def test_move_turn_is_compare_and_set(store: Store) -> None:
+async def test_move_turn_is_compare_and_set(store: Store, clock: VirtualClock) -> None:
     r = await append(store, key())
+    assert await store.lease.acquire("t1", r.session_id, "w", 60_000) is not None
     t = turn("t1", r.session_id, phase=TurnPhase.ACCUMULATING, fence=1)
     await store.uow.commit("t1", [CreateTurn(t)])
     with pytest.raises(Conflict):  # wrong fence
@@ -54,6 +57,19 @@ async def test_move_turn_is_compare_and_set(store: Store) -> None:
         await store.uow.commit(
             "t1", [MoveTurn(t.turn_id, TurnPhase.ACCUMULATING, TurnPhase.COMMITTED, 1, 2_000)]
         )
+    with pytest.raises(Conflict):  # new fence 5 is not the lease's fence
+        await store.uow.commit(
+            "t1",
+            [MoveTurn(t.turn_id, TurnPhase.ACCUMULATING, TurnPhase.RUNNING, 1, 2_000, new_fence=5)],
+        )
+    clock.advance(60_000)  # the lease (fence 1) expires; a new holder gets fence 2
+    lease = await store.lease.acquire("t1", r.session_id, "w2", 60_000)
+    assert lease is not None and lease.fence == 2
+    with pytest.raises(Conflict):  # the old holder can no longer move the turn
+        await store.uow.commit(
+            "t1",
+            [MoveTurn(t.turn_id, TurnPhase.ACCUMULATING, TurnPhase.RUNNING, 1, clock.now_ms())],
+        )
     await store.uow.commit(
         "t1",
         [
@@ -65,7 +81,7 @@ async def test_move_turn_is_compare_and_set(store: Store) -> None:
                 2_000,
                 to_seq=1,
                 new_attempt=2,
-                new_fence=5,
+                new_fence=2,
             )
         ],
     )
@@ -74,30 +90,49 @@ async def test_move_turn_is_compare_and_set(store: Store) -> None:
     assert (moved.phase, moved.attempt, moved.fence, moved.updated_at_ms) == (
         TurnPhase.RUNNING,
         2,
-        5,
+        2,
         2_000,
     )
 
 
-async def test_irreversible_gate(store: Store) -> None:
+async def test_irreversible_gate(store: Store, clock: VirtualClock) -> None:
     k = key()
     r = await append(store, k)
+    for _ in range(3):  # fence 3
+        clock.advance(1_000)
+        assert await store.lease.acquire("t1", r.session_id, "w", 1_000) is not None
     t = turn("t1", r.session_id, from_seq=0, to_seq=1, fence=3)
     await store.uow.commit("t1", [CreateTurn(t)])
     with pytest.raises(Conflict, match="fence"):
-        await store.uow.commit("t1", [MarkIrreversibleStarted(t.turn_id, 2, False, 2_000)])
+        await store.uow.commit("t1", [MarkIrreversibleStarted(t.turn_id, 2, False, clock.now_ms())])
     await append(store, k, "newer")  # last_seq = 2 > to_seq
     with pytest.raises(Conflict, match="new_messages"):
-        await store.uow.commit("t1", [MarkIrreversibleStarted(t.turn_id, 3, False, 2_000)])
+        await store.uow.commit("t1", [MarkIrreversibleStarted(t.turn_id, 3, False, clock.now_ms())])
     gated = await store.turns.get("t1", t.turn_id)
     assert gated is not None and not gated.irreversible_started
-    await store.uow.commit("t1", [MarkIrreversibleStarted(t.turn_id, 3, True, 2_000)])
+    await store.uow.commit("t1", [MarkIrreversibleStarted(t.turn_id, 3, True, clock.now_ms())])
     gated = await store.turns.get("t1", t.turn_id)
     assert gated is not None and gated.irreversible_started
 
 
+async def test_gate_refuses_a_stale_holder(store: Store, clock: VirtualClock) -> None:
+    r = await append(store, key())
+    assert await store.lease.acquire("t1", r.session_id, "old", 1_000) is not None
+    t = turn("t1", r.session_id, fence=1)
+    await store.uow.commit("t1", [CreateTurn(t)])
+    clock.advance(1_000)  # expired, nobody else holds it yet: still refused
+    with pytest.raises(Conflict, match="fence"):
+        await store.uow.commit("t1", [MarkIrreversibleStarted(t.turn_id, 1, False, clock.now_ms())])
+    assert await store.lease.acquire("t1", r.session_id, "new", 1_000) is not None
+    with pytest.raises(Conflict, match="fence"):
+        await store.uow.commit("t1", [MarkIrreversibleStarted(t.turn_id, 1, True, clock.now_ms())])
+    gated = await store.turns.get("t1", t.turn_id)
+    assert gated is not None and not gated.irreversible_started
+
+
 async def test_gate_refuses_a_turn_not_running(store: Store) -> None:
     r = await append(store, key())
+    assert await store.lease.acquire("t1", r.session_id, "w", 60_000) is not None
     t = turn("t1", r.session_id, phase=TurnPhase.ACCUMULATING)
     await store.uow.commit("t1", [CreateTurn(t)])
     with pytest.raises(Conflict, match="phase"):

@@ -58,13 +58,15 @@ async def test_accept_stores_sequences_and_wakes(embedded: Embedded) -> None:
     sub.close()
 
 
-async def test_redelivery_returns_original_and_does_not_wake(embedded: Embedded) -> None:
+async def test_redelivery_returns_original_and_wakes_again(embedded: Embedded) -> None:
+    """A re-delivery wakes the session too: the first caller may have been cancelled
+    after its commit, before its wake-up."""
     first = await embedded.ingress.accept(parse_web_message("demo", payload()))
     sub = embedded.wakeups.subscribe()
     again = await embedded.ingress.accept(parse_web_message("demo", payload()))
     assert again.duplicate and (again.message_id, again.seq) == (first.message_id, first.seq)
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(sub.__anext__(), 0.05)
+    wake = await asyncio.wait_for(sub.__anext__(), 1)
+    assert wake.session_id == first.session_id
     kinds = [e.kind for e in await embedded.store.events.query("demo", EventQuery())]
     assert kinds == [EventKind.MESSAGE_RECEIVED, EventKind.MESSAGE_DUPLICATE]
     assert await count_messages(embedded) == 1

@@ -40,7 +40,8 @@ class CreateTurn(WriteOp[None]):
 class MoveTurn(WriteOp[None]):
     """Compare-and-set a turn's phase.
 
-    Raises ``Conflict`` unless the turn is in ``expected`` and its fence is ``fence``.
+    Raises ``Conflict`` unless the turn is in ``expected``, its fence is ``fence``, and the
+    session's lease is live at ``at_ms`` with fence ``new_fence`` (or ``fence``).
     ``to_seq`` (optional) extends the range, as ``absorb`` and the window do; ``attempt``
     and ``fence`` of the row are replaced by ``new_attempt`` / ``new_fence`` when given.
     """
@@ -59,7 +60,8 @@ class MoveTurn(WriteOp[None]):
 class MarkIrreversibleStarted(WriteOp[None]):
     """The irreversible gate (DESIGN §6): one conditional write.
 
-    Sets ``irreversible_started`` where the fence, ``phase = RUNNING`` and, unless
+    Sets ``irreversible_started`` where the fence (on the turn and on the session's live
+    lease), ``phase = RUNNING`` and, unless
     ``force`` is set, the session's ``last_seq = to_seq`` all still hold. Raises ``Conflict``
     with reason ``"new_messages"`` when only the last condition fails, ``"fence"`` or
     ``"phase"`` otherwise.

@@ -3,7 +3,8 @@
 The promise behind a 2xx: when ``accept`` returns, the message is committed (on disk at
 the store's durability level) with the session's next sequence number, or it is a
 re-delivery of a message already stored, whose original identity is returned. Only then
-is the session woken. Anything refused raises an ``IngressError`` and stores nothing.
+is the session woken (for re-deliveries too). Anything refused raises an
+``IngressError`` and stores nothing.
 """
 
 from dataclasses import dataclass
@@ -64,8 +65,9 @@ class Ingress:
             seq=result.seq,
             provider_message_id=message.provider_message_id,
         )
-        if not result.duplicate:
-            await self._wakeups.notify(key.tenant, result.session_id)
+        # A re-delivery wakes too: if the first delivery's caller was cancelled after the
+        # commit, this is the only wake-up the stored message gets (they are coalesced).
+        await self._wakeups.notify(key.tenant, result.session_id)
         return accepted
 
 

@@ -17,6 +17,7 @@ A second process (or a second open in this one) on the same file is refused: an 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import queue
@@ -65,6 +66,15 @@ def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
+def _deliverable(exc: BaseException) -> Exception:
+    """An exception safe to set on a caller's future (SystemExit there would stop its loop)."""
+    if isinstance(exc, Exception):
+        return exc
+    wrapped = RuntimeError(f"database job aborted: {exc!r}")
+    wrapped.__cause__ = exc
+    return wrapped
+
+
 def lock_database(path: Path) -> int:
     """Take the exclusive lock of the database at ``path``; returns the lock's descriptor.
 
@@ -103,6 +113,7 @@ class SqliteDatabase:
         self._lock_fd: int | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._alive = False
 
     def open(self) -> None:
         """Lock the file, connect and start the thread (blocking; call once)."""
@@ -135,7 +146,7 @@ class SqliteDatabase:
         return await self._submit(fn, writes=True)
 
     async def _submit(self, fn: Callable[[sqlite3.Connection], T], writes: bool) -> T:
-        if self._closed or self._thread is None:
+        if self._closed or not self._alive:
             raise RuntimeError(f"database {self.path} is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -148,6 +159,7 @@ class SqliteDatabase:
         except BaseException as exc:  # reported to open()
             ready.put(exc)
             return
+        self._alive = True
         ready.put(None)
         try:
             while True:
@@ -169,7 +181,20 @@ class SqliteDatabase:
                 if stop:
                     return
         finally:
+            self._alive = False
             conn.close()
+            self._fail_queued()
+
+    def _fail_queued(self) -> None:
+        closed = RuntimeError(f"database {self.path} is closed")
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(job, _Job):
+                with contextlib.suppress(RuntimeError):
+                    job.loop.call_soon_threadsafe(_deliver, [(job.future, False, closed)])
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         results: list[tuple[bool, Any]] = []
@@ -189,7 +214,7 @@ class SqliteDatabase:
         for job, (ok, value) in zip(batch, results, strict=True):
             by_loop.setdefault(job.loop, []).append((job.future, ok, value))
         for loop, outcomes in by_loop.items():
-            if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # that caller's loop has closed
                 loop.call_soon_threadsafe(_deliver, outcomes)
 
     @staticmethod
@@ -197,27 +222,30 @@ class SqliteDatabase:
         if not job.writes:
             try:
                 return True, job.fn(conn)
-            except Exception as exc:
-                return False, exc
+            except BaseException as exc:  # never let a job kill the database thread
+                return False, _deliverable(exc)
         conn.execute("SAVEPOINT unit")
         try:
             value = job.fn(conn)
-        except Exception as exc:
+        except BaseException as exc:
             conn.execute("ROLLBACK TO unit")
             conn.execute("RELEASE unit")
-            return False, exc
+            return False, _deliverable(exc)
         conn.execute("RELEASE unit")
         return True, value
 
     async def close(self) -> None:
         """Finish queued work, stop the thread and release the file lock."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            await asyncio.to_thread(self._thread.join)
-        self._release_lock()
+        if not self._closed:
+            self._closed = True
+            if self._thread is not None:
+                self._queue.put(_STOP)
+        try:
+            if self._thread is not None:
+                await asyncio.to_thread(self._thread.join)
+        finally:
+            if self._thread is None or not self._thread.is_alive():
+                self._release_lock()
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:

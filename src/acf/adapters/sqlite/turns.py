@@ -24,6 +24,12 @@ _TURN = (
     "tenant, turn_id, session_id, group_id, phase, from_seq, to_seq, attempt, fence, "
     "irreversible_started, trace_id, created_at_ms, updated_at_ms"
 )
+# The turn's writer must hold the session's live lease with the given fence (params: fence,
+# now): a copy of the fence on the turn row alone would let an expired holder write.
+_LEASE_HELD = (
+    "EXISTS (SELECT 1 FROM session_leases l WHERE l.tenant = turns.tenant "
+    "AND l.session_id = turns.session_id AND l.fence = ? AND l.expires_at_ms > ?)"
+)
 _GROUP = "tenant, group_id, session_id, status, restarts, attempts, created_at_ms"
 
 
@@ -126,10 +132,11 @@ def _create(conn: sqlite3.Connection, tenant: str, op: CreateTurn) -> None:
 def _move(conn: sqlite3.Connection, tenant: str, op: MoveTurn) -> None:
     if not op.expected.can_move_to(op.target):
         raise Conflict(f"phase {op.expected.value} cannot move to {op.target.value}")
+    holder_fence = op.fence if op.new_fence is None else op.new_fence
     cur = conn.execute(
         "UPDATE turns SET phase = ?, updated_at_ms = ?, to_seq = COALESCE(?, to_seq), "
         "attempt = COALESCE(?, attempt), fence = COALESCE(?, fence) "
-        "WHERE tenant = ? AND turn_id = ? AND phase = ? AND fence = ?",
+        f"WHERE tenant = ? AND turn_id = ? AND phase = ? AND fence = ? AND {_LEASE_HELD}",
         (
             op.target.value,
             op.at_ms,
@@ -140,6 +147,8 @@ def _move(conn: sqlite3.Connection, tenant: str, op: MoveTurn) -> None:
             op.turn_id,
             op.expected.value,
             op.fence,
+            holder_fence,
+            op.at_ms,
         ),
     )
     if cur.rowcount == 0:
@@ -150,17 +159,18 @@ def _move(conn: sqlite3.Connection, tenant: str, op: MoveTurn) -> None:
 def _gate(conn: sqlite3.Connection, tenant: str, op: MarkIrreversibleStarted) -> None:
     cur = conn.execute(
         "UPDATE turns SET irreversible_started = 1, updated_at_ms = ? "
-        "WHERE tenant = ? AND turn_id = ? AND fence = ? AND phase = 'running' "
+        f"WHERE tenant = ? AND turn_id = ? AND fence = ? AND phase = 'running' AND {_LEASE_HELD} "
         "AND (? OR to_seq = (SELECT last_seq FROM sessions s "
         "WHERE s.tenant = turns.tenant AND s.session_id = turns.session_id))",
-        (op.at_ms, tenant, op.turn_id, op.fence, int(op.force)),
+        (op.at_ms, tenant, op.turn_id, op.fence, op.fence, op.at_ms, int(op.force)),
     )
     if cur.rowcount == 1:
         return
     row = conn.execute(
-        "SELECT fence, phase FROM turns WHERE tenant = ? AND turn_id = ?", (tenant, op.turn_id)
+        f"SELECT fence, phase, {_LEASE_HELD} FROM turns WHERE tenant = ? AND turn_id = ?",
+        (op.fence, op.at_ms, tenant, op.turn_id),
     ).fetchone()
-    if row is None or row[0] != op.fence:
+    if row is None or row[0] != op.fence or not row[2]:
         raise Conflict("fence")
     if row[1] != TurnPhase.RUNNING.value:
         raise Conflict("phase")
