@@ -44,7 +44,3 @@ DEFAULT_CHANNEL_POLICIES: dict[Channel, ChannelPolicy] = {
     Channel.EMAIL: ChannelPolicy(AccumulationMode.OFF),
     Channel.VOICE: ChannelPolicy(AccumulationMode.OFF),
 }
-
-
-def default_policy(channel: Channel) -> ChannelPolicy:
-    return DEFAULT_CHANNEL_POLICIES[channel]

@@ -51,10 +51,6 @@ class Turn:
     created_at_ms: int
     updated_at_ms: int
 
-    @property
-    def message_count(self) -> int:
-        return self.to_seq - self.from_seq
-
 
 class GroupStatus(StrEnum):
     OPEN = "open"

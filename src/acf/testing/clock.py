@@ -37,8 +37,3 @@ class VirtualClock:
             _, _, future = heapq.heappop(self._sleepers)
             if not future.done():
                 future.set_result(None)
-
-    @property
-    def next_deadline_ms(self) -> int | None:
-        """The earliest pending sleeper's wake time, if any."""
-        return self._sleepers[0][0] if self._sleepers else None
