@@ -122,6 +122,14 @@ CASES = [
         (600, R.TYPING_STOPPED),
     ),
     (
+        "typing stopped after a held window: short grace",
+        ADAPTIVE,
+        [m(0)],
+        Typing(False, 2000),
+        False,
+        (2400, R.TYPING_STOPPED),
+    ),
+    (
         "typing stopped never lengthens",
         ADAPTIVE,
         [m(0, "ok?")],

@@ -128,8 +128,10 @@ def decide(
             # Hold while the customer types, until the signal times out.
             close_at = max(close_at, typing.at_ms + policy.typing_grace_ms)
             reason = CloseReason.TYPING
-        elif typing.at_ms + policy.min_window_ms < close_at:
-            # Stopped typing without sending: probably done (or deleted the draft).
+        elif close_at <= typing.at_ms or typing.at_ms + policy.min_window_ms < close_at:
+            # Stopped typing: probably done (or deleted the draft), or about to press send.
+            # Close min_window_ms after the stop: sooner than planned, or, when typing held
+            # the window past its planned close, a short grace for the message in flight.
             close_at = typing.at_ms + policy.min_window_ms
             reason = CloseReason.TYPING_STOPPED
     return _capped(close_at, reason, cap)

@@ -17,6 +17,10 @@ class EventKind(StrEnum):
     WINDOW_EXTENDED = "window.extended"
     WINDOW_CLOSED = "window.closed"
     TURN_STARTED = "turn.started"
+    TURN_PROGRESS = "turn.progress"
+    TURN_ATTEMPT_FAILED = "turn.attempt_failed"
+    TURN_IRREVERSIBLE_STARTED = "turn.irreversible_started"
+    TURN_FORCE_COMPLETED = "turn.force_completed"
     TURN_SUPERSEDED = "turn.superseded"
     TURN_ABSORBED = "turn.absorbed"
     TURN_COMMITTED = "turn.committed"
@@ -24,6 +28,7 @@ class EventKind(StrEnum):
     RESPONSE_QUEUED = "response.queued"
     RESPONSE_DELIVERED = "response.delivered"
     RESPONSE_STATUS = "response.status"
+    RESPONSE_FAILED = "response.failed"
     LEASE_LOST = "lease.lost"
     SESSION_FLAGGED = "session.flagged"
 
@@ -39,6 +44,22 @@ class Correlation:
     group_id: GroupId | None = None
     agent_version: str | None = None
     config_version: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        """The ids that are set, for binding to a log line."""
+        return {
+            k: v
+            for k, v in (
+                ("tenant", self.tenant),
+                ("trace_id", self.trace_id),
+                ("session_id", self.session_id),
+                ("turn_id", self.turn_id),
+                ("group_id", self.group_id),
+                ("agent_version", self.agent_version),
+                ("config_version", self.config_version),
+            )
+            if v is not None
+        }
 
 
 @dataclass(frozen=True, slots=True)

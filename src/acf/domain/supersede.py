@@ -37,3 +37,20 @@ def choose(
     ):
         return SupersedeDecision.QUEUE
     return wanted
+
+
+def may_commit_with_unseen(
+    decision: SupersedeDecision,
+    irreversible_started: bool,
+    restarts: int,
+    restart_bound: int = DEFAULT_RESTART_BOUND,
+) -> bool:
+    """Whether a finished turn commits although the session holds messages it never saw.
+
+    QUEUE and FORCE_COMPLETE commit (the new messages form the next turn). SUPERSEDE and
+    ABSORB do not (the commit check of DESIGN §4 supersedes the turn), except once an
+    irreversible action started or the restart bound is reached.
+    """
+    if decision in (SupersedeDecision.QUEUE, SupersedeDecision.FORCE_COMPLETE):
+        return True
+    return irreversible_started or restarts >= restart_bound

@@ -6,6 +6,7 @@ from acf.ports.event_store import EventStore
 from acf.ports.lease import SessionLease
 from acf.ports.message_log import MessageLog
 from acf.ports.outbox import Outbox
+from acf.ports.recovery import RecoveryScanner
 from acf.ports.session_store import SessionStore
 from acf.ports.step_memo import StepMemo
 from acf.ports.timers import Timers
@@ -34,6 +35,10 @@ class Store(Protocol):
     def timers(self) -> Timers: ...
     @property
     def uow(self) -> UnitOfWork: ...
+    @property
+    def recovery(self) -> RecoveryScanner:
+        """The only cross-tenant read: where work was left (ids only)."""
+        ...
 
     async def ping(self) -> None:
         """Raise if the backend cannot answer a query now (readiness)."""

@@ -28,6 +28,17 @@ class VirtualClock:
         heapq.heappush(self._sleepers, (due, next(self._order), future))
         await future
 
+    def next_due_ms(self) -> int | None:
+        """When the earliest pending sleeper is due, if any."""
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)  # cancelled sleepers
+        return self._sleepers[0][0] if self._sleepers else None
+
+    def advance_to(self, at_ms: int) -> None:
+        """Move time forward to ``at_ms`` (no-op if it is in the past)."""
+        if at_ms > self._now_ms:
+            self.advance(at_ms - self._now_ms)
+
     def advance(self, ms: int) -> None:
         """Move time forward by ``ms`` and release every sleeper now due."""
         if ms < 0:

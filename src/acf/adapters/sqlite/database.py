@@ -114,6 +114,9 @@ class SqliteDatabase:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._alive = False
+        self.submitted = 0
+        self.finished = 0
+        """Jobs handed to the thread and jobs it has answered (for quiescence checks)."""
 
     def open(self) -> None:
         """Lock the file, connect and start the thread (blocking; call once)."""
@@ -150,6 +153,7 @@ class SqliteDatabase:
             raise RuntimeError(f"database {self.path} is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self.submitted += 1
         self._queue.put(_Job(fn, writes, future, loop))
         return await future
 
@@ -193,6 +197,7 @@ class SqliteDatabase:
             except queue.Empty:
                 return
             if isinstance(job, _Job):
+                self.finished += 1
                 with contextlib.suppress(RuntimeError):
                     job.loop.call_soon_threadsafe(_deliver, [(job.future, False, closed)])
 
@@ -216,6 +221,7 @@ class SqliteDatabase:
         for loop, outcomes in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that caller's loop has closed
                 loop.call_soon_threadsafe(_deliver, outcomes)
+        self.finished += len(batch)
 
     @staticmethod
     def _run_job(conn: sqlite3.Connection, job: _Job) -> tuple[bool, Any]:
@@ -233,6 +239,22 @@ class SqliteDatabase:
             return False, _deliverable(exc)
         conn.execute("RELEASE unit")
         return True, value
+
+    @property
+    def idle(self) -> bool:
+        """No job is queued or running."""
+        return self.finished >= self.submitted
+
+    def abandon(self) -> None:
+        """Refuse every new job at once, as if the process had died; call ``close`` after.
+
+        Jobs already queued may still commit, as in-flight ones would have. For fault
+        injection (the scenario harness); never needed in production.
+        """
+        if not self._closed:
+            self._closed = True
+            if self._thread is not None:
+                self._queue.put(_STOP)
 
     async def close(self) -> None:
         """Finish queued work, stop the thread and release the file lock."""

@@ -9,6 +9,7 @@ from acf.adapters.sqlite.events import SqliteEventStore
 from acf.adapters.sqlite.lease import SqliteSessionLease
 from acf.adapters.sqlite.messages import SqliteMessageLog
 from acf.adapters.sqlite.outbox import SqliteOutbox
+from acf.adapters.sqlite.recovery import SqliteRecoveryScanner
 from acf.adapters.sqlite.sessions import SqliteSessionStore
 from acf.adapters.sqlite.step_memo import SqliteStepMemo
 from acf.adapters.sqlite.timers import SqliteTimers
@@ -35,6 +36,7 @@ class SqliteStore:
         self.lease = SqliteSessionLease(db, clock)
         self.timers = SqliteTimers(db)
         self.uow = SqliteUnitOfWork(db)
+        self.recovery = SqliteRecoveryScanner(db)
 
     async def ping(self) -> None:
         await self.db.read(lambda conn: conn.execute("SELECT 1").fetchone())

@@ -1,0 +1,55 @@
+"""What a pipeline answers: reply segments and the result of one run (DESIGN §7)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from acf.domain.errors import InvalidValue
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    button_id: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplySegment:
+    """One outbound message. ``delay_ms`` is the pause before it (pacing)."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    media: tuple[str, ...] = ()
+    delay_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.text.strip() and not self.media:
+            raise InvalidValue("a reply segment needs text or media")
+        if self.delay_ms < 0:
+            raise InvalidValue("a reply segment's delay_ms must not be negative")
+
+    def to_payload(self) -> dict[str, Any]:
+        """The outbox payload: plain JSON."""
+        return {
+            "text": self.text,
+            "buttons": [{"id": b.button_id, "title": b.title} for b in self.buttons],
+            "media": list(self.media),
+            "delay_ms": self.delay_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResult:
+    """The outcome of one pipeline run, committed atomically with the turn (DESIGN §4)."""
+
+    segments: tuple[ReplySegment, ...] = ()
+    state_patch: Mapping[str, Any] | None = None
+    expects_more_input: bool = False
+    outcomes: tuple[str, ...] = ()
+    handoff: str | None = None
+    """A reason when the conversation needs a person: the session is flagged."""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def reply(cls, *texts: str, **kwargs: Any) -> "PipelineResult":
+        return cls(segments=tuple(ReplySegment(t) for t in texts), **kwargs)

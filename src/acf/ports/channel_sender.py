@@ -1,0 +1,41 @@
+"""Channel sender: how the outbox relay hands a reply to a provider (WhatsApp, SMS, ...)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from acf.domain.errors import AcfError
+from acf.domain.session_key import SessionKey
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    key: SessionKey
+    outbox_id: int
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceipt:
+    """The provider accepted the message under this id."""
+
+    provider_message_id: str
+
+
+class DeliveryError(AcfError):
+    """The provider did not accept the message.
+
+    ``definite`` means it never will (a 4xx, a blocked number): the row is marked failed.
+    Otherwise (a timeout, a 5xx) the outcome is unknown and the relay sends again later.
+    """
+
+    def __init__(self, message: str, definite: bool) -> None:
+        super().__init__(message)
+        self.definite = definite
+
+
+@runtime_checkable
+class ChannelSender(Protocol):
+    """Guarantees: ``send`` returns only once the provider accepted the message."""
+
+    async def send(self, message: OutboundMessage) -> SendReceipt: ...

@@ -1,0 +1,115 @@
+"""The pipeline contract (DESIGN §7): the agent logic, a black box the runtime calls."""
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from acf.domain.events import Correlation
+from acf.domain.messages import InboundMessage
+from acf.domain.replies import PipelineResult
+from acf.domain.supersede import SupersedeDecision
+from acf.ports.clock import Clock
+
+T = TypeVar("T")
+
+
+class PendingInput(Exception):
+    """An irreversible action was refused: the customer sent messages the turn has not seen.
+
+    The pipeline may finish without the action, or retry with ``force=True``
+    (FORCE_COMPLETE, audited).
+    """
+
+
+class TurnContext(Protocol):
+    """What a running pipeline sees and may do. Everything it writes is fenced."""
+
+    @property
+    def correlation(self) -> Correlation: ...
+
+    @property
+    def messages(self) -> Sequence[InboundMessage]:
+        """The turn's messages, ``(from_seq, to_seq]``; grows with ``absorb()``."""
+        ...
+
+    @property
+    def history(self) -> Sequence[InboundMessage]:
+        """The messages before the turn (the history window), oldest first."""
+        ...
+
+    @property
+    def replies_history(self) -> Sequence[Mapping[str, Any]]:
+        """Replies already committed in this session, oldest first."""
+        ...
+
+    @property
+    def state(self) -> Mapping[str, Any]: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The agent's resolved configuration."""
+        ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def deadline_ms(self) -> int:
+        """Wall-clock instant (ms) after which the attempt is cancelled."""
+        ...
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound to the correlation ids."""
+        ...
+
+    async def has_pending_messages(self) -> bool:
+        """Whether the session holds messages newer than the turn's range."""
+        ...
+
+    async def absorb(self) -> list[InboundMessage]:
+        """Take the newer messages into this turn (the range extends); returns them."""
+        ...
+
+    async def emit(self, name: str, data: Mapping[str, Any] | None = None) -> None:
+        """Record a progress event."""
+        ...
+
+    async def step(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``fn(*args)`` once per turn group, name and input: a restart or a recovery
+        gets the stored (JSON) result instead of running it again."""
+        ...
+
+    async def enter_irreversible(self, force: bool = False) -> None:
+        """Pass the irreversible gate (DESIGN §6) before an IRREVERSIBLE action.
+
+        Raises ``PendingInput`` when newer messages exist and ``force`` is not set: before
+        the gate was passed the turn is then superseded instead (the exception reaches the
+        runtime); after it, the pipeline decides.
+        """
+        ...
+
+    async def shielded(self, action: Awaitable[T]) -> T:
+        """Run ``action`` so that a supersede waits for it to finish instead of cutting it."""
+        ...
+
+
+@runtime_checkable
+class Pipeline(Protocol):
+    """The agent logic. ``run`` returns a result or raises (the attempt then fails)."""
+
+    name: str
+    version: str
+
+    async def run(self, ctx: TurnContext) -> PipelineResult: ...
+
+
+@runtime_checkable
+class SupersedeHook(Protocol):
+    """Optional: a pipeline implementing this decides per turn what new messages do."""
+
+    def on_new_messages(
+        self, ctx: TurnContext, new_messages: Sequence[InboundMessage]
+    ) -> SupersedeDecision | None: ...

@@ -1,0 +1,44 @@
+"""What the runtime's pieces share: the store, the clock, the agents and in-memory signals."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from acf.domain.accumulation import Typing, WindowDecision, WindowMessage, decide
+from acf.domain.ids import SessionId, TenantId
+from acf.domain.messages import InboundMessage
+from acf.domain.session_key import SessionKey
+from acf.ports.checkpoints import Checkpoints
+from acf.ports.clock import Clock
+from acf.ports.store import Store
+from acf.service.agents import AgentBinding, Agents
+from acf.service.lease_keeper import LeaseSettings
+from acf.service.tasks import TaskSet
+from acf.service.turn_units import Versions
+
+
+@dataclass(slots=True)
+class Parts:
+    store: Store
+    clock: Clock
+    agents: Agents
+    tasks: TaskSet
+    checkpoints: Checkpoints
+    lease: LeaseSettings
+    holder: str
+    poke_relay: Callable[[TenantId, SessionId], None]
+    typing: dict[SessionKey, Typing] = field(default_factory=dict)
+    """The latest typing signal per session key (signals are not stored)."""
+
+    def versions(self, binding: AgentBinding) -> Versions:
+        return Versions(binding.agent_version, self.agents.config_version)
+
+    def decide_window(
+        self, binding: AgentBinding, key: SessionKey, messages: list[InboundMessage]
+    ) -> WindowDecision:
+        """When the window over ``messages`` (the unseen ones) closes (DESIGN §5)."""
+        now = self.clock.now_ms()
+        window = [
+            WindowMessage(m.received_at_ms, m.text, m.button is not None) for m in messages
+        ] or [WindowMessage(now)]
+        policy = binding.settings.policy_for(key.channel)
+        return decide(policy, window, self.typing.get(key), False, now)

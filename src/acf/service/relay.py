@@ -1,0 +1,148 @@
+"""The outbox relay (DESIGN §4 step 5): committed replies to the channel, in order.
+
+It runs outside the session lease, so a slow provider never blocks the next turn. Per
+session, rows go one at a time in (commit, position) order; each attempt is counted before
+the call and the provider's acceptance recorded after it, so a row is sent again only when
+the process died between the two (DESIGN §3 invariant 6). A definite refusal marks the row
+failed; anything else (a timeout, a 5xx) is retried with backoff, keeping the order.
+"""
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.ids import SessionId, TenantId, new_trace_id
+from acf.domain.session_key import SessionKey
+from acf.domain.signals import DeliveryStatus
+from acf.ports.channel_sender import ChannelSender, DeliveryError, OutboundMessage
+from acf.ports.checkpoints import Phase
+from acf.ports.event_store import AppendEvent
+from acf.ports.outbox import ApplyDeliveryStatus, OutboxRow, RecordAttempt
+from acf.ports.unit_of_work import WriteOp
+from acf.service.parts import Parts
+
+log = structlog.get_logger("acf.relay")
+
+MAX_BACKOFF_MS = 60_000
+FIRST_BACKOFF_MS = 1_000
+
+
+def retry_delay_ms(attempts: int) -> int:
+    """Backoff after ``attempts`` failed sends of one row: 1 s, 2 s, 4 s ... capped at 60 s."""
+    return int(min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** max(0, attempts - 1)))
+
+
+class Relay:
+    def __init__(self, parts: Parts, sender: ChannelSender) -> None:
+        self._parts = parts
+        self._sender = sender
+
+    async def deliver(
+        self, tenant: TenantId, session_id: SessionId, news: asyncio.Event
+    ) -> int | None:
+        p = self._parts
+        while True:
+            news.clear()
+            rows = await p.store.outbox.undelivered(tenant, session_id)
+            if not rows:
+                return None
+            session = await p.store.sessions.get(tenant, session_id)
+            if session is None:
+                return None
+            for row in rows:
+                retry = await self._send(tenant, session.key, row)
+                if retry is not None:
+                    return retry
+
+    async def _correlation(self, key: SessionKey, row: OutboxRow) -> Correlation:
+        tenant = key.tenant
+        turn = await self._parts.store.turns.get(tenant, row.turn_id)
+        return Correlation(
+            tenant=tenant,
+            trace_id=turn.trace_id if turn else new_trace_id(),
+            session_id=row.session_id,
+            turn_id=row.turn_id,
+            group_id=turn.group_id if turn else None,
+            agent_version=self._parts.agents.get(tenant, key.agent).agent_version,
+            config_version=self._parts.agents.config_version,
+        )
+
+    async def _send(self, tenant: TenantId, key: SessionKey, row: OutboxRow) -> int | None:
+        p = self._parts
+        delay = int(row.payload.get("delay_ms", 0) or 0)
+        if delay > 0:
+            await p.clock.sleep(delay / 1000)
+        attempt_op = RecordAttempt(row.outbox_id, p.clock.now_ms())
+        attempt = (await p.store.uow.commit(tenant, [attempt_op])).get(attempt_op)
+        correlation = await self._correlation(key, row)
+        try:
+            receipt = await self._sender.send(OutboundMessage(key, row.outbox_id, row.payload))
+        except DeliveryError as exc:
+            if exc.definite:
+                await self._record(
+                    tenant,
+                    row,
+                    DeliveryStatus.FAILED,
+                    correlation,
+                    EventKind.RESPONSE_FAILED,
+                    error=str(exc),
+                    attempt=attempt,
+                )
+                return None
+            return self._transient(tenant, row, attempt, exc)
+        except Exception as exc:  # a timeout or a crash of the adapter: outcome unknown
+            return self._transient(tenant, row, attempt, exc)
+        await p.checkpoints.reached(Phase.SEND_ACCEPTED, tenant, row.session_id)
+        await self._record(
+            tenant,
+            row,
+            DeliveryStatus.SENT,
+            correlation,
+            EventKind.RESPONSE_DELIVERED,
+            provider_message_id=receipt.provider_message_id,
+            attempt=attempt,
+        )
+        await p.checkpoints.reached(Phase.DELIVERED, tenant, row.session_id)
+        return None
+
+    def _transient(self, tenant: TenantId, row: OutboxRow, attempt: int, exc: Exception) -> int:
+        delay = retry_delay_ms(attempt)
+        log.warning(
+            "delivery.retry",
+            tenant=tenant,
+            session_id=row.session_id,
+            outbox_id=row.outbox_id,
+            attempt=attempt,
+            retry_in_ms=delay,
+            error=repr(exc),
+        )
+        return delay
+
+    async def _record(
+        self,
+        tenant: TenantId,
+        row: OutboxRow,
+        status: DeliveryStatus,
+        correlation: Correlation,
+        kind: EventKind,
+        provider_message_id: str | None = None,
+        error: str | None = None,
+        attempt: int = 0,
+    ) -> None:
+        now = self._parts.clock.now_ms()
+        data: dict[str, Any] = {
+            "outbox_id": row.outbox_id,
+            "position": row.position,
+            "attempt": attempt,
+        }
+        if provider_message_id is not None:
+            data["provider_message_id"] = provider_message_id
+        if error is not None:
+            data["error"] = error
+        ops: list[WriteOp[Any]] = [
+            ApplyDeliveryStatus(row.outbox_id, status, now, provider_message_id, error),
+            AppendEvent(FabricEvent(kind, now, correlation, data)),
+        ]
+        await self._parts.store.uow.commit(tenant, ops)

@@ -1,0 +1,209 @@
+"""One session's work loop: hold the lease, accumulate, run turns, until nothing is left.
+
+DESIGN §4 steps 2-3 and 6. The window's ``close_at`` is stored as a timer so a restart
+finds it; the loop sleeps until then unless news (a message, a typing signal) arrives.
+"""
+
+import asyncio
+from dataclasses import replace
+
+import structlog
+
+from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
+from acf.domain.policy import AccumulationMode
+from acf.domain.session_key import SessionKey
+from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
+from acf.ports.checkpoints import Phase
+from acf.ports.event_store import AppendEvent
+from acf.ports.session_store import SessionRecord
+from acf.service import turn_units
+from acf.service.agents import AgentBinding
+from acf.service.lease_keeper import LeaseKeeper
+from acf.service.parts import Parts
+from acf.service.turn_runner import RunEnd, TurnRunner
+
+log = structlog.get_logger("acf.runtime")
+
+
+class SessionDriver:
+    def __init__(self, parts: Parts, tenant: TenantId, session_id: SessionId) -> None:
+        self._parts = parts
+        self._tenant = tenant
+        self._session_id = session_id
+        self._keeper: LeaseKeeper | None = None
+
+    async def drive(self, news: asyncio.Event) -> int | None:
+        """Work until idle; returns ms to wait when another holder has the lease."""
+        try:
+            return await self._loop(news)
+        finally:
+            if self._keeper is not None:
+                # Best effort (a dropped runtime's store refuses it); the lease expires anyway.
+                await self._keeper.release()
+
+    async def _loop(self, news: asyncio.Event) -> int | None:
+        p = self._parts
+        while True:
+            news.clear()
+            session = await p.store.sessions.get(self._tenant, self._session_id)
+            if session is None:
+                return None
+            live = await p.store.turns.live_turn(self._tenant, self._session_id)
+            if live is None and not session.has_unconsumed:
+                return None
+            keeper = await self._hold()
+            if keeper is None:
+                current = await p.store.lease.current(self._tenant, self._session_id)
+                wait = (
+                    p.lease.ttl_ms if current is None else current.expires_at_ms - p.clock.now_ms()
+                )
+                return max(1, wait)
+            binding = p.agents.get(self._tenant, session.key.agent)
+            if live is None:
+                live = await self._open_window(session, binding, keeper)
+            if live.phase is TurnPhase.ACCUMULATING:
+                running = await self._accumulate(live, session.key, binding, keeper, news)
+                if running is None:
+                    continue
+                live = running
+            end = await TurnRunner(p, binding, keeper, news).run(live, session.key)
+            if end is RunEnd.LEASE_LOST:
+                await self._lost(keeper)
+                return p.lease.ttl_ms
+
+    async def _hold(self) -> LeaseKeeper | None:
+        if self._keeper is not None and self._keeper.held:
+            return self._keeper
+        if self._keeper is not None:
+            self._keeper.abandon()
+        p = self._parts
+        self._keeper = await LeaseKeeper.acquire(
+            p.store.lease, p.clock, p.lease, p.tasks, self._tenant, self._session_id, p.holder
+        )
+        return self._keeper
+
+    async def _lost(self, keeper: LeaseKeeper) -> None:
+        keeper.abandon()
+        self._keeper = None
+        p = self._parts
+        log.warning(
+            "lease.lost", tenant=self._tenant, session_id=self._session_id, fence=keeper.fence
+        )
+        event = FabricEvent(
+            EventKind.LEASE_LOST,
+            p.clock.now_ms(),
+            Correlation(self._tenant, new_trace_id(), self._session_id),
+            {"fence": keeper.fence, "holder": p.holder},
+        )
+        try:
+            await p.store.uow.commit(self._tenant, [AppendEvent(event)])
+        except Exception as exc:  # the audit line is best effort; the fence already holds
+            log.warning("lease.lost_event_failed", error=repr(exc))
+
+    async def _open_window(
+        self, session: SessionRecord, binding: AgentBinding, keeper: LeaseKeeper
+    ) -> Turn:
+        p = self._parts
+        now = p.clock.now_ms()
+        group = TurnGroup(self._tenant, new_id(), self._session_id, GroupStatus.OPEN, 0, 0, now)
+        turn = turn_units.new_accumulating_turn(
+            self._session_id,
+            self._tenant,
+            new_id(),
+            group.group_id,
+            new_trace_id(),
+            session.consumed_seq,
+            session.last_seq,
+            keeper.fence,
+            now,
+        )
+        messages = await p.store.messages.read_range(
+            self._tenant, self._session_id, session.consumed_seq, session.last_seq
+        )
+        close = p.decide_window(binding, session.key, messages)
+        await p.store.uow.commit(
+            self._tenant,
+            turn_units.open_window(
+                turn, group, close.close_at_ms, close.reason, p.versions(binding)
+            ),
+        )
+        await p.checkpoints.reached(Phase.WINDOW_OPENED, self._tenant, self._session_id)
+        return turn
+
+    async def _accumulate(
+        self,
+        turn: Turn,
+        key: SessionKey,
+        binding: AgentBinding,
+        keeper: LeaseKeeper,
+        news: asyncio.Event,
+    ) -> Turn | None:
+        """Wait for the window to close, then move the turn to RUNNING and return it.
+        ``None`` when the lease was lost while waiting."""
+        p = self._parts
+        versions = p.versions(binding)
+        timer = await p.store.timers.get(self._tenant, self._session_id, turn_units.WINDOW_TIMER)
+        window_from = (
+            int(timer.payload.get("window_from_seq", turn.from_seq)) if timer else turn.from_seq
+        )
+        stored_close = timer.due_at_ms if timer else None
+        while True:
+            news.clear()
+            session = await p.store.sessions.get(self._tenant, self._session_id)
+            assert session is not None
+            messages = await p.store.messages.read_range(
+                self._tenant, self._session_id, window_from, session.last_seq
+            )
+            decision = p.decide_window(binding, key, messages)
+            now = p.clock.now_ms()
+            if decision.close_at_ms <= now:
+                break
+            if decision.close_at_ms != stored_close:
+                await p.store.uow.commit(
+                    self._tenant,
+                    turn_units.extend_window(
+                        turn,
+                        keeper.fence,
+                        decision.close_at_ms,
+                        window_from,
+                        decision.reason,
+                        now,
+                        versions,
+                    ),
+                )
+                stored_close = decision.close_at_ms
+            if not await _wait(p, news, keeper, decision.close_at_ms - now):
+                return None
+        group = await p.store.turns.get_group(self._tenant, turn.group_id)
+        assert group is not None
+        off = binding.settings.policy_for(key.channel).mode is AccumulationMode.OFF
+        to_seq = turn.from_seq + 1 if off else session.last_seq
+        await p.store.uow.commit(
+            self._tenant,
+            turn_units.start_run(turn, group, keeper.fence, to_seq, decision.reason, now, versions),
+        )
+        await p.checkpoints.reached(Phase.RUN_STARTED, self._tenant, self._session_id)
+        return replace(
+            turn,
+            phase=TurnPhase.RUNNING,
+            to_seq=to_seq,
+            attempt=turn.attempt + 1,
+            fence=keeper.fence,
+        )
+
+
+async def _wait(p: Parts, news: asyncio.Event, keeper: LeaseKeeper, ms: int) -> bool:
+    """Wait for news or ``ms``; returns whether the lease is still held."""
+    loop = asyncio.get_running_loop()
+    waiters = {
+        loop.create_task(news.wait()),
+        loop.create_task(keeper.lost.wait()),
+        loop.create_task(p.clock.sleep(ms / 1000)),
+    }
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return keeper.held

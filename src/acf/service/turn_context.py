@@ -1,0 +1,229 @@
+"""The TurnContext a running pipeline gets (DESIGN §7). Every write it makes is fenced."""
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import structlog
+
+from acf.domain.errors import Conflict
+from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.messages import InboundMessage
+from acf.domain.session_key import SessionKey
+from acf.domain.supersede import SupersedeDecision
+from acf.domain.turns import Turn
+from acf.ports.clock import Clock
+from acf.ports.event_store import AppendEvent
+from acf.ports.pipeline import PendingInput
+from acf.ports.step_memo import MemoKey, RememberStep
+from acf.ports.store import Store
+from acf.ports.turn_store import MarkIrreversibleStarted
+from acf.ports.unit_of_work import WriteOp
+from acf.service import turn_units
+from acf.service.lease_keeper import LeaseKeeper
+from acf.service.tasks import TaskSet
+
+T = TypeVar("T")
+
+
+class LeaseLost(Exception):
+    """The turn's fence no longer holds: another holder may own the session now."""
+
+
+@dataclass(slots=True)
+class TurnFrame:
+    """What the runner and the context share about the running turn."""
+
+    turn: Turn
+    key: SessionKey
+    store: Store
+    clock: Clock
+    tasks: TaskSet
+    keeper: LeaseKeeper
+    versions: turn_units.Versions
+    mode: SupersedeDecision | None = None
+    """A decision taken on new messages (QUEUE / FORCE_COMPLETE / ABSORB), if any."""
+    gate_refused: bool = False
+    """The irreversible gate refused because of new messages before it was ever passed."""
+
+    @property
+    def correlation(self) -> Correlation:
+        return turn_units.correlation(self.turn, self.versions)
+
+    async def commit(self, ops: Sequence[WriteOp[Any]]) -> Any:
+        try:
+            return await self.store.uow.commit(self.turn.tenant, ops)
+        except Conflict as conflict:
+            if conflict.reason in ("fence", "turn"):
+                raise LeaseLost(conflict.reason) from conflict
+            raise
+
+
+def fingerprint(args: Sequence[Any]) -> str:
+    body = json.dumps(list(args), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class RunningTurnContext:
+    """Implements the ``TurnContext`` port over a ``TurnFrame``."""
+
+    def __init__(
+        self,
+        frame: TurnFrame,
+        messages: Sequence[InboundMessage],
+        history: Sequence[InboundMessage],
+        replies_history: Sequence[Mapping[str, Any]],
+        state: Mapping[str, Any],
+        config: Mapping[str, Any],
+        deadline_ms: int,
+    ) -> None:
+        self._frame = frame
+        self._messages = list(messages)
+        self._history = list(history)
+        self._replies_history = list(replies_history)
+        self._state = state
+        self._config = config
+        self._deadline_ms = deadline_ms
+        self._log = structlog.get_logger("acf.pipeline").bind(
+            **frame.correlation.fields(), attempt=frame.turn.attempt
+        )
+
+    @property
+    def correlation(self) -> Correlation:
+        return self._frame.correlation
+
+    @property
+    def messages(self) -> Sequence[InboundMessage]:
+        return tuple(self._messages)
+
+    @property
+    def history(self) -> Sequence[InboundMessage]:
+        return tuple(self._history)
+
+    @property
+    def replies_history(self) -> Sequence[Mapping[str, Any]]:
+        return tuple(self._replies_history)
+
+    @property
+    def state(self) -> Mapping[str, Any]:
+        return self._state
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self._config
+
+    @property
+    def attempt(self) -> int:
+        return self._frame.turn.attempt
+
+    @property
+    def clock(self) -> Clock:
+        return self._frame.clock
+
+    @property
+    def deadline_ms(self) -> int:
+        return self._deadline_ms
+
+    @property
+    def log(self) -> Any:
+        return self._log
+
+    async def has_pending_messages(self) -> bool:
+        turn = self._frame.turn
+        session = await self._frame.store.sessions.get(turn.tenant, turn.session_id)
+        return session is not None and session.last_seq > turn.to_seq
+
+    async def absorb(self) -> list[InboundMessage]:
+        f = self._frame
+        turn = f.turn
+        session = await f.store.sessions.get(turn.tenant, turn.session_id)
+        if session is None or session.last_seq <= turn.to_seq:
+            return []
+        new = await f.store.messages.read_range(
+            turn.tenant, turn.session_id, turn.to_seq, session.last_seq
+        )
+        now = f.clock.now_ms()
+        await f.commit(turn_units.absorb(turn, f.keeper.fence, session.last_seq, now, f.versions))
+        f.turn = replace(turn, to_seq=session.last_seq, fence=f.keeper.fence)
+        self._messages.extend(new)
+        return new
+
+    async def emit(self, name: str, data: Mapping[str, Any] | None = None) -> None:
+        f = self._frame
+        now = f.clock.now_ms()
+        await f.commit(
+            turn_units.progress(f.turn, f.keeper.fence, name, data or {}, now, f.versions)
+        )
+
+    async def step(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        f = self._frame
+        key = MemoKey(f.turn.group_id, name, fingerprint(args))
+        found, value = await f.store.memo.recall(f.turn.tenant, key)
+        if found:
+            return value  # type: ignore[no-any-return]
+        result = await fn(*args)
+        op = RememberStep(key, result, f.clock.now_ms())
+        guard = turn_units.progress(
+            f.turn, f.keeper.fence, "step", {"step": name}, f.clock.now_ms(), f.versions
+        )
+        results = await f.commit([*guard, op])
+        return results.get(op)  # type: ignore[no-any-return]
+
+    async def enter_irreversible(self, force: bool = False) -> None:
+        f = self._frame
+        turn = f.turn
+        now = f.clock.now_ms()
+        if turn.irreversible_started:
+            pending = await self.has_pending_messages()
+            if pending and not force:
+                raise PendingInput("the customer sent messages this turn has not seen")
+            if pending:
+                await f.commit(self._forced_event(now))
+                f.mode = SupersedeDecision.FORCE_COMPLETE
+            return
+        gate = MarkIrreversibleStarted(turn.turn_id, f.keeper.fence, force, now)
+        event = AppendEvent(
+            FabricEvent(EventKind.TURN_IRREVERSIBLE_STARTED, now, f.correlation, {"force": force})
+        )
+        ops: list[WriteOp[Any]] = [gate, event]
+        if force and await self.has_pending_messages():
+            ops += self._forced_event(now)
+            f.mode = SupersedeDecision.FORCE_COMPLETE
+        try:
+            await f.commit(ops)
+        except Conflict as conflict:
+            if conflict.reason == "new_messages":
+                f.gate_refused = True
+                raise PendingInput("the customer sent messages this turn has not seen") from None
+            raise LeaseLost(conflict.reason) from conflict
+        f.turn = replace(turn, irreversible_started=True)
+
+    def _forced_event(self, now: int) -> list[WriteOp[Any]]:
+        f = self._frame
+        return [
+            AppendEvent(
+                FabricEvent(
+                    EventKind.TURN_FORCE_COMPLETED,
+                    now,
+                    f.correlation,
+                    {"to_seq": f.turn.to_seq},
+                )
+            )
+        ]
+
+    async def shielded(self, action: Awaitable[T]) -> T:
+        inner = self._frame.tasks.spawn(_await(action), "shielded")
+        try:
+            return await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            # A supersede waits for the call in flight; a dropped runtime does not.
+            if not self._frame.tasks.closed:
+                await asyncio.wait({inner})
+            raise
+
+
+async def _await(action: Awaitable[T]) -> T:
+    return await action

@@ -1,0 +1,354 @@
+"""Running one RUNNING turn to its end: attempts, supersede, retries, failure, commit.
+
+DESIGN §4 steps 3-4, §6 and §15. The runner holds the session lease (through a
+``LeaseKeeper``) for the whole run; every unit it commits is fenced.
+"""
+
+import asyncio
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+import structlog
+
+from acf.domain.errors import AcfError, Conflict
+from acf.domain.ids import new_id
+from acf.domain.messages import InboundMessage
+from acf.domain.policy import AccumulationMode
+from acf.domain.replies import PipelineResult
+from acf.domain.session_key import SessionKey
+from acf.domain.supersede import SupersedeDecision, choose, may_commit_with_unseen
+from acf.domain.turns import Turn, TurnGroup
+from acf.ports.checkpoints import Phase
+from acf.ports.pipeline import PendingInput, SupersedeHook
+from acf.service import turn_units
+from acf.service.agents import AgentBinding
+from acf.service.lease_keeper import LeaseKeeper
+from acf.service.parts import Parts
+from acf.service.turn_context import LeaseLost, RunningTurnContext, TurnFrame
+
+log = structlog.get_logger("acf.runtime")
+
+
+class RunEnd(StrEnum):
+    COMMITTED = "committed"
+    SUPERSEDED = "superseded"
+    FAILED = "failed"
+    LEASE_LOST = "lease_lost"
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    result: PipelineResult
+    state_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Supersede:
+    reason: str
+
+
+_Outcome = _Finished | _Failed | _Supersede | RunEnd
+
+
+class TurnRunner:
+    def __init__(
+        self, parts: Parts, binding: AgentBinding, keeper: LeaseKeeper, news: asyncio.Event
+    ) -> None:
+        self._parts = parts
+        self._binding = binding
+        self._settings = binding.settings
+        self._keeper = keeper
+        self._news = news
+        self._versions = parts.versions(binding)
+
+    async def run(self, turn: Turn, key: SessionKey) -> RunEnd:
+        """Run ``turn`` (RUNNING, its attempt recorded) until it is terminal or the lease
+        is lost. A turn adopted from a dead holder (another fence) is re-run as the next
+        attempt, or failed when it has used its attempts (a poison message)."""
+        p = self._parts
+        frame = TurnFrame(turn, key, p.store, p.clock, p.tasks, self._keeper, self._versions)
+        started_at = p.clock.now_ms()
+        try:
+            if turn.fence != self._keeper.fence:
+                if turn.attempt >= self._settings.max_attempts:
+                    error = f"the process stopped during each of {turn.attempt} attempt(s)"
+                    return await self._fail(frame, error, started_at)
+                await self._rerun(frame, "recovered")
+            while True:
+                outcome = await self._attempt(frame)
+                if isinstance(outcome, _Finished):
+                    outcome = await self._finish(frame, outcome, started_at)
+                if isinstance(outcome, RunEnd):
+                    return outcome
+                if isinstance(outcome, _Supersede):
+                    return await self._supersede(frame, outcome.reason, started_at)
+                await frame.commit(
+                    turn_units.attempt_failed(
+                        frame.turn,
+                        self._keeper.fence,
+                        outcome.error,
+                        p.clock.now_ms(),
+                        self._versions,
+                    )
+                )
+                if frame.turn.attempt >= self._settings.max_attempts:
+                    return await self._fail(frame, outcome.error, started_at)
+                if not await self._pause(self._settings.backoff_ms(frame.turn.attempt)):
+                    return RunEnd.LEASE_LOST
+                await self._rerun(frame, "retry")
+        except LeaseLost:
+            return RunEnd.LEASE_LOST
+
+    async def _group(self, frame: TurnFrame) -> TurnGroup:
+        group = await self._parts.store.turns.get_group(frame.turn.tenant, frame.turn.group_id)
+        if group is None:
+            raise Conflict(f"turn {frame.turn.turn_id} has no group")
+        return group
+
+    async def _rerun(self, frame: TurnFrame, reason: str) -> None:
+        group = await self._group(frame)
+        now = self._parts.clock.now_ms()
+        fence = self._keeper.fence
+        await frame.commit(turn_units.rerun(frame.turn, group, fence, reason, now, self._versions))
+        frame.turn = replace(frame.turn, attempt=frame.turn.attempt + 1, fence=fence)
+        await self._parts.checkpoints.reached(
+            Phase.RUN_STARTED, frame.turn.tenant, frame.turn.session_id
+        )
+
+    async def _pause(self, ms: int) -> bool:
+        """Sleep ``ms`` unless the lease is lost first; returns whether it is still held."""
+        loop = asyncio.get_running_loop()
+        sleep = loop.create_task(self._parts.clock.sleep(ms / 1000))
+        lost = loop.create_task(self._keeper.lost.wait())
+        try:
+            await asyncio.wait({sleep, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleep.cancel()
+            lost.cancel()
+        return self._keeper.held
+
+    def _default_decision(self, frame: TurnFrame) -> SupersedeDecision:
+        channel_policy = self._settings.policy_for(frame.key.channel)
+        if channel_policy.mode is AccumulationMode.OFF:
+            return SupersedeDecision.QUEUE  # every message is its own turn (email, voice)
+        return self._settings.supersede
+
+    def _decide(
+        self, frame: TurnFrame, ctx: RunningTurnContext, new: list[InboundMessage], restarts: int
+    ) -> SupersedeDecision:
+        hook = None
+        pipeline = self._binding.pipeline
+        if isinstance(pipeline, SupersedeHook):
+            try:
+                hook = pipeline.on_new_messages(ctx, new)
+            except Exception as exc:  # a broken hook falls back to the agent's default
+                log.warning("supersede_hook.failed", error=repr(exc), turn_id=frame.turn.turn_id)
+        if frame.mode is SupersedeDecision.FORCE_COMPLETE:
+            return frame.mode
+        return choose(
+            self._default_decision(frame),
+            frame.turn.irreversible_started,
+            restarts,
+            self._settings.restart_bound,
+            hook,
+        )
+
+    async def _unseen(self, frame: TurnFrame) -> tuple[int, list[InboundMessage]]:
+        t = frame.turn
+        session = await self._parts.store.sessions.get(t.tenant, t.session_id)
+        if session is None or session.last_seq <= t.to_seq:
+            return t.to_seq, []
+        new = await self._parts.store.messages.read_range(
+            t.tenant, t.session_id, t.to_seq, session.last_seq
+        )
+        return session.last_seq, new
+
+    async def _context(self, frame: TurnFrame) -> tuple[RunningTurnContext, int]:
+        p, t = self._parts, frame.turn
+        session = await p.store.sessions.get(t.tenant, t.session_id)
+        if session is None:
+            raise Conflict(f"no session {t.session_id}")
+        messages = await p.store.messages.read_range(t.tenant, t.session_id, t.from_seq, t.to_seq)
+        limit = self._settings.history_limit
+        history = await p.store.messages.recent(t.tenant, t.session_id, t.from_seq, limit)
+        replies = [
+            dict(r.payload) for r in await p.store.outbox.for_session(t.tenant, t.session_id)
+        ]
+        deadline = p.clock.now_ms() + self._settings.deadline_ms
+        ctx = RunningTurnContext(
+            frame,
+            messages,
+            history if limit else [],
+            replies[-limit:] if limit else [],
+            session.state,
+            self._binding.describe(),
+            deadline,
+        )
+        return ctx, session.state_version
+
+    async def _attempt(self, frame: TurnFrame) -> _Outcome:
+        p = self._parts
+        ctx, state_version = await self._context(frame)
+        group = await self._group(frame)
+        task = p.tasks.spawn(self._binding.pipeline.run(ctx), f"pipeline:{frame.turn.turn_id}")
+        deadline = p.tasks.spawn(p.clock.sleep(self._settings.deadline_ms / 1000), "deadline")
+        reason: str | None = None
+        try:
+            while not task.done() and reason is None:
+                news = p.tasks.spawn(self._news.wait(), "news")
+                lost = p.tasks.spawn(self._keeper.lost.wait(), "lost")
+                try:
+                    await asyncio.wait(
+                        {task, news, lost, deadline}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    news.cancel()
+                    lost.cancel()
+                if task.done():
+                    break
+                if self._keeper.lost.is_set():
+                    reason = "lease_lost"
+                elif deadline.done():
+                    reason = "deadline"
+                elif self._news.is_set():
+                    self._news.clear()
+                    _, new = await self._unseen(frame)
+                    if new and self._decide(frame, ctx, new, group.restarts) is (
+                        SupersedeDecision.SUPERSEDE
+                    ):
+                        reason = "new_messages"
+                    elif new:
+                        frame.mode = self._decide(frame, ctx, new, group.restarts)
+            if reason is not None and not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        finally:
+            deadline.cancel()
+        return self._outcome(frame, task, reason, state_version)
+
+    def _outcome(
+        self,
+        frame: TurnFrame,
+        task: "asyncio.Task[PipelineResult]",
+        reason: str | None,
+        state_version: int,
+    ) -> _Outcome:
+        if reason == "lease_lost":
+            return RunEnd.LEASE_LOST
+        if reason == "new_messages":
+            return _Supersede(reason)
+        if reason == "deadline":
+            return _Failed(f"deadline of {self._settings.deadline_ms} ms exceeded")
+        exc = task.exception()
+        if exc is None:
+            return _Finished(task.result(), state_version)
+        if isinstance(exc, LeaseLost):
+            return RunEnd.LEASE_LOST
+        if (
+            isinstance(exc, PendingInput)
+            and frame.gate_refused
+            and not frame.turn.irreversible_started
+        ):
+            return _Supersede("irreversible_gate")
+        return _Failed(f"{type(exc).__name__}: {exc}")
+
+    async def _finish(
+        self, frame: TurnFrame, done: _Finished, started_at: int
+    ) -> _Failed | _Supersede | RunEnd:
+        p = self._parts
+        await p.checkpoints.reached(
+            Phase.PIPELINE_FINISHED, frame.turn.tenant, frame.turn.session_id
+        )
+        while True:
+            t = frame.turn
+            group = await self._group(frame)
+            _, new = await self._unseen(frame)
+            require = True
+            if new:
+                ctx, _ = await self._context(frame)
+                decision = frame.mode or self._decide(frame, ctx, new, group.restarts)
+                if not may_commit_with_unseen(
+                    decision, t.irreversible_started, group.restarts, self._settings.restart_bound
+                ):
+                    return _Supersede("new_messages")
+                require = False
+            ops = turn_units.commit(
+                t,
+                group,
+                self._keeper.fence,
+                done.result,
+                done.state_version,
+                require,
+                started_at,
+                p.clock.now_ms(),
+                self._versions,
+                {"mode": frame.mode.value if frame.mode else None},
+            )
+            try:
+                await frame.commit(ops)
+            except Conflict as conflict:
+                if conflict.reason == "new_messages":
+                    continue  # a message landed since we looked: decide again
+                return _Failed(f"commit refused: {conflict}")
+            except AcfError as exc:  # an invalid state patch, for one
+                return _Failed(f"{type(exc).__name__}: {exc}")
+            p.poke_relay(t.tenant, t.session_id)
+            await p.checkpoints.reached(Phase.COMMITTED, t.tenant, t.session_id)
+            return RunEnd.COMMITTED
+
+    async def _supersede(self, frame: TurnFrame, reason: str, started_at: int) -> RunEnd:
+        p, t = self._parts, frame.turn
+        group = await self._group(frame)
+        last_seq, new = await self._unseen(frame)
+        now = p.clock.now_ms()
+        close = p.decide_window(self._binding, frame.key, new)
+        restart = turn_units.new_accumulating_turn(
+            t.session_id,
+            t.tenant,
+            new_id(),
+            t.group_id,
+            t.trace_id,
+            t.from_seq,
+            last_seq,
+            self._keeper.fence,
+            now,
+        )
+        await frame.commit(
+            turn_units.supersede(
+                t,
+                group,
+                self._keeper.fence,
+                restart,
+                close.close_at_ms,
+                reason,
+                started_at,
+                now,
+                self._versions,
+            )
+        )
+        log.info("turn.superseded", **frame.correlation.fields(), reason=reason)
+        return RunEnd.SUPERSEDED
+
+    async def _fail(self, frame: TurnFrame, error: str, started_at: int) -> RunEnd:
+        p, t = self._parts, frame.turn
+        group = await self._group(frame)
+        await frame.commit(
+            turn_units.fail(
+                t,
+                group,
+                self._keeper.fence,
+                error,
+                self._settings.fallback_text,
+                started_at,
+                p.clock.now_ms(),
+                self._versions,
+            )
+        )
+        log.warning("turn.failed", **frame.correlation.fields(), error=error, attempts=t.attempt)
+        p.poke_relay(t.tenant, t.session_id)
+        return RunEnd.FAILED

@@ -1,0 +1,59 @@
+"""A recording channel: the ChannelSender the harness (and users' tests) deliver through."""
+
+from collections import Counter
+from dataclasses import dataclass
+
+from acf.domain.session_key import SessionKey
+from acf.ports.channel_sender import DeliveryError, OutboundMessage, SendReceipt
+from acf.ports.clock import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    key: SessionKey
+    outbox_id: int
+    text: str
+    at_ms: int
+    provider_message_id: str
+
+
+class RecordingChannel:
+    """Accepts every message and remembers it, unless told to fail the next sends.
+
+    ``sends`` has every accepted call, repeats included; ``replies_for`` gives each outbox
+    row once, in the order first accepted (what the customer saw).
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.sends: list[Sent] = []
+        self._failures: list[bool] = []
+
+    def fail_next(self, count: int = 1, definite: bool = False) -> None:
+        """Refuse the next ``count`` sends: definitely (a 4xx) or transiently (a 5xx)."""
+        self._failures.extend([definite] * count)
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        if self._failures:
+            definite = self._failures.pop(0)
+            raise DeliveryError("provider refused (scripted)", definite=definite)
+        pid = f"rec-{len(self.sends) + 1}"
+        text = str(message.payload.get("text", ""))
+        self.sends.append(Sent(message.key, message.outbox_id, text, self._clock.now_ms(), pid))
+        return SendReceipt(pid)
+
+    def replies_for(self, customer: str | None = None) -> list[str]:
+        seen: set[int] = set()
+        texts = []
+        for sent in self.sends:
+            if customer is not None and sent.key.customer != customer:
+                continue
+            if sent.outbox_id not in seen:
+                seen.add(sent.outbox_id)
+                texts.append(sent.text)
+        return texts
+
+    def repeats(self) -> int:
+        """Sends beyond the first of each outbox row (allowed only after a crash)."""
+        counts = Counter(s.outbox_id for s in self.sends)
+        return sum(c - 1 for c in counts.values())

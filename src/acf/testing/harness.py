@@ -1,0 +1,256 @@
+"""The harness: the embedded runtime on a real SQLite file, driven by a virtual clock.
+
+It sends messages through the real ingress, delivers through a ``RecordingChannel``, and
+injects faults: ``crash()`` drops the runtime where it stands (nothing more is written,
+as when a process dies) and starts a new one on the same file; ``crash_at(phase)`` does it
+when the runtime reaches a checkpoint; ``steal_lease`` makes another holder take a
+session's lease. Time moves only in ``advance``; between steps the harness waits until
+every task is blocked (on the clock, a wake-up, or nothing), so runs are deterministic.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from acf.adapters.memory.wakeup import InProcessWakeUps
+from acf.adapters.sqlite.store import SqliteStore, open_sqlite_store
+from acf.domain.agent_settings import AgentSettings
+from acf.domain.channels import Channel
+from acf.domain.ids import new_id
+from acf.domain.messages import ButtonReply, NewMessage
+from acf.domain.session_key import SessionKey
+from acf.domain.signals import TypingSignal
+from acf.ports.checkpoints import Phase
+from acf.service.agents import AgentBinding, Agents
+from acf.service.ingress import Accepted, Ingress
+from acf.service.lease_keeper import LeaseSettings
+from acf.service.runtime import Runtime, RuntimeSettings
+from acf.testing.channel import RecordingChannel
+from acf.testing.clock import VirtualClock
+from acf.testing.pipeline import Script, ScriptedPipeline, Tally
+
+AGENT = "a1"
+TENANT = "t1"
+
+
+@dataclass(slots=True)
+class HarnessOptions:
+    script: Script = field(default_factory=Script)
+    settings: AgentSettings = field(default_factory=AgentSettings)
+    tenants: tuple[str, ...] = (TENANT,)
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
+
+
+class Harness:
+    def __init__(self, data_dir: Path, options: HarnessOptions | None = None) -> None:
+        self.data_dir = data_dir
+        self.options = options or HarnessOptions()
+        self.clock = VirtualClock()
+        self.channel = RecordingChannel(self.clock)
+        self.tally = Tally()
+        self.pipeline = ScriptedPipeline(self.options.script, self.tally, self, self.crash)
+        binding = AgentBinding(self.pipeline, self.options.settings)
+        self.agents = Agents({t: {AGENT: binding} for t in self.options.tenants})
+        self.crashes = 0
+        self._armed: list[Phase] = []
+        self._injections: list[tuple[Phase, Callable[[], Awaitable[object]]]] = []
+        self._restart: asyncio.Task[None] | None = None
+        self._store: SqliteStore | None = None
+        self._runtime: Runtime | None = None
+        self._ingress: Ingress | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._open()
+        await self.settle()
+
+    async def _open(self) -> None:
+        self._store = await open_sqlite_store(self.data_dir / "acf.db", self.clock)
+        wakeups = InProcessWakeUps()
+        self._ingress = Ingress(self.agents, self._store.uow, wakeups, self.clock)
+        self._runtime = Runtime(
+            self._store,
+            self.clock,
+            self.agents,
+            wakeups,
+            self.channel,
+            checkpoints=self,
+            settings=RuntimeSettings(lease=self.options.lease),
+        )
+        await self._runtime.start()
+
+    async def close(self) -> None:
+        await self._wait_restart()
+        if self._runtime is not None:
+            await self._runtime.stop()
+        if self._store is not None:
+            await self._store.close()
+
+    async def __aenter__(self) -> "Harness":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def store(self) -> SqliteStore:
+        assert self._store is not None, "the harness is not started"
+        return self._store
+
+    @property
+    def runtime(self) -> Runtime:
+        assert self._runtime is not None, "the harness is not started"
+        return self._runtime
+
+    # -- faults ----------------------------------------------------------------------
+
+    async def crash(self) -> None:
+        """The process dies now: no further write lands; a new runtime starts on the file."""
+        if self._restart is not None:
+            return
+        self.crashes += 1
+        self.store.db.abandon()
+        self._restart = asyncio.get_running_loop().create_task(self._restart_after_crash())
+
+    async def _restart_after_crash(self) -> None:
+        await self.runtime.drop()
+        await self.store.close()
+        await self._open()
+
+    def crash_at(self, phase: Phase | str) -> None:
+        """Crash the next time the runtime reaches ``phase``."""
+        self._armed.append(Phase(phase))
+
+    def inject_at(self, phase: Phase | str, action: Callable[[], Awaitable[object]]) -> None:
+        """Run ``action`` inside the runtime the next time it reaches ``phase`` (for example
+        a message that lands between the pipeline's end and the commit)."""
+        self._injections.append((Phase(phase), action))
+
+    async def reached(self, phase: Phase, tenant: str, session_id: str) -> None:
+        for injection in list(self._injections):
+            if injection[0] is phase:
+                self._injections.remove(injection)
+                await injection[1]()
+        if phase in self._armed:
+            self._armed.remove(phase)
+            await self.crash()
+            await asyncio.Event().wait()  # the dropped runtime cancels us
+
+    async def steal_lease(self, customer: str, channel: Channel = Channel.WEB) -> int:
+        """Another holder takes the session's lease (as if ours had expired); its fence."""
+        session = await self.store.sessions.find_open(TENANT, self.key(customer, channel))
+        assert session is not None, f"no open session for {customer}"
+        await self.store.db.write(
+            lambda conn: conn.execute(
+                "UPDATE session_leases SET expires_at_ms = 0 WHERE tenant = ? AND session_id = ?",
+                (TENANT, session.session_id),
+            )
+        )
+        lease = await self.store.lease.acquire(
+            TENANT, session.session_id, "intruder", self.options.lease.ttl_ms
+        )
+        assert lease is not None
+        await self.settle()
+        return lease.fence
+
+    # -- traffic ---------------------------------------------------------------------
+
+    def key(
+        self, customer: str, channel: Channel = Channel.WEB, tenant: str = TENANT
+    ) -> SessionKey:
+        return SessionKey(tenant, AGENT, customer, channel)
+
+    async def send(
+        self,
+        customer: str,
+        text: str | None = None,
+        channel: Channel = Channel.WEB,
+        provider_message_id: str | None = None,
+        button: str | None = None,
+        tenant: str = TENANT,
+        settle: bool = True,
+    ) -> Accepted:
+        if settle:
+            await self._wait_restart()
+        assert self._ingress is not None
+        message = NewMessage(
+            self.key(customer, channel, tenant),
+            provider_message_id or new_id(),
+            text=text,
+            button=ButtonReply(button, button) if button else None,
+        )
+        accepted = await self._ingress.accept(message)
+        if settle:
+            await self.settle()
+        return accepted
+
+    async def typing(self, customer: str, active: bool, channel: Channel = Channel.WEB) -> None:
+        await self._wait_restart()
+        signal = TypingSignal(self.key(customer, channel), active, self.clock.now_ms())
+        await self.runtime.typing(signal)
+        await self.settle()
+
+    # -- time --------------------------------------------------------------------------
+
+    async def _wait_restart(self) -> None:
+        while self._restart is not None:
+            restart = self._restart
+            await restart
+            if self._restart is restart:
+                self._restart = None
+
+    def _activity(self) -> tuple[int, ...]:
+        db = self.store.db
+        return (db.submitted, db.finished, len(self.channel.sends), len(self.runtime.parts.tasks))
+
+    async def settle(self) -> None:
+        """Return once every task is blocked on the clock or on news (none runnable)."""
+        quiet = 0
+        while quiet < 3:
+            await self._wait_restart()
+            before = self._activity()
+            for _ in range(4):
+                await asyncio.sleep(0)
+            # The database thread answers from outside the loop: poll until it is idle.
+            while not self.store.db.idle:  # noqa: ASYNC110
+                await asyncio.sleep(0.0002)
+            for _ in range(4):
+                await asyncio.sleep(0)
+            quiet = quiet + 1 if self._restart is None and self._activity() == before else 0
+
+    async def advance(self, ms: int) -> None:
+        """Move the clock ``ms`` forward, stopping at every due sleeper on the way."""
+        target = self.clock.now_ms() + ms
+        await self.settle()
+        while True:
+            due = self.clock.next_due_ms()
+            if due is None or due > target:
+                break
+            self.clock.advance_to(due)
+            await self.settle()
+        self.clock.advance_to(target)
+        await self.settle()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing left to do: only the wake-up listener is running."""
+        return self._restart is None and len(self.runtime.parts.tasks) <= 1
+
+    async def run_until_idle(self, limit_ms: int = 600_000) -> None:
+        """Advance the clock until the runtime has nothing left to do."""
+        end = self.clock.now_ms() + limit_ms
+        await self.settle()
+        while not self.idle:
+            due = self.clock.next_due_ms()
+            if due is None or due > end:
+                raise TimeoutError(
+                    f"still busy after {limit_ms} ms: {len(self.runtime.parts.tasks)} tasks"
+                )
+            self.clock.advance_to(due)
+            await self.settle()
+
+    def replies(self, customer: str | None = None) -> list[str]:
+        return self.channel.replies_for(customer)

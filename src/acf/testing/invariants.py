@@ -1,0 +1,148 @@
+"""DESIGN §3 invariants, checked on what a run left in the store and on the channel.
+
+Each check returns the problems it found (empty when the invariant holds). The scenario
+runner applies all of them after every scenario; tests call them directly.
+"""
+
+import itertools
+from collections import defaultdict
+from collections.abc import Sequence
+
+from acf.domain.events import EventKind, FabricEvent
+from acf.domain.signals import DeliveryStatus
+from acf.domain.turns import Turn, TurnPhase
+from acf.ports.event_store import EventQuery
+from acf.ports.session_store import SessionFilter, SessionRecord
+from acf.ports.store import Store
+from acf.testing.channel import RecordingChannel
+from acf.testing.pipeline import Tally
+
+ALL = 1_000_000
+_ENDS = {EventKind.TURN_COMMITTED, EventKind.TURN_SUPERSEDED, EventKind.TURN_FAILED}
+_TURN_EVENTS = {
+    EventKind.WINDOW_CLOSED,
+    EventKind.TURN_STARTED,
+    EventKind.TURN_SUPERSEDED,
+    EventKind.TURN_COMMITTED,
+    EventKind.TURN_FAILED,
+    EventKind.TURN_ABSORBED,
+    EventKind.RESPONSE_QUEUED,
+    EventKind.RESPONSE_DELIVERED,
+}
+
+
+async def sessions_of(store: Store, tenants: Sequence[str]) -> list[SessionRecord]:
+    found: list[SessionRecord] = []
+    for tenant in tenants:
+        found += await store.sessions.list_sessions(tenant, SessionFilter(limit=ALL))
+    return found
+
+
+def messages_in_one_committed_range(session: SessionRecord, turns: Sequence[Turn]) -> list[str]:
+    """Invariant 1: every accepted message lies in exactly one committed (or failed) range."""
+    owners: dict[int, int] = defaultdict(int)
+    for turn in turns:
+        if turn.phase in (TurnPhase.COMMITTED, TurnPhase.FAILED):
+            for seq in range(turn.from_seq + 1, turn.to_seq + 1):
+                owners[seq] += 1
+    problems = [
+        f"session {session.session_id}: message {seq} is in {owners.get(seq, 0)} committed ranges"
+        for seq in range(1, session.last_seq + 1)
+        if owners.get(seq, 0) != 1
+    ]
+    if session.consumed_seq != session.last_seq:
+        problems.append(
+            f"session {session.session_id}: consumed {session.consumed_seq} of {session.last_seq}"
+        )
+    return problems
+
+
+def one_running_at_a_time(session_id: str, events: Sequence[FabricEvent]) -> list[str]:
+    """Invariant 3, from the audit trail: RUNNING intervals of a session never overlap."""
+    spans: dict[str, list[int]] = {}
+    for event in events:
+        turn_id = event.correlation.turn_id
+        if turn_id is None:
+            continue
+        if event.kind is EventKind.TURN_STARTED:
+            spans.setdefault(turn_id, [event.at_ms, -1])
+        elif event.kind in _ENDS and turn_id in spans:
+            spans[turn_id][1] = event.at_ms
+    ordered = sorted(spans.items(), key=lambda item: item[1][0])
+    problems = []
+    for (a, (_, a_end)), (b, (b_start, _)) in itertools.pairwise(ordered):
+        if a_end < 0 or a_end > b_start:
+            problems.append(f"session {session_id}: turn {b} started while turn {a} was running")
+    return problems
+
+
+def correlated(events: Sequence[FabricEvent]) -> list[str]:
+    """Invariant 9 for events: turn events carry every correlation id."""
+    problems = []
+    for event in events:
+        c = event.correlation
+        if not c.tenant or not c.trace_id:
+            problems.append(f"event {event.event_id} ({event.kind}) lacks tenant or trace_id")
+        if event.kind in _TURN_EVENTS and None in (
+            c.session_id,
+            c.turn_id,
+            c.group_id,
+            c.agent_version,
+            c.config_version,
+        ):
+            problems.append(f"event {event.event_id} ({event.kind}) lacks a correlation id: {c}")
+    return problems
+
+
+async def check_all(
+    store: Store,
+    tenants: Sequence[str],
+    channel: RecordingChannel | None = None,
+    tally: Tally | None = None,
+    allowed_repeats: int = 0,
+) -> list[str]:
+    """Every invariant the runtime owns, over every session of ``tenants``."""
+    problems: list[str] = []
+    for session in await sessions_of(store, tenants):
+        tenant, sid = session.tenant, session.session_id
+        turns = await store.turns.list_turns(tenant, sid)
+        problems += messages_in_one_committed_range(session, turns)
+        if any(not t.phase.is_terminal for t in turns):
+            problems.append(f"session {sid}: a turn is still live")
+        events = await store.events.query(tenant, EventQuery(session_id=sid, limit=ALL))
+        problems += one_running_at_a_time(sid, events)
+        problems += correlated(events)
+        rows = await store.outbox.for_session(tenant, sid)
+        by_turn = {t.turn_id: t for t in turns}
+        for turn in turns:
+            record = await store.turns.get_record(tenant, turn.turn_id)
+            c = None if record is None else record.correlation
+            if c is None or None in (
+                c.trace_id,
+                c.session_id,
+                c.turn_id,
+                c.group_id,
+                c.agent_version,
+                c.config_version,
+            ):
+                problems.append(f"turn {turn.turn_id}: no TurnRecord with full correlation")
+            elif record is not None and record.outcome is not turn.phase:
+                problems.append(f"turn {turn.turn_id}: record says {record.outcome}")
+        for row in rows:
+            owner = by_turn.get(row.turn_id)
+            if owner is None or owner.phase not in (TurnPhase.COMMITTED, TurnPhase.FAILED):
+                problems.append(f"outbox row {row.outbox_id} comes from a turn not committed")
+            if row.status is DeliveryStatus.PENDING:
+                problems.append(f"outbox row {row.outbox_id} was never delivered")
+    if channel is not None and channel.repeats() > allowed_repeats:
+        problems.append(
+            f"{channel.repeats()} repeated sends; at most {allowed_repeats} allowed (crashes "
+            "between the provider's acceptance and its record)"
+        )
+    if tally is not None:
+        problems += [
+            f"irreversible tool {key} ran {count} times"
+            for key, count in tally.tool_runs.items()
+            if count > 1
+        ]
+    return problems

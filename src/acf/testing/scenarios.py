@@ -1,0 +1,364 @@
+"""Scenarios as data (DESIGN §13): YAML files run by the harness on a virtual clock.
+
+The format is documented in ``docs/scenarios.md``. ``load`` validates a file (errors name
+the file and the field), ``run`` plays it and returns a ``ScenarioResult`` listing every
+failed expectation and every broken invariant.
+"""
+
+import asyncio
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from acf.domain.agent_settings import DEFAULT_FALLBACK_TEXT, AgentSettings
+from acf.domain.channels import Channel
+from acf.domain.events import EventKind, FabricEvent
+from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
+from acf.domain.supersede import SupersedeDecision
+from acf.domain.turns import TurnPhase
+from acf.ports.checkpoints import Phase
+from acf.ports.event_store import EventQuery
+from acf.service.lease_keeper import LeaseSettings
+from acf.testing import invariants
+from acf.testing.harness import TENANT, Harness, HarnessOptions
+from acf.testing.pipeline import Script
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PolicySpec(_Model):
+    mode: AccumulationMode
+    window_ms: int = 0
+    min_window_ms: int = 0
+    max_window_ms: int = 0
+    typing_grace_ms: int = 0
+
+
+class AgentSpec(_Model):
+    supersede: SupersedeDecision = SupersedeDecision.SUPERSEDE
+    restart_bound: int = 3
+    max_attempts: int = 3
+    retry_backoff_ms: int = 500
+    deadline_ms: int = 30_000
+    fallback_text: str = DEFAULT_FALLBACK_TEXT
+    channel_policies: dict[Channel, PolicySpec] = Field(default_factory=dict)
+
+
+class PipelineSpec(_Model):
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    reply: str | None = "echo: {text}"
+    on_new_messages: SupersedeDecision | None = None
+    state_patch: dict[str, Any] | None = None
+    handoff: str | None = None
+
+
+class SendSpec(_Model):
+    customer: str = "alice"
+    text: str | None = None
+    button: str | None = None
+    channel: Channel = Channel.WEB
+    id: str | None = None
+    tenant: str = TENANT
+    customers: int | None = None
+    """Send to this many customers at once (c0, c1, ...), concurrently."""
+
+
+class TypingSpec(_Model):
+    customer: str = "alice"
+    active: bool = True
+    channel: Channel = Channel.WEB
+
+
+class FailSendsSpec(_Model):
+    count: int = 1
+    definite: bool = False
+
+
+class InjectSpec(_Model):
+    phase: Phase
+    send: SendSpec
+
+
+class Step(_Model):
+    at: int = Field(ge=0, description="milliseconds from the scenario's start")
+    send: SendSpec | None = None
+    inject: InjectSpec | None = None
+    typing: TypingSpec | None = None
+    crash: bool = False
+    crash_at: Phase | None = None
+    steal_lease: str | None = None
+    fail_sends: FailSendsSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> "Step":
+        actions = [
+            self.send,
+            self.inject,
+            self.typing,
+            self.crash or None,
+            self.crash_at,
+            self.steal_lease,
+            self.fail_sends,
+        ]
+        if sum(a is not None for a in actions) != 1:
+            raise ValueError(
+                "each step needs exactly one of send, inject, typing, crash, crash_at, "
+                "steal_lease, fail_sends"
+            )
+        return self
+
+
+class Expect(_Model):
+    replies: dict[str, list[str]] = Field(default_factory=dict)
+    """Per customer, the texts delivered (each outbox row once), in order."""
+    reply_counts: dict[str, int] = Field(default_factory=dict)
+    total_replies: int | None = None
+    turns: dict[TurnPhase, int] = Field(default_factory=dict)
+    events: dict[EventKind, int] = Field(default_factory=dict)
+    events_at_least: dict[EventKind, int] = Field(default_factory=dict)
+    flagged: list[str] = Field(default_factory=list)
+    tool_runs: dict[str, int] = Field(default_factory=dict)
+    step_runs: dict[str, int] = Field(default_factory=dict)
+    repeats: int = 0
+    """Outbox rows sent more than once (only after a crash between acceptance and record)."""
+    state: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per customer, keys expected in the session's ``data``."""
+    window_closes: list[str] | None = None
+    """Why each window closed, in order (``window.closed`` reasons, all sessions)."""
+    replied_by_ms: dict[str, int] = Field(default_factory=dict)
+    """Per customer, the last reply was accepted by the channel at most this late."""
+
+
+class Scenario(_Model):
+    name: str
+    description: str = ""
+    tenants: list[str] = Field(default_factory=lambda: [TENANT])
+    agent: AgentSpec = Field(default_factory=AgentSpec)
+    pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
+    lease: dict[str, int] = Field(default_factory=dict)
+    script: list[Step]
+    run_for_ms: int = 600_000
+    expect: Expect = Field(default_factory=Expect)
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be read or does not follow the format."""
+
+
+def load(path: Path) -> Scenario:
+    try:
+        body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+    try:
+        return Scenario.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ScenarioError(f"{path}: {problems}") from None
+
+
+def discover(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.yaml") if p.is_file())
+    return [path]
+
+
+@dataclass(slots=True)
+class ScenarioResult:
+    name: str
+    path: Path | None
+    problems: list[str] = field(default_factory=list)
+    replies: int = 0
+    crashes: int = 0
+    virtual_ms: int = 0
+    wall_ms: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def _options(s: Scenario) -> HarnessOptions:
+    policies = dict(DEFAULT_CHANNEL_POLICIES)
+    for channel, spec in s.agent.channel_policies.items():
+        policies[channel] = ChannelPolicy(**spec.model_dump())
+    settings = AgentSettings(
+        supersede=s.agent.supersede,
+        restart_bound=s.agent.restart_bound,
+        max_attempts=s.agent.max_attempts,
+        retry_backoff_ms=s.agent.retry_backoff_ms,
+        deadline_ms=s.agent.deadline_ms,
+        fallback_text=s.agent.fallback_text,
+        channel_policies=policies,
+    )
+    script = Script(
+        steps=tuple(s.pipeline.steps),
+        reply=s.pipeline.reply,
+        on_new_messages=s.pipeline.on_new_messages,
+        state_patch=s.pipeline.state_patch,
+        handoff=s.pipeline.handoff,
+    )
+    return HarnessOptions(script, settings, tuple(s.tenants), LeaseSettings(**s.lease))
+
+
+async def _act(h: Harness, step: Step) -> None:
+    if step.send is not None:
+        spec = step.send
+        if spec.customers:
+            await asyncio.gather(
+                *(
+                    h.send(
+                        f"c{i}",
+                        spec.text,
+                        spec.channel,
+                        None,
+                        spec.button,
+                        spec.tenant,
+                        settle=False,
+                    )
+                    for i in range(spec.customers)
+                )
+            )
+            await h.settle()
+        else:
+            await h.send(spec.customer, spec.text, spec.channel, spec.id, spec.button, spec.tenant)
+    elif step.inject is not None:
+        spec = step.inject.send
+
+        async def inject() -> None:
+            await h.send(
+                spec.customer,
+                spec.text,
+                spec.channel,
+                spec.id,
+                spec.button,
+                spec.tenant,
+                settle=False,
+            )
+
+        h.inject_at(step.inject.phase, inject)
+    elif step.typing is not None:
+        await h.typing(step.typing.customer, step.typing.active, step.typing.channel)
+    elif step.crash:
+        await h.crash()
+        await h.settle()
+    elif step.crash_at is not None:
+        h.crash_at(step.crash_at)
+    elif step.steal_lease is not None:
+        await h.steal_lease(step.steal_lease)
+    elif step.fail_sends is not None:
+        h.channel.fail_next(step.fail_sends.count, step.fail_sends.definite)
+
+
+async def run(scenario: Scenario, data_dir: Path, path: Path | None = None) -> ScenarioResult:
+    result = ScenarioResult(scenario.name, path)
+    began = time.perf_counter()
+    async with Harness(data_dir, _options(scenario)) as h:
+        start = h.clock.now_ms()
+        for step in sorted(scenario.script, key=lambda s: s.at):
+            await h.advance(max(0, start + step.at - h.clock.now_ms()))
+            await _act(h, step)
+        try:
+            await h.run_until_idle(scenario.run_for_ms)
+        except TimeoutError as exc:
+            result.problems.append(str(exc))
+        result.problems += await _expectations(h, scenario, start)
+        result.problems += await invariants.check_all(
+            h.store, scenario.tenants, h.channel, h.tally, allowed_repeats=scenario.expect.repeats
+        )
+        result.replies = len(h.replies())
+        result.crashes = h.crashes
+        result.virtual_ms = h.clock.now_ms() - start
+    result.wall_ms = round((time.perf_counter() - began) * 1000)
+    return result
+
+
+async def _expectations(h: Harness, s: Scenario, start: int) -> list[str]:
+    e = s.expect
+    problems = []
+    for customer, texts in e.replies.items():
+        got = h.replies(customer)
+        if got != texts:
+            problems.append(f"replies to {customer}: expected {texts}, got {got}")
+    for customer, count in e.reply_counts.items():
+        got_count = len(h.replies(customer))
+        if got_count != count:
+            problems.append(f"replies to {customer}: expected {count}, got {got_count}")
+    if e.total_replies is not None and len(h.replies()) != e.total_replies:
+        problems.append(f"total replies: expected {e.total_replies}, got {len(h.replies())}")
+    sessions = await invariants.sessions_of(h.store, s.tenants)
+    phases: Counter[TurnPhase] = Counter()
+    kinds: Counter[EventKind] = Counter()
+    closes: list[FabricEvent] = []
+    for session in sessions:
+        for turn in await h.store.turns.list_turns(session.tenant, session.session_id):
+            phases[turn.phase] += 1
+        query = EventQuery(session_id=session.session_id, limit=invariants.ALL)
+        for event in await h.store.events.query(session.tenant, query):
+            kinds[event.kind] += 1
+            if event.kind is EventKind.WINDOW_CLOSED:
+                closes.append(event)
+    if e.window_closes is not None:
+        reasons = [str(ev.data.get("reason")) for ev in closes]
+        if reasons != e.window_closes:
+            problems.append(f"window closes: expected {e.window_closes}, got {reasons}")
+    for customer, limit in e.replied_by_ms.items():
+        times = [x.at_ms - start for x in h.channel.sends if x.key.customer == customer]
+        if not times or max(times) > limit:
+            problems.append(f"last reply to {customer} at {times[-1:]} ms; expected <= {limit}")
+    for phase, count in e.turns.items():
+        if phases[phase] != count:
+            problems.append(f"turns {phase.value}: expected {count}, got {phases[phase]}")
+    for kind, count in e.events.items():
+        if kinds[kind] != count:
+            problems.append(f"events {kind.value}: expected {count}, got {kinds[kind]}")
+    for kind, count in e.events_at_least.items():
+        if kinds[kind] < count:
+            problems.append(f"events {kind.value}: expected at least {count}, got {kinds[kind]}")
+    flagged = sorted(x.key.customer for x in sessions if x.flagged)
+    if e.flagged and flagged != sorted(e.flagged):
+        problems.append(f"flagged sessions: expected {sorted(e.flagged)}, got {flagged}")
+    tools: Counter[str] = Counter()
+    for key, count in h.tally.tool_runs.items():
+        tools[key.split(":", 1)[0]] += count
+    for tool, count in e.tool_runs.items():
+        if tools[tool] != count:
+            problems.append(f"tool {tool}: expected {count} runs, got {tools[tool]}")
+    for name, count in e.step_runs.items():
+        if h.tally.step_runs[name] != count:
+            problems.append(f"step {name}: expected {count} runs, got {h.tally.step_runs[name]}")
+    by_customer = {x.key.customer: x for x in sessions}
+    for customer, data in e.state.items():
+        got_data = (
+            dict(by_customer[customer].state.get("data", {})) if customer in by_customer else {}
+        )
+        for k, v in data.items():
+            if got_data.get(k) != v:
+                problems.append(
+                    f"state of {customer}: expected data.{k} = {v!r}, got {got_data.get(k)!r}"
+                )
+    return problems
+
+
+async def run_path(path: Path) -> list[ScenarioResult]:
+    """Load and run every scenario under ``path``, each on a fresh SQLite file."""
+    results = []
+    for file in discover(path):
+        try:
+            scenario = load(file)
+        except ScenarioError as exc:
+            results.append(ScenarioResult(file.stem, file, [str(exc)]))
+            continue
+        with tempfile.TemporaryDirectory(prefix="acf-scenario-") as tmp:
+            results.append(await run(scenario, Path(tmp), file))
+    return results
