@@ -1,7 +1,7 @@
 import pytest
 
 from acf.domain.supersede import SupersedeDecision as D
-from acf.domain.supersede import choose
+from acf.domain.supersede import choose, may_commit_with_unseen
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,24 @@ def test_choose(default: D, irreversible: bool, restarts: int, hook: D | None, e
 def test_custom_restart_bound() -> None:
     assert choose(D.SUPERSEDE, False, 1, restart_bound=1) is D.QUEUE
     assert choose(D.SUPERSEDE, False, 0, restart_bound=1) is D.SUPERSEDE
+
+
+COMMIT_CASES = [
+    ("queue commits", D.QUEUE, False, 0, True),
+    ("force_complete commits", D.FORCE_COMPLETE, False, 0, True),
+    ("supersede does not", D.SUPERSEDE, False, 0, False),
+    ("absorb with unseen does not", D.ABSORB, False, 0, False),
+    ("after the gate it must", D.ABSORB, True, 0, True),
+    ("past the restart bound it must", D.SUPERSEDE, False, 3, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("decision", "irreversible", "restarts", "expected"),
+    [c[1:] for c in COMMIT_CASES],
+    ids=[c[0] for c in COMMIT_CASES],
+)
+def test_may_commit_with_unseen(
+    decision: D, irreversible: bool, restarts: int, expected: bool
+) -> None:
+    assert may_commit_with_unseen(decision, irreversible, restarts, 3) is expected

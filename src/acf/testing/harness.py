@@ -22,6 +22,7 @@ from acf.domain.messages import ButtonReply, NewMessage
 from acf.domain.session_key import SessionKey
 from acf.domain.signals import TypingSignal
 from acf.ports.checkpoints import Phase
+from acf.ports.pipeline import Pipeline
 from acf.service.agents import AgentBinding, Agents
 from acf.service.ingress import Accepted, Ingress
 from acf.service.lease_keeper import LeaseSettings
@@ -40,6 +41,8 @@ class HarnessOptions:
     settings: AgentSettings = field(default_factory=AgentSettings)
     tenants: tuple[str, ...] = (TENANT,)
     lease: LeaseSettings = field(default_factory=LeaseSettings)
+    pipeline: Pipeline | None = None
+    """Your own pipeline instead of the scripted one (``script`` is then unused)."""
 
 
 class Harness:
@@ -50,7 +53,8 @@ class Harness:
         self.channel = RecordingChannel(self.clock)
         self.tally = Tally()
         self.pipeline = ScriptedPipeline(self.options.script, self.tally, self, self.crash)
-        binding = AgentBinding(self.pipeline, self.options.settings)
+        chosen: Pipeline = self.options.pipeline or self.pipeline
+        binding = AgentBinding(chosen, self.options.settings)
         self.agents = Agents({t: {AGENT: binding} for t in self.options.tenants})
         self.crashes = 0
         self._armed: list[Phase] = []
@@ -59,6 +63,8 @@ class Harness:
         self._store: SqliteStore | None = None
         self._runtime: Runtime | None = None
         self._ingress: Ingress | None = None
+        self._wakeups = InProcessWakeUps()
+        self._others: list[Runtime] = []
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -68,21 +74,36 @@ class Harness:
 
     async def _open(self) -> None:
         self._store = await open_sqlite_store(self.data_dir / "acf.db", self.clock)
-        wakeups = InProcessWakeUps()
-        self._ingress = Ingress(self.agents, self._store.uow, wakeups, self.clock)
-        self._runtime = Runtime(
-            self._store,
+        self._wakeups = InProcessWakeUps()
+        self._ingress = Ingress(self.agents, self._store.uow, self._wakeups, self.clock)
+        self._runtime = self._new_runtime()
+        self._others = []
+        await self._runtime.start()
+
+    def _new_runtime(self) -> Runtime:
+        return Runtime(
+            self.store,
             self.clock,
             self.agents,
-            wakeups,
+            self._wakeups,
             self.channel,
             checkpoints=self,
             settings=RuntimeSettings(lease=self.options.lease),
         )
-        await self._runtime.start()
+
+    async def add_runtime(self) -> Runtime:
+        """Another runtime on the same store, woken by the same messages: the in-process
+        picture of two workers competing for every session (only the lease stops them)."""
+        other = self._new_runtime()
+        self._others.append(other)
+        await other.start()
+        await self.settle()
+        return other
 
     async def close(self) -> None:
         await self._wait_restart()
+        for other in self._others:
+            await other.stop()
         if self._runtime is not None:
             await self._runtime.stop()
         if self._store is not None:
@@ -116,6 +137,8 @@ class Harness:
         self._restart = asyncio.get_running_loop().create_task(self._restart_after_crash())
 
     async def _restart_after_crash(self) -> None:
+        for other in self._others:
+            await other.drop()
         await self.runtime.drop()
         await self.store.close()
         await self._open()
@@ -204,7 +227,8 @@ class Harness:
 
     def _activity(self) -> tuple[int, ...]:
         db = self.store.db
-        return (db.submitted, db.finished, len(self.channel.sends), len(self.runtime.parts.tasks))
+        tasks = sum(len(r.parts.tasks) for r in [self.runtime, *self._others])
+        return (db.submitted, db.finished, len(self.channel.sends), tasks)
 
     async def settle(self) -> None:
         """Return once every task is blocked on the clock or on news (none runnable)."""
@@ -237,7 +261,8 @@ class Harness:
     @property
     def idle(self) -> bool:
         """Nothing left to do: only the wake-up listener is running."""
-        return self._restart is None and len(self.runtime.parts.tasks) <= 1
+        runtimes = [self.runtime, *self._others]
+        return self._restart is None and all(len(r.parts.tasks) <= 1 for r in runtimes)
 
     async def run_until_idle(self, limit_ms: int = 600_000) -> None:
         """Advance the clock until the runtime has nothing left to do."""

@@ -140,6 +140,8 @@ async def check_all(
             "between the provider's acceptance and its record)"
         )
     if tally is not None:
+        if tally.most_running > 1:
+            problems.append(f"{tally.most_running} pipelines ran at once for one session")
         problems += [
             f"irreversible tool {key} ran {count} times"
             for key, count in tally.tool_runs.items()

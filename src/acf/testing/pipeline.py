@@ -47,6 +47,10 @@ class Tally:
     tool_runs: Counter[str] = field(default_factory=Counter)
     step_runs: Counter[str] = field(default_factory=Counter)
     pending_input: int = 0
+    running: Counter[str] = field(default_factory=Counter)
+    """Pipelines running now, per session."""
+    most_running: int = 0
+    """The most pipelines ever running at once for one session (DESIGN §3.3 says 1)."""
 
 
 def _fill(template: str, ctx: TurnContext) -> str:
@@ -80,9 +84,14 @@ class ScriptedPipeline:
     async def run(self, ctx: TurnContext) -> PipelineResult:
         c = ctx.correlation
         assert c.session_id is not None
-        await self._checkpoints.reached(Phase.PIPELINE_RUNNING, c.tenant, c.session_id)
-        for step in self.script.steps:
-            await self._step(ctx, step)
+        self.tally.running[c.session_id] += 1
+        self.tally.most_running = max(self.tally.most_running, self.tally.running[c.session_id])
+        try:
+            await self._checkpoints.reached(Phase.PIPELINE_RUNNING, c.tenant, c.session_id)
+            for step in self.script.steps:
+                await self._step(ctx, step)
+        finally:
+            self.tally.running[c.session_id] -= 1
         segments = (
             () if self.script.reply is None else (ReplySegment(_fill(self.script.reply, ctx)),)
         )
