@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from acf.domain.accumulation import Typing
-from acf.domain.ids import SessionId, TenantId, new_id
+from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
 from acf.domain.signals import TypingSignal
 from acf.ports.channel_sender import ChannelSender
 from acf.ports.checkpoints import Checkpoints, NoCheckpoints
 from acf.ports.clock import Clock
+from acf.ports.event_store import AppendEvent
 from acf.ports.store import Store
 from acf.ports.wakeup import Subscription, WakeUps
 from acf.service.agents import Agents
@@ -111,11 +113,20 @@ class Runtime:
         self._drivers.poke(tenant, session_id)
 
     async def typing(self, signal: TypingSignal) -> None:
-        """Record the customer's typing state and let an open window react to it."""
-        self.parts.typing[signal.key] = Typing(signal.active, signal.at_ms)
+        """Record the customer's typing (an event) and let an open window react to it."""
         session = await self.parts.store.sessions.find_open(signal.key.tenant, signal.key)
-        if session is not None:
-            self._drivers.poke(signal.key.tenant, session.session_id)
+        if session is None:
+            return  # typing before any message says nothing about a window
+        if self._drivers.active(signal.key.tenant, session.session_id):
+            # Kept only while the session has work: a window reads it, the driver drops it
+            # when idle (typing older than the window's last message is ignored anyway).
+            self.parts.typing[signal.key] = Typing(signal.active, signal.at_ms)
+        kind = EventKind.TYPING_STARTED if signal.active else EventKind.TYPING_STOPPED
+        correlation = Correlation(signal.key.tenant, new_trace_id(), session.session_id)
+        await self.parts.store.uow.commit(
+            signal.key.tenant, [AppendEvent(FabricEvent(kind, signal.at_ms, correlation))]
+        )
+        self._drivers.poke(signal.key.tenant, session.session_id)
 
     async def stop(self) -> None:
         """Stop taking work; cut off running turns (re-run at the next start)."""

@@ -51,6 +51,7 @@ class SessionDriver:
                 return None
             live = await p.store.turns.live_turn(self._tenant, self._session_id)
             if live is None and not session.has_unconsumed:
+                p.typing.pop(session.key, None)
                 return None
             keeper = await self._hold()
             if keeper is None:

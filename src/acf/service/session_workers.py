@@ -34,6 +34,9 @@ class SessionWorkers:
     def __len__(self) -> int:
         return len(self._news)
 
+    def active(self, tenant: TenantId, session_id: SessionId) -> bool:
+        return (tenant, session_id) in self._news
+
     def poke(self, tenant: TenantId, session_id: SessionId) -> None:
         key = (tenant, session_id)
         news = self._news.get(key)

@@ -176,6 +176,8 @@ class RunningTurnContext:
         f = self._frame
         turn = f.turn
         now = f.clock.now_ms()
+        # The supersede hook may have chosen FORCE_COMPLETE for this turn already.
+        force = force or f.mode is SupersedeDecision.FORCE_COMPLETE
         if turn.irreversible_started:
             pending = await self.has_pending_messages()
             if pending and not force:

@@ -218,12 +218,11 @@ class TurnRunner:
                 elif self._news.is_set():
                     self._news.clear()
                     _, new = await self._unseen(frame)
-                    if new and self._decide(frame, ctx, new, group.restarts) is (
-                        SupersedeDecision.SUPERSEDE
-                    ):
+                    decision = self._decide(frame, ctx, new, group.restarts) if new else None
+                    if decision is SupersedeDecision.SUPERSEDE:
                         reason = "new_messages"
-                    elif new:
-                        frame.mode = self._decide(frame, ctx, new, group.restarts)
+                    elif decision is not None:
+                        frame.mode = decision  # ABSORB, QUEUE or FORCE_COMPLETE
             if reason is not None and not task.done():
                 task.cancel()
                 await asyncio.wait({task})
