@@ -162,5 +162,84 @@ def scenarios_run(
         raise typer.Exit(code=1)
 
 
+@app.command("replay")
+def replay(
+    path: Annotated[Path, typer.Argument(help="A timed chat log (Slack XML, CSV or JSONL).")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="slack, csv or jsonl (default: from the name).")
+    ] = None,
+    latency_ms: Annotated[
+        int, typer.Option("--latency-ms", min=0, help="The pipeline's time per turn.")
+    ] = 2000,
+    typing_cps: Annotated[
+        float,
+        typer.Option(
+            "--typing-cps",
+            min=0,
+            help="Synthesise typing signals at this many characters per second (0: none).",
+        ),
+    ] = 0.0,
+    channel: Annotated[str, typer.Option("--channel", help="Whose adaptive policy acf uses.")] = (
+        "whatsapp"
+    ),
+    conversations: Annotated[
+        int | None, typer.Option("--conversations", min=1, help="Only the first N conversations.")
+    ] = None,
+    plot_path: Annotated[
+        Path | None, typer.Option("--plot", help="Also write the comparison as a PNG image.")
+    ] = None,
+) -> None:
+    """Replay real chat timing through acf and through fixed windows and naive replies."""
+    import asyncio
+
+    from rich.console import Console
+
+    from acf.domain.channels import Channel
+    from acf.logging import configure_logging
+    from acf.replay import report
+    from acf.replay.simulate import default_strategies, simulate
+    from acf.replay.sources import SourceError, read
+
+    try:
+        chosen = Channel(channel)
+    except ValueError:
+        typer.echo(f"error: unknown channel {channel!r}", err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        lines = read(path, fmt)
+    except (SourceError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    if conversations is not None:
+        keep: list[str] = []
+        for line in lines:
+            if line.conversation not in keep:
+                keep.append(line.conversation)
+        wanted = set(keep[:conversations])
+        lines = [line for line in lines if line.conversation in wanted]
+    if not lines:
+        typer.echo(f"error: {path} holds no message", err=True)
+        raise typer.Exit(code=2)
+    configure_logging("CRITICAL")
+    console = Console(stderr=True)
+    measures = []
+    for strategy in default_strategies(chosen, typing_cps > 0):
+        with console.status(f"replaying {len(lines)} messages: {strategy.name}"):
+            measures.append(asyncio.run(simulate(lines, strategy, latency_ms, chosen, typing_cps)))
+    title = (
+        f"{path.name}: {measures[0].messages} messages, {measures[0].runs} same-sender runs; "
+        f"pipeline {latency_ms} ms; typing {f'{typing_cps:g} cps' if typing_cps else 'off'}; "
+        f"{chosen.value} policy"
+    )
+    Console().print(report.table(measures, title))
+    if plot_path is not None:
+        try:
+            report.plot(measures, title, plot_path)
+        except RuntimeError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+        typer.echo(f"plot written to {plot_path}")
+
+
 def main() -> None:
     app()

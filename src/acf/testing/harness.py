@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from acf.adapters.memory.wakeup import InProcessWakeUps
+from acf.adapters.sqlite.database import Durability
 from acf.adapters.sqlite.store import SqliteStore, open_sqlite_store
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.channels import Channel
@@ -43,6 +44,7 @@ class HarnessOptions:
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     pipeline: Pipeline | None = None
     """Your own pipeline instead of the scripted one (``script`` is then unused)."""
+    durability: Durability = Durability.FULL
 
 
 class Harness:
@@ -73,7 +75,9 @@ class Harness:
         await self.settle()
 
     async def _open(self) -> None:
-        self._store = await open_sqlite_store(self.data_dir / "acf.db", self.clock)
+        self._store = await open_sqlite_store(
+            self.data_dir / "acf.db", self.clock, self.options.durability
+        )
         self._wakeups = InProcessWakeUps()
         self._ingress = Ingress(self.agents, self._store.uow, self._wakeups, self.clock)
         self._runtime = self._new_runtime()

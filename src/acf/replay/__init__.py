@@ -1,0 +1,1 @@
+"""Replay real chat timing through accumulation and supersede (``acf replay``)."""

@@ -1,0 +1,111 @@
+"""Same-sender runs and how well a strategy answered them (pure).
+
+A run is a maximal stretch of consecutive messages from one sender in one conversation:
+one "thought" that ideally gets one reply. Each (conversation, sender) is replayed as one
+customer session, whose messages get sequence numbers 1, 2, 3 ... in time order; a reply
+covers the range ``(from_seq, to_seq]`` of its turn.
+"""
+
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from acf.replay.sources import ChatLine
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    session: str
+    first_seq: int
+    last_seq: int
+    last_at_ms: int
+
+    @property
+    def size(self) -> int:
+        return self.last_seq - self.first_seq + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    session: str
+    from_seq: int
+    to_seq: int
+    sent_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    strategy: str
+    runs: int
+    messages: int
+    replies: int
+    replies_per_run: float
+    answered_once: float
+    """Share of runs that got exactly one reply."""
+    wait_p50_ms: float
+    wait_p95_ms: float
+    """Wait added after a run's last message, beyond the pipeline's own latency."""
+
+
+def session_of(line: ChatLine) -> str:
+    return f"{line.conversation}/{line.sender}"
+
+
+def runs_of(lines: Sequence[ChatLine]) -> list[Run]:
+    """Runs in time order; ``lines`` must be in time order."""
+    seqs: dict[str, int] = defaultdict(int)
+    open_runs: dict[str, tuple[str, int, int, int]] = {}  # conversation -> run in progress
+    finished: list[Run] = []
+    for line in lines:
+        session = session_of(line)
+        seqs[session] += 1
+        seq = seqs[session]
+        current = open_runs.get(line.conversation)
+        if current is not None and current[0] == session:
+            open_runs[line.conversation] = (session, current[1], seq, line.at_ms)
+            continue
+        if current is not None:
+            finished.append(Run(current[0], current[1], current[2], current[3]))
+        open_runs[line.conversation] = (session, seq, seq, line.at_ms)
+    finished += [Run(s, a, b, t) for s, a, b, t in open_runs.values()]
+    return sorted(finished, key=lambda r: r.last_at_ms)
+
+
+def percentile(values: Sequence[float], pct: int) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return float(values[0])
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+
+def measure(
+    strategy: str,
+    runs: Sequence[Run],
+    replies: Sequence[Reply],
+    latency_ms: int,
+) -> Measure:
+    by_session: Mapping[str, list[Reply]] = defaultdict(list)
+    for reply in replies:
+        by_session[reply.session].append(reply)
+    counts: list[int] = []
+    waits: list[float] = []
+    for run in runs:
+        mine = by_session.get(run.session, [])
+        covering = [r for r in mine if r.from_seq < run.last_seq and r.to_seq >= run.first_seq]
+        counts.append(len(covering))
+        answer = [r for r in covering if r.from_seq < run.last_seq <= r.to_seq]
+        if answer:
+            waits.append(max(0.0, answer[0].sent_at_ms - run.last_at_ms - latency_ms))
+    total = len(runs) or 1
+    return Measure(
+        strategy=strategy,
+        runs=len(runs),
+        messages=sum(r.size for r in runs),
+        replies=len(replies),
+        replies_per_run=sum(counts) / total,
+        answered_once=sum(c == 1 for c in counts) / total,
+        wait_p50_ms=percentile(waits, 50),
+        wait_p95_ms=percentile(waits, 95),
+    )
