@@ -1,0 +1,63 @@
+"""`acf replay` end to end on a small sample, against the real runtime on a virtual clock."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ACF = [str(Path(sys.executable).parent / "acf")]
+
+
+def sample(tmp_path: Path) -> Path:
+    rows = ["conversation,sender,timestamp,text"]
+    t = 1_546_336_800.0
+    for conv in range(4):
+        base = t + conv * 600
+        rows += [
+            f"{conv},ann,{base},I want to change",
+            f"{conv},ann,{base + 0.8},my delivery address",
+            f"{conv},bob,{base + 30},sure. what is the new one?",
+            f"{conv},ann,{base + 40},it is 5 Main Street.",
+        ]
+    path = tmp_path / "sample.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_replay_prints_all_strategies_and_writes_a_plot(tmp_path: Path) -> None:
+    plot = tmp_path / "out" / "replay.png"
+    done = subprocess.run(
+        [
+            *ACF,
+            "replay",
+            str(sample(tmp_path)),
+            "--latency-ms",
+            "1000",
+            "--typing-cps",
+            "8",
+            "--plot",
+            str(plot),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if "│" in line}
+    assert set(rows) >= {"acf adaptive", "fixed 1.5 s", "fixed 1.2 s", "naive"}
+    assert rows["naive"].split("│")[2].strip() == "16"  # one reply per message
+    assert (
+        "16 messages, 12 same-sender runs" in done.stdout.replace("\n", " ")
+        or "16 messages" in done.stdout
+    )
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_replay_rejects_a_bad_file_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("who,when\n")
+    done = subprocess.run([*ACF, "replay", str(bad)], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "header must name sender, timestamp and text" in done.stderr

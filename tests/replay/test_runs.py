@@ -1,0 +1,44 @@
+"""Same-sender runs and the measures of a strategy (pure)."""
+
+from acf.replay.runs import Reply, Run, measure, runs_of
+from acf.replay.sources import ChatLine
+
+
+def line(conv: str, sender: str, at_s: float, text: str = "x") -> ChatLine:
+    return ChatLine(conv, sender, int(at_s * 1000), text)
+
+
+LINES = [
+    line("1", "ann", 0),
+    line("1", "ann", 3),  # same run
+    line("2", "cy", 4),  # another conversation does not break ann's run
+    line("1", "bob", 10),  # breaks it
+    line("1", "ann", 20),  # ann's second run
+]
+
+
+def test_runs_are_consecutive_messages_of_one_sender_in_one_conversation() -> None:
+    assert runs_of(LINES) == [
+        Run("1/ann", 1, 2, 3000),
+        Run("2/cy", 1, 1, 4000),
+        Run("1/bob", 1, 1, 10000),
+        Run("1/ann", 3, 3, 20000),
+    ]
+
+
+def test_measure_counts_replies_per_run_and_the_added_wait() -> None:
+    runs = runs_of(LINES)
+    replies = [
+        Reply("1/ann", 0, 1, 2000),  # answered the first fragment alone ...
+        Reply("1/ann", 1, 2, 6000),  # ... then the second: 2 replies for one run
+        Reply("2/cy", 0, 1, 5500),
+        Reply("1/bob", 0, 1, 11000),
+        Reply("1/ann", 2, 3, 23000),
+    ]
+    m = measure("s", runs, replies, latency_ms=1000)
+    assert m.runs == 4 and m.messages == 5 and m.replies == 5
+    assert m.replies_per_run == 5 / 4
+    assert m.answered_once == 3 / 4
+    # added waits (beyond the 1 s latency): ann run 1: 6-3-1 = 2 s; cy 0.5; bob 0; ann 2 s
+    assert m.wait_p50_ms == 1250.0
+    assert m.wait_p95_ms == 2000.0
