@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck check clean
+.PHONY: install run test lint typecheck check clean bench
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,3 +32,7 @@ typecheck: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+## bench: set up, then run the benchmark (acf beside a naive baseline and LangGraph)
+bench: $(STAMP)
+	$(BIN)/acf bench --json benchmarks/results.json

@@ -39,6 +39,7 @@ async def test_attempts_and_monotonic_statuses(store: Store) -> None:
     assert await store.outbox.undelivered("t1", "s1") == []
     assert await store.outbox.find_by_provider_id("t1", "wamid.1") == row
     assert [r.outbox_id for r in await store.outbox.for_session("t1", "s1")] == [oid]
+    assert [r.outbox_id for r in await store.outbox.for_session("t1", "s1", last=1)] == [oid]
 
 
 async def test_failed_is_terminal(store: Store) -> None:
@@ -50,3 +51,11 @@ async def test_failed_is_terminal(store: Store) -> None:
     assert not (await store.uow.commit("t1", [late])).get(late)
     row = await store.outbox.get("t1", oid)
     assert row is not None and row.status is DeliveryStatus.FAILED and row.error == "131047"
+
+
+async def test_for_session_last_rows_in_order(store: Store) -> None:
+    ops = [EnqueueReply("s1", f"turn{i}", 0, {"text": str(i)}, 1_000 + i) for i in range(3)]
+    results = await store.uow.commit("t1", ops)
+    ids = [results.get(op) for op in ops]
+    assert [r.outbox_id for r in await store.outbox.for_session("t1", "s1", last=2)] == ids[1:]
+    assert [r.outbox_id for r in await store.outbox.for_session("t1", "s1")] == ids

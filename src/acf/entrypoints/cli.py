@@ -1,6 +1,6 @@
 """The ``acf`` command line."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -239,6 +239,78 @@ def replay(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=1) from None
         typer.echo(f"plot written to {plot_path}")
+
+
+@app.command("bench")
+def bench(
+    turns: Annotated[
+        int, typer.Option("--turns", min=10, help="Turns for the overhead measurement.")
+    ] = 1000,
+    sessions: Annotated[
+        int, typer.Option("--sessions", min=10, help="Sessions for the throughput measurement.")
+    ] = 10_000,
+    memory_sessions: Annotated[
+        int, typer.Option("--memory-sessions", min=10, help="Sessions for the memory measurement.")
+    ] = 2_000,
+    peer: Annotated[
+        bool, typer.Option("--peer/--no-peer", help="Also measure LangGraph (the 'bench' extra).")
+    ] = True,
+    durability: Annotated[
+        str, typer.Option("--durability", help="SQLite synchronous level: full or normal.")
+    ] = "full",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON.")
+    ] = None,
+) -> None:
+    """Fabric overhead, throughput and memory, beside a naive baseline and LangGraph."""
+    import asyncio
+
+    from rich.console import Console
+
+    from acf.adapters.sqlite.database import Durability
+    from acf.bench import report
+    from acf.bench.measure import Result, measure
+    from acf.bench.subjects import AcfSubject, LangGraphSubject, NaiveSubject, Subject
+    from acf.logging import configure_logging
+
+    try:
+        level = Durability(durability)
+    except ValueError:
+        typer.echo(f"error: --durability must be full or normal, not {durability!r}", err=True)
+        raise typer.Exit(code=2) from None
+    configure_logging("CRITICAL")
+    console = Console(stderr=True)
+    makers: list[tuple[str, Callable[[], Subject]]] = [
+        ("acf", lambda: AcfSubject(level)),
+        ("naive", NaiveSubject),
+    ]
+    if peer:
+        makers.append(("LangGraph", LangGraphSubject))
+    results: list[Result] = []
+    for label, make in makers:
+        with console.status(f"measuring {label}"):
+            try:
+                results.append(asyncio.run(measure(make, turns, sessions, memory_sessions)))
+            except RuntimeError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(code=1) from None
+    out = Console()
+    out.print(report.table(results))
+    acf_result = results[0]
+    peer_result = results[2] if peer else None
+    for name, value in report.ratios(acf_result, peer_result).items():
+        out.print(f"{name}: {value:.2f}")
+    for name, met in report.verdicts(acf_result, peer_result).items():
+        out.print(f"target {name}: {'met' if met else 'MISSED'}")
+    if json_path is not None:
+        settings = {
+            "turns": turns,
+            "sessions": sessions,
+            "memory_sessions": memory_sessions,
+            "durability": level.value,
+        }
+        report.write_json(json_path, results, settings)
+        out.print(f"results written to {json_path}")
 
 
 def main() -> None:

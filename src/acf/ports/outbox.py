@@ -38,7 +38,8 @@ class EnqueueReply(WriteOp[int]):
 
 @dataclass(frozen=True, slots=True)
 class RecordAttempt(WriteOp[int]):
-    """Count a send attempt before calling the provider; returns the attempt number."""
+    """Count a send attempt (with its outcome, or alone after a failure); returns the
+    attempt number."""
 
     outbox_id: int
     at_ms: int
@@ -75,6 +76,9 @@ class Outbox(Protocol):
         self, tenant: TenantId, provider_message_id: str
     ) -> OutboxRow | None: ...
 
-    async def for_session(self, tenant: TenantId, session_id: SessionId) -> list[OutboxRow]:
-        """Every row of the session in order (the outbound half of the history)."""
+    async def for_session(
+        self, tenant: TenantId, session_id: SessionId, last: int | None = None
+    ) -> list[OutboxRow]:
+        """The session's rows in order (the outbound half of the history): every one, or
+        only the ``last`` ones."""
         ...

@@ -20,6 +20,12 @@ class PendingInput(Exception):
     """
 
 
+class InDoubt(Exception):
+    """An irreversible action may already have run in an earlier attempt of this turn (the
+    process died, or the lease was lost, after the gate). It is never run again blindly:
+    the turn fails at once and a person follows up. (The tool ledger resolves this.)"""
+
+
 class TurnContext(Protocol):
     """What a running pipeline sees and may do. Everything it writes is fenced."""
 
@@ -87,7 +93,9 @@ class TurnContext(Protocol):
 
         Raises ``PendingInput`` when newer messages exist and ``force`` is not set: before
         the gate was passed the turn is then superseded instead (the exception reaches the
-        runtime); after it, the pipeline decides.
+        runtime); after it, the pipeline decides. Past the restart bound the gate passes
+        (audited), so a chatty customer cannot starve the agent. Raises ``InDoubt`` when an
+        earlier attempt of the turn passed the gate already.
         """
         ...
 

@@ -6,12 +6,12 @@ customer session, whose messages get sequence numbers 1, 2, 3 ... in time order;
 covers the range ``(from_seq, to_seq]`` of its turn.
 """
 
-import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from acf.replay.sources import ChatLine
+from acf.stats import percentile
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +70,6 @@ def runs_of(lines: Sequence[ChatLine]) -> list[Run]:
         open_runs[line.conversation] = (session, seq, seq, line.at_ms)
     finished += [Run(s, a, b, t) for s, a, b, t in open_runs.values()]
     return sorted(finished, key=lambda r: r.last_at_ms)
-
-
-def percentile(values: Sequence[float], pct: int) -> float:
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return float(values[0])
-    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
 
 
 def measure(

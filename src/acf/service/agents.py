@@ -10,6 +10,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import acf
@@ -19,18 +21,23 @@ from acf.domain.ids import AgentId, TenantId
 from acf.ports.pipeline import Pipeline
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AgentBinding:
     pipeline: Pipeline
     settings: AgentSettings
 
-    @property
+    @cached_property
     def agent_version(self) -> str:
         """acf's version plus the pipeline's declared version."""
         return f"acf/{acf.__version__} {self.pipeline.name}/{self.pipeline.version}"
 
+    @cached_property
+    def resolved(self) -> Mapping[str, Any]:
+        """``describe()`` computed once, read-only (what ``ctx.config`` shows)."""
+        return MappingProxyType(self.describe())
+
     def describe(self) -> dict[str, Any]:
-        """The resolved configuration as plain JSON (what ``ctx.config`` shows)."""
+        """The resolved configuration as plain JSON."""
         return {
             "pipeline": {"name": self.pipeline.name, "version": self.pipeline.version},
             "settings": _plain(dataclasses.asdict(self.settings)),

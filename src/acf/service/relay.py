@@ -1,10 +1,11 @@
 """The outbox relay (DESIGN §4 step 5): committed replies to the channel, in order.
 
 It runs outside the session lease, so a slow provider never blocks the next turn. Per
-session, rows go one at a time in (commit, position) order; each attempt is counted before
-the call and the provider's acceptance recorded after it, so a row is sent again only when
+session, rows go one at a time in (commit, position) order; the provider's acceptance is
+recorded (with the attempt count) right after the call, so a row is sent again only when
 the process died between the two (DESIGN §3 invariant 6). A definite refusal marks the row
-failed; anything else (a timeout, a 5xx) is retried with backoff, keeping the order.
+failed; anything else (a timeout, a 5xx) is counted and retried with backoff, keeping the
+order.
 """
 
 import asyncio
@@ -43,16 +44,26 @@ class Relay:
         self, tenant: TenantId, session_id: SessionId, news: asyncio.Event
     ) -> int | None:
         p = self._parts
+        key: SessionKey | None = None
+        correlations: dict[str, Correlation] = {}
         while True:
             news.clear()
-            rows = await p.store.outbox.undelivered(tenant, session_id)
+            if key is None:
+                rows, session = await asyncio.gather(
+                    p.store.outbox.undelivered(tenant, session_id),
+                    p.store.sessions.get(tenant, session_id),
+                )
+                if session is None:
+                    return None
+                key = session.key
+            else:
+                rows = await p.store.outbox.undelivered(tenant, session_id)
             if not rows:
                 return None
-            session = await p.store.sessions.get(tenant, session_id)
-            if session is None:
-                return None
             for row in rows:
-                retry = await self._send(tenant, session.key, row)
+                if row.turn_id not in correlations:
+                    correlations[row.turn_id] = await self._correlation(key, row)
+                retry = await self._send(key, row, correlations[row.turn_id])
                 if retry is not None:
                     return retry
 
@@ -69,14 +80,13 @@ class Relay:
             config_version=self._parts.agents.config_version,
         )
 
-    async def _send(self, tenant: TenantId, key: SessionKey, row: OutboxRow) -> int | None:
+    async def _send(self, key: SessionKey, row: OutboxRow, correlation: Correlation) -> int | None:
         p = self._parts
+        tenant = key.tenant
         delay = int(row.payload.get("delay_ms", 0) or 0)
         if delay > 0:
             await p.clock.sleep(delay / 1000)
-        attempt_op = RecordAttempt(row.outbox_id, p.clock.now_ms())
-        attempt = (await p.store.uow.commit(tenant, [attempt_op])).get(attempt_op)
-        correlation = await self._correlation(key, row)
+        attempt = row.attempts + 1
         try:
             receipt = await self._sender.send(OutboundMessage(key, row.outbox_id, row.payload))
         except DeliveryError as exc:
@@ -91,9 +101,9 @@ class Relay:
                     attempt=attempt,
                 )
                 return None
-            return self._transient(tenant, row, attempt, exc)
+            return await self._transient(tenant, row, attempt, exc)
         except Exception as exc:  # a timeout or a crash of the adapter: outcome unknown
-            return self._transient(tenant, row, attempt, exc)
+            return await self._transient(tenant, row, attempt, exc)
         await p.checkpoints.reached(Phase.SEND_ACCEPTED, tenant, row.session_id)
         await self._record(
             tenant,
@@ -107,7 +117,13 @@ class Relay:
         await p.checkpoints.reached(Phase.DELIVERED, tenant, row.session_id)
         return None
 
-    def _transient(self, tenant: TenantId, row: OutboxRow, attempt: int, exc: Exception) -> int:
+    async def _transient(
+        self, tenant: TenantId, row: OutboxRow, attempt: int, exc: Exception
+    ) -> int:
+        """Count the failed attempt; the row is sent again after the backoff."""
+        await self._parts.store.uow.commit(
+            tenant, [RecordAttempt(row.outbox_id, self._parts.clock.now_ms())]
+        )
         delay = retry_delay_ms(attempt)
         log.warning(
             "delivery.retry",
@@ -142,6 +158,7 @@ class Relay:
         if error is not None:
             data["error"] = error
         ops: list[WriteOp[Any]] = [
+            RecordAttempt(row.outbox_id, now),
             ApplyDeliveryStatus(row.outbox_id, status, now, provider_message_id, error),
             AppendEvent(FabricEvent(kind, now, correlation, data)),
         ]

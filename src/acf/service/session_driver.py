@@ -46,10 +46,12 @@ class SessionDriver:
         p = self._parts
         while True:
             news.clear()
-            session = await p.store.sessions.get(self._tenant, self._session_id)
+            session, live = await asyncio.gather(
+                p.store.sessions.get(self._tenant, self._session_id),
+                p.store.turns.live_turn(self._tenant, self._session_id),
+            )
             if session is None:
                 return None
-            live = await p.store.turns.live_turn(self._tenant, self._session_id)
             if live is None and not session.has_unconsumed:
                 p.typing.pop(session.key, None)
                 return None
@@ -119,15 +121,23 @@ class SessionDriver:
             keeper.fence,
             now,
         )
+        versions = p.versions(binding)
+        if binding.settings.policy_for(session.key.channel).mode is AccumulationMode.OFF:
+            # Each message is its own turn: the window closes as it opens.
+            running, ops = turn_units.open_and_start(
+                turn, group, session.consumed_seq + 1, "off", versions
+            )
+            await p.store.uow.commit(self._tenant, ops)
+            await p.checkpoints.reached(Phase.WINDOW_OPENED, self._tenant, self._session_id)
+            await p.checkpoints.reached(Phase.RUN_STARTED, self._tenant, self._session_id)
+            return running
         messages = await p.store.messages.read_range(
             self._tenant, self._session_id, session.consumed_seq, session.last_seq
         )
         close = p.decide_window(binding, session.key, messages)
         await p.store.uow.commit(
             self._tenant,
-            turn_units.open_window(
-                turn, group, close.close_at_ms, close.reason, p.versions(binding)
-            ),
+            turn_units.open_window(turn, group, close.close_at_ms, close.reason, versions),
         )
         await p.checkpoints.reached(Phase.WINDOW_OPENED, self._tenant, self._session_id)
         return turn

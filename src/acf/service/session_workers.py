@@ -62,6 +62,12 @@ class SessionWorkers:
         retry: int | None = None
         try:
             retry = await self._work(key[0], key[1], news)
+        except asyncio.CancelledError:
+            if self._tasks.closed:
+                raise  # the runtime stops
+            # A cancellation from inside the work (not ours): a bug, treated as a crash.
+            log.error(f"{self._name}.cancelled", tenant=key[0], session_id=key[1])
+            retry = CRASH_RETRY_MS
         except Exception as exc:  # the store failed or a bug: try again later, loudly
             log.error(f"{self._name}.crashed", tenant=key[0], session_id=key[1], error=repr(exc))
             retry = CRASH_RETRY_MS

@@ -10,6 +10,8 @@ T = TypeVar("T")
 
 log = structlog.get_logger("acf.tasks")
 
+CANCEL_PATIENCE_S = 5.0
+
 
 class TaskSet:
     def __init__(self) -> None:
@@ -33,11 +35,18 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def cancel_all(self) -> None:
-        """Refuse new tasks, cancel every running one and wait until all are done."""
+    async def cancel_all(self, patience_s: float = CANCEL_PATIENCE_S) -> None:
+        """Refuse new tasks, cancel every running one and wait until all are done, or
+        until ``patience_s`` (real seconds) passed: a task that ignores cancellation is
+        left behind, named in the log, rather than hanging the shutdown."""
         self.closed = True
+        deadline = asyncio.get_running_loop().time() + patience_s
         while self._tasks:
             pending = list(self._tasks)
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                log.error("tasks.ignore_cancellation", tasks=[t.get_name() for t in pending])
+                return
+            await asyncio.wait(pending, timeout=left)

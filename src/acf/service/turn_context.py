@@ -17,7 +17,8 @@ from acf.domain.supersede import SupersedeDecision
 from acf.domain.turns import Turn
 from acf.ports.clock import Clock
 from acf.ports.event_store import AppendEvent
-from acf.ports.pipeline import PendingInput
+from acf.ports.lease import CheckFence
+from acf.ports.pipeline import InDoubt, PendingInput
 from acf.ports.step_memo import MemoKey, RememberStep
 from acf.ports.store import Store
 from acf.ports.turn_store import MarkIrreversibleStarted
@@ -48,6 +49,11 @@ class TurnFrame:
     """A decision taken on new messages (QUEUE / FORCE_COMPLETE / ABSORB), if any."""
     gate_refused: bool = False
     """The irreversible gate refused because of new messages before it was ever passed."""
+    off: bool = False
+    """Accumulation is OFF on this channel: one message per turn, newer ones wait."""
+    restart_bound_reached: bool = False
+    gate_passed_before: bool = False
+    """An earlier attempt of this turn passed the irreversible gate."""
 
     @property
     def correlation(self) -> Correlation:
@@ -132,12 +138,16 @@ class RunningTurnContext:
         return self._log
 
     async def has_pending_messages(self) -> bool:
+        if self._frame.off:
+            return False  # accumulation OFF: newer messages are turns of their own
         turn = self._frame.turn
         session = await self._frame.store.sessions.get(turn.tenant, turn.session_id)
         return session is not None and session.last_seq > turn.to_seq
 
     async def absorb(self) -> list[InboundMessage]:
         f = self._frame
+        if f.off:
+            return []  # accumulation OFF: each message is answered on its own
         turn = f.turn
         session = await f.store.sessions.get(turn.tenant, turn.session_id)
         if session is None or session.last_seq <= turn.to_seq:
@@ -176,24 +186,32 @@ class RunningTurnContext:
         f = self._frame
         turn = f.turn
         now = f.clock.now_ms()
-        # The supersede hook may have chosen FORCE_COMPLETE for this turn already.
-        force = force or f.mode is SupersedeDecision.FORCE_COMPLETE
+        if f.gate_passed_before:
+            # An earlier attempt of this turn passed the gate: its action may have run.
+            raise InDoubt("an earlier attempt of this turn started an irreversible action")
+        # Why the gate may pass despite newer messages: the pipeline forces it, the hook
+        # chose FORCE_COMPLETE, or the restart bound is reached (QUEUE: never starve).
+        if force or f.mode is SupersedeDecision.FORCE_COMPLETE:
+            why: str | None = "pipeline"
+        elif f.restart_bound_reached:
+            why = "restart_bound"
+        else:
+            why = None
         if turn.irreversible_started:
-            pending = await self.has_pending_messages()
-            if pending and not force:
-                raise PendingInput("the customer sent messages this turn has not seen")
-            if pending:
-                await f.commit(self._forced_event(now))
-                f.mode = SupersedeDecision.FORCE_COMPLETE
+            if await self.has_pending_messages():
+                if why is None:
+                    raise PendingInput("the customer sent messages this turn has not seen")
+                await f.commit(self._forced(now, why))
             return
-        gate = MarkIrreversibleStarted(turn.turn_id, f.keeper.fence, force, now)
+        # With accumulation OFF, newer messages are other turns': the gate ignores them.
+        unconditional = why is not None or f.off
+        gate = MarkIrreversibleStarted(turn.turn_id, f.keeper.fence, unconditional, now)
         event = AppendEvent(
-            FabricEvent(EventKind.TURN_IRREVERSIBLE_STARTED, now, f.correlation, {"force": force})
+            FabricEvent(EventKind.TURN_IRREVERSIBLE_STARTED, now, f.correlation, {"forced": why})
         )
         ops: list[WriteOp[Any]] = [gate, event]
-        if force and await self.has_pending_messages():
-            ops += self._forced_event(now)
-            f.mode = SupersedeDecision.FORCE_COMPLETE
+        if why is not None and await self.has_pending_messages():
+            ops += self._forced(now, why)[1:]  # the gate itself is the fence check
         try:
             await f.commit(ops)
         except Conflict as conflict:
@@ -203,17 +221,20 @@ class RunningTurnContext:
             raise LeaseLost(conflict.reason) from conflict
         f.turn = replace(turn, irreversible_started=True)
 
-    def _forced_event(self, now: int) -> list[WriteOp[Any]]:
+    def _forced(self, now: int, why: str) -> list[WriteOp[Any]]:
+        """FORCE_COMPLETE, audited; the turn then behaves as QUEUE."""
         f = self._frame
+        f.mode = SupersedeDecision.FORCE_COMPLETE
         return [
+            CheckFence(f.turn.session_id, f.keeper.fence, now),
             AppendEvent(
                 FabricEvent(
                     EventKind.TURN_FORCE_COMPLETED,
                     now,
                     f.correlation,
-                    {"to_seq": f.turn.to_seq},
+                    {"to_seq": f.turn.to_seq, "reason": why},
                 )
-            )
+            ),
         ]
 
     async def shielded(self, action: Awaitable[T]) -> T:

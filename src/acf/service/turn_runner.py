@@ -7,6 +7,7 @@ DESIGN §4 steps 3-4, §6 and §15. The runner holds the session lease (through 
 import asyncio
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 import structlog
 
@@ -19,7 +20,7 @@ from acf.domain.session_key import SessionKey
 from acf.domain.supersede import SupersedeDecision, choose, may_commit_with_unseen
 from acf.domain.turns import Turn, TurnGroup
 from acf.ports.checkpoints import Phase
-from acf.ports.pipeline import PendingInput, SupersedeHook
+from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
 from acf.service import turn_units
 from acf.service.agents import AgentBinding
 from acf.service.lease_keeper import LeaseKeeper
@@ -27,6 +28,9 @@ from acf.service.parts import Parts
 from acf.service.turn_context import LeaseLost, RunningTurnContext, TurnFrame
 
 log = structlog.get_logger("acf.runtime")
+
+CANCEL_GRACE_MS = 10_000
+"""How long a cancelled pipeline may take to stop before it is abandoned."""
 
 
 class RunEnd(StrEnum):
@@ -40,11 +44,15 @@ class RunEnd(StrEnum):
 class _Finished:
     result: PipelineResult
     state_version: int
+    ctx: RunningTurnContext
+    group: TurnGroup
 
 
 @dataclass(frozen=True, slots=True)
 class _Failed:
     error: str
+    final: bool = False
+    """Retrying cannot help (the same refusal would come back): fail the turn now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,7 @@ class TurnRunner:
         attempt, or failed when it has used its attempts (a poison message)."""
         p = self._parts
         frame = TurnFrame(turn, key, p.store, p.clock, p.tasks, self._keeper, self._versions)
+        frame.off = self._settings.policy_for(key.channel).mode is AccumulationMode.OFF
         started_at = p.clock.now_ms()
         try:
             if turn.fence != self._keeper.fence:
@@ -96,7 +105,7 @@ class TurnRunner:
                         self._versions,
                     )
                 )
-                if frame.turn.attempt >= self._settings.max_attempts:
+                if outcome.final or frame.turn.attempt >= self._settings.max_attempts:
                     return await self._fail(frame, outcome.error, started_at)
                 if not await self._pause(self._settings.backoff_ms(frame.turn.attempt)):
                     return RunEnd.LEASE_LOST
@@ -133,14 +142,15 @@ class TurnRunner:
         return self._keeper.held
 
     def _default_decision(self, frame: TurnFrame) -> SupersedeDecision:
-        channel_policy = self._settings.policy_for(frame.key.channel)
-        if channel_policy.mode is AccumulationMode.OFF:
+        if frame.off:
             return SupersedeDecision.QUEUE  # every message is its own turn (email, voice)
         return self._settings.supersede
 
     def _decide(
         self, frame: TurnFrame, ctx: RunningTurnContext, new: list[InboundMessage], restarts: int
     ) -> SupersedeDecision:
+        if frame.off:
+            return SupersedeDecision.QUEUE  # no hook can merge or restart OFF turns
         hook = None
         pipeline = self._binding.pipeline
         if isinstance(pipeline, SupersedeHook):
@@ -168,34 +178,41 @@ class TurnRunner:
         )
         return session.last_seq, new
 
-    async def _context(self, frame: TurnFrame) -> tuple[RunningTurnContext, int]:
+    async def _context(self, frame: TurnFrame) -> tuple[RunningTurnContext, int, TurnGroup]:
+        """The context of an attempt; its reads go to the store together (one hop)."""
         p, t = self._parts, frame.turn
-        session = await p.store.sessions.get(t.tenant, t.session_id)
-        if session is None:
-            raise Conflict(f"no session {t.session_id}")
-        messages = await p.store.messages.read_range(t.tenant, t.session_id, t.from_seq, t.to_seq)
         limit = self._settings.history_limit
-        history = await p.store.messages.recent(t.tenant, t.session_id, t.from_seq, limit)
-        replies = [
-            dict(r.payload) for r in await p.store.outbox.for_session(t.tenant, t.session_id)
-        ]
-        deadline = p.clock.now_ms() + self._settings.deadline_ms
+        session, messages, history, replies, group = await asyncio.gather(
+            p.store.sessions.get(t.tenant, t.session_id),
+            p.store.messages.read_range(t.tenant, t.session_id, t.from_seq, t.to_seq),
+            p.store.messages.recent(t.tenant, t.session_id, t.from_seq, limit)
+            if limit
+            else _nothing(),
+            p.store.outbox.for_session(t.tenant, t.session_id, last=limit) if limit else _nothing(),
+            p.store.turns.get_group(t.tenant, t.group_id),
+        )
+        if session is None or group is None:
+            raise Conflict(f"turn {t.turn_id} lost its session or group")
         ctx = RunningTurnContext(
             frame,
             messages,
-            history if limit else [],
-            replies[-limit:] if limit else [],
+            history,
+            [dict(r.payload) for r in replies],
             session.state,
-            self._binding.describe(),
-            deadline,
+            self._binding.resolved,
+            p.clock.now_ms() + self._settings.deadline_ms,
         )
-        return ctx, session.state_version
+        return ctx, session.state_version, group
 
     async def _attempt(self, frame: TurnFrame) -> _Outcome:
         p = self._parts
-        ctx, state_version = await self._context(frame)
-        group = await self._group(frame)
+        ctx, state_version, group = await self._context(frame)
+        frame.gate_passed_before = frame.turn.irreversible_started
+        frame.restart_bound_reached = group.restarts >= self._settings.restart_bound
         task = p.tasks.spawn(self._binding.pipeline.run(ctx), f"pipeline:{frame.turn.turn_id}")
+        await asyncio.sleep(0)  # let it start: a pipeline that never waits is done already
+        if task.done():
+            return self._outcome(frame, task, None, state_version, ctx, group)
         deadline = p.tasks.spawn(p.clock.sleep(self._settings.deadline_ms / 1000), "deadline")
         reason: str | None = None
         try:
@@ -223,12 +240,41 @@ class TurnRunner:
                         reason = "new_messages"
                     elif decision is not None:
                         frame.mode = decision  # ABSORB, QUEUE or FORCE_COMPLETE
-            if reason is not None and not task.done():
-                task.cancel()
-                await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()  # the runtime stops: never leave the pipeline running
+            raise
+        except Exception:
+            task.cancel()  # our own failure (the store, say): stop the pipeline first
+            await self._stopped(task)
+            raise
         finally:
             deadline.cancel()
-        return self._outcome(frame, task, reason, state_version)
+        if not task.done():  # a supersede, a deadline or lease loss
+            task.cancel()
+            if not await self._stopped(task):
+                return RunEnd.LEASE_LOST
+        return self._outcome(frame, task, reason, state_version, ctx, group)
+
+    async def _stopped(self, task: "asyncio.Task[PipelineResult]") -> bool:
+        """Wait (a bounded time) for a cancelled pipeline to end. One that ignores
+        cancellation is abandoned with the lease: its writes are fenced from then on, and
+        the turn is re-run once the lease expires."""
+        p = self._parts
+        grace = p.tasks.spawn(p.clock.sleep(CANCEL_GRACE_MS / 1000), "cancel-grace")
+        try:
+            await asyncio.wait({task, grace}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            grace.cancel()
+        if task.done():
+            return True
+        log.error(
+            "pipeline.ignores_cancellation", **self._versions_fields(task), grace_ms=CANCEL_GRACE_MS
+        )
+        self._keeper.abandon()
+        return False
+
+    def _versions_fields(self, task: "asyncio.Task[PipelineResult]") -> dict[str, str]:
+        return {"task": task.get_name(), "agent_version": self._versions.agent_version}
 
     def _outcome(
         self,
@@ -236,6 +282,8 @@ class TurnRunner:
         task: "asyncio.Task[PipelineResult]",
         reason: str | None,
         state_version: int,
+        ctx: RunningTurnContext,
+        group: TurnGroup,
     ) -> _Outcome:
         if reason == "lease_lost":
             return RunEnd.LEASE_LOST
@@ -243,17 +291,20 @@ class TurnRunner:
             return _Supersede(reason)
         if reason == "deadline":
             return _Failed(f"deadline of {self._settings.deadline_ms} ms exceeded")
+        if task.cancelled():
+            return _Failed("the pipeline was cancelled")
         exc = task.exception()
         if exc is None:
-            return _Finished(task.result(), state_version)
+            return _Finished(task.result(), state_version, ctx, group)
         if isinstance(exc, LeaseLost):
             return RunEnd.LEASE_LOST
-        if (
-            isinstance(exc, PendingInput)
-            and frame.gate_refused
-            and not frame.turn.irreversible_started
-        ):
-            return _Supersede("irreversible_gate")
+        if isinstance(exc, PendingInput):
+            if frame.gate_refused and not frame.turn.irreversible_started:
+                return _Supersede("irreversible_gate")
+            # Refused after the gate and not handled: a retry would be refused the same.
+            return _Failed(f"PendingInput not handled by the pipeline: {exc}", final=True)
+        if isinstance(exc, InDoubt):
+            return _Failed(f"irreversible action in doubt: {exc}", final=True)
         return _Failed(f"{type(exc).__name__}: {exc}")
 
     async def _finish(
@@ -263,19 +314,15 @@ class TurnRunner:
         await p.checkpoints.reached(
             Phase.PIPELINE_FINISHED, frame.turn.tenant, frame.turn.session_id
         )
+        t, group = frame.turn, done.group
+        bound = self._settings.restart_bound
+        # Optimistic: commit at once, guarded by last_seq = to_seq unless this turn may
+        # commit over unseen messages; only a refusal costs a look at what arrived.
+        decision = frame.mode or self._default_decision(frame)
+        require = not may_commit_with_unseen(
+            decision, t.irreversible_started, group.restarts, bound
+        )
         while True:
-            t = frame.turn
-            group = await self._group(frame)
-            _, new = await self._unseen(frame)
-            require = True
-            if new:
-                ctx, _ = await self._context(frame)
-                decision = frame.mode or self._decide(frame, ctx, new, group.restarts)
-                if not may_commit_with_unseen(
-                    decision, t.irreversible_started, group.restarts, self._settings.restart_bound
-                ):
-                    return _Supersede("new_messages")
-                require = False
             ops = turn_units.commit(
                 t,
                 group,
@@ -291,9 +338,16 @@ class TurnRunner:
             try:
                 await frame.commit(ops)
             except Conflict as conflict:
-                if conflict.reason == "new_messages":
-                    continue  # a message landed since we looked: decide again
-                return _Failed(f"commit refused: {conflict}")
+                if conflict.reason != "new_messages":
+                    return _Failed(f"commit refused: {conflict}")
+                _, new = await self._unseen(frame)
+                decision = self._decide(frame, done.ctx, new, group.restarts)
+                if not may_commit_with_unseen(
+                    decision, t.irreversible_started, group.restarts, bound
+                ):
+                    return _Supersede("new_messages")
+                require = False
+                continue
             except AcfError as exc:  # an invalid state patch, for one
                 return _Failed(f"{type(exc).__name__}: {exc}")
             p.poke_relay(t.tenant, t.session_id)
@@ -351,3 +405,7 @@ class TurnRunner:
         log.warning("turn.failed", **frame.correlation.fields(), error=error, attempts=t.attempt)
         p.poke_relay(t.tenant, t.session_id)
         return RunEnd.FAILED
+
+
+async def _nothing() -> list[Any]:
+    return []

@@ -128,6 +128,48 @@ def open_window(
     return ops
 
 
+def open_and_start(
+    turn: Turn, group: TurnGroup, to_seq: int, reason: str, versions: Versions
+) -> tuple[Turn, Ops]:
+    """A window that closes as it opens (accumulation OFF, a button): the turn is created
+    RUNNING with its first attempt recorded, in one unit. Returns the running turn."""
+    at = turn.created_at_ms
+    running = replace(turn, phase=TurnPhase.RUNNING, to_seq=to_seq, attempt=1)
+    ops: Ops = [
+        _guard(turn, turn.fence, at),
+        OpenGroup(replace(group, attempts=1)),
+        CreateTurn(running),
+        _event(
+            EventKind.WINDOW_OPENED,
+            running,
+            versions,
+            at,
+            from_seq=turn.from_seq,
+            close_at_ms=at,
+            reason=reason,
+        ),
+        _event(
+            EventKind.WINDOW_CLOSED,
+            running,
+            versions,
+            at,
+            reason=reason,
+            from_seq=turn.from_seq,
+            to_seq=to_seq,
+        ),
+        _event(
+            EventKind.TURN_STARTED,
+            running,
+            versions,
+            at,
+            attempt=1,
+            from_seq=turn.from_seq,
+            to_seq=to_seq,
+        ),
+    ]
+    return running, ops
+
+
 def extend_window(
     turn: Turn,
     fence: int,

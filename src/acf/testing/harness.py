@@ -34,6 +34,7 @@ from acf.testing.pipeline import Script, ScriptedPipeline, Tally
 
 AGENT = "a1"
 TENANT = "t1"
+SETTLE_LIMIT = 20_000
 
 
 @dataclass(slots=True)
@@ -236,8 +237,14 @@ class Harness:
 
     async def settle(self) -> None:
         """Return once every task is blocked on the clock or on news (none runnable)."""
-        quiet = 0
+        quiet = rounds = 0
         while quiet < 3:
+            rounds += 1
+            if rounds > SETTLE_LIMIT:
+                raise RuntimeError(
+                    f"the runtime never went quiet in {SETTLE_LIMIT} rounds at one instant "
+                    "of virtual time (a livelock)"
+                )
             await self._wait_restart()
             before = self._activity()
             for _ in range(4):

@@ -124,7 +124,8 @@ class Expect(_Model):
     turns: dict[TurnPhase, int] = Field(default_factory=dict)
     events: dict[EventKind, int] = Field(default_factory=dict)
     events_at_least: dict[EventKind, int] = Field(default_factory=dict)
-    flagged: list[str] = Field(default_factory=list)
+    flagged: list[str] | None = None
+    """Exactly the customers whose session is flagged (``[]``: none)."""
     tool_runs: dict[str, int] = Field(default_factory=dict)
     step_runs: dict[str, int] = Field(default_factory=dict)
     repeats: int = 0
@@ -144,8 +145,12 @@ class Scenario(_Model):
     agent: AgentSpec = Field(default_factory=AgentSpec)
     pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
     lease: dict[str, int] = Field(default_factory=dict)
+    runtimes: int = Field(1, ge=1, le=4)
+    """Runtimes on the same store, all woken by every message (only the lease serializes)."""
     script: list[Step]
     run_for_ms: int = 600_000
+    wall_limit_s: float = 60.0
+    """Real seconds the scenario may take (a livelock fails instead of hanging)."""
     expect: Expect = Field(default_factory=Expect)
 
 
@@ -264,14 +269,19 @@ async def run(scenario: Scenario, data_dir: Path, path: Path | None = None) -> S
     result = ScenarioResult(scenario.name, path)
     began = time.perf_counter()
     async with Harness(data_dir, _options(scenario)) as h:
+        for _ in range(scenario.runtimes - 1):
+            await h.add_runtime()
         start = h.clock.now_ms()
-        for step in sorted(scenario.script, key=lambda s: s.at):
-            await h.advance(max(0, start + step.at - h.clock.now_ms()))
-            await _act(h, step)
         try:
-            await h.run_until_idle(scenario.run_for_ms)
+            async with asyncio.timeout(scenario.wall_limit_s):
+                for step in sorted(scenario.script, key=lambda s: s.at):
+                    await h.advance(max(0, start + step.at - h.clock.now_ms()))
+                    await _act(h, step)
+                await h.run_until_idle(scenario.run_for_ms)
         except TimeoutError as exc:
-            result.problems.append(str(exc))
+            result.problems.append(
+                str(exc) or f"not done after {scenario.wall_limit_s} s of real time (livelock?)"
+            )
         result.problems += await _expectations(h, scenario, start)
         result.problems += await invariants.check_all(
             h.store, scenario.tenants, h.channel, h.tally, allowed_repeats=scenario.expect.repeats
@@ -326,7 +336,7 @@ async def _expectations(h: Harness, s: Scenario, start: int) -> list[str]:
         if kinds[kind] < count:
             problems.append(f"events {kind.value}: expected at least {count}, got {kinds[kind]}")
     flagged = sorted(x.key.customer for x in sessions if x.flagged)
-    if e.flagged and flagged != sorted(e.flagged):
+    if e.flagged is not None and flagged != sorted(e.flagged):
         problems.append(f"flagged sessions: expected {sorted(e.flagged)}, got {flagged}")
     tools: Counter[str] = Counter()
     for key, count in h.tally.tool_runs.items():

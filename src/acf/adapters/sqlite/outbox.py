@@ -106,7 +106,15 @@ class SqliteOutbox:
         )
         return rows[0] if rows else None
 
-    async def for_session(self, tenant: TenantId, session_id: SessionId) -> list[OutboxRow]:
-        return await self._select(
-            "tenant = ? AND session_id = ? ORDER BY outbox_id", (tenant, session_id)
+    async def for_session(
+        self, tenant: TenantId, session_id: SessionId, last: int | None = None
+    ) -> list[OutboxRow]:
+        if last is None:
+            return await self._select(
+                "tenant = ? AND session_id = ? ORDER BY outbox_id", (tenant, session_id)
+            )
+        rows = await self._select(
+            "tenant = ? AND session_id = ? ORDER BY outbox_id DESC LIMIT ?",
+            (tenant, session_id, last),
         )
+        return rows[::-1]
