@@ -12,14 +12,16 @@ import gc
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from acf.bench.subjects import Subject
 from acf.stats import percentile
 
 WARMUP = 20
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,35 +103,32 @@ async def memory_per_session(subject: Subject, sessions: int) -> float:
     return max(0.0, (after - before) / sessions)
 
 
+async def _fresh(
+    make: Callable[[], Subject], folder: Path, run: Callable[[Subject], Awaitable[T]]
+) -> T:
+    """``run`` on a new subject started in ``folder``, stopped afterwards."""
+    await asyncio.to_thread(folder.mkdir)
+    subject = make()
+    await subject.start(folder)
+    try:
+        return await run(subject)
+    finally:
+        await subject.stop()
+
+
 async def measure(
     make: Callable[[], Subject], turns: int, sessions: int, memory_sessions: int
 ) -> Result:
     """Each measurement on a fresh subject and a fresh folder."""
     with tempfile.TemporaryDirectory(prefix="acf-bench-") as tmp:
         folder = Path(tmp)
-        subject = make()
-        (folder / "o").mkdir()
-        await subject.start(folder / "o")
-        try:
-            over = await overhead(subject, turns)
-        finally:
-            await subject.stop()
-        subject = make()
-        (folder / "t").mkdir()
-        await subject.start(folder / "t")
-        try:
-            rate = await throughput(subject, sessions)
-        finally:
-            await subject.stop()
-        subject = make()
-        (folder / "m").mkdir()
+        over = await _fresh(make, folder / "o", lambda s: overhead(s, turns))
+        rate = await _fresh(make, folder / "t", lambda s: throughput(s, sessions))
         tracemalloc.start()
         try:
-            await subject.start(folder / "m")
-            try:
-                per_session = await memory_per_session(subject, memory_sessions)
-            finally:
-                await subject.stop()
+            per_session = await _fresh(
+                make, folder / "m", lambda s: memory_per_session(s, memory_sessions)
+            )
         finally:
             tracemalloc.stop()
-    return Result(subject.name, over, rate, per_session)
+    return Result(make().name, over, rate, per_session)

@@ -128,6 +128,32 @@ def open_window(
     return ops
 
 
+def _closed_and_started(
+    running: Turn, from_seq: int, reason: str, at_ms: int, versions: Versions
+) -> Ops:
+    """WINDOW_CLOSED then TURN_STARTED for a turn that just became RUNNING."""
+    return [
+        _event(
+            EventKind.WINDOW_CLOSED,
+            running,
+            versions,
+            at_ms,
+            reason=reason,
+            from_seq=from_seq,
+            to_seq=running.to_seq,
+        ),
+        _event(
+            EventKind.TURN_STARTED,
+            running,
+            versions,
+            at_ms,
+            attempt=running.attempt,
+            from_seq=from_seq,
+            to_seq=running.to_seq,
+        ),
+    ]
+
+
 def open_and_start(
     turn: Turn, group: TurnGroup, to_seq: int, reason: str, versions: Versions
 ) -> tuple[Turn, Ops]:
@@ -148,24 +174,7 @@ def open_and_start(
             close_at_ms=at,
             reason=reason,
         ),
-        _event(
-            EventKind.WINDOW_CLOSED,
-            running,
-            versions,
-            at,
-            reason=reason,
-            from_seq=turn.from_seq,
-            to_seq=to_seq,
-        ),
-        _event(
-            EventKind.TURN_STARTED,
-            running,
-            versions,
-            at,
-            attempt=1,
-            from_seq=turn.from_seq,
-            to_seq=to_seq,
-        ),
+        *_closed_and_started(running, turn.from_seq, reason, at, versions),
     ]
     return running, ops
 
@@ -206,24 +215,7 @@ def start_run(
         _move(turn, TurnPhase.RUNNING, fence, at_ms, to_seq=to_seq, new_attempt=attempt),
         UpdateGroup(group.group_id, GroupStatus.OPEN, group.restarts, group.attempts + 1),
         CancelTimer(turn.session_id, WINDOW_TIMER),
-        _event(
-            EventKind.WINDOW_CLOSED,
-            running,
-            versions,
-            at_ms,
-            reason=reason,
-            from_seq=turn.from_seq,
-            to_seq=to_seq,
-        ),
-        _event(
-            EventKind.TURN_STARTED,
-            running,
-            versions,
-            at_ms,
-            attempt=attempt,
-            from_seq=turn.from_seq,
-            to_seq=to_seq,
-        ),
+        *_closed_and_started(running, turn.from_seq, reason, at_ms, versions),
     ]
 
 
