@@ -260,3 +260,19 @@ async def test_inv9_every_turn_has_a_record_and_correlated_events(tmp_path: Path
 def test_inv9_checker_catches_a_missing_id() -> None:
     partial = FabricEvent(EventKind.TURN_COMMITTED, 0, Correlation(TENANT, "tr", "s", "t"))
     assert invariants.correlated([partial]) != []
+
+
+def test_inv7_checker_catches_an_irreversible_start_over_an_unseen_message() -> None:
+    c = Correlation(TENANT, "tr", "s", "t1", "g", "v", "c")
+
+    def received(seq: int) -> FabricEvent:
+        return FabricEvent(EventKind.MESSAGE_RECEIVED, 0, c, {"seq": seq})
+
+    def gate(to_seq: int, forced: str | None = None) -> FabricEvent:
+        data = {"to_seq": to_seq, "forced": forced, "off": False}
+        return FabricEvent(EventKind.TURN_IRREVERSIBLE_STARTED, 0, c, data)
+
+    assert invariants.no_irreversible_over_unseen("s", [received(1), gate(1)]) == []
+    assert invariants.no_irreversible_over_unseen("s", [received(1), received(2), gate(1)])
+    forced = [received(1), received(2), gate(1, "pipeline")]
+    assert invariants.no_irreversible_over_unseen("s", forced) == []

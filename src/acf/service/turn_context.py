@@ -207,7 +207,12 @@ class RunningTurnContext:
         unconditional = why is not None or f.off
         gate = MarkIrreversibleStarted(turn.turn_id, f.keeper.fence, unconditional, now)
         event = AppendEvent(
-            FabricEvent(EventKind.TURN_IRREVERSIBLE_STARTED, now, f.correlation, {"forced": why})
+            FabricEvent(
+                EventKind.TURN_IRREVERSIBLE_STARTED,
+                now,
+                f.correlation,
+                {"forced": why, "to_seq": turn.to_seq, "off": f.off},
+            )
         )
         ops: list[WriteOp[Any]] = [gate, event]
         if why is not None and await self.has_pending_messages():

@@ -76,6 +76,27 @@ def one_running_at_a_time(session_id: str, events: Sequence[FabricEvent]) -> lis
     return problems
 
 
+def no_irreversible_over_unseen(session_id: str, events: Sequence[FabricEvent]) -> list[str]:
+    """Invariant 7, from the audit trail (events in commit order): an irreversible action
+    starts only when every message received so far lies in the turn's range, unless it was
+    forced (FORCE_COMPLETE, audited) or the channel answers each message alone (OFF)."""
+    problems = []
+    received = 0
+    for event in events:
+        if event.kind is EventKind.MESSAGE_RECEIVED:
+            received = max(received, int(event.data.get("seq", 0)))
+        elif event.kind is EventKind.TURN_IRREVERSIBLE_STARTED:
+            data = event.data
+            if data.get("forced") or data.get("off"):
+                continue
+            if received > int(data.get("to_seq", 0)):
+                problems.append(
+                    f"session {session_id}: irreversible action of turn "
+                    f"{event.correlation.turn_id} started with message {received} unseen"
+                )
+    return problems
+
+
 def correlated(events: Sequence[FabricEvent]) -> list[str]:
     """Invariant 9 for events: turn events carry every correlation id."""
     problems = []
@@ -111,6 +132,7 @@ async def check_all(
             problems.append(f"session {sid}: a turn is still live")
         events = await store.events.query(tenant, EventQuery(session_id=sid, limit=ALL))
         problems += one_running_at_a_time(sid, events)
+        problems += no_irreversible_over_unseen(sid, events)
         problems += correlated(events)
         rows = await store.outbox.for_session(tenant, sid)
         by_turn = {t.turn_id: t for t in turns}
