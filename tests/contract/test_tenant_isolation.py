@@ -10,13 +10,14 @@ import contextlib
 import inspect
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 
 import acf.ports.event_store
 import acf.ports.lease
+import acf.ports.ledger
 import acf.ports.message_log
 import acf.ports.outbox
 import acf.ports.session_store
@@ -28,9 +29,11 @@ from acf.domain.errors import Conflict, InvalidValue
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.records import TurnRecord
 from acf.domain.signals import DeliveryStatus
+from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.domain.turns import GroupStatus, TurnGroup, TurnPhase
 from acf.ports.event_store import AppendEvent, EventQuery
 from acf.ports.lease import CheckFence
+from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry, LedgerQuery
 from acf.ports.message_log import AppendMessage
 from acf.ports.outbox import ApplyDeliveryStatus, EnqueueReply, RecordAttempt
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState, SessionFilter
@@ -59,6 +62,7 @@ PORTS = {
     "memo": acf.ports.step_memo.StepMemo,
     "lease": acf.ports.lease.SessionLease,
     "timers": acf.ports.timers.Timers,
+    "ledger": acf.ports.ledger.Ledger,
 }
 
 
@@ -100,6 +104,7 @@ async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
             AppendEvent(
                 FabricEvent(EventKind.TURN_STARTED, 1_000, Correlation(tenant, "tr", r.session_id))
             ),
+            BeginExecution(_ledger_entry(tenant, r.session_id)),
         ],
     )
     outbox_id = results.get(enqueue)
@@ -114,6 +119,23 @@ async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
     await store.lease.acquire(tenant, r.session_id, "holder", 60_000)
     events = await store.events.query(tenant, EventQuery())
     return World(r.session_id, r.message_id, t.turn_id, "shared-group", outbox_id, len(events))
+
+
+def _ledger_entry(tenant: str, session_id: str) -> LedgerEntry:
+    return LedgerEntry(
+        tenant=tenant,
+        execution_id="shared-exec",
+        idempotency_key="shared-key",
+        tool="refund",
+        policy=SideEffectPolicy.IRREVERSIBLE,
+        status=LedgerStatus.STARTED,
+        session_id=session_id,
+        group_id="shared-group",
+        turn_id="shared-turn",
+        customer="shared-customer",
+        args={"secret": tenant},
+        started_at_ms=1_000,
+    )
 
 
 ReadCase = Callable[[Store, World, VirtualClock], Awaitable[Any]]
@@ -149,6 +171,9 @@ READS: dict[str, ReadCase] = {
     "lease.release": lambda s, b, c: _release_foreign(s, b, c),
     "timers.due": lambda s, b, c: s.timers.due(A, 10**13),
     "timers.get": lambda s, b, c: s.timers.get(A, b.session_id, "window"),
+    "ledger.get": lambda s, b, c: s.ledger.get(A, "shared-exec"),
+    "ledger.active": lambda s, b, c: s.ledger.active(A, "shared-key", 2_000),
+    "ledger.query": lambda s, b, c: s.ledger.query(A, LedgerQuery(customer="shared-customer")),
 }
 
 
@@ -219,6 +244,8 @@ def _writes(b: World, clock: VirtualClock) -> dict[type[WriteOp[Any]], WriteOp[A
         CheckFence: CheckFence(b.session_id, 1, clock.now_ms()),
         SetTimer: SetTimer(Timer(B, b.session_id, "window", 1)),
         CancelTimer: CancelTimer(b.session_id, "window"),
+        BeginExecution: None,  # type: ignore[dict-item]  # creates A's own row: checked below
+        FinishExecution: FinishExecution("shared-exec", LedgerStatus.SUCCEEDED, 2_000),
     }
 
 
@@ -235,6 +262,7 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
             await store.timers.get(B, b.session_id, "window"),
             await store.memo.recall(B, MemoKey("shared-group", "step", "fp")),
             await store.lease.current(B, b.session_id),
+            await store.ledger.query(B, LedgerQuery()),
         )
 
     before = await snapshot()
@@ -250,9 +278,12 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
         [
             EnqueueReply(b.session_id, b.turn_id, 0, {"text": "mine"}, 3_000),
             RememberStep(MemoKey("shared-group", "step", "fp"), {"secret": A}, 3_000),
+            BeginExecution(replace(_ledger_entry(A, b.session_id), args={"secret": A})),
         ],
     )
     assert await snapshot() == before
+    mine = await store.ledger.get(A, "shared-exec")
+    assert mine is not None and mine.args == {"secret": A}
     assert (await store.memo.recall(A, MemoKey("shared-group", "step", "fp")))[1] == {"secret": A}
 
 

@@ -4,6 +4,7 @@ from typing import Protocol
 
 from acf.ports.event_store import EventStore
 from acf.ports.lease import SessionLease
+from acf.ports.ledger import Ledger
 from acf.ports.message_log import MessageLog
 from acf.ports.outbox import Outbox
 from acf.ports.recovery import RecoveryScanner
@@ -33,6 +34,8 @@ class Store(Protocol):
     def lease(self) -> SessionLease: ...
     @property
     def timers(self) -> Timers: ...
+    @property
+    def ledger(self) -> Ledger: ...
     @property
     def uow(self) -> UnitOfWork: ...
     @property

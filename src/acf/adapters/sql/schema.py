@@ -189,3 +189,31 @@ timers = sa.Table(
     sa.Column("payload", Json, nullable=False),
     sa.Index("ix_timers_due", "tenant", "due_at_ms"),
 )
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("execution_id", Id, primary_key=True),
+    sa.Column("idempotency_key", sa.String(1024), nullable=False),
+    # 1 while the row holds its key, NULL once expired: NULLs never collide in the unique
+    # constraint, so at most one row per key holds it.
+    sa.Column("holds_key", sa.SmallInteger, nullable=True),
+    sa.Column("tool", sa.String(64), nullable=False),
+    sa.Column("policy", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("session_id", Id, nullable=False),
+    sa.Column("group_id", Id, nullable=False),
+    sa.Column("turn_id", Id, nullable=False),
+    sa.Column("customer", sa.String(256), nullable=False),
+    sa.Column("args", Json, nullable=False),
+    sa.Column("result", Json, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("started_at_ms", Ms, nullable=False),
+    sa.Column("finished_at_ms", Ms, nullable=True),
+    sa.Column("expires_at_ms", Ms, nullable=True),
+    sa.UniqueConstraint("tenant", "idempotency_key", "holds_key", name="ux_ledger_key"),
+    sa.Index("ix_ledger_group", "tenant", "group_id"),
+    sa.Index("ix_ledger_customer", "tenant", "customer", "started_at_ms"),
+    sa.Index("ix_ledger_tool", "tenant", "tool", "started_at_ms"),
+)

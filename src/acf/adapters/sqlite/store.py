@@ -7,6 +7,7 @@ from acf.adapters.sql import migrate
 from acf.adapters.sqlite.database import Durability, SqliteDatabase
 from acf.adapters.sqlite.events import SqliteEventStore
 from acf.adapters.sqlite.lease import SqliteSessionLease
+from acf.adapters.sqlite.ledger import SqliteLedger
 from acf.adapters.sqlite.messages import SqliteMessageLog
 from acf.adapters.sqlite.outbox import SqliteOutbox
 from acf.adapters.sqlite.recovery import SqliteRecoveryScanner
@@ -34,6 +35,7 @@ class SqliteStore:
         self.outbox = SqliteOutbox(db)
         self.memo = SqliteStepMemo(db)
         self.lease = SqliteSessionLease(db, clock)
+        self.ledger = SqliteLedger(db)
         self.timers = SqliteTimers(db)
         self.uow = SqliteUnitOfWork(db)
         self.recovery = SqliteRecoveryScanner(db)

@@ -8,6 +8,7 @@ from typing import Any
 from acf.adapters.sqlite import (  # noqa: F401
     events,
     lease,
+    ledger,
     messages,
     outbox,
     sessions,
