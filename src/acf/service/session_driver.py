@@ -55,13 +55,20 @@ class SessionDriver:
             if live is None and not session.has_unconsumed:
                 p.typing.pop(session.key, None)
                 return None
-            keeper = await self._hold()
-            if keeper is None:
-                current = await p.store.lease.current(self._tenant, self._session_id)
-                wait = (
-                    p.lease.ttl_ms if current is None else current.expires_at_ms - p.clock.now_ms()
-                )
-                return max(1, wait)
+            if self._keeper is None or not self._keeper.held:
+                keeper = await self._hold()
+                if keeper is None:
+                    current = await p.store.lease.current(self._tenant, self._session_id)
+                    wait = (
+                        p.lease.ttl_ms
+                        if current is None
+                        else current.expires_at_ms - p.clock.now_ms()
+                    )
+                    return max(1, wait)
+                # What we read may predate the previous holder's last commit: look again,
+                # now that nobody else can write.
+                continue
+            keeper = self._keeper
             binding = p.agents.get(self._tenant, session.key.agent)
             if live is None:
                 live = await self._open_window(session, binding, keeper)
