@@ -112,3 +112,25 @@ async def test_query_by_customer_tool_group_and_time(store: Store) -> None:
     assert await ids(LedgerQuery(group_id="g1", customer="alice")) == ["q1"]
     assert await ids(LedgerQuery(from_ms=2_000, to_ms=3_000)) == ["q2"]
     assert await ids(LedgerQuery(limit=1)) == ["q1"]
+
+
+@pytest.mark.parametrize("outcome", [LedgerStatus.FAILED, LedgerStatus.COMPENSATED])
+async def test_a_failed_or_undone_row_gives_its_key_up(store: Store, outcome: LedgerStatus) -> None:
+    await begin(store, entry("f1", key="k", expires_at_ms=None))
+    if outcome is LedgerStatus.COMPENSATED:
+        await store.uow.commit("t1", [FinishExecution("f1", LedgerStatus.SUCCEEDED, 1_500)])
+    await store.uow.commit("t1", [FinishExecution("f1", outcome, 2_000)])
+    retry = await begin(store, entry("f2", key="k", at=3_000, expires_at_ms=None))
+    assert retry.started and retry.entry.execution_id == "f2"
+    assert (await store.ledger.get("t1", "f1")).status is outcome  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("state", [LedgerStatus.STARTED, LedgerStatus.IN_DOUBT])
+async def test_an_unknown_outcome_holds_its_key_past_the_ttl(
+    store: Store, state: LedgerStatus
+) -> None:
+    await begin(store, entry("u1"))
+    if state is LedgerStatus.IN_DOUBT:
+        await store.uow.commit("t1", [FinishExecution("u1", state, 2_000)])
+    late = await begin(store, entry("u2", at=48 * HOUR))
+    assert not late.started and late.entry.execution_id == "u1"

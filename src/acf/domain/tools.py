@@ -143,12 +143,13 @@ class Next(StrEnum):
 def next_step(policy: SideEffectPolicy, status: LedgerStatus | None) -> Next:
     """DESIGN §8's recovery rule for a call whose key is (or is not) in the ledger.
 
-    A definite failure means nothing happened, so any policy may run again. A ``started``
+    A definite failure means nothing happened (and a compensated action was undone), so
+    any policy may run again. A ``started``
     row without an outcome (a crash, or a timeout of a call whose outcome is unknown) may be
     re-run only when running twice is harmless (PURE, IDEMPOTENT)."""
-    if status is None or status is LedgerStatus.FAILED:
-        return Next.RUN
-    if status in (LedgerStatus.SUCCEEDED, LedgerStatus.COMPENSATED):
+    if status in (None, LedgerStatus.FAILED, LedgerStatus.COMPENSATED):
+        return Next.RUN  # never happened, or undone
+    if status is LedgerStatus.SUCCEEDED:
         return Next.RETURN_RECORDED
     if status is LedgerStatus.STARTED and policy in (
         SideEffectPolicy.PURE,

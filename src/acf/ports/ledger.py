@@ -45,10 +45,12 @@ class Begun:
 
 @dataclass(frozen=True, slots=True)
 class BeginExecution(WriteOp[Begun]):
-    """Insert ``entry`` (status STARTED) unless its key is active: an earlier row whose
-    ``expires_at_ms`` is unset or later than the entry's ``started_at_ms``. Then nothing is
-    written and that row is returned (``started=False``). An expired earlier row stops
-    holding the key. Atomic under a unique index on the active key."""
+    """Insert ``entry`` (status STARTED) unless its key is held: by an earlier row that
+    succeeded and whose ``expires_at_ms`` is unset or later than the entry's
+    ``started_at_ms``, or by a STARTED or IN_DOUBT row whatever its expiry (its outcome is
+    unknown). Then nothing is written and that row is returned (``started=False``). A
+    failed, compensated or expired row gives the key up. Atomic under a unique index on
+    the holding row."""
 
     entry: LedgerEntry
 

@@ -33,8 +33,10 @@ class AgentBinding:
 
     @cached_property
     def resolved(self) -> Mapping[str, Any]:
-        """``describe()`` computed once, read-only (what ``ctx.config`` shows)."""
-        return MappingProxyType(self.describe())
+        """``describe()`` computed once and frozen all the way down (what ``ctx.config``
+        shows): a pipeline cannot change the configuration of later turns."""
+        frozen: Mapping[str, Any] = _freeze(self.describe())
+        return frozen
 
     def describe(self) -> dict[str, Any]:
         """The resolved configuration as plain JSON."""
@@ -42,6 +44,14 @@ class AgentBinding:
             "pipeline": {"name": self.pipeline.name, "version": self.pipeline.version},
             "settings": _plain(dataclasses.asdict(self.settings)),
         }
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 def _plain(value: Any) -> Any:

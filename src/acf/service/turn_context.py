@@ -60,6 +60,8 @@ class TurnFrame:
         return turn_units.correlation(self.turn, self.versions)
 
     async def commit(self, ops: Sequence[WriteOp[Any]]) -> Any:
+        if self.keeper.lost.is_set():
+            raise LeaseLost("the lease is no longer held")  # before the database says so
         try:
             return await self.store.uow.commit(self.turn.tenant, ops)
         except Conflict as conflict:

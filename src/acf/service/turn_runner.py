@@ -18,6 +18,7 @@ from acf.domain.policy import AccumulationMode
 from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
 from acf.domain.supersede import SupersedeDecision, choose, may_commit_with_unseen
+from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS
 from acf.domain.turns import Turn, TurnGroup
 from acf.ports.checkpoints import Phase
 from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
@@ -29,8 +30,9 @@ from acf.service.turn_context import LeaseLost, RunningTurnContext, TurnFrame
 
 log = structlog.get_logger("acf.runtime")
 
-CANCEL_GRACE_MS = 10_000
-"""How long a cancelled pipeline may take to stop before it is abandoned."""
+CANCEL_GRACE_MS = DEFAULT_TOOL_TIMEOUT_MS + 5_000
+"""How long a cancelled pipeline may take to stop before it is abandoned: longer than a
+shielded tool call may take, plus its ledger write."""
 
 
 class RunEnd(StrEnum):
@@ -270,7 +272,9 @@ class TurnRunner:
         log.error(
             "pipeline.ignores_cancellation", **self._versions_fields(task), grace_ms=CANCEL_GRACE_MS
         )
-        self._keeper.abandon()
+        # Give the lease up in the database too, so the stray pipeline's writes (the
+        # irreversible gate, ledger rows) are refused at once, not only after the lease's TTL.
+        await self._keeper.release()
         return False
 
     def _versions_fields(self, task: "asyncio.Task[PipelineResult]") -> dict[str, str]:
@@ -341,7 +345,8 @@ class TurnRunner:
                 if conflict.reason != "new_messages":
                     return _Failed(f"commit refused: {conflict}")
                 _, new = await self._unseen(frame)
-                decision = self._decide(frame, done.ctx, new, group.restarts)
+                # An earlier answer (ABSORB, say) stands; the hook is asked only when none.
+                decision = frame.mode or self._decide(frame, done.ctx, new, group.restarts)
                 if not may_commit_with_unseen(
                     decision, t.irreversible_started, group.restarts, bound
                 ):

@@ -21,10 +21,13 @@ _COLUMNS = (
     "tenant, execution_id, idempotency_key, tool, policy, status, session_id, group_id, "
     "turn_id, customer, args, started_at_ms, expires_at_ms, finished_at_ms, result, error"
 )
-# The row that holds a key at an instant (params: tenant, key, now).
+# The row that holds a key at an instant (params: tenant, key, now). A definite failure
+# (or an undone action) holds nothing: running again is safe. A started or in-doubt row
+# holds its key past any TTL: its outcome is unknown until reconciled.
 _HOLDER = (
     "tenant = ? AND idempotency_key = ? AND holds_key = 1 "
-    "AND (expires_at_ms IS NULL OR expires_at_ms > ?)"
+    "AND status NOT IN ('failed', 'compensated') "
+    "AND (expires_at_ms IS NULL OR expires_at_ms > ? OR status IN ('started', 'in_doubt'))"
 )
 
 
@@ -62,7 +65,7 @@ def _begin(conn: sqlite3.Connection, tenant: str, op: BeginExecution) -> Begun:
     earlier = _holder(conn, tenant, e.idempotency_key, e.started_at_ms)
     if earlier is not None:
         return Begun(earlier, started=False)
-    # An expired holder gives the key up; then this row takes it.
+    # An expired or failed holder gives the key up; then this row takes it.
     conn.execute(
         "UPDATE ledger SET holds_key = NULL WHERE tenant = ? AND idempotency_key = ? "
         "AND holds_key = 1",
