@@ -20,7 +20,7 @@ from acf.domain.turns import Turn, TurnPhase
 from acf.ports.checkpoints import Phase
 from acf.ports.event_store import EventQuery
 from acf.ports.session_store import SessionRecord, SessionStatus
-from acf.service import turn_units
+from acf.service import turn_endings, turn_units
 from acf.testing import invariants
 from acf.testing.harness import TENANT, Harness, HarnessOptions
 from acf.testing.pipeline import Script
@@ -109,7 +109,7 @@ async def test_inv3_a_holder_whose_lease_was_taken_writes_nothing(tmp_path: Path
         group = await h.store.turns.get_group(TENANT, running.group_id)
         assert group is not None
         versions = turn_units.Versions("v", "c")
-        ops = turn_units.commit(
+        ops = turn_endings.commit(
             running,
             group,
             running.fence,
@@ -174,7 +174,7 @@ async def test_inv5_a_refused_commit_leaves_nothing_behind(tmp_path: Path) -> No
         assert lease is not None
         await h.send("alice", "and my last payment?")  # last_seq moves: the commit check fails
         result = PipelineResult.reply("your balance is 3", state_patch={"data": {"x": 1}})
-        ops = turn_units.commit(
+        ops = turn_endings.commit(
             running,
             group,
             lease.fence,

@@ -12,6 +12,7 @@ from acf.ports.outbox import EnqueueReply
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState
 from acf.ports.timers import CancelTimer, SetTimer
 from acf.ports.turn_store import CreateTurn, MoveTurn, OpenGroup, SaveTurnRecord, UpdateGroup
+from acf.service import turn_endings as e
 from acf.service import turn_units as u
 
 V = u.Versions("acf/0 p/1", "sha256:x")
@@ -36,11 +37,11 @@ UNITS = [
     ("absorb", u.absorb(TURN, 8, 6, 10, V), TurnPhase.RUNNING),
     (
         "commit",
-        u.commit(TURN, GROUP, 8, PipelineResult.reply("hi"), 3, True, 0, 10, V),
+        e.commit(TURN, GROUP, 8, PipelineResult.reply("hi"), 3, True, 0, 10, V),
         TurnPhase.COMMITTED,
     ),
-    ("supersede", u.supersede(TURN, GROUP, 8, RESTART, 20, "new", 0, 10, V), TurnPhase.SUPERSEDED),
-    ("fail", u.fail(TURN, GROUP, 8, "boom", "sorry", 0, 10, V), TurnPhase.FAILED),
+    ("supersede", e.supersede(TURN, GROUP, 8, RESTART, 20, "new", 0, 10, V), TurnPhase.SUPERSEDED),
+    ("fail", e.fail(TURN, GROUP, 8, "boom", "sorry", 0, 10, V), TurnPhase.FAILED),
 ]
 
 
@@ -70,7 +71,7 @@ def test_commit_carries_every_effect_in_one_unit() -> None:
         state_patch={"data": {"k": 1}},
         handoff="asked for a person",
     )
-    ops = u.commit(TURN, GROUP, 8, result, 3, True, 0, 10, V)
+    ops = e.commit(TURN, GROUP, 8, result, 3, True, 0, 10, V)
     types = kinds(ops)
     assert types.count(EnqueueReply) == 2
     assert [op.position for op in ops if isinstance(op, EnqueueReply)] == [0, 1]
@@ -84,13 +85,13 @@ def test_commit_carries_every_effect_in_one_unit() -> None:
 
 
 def test_queue_commit_does_not_require_last_seq() -> None:
-    ops = u.commit(TURN, GROUP, 8, PipelineResult.reply("x"), 0, False, 0, 10, V)
+    ops = e.commit(TURN, GROUP, 8, PipelineResult.reply("x"), 0, False, 0, 10, V)
     (consume,) = [op for op in ops if isinstance(op, ConsumeRange)]
     assert not consume.require_last_seq
 
 
 def test_supersede_commits_no_effect_and_opens_the_restart_in_the_same_group() -> None:
-    ops = u.supersede(TURN, GROUP, 8, RESTART, 20, "new_messages", 0, 10, V)
+    ops = e.supersede(TURN, GROUP, 8, RESTART, 20, "new_messages", 0, 10, V)
     types = kinds(ops)
     assert EnqueueReply not in types and PatchState not in types and ConsumeRange not in types
     (created,) = [op for op in ops if isinstance(op, CreateTurn)]
@@ -102,7 +103,7 @@ def test_supersede_commits_no_effect_and_opens_the_restart_in_the_same_group() -
 
 
 def test_fail_consumes_the_range_queues_the_fallback_and_flags() -> None:
-    ops = u.fail(TURN, GROUP, 8, "boom", "Sorry, a person will follow up.", 0, 10, V)
+    ops = e.fail(TURN, GROUP, 8, "boom", "Sorry, a person will follow up.", 0, 10, V)
     (reply,) = [op for op in ops if isinstance(op, EnqueueReply)]
     assert reply.payload["text"] == "Sorry, a person will follow up."
     (consume,) = [op for op in ops if isinstance(op, ConsumeRange)]

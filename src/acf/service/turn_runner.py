@@ -22,7 +22,7 @@ from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS
 from acf.domain.turns import Turn, TurnGroup
 from acf.ports.checkpoints import Phase
 from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
-from acf.service import turn_units
+from acf.service import turn_endings, turn_units
 from acf.service.agents import AgentBinding
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.parts import Parts
@@ -327,7 +327,7 @@ class TurnRunner:
             decision, t.irreversible_started, group.restarts, bound
         )
         while True:
-            ops = turn_units.commit(
+            ops = turn_endings.commit(
                 t,
                 group,
                 self._keeper.fence,
@@ -377,7 +377,7 @@ class TurnRunner:
             now,
         )
         await frame.commit(
-            turn_units.supersede(
+            turn_endings.supersede(
                 t,
                 group,
                 self._keeper.fence,
@@ -396,7 +396,7 @@ class TurnRunner:
         p, t = self._parts, frame.turn
         group = await self._group(frame)
         await frame.commit(
-            turn_units.fail(
+            turn_endings.fail(
                 t,
                 group,
                 self._keeper.fence,

@@ -1,24 +1,21 @@
-"""The units of work a turn commits, built as values (pure: no I/O, table-testable).
+"""The units of work that open, start and advance a turn, built as values (pure: no I/O,
+table-testable); the ones that end it are in ``turn_endings``.
 
 Each unit starts with ``CheckFence`` and moves the turn by compare-and-set, so a holder
 whose lease expired or was taken over commits nothing (DESIGN §3 invariants 3 and 5).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import GroupId, SessionId, TraceId, TurnId
-from acf.domain.records import TurnRecord
-from acf.domain.replies import PipelineResult, ReplySegment
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
-from acf.ports.outbox import EnqueueReply
-from acf.ports.session_store import ConsumeRange, FlagSession, PatchState
 from acf.ports.timers import CancelTimer, SetTimer, Timer
-from acf.ports.turn_store import CreateTurn, MoveTurn, OpenGroup, SaveTurnRecord, UpdateGroup
+from acf.ports.turn_store import CreateTurn, MoveTurn, OpenGroup, UpdateGroup
 from acf.ports.unit_of_work import WriteOp
 
 WINDOW_TIMER = "window_close"
@@ -44,15 +41,17 @@ def correlation(turn: Turn, versions: Versions) -> Correlation:
     )
 
 
-def _event(kind: EventKind, turn: Turn, versions: Versions, at_ms: int, **data: Any) -> AppendEvent:
+def event_op(
+    kind: EventKind, turn: Turn, versions: Versions, at_ms: int, **data: Any
+) -> AppendEvent:
     return AppendEvent(FabricEvent(kind, at_ms, correlation(turn, versions), data))
 
 
-def _guard(turn: Turn, fence: int, at_ms: int) -> CheckFence:
+def guard_op(turn: Turn, fence: int, at_ms: int) -> CheckFence:
     return CheckFence(turn.session_id, fence, at_ms)
 
 
-def _move(
+def move_op(
     turn: Turn,
     target: TurnPhase,
     fence: int,
@@ -109,13 +108,13 @@ def open_window(
 ) -> Ops:
     """A new accumulating turn (and its group when ``group`` is new) with its close timer."""
     at = turn.created_at_ms
-    ops: Ops = [_guard(turn, turn.fence, at)]
+    ops: Ops = [guard_op(turn, turn.fence, at)]
     if group is not None:
         ops.append(OpenGroup(group))
     ops += [
         CreateTurn(turn),
         SetTimer(window_timer(turn, close_at_ms, turn.from_seq)),
-        _event(
+        event_op(
             EventKind.WINDOW_OPENED,
             turn,
             versions,
@@ -133,7 +132,7 @@ def _closed_and_started(
 ) -> Ops:
     """WINDOW_CLOSED then TURN_STARTED for a turn that just became RUNNING."""
     return [
-        _event(
+        event_op(
             EventKind.WINDOW_CLOSED,
             running,
             versions,
@@ -142,7 +141,7 @@ def _closed_and_started(
             from_seq=from_seq,
             to_seq=running.to_seq,
         ),
-        _event(
+        event_op(
             EventKind.TURN_STARTED,
             running,
             versions,
@@ -162,10 +161,10 @@ def open_and_start(
     at = turn.created_at_ms
     running = replace(turn, phase=TurnPhase.RUNNING, to_seq=to_seq, attempt=1)
     ops: Ops = [
-        _guard(turn, turn.fence, at),
+        guard_op(turn, turn.fence, at),
         OpenGroup(replace(group, attempts=1)),
         CreateTurn(running),
-        _event(
+        event_op(
             EventKind.WINDOW_OPENED,
             running,
             versions,
@@ -189,9 +188,9 @@ def extend_window(
     versions: Versions,
 ) -> Ops:
     return [
-        _guard(turn, fence, at_ms),
+        guard_op(turn, fence, at_ms),
         SetTimer(window_timer(turn, close_at_ms, window_from_seq)),
-        _event(
+        event_op(
             EventKind.WINDOW_EXTENDED, turn, versions, at_ms, close_at_ms=close_at_ms, reason=reason
         ),
     ]
@@ -211,8 +210,8 @@ def start_run(
     attempt = turn.attempt + 1
     running = replace(turn, to_seq=to_seq, attempt=attempt)
     return [
-        _guard(turn, fence, at_ms),
-        _move(turn, TurnPhase.RUNNING, fence, at_ms, to_seq=to_seq, new_attempt=attempt),
+        guard_op(turn, fence, at_ms),
+        move_op(turn, TurnPhase.RUNNING, fence, at_ms, to_seq=to_seq, new_attempt=attempt),
         UpdateGroup(group.group_id, GroupStatus.OPEN, group.restarts, group.attempts + 1),
         CancelTimer(turn.session_id, WINDOW_TIMER),
         *_closed_and_started(running, turn.from_seq, reason, at_ms, versions),
@@ -226,10 +225,10 @@ def rerun(
     holder died)."""
     attempt = turn.attempt + 1
     return [
-        _guard(turn, fence, at_ms),
-        _move(turn, TurnPhase.RUNNING, fence, at_ms, new_attempt=attempt),
+        guard_op(turn, fence, at_ms),
+        move_op(turn, TurnPhase.RUNNING, fence, at_ms, new_attempt=attempt),
         UpdateGroup(group.group_id, GroupStatus.OPEN, group.restarts, group.attempts + 1),
-        _event(
+        event_op(
             EventKind.TURN_STARTED,
             replace(turn, attempt=attempt),
             versions,
@@ -244,213 +243,18 @@ def rerun(
 
 def absorb(turn: Turn, fence: int, to_seq: int, at_ms: int, versions: Versions) -> Ops:
     return [
-        _guard(turn, fence, at_ms),
-        _move(turn, TurnPhase.RUNNING, fence, at_ms, to_seq=to_seq),
-        _event(EventKind.TURN_ABSORBED, turn, versions, at_ms, from_seq=turn.to_seq, to_seq=to_seq),
-    ]
-
-
-def _enqueue(turn: Turn, segments: Sequence[ReplySegment], at_ms: int, versions: Versions) -> Ops:
-    ops: Ops = []
-    for position, segment in enumerate(segments):
-        ops.append(
-            EnqueueReply(turn.session_id, turn.turn_id, position, segment.to_payload(), at_ms)
-        )
-        ops.append(
-            _event(
-                EventKind.RESPONSE_QUEUED,
-                turn,
-                versions,
-                at_ms,
-                position=position,
-                text=segment.text,
-            )
-        )
-    return ops
-
-
-def _record(
-    turn: Turn,
-    outcome: TurnPhase,
-    versions: Versions,
-    started_at_ms: int,
-    at_ms: int,
-    **fields: Any,
-) -> SaveTurnRecord:
-    return SaveTurnRecord(
-        TurnRecord(
-            correlation=correlation(turn, versions),
-            outcome=outcome,
-            from_seq=turn.from_seq,
-            to_seq=turn.to_seq,
-            attempt=turn.attempt,
-            started_at_ms=started_at_ms,
-            ended_at_ms=at_ms,
-            **fields,
-        )
-    )
-
-
-def commit(
-    turn: Turn,
-    group: TurnGroup,
-    fence: int,
-    result: PipelineResult,
-    state_version: int,
-    require_last_seq: bool,
-    started_at_ms: int,
-    at_ms: int,
-    versions: Versions,
-    details: Mapping[str, Any] | None = None,
-) -> Ops:
-    """The turn's one transaction (DESIGN §4 step 4)."""
-    ops: Ops = [_guard(turn, fence, at_ms), _move(turn, TurnPhase.COMMITTED, fence, at_ms)]
-    version_after = state_version
-    if result.state_patch:
-        ops.append(PatchState(turn.session_id, state_version, result.state_patch, at_ms))
-        version_after = state_version + 1
-    ops += _enqueue(turn, result.segments, at_ms, versions)
-    if result.handoff:
-        ops += _flag(turn, result.handoff, at_ms, versions)
-    ops += [
-        _record(
-            turn,
-            TurnPhase.COMMITTED,
-            versions,
-            started_at_ms,
-            at_ms,
-            replies=tuple(s.text for s in result.segments),
-            state_version_before=state_version,
-            state_version_after=version_after,
-            details={
-                "outcomes": list(result.outcomes),
-                "expects_more_input": result.expects_more_input,
-                "queued_unseen": not require_last_seq,
-                **dict(details or {}),
-                **dict(result.details),
-            },
+        guard_op(turn, fence, at_ms),
+        move_op(turn, TurnPhase.RUNNING, fence, at_ms, to_seq=to_seq),
+        event_op(
+            EventKind.TURN_ABSORBED, turn, versions, at_ms, from_seq=turn.to_seq, to_seq=to_seq
         ),
-        _event(
-            EventKind.TURN_COMMITTED,
-            turn,
-            versions,
-            at_ms,
-            from_seq=turn.from_seq,
-            to_seq=turn.to_seq,
-            attempt=turn.attempt,
-            replies=len(result.segments),
-        ),
-        ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, require_last_seq, at_ms),
-        UpdateGroup(group.group_id, GroupStatus.COMMITTED, group.restarts, group.attempts),
-    ]
-    return ops
-
-
-def _flag(turn: Turn, reason: str, at_ms: int, versions: Versions) -> Ops:
-    return [
-        FlagSession(turn.session_id, True, reason, at_ms),
-        _event(EventKind.SESSION_FLAGGED, turn, versions, at_ms, reason=reason),
-    ]
-
-
-def supersede(
-    turn: Turn,
-    group: TurnGroup,
-    fence: int,
-    restart: Turn,
-    close_at_ms: int,
-    reason: str,
-    started_at_ms: int,
-    at_ms: int,
-    versions: Versions,
-) -> Ops:
-    """Close the turn without effects and open its restart in the same group (DESIGN §6).
-
-    The restart's window covers only the messages the superseded turn had not seen.
-    """
-    return [
-        _guard(turn, fence, at_ms),
-        _move(turn, TurnPhase.SUPERSEDED, fence, at_ms),
-        _record(
-            turn,
-            TurnPhase.SUPERSEDED,
-            versions,
-            started_at_ms,
-            at_ms,
-            error=None,
-            details={"reason": reason, "restart_turn_id": restart.turn_id},
-        ),
-        _event(
-            EventKind.TURN_SUPERSEDED,
-            turn,
-            versions,
-            at_ms,
-            reason=reason,
-            from_seq=turn.from_seq,
-            to_seq=turn.to_seq,
-            last_seq=restart.to_seq,
-            restart_turn_id=restart.turn_id,
-        ),
-        UpdateGroup(group.group_id, GroupStatus.OPEN, group.restarts + 1, group.attempts),
-        CreateTurn(restart),
-        SetTimer(window_timer(restart, close_at_ms, turn.to_seq)),
-        _event(
-            EventKind.WINDOW_OPENED,
-            restart,
-            versions,
-            at_ms,
-            from_seq=restart.from_seq,
-            close_at_ms=close_at_ms,
-            reason="restart",
-        ),
-    ]
-
-
-def fail(
-    turn: Turn,
-    group: TurnGroup,
-    fence: int,
-    error: str,
-    fallback_text: str,
-    started_at_ms: int,
-    at_ms: int,
-    versions: Versions,
-) -> Ops:
-    """The turn gave up (DESIGN §15): its range is consumed, the fallback reply queued and
-    the session flagged for a person, in one transaction."""
-    return [
-        _guard(turn, fence, at_ms),
-        _move(turn, TurnPhase.FAILED, fence, at_ms),
-        *_enqueue(turn, [ReplySegment(fallback_text)], at_ms, versions),
-        *_flag(turn, f"turn failed after {turn.attempt} attempt(s): {error}", at_ms, versions),
-        _record(
-            turn,
-            TurnPhase.FAILED,
-            versions,
-            started_at_ms,
-            at_ms,
-            replies=(fallback_text,),
-            error=error,
-        ),
-        _event(
-            EventKind.TURN_FAILED,
-            turn,
-            versions,
-            at_ms,
-            error=error,
-            attempts=turn.attempt,
-            from_seq=turn.from_seq,
-            to_seq=turn.to_seq,
-        ),
-        ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, False, at_ms),
-        UpdateGroup(group.group_id, GroupStatus.FAILED, group.restarts, group.attempts),
     ]
 
 
 def attempt_failed(turn: Turn, fence: int, error: str, at_ms: int, versions: Versions) -> Ops:
     return [
-        _guard(turn, fence, at_ms),
-        _event(
+        guard_op(turn, fence, at_ms),
+        event_op(
             EventKind.TURN_ATTEMPT_FAILED, turn, versions, at_ms, attempt=turn.attempt, error=error
         ),
     ]
@@ -460,6 +264,6 @@ def progress(
     turn: Turn, fence: int, name: str, data: Mapping[str, Any], at_ms: int, versions: Versions
 ) -> Ops:
     return [
-        _guard(turn, fence, at_ms),
-        _event(EventKind.TURN_PROGRESS, turn, versions, at_ms, name=name, **dict(data)),
+        guard_op(turn, fence, at_ms),
+        event_op(EventKind.TURN_PROGRESS, turn, versions, at_ms, name=name, **dict(data)),
     ]

@@ -1,0 +1,222 @@
+"""The units of work that end a turn: commit, supersede, fail (pure, table-testable).
+
+Each starts with ``CheckFence`` and moves the turn by compare-and-set (DESIGN §4, §6, §15).
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from acf.domain.events import EventKind
+from acf.domain.records import TurnRecord
+from acf.domain.replies import PipelineResult, ReplySegment
+from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
+from acf.ports.outbox import EnqueueReply
+from acf.ports.session_store import ConsumeRange, FlagSession, PatchState
+from acf.ports.timers import SetTimer
+from acf.ports.turn_store import CreateTurn, SaveTurnRecord, UpdateGroup
+from acf.service.turn_units import (
+    Ops,
+    Versions,
+    correlation,
+    event_op,
+    guard_op,
+    move_op,
+    window_timer,
+)
+
+
+def _enqueue(turn: Turn, segments: Sequence[ReplySegment], at_ms: int, versions: Versions) -> Ops:
+    ops: Ops = []
+    for position, segment in enumerate(segments):
+        ops.append(
+            EnqueueReply(turn.session_id, turn.turn_id, position, segment.to_payload(), at_ms)
+        )
+        ops.append(
+            event_op(
+                EventKind.RESPONSE_QUEUED,
+                turn,
+                versions,
+                at_ms,
+                position=position,
+                text=segment.text,
+            )
+        )
+    return ops
+
+
+def _record(
+    turn: Turn,
+    outcome: TurnPhase,
+    versions: Versions,
+    started_at_ms: int,
+    at_ms: int,
+    **fields: Any,
+) -> SaveTurnRecord:
+    return SaveTurnRecord(
+        TurnRecord(
+            correlation=correlation(turn, versions),
+            outcome=outcome,
+            from_seq=turn.from_seq,
+            to_seq=turn.to_seq,
+            attempt=turn.attempt,
+            started_at_ms=started_at_ms,
+            ended_at_ms=at_ms,
+            **fields,
+        )
+    )
+
+
+def commit(
+    turn: Turn,
+    group: TurnGroup,
+    fence: int,
+    result: PipelineResult,
+    state_version: int,
+    require_last_seq: bool,
+    started_at_ms: int,
+    at_ms: int,
+    versions: Versions,
+    details: Mapping[str, Any] | None = None,
+) -> Ops:
+    """The turn's one transaction (DESIGN §4 step 4)."""
+    ops: Ops = [guard_op(turn, fence, at_ms), move_op(turn, TurnPhase.COMMITTED, fence, at_ms)]
+    version_after = state_version
+    if result.state_patch:
+        ops.append(PatchState(turn.session_id, state_version, result.state_patch, at_ms))
+        version_after = state_version + 1
+    ops += _enqueue(turn, result.segments, at_ms, versions)
+    if result.handoff:
+        ops += _flag(turn, result.handoff, at_ms, versions)
+    ops += [
+        _record(
+            turn,
+            TurnPhase.COMMITTED,
+            versions,
+            started_at_ms,
+            at_ms,
+            replies=tuple(s.text for s in result.segments),
+            state_version_before=state_version,
+            state_version_after=version_after,
+            details={
+                "outcomes": list(result.outcomes),
+                "expects_more_input": result.expects_more_input,
+                "queued_unseen": not require_last_seq,
+                **dict(details or {}),
+                **dict(result.details),
+            },
+        ),
+        event_op(
+            EventKind.TURN_COMMITTED,
+            turn,
+            versions,
+            at_ms,
+            from_seq=turn.from_seq,
+            to_seq=turn.to_seq,
+            attempt=turn.attempt,
+            replies=len(result.segments),
+        ),
+        ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, require_last_seq, at_ms),
+        UpdateGroup(group.group_id, GroupStatus.COMMITTED, group.restarts, group.attempts),
+    ]
+    return ops
+
+
+def _flag(turn: Turn, reason: str, at_ms: int, versions: Versions) -> Ops:
+    return [
+        FlagSession(turn.session_id, True, reason, at_ms),
+        event_op(EventKind.SESSION_FLAGGED, turn, versions, at_ms, reason=reason),
+    ]
+
+
+def supersede(
+    turn: Turn,
+    group: TurnGroup,
+    fence: int,
+    restart: Turn,
+    close_at_ms: int,
+    reason: str,
+    started_at_ms: int,
+    at_ms: int,
+    versions: Versions,
+) -> Ops:
+    """Close the turn without effects and open its restart in the same group (DESIGN §6).
+
+    The restart's window covers only the messages the superseded turn had not seen.
+    """
+    return [
+        guard_op(turn, fence, at_ms),
+        move_op(turn, TurnPhase.SUPERSEDED, fence, at_ms),
+        _record(
+            turn,
+            TurnPhase.SUPERSEDED,
+            versions,
+            started_at_ms,
+            at_ms,
+            error=None,
+            details={"reason": reason, "restart_turn_id": restart.turn_id},
+        ),
+        event_op(
+            EventKind.TURN_SUPERSEDED,
+            turn,
+            versions,
+            at_ms,
+            reason=reason,
+            from_seq=turn.from_seq,
+            to_seq=turn.to_seq,
+            last_seq=restart.to_seq,
+            restart_turn_id=restart.turn_id,
+        ),
+        UpdateGroup(group.group_id, GroupStatus.OPEN, group.restarts + 1, group.attempts),
+        CreateTurn(restart),
+        SetTimer(window_timer(restart, close_at_ms, turn.to_seq)),
+        event_op(
+            EventKind.WINDOW_OPENED,
+            restart,
+            versions,
+            at_ms,
+            from_seq=restart.from_seq,
+            close_at_ms=close_at_ms,
+            reason="restart",
+        ),
+    ]
+
+
+def fail(
+    turn: Turn,
+    group: TurnGroup,
+    fence: int,
+    error: str,
+    fallback_text: str,
+    started_at_ms: int,
+    at_ms: int,
+    versions: Versions,
+) -> Ops:
+    """The turn gave up (DESIGN §15): its range is consumed, the fallback reply queued and
+    the session flagged for a person, in one transaction."""
+    return [
+        guard_op(turn, fence, at_ms),
+        move_op(turn, TurnPhase.FAILED, fence, at_ms),
+        *_enqueue(turn, [ReplySegment(fallback_text)], at_ms, versions),
+        *_flag(turn, f"turn failed after {turn.attempt} attempt(s): {error}", at_ms, versions),
+        _record(
+            turn,
+            TurnPhase.FAILED,
+            versions,
+            started_at_ms,
+            at_ms,
+            replies=(fallback_text,),
+            error=error,
+        ),
+        event_op(
+            EventKind.TURN_FAILED,
+            turn,
+            versions,
+            at_ms,
+            error=error,
+            attempts=turn.attempt,
+            from_seq=turn.from_seq,
+            to_seq=turn.to_seq,
+        ),
+        ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, False, at_ms),
+        UpdateGroup(group.group_id, GroupStatus.FAILED, group.restarts, group.attempts),
+    ]
