@@ -16,6 +16,7 @@ from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
 from acf.domain.supersede import SupersedeDecision
+from acf.domain.tools import SideEffectPolicy, ToolSpec
 from acf.domain.turns import Turn, TurnPhase
 from acf.ports.checkpoints import Phase
 from acf.ports.event_store import EventQuery
@@ -24,6 +25,7 @@ from acf.service import turn_endings, turn_units
 from acf.testing import invariants
 from acf.testing.harness import TENANT, Harness, HarnessOptions
 from acf.testing.pipeline import Script
+from acf.testing.tools import ToolBackend
 
 SLOW = HarnessOptions(script=Script(steps=({"sleep": 2000},)))
 BURST = ["I need to change my booking", "to Friday please."]
@@ -44,11 +46,18 @@ async def _session(h: Harness, customer: str = "alice") -> SessionRecord:
 # -- invariant 1: every accepted message ends in exactly one committed range ---------------
 
 
+# A pipeline that passes through every phase, a tool call included.
+EVERY_PHASE = HarnessOptions(
+    script=Script(steps=({"sleep": 2000}, {"call": "note", "args": {"n": 1}})),
+    tools=(ToolBackend(ToolSpec("note", SideEffectPolicy.IDEMPOTENT)),),
+)
+
+
 @pytest.mark.parametrize("phase", list(Phase))
 async def test_inv1_a_crash_at_any_phase_loses_no_message_and_answers_once(
     tmp_path: Path, phase: Phase
 ) -> None:
-    async with Harness(tmp_path, SLOW) as h:
+    async with Harness(tmp_path, EVERY_PHASE) as h:
         h.crash_at(phase)
         await _burst(h)
         await h.run_until_idle()

@@ -29,6 +29,11 @@ class EventKind(StrEnum):
     RESPONSE_DELIVERED = "response.delivered"
     RESPONSE_STATUS = "response.status"
     RESPONSE_FAILED = "response.failed"
+    TOOL_REFUSED = "tool.refused"
+    TOOL_EXECUTION_STARTED = "tool.execution_started"
+    TOOL_EXECUTION_COMPLETED = "tool.execution_completed"
+    TOOL_EXECUTION_FAILED = "tool.execution_failed"
+    TOOL_IN_DOUBT = "tool.in_doubt"
     LEASE_LOST = "lease.lost"
     SESSION_FLAGGED = "session.flagged"
 

@@ -157,3 +157,33 @@ def next_step(policy: SideEffectPolicy, status: LedgerStatus | None) -> Next:
     ):
         return Next.RUN
     return Next.IN_DOUBT
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    ALREADY_DONE = "already_done"
+    """Not run again: the ledger holds the key's result (``done_at_ms`` says when)."""
+    REFUSED = "refused"
+    """The tool is not allowed for this agent: nothing ran."""
+    INVALID = "invalid"
+    """The arguments do not match the tool's schema: nothing ran."""
+    FAILED = "failed"
+    """The tool ran and failed definitely."""
+    IN_DOUBT = "in_doubt"
+    """The outcome is unknown; a person (or the reconcile hook) must settle it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a pipeline gets back from the gateway; never an exception for a tool's own
+    failure, so the pipeline can say something sensible."""
+
+    outcome: Outcome
+    value: Any = None
+    error: str | None = None
+    done_at_ms: int | None = None
+    execution_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (Outcome.OK, Outcome.ALREADY_DONE)

@@ -13,6 +13,8 @@ class Phase(StrEnum):
     """The turn is RUNNING and the attempt recorded; the pipeline has not started."""
     PIPELINE_RUNNING = "pipeline_running"
     """Inside the pipeline (the harness's scripted pipeline reports it)."""
+    TOOL_RETURNED = "tool_returned"
+    """A tool call returned; its outcome is not in the ledger yet."""
     PIPELINE_FINISHED = "pipeline_finished"
     """The pipeline returned; nothing of its result is committed."""
     COMMITTED = "committed"

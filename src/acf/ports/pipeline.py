@@ -7,7 +7,9 @@ from acf.domain.events import Correlation
 from acf.domain.messages import InboundMessage
 from acf.domain.replies import PipelineResult
 from acf.domain.supersede import SupersedeDecision
+from acf.domain.tools import ToolResult
 from acf.ports.clock import Clock
+from acf.ports.ledger import LedgerEntry
 
 T = TypeVar("T")
 
@@ -24,6 +26,16 @@ class InDoubt(Exception):
     """An irreversible action may already have run in an earlier attempt of this turn (the
     process died, or the lease was lost, after the gate). It is never run again blindly:
     the turn fails at once and a person follows up. (The tool ledger resolves this.)"""
+
+
+class ToolCaller(Protocol):
+    """The tool gateway as a pipeline sees it (``ctx.tools``)."""
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> ToolResult:
+        """Run tool ``name`` through the gateway. A refused tool, bad arguments, a failed or
+        in-doubt run come back as a ``ToolResult``; ``PendingInput`` is raised when an
+        IRREVERSIBLE tool meets unseen messages (see ``enter_irreversible``)."""
+        ...
 
 
 class TurnContext(Protocol):
@@ -69,6 +81,13 @@ class TurnContext(Protocol):
     @property
     def log(self) -> Any:
         """A structlog logger bound to the correlation ids."""
+        ...
+
+    @property
+    def tools(self) -> ToolCaller: ...
+
+    async def ledger_entries(self) -> Sequence[LedgerEntry]:
+        """What this turn group already ran (a restart or a recovery sees earlier calls)."""
         ...
 
     async def has_pending_messages(self) -> bool:

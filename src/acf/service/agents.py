@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from types import MappingProxyType
@@ -19,12 +19,15 @@ from acf.domain.agent_settings import AgentSettings
 from acf.domain.errors import UnknownAgent, UnknownTenant
 from acf.domain.ids import AgentId, TenantId
 from acf.ports.pipeline import Pipeline
+from acf.service.tool_gateway import ToolRegistry
 
 
 @dataclass(frozen=True)
 class AgentBinding:
     pipeline: Pipeline
     settings: AgentSettings
+    tools: ToolRegistry = field(default_factory=ToolRegistry)
+    """The tools this agent may call (the allowlist)."""
 
     @cached_property
     def agent_version(self) -> str:
@@ -42,6 +45,11 @@ class AgentBinding:
         """The resolved configuration as plain JSON."""
         return {
             "pipeline": {"name": self.pipeline.name, "version": self.pipeline.version},
+            "tools": [
+                _plain(dataclasses.asdict(tool.spec))
+                for tool in (self.tools.get(n) for n in self.tools.names())
+                if tool is not None
+            ],
             "settings": _plain(dataclasses.asdict(self.settings)),
         }
 

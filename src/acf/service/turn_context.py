@@ -4,7 +4,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import structlog
@@ -15,9 +15,11 @@ from acf.domain.messages import InboundMessage
 from acf.domain.session_key import SessionKey
 from acf.domain.supersede import SupersedeDecision
 from acf.domain.turns import Turn
+from acf.ports.checkpoints import Checkpoints, NoCheckpoints
 from acf.ports.clock import Clock
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
+from acf.ports.ledger import LedgerEntry, LedgerQuery
 from acf.ports.pipeline import InDoubt, PendingInput
 from acf.ports.step_memo import MemoKey, RememberStep
 from acf.ports.store import Store
@@ -26,6 +28,7 @@ from acf.ports.unit_of_work import WriteOp
 from acf.service import turn_units
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.tasks import TaskSet
+from acf.service.tool_gateway import ToolGateway, ToolRegistry
 
 T = TypeVar("T")
 
@@ -45,6 +48,7 @@ class TurnFrame:
     tasks: TaskSet
     keeper: LeaseKeeper
     versions: turn_units.Versions
+    checkpoints: Checkpoints = field(default_factory=NoCheckpoints)
     mode: SupersedeDecision | None = None
     """A decision taken on new messages (QUEUE / FORCE_COMPLETE / ABSORB), if any."""
     gate_refused: bool = False
@@ -87,6 +91,7 @@ class RunningTurnContext:
         state: Mapping[str, Any],
         config: Mapping[str, Any],
         deadline_ms: int,
+        tools: ToolRegistry | None = None,
     ) -> None:
         self._frame = frame
         self._messages = list(messages)
@@ -95,6 +100,13 @@ class RunningTurnContext:
         self._state = state
         self._config = config
         self._deadline_ms = deadline_ms
+        self._tools = ToolGateway(
+            frame,
+            tools or ToolRegistry(),
+            frame.key.customer,
+            lambda: self._pass_gate(force=False, trust_ledger=True),
+            self.shielded,
+        )
         self._log = structlog.get_logger("acf.pipeline").bind(
             **frame.correlation.fields(), attempt=frame.turn.attempt
         )
@@ -138,6 +150,14 @@ class RunningTurnContext:
     @property
     def log(self) -> Any:
         return self._log
+
+    @property
+    def tools(self) -> ToolGateway:
+        return self._tools
+
+    async def ledger_entries(self) -> list[LedgerEntry]:
+        f = self._frame
+        return await f.store.ledger.query(f.turn.tenant, LedgerQuery(group_id=f.turn.group_id))
 
     async def has_pending_messages(self) -> bool:
         if self._frame.off:
@@ -185,10 +205,15 @@ class RunningTurnContext:
         return results.get(op)  # type: ignore[no-any-return]
 
     async def enter_irreversible(self, force: bool = False) -> None:
+        await self._pass_gate(force, trust_ledger=False)
+
+    async def _pass_gate(self, force: bool, trust_ledger: bool) -> None:
+        """The gate. Through the gateway (``trust_ledger``), a turn whose gate an earlier
+        attempt passed goes on: the ledger knows what ran. Called directly, it cannot know."""
         f = self._frame
         turn = f.turn
         now = f.clock.now_ms()
-        if f.gate_passed_before:
+        if f.gate_passed_before and not trust_ledger:
             # An earlier attempt of this turn passed the gate: its action may have run.
             raise InDoubt("an earlier attempt of this turn started an irreversible action")
         # Why the gate may pass despite newer messages: the pipeline forces it, the hook

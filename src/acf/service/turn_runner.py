@@ -81,7 +81,9 @@ class TurnRunner:
         is lost. A turn adopted from a dead holder (another fence) is re-run as the next
         attempt, or failed when it has used its attempts (a poison message)."""
         p = self._parts
-        frame = TurnFrame(turn, key, p.store, p.clock, p.tasks, self._keeper, self._versions)
+        frame = TurnFrame(
+            turn, key, p.store, p.clock, p.tasks, self._keeper, self._versions, p.checkpoints
+        )
         frame.off = self._settings.policy_for(key.channel).mode is AccumulationMode.OFF
         started_at = p.clock.now_ms()
         try:
@@ -203,6 +205,7 @@ class TurnRunner:
             session.state,
             self._binding.resolved,
             p.clock.now_ms() + self._settings.deadline_ms,
+            self._binding.tools,
         )
         return ctx, session.state_version, group
 

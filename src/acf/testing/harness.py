@@ -31,6 +31,7 @@ from acf.service.runtime import Runtime, RuntimeSettings
 from acf.testing.channel import RecordingChannel
 from acf.testing.clock import VirtualClock
 from acf.testing.pipeline import Script, ScriptedPipeline, Tally
+from acf.testing.tools import ToolBackend, registry
 
 AGENT = "a1"
 TENANT = "t1"
@@ -46,6 +47,8 @@ class HarnessOptions:
     pipeline: Pipeline | None = None
     """Your own pipeline instead of the scripted one (``script`` is then unused)."""
     durability: Durability = Durability.FULL
+    tools: tuple[ToolBackend, ...] = ()
+    """Tools the agent may call, with scripted backends."""
 
 
 class Harness:
@@ -57,7 +60,8 @@ class Harness:
         self.tally = Tally()
         self.pipeline = ScriptedPipeline(self.options.script, self.tally, self, self.crash)
         chosen: Pipeline = self.options.pipeline or self.pipeline
-        binding = AgentBinding(chosen, self.options.settings)
+        tools = registry(self.options.tools, self.clock, self.tally)
+        binding = AgentBinding(chosen, self.options.settings, tools)
         self.agents = Agents({t: {AGENT: binding} for t in self.options.tenants})
         self.crashes = 0
         self._armed: list[Phase] = []

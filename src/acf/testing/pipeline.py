@@ -9,13 +9,16 @@ A script is a list of steps run in order, then the reply. Steps (one key each):
 - ``irreversible: NAME`` (with ``force: true``): pass the irreversible gate, then run the
   tool NAME once, shielded from supersede; counted per (tool, turn group);
 - ``step: NAME``: a memoised step (``ctx.step``), counted each time it really runs;
-- ``emit: NAME``: a progress event.
+- ``emit: NAME``: a progress event;
+- ``call: NAME`` with ``args: {...}``: call a tool through the gateway (``ctx.tools``); the
+  outcome ("ok", "already_done", "refused", "invalid", "failed", "in_doubt") is added to
+  ``{tools}`` in the reply.
 
 Any step may carry ``when_text: TEXT``: it then runs only if a message of the turn
 contains TEXT.
 
 The reply is ``reply`` with ``{text}`` (the turn's texts joined by `` | ``), ``{count}``,
-``{attempt}`` and ``{state}`` filled in.
+``{attempt}``, ``{state}`` and ``{tools}`` (the tool outcomes of this run) filled in.
 """
 
 import asyncio
@@ -45,6 +48,10 @@ class Tally:
     """What really ran, across restarts of the runtime (the harness keeps one)."""
 
     tool_runs: Counter[str] = field(default_factory=Counter)
+    """Executions of non-idempotent actions per key (the scripted ``irreversible`` step and
+    COMPENSATABLE / IRREVERSIBLE gateway tools): more than 1 breaks invariant 4."""
+    backend_calls: Counter[str] = field(default_factory=Counter)
+    """Every call a gateway tool's backend received, per tool and arguments."""
     step_runs: Counter[str] = field(default_factory=Counter)
     pending_input: int = 0
     running: Counter[str] = field(default_factory=Counter)
@@ -53,10 +60,14 @@ class Tally:
     """The most pipelines ever running at once for one session (DESIGN §3.3 says 1)."""
 
 
-def _fill(template: str, ctx: TurnContext) -> str:
+def _fill(template: str, ctx: TurnContext, outcomes: list[str]) -> str:
     texts = [m.text or (m.button.title if m.button else "") or "" for m in ctx.messages]
     return template.format(
-        text=" | ".join(texts), count=len(texts), attempt=ctx.attempt, state=dict(ctx.state)
+        text=" | ".join(texts),
+        count=len(texts),
+        attempt=ctx.attempt,
+        state=dict(ctx.state),
+        tools=",".join(outcomes),
     )
 
 
@@ -84,16 +95,19 @@ class ScriptedPipeline:
     async def run(self, ctx: TurnContext) -> PipelineResult:
         c = ctx.correlation
         assert c.session_id is not None
+        outcomes: list[str] = []
         self.tally.running[c.session_id] += 1
         self.tally.most_running = max(self.tally.most_running, self.tally.running[c.session_id])
         try:
             await self._checkpoints.reached(Phase.PIPELINE_RUNNING, c.tenant, c.session_id)
             for step in self.script.steps:
-                await self._step(ctx, step)
+                await self._step(ctx, step, outcomes)
         finally:
             self.tally.running[c.session_id] -= 1
         segments = (
-            () if self.script.reply is None else (ReplySegment(_fill(self.script.reply, ctx)),)
+            ()
+            if self.script.reply is None
+            else (ReplySegment(_fill(self.script.reply, ctx, outcomes)),)
         )
         return PipelineResult(
             segments=segments, state_patch=self.script.state_patch, handoff=self.script.handoff
@@ -103,7 +117,7 @@ class ScriptedPipeline:
         limit = step.get("attempts")
         return limit is None or ctx.attempt <= int(limit)
 
-    async def _step(self, ctx: TurnContext, step: Mapping[str, Any]) -> None:
+    async def _step(self, ctx: TurnContext, step: Mapping[str, Any], outcomes: list[str]) -> None:
         needle = step.get("when_text")
         if needle is not None and not any(needle in (m.text or "") for m in ctx.messages):
             return
@@ -123,6 +137,9 @@ class ScriptedPipeline:
         elif "step" in step:
             name = str(step["step"])
             await ctx.step(name, self._count_step, name, [m.seq for m in ctx.messages])
+        elif "call" in step:
+            result = await ctx.tools.call(str(step["call"]), dict(step.get("args") or {}))
+            outcomes.append(result.outcome.value)
         elif "emit" in step:
             await ctx.emit(str(step["emit"]))
         else:

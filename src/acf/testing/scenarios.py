@@ -8,7 +8,6 @@ failed expectation and every broken invariant.
 import asyncio
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from acf.domain.agent_settings import DEFAULT_FALLBACK_TEXT, AgentSettings
 from acf.domain.channels import Channel
-from acf.domain.events import EventKind, FabricEvent
+from acf.domain.errors import InvalidValue
+from acf.domain.events import EventKind
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
 from acf.domain.supersede import SupersedeDecision
+from acf.domain.tools import DedupeScope, LedgerStatus, SideEffectPolicy, ToolSpec
 from acf.domain.turns import TurnPhase
 from acf.ports.checkpoints import Phase
-from acf.ports.event_store import EventQuery
 from acf.service.lease_keeper import LeaseSettings
-from acf.testing import invariants
+from acf.testing import expectations, invariants
 from acf.testing.harness import TENANT, Harness, HarnessOptions
 from acf.testing.pipeline import Script
+from acf.testing.tools import ToolBackend
 
 
 class _Model(BaseModel):
@@ -50,6 +51,19 @@ class AgentSpec(_Model):
     deadline_ms: int = 30_000
     fallback_text: str = DEFAULT_FALLBACK_TEXT
     channel_policies: dict[Channel, PolicySpec] = Field(default_factory=dict)
+
+
+class ToolDef(_Model):
+    name: str
+    policy: SideEffectPolicy
+    business_key: str | None = None
+    dedupe_scope: DedupeScope | None = None
+    dedupe_ttl_ms: int | None = None
+    timeout_ms: int = 10_000
+    delay_ms: int = 50
+    fails: bool = False
+    compensation: str | None = None
+    args_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
 
 
 class PipelineSpec(_Model):
@@ -128,6 +142,10 @@ class Expect(_Model):
     """Exactly the customers whose session is flagged (``[]``: none)."""
     tool_runs: dict[str, int] = Field(default_factory=dict)
     step_runs: dict[str, int] = Field(default_factory=dict)
+    backend_calls: dict[str, int] = Field(default_factory=dict)
+    """Per tool, every call its backend received (retries and re-runs included)."""
+    ledger: dict[str, dict[LedgerStatus, int]] = Field(default_factory=dict)
+    """Per tool, ledger rows by status."""
     repeats: int = 0
     """Outbox rows sent more than once (only after a crash between acceptance and record)."""
     state: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -145,6 +163,7 @@ class Scenario(_Model):
     agent: AgentSpec = Field(default_factory=AgentSpec)
     pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
     lease: dict[str, int] = Field(default_factory=dict)
+    tools: list[ToolDef] = Field(default_factory=list)
     runtimes: int = Field(1, ge=1, le=4)
     """Runtimes on the same store, all woken by every message (only the lease serializes)."""
     script: list[Step]
@@ -213,7 +232,26 @@ def _options(s: Scenario) -> HarnessOptions:
         state_patch=s.pipeline.state_patch,
         handoff=s.pipeline.handoff,
     )
-    return HarnessOptions(script, settings, tuple(s.tenants), LeaseSettings(**s.lease))
+    backends = tuple(
+        ToolBackend(
+            ToolSpec(
+                t.name,
+                t.policy,
+                args_schema=t.args_schema,
+                business_key=t.business_key,
+                dedupe_scope=t.dedupe_scope,
+                dedupe_ttl_ms=t.dedupe_ttl_ms,
+                timeout_ms=t.timeout_ms,
+                compensation=t.compensation,
+            ),
+            t.delay_ms,
+            t.fails,
+        )
+        for t in s.tools
+    )
+    return HarnessOptions(
+        script, settings, tuple(s.tenants), LeaseSettings(**s.lease), tools=backends
+    )
 
 
 async def _act(h: Harness, step: Step) -> None:
@@ -282,7 +320,7 @@ async def run(scenario: Scenario, data_dir: Path, path: Path | None = None) -> S
             result.problems.append(
                 str(exc) or f"not done after {scenario.wall_limit_s} s of real time (livelock?)"
             )
-        result.problems += await _expectations(h, scenario, start)
+        result.problems += await expectations.check(h, scenario, start)
         result.problems += await invariants.check_all(
             h.store, scenario.tenants, h.channel, h.tally, allowed_repeats=scenario.expect.repeats
         )
@@ -291,73 +329,6 @@ async def run(scenario: Scenario, data_dir: Path, path: Path | None = None) -> S
         result.virtual_ms = h.clock.now_ms() - start
     result.wall_ms = round((time.perf_counter() - began) * 1000)
     return result
-
-
-async def _expectations(h: Harness, s: Scenario, start: int) -> list[str]:
-    e = s.expect
-    problems = []
-    for customer, texts in e.replies.items():
-        got = h.replies(customer)
-        if got != texts:
-            problems.append(f"replies to {customer}: expected {texts}, got {got}")
-    for customer, count in e.reply_counts.items():
-        got_count = len(h.replies(customer))
-        if got_count != count:
-            problems.append(f"replies to {customer}: expected {count}, got {got_count}")
-    if e.total_replies is not None and len(h.replies()) != e.total_replies:
-        problems.append(f"total replies: expected {e.total_replies}, got {len(h.replies())}")
-    sessions = await invariants.sessions_of(h.store, s.tenants)
-    phases: Counter[TurnPhase] = Counter()
-    kinds: Counter[EventKind] = Counter()
-    closes: list[FabricEvent] = []
-    for session in sessions:
-        for turn in await h.store.turns.list_turns(session.tenant, session.session_id):
-            phases[turn.phase] += 1
-        query = EventQuery(session_id=session.session_id, limit=invariants.ALL)
-        for event in await h.store.events.query(session.tenant, query):
-            kinds[event.kind] += 1
-            if event.kind is EventKind.WINDOW_CLOSED:
-                closes.append(event)
-    if e.window_closes is not None:
-        reasons = [str(ev.data.get("reason")) for ev in closes]
-        if reasons != e.window_closes:
-            problems.append(f"window closes: expected {e.window_closes}, got {reasons}")
-    for customer, limit in e.replied_by_ms.items():
-        times = [x.at_ms - start for x in h.channel.sends if x.key.customer == customer]
-        if not times or max(times) > limit:
-            problems.append(f"last reply to {customer} at {times[-1:]} ms; expected <= {limit}")
-    for phase, count in e.turns.items():
-        if phases[phase] != count:
-            problems.append(f"turns {phase.value}: expected {count}, got {phases[phase]}")
-    for kind, count in e.events.items():
-        if kinds[kind] != count:
-            problems.append(f"events {kind.value}: expected {count}, got {kinds[kind]}")
-    for kind, count in e.events_at_least.items():
-        if kinds[kind] < count:
-            problems.append(f"events {kind.value}: expected at least {count}, got {kinds[kind]}")
-    flagged = sorted(x.key.customer for x in sessions if x.flagged)
-    if e.flagged is not None and flagged != sorted(e.flagged):
-        problems.append(f"flagged sessions: expected {sorted(e.flagged)}, got {flagged}")
-    tools: Counter[str] = Counter()
-    for key, count in h.tally.tool_runs.items():
-        tools[key.split(":", 1)[0]] += count
-    for tool, count in e.tool_runs.items():
-        if tools[tool] != count:
-            problems.append(f"tool {tool}: expected {count} runs, got {tools[tool]}")
-    for name, count in e.step_runs.items():
-        if h.tally.step_runs[name] != count:
-            problems.append(f"step {name}: expected {count} runs, got {h.tally.step_runs[name]}")
-    by_customer = {x.key.customer: x for x in sessions}
-    for customer, data in e.state.items():
-        got_data = (
-            dict(by_customer[customer].state.get("data", {})) if customer in by_customer else {}
-        )
-        for k, v in data.items():
-            if got_data.get(k) != v:
-                problems.append(
-                    f"state of {customer}: expected data.{k} = {v!r}, got {got_data.get(k)!r}"
-                )
-    return problems
 
 
 async def run_path(path: Path) -> list[ScenarioResult]:
@@ -370,5 +341,8 @@ async def run_path(path: Path) -> list[ScenarioResult]:
             results.append(ScenarioResult(file.stem, file, [str(exc)]))
             continue
         with tempfile.TemporaryDirectory(prefix="acf-scenario-") as tmp:
-            results.append(await run(scenario, Path(tmp), file))
+            try:
+                results.append(await run(scenario, Path(tmp), file))
+            except InvalidValue as exc:  # a tool or policy the domain refuses
+                results.append(ScenarioResult(scenario.name, file, [f"{file}: {exc}"]))
     return results

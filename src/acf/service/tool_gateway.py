@@ -1,0 +1,247 @@
+"""The tool gateway (DESIGN §8): every action a pipeline takes goes through here.
+
+allowlist → argument validation → idempotency key → (irreversible gate) → ledger lookup →
+write-ahead ``started`` row, fenced → run, with the tool's timeout → outcome row → events.
+The whole execution is shielded: a supersede waits for it and its ledger row.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+
+from acf.domain.events import EventKind, FabricEvent
+from acf.domain.ids import new_id
+from acf.domain.tools import (
+    LedgerStatus,
+    Next,
+    Outcome,
+    SideEffectPolicy,
+    ToolResult,
+    ToolSpec,
+    idempotency_key,
+    next_step,
+)
+from acf.ports.checkpoints import Phase
+from acf.ports.event_store import AppendEvent
+from acf.ports.lease import CheckFence
+from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry
+from acf.ports.unit_of_work import WriteOp
+
+if TYPE_CHECKING:  # the context builds a gateway over its frame
+    from acf.service.turn_context import TurnFrame
+
+Handler = Callable[[Mapping[str, Any]], Awaitable[Any]]
+IDEMPOTENT_ATTEMPTS = 3
+"""Calls of a PURE or IDEMPOTENT tool that timed out, with the same key, before it fails."""
+RETRY_BACKOFF_MS = 200
+
+
+class ToolTimeout(Exception):
+    """The tool did not answer within its timeout: its outcome is unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    spec: ToolSpec
+    handler: Handler
+
+
+class ToolRegistry:
+    """The tools one agent may use: the allowlist is exactly what is registered here."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for tool in tools:
+            self.add(tool)
+
+    def add(self, tool: Tool) -> None:
+        if tool.spec.name in self._tools:
+            raise ValueError(f"tool {tool.spec.name} is registered twice")
+        jsonschema.Draft202012Validator.check_schema(dict(tool.spec.args_schema))
+        self._tools[tool.spec.name] = tool
+
+    def tool(self, spec: ToolSpec) -> Callable[[Handler], Handler]:
+        """Decorator: ``@registry.tool(ToolSpec("refund", SideEffectPolicy.IRREVERSIBLE))``."""
+
+        def register(handler: Handler) -> Handler:
+            self.add(Tool(spec, handler))
+            return handler
+
+        return register
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+
+class ToolGateway:
+    """Bound to one running turn (its frame) and the agent's registry."""
+
+    def __init__(
+        self,
+        frame: "TurnFrame",
+        registry: ToolRegistry,
+        customer: str,
+        gate: Callable[[], Awaitable[None]],
+        shield: Callable[[Awaitable[ToolResult]], Awaitable[ToolResult]],
+    ) -> None:
+        self._frame = frame
+        self._registry = registry
+        self._customer = customer
+        self._gate = gate
+        self._shield = shield
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> ToolResult:
+        f = self._frame
+        tool = self._registry.get(name)
+        if tool is None:
+            await self._audit(EventKind.TOOL_REFUSED, tool=name, reason="not allowed")
+            return ToolResult(Outcome.REFUSED, error=f"tool {name!r} is not allowed here")
+        spec = tool.spec
+        problems = sorted(
+            jsonschema.Draft202012Validator(dict(spec.args_schema)).iter_errors(dict(args)),
+            key=lambda e: list(e.path),
+        )
+        if problems:
+            where = "/".join(str(p) for p in problems[0].path) or "(arguments)"
+            return ToolResult(Outcome.INVALID, error=f"{where}: {problems[0].message}")
+        t = f.turn
+        try:
+            key = idempotency_key(spec, t.tenant, t.session_id, t.group_id, args)
+        except ValueError as exc:
+            return ToolResult(Outcome.INVALID, error=str(exc))
+        if spec.policy is SideEffectPolicy.IRREVERSIBLE:
+            await self._gate()  # may raise PendingInput: the pipeline decides
+        return await self._shield(self._execute(tool, key, args))
+
+    async def _execute(self, tool: Tool, key: str, args: Mapping[str, Any]) -> ToolResult:
+        f, spec = self._frame, tool.spec
+        now = f.clock.now_ms()
+        ttl = spec.ttl_ms
+        entry = LedgerEntry(
+            tenant=f.turn.tenant,
+            execution_id=new_id(),
+            idempotency_key=key,
+            tool=spec.name,
+            policy=spec.policy,
+            status=LedgerStatus.STARTED,
+            session_id=f.turn.session_id,
+            group_id=f.turn.group_id,
+            turn_id=f.turn.turn_id,
+            customer=self._customer,
+            args=dict(args),
+            started_at_ms=now,
+            expires_at_ms=None if ttl is None else now + ttl,
+        )
+        begin = BeginExecution(entry)
+        started = self._event(EventKind.TOOL_EXECUTION_STARTED, now, spec, entry.execution_id)
+        begun = (await f.commit([self._fence(now), begin])).get(begin)
+        if not begun.started:
+            earlier = begun.entry
+            step = next_step(spec.policy, earlier.status)
+            if step is Next.RETURN_RECORDED:
+                return ToolResult(
+                    Outcome.ALREADY_DONE,
+                    earlier.result,
+                    done_at_ms=earlier.finished_at_ms,
+                    execution_id=earlier.execution_id,
+                )
+            if step is Next.IN_DOUBT:
+                return await self._in_doubt(spec, earlier)
+            entry = earlier  # IDEMPOTENT / PURE started before: run again, same key
+        await f.commit([self._fence(now), started])
+        retryable = spec.policy in (SideEffectPolicy.PURE, SideEffectPolicy.IDEMPOTENT)
+        for attempt in range(1, (IDEMPOTENT_ATTEMPTS if retryable else 1) + 1):
+            try:
+                value = await self._run(tool, args)
+            except ToolTimeout:
+                if not retryable:
+                    return await self._in_doubt(spec, entry)  # it may have happened
+                if attempt == IDEMPOTENT_ATTEMPTS:
+                    return await self._finish(spec, entry, LedgerStatus.FAILED, error="timeout")
+                await f.clock.sleep(RETRY_BACKOFF_MS * 2 ** (attempt - 1) / 1000)
+                continue  # the same key: the backend deduplicates
+            except Exception as exc:  # the tool said no: a definite failure
+                return await self._finish(spec, entry, LedgerStatus.FAILED, error=repr(exc))
+            await f.checkpoints.reached(Phase.TOOL_RETURNED, f.turn.tenant, f.turn.session_id)
+            return await self._finish(spec, entry, LedgerStatus.SUCCEEDED, value=value)
+        raise AssertionError("unreachable")
+
+    async def _run(self, tool: Tool, args: Mapping[str, Any]) -> Any:
+        clock = self._frame.clock
+        loop = asyncio.get_running_loop()
+        call = loop.create_task(_await(tool.handler(args)))
+        limit = loop.create_task(clock.sleep(tool.spec.timeout_ms / 1000))
+        try:
+            await asyncio.wait({call, limit}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            limit.cancel()
+        if not call.done():
+            call.cancel()
+            raise ToolTimeout(tool.spec.name)
+        return call.result()
+
+    async def _finish(
+        self,
+        spec: ToolSpec,
+        entry: LedgerEntry,
+        status: LedgerStatus,
+        value: Any = None,
+        error: str | None = None,
+    ) -> ToolResult:
+        f = self._frame
+        now = f.clock.now_ms()
+        kind = (
+            EventKind.TOOL_EXECUTION_COMPLETED
+            if status is LedgerStatus.SUCCEEDED
+            else EventKind.TOOL_EXECUTION_FAILED
+        )
+        await f.commit(
+            [
+                self._fence(now),
+                FinishExecution(entry.execution_id, status, now, result=value, error=error),
+                self._event(kind, now, spec, entry.execution_id, error=error),
+            ]
+        )
+        outcome = Outcome.OK if status is LedgerStatus.SUCCEEDED else Outcome.FAILED
+        return ToolResult(outcome, value, error, now, entry.execution_id)
+
+    async def _in_doubt(self, spec: ToolSpec, entry: LedgerEntry) -> ToolResult:
+        f = self._frame
+        now = f.clock.now_ms()
+        ops: list[WriteOp[Any]] = [self._fence(now)]
+        if entry.status is LedgerStatus.STARTED:
+            ops.append(FinishExecution(entry.execution_id, LedgerStatus.IN_DOUBT, now))
+        ops.append(self._event(EventKind.TOOL_IN_DOUBT, now, spec, entry.execution_id))
+        await f.commit(ops)
+        return ToolResult(
+            Outcome.IN_DOUBT,
+            error=f"{spec.name}: the outcome of an earlier call is unknown; a person will check",
+            execution_id=entry.execution_id,
+        )
+
+    def _fence(self, now: int) -> CheckFence:
+        return CheckFence(self._frame.turn.session_id, self._frame.keeper.fence, now)
+
+    def _event(
+        self, kind: EventKind, at_ms: int, spec: ToolSpec, execution_id: str, **data: Any
+    ) -> AppendEvent:
+        body = {"tool": spec.name, "execution_id": execution_id, "policy": spec.policy.value}
+        if spec.status_text and kind is EventKind.TOOL_EXECUTION_STARTED:
+            body["status_text"] = spec.status_text
+        body.update({k: v for k, v in data.items() if v is not None})
+        return AppendEvent(FabricEvent(kind, at_ms, self._frame.correlation, body))
+
+    async def _audit(self, kind: EventKind, **data: Any) -> None:
+        f = self._frame
+        now = f.clock.now_ms()
+        await f.commit([self._fence(now), AppendEvent(FabricEvent(kind, now, f.correlation, data))])
+
+
+async def _await(action: Awaitable[Any]) -> Any:
+    return await action

@@ -1,0 +1,98 @@
+"""A scenario's own expectations, checked against what the harness saw (``Expect``)."""
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from acf.domain.events import EventKind, FabricEvent
+from acf.domain.tools import LedgerStatus
+from acf.domain.turns import TurnPhase
+from acf.ports.event_store import EventQuery
+from acf.ports.ledger import LedgerQuery
+from acf.testing import invariants
+from acf.testing.harness import Harness
+
+if TYPE_CHECKING:
+    from acf.testing.scenarios import Scenario
+
+
+async def check(h: Harness, s: "Scenario", start: int) -> list[str]:
+    e = s.expect
+    problems = []
+    for customer, texts in e.replies.items():
+        got = h.replies(customer)
+        if got != texts:
+            problems.append(f"replies to {customer}: expected {texts}, got {got}")
+    for customer, count in e.reply_counts.items():
+        got_count = len(h.replies(customer))
+        if got_count != count:
+            problems.append(f"replies to {customer}: expected {count}, got {got_count}")
+    if e.total_replies is not None and len(h.replies()) != e.total_replies:
+        problems.append(f"total replies: expected {e.total_replies}, got {len(h.replies())}")
+    sessions = await invariants.sessions_of(h.store, s.tenants)
+    phases: Counter[TurnPhase] = Counter()
+    kinds: Counter[EventKind] = Counter()
+    closes: list[FabricEvent] = []
+    for session in sessions:
+        for turn in await h.store.turns.list_turns(session.tenant, session.session_id):
+            phases[turn.phase] += 1
+        query = EventQuery(session_id=session.session_id, limit=invariants.ALL)
+        for event in await h.store.events.query(session.tenant, query):
+            kinds[event.kind] += 1
+            if event.kind is EventKind.WINDOW_CLOSED:
+                closes.append(event)
+    if e.window_closes is not None:
+        reasons = [str(ev.data.get("reason")) for ev in closes]
+        if reasons != e.window_closes:
+            problems.append(f"window closes: expected {e.window_closes}, got {reasons}")
+    for customer, limit in e.replied_by_ms.items():
+        times = [x.at_ms - start for x in h.channel.sends if x.key.customer == customer]
+        if not times or max(times) > limit:
+            problems.append(f"last reply to {customer} at {times[-1:]} ms; expected <= {limit}")
+    for phase, count in e.turns.items():
+        if phases[phase] != count:
+            problems.append(f"turns {phase.value}: expected {count}, got {phases[phase]}")
+    for kind, count in e.events.items():
+        if kinds[kind] != count:
+            problems.append(f"events {kind.value}: expected {count}, got {kinds[kind]}")
+    for kind, count in e.events_at_least.items():
+        if kinds[kind] < count:
+            problems.append(f"events {kind.value}: expected at least {count}, got {kinds[kind]}")
+    flagged = sorted(x.key.customer for x in sessions if x.flagged)
+    if e.flagged is not None and flagged != sorted(e.flagged):
+        problems.append(f"flagged sessions: expected {sorted(e.flagged)}, got {flagged}")
+    tools: Counter[str] = Counter()
+    for key, count in h.tally.tool_runs.items():
+        tools[key.split(":", 1)[0]] += count
+    for tool, count in e.tool_runs.items():
+        if tools[tool] != count:
+            problems.append(f"tool {tool}: expected {count} runs, got {tools[tool]}")
+    for name, count in e.step_runs.items():
+        if h.tally.step_runs[name] != count:
+            problems.append(f"step {name}: expected {count} runs, got {h.tally.step_runs[name]}")
+    calls: Counter[str] = Counter()
+    for key, count in h.tally.backend_calls.items():
+        calls[key.split(":", 1)[0]] += count
+    for tool, count in e.backend_calls.items():
+        if calls[tool] != count:
+            problems.append(f"backend of {tool}: expected {count} calls, got {calls[tool]}")
+    for tool, statuses in e.ledger.items():
+        rows: Counter[LedgerStatus] = Counter()
+        for tenant in s.tenants:
+            for row in await h.store.ledger.query(tenant, LedgerQuery(tool=tool)):
+                rows[row.status] += 1
+        for status, count in statuses.items():
+            if rows[status] != count:
+                problems.append(
+                    f"ledger of {tool}: expected {count} {status.value}, got {rows[status]}"
+                )
+    by_customer = {x.key.customer: x for x in sessions}
+    for customer, data in e.state.items():
+        got_data = (
+            dict(by_customer[customer].state.get("data", {})) if customer in by_customer else {}
+        )
+        for k, v in data.items():
+            if got_data.get(k) != v:
+                problems.append(
+                    f"state of {customer}: expected data.{k} = {v!r}, got {got_data.get(k)!r}"
+                )
+    return problems

@@ -1,0 +1,42 @@
+"""Scripted tool backends for the harness: they count every call, can be slow or fail."""
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from acf.domain.tools import SideEffectPolicy, ToolSpec, canonical
+from acf.ports.clock import Clock
+from acf.service.tool_gateway import Tool, ToolRegistry
+from acf.testing.pipeline import Tally
+
+
+@dataclass(frozen=True, slots=True)
+class ToolBackend:
+    spec: ToolSpec
+    delay_ms: int = 50
+    """How long the backend takes (past ``spec.timeout_ms``: a timeout)."""
+    fails: bool = False
+    """The backend refuses every call (a definite failure)."""
+
+
+def registry(backends: Iterable[ToolBackend], clock: Clock, tally: Tally) -> ToolRegistry:
+    tools = ToolRegistry()
+    for backend in backends:
+        tools.add(Tool(backend.spec, _handler(backend, clock, tally)))
+    return tools
+
+
+def _handler(backend: ToolBackend, clock: Clock, tally: Tally) -> Any:
+    async def handle(args: Mapping[str, Any]) -> Any:
+        await clock.sleep(backend.delay_ms / 1000)
+        if backend.fails:
+            raise RuntimeError(f"{backend.spec.name}: the backend refused the call")
+        key = f"{backend.spec.name}:{canonical(args)}"
+        tally.backend_calls[key] += 1
+        if backend.spec.policy not in (SideEffectPolicy.PURE, SideEffectPolicy.IDEMPOTENT):
+            tally.tool_runs[key] += 1
+        await asyncio.sleep(0)
+        return {"done": backend.spec.name, "args": dict(args)}
+
+    return handle
