@@ -1,6 +1,7 @@
 """A scenario's own expectations, checked against what the harness saw (``Expect``)."""
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from acf.domain.events import EventKind, FabricEvent
@@ -60,21 +61,11 @@ async def check(h: Harness, s: "Scenario", start: int) -> list[str]:
     flagged = sorted(x.key.customer for x in sessions if x.flagged)
     if e.flagged is not None and flagged != sorted(e.flagged):
         problems.append(f"flagged sessions: expected {sorted(e.flagged)}, got {flagged}")
-    tools: Counter[str] = Counter()
-    for key, count in h.tally.tool_runs.items():
-        tools[key.split(":", 1)[0]] += count
-    for tool, count in e.tool_runs.items():
-        if tools[tool] != count:
-            problems.append(f"tool {tool}: expected {count} runs, got {tools[tool]}")
+    problems += _per_tool("tool {} runs", e.tool_runs, h.tally.tool_runs)
     for name, count in e.step_runs.items():
         if h.tally.step_runs[name] != count:
             problems.append(f"step {name}: expected {count} runs, got {h.tally.step_runs[name]}")
-    calls: Counter[str] = Counter()
-    for key, count in h.tally.backend_calls.items():
-        calls[key.split(":", 1)[0]] += count
-    for tool, count in e.backend_calls.items():
-        if calls[tool] != count:
-            problems.append(f"backend of {tool}: expected {count} calls, got {calls[tool]}")
+    problems += _per_tool("backend calls of {}", e.backend_calls, h.tally.backend_calls)
     for tool, statuses in e.ledger.items():
         rows: Counter[LedgerStatus] = Counter()
         for tenant in s.tenants:
@@ -96,3 +87,15 @@ async def check(h: Harness, s: "Scenario", start: int) -> list[str]:
                     f"state of {customer}: expected data.{k} = {v!r}, got {got_data.get(k)!r}"
                 )
     return problems
+
+
+def _per_tool(label: str, expected: Mapping[str, int], seen: Counter[str]) -> list[str]:
+    """Compare counts per tool name; ``seen`` is keyed ``tool:detail``."""
+    totals: Counter[str] = Counter()
+    for key, count in seen.items():
+        totals[key.split(":", 1)[0]] += count
+    return [
+        f"{label.format(tool)}: expected {count}, got {totals[tool]}"
+        for tool, count in expected.items()
+        if totals[tool] != count
+    ]
