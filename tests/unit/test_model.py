@@ -94,3 +94,10 @@ def test_bad_messages(kwargs: dict[str, str], message: str) -> None:
 
 def test_button_reply_alone_is_a_message() -> None:
     assert NewMessage(key=KEY, provider_message_id="p", button=ButtonReply("yes")).button
+
+
+def test_retry_backoff_doubles_up_to_its_cap() -> None:
+    from acf.domain.agent_settings import AgentSettings
+
+    s = AgentSettings(retry_backoff_ms=500, max_retry_backoff_ms=3_000)
+    assert [s.backoff_ms(n) for n in (1, 2, 3, 4, 30)] == [500, 1_000, 2_000, 3_000, 3_000]

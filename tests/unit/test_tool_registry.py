@@ -17,7 +17,7 @@ def test_the_registry_is_the_allowlist() -> None:
     tools = ToolRegistry()
 
     @tools.tool(ToolSpec("lookup", SideEffectPolicy.PURE))
-    async def lookup(args: Any) -> None:
+    async def lookup(call: Any) -> None:
         return None
 
     assert tools.names() == ["lookup"] and tools.get("delete") is None

@@ -19,7 +19,8 @@ class AgentSettings:
     max_attempts: int = 3
     """Pipeline runs per turn (exceptions, deadlines, crashes) before the turn FAILS."""
     retry_backoff_ms: int = 500
-    """Pause before the second attempt; doubled for each further one."""
+    """Pause before the second attempt; doubled for each further one, up to the cap."""
+    max_retry_backoff_ms: int = 30_000
     deadline_ms: int = 30_000
     fallback_text: str = DEFAULT_FALLBACK_TEXT
     history_limit: int = 20
@@ -42,4 +43,5 @@ class AgentSettings:
 
     def backoff_ms(self, failed_attempt: int) -> int:
         """Pause after attempt number ``failed_attempt`` (1-based) failed."""
-        return int(self.retry_backoff_ms * 2 ** max(0, failed_attempt - 1))
+        pause = self.retry_backoff_ms * 2 ** max(0, failed_attempt - 1)
+        return int(min(pause, self.max_retry_backoff_ms))

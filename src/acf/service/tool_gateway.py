@@ -33,7 +33,19 @@ from acf.ports.unit_of_work import WriteOp
 if TYPE_CHECKING:  # the context builds a gateway over its frame
     from acf.service.turn_context import TurnFrame
 
-Handler = Callable[[Mapping[str, Any]], Awaitable[Any]]
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """What a tool's handler receives. Send ``idempotency_key`` to the backend (an HTTP
+    tool's ``Idempotency-Key`` header): retries and re-runs carry the same one."""
+
+    args: Mapping[str, Any]
+    idempotency_key: str
+    execution_id: str
+    attempt: int
+
+
+Handler = Callable[[ToolCall], Awaitable[Any]]
 IDEMPOTENT_ATTEMPTS = 3
 """Calls of a PURE or IDEMPOTENT tool that timed out, with the same key, before it fails."""
 RETRY_BACKOFF_MS = 200
@@ -158,7 +170,7 @@ class ToolGateway:
         retryable = spec.policy in (SideEffectPolicy.PURE, SideEffectPolicy.IDEMPOTENT)
         for attempt in range(1, (IDEMPOTENT_ATTEMPTS if retryable else 1) + 1):
             try:
-                value = await self._run(tool, args)
+                value = await self._run(tool, ToolCall(args, key, entry.execution_id, attempt))
             except ToolTimeout:
                 if not retryable:
                     return await self._in_doubt(spec, entry)  # it may have happened
@@ -172,10 +184,10 @@ class ToolGateway:
             return await self._finish(spec, entry, LedgerStatus.SUCCEEDED, value=value)
         raise AssertionError("unreachable")
 
-    async def _run(self, tool: Tool, args: Mapping[str, Any]) -> Any:
+    async def _run(self, tool: Tool, request: ToolCall) -> Any:
         clock = self._frame.clock
         loop = asyncio.get_running_loop()
-        call = loop.create_task(_await(tool.handler(args)))
+        call = loop.create_task(_await(tool.handler(request)))
         limit = loop.create_task(clock.sleep(tool.spec.timeout_ms / 1000))
         try:
             await asyncio.wait({call, limit}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,13 +1,13 @@
 """Scripted tool backends for the harness: they count every call, can be slow or fail."""
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from acf.domain.tools import SideEffectPolicy, ToolSpec, canonical
+from acf.domain.tools import SideEffectPolicy, ToolSpec
 from acf.ports.clock import Clock
-from acf.service.tool_gateway import Tool, ToolRegistry
+from acf.service.tool_gateway import Tool, ToolCall, ToolRegistry
 from acf.testing.pipeline import Tally
 
 
@@ -28,15 +28,16 @@ def registry(backends: Iterable[ToolBackend], clock: Clock, tally: Tally) -> Too
 
 
 def _handler(backend: ToolBackend, clock: Clock, tally: Tally) -> Any:
-    async def handle(args: Mapping[str, Any]) -> Any:
+    async def handle(call: ToolCall) -> Any:
         await clock.sleep(backend.delay_ms / 1000)
         if backend.fails:
             raise RuntimeError(f"{backend.spec.name}: the backend refused the call")
-        key = f"{backend.spec.name}:{canonical(args)}"
+        # Counted per idempotency key, as a real backend that deduplicates would see them.
+        key = f"{backend.spec.name}:{call.idempotency_key}"
         tally.backend_calls[key] += 1
         if backend.spec.policy not in (SideEffectPolicy.PURE, SideEffectPolicy.IDEMPOTENT):
             tally.tool_runs[key] += 1
         await asyncio.sleep(0)
-        return {"done": backend.spec.name, "args": dict(args)}
+        return {"done": backend.spec.name, "args": dict(call.args)}
 
     return handle
