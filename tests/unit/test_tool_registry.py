@@ -6,7 +6,8 @@ import jsonschema
 import pytest
 
 from acf.domain.tools import SideEffectPolicy, ToolSpec
-from acf.service.tool_gateway import Tool, ToolRegistry
+from acf.ports.tool_backend import Tool
+from acf.service.tool_gateway import ToolRegistry
 
 
 async def _noop(args: Any) -> None:

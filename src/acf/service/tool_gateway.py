@@ -7,7 +7,6 @@ The whole execution is shielded: a supersede waits for it and its ledger row.
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
@@ -28,37 +27,20 @@ from acf.ports.checkpoints import Phase
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
 from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry
+from acf.ports.tool_backend import Handler, OutcomeUnknown, Tool, ToolCall
 from acf.ports.unit_of_work import WriteOp
 
 if TYPE_CHECKING:  # the context builds a gateway over its frame
     from acf.service.turn_context import TurnFrame
 
 
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """What a tool's handler receives. Send ``idempotency_key`` to the backend (an HTTP
-    tool's ``Idempotency-Key`` header): retries and re-runs carry the same one."""
-
-    args: Mapping[str, Any]
-    idempotency_key: str
-    execution_id: str
-    attempt: int
-
-
-Handler = Callable[[ToolCall], Awaitable[Any]]
 IDEMPOTENT_ATTEMPTS = 3
 """Calls of a PURE or IDEMPOTENT tool that timed out, with the same key, before it fails."""
 RETRY_BACKOFF_MS = 200
 
 
-class ToolTimeout(Exception):
+class ToolTimeout(OutcomeUnknown):
     """The tool did not answer within its timeout: its outcome is unknown."""
-
-
-@dataclass(frozen=True, slots=True)
-class Tool:
-    spec: ToolSpec
-    handler: Handler
 
 
 class ToolRegistry:
@@ -171,7 +153,7 @@ class ToolGateway:
         for attempt in range(1, (IDEMPOTENT_ATTEMPTS if retryable else 1) + 1):
             try:
                 value = await self._run(tool, ToolCall(args, key, entry.execution_id, attempt))
-            except ToolTimeout:
+            except OutcomeUnknown:
                 if not retryable:
                     return await self._in_doubt(spec, entry)  # it may have happened
                 if attempt == IDEMPOTENT_ATTEMPTS:

@@ -7,7 +7,8 @@ from typing import Any
 
 from acf.domain.tools import SideEffectPolicy, ToolSpec
 from acf.ports.clock import Clock
-from acf.service.tool_gateway import Tool, ToolCall, ToolRegistry
+from acf.ports.tool_backend import Tool, ToolCall
+from acf.service.tool_gateway import ToolRegistry
 from acf.testing.pipeline import Tally
 
 
