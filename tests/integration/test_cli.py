@@ -1,6 +1,7 @@
 """The installed ``acf`` console script, run as a real process."""
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -123,3 +124,50 @@ async def test_migrating_a_database_a_running_acf_holds_is_refused(tmp_path: Pat
 def test_current_on_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     assert "current: base" in run_acf("db", "current", "--data-dir", str(tmp_path / "d")).stdout
     assert not (tmp_path / "d").exists()
+
+
+def test_ledger_lists_executions_by_tenant_customer_and_tool(tmp_path: Path) -> None:
+    from acf.adapters.sqlite import open_sqlite_store
+    from acf.domain.tools import LedgerStatus, SideEffectPolicy
+    from acf.ports.ledger import BeginExecution, LedgerEntry
+    from acf.testing import VirtualClock
+
+    async def seed() -> None:
+        store = await open_sqlite_store(tmp_path / "acf.db", VirtualClock())
+        try:
+            for i, (customer, tool) in enumerate([("alice", "refund"), ("bob", "refund")]):
+                entry = LedgerEntry(
+                    "t1",
+                    f"x{i}",
+                    f"t1:{tool}:{i}",
+                    tool,
+                    SideEffectPolicy.IRREVERSIBLE,
+                    LedgerStatus.STARTED,
+                    "s",
+                    "g",
+                    "turn",
+                    customer,
+                    {"order": i},
+                    1_700_000_000_000 + i * 1000,
+                )
+                await store.uow.commit("t1", [BeginExecution(entry)])
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    out = run_acf(
+        "ledger", "--tenant", "t1", "--customer", "alice", "--json", "--data-dir", str(tmp_path)
+    )
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["idempotency_key"] for r in rows] == ["t1:refund:0"]
+    table = run_acf("ledger", "--tenant", "t1", "--tool", "refund", "--data-dir", str(tmp_path))
+    assert "2 execution(s)" in table.stdout
+    other = run_acf("ledger", "--tenant", "t2", "--data-dir", str(tmp_path))
+    assert "0 execution(s)" in other.stdout
+    missing = subprocess.run(
+        [str(ACF), "ledger", "--tenant", "t1", "--data-dir", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2 and "no database at" in missing.stderr
