@@ -102,7 +102,8 @@ class Harness:
 
     async def add_runtime(self) -> Runtime:
         """Another runtime on the same store, woken by the same messages: the in-process
-        picture of two workers competing for every session (only the lease stops them)."""
+        picture of two workers competing for every session (only the lease stops them).
+        A crash drops every runtime; one starts again."""
         other = self._new_runtime()
         self._others.append(other)
         await other.start()
