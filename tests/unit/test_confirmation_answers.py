@@ -1,6 +1,6 @@
 import pytest
 
-from acf.domain.confirmation_answers import Answer, classify_answer
+from acf.domain.confirmation_answers import Answer, Resolution, classify_answer, resolve
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,23 @@ from acf.domain.confirmation_answers import Answer, classify_answer
 )
 def test_classify(text: str, answer: Answer | None) -> None:
     assert classify_answer(text) is answer
+
+
+@pytest.mark.parametrize(
+    ("messages", "now", "expected"),
+    [
+        ([("yes please", None)], 0, Resolution.YES),
+        ([("no", None)], 0, Resolution.NO),
+        ([(None, "c:yes")], 0, Resolution.YES),
+        ([(None, "c:no")], 0, Resolution.NO),
+        ([(None, "other-button")], 0, Resolution.NONE),
+        ([("yes", None), ("and also cancel my other order", None)], 0, Resolution.NONE),
+        ([("what time is it?", None)], 0, Resolution.NONE),
+        ([("yes", None)], 1_000, Resolution.EXPIRED),  # never executes on timeout
+        ([("sí", None)], 0, Resolution.YES),
+    ],
+)
+def test_resolve(
+    messages: list[tuple[str | None, str | None]], now: int, expected: Resolution
+) -> None:
+    assert resolve("c:yes", "c:no", 1_000, messages, now) is expected

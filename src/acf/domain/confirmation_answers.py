@@ -1,6 +1,7 @@
 """Unambiguous yes/no answers in English, Spanish, Portuguese, French and German."""
 
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 
 
@@ -89,3 +90,38 @@ def classify_answer(text: str) -> Answer | None:
     if normalised in _NO:
         return Answer.NO
     return None
+
+
+class Resolution(StrEnum):
+    YES = "yes"
+    NO = "no"
+    EXPIRED = "expired"
+    NONE = "none"
+    """Not resolved here: the pipeline sees the confirmation still pending."""
+
+
+def resolve(
+    yes_id: str,
+    no_id: str,
+    expires_at_ms: int,
+    messages: Sequence[tuple[str | None, str | None]],
+    now_ms: int,
+) -> Resolution:
+    """How a turn's messages (text, button id) settle a pending confirmation (DESIGN §8).
+
+    Expired: cancelled, whatever was said (nothing runs on timeout). Otherwise only a turn
+    of exactly one message that is an unambiguous answer settles it: its button, or a
+    yes/no word; anything else (two messages, a new request) goes to the pipeline."""
+    if now_ms >= expires_at_ms:
+        return Resolution.EXPIRED
+    if len(messages) != 1:
+        return Resolution.NONE
+    text, button = messages[0]
+    if button is not None:
+        return {yes_id: Resolution.YES, no_id: Resolution.NO}.get(button, Resolution.NONE)
+    answer = classify_answer(text or "")
+    if answer is Answer.YES:
+        return Resolution.YES
+    if answer is Answer.NO:
+        return Resolution.NO
+    return Resolution.NONE

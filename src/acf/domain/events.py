@@ -34,6 +34,9 @@ class EventKind(StrEnum):
     TOOL_EXECUTION_COMPLETED = "tool.execution_completed"
     TOOL_EXECUTION_FAILED = "tool.execution_failed"
     TOOL_IN_DOUBT = "tool.in_doubt"
+    CONFIRMATION_REQUESTED = "confirmation.requested"
+    CONFIRMATION_RESOLVED = "confirmation.resolved"
+    CONFIRMATION_EXPIRED = "confirmation.expired"
     LEASE_LOST = "lease.lost"
     SESSION_FLAGGED = "session.flagged"
 

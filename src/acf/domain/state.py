@@ -18,11 +18,29 @@ CURRENT_SCHEMA_VERSION = 2
 JsonObject = dict[str, Any]
 
 
+class PendingConfirmation(BaseModel):
+    """An action waiting for the customer's explicit yes (DESIGN §8): it runs under the
+    idempotency key fixed here, and never on timeout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirmation_id: str
+    tool: str
+    args: dict[str, Any]
+    idempotency_key: str
+    prompt: str
+    yes_id: str
+    no_id: str
+    requested_at_ms: int
+    expires_at_ms: int
+
+
 class StateMeta(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lane: str | None = None
     sticky_until_ms: int | None = None
+    confirmation: PendingConfirmation | None = None
 
     @model_validator(mode="after")
     def _sticky_needs_lane(self) -> "StateMeta":
@@ -49,7 +67,7 @@ class StateV2(BaseModel):
 
 
 def initial_state() -> JsonObject:
-    return StateV2().model_dump()
+    return validate({})
 
 
 def _v1_to_v2(state: JsonObject) -> JsonObject:
@@ -95,13 +113,16 @@ def upcast(state: Mapping[str, Any]) -> JsonObject:
 def validate(state: Mapping[str, Any]) -> JsonObject:
     """Validate against the current contract; returns the normalised state."""
     try:
-        return StateV2.model_validate(dict(state)).model_dump()
+        normalised = StateV2.model_validate(dict(state)).model_dump()
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
             for err in exc.errors()
         )
         raise StateContractError(f"invalid session state: {problems}") from None
+    if normalised["meta"].get("confirmation") is None:
+        normalised["meta"].pop("confirmation", None)  # absent, as before it existed
+    return normalised
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

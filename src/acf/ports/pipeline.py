@@ -5,7 +5,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from acf.domain.events import Correlation
 from acf.domain.messages import InboundMessage
-from acf.domain.replies import PipelineResult
+from acf.domain.replies import PipelineResult, ReplySegment
+from acf.domain.state import PendingConfirmation
 from acf.domain.supersede import SupersedeDecision
 from acf.domain.tools import ToolResult
 from acf.ports.clock import Clock
@@ -85,6 +86,26 @@ class TurnContext(Protocol):
 
     @property
     def tools(self) -> ToolCaller: ...
+
+    @property
+    def pending_confirmation(self) -> PendingConfirmation | None:
+        """An action waiting for the customer's yes, when this turn did not settle it."""
+        ...
+
+    @property
+    def confirmation(self) -> Mapping[str, Any] | None:
+        """How a pending confirmation was settled before the pipeline ran:
+        ``{"answer": "yes" | "no" | "expired", "outcome": ToolResult outcome or None}``."""
+        ...
+
+    async def request_confirmation(
+        self, tool: str, args: Mapping[str, Any], prompt: str, ttl_ms: int = ...
+    ) -> ReplySegment:
+        """Ask the customer to confirm ``tool(args)``: returns the question (with Yes / No
+        buttons) to include in the reply; the pending action (key fixed now) is stored
+        with the turn's commit. Only an explicit yes in a later turn runs it; never a
+        timeout."""
+        ...
 
     async def ledger_entries(self) -> Sequence[LedgerEntry]:
         """What this turn group already ran (a restart or a recovery sees earlier calls)."""

@@ -33,7 +33,11 @@ class Parts:
         return Versions(binding.agent_version, self.agents.config_version)
 
     def decide_window(
-        self, binding: AgentBinding, key: SessionKey, messages: list[InboundMessage]
+        self,
+        binding: AgentBinding,
+        key: SessionKey,
+        messages: list[InboundMessage],
+        pending_confirmation: bool = False,
     ) -> WindowDecision:
         """When the window over ``messages`` (the unseen ones) closes (DESIGN §5)."""
         now = self.clock.now_ms()
@@ -41,4 +45,4 @@ class Parts:
             WindowMessage(m.received_at_ms, m.text, m.button is not None) for m in messages
         ] or [WindowMessage(now)]
         policy = binding.settings.policy_for(key.channel)
-        return decide(policy, window, self.typing.get(key), False, now)
+        return decide(policy, window, self.typing.get(key), pending_confirmation, now)

@@ -141,7 +141,7 @@ class SessionDriver:
         messages = await p.store.messages.read_range(
             self._tenant, self._session_id, session.consumed_seq, session.last_seq
         )
-        close = p.decide_window(binding, session.key, messages)
+        close = p.decide_window(binding, session.key, messages, _confirming(session))
         await p.store.uow.commit(
             self._tenant,
             turn_units.open_window(turn, group, close.close_at_ms, close.reason, versions),
@@ -173,7 +173,7 @@ class SessionDriver:
             messages = await p.store.messages.read_range(
                 self._tenant, self._session_id, window_from, session.last_seq
             )
-            decision = p.decide_window(binding, key, messages)
+            decision = p.decide_window(binding, key, messages, _confirming(session))
             now = p.clock.now_ms()
             if decision.close_at_ms <= now:
                 break
@@ -225,3 +225,8 @@ async def _wait(p: Parts, news: asyncio.Event, keeper: LeaseKeeper, ms: int) -> 
         for waiter in waiters:
             waiter.cancel()
     return keeper.held
+
+
+def _confirming(session: SessionRecord) -> bool:
+    """A confirmation is pending: a lone unambiguous answer closes the window at once."""
+    return bool(session.state.get("meta", {}).get("confirmation"))

@@ -91,7 +91,13 @@ class ToolGateway:
         self._shield = shield
 
     async def call(self, name: str, args: Mapping[str, Any]) -> ToolResult:
-        f = self._frame
+        checked = await self.prepare(name, args)
+        if isinstance(checked, ToolResult):
+            return checked
+        return await self.perform(checked[0], checked[1], args)
+
+    async def prepare(self, name: str, args: Mapping[str, Any]) -> tuple[Tool, str] | ToolResult:
+        """Allowlist, arguments and key: the tool and its key, or why it cannot run."""
         tool = self._registry.get(name)
         if tool is None:
             await self._audit(EventKind.TOOL_REFUSED, tool=name, reason="not allowed")
@@ -104,12 +110,23 @@ class ToolGateway:
         if problems:
             where = "/".join(str(p) for p in problems[0].path) or "(arguments)"
             return ToolResult(Outcome.INVALID, error=f"{where}: {problems[0].message}")
-        t = f.turn
+        t = self._frame.turn
         try:
             key = idempotency_key(spec, t.tenant, t.session_id, t.group_id, args)
         except ValueError as exc:
             return ToolResult(Outcome.INVALID, error=str(exc))
-        if spec.policy is SideEffectPolicy.IRREVERSIBLE:
+        return tool, key
+
+    async def call_confirmed(self, name: str, args: Mapping[str, Any], key: str) -> ToolResult:
+        """Run a confirmed action under the key fixed when the confirmation was requested."""
+        tool = self._registry.get(name)
+        if tool is None:
+            await self._audit(EventKind.TOOL_REFUSED, tool=name, reason="not allowed")
+            return ToolResult(Outcome.REFUSED, error=f"tool {name!r} is not allowed here")
+        return await self.perform(tool, key, args)
+
+    async def perform(self, tool: Tool, key: str, args: Mapping[str, Any]) -> ToolResult:
+        if tool.spec.policy is SideEffectPolicy.IRREVERSIBLE:
             await self._gate()  # may raise PendingInput: the pipeline decides
         return await self._shield(self._execute(tool, key, args))
 

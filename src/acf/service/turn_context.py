@@ -9,11 +9,15 @@ from typing import Any, TypeVar
 
 import structlog
 
-from acf.domain.errors import Conflict
+from acf.domain.errors import Conflict, InvalidValue
 from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.ids import new_id
 from acf.domain.messages import InboundMessage
+from acf.domain.replies import Button, ReplySegment
 from acf.domain.session_key import SessionKey
+from acf.domain.state import PendingConfirmation
 from acf.domain.supersede import SupersedeDecision
+from acf.domain.tools import ToolResult
 from acf.domain.turns import Turn
 from acf.ports.checkpoints import Checkpoints, NoCheckpoints
 from acf.ports.clock import Clock
@@ -31,6 +35,10 @@ from acf.service.tasks import TaskSet
 from acf.service.tool_gateway import ToolGateway, ToolRegistry
 
 T = TypeVar("T")
+
+
+DEFAULT_CONFIRMATION_TTL_MS = 10 * 60 * 1000
+REPLACED_PREFIX = "(This replaces your earlier question.) "
 
 
 class LeaseLost(Exception):
@@ -58,6 +66,11 @@ class TurnFrame:
     restart_bound_reached: bool = False
     gate_passed_before: bool = False
     """An earlier attempt of this turn passed the irreversible gate."""
+    commit_patch: dict[str, Any] | None = None
+    """State the turn's commit must also write (a confirmation request), per attempt."""
+    commit_events: list[WriteOp[Any]] = field(default_factory=list)
+    confirmation: Mapping[str, Any] | None = None
+    """How a pending confirmation was settled before this attempt's pipeline ran."""
 
     @property
     def correlation(self) -> Correlation:
@@ -154,6 +167,51 @@ class RunningTurnContext:
     @property
     def tools(self) -> ToolGateway:
         return self._tools
+
+    @property
+    def pending_confirmation(self) -> PendingConfirmation | None:
+        raw = self._state.get("meta", {}).get("confirmation")
+        return None if raw is None else PendingConfirmation.model_validate(raw)
+
+    @property
+    def confirmation(self) -> Mapping[str, Any] | None:
+        return self._frame.confirmation
+
+    async def request_confirmation(
+        self,
+        tool: str,
+        args: Mapping[str, Any],
+        prompt: str,
+        ttl_ms: int = DEFAULT_CONFIRMATION_TTL_MS,
+    ) -> ReplySegment:
+        f = self._frame
+        checked = await self._tools.prepare(tool, args)
+        if isinstance(checked, ToolResult):
+            raise InvalidValue(f"cannot ask to confirm {tool}: {checked.error}")
+        now = f.clock.now_ms()
+        cid = new_id()[:16]
+        earlier = self.pending_confirmation
+        if earlier is not None:  # the customer is told that the new question replaces it
+            prompt = f"{REPLACED_PREFIX}{prompt}"
+        pending = PendingConfirmation(
+            confirmation_id=cid,
+            tool=tool,
+            args=dict(args),
+            idempotency_key=checked[1],
+            prompt=prompt,
+            yes_id=f"confirm:{cid}:yes",
+            no_id=f"confirm:{cid}:no",
+            requested_at_ms=now,
+            expires_at_ms=now + ttl_ms,
+        )
+        f.commit_patch = {"meta": {"confirmation": pending.model_dump()}}
+        data = {"confirmation_id": cid, "tool": tool, "expires_at_ms": pending.expires_at_ms}
+        if earlier is not None:
+            data["replaces"] = earlier.confirmation_id
+        f.commit_events = [
+            AppendEvent(FabricEvent(EventKind.CONFIRMATION_REQUESTED, now, f.correlation, data))
+        ]
+        return ReplySegment(prompt, (Button(pending.yes_id, "Yes"), Button(pending.no_id, "No")))
 
     async def ledger_entries(self) -> list[LedgerEntry]:
         f = self._frame

@@ -14,6 +14,7 @@ from acf.ports.outbox import EnqueueReply
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState
 from acf.ports.timers import SetTimer
 from acf.ports.turn_store import CreateTurn, SaveTurnRecord, UpdateGroup
+from acf.ports.unit_of_work import WriteOp
 from acf.service.turn_units import (
     Ops,
     Versions,
@@ -77,8 +78,10 @@ def commit(
     at_ms: int,
     versions: Versions,
     details: Mapping[str, Any] | None = None,
+    extra: Sequence[WriteOp[Any]] = (),
 ) -> Ops:
-    """The turn's one transaction (DESIGN §4 step 4)."""
+    """The turn's one transaction (DESIGN §4 step 4); ``extra`` rides along (a
+    confirmation request's event)."""
     ops: Ops = [guard_op(turn, fence, at_ms), move_op(turn, TurnPhase.COMMITTED, fence, at_ms)]
     version_after = state_version
     if result.state_patch:
@@ -115,6 +118,7 @@ def commit(
             attempt=turn.attempt,
             replies=len(result.segments),
         ),
+        *extra,
         ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, require_last_seq, at_ms),
         UpdateGroup(group.group_id, GroupStatus.COMMITTED, group.restarts, group.attempts),
     ]

@@ -11,17 +11,23 @@ from typing import Any
 
 import structlog
 
+from acf.domain.confirmation_answers import Resolution, resolve
 from acf.domain.errors import AcfError, Conflict
+from acf.domain.events import EventKind, FabricEvent
 from acf.domain.ids import new_id
 from acf.domain.messages import InboundMessage
 from acf.domain.policy import AccumulationMode
 from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
+from acf.domain.state import merge_patch
 from acf.domain.supersede import SupersedeDecision, choose, may_commit_with_unseen
 from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS
 from acf.domain.turns import Turn, TurnGroup
 from acf.ports.checkpoints import Phase
+from acf.ports.event_store import AppendEvent
+from acf.ports.lease import CheckFence
 from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
+from acf.ports.session_store import PatchState
 from acf.service import turn_endings, turn_units
 from acf.service.agents import AgentBinding
 from acf.service.lease_keeper import LeaseKeeper
@@ -211,9 +217,19 @@ class TurnRunner:
 
     async def _attempt(self, frame: TurnFrame) -> _Outcome:
         p = self._parts
+        frame.commit_patch, frame.commit_events, frame.confirmation = None, [], None
         ctx, state_version, group = await self._context(frame)
         frame.gate_passed_before = frame.turn.irreversible_started
         frame.restart_bound_reached = group.restarts >= self._settings.restart_bound
+        try:
+            settled = await self._settle_confirmation(frame, ctx, state_version)
+        except PendingInput:
+            if frame.gate_refused and not frame.turn.irreversible_started:
+                return _Supersede("irreversible_gate")
+            raise
+        if settled is not None:
+            ctx, state_version, group = await self._context(frame)  # the state changed
+            frame.confirmation = settled
         task = p.tasks.spawn(self._binding.pipeline.run(ctx), f"pipeline:{frame.turn.turn_id}")
         await asyncio.sleep(0)  # let it start: a pipeline that never waits is done already
         if task.done():
@@ -259,6 +275,44 @@ class TurnRunner:
             if not await self._stopped(task):
                 return RunEnd.LEASE_LOST
         return self._outcome(frame, task, reason, state_version, ctx, group)
+
+    async def _settle_confirmation(
+        self, frame: TurnFrame, ctx: RunningTurnContext, state_version: int
+    ) -> dict[str, Any] | None:
+        """Settle a pending confirmation before the pipeline runs, when this turn holds
+        exactly one unambiguous answer or the confirmation expired (DESIGN §8). The
+        confirmed action runs under the key fixed when it was requested."""
+        pending = ctx.pending_confirmation
+        if pending is None:
+            return None
+        now = self._parts.clock.now_ms()
+        answers = [(m.text, m.button.button_id if m.button else None) for m in ctx.messages]
+        answer = resolve(pending.yes_id, pending.no_id, pending.expires_at_ms, answers, now)
+        if answer is Resolution.NONE:
+            return None
+        outcome = None
+        if answer is Resolution.YES:
+            result = await ctx.tools.call_confirmed(
+                pending.tool, pending.args, pending.idempotency_key
+            )
+            outcome = result.outcome.value
+        kind = (
+            EventKind.CONFIRMATION_EXPIRED
+            if answer is Resolution.EXPIRED
+            else EventKind.CONFIRMATION_RESOLVED
+        )
+        settled = {"answer": answer.value, "outcome": outcome}
+        data = {"confirmation_id": pending.confirmation_id, "tool": pending.tool, **settled}
+        now = self._parts.clock.now_ms()
+        t = frame.turn
+        await frame.commit(
+            [
+                CheckFence(t.session_id, self._keeper.fence, now),
+                PatchState(t.session_id, state_version, {"meta": {"confirmation": None}}, now),
+                AppendEvent(FabricEvent(kind, now, frame.correlation, data)),
+            ]
+        )
+        return settled
 
     async def _stopped(self, task: "asyncio.Task[PipelineResult]") -> bool:
         """Wait (a bounded time) for a cancelled pipeline to end. One that ignores
@@ -330,17 +384,22 @@ class TurnRunner:
             decision, t.irreversible_started, group.restarts, bound
         )
         while True:
+            result = done.result
+            if frame.commit_patch is not None:  # a confirmation request rides along
+                patch = merge_patch(dict(result.state_patch or {}), frame.commit_patch)
+                result = replace(result, state_patch=patch)
             ops = turn_endings.commit(
                 t,
                 group,
                 self._keeper.fence,
-                done.result,
+                result,
                 done.state_version,
                 require,
                 started_at,
                 p.clock.now_ms(),
                 self._versions,
                 {"mode": frame.mode.value if frame.mode else None},
+                frame.commit_events,
             )
             try:
                 await frame.commit(ops)

@@ -12,13 +12,17 @@ A script is a list of steps run in order, then the reply. Steps (one key each):
 - ``emit: NAME``: a progress event;
 - ``call: NAME`` with ``args: {...}``: call a tool through the gateway (``ctx.tools``); the
   outcome ("ok", "already_done", "refused", "invalid", "failed", "in_doubt") is added to
-  ``{tools}`` in the reply.
+  ``{tools}`` in the reply;
+- ``confirm: NAME`` with ``args`` and ``prompt``: ask the customer to confirm the call; the
+  question (Yes / No buttons) follows the reply.
 
 Any step may carry ``when_text: TEXT``: it then runs only if a message of the turn
 contains TEXT.
 
 The reply is ``reply`` with ``{text}`` (the turn's texts joined by `` | ``), ``{count}``,
-``{attempt}``, ``{state}`` and ``{tools}`` (the tool outcomes of this run) filled in.
+``{attempt}``, ``{state}``, ``{tools}`` (the tool outcomes of this run) and
+``{confirmation}`` (how a pending confirmation was settled: ``yes:ok``, ``no``, ``expired``)
+filled in.
 """
 
 import asyncio
@@ -62,7 +66,12 @@ class Tally:
 
 def _fill(template: str, ctx: TurnContext, outcomes: list[str]) -> str:
     texts = [m.text or (m.button.title if m.button else "") or "" for m in ctx.messages]
+    settled = ctx.confirmation
+    confirmation = (
+        "" if settled is None else ":".join(str(v) for v in settled.values() if v is not None)
+    )
     return template.format(
+        confirmation=confirmation,
         text=" | ".join(texts),
         count=len(texts),
         attempt=ctx.attempt,
@@ -96,12 +105,13 @@ class ScriptedPipeline:
         c = ctx.correlation
         assert c.session_id is not None
         outcomes: list[str] = []
+        questions: list[ReplySegment] = []
         self.tally.running[c.session_id] += 1
         self.tally.most_running = max(self.tally.most_running, self.tally.running[c.session_id])
         try:
             await self._checkpoints.reached(Phase.PIPELINE_RUNNING, c.tenant, c.session_id)
             for step in self.script.steps:
-                await self._step(ctx, step, outcomes)
+                await self._step(ctx, step, outcomes, questions)
         finally:
             self.tally.running[c.session_id] -= 1
         segments = (
@@ -110,14 +120,22 @@ class ScriptedPipeline:
             else (ReplySegment(_fill(self.script.reply, ctx, outcomes)),)
         )
         return PipelineResult(
-            segments=segments, state_patch=self.script.state_patch, handoff=self.script.handoff
+            segments=segments + tuple(questions),
+            state_patch=self.script.state_patch,
+            handoff=self.script.handoff,
         )
 
     def _applies(self, ctx: TurnContext, step: Mapping[str, Any]) -> bool:
         limit = step.get("attempts")
         return limit is None or ctx.attempt <= int(limit)
 
-    async def _step(self, ctx: TurnContext, step: Mapping[str, Any], outcomes: list[str]) -> None:
+    async def _step(
+        self,
+        ctx: TurnContext,
+        step: Mapping[str, Any],
+        outcomes: list[str],
+        questions: list[ReplySegment],
+    ) -> None:
         needle = step.get("when_text")
         if needle is not None and not any(needle in (m.text or "") for m in ctx.messages):
             return
@@ -140,6 +158,11 @@ class ScriptedPipeline:
         elif "call" in step:
             result = await ctx.tools.call(str(step["call"]), dict(step.get("args") or {}))
             outcomes.append(result.outcome.value)
+        elif "confirm" in step:
+            question = await ctx.request_confirmation(
+                str(step["confirm"]), dict(step.get("args") or {}), str(step.get("prompt", "OK?"))
+            )
+            questions.append(question)
         elif "emit" in step:
             await ctx.emit(str(step["emit"]))
         else:

@@ -274,7 +274,8 @@ async def _act(h: Harness, step: Step) -> None:
             )
             await h.settle()
         else:
-            await h.send(spec.customer, spec.text, spec.channel, spec.id, spec.button, spec.tenant)
+            button = await _button(h, spec)
+            await h.send(spec.customer, spec.text, spec.channel, spec.id, button, spec.tenant)
     elif step.inject is not None:
         spec = step.inject.send
 
@@ -301,6 +302,18 @@ async def _act(h: Harness, step: Step) -> None:
         await h.steal_lease(step.steal_lease)
     elif step.fail_sends is not None:
         h.channel.fail_next(step.fail_sends.count, step.fail_sends.definite)
+
+
+async def _button(h: Harness, spec: SendSpec) -> str | None:
+    """``$confirm:yes`` / ``$confirm:no`` press the button of the session's pending
+    confirmation (its ids are generated)."""
+    if spec.button is None or not spec.button.startswith("$confirm:"):
+        return spec.button
+    session = await h.store.sessions.find_open(spec.tenant, h.key(spec.customer, spec.channel))
+    pending = None if session is None else session.state.get("meta", {}).get("confirmation")
+    if pending is None:
+        return "no-pending-confirmation"
+    return str(pending["yes_id"] if spec.button.endswith(":yes") else pending["no_id"])
 
 
 async def run(scenario: Scenario, data_dir: Path, path: Path | None = None) -> ScenarioResult:

@@ -22,6 +22,7 @@ def scenarios_run(
     import time
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from acf.logging import configure_logging
@@ -46,7 +47,7 @@ def scenarios_run(
     console.print(table)
     for r in results:
         for problem in r.problems:
-            console.print(f"[red]{r.name}[/red] ({r.path}): {problem}", markup=True)
+            console.print(f"[red]{escape(r.name)}[/red] ({r.path}): {escape(problem)}")
     failed = sum(not r.passed for r in results)
     console.print(
         f"{len(results) - failed} passed, {failed} failed in {time.perf_counter() - started:.1f} s"
