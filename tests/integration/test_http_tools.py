@@ -19,6 +19,7 @@ import pytest
 from acf.adapters.memory.clock import SystemClock
 from acf.adapters.memory.wakeup import InProcessWakeUps
 from acf.adapters.sqlite.store import open_sqlite_store
+from acf.adapters.tools import declared
 from acf.adapters.tools.http import HttpToolConfig, ToolRefused, http_tool, resolve_secrets
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.channels import Channel
@@ -175,3 +176,53 @@ async def test_through_the_runtime_idempotent_retries_keep_the_key_irreversible_
 def _group(state: Backend) -> str:
     key = next(h["Idempotency-Key"] for h in state.headers if "notify" in h["Idempotency-Key"])
     return key.rsplit(":", 1)[1]
+
+
+DECLARED = """
+tools:
+  - name: refund
+    policy: irreversible
+    business_key: "order-{order}"
+    args_schema: {type: object, required: [order], properties: {order: {type: integer}}}
+    http:
+      method: post
+      url: BASE/orders/{order}/refund
+      headers: {Authorization: "Bearer ${PAYMENTS_TOKEN}"}
+"""
+
+
+async def test_tools_declared_in_yaml_call_the_backend(
+    backend: tuple[Backend, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, base = backend
+    monkeypatch.setenv("PAYMENTS_TOKEN", "tok")
+    path = tmp_path / "tools.yaml"
+    path.write_text(DECLARED.replace("BASE", base))
+    declarations = declared.load(path)
+    async with httpx.AsyncClient() as client:
+        (tool,) = declared.build(declarations, client)
+        assert tool.spec.policy is SideEffectPolicy.IRREVERSIBLE
+        await tool.handler(ToolCall({"order": 4}, "t1:refund:order-4", "x", 1))
+    assert state.headers[-1]["Authorization"] == "Bearer tok"
+    assert state.headers[-1]["Idempotency-Key"] == "t1:refund:order-4"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("policy: irreversible", "policy: sometimes"), "tools.0.policy"),
+        (("method: post", "method: fetch"), "tools.0.http.method"),
+        (("Bearer ${PAYMENTS_TOKEN}", "Bearer abc123"), "must reference a secret"),
+        (("    http:", "    colour: red\n    http:"), "tools.0.colour"),
+        (("policy: irreversible", "policy: compensatable"), "needs a compensation"),
+        (("tools:", "tools: ["), "tools.yaml"),
+    ],
+)
+def test_bad_declarations_name_the_file_and_field(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    path = tmp_path / "tools.yaml"
+    path.write_text(DECLARED.replace("BASE", "http://x").replace(*change))
+    with pytest.raises(InvalidValue, match=message) as info:
+        declared.load(path)
+    assert str(path) in str(info.value)

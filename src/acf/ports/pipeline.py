@@ -38,6 +38,11 @@ class ToolCaller(Protocol):
         IRREVERSIBLE tool meets unseen messages (see ``enter_irreversible``)."""
         ...
 
+    async def compensate(self, execution_id: str) -> ToolResult:
+        """Undo a succeeded COMPENSATABLE execution of this session (its compensation tool),
+        then mark it compensated in the ledger."""
+        ...
+
 
 class TurnContext(Protocol):
     """What a running pipeline sees and may do. Everything it writes is fenced."""

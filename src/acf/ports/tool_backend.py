@@ -29,6 +29,20 @@ class OutcomeUnknown(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What the backend says about a call whose outcome acf does not know."""
+
+    happened: bool | None
+    """True: it was done (``result`` is its result); False: it was not; None: unknown."""
+    result: Any = None
+
+
+Reconcile = Callable[[ToolCall], Awaitable[Reconciled]]
+
+
+@dataclass(frozen=True, slots=True)
 class Tool:
     spec: ToolSpec
     handler: Handler
+    reconcile: Reconcile | None = None
+    """Asked when a call is in doubt, before escalating to a person."""

@@ -7,6 +7,7 @@ The whole execution is shielded: a supersede waits for it and its ledger row.
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
@@ -27,7 +28,7 @@ from acf.ports.checkpoints import Phase
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
 from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry
-from acf.ports.tool_backend import Handler, OutcomeUnknown, Tool, ToolCall
+from acf.ports.tool_backend import Handler, OutcomeUnknown, Reconciled, Tool, ToolCall
 from acf.ports.unit_of_work import WriteOp
 
 if TYPE_CHECKING:  # the context builds a gateway over its frame
@@ -163,7 +164,7 @@ class ToolGateway:
                     execution_id=earlier.execution_id,
                 )
             if step is Next.IN_DOUBT:
-                return await self._in_doubt(spec, earlier)
+                return await self._reconcile(tool, earlier, key, args)
             entry = earlier  # IDEMPOTENT / PURE started before: run again, same key
         await f.commit([self._fence(now), started])
         retryable = spec.policy in (SideEffectPolicy.PURE, SideEffectPolicy.IDEMPOTENT)
@@ -212,15 +213,68 @@ class ToolGateway:
             if status is LedgerStatus.SUCCEEDED
             else EventKind.TOOL_EXECUTION_FAILED
         )
-        await f.commit(
-            [
-                self._fence(now),
-                FinishExecution(entry.execution_id, status, now, result=value, error=error),
-                self._event(kind, now, spec, entry.execution_id, error=error),
-            ]
-        )
+        ops: list[WriteOp[Any]] = [
+            self._fence(now),
+            FinishExecution(entry.execution_id, status, now, result=value, error=error),
+            self._event(kind, now, spec, entry.execution_id, error=error),
+        ]
+        if status is LedgerStatus.SUCCEEDED and spec.policy is not SideEffectPolicy.PURE:
+            ops.append(
+                self._event(EventKind.TOOL_SIDE_EFFECT_COMPLETED, now, spec, entry.execution_id)
+            )
+        await f.commit(ops)
         outcome = Outcome.OK if status is LedgerStatus.SUCCEEDED else Outcome.FAILED
         return ToolResult(outcome, value, error, now, entry.execution_id)
+
+    async def _reconcile(
+        self, tool: Tool, entry: LedgerEntry, key: str, args: Mapping[str, Any]
+    ) -> ToolResult:
+        """Ask the backend what became of an unknown outcome; escalate if it cannot say."""
+        spec = tool.spec
+        answer: Reconciled | None = None
+        if tool.reconcile is not None:
+            try:
+                answer = await tool.reconcile(ToolCall(args, key, entry.execution_id, 0))
+            except Exception:  # the reconcile hook failed: still unknown
+                answer = None
+        if answer is None or answer.happened is None:
+            return await self._in_doubt(spec, entry)
+        if answer.happened:
+            done = await self._finish(spec, entry, LedgerStatus.SUCCEEDED, value=answer.result)
+            return replace(done, outcome=Outcome.ALREADY_DONE)
+        await self._finish(spec, entry, LedgerStatus.FAILED, error="reconciled: not done")
+        return await self._execute(tool, key, args)  # the key is free again: run it now
+
+    async def compensate(self, execution_id: str) -> ToolResult:
+        """Undo a succeeded COMPENSATABLE execution of this session with its compensation
+        tool (same arguments, its own derived key), then mark it compensated."""
+        f = self._frame
+        entry = await f.store.ledger.get(f.turn.tenant, execution_id)
+        original = None if entry is None else self._registry.get(entry.tool)
+        if (
+            entry is None
+            or original is None
+            or entry.session_id != f.turn.session_id
+            or entry.status is not LedgerStatus.SUCCEEDED
+            or original.spec.compensation is None
+        ):
+            return ToolResult(Outcome.REFUSED, error=f"{execution_id}: nothing to compensate")
+        undo = self._registry.get(original.spec.compensation)
+        if undo is None:
+            return ToolResult(
+                Outcome.REFUSED, error=f"compensation {original.spec.compensation!r} not allowed"
+            )
+        result = await self.perform(undo, f"{entry.idempotency_key}:compensate", entry.args)
+        if result.ok:
+            now = f.clock.now_ms()
+            await f.commit(
+                [
+                    self._fence(now),
+                    FinishExecution(entry.execution_id, LedgerStatus.COMPENSATED, now),
+                    self._event(EventKind.TOOL_COMPENSATED, now, original.spec, entry.execution_id),
+                ]
+            )
+        return result
 
     async def _in_doubt(self, spec: ToolSpec, entry: LedgerEntry) -> ToolResult:
         f = self._frame

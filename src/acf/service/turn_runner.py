@@ -21,11 +21,12 @@ from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
 from acf.domain.state import merge_patch
 from acf.domain.supersede import SupersedeDecision, choose, may_commit_with_unseen
-from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS
+from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS, LedgerStatus, SideEffectPolicy
 from acf.domain.turns import Turn, TurnGroup
 from acf.ports.checkpoints import Phase
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
+from acf.ports.ledger import LedgerQuery
 from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
 from acf.ports.session_store import PatchState
 from acf.service import turn_endings, turn_units
@@ -276,6 +277,33 @@ class TurnRunner:
                 return RunEnd.LEASE_LOST
         return self._outcome(frame, task, reason, state_version, ctx, group)
 
+    async def _compensate_group(self, frame: TurnFrame) -> None:
+        """The group is abandoned: undo what it did that can be undone (DESIGN §8). Done
+        before the FAILED commit, so a crash here compensates again on recovery (each
+        compensation call is deduplicated by its own key)."""
+        t = frame.turn
+        entries = await self._parts.store.ledger.query(t.tenant, LedgerQuery(group_id=t.group_id))
+        undoable = [
+            e
+            for e in entries
+            if e.policy is SideEffectPolicy.COMPENSATABLE and e.status is LedgerStatus.SUCCEEDED
+        ]
+        if not undoable:
+            return
+        ctx, _, _ = await self._context(frame)
+        for entry in undoable:
+            try:
+                await ctx.tools.compensate(entry.execution_id)
+            except LeaseLost:
+                raise
+            except Exception as exc:  # recorded in the ledger; a person follows up anyway
+                log.error(
+                    "compensation.failed",
+                    **frame.correlation.fields(),
+                    execution_id=entry.execution_id,
+                    error=repr(exc),
+                )
+
     async def _settle_confirmation(
         self, frame: TurnFrame, ctx: RunningTurnContext, state_version: int
     ) -> dict[str, Any] | None:
@@ -456,6 +484,7 @@ class TurnRunner:
 
     async def _fail(self, frame: TurnFrame, error: str, started_at: int) -> RunEnd:
         p, t = self._parts, frame.turn
+        await self._compensate_group(frame)
         group = await self._group(frame)
         await frame.commit(
             turn_endings.fail(

@@ -63,6 +63,7 @@ class ToolDef(_Model):
     delay_ms: int = 50
     fails: bool = False
     compensation: str | None = None
+    reconcile: str | None = None
     args_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
 
 
@@ -246,6 +247,7 @@ def _options(s: Scenario) -> HarnessOptions:
             ),
             t.delay_ms,
             t.fails,
+            t.reconcile,
         )
         for t in s.tools
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from acf.domain.tools import SideEffectPolicy, ToolSpec
 from acf.ports.clock import Clock
-from acf.ports.tool_backend import Tool, ToolCall
+from acf.ports.tool_backend import Reconciled, Tool, ToolCall
 from acf.service.tool_gateway import ToolRegistry
 from acf.testing.pipeline import Tally
 
@@ -19,12 +19,16 @@ class ToolBackend:
     """How long the backend takes (past ``spec.timeout_ms``: a timeout)."""
     fails: bool = False
     """The backend refuses every call (a definite failure)."""
+    reconcile: str | None = None
+    """What its reconcile hook answers about an unknown outcome: "done" (it looks the call
+    up: done if the backend counted it), "unknown"; ``None``: no hook."""
 
 
 def registry(backends: Iterable[ToolBackend], clock: Clock, tally: Tally) -> ToolRegistry:
     tools = ToolRegistry()
     for backend in backends:
-        tools.add(Tool(backend.spec, _handler(backend, clock, tally)))
+        hook = None if backend.reconcile is None else _reconcile(backend, tally)
+        tools.add(Tool(backend.spec, _handler(backend, clock, tally), hook))
     return tools
 
 
@@ -42,3 +46,14 @@ def _handler(backend: ToolBackend, clock: Clock, tally: Tally) -> Any:
         return {"done": backend.spec.name, "args": dict(call.args)}
 
     return handle
+
+
+def _reconcile(backend: ToolBackend, tally: Tally) -> Any:
+    async def reconcile(call: ToolCall) -> Reconciled:
+        if backend.reconcile != "done":
+            return Reconciled(None)
+        key = f"{backend.spec.name}:{call.idempotency_key}"
+        done = tally.backend_calls[key] > 0
+        return Reconciled(done, {"done": backend.spec.name, "reconciled": True} if done else None)
+
+    return reconcile
