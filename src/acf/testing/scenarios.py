@@ -15,13 +15,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from acf.adapters.tools.declared import ToolSpecFields
 from acf.domain.agent_settings import DEFAULT_FALLBACK_TEXT, AgentSettings
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.events import EventKind
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
 from acf.domain.supersede import SupersedeDecision
-from acf.domain.tools import DedupeScope, LedgerStatus, SideEffectPolicy, ToolSpec
+from acf.domain.tools import LedgerStatus
 from acf.domain.turns import TurnPhase
 from acf.ports.checkpoints import Phase
 from acf.service.lease_keeper import LeaseSettings
@@ -53,18 +54,12 @@ class AgentSpec(_Model):
     channel_policies: dict[Channel, PolicySpec] = Field(default_factory=dict)
 
 
-class ToolDef(_Model):
-    name: str
-    policy: SideEffectPolicy
-    business_key: str | None = None
-    dedupe_scope: DedupeScope | None = None
-    dedupe_ttl_ms: int | None = None
-    timeout_ms: int = 10_000
+class ToolDef(ToolSpecFields):
+    """A tool the scenario's agent may call, with a scripted backend."""
+
     delay_ms: int = 50
     fails: bool = False
-    compensation: str | None = None
     reconcile: str | None = None
-    args_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
 
 
 class PipelineSpec(_Model):
@@ -233,24 +228,7 @@ def _options(s: Scenario) -> HarnessOptions:
         state_patch=s.pipeline.state_patch,
         handoff=s.pipeline.handoff,
     )
-    backends = tuple(
-        ToolBackend(
-            ToolSpec(
-                t.name,
-                t.policy,
-                args_schema=t.args_schema,
-                business_key=t.business_key,
-                dedupe_scope=t.dedupe_scope,
-                dedupe_ttl_ms=t.dedupe_ttl_ms,
-                timeout_ms=t.timeout_ms,
-                compensation=t.compensation,
-            ),
-            t.delay_ms,
-            t.fails,
-            t.reconcile,
-        )
-        for t in s.tools
-    )
+    backends = tuple(ToolBackend(t.to_spec(), t.delay_ms, t.fails, t.reconcile) for t in s.tools)
     return HarnessOptions(
         script, settings, tuple(s.tenants), LeaseSettings(**s.lease), tools=backends
     )

@@ -58,7 +58,9 @@ class HttpDeclaration(_Model):
         return headers
 
 
-class ToolDeclaration(_Model):
+class ToolSpecFields(_Model):
+    """The fields of a ``ToolSpec``, as configuration."""
+
     name: str
     policy: SideEffectPolicy
     args_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
@@ -69,6 +71,23 @@ class ToolDeclaration(_Model):
     requires_confirmation: bool = False
     timeout_ms: int = DEFAULT_TOOL_TIMEOUT_MS
     status_text: str | None = None
+
+    def to_spec(self) -> ToolSpec:
+        return ToolSpec(
+            self.name,
+            self.policy,
+            args_schema=self.args_schema,
+            business_key=self.business_key,
+            dedupe_scope=self.dedupe_scope,
+            dedupe_ttl_ms=self.dedupe_ttl_ms,
+            compensation=self.compensation,
+            requires_confirmation=self.requires_confirmation,
+            timeout_ms=self.timeout_ms,
+            status_text=self.status_text,
+        )
+
+
+class ToolDeclaration(ToolSpecFields):
     http: HttpDeclaration
 
 
@@ -87,7 +106,7 @@ def parse(body: Any, source: str) -> list[ToolDeclaration]:
         raise InvalidValue(f"{source}: {problems}") from None
     for index, d in enumerate(declarations):
         try:
-            _spec(d)
+            d.to_spec()
             HttpToolConfig(d.http.method, d.http.url, d.http.headers)
         except InvalidValue as exc:
             raise InvalidValue(f"{source}: tools.{index}: {exc}") from None
@@ -102,24 +121,9 @@ def load(path: Path) -> list[ToolDeclaration]:
     return parse(body, str(path))
 
 
-def _spec(d: ToolDeclaration) -> ToolSpec:
-    return ToolSpec(
-        d.name,
-        d.policy,
-        args_schema=d.args_schema,
-        business_key=d.business_key,
-        dedupe_scope=d.dedupe_scope,
-        dedupe_ttl_ms=d.dedupe_ttl_ms,
-        compensation=d.compensation,
-        requires_confirmation=d.requires_confirmation,
-        timeout_ms=d.timeout_ms,
-        status_text=d.status_text,
-    )
-
-
 def build(declarations: list[ToolDeclaration], client: httpx.AsyncClient) -> list[Tool]:
     """The declared tools, ready for a ``ToolRegistry``."""
     return [
-        http_tool(_spec(d), HttpToolConfig(d.http.method, d.http.url, d.http.headers), client)
+        http_tool(d.to_spec(), HttpToolConfig(d.http.method, d.http.url, d.http.headers), client)
         for d in declarations
     ]
