@@ -28,6 +28,7 @@ from acf.ports.checkpoints import Phase
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
 from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry
+from acf.ports.session_store import FlagSession
 from acf.ports.tool_backend import Handler, OutcomeUnknown, Reconciled, Tool, ToolCall
 from acf.ports.unit_of_work import WriteOp
 
@@ -283,6 +284,14 @@ class ToolGateway:
         if entry.status is LedgerStatus.STARTED:
             ops.append(FinishExecution(entry.execution_id, LedgerStatus.IN_DOUBT, now))
         ops.append(self._event(EventKind.TOOL_IN_DOUBT, now, spec, entry.execution_id))
+        # Escalated: a person must find out what happened (the session shows it).
+        reason = f"tool {spec.name} in doubt (execution {entry.execution_id})"
+        ops.append(FlagSession(f.turn.session_id, True, reason, now))
+        ops.append(
+            AppendEvent(
+                FabricEvent(EventKind.SESSION_FLAGGED, now, f.correlation, {"reason": reason})
+            )
+        )
         await f.commit(ops)
         return ToolResult(
             Outcome.IN_DOUBT,
