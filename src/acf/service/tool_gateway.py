@@ -28,9 +28,9 @@ from acf.ports.checkpoints import Phase
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
 from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry
-from acf.ports.session_store import FlagSession
 from acf.ports.tool_backend import Handler, OutcomeUnknown, Reconciled, Tool, ToolCall
 from acf.ports.unit_of_work import WriteOp
+from acf.service import turn_endings
 
 if TYPE_CHECKING:  # the context builds a gateway over its frame
     from acf.service.turn_context import TurnFrame
@@ -286,12 +286,7 @@ class ToolGateway:
         ops.append(self._event(EventKind.TOOL_IN_DOUBT, now, spec, entry.execution_id))
         # Escalated: a person must find out what happened (the session shows it).
         reason = f"tool {spec.name} in doubt (execution {entry.execution_id})"
-        ops.append(FlagSession(f.turn.session_id, True, reason, now))
-        ops.append(
-            AppendEvent(
-                FabricEvent(EventKind.SESSION_FLAGGED, now, f.correlation, {"reason": reason})
-            )
-        )
+        ops += turn_endings.flag_for_person(f.turn, reason, now, f.versions)
         await f.commit(ops)
         return ToolResult(
             Outcome.IN_DOUBT,

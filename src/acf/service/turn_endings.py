@@ -89,7 +89,7 @@ def commit(
         version_after = state_version + 1
     ops += _enqueue(turn, result.segments, at_ms, versions)
     if result.handoff:
-        ops += _flag(turn, result.handoff, at_ms, versions)
+        ops += flag_for_person(turn, result.handoff, at_ms, versions)
     ops += [
         _record(
             turn,
@@ -125,7 +125,8 @@ def commit(
     return ops
 
 
-def _flag(turn: Turn, reason: str, at_ms: int, versions: Versions) -> Ops:
+def flag_for_person(turn: Turn, reason: str, at_ms: int, versions: Versions) -> Ops:
+    """Flag the session for a person, with the audit event."""
     return [
         FlagSession(turn.session_id, True, reason, at_ms),
         event_op(EventKind.SESSION_FLAGGED, turn, versions, at_ms, reason=reason),
@@ -201,7 +202,9 @@ def fail(
         guard_op(turn, fence, at_ms),
         move_op(turn, TurnPhase.FAILED, fence, at_ms),
         *_enqueue(turn, [ReplySegment(fallback_text)], at_ms, versions),
-        *_flag(turn, f"turn failed after {turn.attempt} attempt(s): {error}", at_ms, versions),
+        *flag_for_person(
+            turn, f"turn failed after {turn.attempt} attempt(s): {error}", at_ms, versions
+        ),
         _record(
             turn,
             TurnPhase.FAILED,
