@@ -20,6 +20,7 @@ import acf.ports.lease
 import acf.ports.ledger
 import acf.ports.message_log
 import acf.ports.outbox
+import acf.ports.request_log
 import acf.ports.session_store
 import acf.ports.step_memo
 import acf.ports.timers
@@ -36,6 +37,7 @@ from acf.ports.lease import CheckFence
 from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry, LedgerQuery
 from acf.ports.message_log import AppendMessage
 from acf.ports.outbox import ApplyDeliveryStatus, EnqueueReply, RecordAttempt
+from acf.ports.request_log import SaveResponse, StoredResponse
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState, SessionFilter
 from acf.ports.step_memo import MemoKey, RememberStep
 from acf.ports.store import Store
@@ -63,6 +65,7 @@ PORTS = {
     "lease": acf.ports.lease.SessionLease,
     "timers": acf.ports.timers.Timers,
     "ledger": acf.ports.ledger.Ledger,
+    "requests": acf.ports.request_log.RequestLog,
 }
 
 
@@ -105,6 +108,7 @@ async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
                 FabricEvent(EventKind.TURN_STARTED, 1_000, Correlation(tenant, "tr", r.session_id))
             ),
             BeginExecution(_ledger_entry(tenant, r.session_id)),
+            SaveResponse(StoredResponse("shared-idem", "h", 202, {"secret": tenant}, 1_000)),
         ],
     )
     outbox_id = results.get(enqueue)
@@ -174,6 +178,7 @@ READS: dict[str, ReadCase] = {
     "ledger.get": lambda s, b, c: s.ledger.get(A, "shared-exec"),
     "ledger.active": lambda s, b, c: s.ledger.active(A, "shared-key", 2_000),
     "ledger.query": lambda s, b, c: s.ledger.query(A, LedgerQuery(customer="shared-customer")),
+    "requests.find": lambda s, b, c: s.requests.find(A, "shared-idem"),
 }
 
 
@@ -246,6 +251,7 @@ def _writes(b: World, clock: VirtualClock) -> dict[type[WriteOp[Any]], WriteOp[A
         CancelTimer: CancelTimer(b.session_id, "window"),
         BeginExecution: None,  # type: ignore[dict-item]  # creates A's own row: checked below
         FinishExecution: FinishExecution("shared-exec", LedgerStatus.SUCCEEDED, 2_000),
+        SaveResponse: None,  # type: ignore[dict-item]  # creates A's own row: checked below
     }
 
 
@@ -263,6 +269,7 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
             await store.memo.recall(B, MemoKey("shared-group", "step", "fp")),
             await store.lease.current(B, b.session_id),
             await store.ledger.query(B, LedgerQuery()),
+            await store.requests.find(B, "shared-idem"),
         )
 
     before = await snapshot()
@@ -279,9 +286,12 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
             EnqueueReply(b.session_id, b.turn_id, 0, {"text": "mine"}, 3_000),
             RememberStep(MemoKey("shared-group", "step", "fp"), {"secret": A}, 3_000),
             BeginExecution(replace(_ledger_entry(A, b.session_id), args={"secret": A})),
+            SaveResponse(StoredResponse("shared-idem", "h2", 202, {"secret": A}, 3_000)),
         ],
     )
     assert await snapshot() == before
+    own = await store.requests.find(A, "shared-idem")
+    assert own is not None and own.body == {"secret": A}
     mine = await store.ledger.get(A, "shared-exec")
     assert mine is not None and mine.args == {"secret": A}
     assert (await store.memo.recall(A, MemoKey("shared-group", "step", "fp")))[1] == {"secret": A}

@@ -28,6 +28,9 @@ class SessionRecord:
     flag_reason: str | None
     created_at_ms: int
     updated_at_ms: int
+    pending_trace_id: str | None = None
+    """The trace id of the oldest unconsumed message (the request that started the next
+    turn), so the turn's events and log lines carry the caller's trace."""
 
     @property
     def tenant(self) -> TenantId:

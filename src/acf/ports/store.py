@@ -8,6 +8,7 @@ from acf.ports.ledger import Ledger
 from acf.ports.message_log import MessageLog
 from acf.ports.outbox import Outbox
 from acf.ports.recovery import RecoveryScanner
+from acf.ports.request_log import RequestLog
 from acf.ports.session_store import SessionStore
 from acf.ports.step_memo import StepMemo
 from acf.ports.timers import Timers
@@ -36,6 +37,8 @@ class Store(Protocol):
     def timers(self) -> Timers: ...
     @property
     def ledger(self) -> Ledger: ...
+    @property
+    def requests(self) -> RequestLog: ...
     @property
     def uow(self) -> UnitOfWork: ...
     @property

@@ -150,9 +150,15 @@ class Relay:
         now = self._parts.clock.now_ms()
         data: dict[str, Any] = {
             "outbox_id": row.outbox_id,
+            "turn_id": row.turn_id,
             "position": row.position,
             "attempt": attempt,
+            "queued_at_ms": row.created_at_ms,
         }
+        if kind is EventKind.RESPONSE_DELIVERED:
+            # What reached the customer, so a timeline (or the web chat) can show it.
+            data["text"] = row.payload.get("text", "")
+            data["buttons"] = list(row.payload.get("buttons", []))
         if provider_message_id is not None:
             data["provider_message_id"] = provider_message_id
         if error is not None:

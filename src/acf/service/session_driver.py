@@ -122,7 +122,7 @@ class SessionDriver:
             self._tenant,
             new_id(),
             group.group_id,
-            new_trace_id(),
+            session.pending_trace_id or new_trace_id(),
             session.consumed_seq,
             session.last_seq,
             keeper.fence,

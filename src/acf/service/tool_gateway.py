@@ -217,7 +217,14 @@ class ToolGateway:
         ops: list[WriteOp[Any]] = [
             self._fence(now),
             FinishExecution(entry.execution_id, status, now, result=value, error=error),
-            self._event(kind, now, spec, entry.execution_id, error=error),
+            self._event(
+                kind,
+                now,
+                spec,
+                entry.execution_id,
+                error=error,
+                duration_ms=now - entry.started_at_ms,
+            ),
         ]
         if status is LedgerStatus.SUCCEEDED and spec.policy is not SideEffectPolicy.PURE:
             ops.append(

@@ -140,6 +140,7 @@ def _closed_and_started(
             reason=reason,
             from_seq=from_seq,
             to_seq=running.to_seq,
+            waited_ms=at_ms - running.created_at_ms,
         ),
         event_op(
             EventKind.TURN_STARTED,

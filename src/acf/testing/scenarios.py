@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from acf.adapters.tools.declared import ToolSpecFields
+from acf.config.tools import ToolSpecFields
 from acf.domain.agent_settings import DEFAULT_FALLBACK_TEXT, AgentSettings
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue

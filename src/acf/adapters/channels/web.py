@@ -16,6 +16,7 @@ from acf.domain.messages import (
     NewMessage,
 )
 from acf.domain.session_key import MAX_PART_LENGTH, SessionKey
+from acf.ports.channel_sender import OutboundMessage, SendReceipt
 
 
 class WebButton(BaseModel):
@@ -73,3 +74,11 @@ def parse_web_message(tenant: str, payload: Mapping[str, Any]) -> NewMessage:
         )
     except InvalidValue as exc:
         raise InvalidMessage([FieldProblem("", str(exc))]) from None
+
+
+class WebChannelSender:
+    """The web chat has no provider: a reply is delivered once it is committed and
+    recorded, and the page reads it from the session's event stream."""
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        return SendReceipt(f"web-{message.outbox_id}")

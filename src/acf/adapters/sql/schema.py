@@ -38,6 +38,8 @@ sessions = sa.Table(
     sa.Column("flag_reason", sa.Text, nullable=True),
     sa.Column("created_at_ms", Ms, nullable=False),
     sa.Column("updated_at_ms", Ms, nullable=False),
+    # The trace id of the oldest unconsumed message: the turn that answers it carries it.
+    sa.Column("pending_trace_id", sa.String(64), nullable=True),
     sa.Index(
         "ux_sessions_open_key",
         "tenant",
@@ -216,4 +218,29 @@ ledger = sa.Table(
     sa.Index("ix_ledger_group", "tenant", "group_id"),
     sa.Index("ix_ledger_customer", "tenant", "customer", "started_at_ms"),
     sa.Index("ix_ledger_tool", "tenant", "tool", "started_at_ms"),
+)
+
+# API keys: only a SHA-256 of each key is stored. Authentication looks a key up by its hash
+# (the one lookup that cannot name the tenant first: the key is what names it).
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("key_id", Id, primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("revoked_at_ms", Ms, nullable=True),
+)
+
+# Responses to requests sent with an Idempotency-Key header, kept for replay.
+http_requests = sa.Table(
+    "http_requests",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("idempotency_key", sa.String(256), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", Json, nullable=False),
+    sa.Column("created_at_ms", Ms, nullable=False),
 )

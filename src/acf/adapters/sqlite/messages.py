@@ -50,9 +50,10 @@ def _append(conn: sqlite3.Connection, tenant: str, op: AppendMessage) -> AppendR
     conn.execute("SAVEPOINT append_message")
     session_id = open_session_id(conn, key, op.received_at_ms)
     (seq,) = conn.execute(
-        "UPDATE sessions SET last_seq = last_seq + 1, updated_at_ms = ? "
+        "UPDATE sessions SET last_seq = last_seq + 1, updated_at_ms = ?, "
+        "pending_trace_id = CASE WHEN last_seq = consumed_seq THEN ? ELSE pending_trace_id END "
         "WHERE tenant = ? AND session_id = ? RETURNING last_seq",
-        (op.received_at_ms, tenant, session_id),
+        (op.received_at_ms, op.trace_id, tenant, session_id),
     ).fetchone()
     message_id = new_id()
     inserted = conn.execute(

@@ -20,7 +20,7 @@ from acf.ports.session_store import (
 
 _COLUMNS = (
     "tenant, session_id, agent, customer, channel, status, last_seq, consumed_seq, state, "
-    "state_version, flagged, flag_reason, created_at_ms, updated_at_ms"
+    "state_version, flagged, flag_reason, created_at_ms, updated_at_ms, pending_trace_id"
 )
 
 
@@ -37,6 +37,7 @@ def _record(row: tuple[Any, ...]) -> SessionRecord:
         flag_reason=row[11],
         created_at_ms=row[12],
         updated_at_ms=row[13],
+        pending_trace_id=row[14],
     )
 
 
@@ -51,7 +52,7 @@ def open_session_id(conn: sqlite3.Connection, key: SessionKey, at_ms: int) -> Se
         return str(row[0])
     session_id = new_id()
     conn.execute(
-        f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,'open',0,0,?,0,0,NULL,?,?)",
+        f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,'open',0,0,?,0,0,NULL,?,?,NULL)",
         (
             key.tenant,
             session_id,

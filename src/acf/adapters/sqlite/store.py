@@ -11,12 +11,14 @@ from acf.adapters.sqlite.ledger import SqliteLedger
 from acf.adapters.sqlite.messages import SqliteMessageLog
 from acf.adapters.sqlite.outbox import SqliteOutbox
 from acf.adapters.sqlite.recovery import SqliteRecoveryScanner
+from acf.adapters.sqlite.request_log import SqliteRequestLog
 from acf.adapters.sqlite.sessions import SqliteSessionStore
 from acf.adapters.sqlite.step_memo import SqliteStepMemo
 from acf.adapters.sqlite.timers import SqliteTimers
 from acf.adapters.sqlite.turns import SqliteTurnStore
 from acf.adapters.sqlite.unit_of_work import SqliteUnitOfWork
 from acf.ports.clock import Clock
+from acf.ports.unit_of_work import UnitOfWork
 
 DATABASE_FILE = "acf.db"
 
@@ -37,8 +39,9 @@ class SqliteStore:
         self.lease = SqliteSessionLease(db, clock)
         self.ledger = SqliteLedger(db)
         self.timers = SqliteTimers(db)
-        self.uow = SqliteUnitOfWork(db)
+        self.uow: UnitOfWork = SqliteUnitOfWork(db)
         self.recovery = SqliteRecoveryScanner(db)
+        self.requests = SqliteRequestLog(db)
 
     async def ping(self) -> None:
         await self.db.read(lambda conn: conn.execute("SELECT 1").fetchone())

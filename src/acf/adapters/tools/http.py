@@ -19,12 +19,13 @@ from typing import Any
 
 import httpx
 
+from acf.config.tools import HTTP_METHODS
 from acf.domain.errors import InvalidValue
 from acf.domain.tools import ToolSpec
 from acf.ports.tool_backend import OutcomeUnknown, Tool, ToolCall
 
 _SECRET = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
-METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+METHODS = HTTP_METHODS
 
 
 class ToolRefused(Exception):

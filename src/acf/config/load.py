@@ -1,0 +1,101 @@
+"""Load and check a configuration file: YAML in, a validated ``LoadedConfig`` out.
+
+Every error names the file, the path of the field and what was expected, e.g.
+``acf.yaml: tenants.demo.agents.support.settings.deadline_ms: Input should be greater
+than 0``. Rules files named by a rules pipeline are loaded and checked too (their errors
+name their own file). Secrets stay references: ``missing_secrets`` lists the ``${NAME}``
+references that the environment does not define now (a warning: they are read at call
+time).
+"""
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from acf.config.model import AcfConfig, RulesPipelineFields
+from acf.domain.errors import InvalidValue
+from acf.pipelines.rules_model import RulesConfig, load_rules, parse_rules
+
+_SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(InvalidValue):
+    """The configuration is invalid; the message names the file and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    config: AcfConfig
+    source: str
+    version: str
+    """A content hash of the file and the rules files it names."""
+    rules: Mapping[tuple[str, str], RulesConfig] = field(default_factory=dict)
+    """The rules of each (tenant, agent) with a rules pipeline."""
+
+    def missing_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        env = os.environ if environ is None else environ
+        text = self.config.model_dump_json()
+        return sorted({name for name in _SECRET_REF.findall(text) if name not in env})
+
+
+def _problems(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        lines.append(f"{path}: {error['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(body: Any, source: str, base_dir: Path | None = None) -> LoadedConfig:
+    """Validate a parsed YAML document; ``base_dir`` resolves relative rules files."""
+    if not isinstance(body, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(body).__name__}"
+        )
+    try:
+        config = AcfConfig.model_validate(body)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_problems(exc)}") from None
+    digest = hashlib.sha256(yaml.safe_dump(body, sort_keys=True).encode("utf-8"))
+    rules: dict[tuple[str, str], RulesConfig] = {}
+    for tenant, tenant_fields in config.tenants.items():
+        for agent, agent_fields in tenant_fields.agents.items():
+            pipeline = agent_fields.pipeline
+            if not isinstance(pipeline, RulesPipelineFields):
+                continue
+            where = f"tenants.{tenant}.agents.{agent}.pipeline"
+            if pipeline.rules is not None:
+                rules[(tenant, agent)] = parse_rules(pipeline.rules, f"{source}: {where}.rules")
+                continue
+            assert pipeline.rules_file is not None
+            path = Path(pipeline.rules_file)
+            if not path.is_absolute():
+                path = (base_dir or Path.cwd()) / path
+            if not path.is_file():
+                raise ConfigError(f"{source}: {where}.rules_file: no such file {path}")
+            rules[(tenant, agent)] = load_rules(path)
+            digest.update(path.read_bytes())
+    return LoadedConfig(config, source, "sha256:" + digest.hexdigest()[:16], rules)
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read and validate the configuration file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        body = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+    return parse_config(body, str(path), path.parent)

@@ -1,0 +1,163 @@
+"""The configuration file's shape: tenants, their agents, pipelines, tools, channel policies
+and limits. Validated with pydantic; ``acf.config.load`` turns errors into messages that
+name the file, the path of the field and what was expected.
+
+```yaml
+version: 1
+tenants:
+  demo:
+    limits: {accepted_messages: 20/second}
+    channels:
+      web: {mode: adaptive, window_ms: 600, min_window_ms: 250, max_window_ms: 3000}
+    tools:
+      - {name: lookup_order, builtin: commerce}
+      - name: refund
+        policy: irreversible
+        http:
+          method: POST
+          url: https://pay.example/refunds
+          headers: {Authorization: "Bearer ${PAY_TOKEN}"}
+    agents:
+      support:
+        pipeline: {kind: rules, rules_file: support_rules.yaml}
+        tools: [lookup_order, refund]
+        settings: {deadline_ms: 30000, fallback_text: "Sorry, a person will follow up."}
+```
+"""
+
+from typing import Annotated, Literal
+
+import limits
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+
+from acf.config.tools import ConfigModel, ToolDeclaration
+from acf.domain.channels import Channel
+from acf.domain.policy import AccumulationMode
+from acf.domain.supersede import SupersedeDecision
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class ChannelPolicyFields(ConfigModel):
+    """Accumulation on one channel (DESIGN §5); unset fields keep acf's default."""
+
+    mode: AccumulationMode
+    window_ms: int | None = Field(default=None, ge=0)
+    min_window_ms: int | None = Field(default=None, ge=0)
+    max_window_ms: int | None = Field(default=None, ge=0)
+    typing_grace_ms: int | None = Field(default=None, ge=0)
+
+
+class SettingsFields(ConfigModel):
+    """An agent's runtime settings; unset fields keep acf's default (``AgentSettings``)."""
+
+    supersede: SupersedeDecision | None = None
+    restart_bound: int | None = Field(default=None, ge=0)
+    max_attempts: int | None = Field(default=None, ge=1)
+    retry_backoff_ms: int | None = Field(default=None, ge=0)
+    max_retry_backoff_ms: int | None = Field(default=None, ge=0)
+    deadline_ms: int | None = Field(default=None, gt=0)
+    fallback_text: str | None = Field(default=None, min_length=1)
+    history_limit: int | None = Field(default=None, ge=0)
+
+
+class RulesPipelineFields(ConfigModel):
+    """The scripted rules pipeline: rules in a file (relative to this one) or inline."""
+
+    kind: Literal["rules"]
+    rules_file: str | None = None
+    rules: dict[str, object] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "RulesPipelineFields":
+        if (self.rules_file is None) == (self.rules is None):
+            raise ValueError("expected exactly one of rules_file and rules")
+        return self
+
+
+class PythonPipelineFields(ConfigModel):
+    """Your own pipeline: ``factory`` is ``"package.module:callable"``, called with
+    ``options`` as keyword arguments, returning a ``Pipeline``."""
+
+    kind: Literal["python"]
+    factory: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    options: dict[str, object] = Field(default_factory=dict)
+
+
+PipelineFields = Annotated[RulesPipelineFields | PythonPipelineFields, Field(discriminator="kind")]
+
+
+class BuiltinToolFields(ConfigModel):
+    """A tool acf ships: ``commerce`` is the demo's in-process commerce backend."""
+
+    name: Name
+    builtin: Literal["commerce"]
+
+
+def _tool_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "builtin" if "builtin" in value else "http"
+    return "builtin" if isinstance(value, BuiltinToolFields) else "http"
+
+
+ToolFields = Annotated[
+    Annotated[BuiltinToolFields, Tag("builtin")] | Annotated[ToolDeclaration, Tag("http")],
+    Discriminator(_tool_kind),
+]
+
+
+class AgentFields(ConfigModel):
+    pipeline: PipelineFields
+    tools: list[Name] = Field(default_factory=list)
+    """The tools this agent may call (its allowlist), by name, from the tenant's tools."""
+    settings: SettingsFields = Field(default_factory=SettingsFields)
+    channels: dict[Channel, ChannelPolicyFields] = Field(default_factory=dict)
+    """Per-channel policies for this agent, over the tenant's."""
+
+
+class LimitsFields(ConfigModel):
+    """Per-tenant limits (DESIGN §15): over them, ingress answers 429 with Retry-After."""
+
+    accepted_messages: str = "20/second"
+    """Messages accepted per moving window, in the ``limits`` notation: ``"20/second"``,
+    ``"100 per 10 seconds"``, ``"1000/minute"``."""
+
+    @field_validator("accepted_messages")
+    @classmethod
+    def _parse(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError(
+                'expected a rate such as "20/second" or "100 per 10 seconds"'
+            ) from None
+        return value
+
+
+class TenantFields(ConfigModel):
+    display_name: str | None = None
+    limits: LimitsFields = Field(default_factory=LimitsFields)
+    channels: dict[Channel, ChannelPolicyFields] = Field(default_factory=dict)
+    tools: list[ToolFields] = Field(default_factory=list)
+    agents: dict[Name, AgentFields] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _tools_known(self) -> "TenantFields":
+        names = [t.name for t in self.tools]
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ValueError(f"tool {name!r} is declared twice")
+            seen.add(name)
+        for agent, fields in self.agents.items():
+            unknown = sorted(set(fields.tools) - seen)
+            if unknown:
+                raise ValueError(
+                    f"agent {agent!r} allows tools {unknown} that the tenant does not declare"
+                )
+        return self
+
+
+class AcfConfig(ConfigModel):
+    version: Literal[1] = 1
+    tenants: dict[Name, TenantFields] = Field(min_length=1)

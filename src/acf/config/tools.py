@@ -1,0 +1,75 @@
+"""Tool declarations as configuration: a ``ToolSpec``'s fields and an HTTP backend.
+
+Secrets are references (``${NAME}``, read from the environment at call time), never values.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS, DedupeScope, SideEffectPolicy, ToolSpec
+
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_SECRET_HINT = ("secret", "token", "password", "key", "authorization")
+
+
+class ConfigModel(BaseModel):
+    """Configuration: unknown keys are errors; values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpDeclaration(ConfigModel):
+    method: str
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if value.upper() not in HTTP_METHODS:
+            raise ValueError(f"expected one of {sorted(HTTP_METHODS)}")
+        return value.upper()
+
+    @field_validator("headers")
+    @classmethod
+    def _no_inline_secrets(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if any(h in name.lower() for h in _SECRET_HINT) and "${" not in value:
+                raise ValueError(f"header {name} must reference a secret as ${{NAME}}, not hold it")
+        return headers
+
+
+class ToolSpecFields(ConfigModel):
+    """The fields of a ``ToolSpec``, as configuration."""
+
+    name: str
+    policy: SideEffectPolicy
+    args_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    business_key: str | None = None
+    dedupe_scope: DedupeScope | None = None
+    dedupe_ttl_ms: int | None = None
+    compensation: str | None = None
+    requires_confirmation: bool = False
+    timeout_ms: int = DEFAULT_TOOL_TIMEOUT_MS
+    status_text: str | None = None
+
+    def to_spec(self) -> ToolSpec:
+        return ToolSpec(
+            self.name,
+            self.policy,
+            args_schema=self.args_schema,
+            business_key=self.business_key,
+            dedupe_scope=self.dedupe_scope,
+            dedupe_ttl_ms=self.dedupe_ttl_ms,
+            compensation=self.compensation,
+            requires_confirmation=self.requires_confirmation,
+            timeout_ms=self.timeout_ms,
+            status_text=self.status_text,
+        )
+
+
+class ToolDeclaration(ToolSpecFields):
+    """A tool served by an HTTP endpoint."""
+
+    http: HttpDeclaration

@@ -1,0 +1,108 @@
+"""``acf serve``: the HTTP API, the web chat and the console over the embedded store."""
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from acf.entrypoints.cli.common import DataDir, app
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="ACF_CONFIG",
+        help="The configuration file (YAML). Default: the bundled demo configuration.",
+    ),
+]
+DEMO_KEY_FILE = "demo-api-key"
+
+
+def demo_config_path() -> Path:
+    """The bundled demo configuration (package data)."""
+    from importlib.resources import files
+
+    return Path(str(files("acf.demo") / "acf.yaml"))
+
+
+async def demo_key(service: object, data_dir: Path, tenant: str) -> str:
+    """The demo tenant's key: created on the first run, kept in the data directory (mode
+    0600) so later runs can print it again. Only the demo configuration does this."""
+    from acf.bootstrap import Service
+    from acf.ports.api_keys import new_api_key
+
+    assert isinstance(service, Service)
+    path = data_dir / DEMO_KEY_FILE
+    if path.exists():
+        key = path.read_text(encoding="utf-8").strip()
+        if await service.api_keys.authenticate(key) is not None:
+            return key
+    key = new_api_key()
+    await service.api_keys.create(tenant, "demo (acf serve)", key, service.clock.now_ms())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(key + "\n")
+    return key
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", envvar="ACF_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="ACF_PORT", min=0, max=65535)] = 8000,
+    data_dir: DataDir = Path("data"),
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option("--log-level", envvar="ACF_LOG_LEVEL")] = "WARNING",
+) -> None:
+    """Run acf: the runtime, the HTTP API (/v1, /docs), the web chat (/) and the console
+    (/console). The first run creates the data directory and its database."""
+    from acf.config.load import ConfigError, load_config
+    from acf.logging import configure_logging
+
+    configure_logging(log_level)
+    path = config or demo_config_path()
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    asyncio.run(_serve(loaded, path == demo_config_path(), host, port, data_dir))
+
+
+async def _serve(loaded: object, is_demo: bool, host: str, port: int, data_dir: Path) -> None:
+    import uvicorn
+
+    from acf.bootstrap import open_service
+    from acf.config.load import LoadedConfig
+    from acf.entrypoints.http.app import create_app
+
+    assert isinstance(loaded, LoadedConfig)
+    service = await open_service(loaded, data_dir)
+    try:
+        await service.start()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(service), host=host, port=port, log_level="warning", lifespan="off"
+            )
+        )
+        key = await demo_key(service, data_dir, "demo") if is_demo else None
+        _announce(host, port, data_dir, loaded.source, key)
+        await server.serve()
+    finally:
+        await service.close()
+
+
+def _announce(host: str, port: int, data_dir: Path, source: str, key: str | None) -> None:
+    base = f"http://{host}:{port}"
+    typer.echo(f"acf is serving {source} with data in {data_dir.resolve()}")
+    if key is not None:
+        typer.echo(f"  web chat:  {base}/?key={key}")
+        typer.echo(f"  console:   {base}/console?key={key}")
+        typer.echo(f"  demo API key (tenant demo): {key}")
+    else:
+        typer.echo(
+            f"  web chat:  {base}/   console: {base}/console   (create a key: acf keys create)"
+        )
+    typer.echo(f"  API docs:  {base}/docs    metrics: {base}/metrics")
+    typer.echo("Press Ctrl+C to stop.")

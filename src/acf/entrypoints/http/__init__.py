@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI), its pages and its server-sent event streams."""

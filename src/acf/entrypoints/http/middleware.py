@@ -1,0 +1,117 @@
+"""ASGI middleware: the body-size limit (413) and the trace id of each request.
+
+The trace id comes from a valid W3C ``traceparent`` header, or is new; it is bound to every
+log line of the request, handed to ingress (so the turn that answers the message carries
+it) and returned in the ``traceparent`` and ``X-Trace-Id`` response headers.
+"""
+
+import json
+import re
+import secrets
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from acf.domain.ids import new_trace_id
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def trace_from(header: str | None) -> str | None:
+    """The trace id of a valid ``traceparent`` (version 00, ids not all zeros)."""
+    if not header:
+        return None
+    match = _TRACEPARENT.match(header.strip().lower())
+    if match is None or set(match.group(1)) == {"0"} or set(match.group(2)) == {"0"}:
+        return None
+    return match.group(1)
+
+
+class TraceMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw = headers.get(b"traceparent")
+        trace_id = trace_from(raw.decode("latin-1") if raw else None) or new_trace_id()
+        scope.setdefault("state", {})["trace_id"] = trace_id
+        span_id = secrets.token_hex(8)
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [
+                    (b"traceparent", f"00-{trace_id}-{span_id}-01".encode()),
+                    (b"x-trace-id", trace_id.encode()),
+                ]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(trace_id=trace_id):
+            await self.app(scope, receive, send_with_trace)
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while reading."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(
+            {
+                "error": "too_large",
+                "message": f"the request body exceeds {self.max_bytes} bytes",
+                "problems": [],
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        class TooLarge(Exception):
+            pass
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except TooLarge:
+            if not started:
+                await self._refuse(send)

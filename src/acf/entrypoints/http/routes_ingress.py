@@ -1,0 +1,125 @@
+"""The web channel: customers' messages and typing signals in."""
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from acf.adapters.channels.web import WebChatMessage, parse_web_message
+from acf.domain.channels import Channel
+from acf.domain.session_key import MAX_PART_LENGTH, SessionKey
+from acf.domain.signals import TypingSignal
+from acf.entrypoints.http.context import State, Tenant
+from acf.entrypoints.http.errors import ApiError
+from acf.entrypoints.http.views import ErrorBody, MessageAccepted, TypingAccepted
+from acf.ports.request_log import SaveResponse, StoredResponse
+
+router = APIRouter(prefix="/v1", tags=["web channel"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No valid API key"},
+    404: {"model": ErrorBody, "description": "The tenant has no such agent"},
+    413: {"model": ErrorBody, "description": "The body or the text is too large"},
+    422: {"model": ErrorBody, "description": "Invalid body (each problem names its field)"},
+    429: {"model": ErrorBody, "description": "Over the tenant's message rate; see Retry-After"},
+}
+
+
+class TypingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent: str = Field(min_length=1, max_length=MAX_PART_LENGTH)
+    customer: str = Field(min_length=1, max_length=MAX_PART_LENGTH)
+    active: bool = Field(description="True: started typing; false: stopped.")
+
+
+def _request_hash(body: WebChatMessage) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@router.post(
+    "/messages",
+    status_code=202,
+    response_model=MessageAccepted,
+    responses=_ERRORS,
+    summary="Post a customer's message (web chat)",
+)
+async def post_message(
+    body: WebChatMessage,
+    request: Request,
+    tenant: Tenant,
+    state: State,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=256,
+            description="Same key and same body: the same response again. Same key with "
+            "another body: 422.",
+        ),
+    ] = None,
+) -> Any:
+    service = state.service
+    request_hash = _request_hash(body)
+    if idempotency_key is not None:
+        earlier = await service.store.requests.find(tenant, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, request_hash)
+    service.ingress.check_recipient(tenant, body.agent)
+    wait_s = await state.limits.admit(tenant)
+    if wait_s is not None:
+        service.metrics.rate_limited(tenant)
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"tenant {tenant} is over its accepted-message rate; retry in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
+    message = parse_web_message(tenant, body.model_dump(mode="json"))
+    accepted = await service.ingress.accept(message, request.state.trace_id)
+    service.metrics.message_accepted(tenant, accepted.duplicate)
+    result = MessageAccepted(
+        message_id=accepted.message_id,
+        session_id=accepted.session_id,
+        seq=accepted.seq,
+        duplicate=accepted.duplicate,
+        trace_id=accepted.trace_id,
+    )
+    if idempotency_key is not None:
+        op = SaveResponse(
+            StoredResponse(
+                idempotency_key, request_hash, 202, result.model_dump(), service.clock.now_ms()
+            )
+        )
+        stored = (await service.store.uow.commit(tenant, [op])).get(op)
+        return _replay(stored, request_hash)
+    return result
+
+
+def _replay(stored: StoredResponse, request_hash: str) -> JSONResponse:
+    if stored.request_hash != request_hash:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different body; use a new key",
+        )
+    return JSONResponse(dict(stored.body), status_code=stored.status_code)
+
+
+@router.post(
+    "/typing",
+    status_code=202,
+    response_model=TypingAccepted,
+    responses=_ERRORS,
+    summary="The customer started or stopped typing (web chat)",
+)
+async def post_typing(body: TypingBody, tenant: Tenant, state: State) -> TypingAccepted:
+    service = state.service
+    service.ingress.check_recipient(tenant, body.agent)
+    key = SessionKey(tenant, body.agent, body.customer, Channel.WEB)
+    await service.runtime.typing(TypingSignal(key, body.active, service.clock.now_ms()))
+    session = await service.store.sessions.find_open(tenant, key)
+    return TypingAccepted(session_id=None if session is None else session.session_id)
