@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint typecheck check clean bench
+.PHONY: install run test lint typecheck check clean bench browser
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,13 +15,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: set up, then run the main job on the embedded default (./data)
+## run: set up, then serve the demo on the embedded default (./data): http://127.0.0.1:8000
 run: $(STAMP)
-	$(BIN)/acf db upgrade --data-dir ./data
-	$(BIN)/acf db current --data-dir ./data
+	$(BIN)/acf serve --data-dir ./data
+
+## browser: Debian's Chromium for the browser tests (installed once, if missing)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 ## test: set up, then lint, type-check and run the whole test suite
-test: $(STAMP) lint typecheck
+test: $(STAMP) browser lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from opentelemetry.trace import TracerProvider
 
 from acf.adapters.channels.routing import RoutingSender
 from acf.adapters.channels.web import WebChannelSender
@@ -32,12 +33,14 @@ from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
 from acf.observability.metrics import FabricMetrics
+from acf.observability.tracing import PhaseSpans
 from acf.pipelines.rules import RulesPipeline
+from acf.pipelines.rules_model import check_tools
 from acf.ports.clock import Clock
 from acf.ports.pipeline import Pipeline
 from acf.ports.tool_backend import Tool
 from acf.service.agents import AgentBinding, Agents
-from acf.service.event_feed import EventFeed, ObservedUnitOfWork
+from acf.service.event_feed import EventFeed, Listener, ObservedUnitOfWork
 from acf.service.ingress import Ingress
 from acf.service.runtime import Runtime
 from acf.service.tool_gateway import ToolRegistry
@@ -96,7 +99,9 @@ def _policies(*layers: Mapping[Channel, ChannelPolicyFields]) -> dict[Channel, C
     return policies
 
 
-def _pipeline(loaded: LoadedConfig, tenant: str, agent: str, fields: object) -> Pipeline:
+def _pipeline(
+    loaded: LoadedConfig, tenant: str, agent: str, fields: object, registry: ToolRegistry
+) -> Pipeline:
     if isinstance(fields, PythonPipelineFields):
         module_name, _, attribute = fields.factory.partition(":")
         try:
@@ -109,7 +114,10 @@ def _pipeline(loaded: LoadedConfig, tenant: str, agent: str, fields: object) -> 
         if not isinstance(pipeline, Pipeline):
             raise InvalidValue(f"{fields.factory} did not return a Pipeline")
         return pipeline
-    return RulesPipeline(loaded.rules[(tenant, agent)])
+    rules = loaded.rules[(tenant, agent)]
+    specs = [tool.spec for name in registry.names() if (tool := registry.get(name)) is not None]
+    check_tools(rules, specs, f"{loaded.source}: tenants.{tenant}.agents.{agent}")
+    return RulesPipeline(rules)
 
 
 @dataclass(slots=True)
@@ -149,7 +157,7 @@ def build_agents(loaded: LoadedConfig, backends: ToolBackends) -> Agents:
             )
             registry = ToolRegistry(tools[name] for name in fields.tools)
             agents[agent] = AgentBinding(
-                _pipeline(loaded, tenant, agent, fields.pipeline), settings, registry
+                _pipeline(loaded, tenant, agent, fields.pipeline, registry), settings, registry
             )
         bindings[tenant] = agents
     return Agents(bindings)
@@ -187,9 +195,11 @@ async def open_service(
     data_dir: Path,
     clock: Clock | None = None,
     durability: Durability = Durability.FULL,
+    tracing: TracerProvider | None = None,
 ) -> Service:
     """Open the embedded database in ``data_dir`` (created on first run) and wire the
-    runtime, ingress and what the HTTP API needs. Call ``start()`` to begin work."""
+    runtime, ingress and what the HTTP API needs. Call ``start()`` to begin work.
+    With ``tracing``, every turn's phases become OpenTelemetry spans."""
     clock = clock or SystemClock()
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     backends = ToolBackends(httpx.AsyncClient(timeout=httpx.Timeout(30.0)))
@@ -197,7 +207,10 @@ async def open_service(
     store = await open_sqlite_store(database_path(data_dir), clock, durability)
     metrics = FabricMetrics()
     feed = EventFeed()
-    store.uow = ObservedUnitOfWork(store.uow, [metrics.observe, feed])
+    listeners: list[Listener] = [metrics.observe, feed]
+    if tracing is not None:
+        listeners.append(PhaseSpans(tracing).observe)
+    store.uow = ObservedUnitOfWork(store.uow, listeners)
     wakeups = InProcessWakeUps()
     ingress = Ingress(agents, store.uow, wakeups, clock)
     sender = RoutingSender({Channel.WEB: WebChannelSender()})

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import uvicorn
 import yaml
+from opentelemetry.trace import TracerProvider
 
 from acf.bootstrap import Service, open_service
 from acf.config.load import load_config
@@ -90,11 +91,14 @@ class Api:
 
 
 async def serve_api(
-    tmp_path: Path, body: dict[str, object], settings: ApiSettings
+    tmp_path: Path,
+    body: dict[str, object],
+    settings: ApiSettings,
+    tracing: TracerProvider | None = None,
 ) -> AsyncIterator[Api]:
     path = tmp_path / "acf.yaml"
     path.write_text(yaml.safe_dump(body), encoding="utf-8")
-    service = await open_service(load_config(path), tmp_path / "data")
+    service = await open_service(load_config(path), tmp_path / "data", tracing=tracing)
     await service.start()
     keys = {}
     for tenant in ("acme", "globex"):

@@ -282,10 +282,8 @@ async def test_talk_to_a_person_opens_one_ticket_and_flags_the_session(tmp_path:
         assert (await _state(h, "alice"))["meta"]["lane"] == "support"
         session = await h.store.sessions.find_open(TENANT, h.key("alice"))
         assert session is not None
-        record = await h.store.turns.get_record(
-            TENANT, (await h.store.turns.list_turns(TENANT, session.session_id))[1].turn_id
-        )
-        assert record is not None
+        assert session.flagged
+        assert session.flag_reason == "the customer asked for a person (ticket T-0001)"
 
 
 async def test_the_fallback_answers_what_no_rule_matches(tmp_path: Path) -> None:
@@ -301,3 +299,34 @@ async def test_the_fallback_answers_what_no_rule_matches(tmp_path: Path) -> None
         assert h.replies("alice")[-1] == (
             "I've opened ticket T-0001; a colleague will reply here soon."
         )
+
+
+async def test_the_answer_that_settled_a_confirmation_is_not_routed_again(tmp_path: Path) -> None:
+    config = parse_rules(
+        {
+            "rules": [
+                {
+                    "name": "refund",
+                    "lane": "commerce",
+                    "match": {"regex": r"refund (?P<order_id>\d+)"},
+                    "confirm": {
+                        "tool": "refund_order",
+                        "args": {"order_id": "{order_id}"},
+                        "prompt": "Refund {order_id}?",
+                    },
+                },
+                {"name": "agree", "lane": "info", "match": {"keywords": ["yes"]}, "reply": "?"},
+            ]
+        },
+        "settled",
+    )
+    async with demo(tmp_path, config) as (h, backend):
+        await h.send("alice", "refund 1004")
+        await h.run_until_idle()
+        await h.send("alice", "yes")
+        await h.run_until_idle()
+        assert h.replies("alice") == ["Refund 1004?", "Done."]
+        assert len(backend.refunds_of("1004")) == 1
+        await h.send("alice", "yes")  # nothing pending now: an ordinary message
+        await h.run_until_idle()
+        assert h.replies("alice")[-1] == "?"

@@ -41,8 +41,13 @@ def test_the_refund_key_is_the_order_across_sessions_and_groups() -> None:
 
 @pytest.mark.parametrize(
     ("args", "valid"),
-    [({"order_id": "1001"}, True), ({"order_id": 1001}, False), ({"order_id": "10a1"}, False),
-     ({}, False), ({"order_id": "1001", "extra": "x"}, False)],
+    [
+        ({"order_id": "1001"}, True),
+        ({"order_id": 1001}, False),
+        ({"order_id": "10a1"}, False),
+        ({}, False),
+        ({"order_id": "1001", "extra": "x"}, False),
+    ],
 )
 def test_order_arguments_are_strings_of_digits(args: dict[str, object], valid: bool) -> None:
     (lookup,) = [t.spec for t in commerce_tools(CommerceBackend()) if t.spec.name == "lookup_order"]

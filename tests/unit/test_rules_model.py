@@ -84,6 +84,10 @@ def test_keyword_rules_score_lower_and_match_whole_words_in_any_case() -> None:
             _doc(_rule(match={"keywords": ["order"]})),
             "rules.0.reply.0 (rule 'order_status'): unknown slot {order_id}",
         ),
+        (
+            _doc(_rule(match={"regex": r"(?P<text>\w+)"}, reply="x")),
+            "rules.0.match.regex (rule 'order_status'): named groups ['text'] clash",
+        ),
         (_doc(_rule(reply="Order {order_id")), "rules.0.reply.0 (rule 'order_status'): unmatched"),
         (
             _doc(_rule(call={"tool": "", "args": {}})),
@@ -229,4 +233,8 @@ def test_malformed_templates_are_refused(template: str) -> None:
 def test_missing_lists_needed_slots_only() -> None:
     needed = ["{order_id} {state.slots.gone} {state.slots.gone|x} {result.status}"]
     assert templates.missing(needed, VALUES, frozenset({"result"})) == ["state.slots.gone"]
-    assert templates.missing(needed, {}, frozenset()) == ["order_id", "state.slots.gone", "result.status"]
+    assert templates.missing(needed, {}, frozenset()) == [
+        "order_id",
+        "state.slots.gone",
+        "result.status",
+    ]

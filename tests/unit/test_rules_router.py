@@ -118,8 +118,12 @@ CASES = {
     "the last number after the keyword wins (a correction)": Case(
         "where is order 1001 sorry, I meant 1002", "order_status", captures={"order_id": "1002"}
     ),
-    "a second pattern of the rule": Case("status of #42", "order_status", captures={"order_id": "42"}),
-    "no sticky lane: earlier rule of another lane wins": Case("I have a problem", "support_problem"),
+    "a second pattern of the rule": Case(
+        "status of #42", "order_status", captures={"order_id": "42"}
+    ),
+    "no sticky lane: earlier rule of another lane wins": Case(
+        "I have a problem", "support_problem"
+    ),
     "sticky commerce: its rule wins over an earlier support rule": Case(
         "I have a problem", "commerce_problem", "commerce", LATER, by_sticky_lane=True
     ),
@@ -153,7 +157,9 @@ CASES = {
         "is my order ok?", "my_order_again", state={"slots": {"order_id": "1001"}}
     ),
     "an optional capture that did not take part: the rule does not apply": Case("size", None),
-    "an optional capture that took part": Case("size 42", "optional_capture", captures={"size": "42"}),
+    "an optional capture that took part": Case(
+        "size 42", "optional_capture", captures={"size": "42"}
+    ),
 }
 
 
@@ -222,6 +228,8 @@ DEMO = demo_rules()
 DEMO_PHRASES = {
     "where is order 1001": ("order_status", {"order_id": "1001"}),
     "where is order 1001 sorry, I meant 1002": ("order_status", {"order_id": "1002"}),
+    "where is order 1001 sorry, I meant order 1002": ("order_status", {"order_id": "1002"}),
+    "hi I want to know where is order 1001": ("order_status", {"order_id": "1001"}),
     "hi I'd like to know where order 1001 is": ("order_status", {"order_id": "1001"}),
     "refund order 1003": ("refund", {"order_id": "1003"}),
     "1003 I want a refund": ("refund", {"order_id": "1003"}),

@@ -47,6 +47,12 @@ state slot it needs (without a default) is missing: the next rule is tried. A mi
 result slot renders its default, or nothing. Slots are checked when the document loads:
 a name that cannot exist there is an error. Errors name the source (the file), the dotted
 path of the field (and the rule) and what was expected.
+
+A rule runs: ``latency_ms``, then ``call`` (a failed call answers with its outcome reply and
+stops), then ``confirm`` (its question may use the call's result), then the reply, the
+question last. The text matched is the turn's messages joined by spaces (a button reply
+counts by its title and id); a superseded turn's restart reads all of its messages, so a
+greedy ``(?:.*\D)?`` before a capture takes the last number ("order 1001, sorry, 1002").
 """
 
 import functools
@@ -280,6 +286,9 @@ def _rule_problems(index: int, rule: RuleFields) -> list[str]:
     def at(field: str) -> str:
         return f"rules.{index}.{field} (rule {rule.name!r})"
 
+    reserved = sorted(rule.match.capture_names() & (BASE_SLOTS | LATE_SLOTS))
+    if reserved:
+        return [f"{at('match.regex')}: named groups {reserved} clash with built-in slots"]
     early = BASE_SLOTS | rule.match.capture_names()
     with_result = early | ({"result"} if rule.call else frozenset())
     outcome = early | LATE_SLOTS

@@ -54,31 +54,52 @@ def serve(
     data_dir: DataDir = Path("data"),
     config: ConfigOption = None,
     log_level: Annotated[str, typer.Option("--log-level", envvar="ACF_LOG_LEVEL")] = "WARNING",
+    tracing: Annotated[
+        str,
+        typer.Option(
+            "--tracing",
+            envvar="ACF_TRACING",
+            help="OpenTelemetry spans per turn phase: none, console or otlp.",
+        ),
+    ] = "none",
 ) -> None:
     """Run acf: the runtime, the HTTP API (/v1, /docs), the web chat (/) and the console
     (/console). The first run creates the data directory and its database."""
+    from prometheus_client import disable_created_metrics
+
     from acf.config.load import ConfigError, load_config
     from acf.logging import configure_logging
+    from acf.observability.tracing import configure_tracing
 
     configure_logging(log_level)
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series are noise
+    try:
+        provider = configure_tracing(tracing)
+    except ValueError as exc:
+        typer.echo(f"error: --tracing: {exc}", err=True)
+        raise typer.Exit(2) from None
     path = config or demo_config_path()
     try:
         loaded = load_config(path)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    asyncio.run(_serve(loaded, path == demo_config_path(), host, port, data_dir))
+    asyncio.run(_serve(loaded, path == demo_config_path(), host, port, data_dir, provider))
 
 
-async def _serve(loaded: object, is_demo: bool, host: str, port: int, data_dir: Path) -> None:
+async def _serve(
+    loaded: object, is_demo: bool, host: str, port: int, data_dir: Path, tracing: object
+) -> None:
     import uvicorn
+    from opentelemetry.trace import TracerProvider
 
     from acf.bootstrap import open_service
     from acf.config.load import LoadedConfig
     from acf.entrypoints.http.app import create_app
 
     assert isinstance(loaded, LoadedConfig)
-    service = await open_service(loaded, data_dir)
+    assert tracing is None or isinstance(tracing, TracerProvider)
+    service = await open_service(loaded, data_dir, tracing=tracing)
     try:
         await service.start()
         server = uvicorn.Server(

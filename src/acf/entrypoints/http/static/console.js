@@ -230,17 +230,31 @@ async function loadLedger() {
 
 function ledgerRow(e) {
   const took = e.finished_at_ms ? `${e.finished_at_ms - e.started_at_ms} ms` : "running";
+  const args = Object.entries(e.args ?? {})
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(", ");
   return el(
     "tr",
     { dataset: { executionId: e.execution_id, status: e.status } },
     el("td", {}, e.tool),
     el("td", {}, el("span", { className: `status-${e.status}` }, e.status)),
     el("td", {}, e.policy),
-    el("td", {}, el("code", {}, json(e.args))),
-    el("td", {}, e.error ? el("span", { className: "error-text" }, e.error) : el("code", {}, json(e.result))),
+    el("td", { className: "args" }, el("code", {}, args)),
+    el("td", { className: "result" }, e.error ? el("span", { className: "error-text" }, e.error) : expandable(e.result)),
     el("td", {}, clock(e.started_at_ms)),
     el("td", {}, took),
-    el("td", {}, el("code", { title: e.idempotency_key }, e.idempotency_key)),
+    el("td", { className: "key" }, el("code", { title: e.idempotency_key }, e.idempotency_key)),
+  );
+}
+
+/** A value on one line, its pretty JSON when opened. */
+function expandable(value) {
+  if (value === undefined || value === null) return "";
+  return el(
+    "details",
+    {},
+    el("summary", {}, json(value)),
+    el("pre", {}, JSON.stringify(value, null, 2)),
   );
 }
 
@@ -284,8 +298,8 @@ function addEvent(event) {
         {},
         el("time", { dateTime: new Date(event.at_ms).toISOString(), title: new Date(event.at_ms).toLocaleString() },
           relativeTime(event.at_ms, view.originMs)),
-        el("span", { className: "cat" }, category),
-        el("span", { className: "kind" }, event.kind),
+        el("span", { className: "kind", title: `category: ${category}` },
+          el("span", { className: "visually-hidden" }, `${category}: `), event.kind),
         el("span", { className: "summary" }, summarize(event, { textOf })),
         el("span", { className: "turn-chip", title: event.turn_id ?? "" }, event.turn_id ? `turn ${shortId(event.turn_id)}` : ""),
       ),

@@ -53,6 +53,11 @@ function quoted(text, max = 120) {
   return `“${s.length > max ? s.slice(0, max - 1) + "…" : s}”`;
 }
 
+function closesIn(closeAtMs, atMs) {
+  const wait = closeAtMs - atMs;
+  return Number.isFinite(wait) && wait > 0 ? `closes in ${wait} ms` : "closes at once";
+}
+
 function ms(value) {
   return value === undefined || value === null ? "" : `${value} ms`;
 }
@@ -71,9 +76,9 @@ const SUMMARIES = {
   "typing.started": () => "customer is typing",
   "typing.stopped": () => "customer stopped typing",
   "window.opened": (d, e) =>
-    `after #${d.from_seq}, closes in ${ms(d.close_at_ms - e.at_ms)}${d.reason ? ` (${d.reason})` : ""}`,
+    `after #${d.from_seq}, ${closesIn(d.close_at_ms, e.at_ms)}${d.reason ? ` (${d.reason})` : ""}`,
   "window.extended": (d, e) =>
-    `closes in ${ms(d.close_at_ms - e.at_ms)}${d.reason ? ` (${d.reason})` : ""}`,
+    `${closesIn(d.close_at_ms, e.at_ms)}${d.reason ? ` (${d.reason})` : ""}`,
   "window.closed": (d) =>
     `${range(d.from_seq, d.to_seq)} after ${ms(d.waited_ms)}${d.reason ? ` (${d.reason})` : ""}`,
   "turn.started": (d) => `${range(d.from_seq, d.to_seq)}, attempt ${d.attempt}`,
