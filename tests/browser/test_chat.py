@@ -230,3 +230,34 @@ def test_a_reload_shows_the_conversation_again(chat: Page, api: httpx.Client) ->
     after = chat.locator("#messages li.bubble").all_inner_texts()
     assert [text.split("\n")[0] for text in after] == [text.split("\n")[0] for text in before]
     assert session_id_of(chat) == session_id
+
+
+def test_after_the_stream_ends_the_page_resumes_from_the_last_event_id(
+    chat: Page, api: httpx.Client
+) -> None:
+    """The first stream answers with the session's first event only and ends; the page
+    reconnects with Last-Event-ID and gets the rest once."""
+    requests: list[dict[str, str]] = []
+
+    def first_ends_early(route: Route) -> None:
+        requests.append(route.request.headers)
+        if len(requests) > 1:
+            route.continue_()
+            return
+        session_id = route.request.url.split("/v1/sessions/")[1].split("/")[0]
+        first = api.get(f"/v1/sessions/{session_id}/events").json()["items"][0]
+        body = f": ping\n\nid: {first['event_id']}\nevent: {first['kind']}\n"
+        body += f"data: {json.dumps(first)}\n\n"
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    chat.route("**/v1/sessions/*/stream", first_ends_early)
+    type_and_send(chat, "hello")
+    session_id = session_id_of(chat)
+    replies = settle_page(chat, api, session_id)
+    assert len(replies) == 1
+    expect(chat.locator("#messages li.from-customer")).to_have_count(1)
+    assert len(requests) >= 2
+    first_id = api.get(f"/v1/sessions/{session_id}/events").json()["items"][0]["event_id"]
+    assert "last-event-id" not in requests[0]
+    assert requests[1]["last-event-id"] == str(first_id)
+    assert requests[1]["authorization"] == requests[0]["authorization"]

@@ -71,17 +71,22 @@ def parse_config(body: Any, source: str, base_dir: Path | None = None) -> Loaded
             if not isinstance(pipeline, RulesPipelineFields):
                 continue
             where = f"tenants.{tenant}.agents.{agent}.pipeline"
-            if pipeline.rules is not None:
-                rules[(tenant, agent)] = parse_rules(pipeline.rules, f"{source}: {where}.rules")
-                continue
-            assert pipeline.rules_file is not None
-            path = Path(pipeline.rules_file)
-            if not path.is_absolute():
-                path = (base_dir or Path.cwd()) / path
-            if not path.is_file():
-                raise ConfigError(f"{source}: {where}.rules_file: no such file {path}")
-            rules[(tenant, agent)] = load_rules(path)
-            digest.update(path.read_bytes())
+            try:
+                if pipeline.rules is not None:
+                    rules[(tenant, agent)] = parse_rules(pipeline.rules, f"{source}: {where}.rules")
+                    continue
+                assert pipeline.rules_file is not None
+                path = Path(pipeline.rules_file)
+                if not path.is_absolute():
+                    path = (base_dir or Path.cwd()) / path
+                if not path.is_file():
+                    raise ConfigError(f"{source}: {where}.rules_file: no such file {path}")
+                rules[(tenant, agent)] = load_rules(path)
+                digest.update(path.read_bytes())
+            except ConfigError:
+                raise
+            except InvalidValue as exc:  # the rules' own errors name their file and field
+                raise ConfigError(str(exc)) from None
     return LoadedConfig(config, source, "sha256:" + digest.hexdigest()[:16], rules)
 
 

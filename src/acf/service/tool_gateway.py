@@ -152,7 +152,6 @@ class ToolGateway:
             expires_at_ms=None if ttl is None else now + ttl,
         )
         begin = BeginExecution(entry)
-        started = self._event(EventKind.TOOL_EXECUTION_STARTED, now, spec, entry.execution_id)
         begun = (await f.commit([self._fence(now), begin])).get(begin)
         if not begun.started:
             earlier = begun.entry
@@ -167,6 +166,8 @@ class ToolGateway:
             if step is Next.IN_DOUBT:
                 return await self._reconcile(tool, earlier, key, args)
             entry = earlier  # IDEMPOTENT / PURE started before: run again, same key
+        # The event names the ledger row that runs: on a re-run, the earlier one.
+        started = self._event(EventKind.TOOL_EXECUTION_STARTED, now, spec, entry.execution_id)
         await f.commit([self._fence(now), started])
         retryable = spec.policy in (SideEffectPolicy.PURE, SideEffectPolicy.IDEMPOTENT)
         for attempt in range(1, (IDEMPOTENT_ATTEMPTS if retryable else 1) + 1):

@@ -12,6 +12,7 @@ from acf.domain.events import EventKind, FabricEvent
 from acf.domain.signals import DeliveryStatus
 from acf.domain.turns import Turn, TurnPhase
 from acf.ports.event_store import EventQuery
+from acf.ports.ledger import LedgerQuery
 from acf.ports.session_store import SessionFilter, SessionRecord
 from acf.ports.store import Store
 from acf.testing.channel import RecordingChannel
@@ -115,6 +116,28 @@ def correlated(events: Sequence[FabricEvent]) -> list[str]:
     return problems
 
 
+_TOOL_RUN_EVENTS = frozenset(
+    {
+        EventKind.TOOL_EXECUTION_STARTED,
+        EventKind.TOOL_EXECUTION_COMPLETED,
+        EventKind.TOOL_EXECUTION_FAILED,
+        EventKind.TOOL_IN_DOUBT,
+    }
+)
+
+
+def tool_events_name_ledger_rows(
+    events: Sequence[FabricEvent], execution_ids: set[str]
+) -> list[str]:
+    """Every tool execution event names a row of the ledger (the audit trail and the
+    ledger tell the same story, re-runs included)."""
+    return [
+        f"event {e.kind} names execution {e.data.get('execution_id')!r}, not in the ledger"
+        for e in events
+        if e.kind in _TOOL_RUN_EVENTS and e.data.get("execution_id") not in execution_ids
+    ]
+
+
 async def check_all(
     store: Store,
     tenants: Sequence[str],
@@ -134,6 +157,8 @@ async def check_all(
         problems += one_running_at_a_time(sid, events)
         problems += no_irreversible_over_unseen(sid, events)
         problems += correlated(events)
+        ledger = await store.ledger.query(tenant, LedgerQuery(session_id=sid, limit=ALL))
+        problems += tool_events_name_ledger_rows(events, {e.execution_id for e in ledger})
         rows = await store.outbox.for_session(tenant, sid)
         by_turn = {t.turn_id: t for t in turns}
         for turn in turns:

@@ -1,0 +1,228 @@
+"""The configuration file: validation errors name the file, the field path and what was
+expected; layers of channel policies; agents built from it; `acf config validate`."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from acf.bootstrap import ToolBackends, build_agents, channel_policy
+from acf.config.load import ConfigError, load_config
+from acf.config.model import ChannelPolicyFields
+from acf.domain.channels import Channel
+from acf.domain.errors import InvalidValue
+from acf.domain.policy import AccumulationMode, ChannelPolicy
+from acf.entrypoints.cli import app
+from acf.entrypoints.cli.serve import demo_config_path
+
+RULES = {
+    "fallback": "?",
+    "rules": [{"name": "hi", "lane": "info", "match": {"keywords": ["hi"]}, "reply": "hello"}],
+}
+
+
+def base() -> dict:
+    return {
+        "version": 1,
+        "tenants": {
+            "acme": {
+                "tools": [{"name": "lookup_order", "builtin": "commerce"}],
+                "agents": {
+                    "support": {
+                        "pipeline": {"kind": "rules", "rules": RULES},
+                        "tools": ["lookup_order"],
+                    }
+                },
+            }
+        },
+    }
+
+
+def write(tmp_path: Path, body: object, name: str = "acf.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(body) if not isinstance(body, str) else body, "utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, body: object) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, body))
+    return str(info.value)
+
+
+def test_the_bundled_demo_configuration_is_valid() -> None:
+    loaded = load_config(demo_config_path())
+    agents = build_agents(loaded, ToolBackends(httpx.AsyncClient()))
+    binding = agents.get("demo", "support")
+    assert binding.tools.names() == [
+        "cancel_subscription",
+        "create_ticket",
+        "lookup_order",
+        "refund_order",
+    ]
+    assert loaded.version.startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda b: b["tenants"]["acme"]["agents"]["support"].update(settings={"deadline_ms": 0}),
+            "tenants.acme.agents.support.settings.deadline_ms: Input should be greater than 0",
+        ),
+        (
+            lambda b: b["tenants"]["acme"]["agents"]["support"].update(colour="red"),
+            "tenants.acme.agents.support.colour: Extra inputs are not permitted",
+        ),
+        (
+            lambda b: b["tenants"]["acme"]["agents"]["support"].update(tools=["refund"]),
+            "agent 'support' allows tools ['refund'] that the tenant does not declare",
+        ),
+        (
+            lambda b: b["tenants"]["acme"].update(limits={"accepted_messages": "lots"}),
+            'tenants.acme.limits.accepted_messages: Value error, expected a rate such as "20/second"',
+        ),
+        (
+            lambda b: b["tenants"]["acme"]["agents"]["support"]["pipeline"].update(kind="llm"),
+            "tenants.acme.agents.support.pipeline: Input tag 'llm' found using 'kind' does not match",
+        ),
+        (
+            lambda b: b["tenants"]["acme"]["tools"].append(
+                {
+                    "name": "pay",
+                    "policy": "irreversible",
+                    "http": {
+                        "method": "POST",
+                        "url": "https://x",
+                        "headers": {"Authorization": "abc"},
+                    },
+                }
+            ),
+            "header Authorization must reference a secret as ${NAME}, not hold it",
+        ),
+        (
+            lambda b: (
+                b["tenants"]["acme"]["channels"].__setitem__("fax", {"mode": "off"})
+                if "channels" in b["tenants"]["acme"]
+                else b["tenants"]["acme"].update(channels={"fax": {"mode": "off"}})
+            ),
+            "tenants.acme.channels.fax.[key]: Input should be 'whatsapp', 'sms', 'web'",
+        ),
+        (lambda b: b.update(tenants={}), "tenants: Dictionary should have at least 1 item"),
+    ],
+)
+def test_errors_name_the_file_the_field_and_what_was_expected(
+    tmp_path: Path, mutate: object, expected: str
+) -> None:
+    body = base()
+    mutate(body)  # type: ignore[operator]
+    message = error_of(tmp_path, body)
+    assert message.startswith(str(tmp_path / "acf.yaml")), message
+    assert expected in message, message
+
+
+def test_yaml_syntax_errors_say_where(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "version: 1\ntenants: [unclosed\n")
+    assert "acf.yaml (line 3, column 1): invalid YAML" in message
+
+
+def test_rules_files_are_resolved_beside_the_config_and_checked(tmp_path: Path) -> None:
+    body = base()
+    body["tenants"]["acme"]["agents"]["support"]["pipeline"] = {
+        "kind": "rules",
+        "rules_file": "rules.yaml",
+    }
+    message = error_of(tmp_path, body)
+    assert "pipeline.rules_file: no such file" in message and "rules.yaml" in message
+    write(tmp_path, {"rules": [{"name": "x", "lane": "a", "match": {"regex": "("}}]}, "rules.yaml")
+    message = error_of(tmp_path, body)
+    assert "rules.yaml" in message and "rules.0.match" in message
+    write(tmp_path, RULES, "rules.yaml")
+    assert load_config(write(tmp_path, body)).rules[("acme", "support")].rules[0].name == "hi"
+
+
+def test_a_rule_calling_a_tool_the_agent_may_not_use_is_refused(tmp_path: Path) -> None:
+    body = base()
+    rules = {
+        "rules": [
+            {
+                "name": "r",
+                "lane": "a",
+                "match": {"keywords": ["r"]},
+                "call": {"tool": "refund_order", "args": {}},
+                "reply": "x",
+            }
+        ]
+    }
+    body["tenants"]["acme"]["agents"]["support"]["pipeline"]["rules"] = rules
+    loaded = load_config(write(tmp_path, body))
+    with pytest.raises(InvalidValue, match="refund_order"):
+        build_agents(loaded, ToolBackends(httpx.AsyncClient()))
+
+
+def test_secret_references_that_the_environment_lacks_are_listed(tmp_path: Path) -> None:
+    body = base()
+    body["tenants"]["acme"]["tools"].append(
+        {
+            "name": "pay",
+            "policy": "idempotent",
+            "http": {
+                "method": "POST",
+                "url": "https://pay.example/${PAY_HOST}",
+                "headers": {"Authorization": "Bearer ${PAY_TOKEN}"},
+            },
+        }
+    )
+    loaded = load_config(write(tmp_path, body))
+    assert loaded.missing_secrets({"PAY_HOST": "x"}) == ["PAY_TOKEN"]
+    assert "PAY_TOKEN" not in loaded.config.model_dump_json().replace("${PAY_TOKEN}", "")
+
+
+def test_channel_policies_layer_over_the_defaults() -> None:
+    web = ChannelPolicy(AccumulationMode.ADAPTIVE, 600, 250, 3000, 4000)
+    assert (
+        channel_policy(
+            web, ChannelPolicyFields(mode=AccumulationMode.ADAPTIVE, window_ms=900)
+        ).window_ms
+        == 900
+    )
+    assert channel_policy(web, ChannelPolicyFields(mode=AccumulationMode.OFF)).mode is (
+        AccumulationMode.OFF
+    )
+    off = ChannelPolicy(AccumulationMode.OFF)
+    fixed = channel_policy(
+        off, ChannelPolicyFields(mode=AccumulationMode.FIXED, window_ms=500, max_window_ms=2000)
+    )
+    assert (fixed.mode, fixed.window_ms, fixed.max_window_ms) == (AccumulationMode.FIXED, 500, 2000)
+    with pytest.raises(InvalidValue, match="min_window_ms <= window_ms"):
+        channel_policy(web, ChannelPolicyFields(mode=AccumulationMode.ADAPTIVE, window_ms=9000))
+
+
+def test_agent_settings_and_tenant_then_agent_channel_layers(tmp_path: Path) -> None:
+    body = base()
+    body["tenants"]["acme"]["channels"] = {
+        "web": {"mode": "fixed", "window_ms": 500, "min_window_ms": 0, "max_window_ms": 500}
+    }
+    body["tenants"]["acme"]["agents"]["support"]["channels"] = {"sms": {"mode": "off"}}
+    body["tenants"]["acme"]["agents"]["support"]["settings"] = {"max_attempts": 5}
+    agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    settings = agents.get("acme", "support").settings
+    assert settings.max_attempts == 5
+    assert settings.policy_for(Channel.WEB).mode is AccumulationMode.FIXED
+    assert settings.policy_for(Channel.SMS).mode is AccumulationMode.OFF
+    assert settings.policy_for(Channel.WHATSAPP).mode is AccumulationMode.ADAPTIVE
+
+
+def test_validate_command(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["config", "validate", str(write(tmp_path, base()))])
+    assert ok.exit_code == 0 and "valid (1 tenants, 1 agents" in ok.output
+    body = base()
+    body["tenants"]["acme"]["agents"]["support"]["settings"] = {"max_attempts": 0}
+    bad = runner.invoke(app, ["config", "validate", str(write(tmp_path, body))])
+    assert bad.exit_code == 2
+    assert "settings.max_attempts: Input should be greater than or equal to 1" in bad.output
+    missing = runner.invoke(app, ["config", "validate", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "cannot read" in missing.output
