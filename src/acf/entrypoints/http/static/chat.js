@@ -141,8 +141,14 @@ async function onEvent(event) {
       break;
     case "turn.committed":
     case "turn.failed":
-    case "turn.superseded":
       clearTurnActivity(event.turn_id);
+      break;
+    case "turn.superseded":
+      // Its output is discarded; the restart (over all the messages) is still typing.
+      clearTurnActivity(event.turn_id);
+      if (data.restart_turn_id) {
+        setActivity(`turn:${data.restart_turn_id}`, `${chat.agent} is typing…`, data.restart_turn_id);
+      }
       break;
     case "tool.execution_started":
       setActivity(

@@ -76,7 +76,7 @@ const SUMMARIES = {
   "typing.started": () => "customer is typing",
   "typing.stopped": () => "customer stopped typing",
   "window.opened": (d, e) =>
-    `after #${d.from_seq}, ${closesIn(d.close_at_ms, e.at_ms)}${d.reason ? ` (${d.reason})` : ""}`,
+    `from #${d.from_seq + 1}, ${closesIn(d.close_at_ms, e.at_ms)}${d.reason ? ` (${d.reason})` : ""}`,
   "window.extended": (d, e) =>
     `${closesIn(d.close_at_ms, e.at_ms)}${d.reason ? ` (${d.reason})` : ""}`,
   "window.closed": (d) =>
