@@ -11,14 +11,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 CHROMIUM = Path(os.environ.get("ACF_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -158,10 +158,10 @@ def api(acf_server: Server) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def new_page(browser: Browser, acf_server: Server) -> Iterator[Any]:
+def new_page(browser: Browser, acf_server: Server) -> Iterator[Callable[[], Page]]:
     """``new_page()``: a page in a fresh browser context (its own localStorage, so its own
     web customer). JavaScript errors on any of them fail the test."""
-    contexts = []
+    contexts: list[BrowserContext] = []
     errors: list[str] = []
 
     def make() -> Page:
@@ -188,9 +188,9 @@ def new_page(browser: Browser, acf_server: Server) -> Iterator[Any]:
 
 
 @pytest.fixture
-def chat(new_page: Any, acf_server: Server) -> Page:
+def chat(new_page: Callable[[], Page], acf_server: Server) -> Page:
     """The chat page, opened with the demo key in the address as `acf serve` prints it."""
-    page: Page = new_page()
+    page = new_page()
     page.goto(f"/?key={acf_server.key}")
     page.locator("#conversation").wait_for(state="visible")
     return page

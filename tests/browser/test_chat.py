@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -50,8 +51,10 @@ def test_the_key_in_the_address_is_stored_and_removed(chat: Page, acf_server: Se
     expect(chat.locator("#key-form")).to_be_hidden()
 
 
-def test_without_a_key_the_page_asks_for_one(new_page: Any, acf_server: Server) -> None:
-    page: Page = new_page()
+def test_without_a_key_the_page_asks_for_one(
+    new_page: Callable[[], Page], acf_server: Server
+) -> None:
+    page = new_page()
     page.goto("/")
     expect(page.locator("#key-form")).to_be_visible()
     expect(page.locator("#conversation")).to_be_hidden()
@@ -137,6 +140,12 @@ def test_confirming_a_refund_with_the_button_runs_it_once(chat: Page, api: httpx
     assert refunds[0]["status"] == "succeeded"
     assert refunds[0]["session_id"] == session_id
     assert refunds[0]["args"] == {"order_id": "1003"}
+
+    # Shown again after a reload, the settled question's buttons stay disabled.
+    chat.reload()
+    expect(agent_bubbles(chat)).to_have_count(2)
+    expect(question.get_by_role("button", name="Yes")).to_be_disabled()
+    expect(question.get_by_role("button", name="No")).to_be_disabled()
 
 
 def test_the_sse_parser_handles_split_chunks_comments_and_crlf(chat: Page) -> None:

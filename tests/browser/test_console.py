@@ -1,7 +1,7 @@
 """The console (/console) in headless Chromium against `acf serve` with the demo agent."""
 
 import uuid
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 from playwright.sync_api import Page, expect
@@ -10,7 +10,7 @@ from tests.browser.conftest import Server, wait_settled
 
 
 def test_the_console_shows_a_sessions_timeline_and_ledger(
-    new_page: Any, acf_server: Server, api: httpx.Client
+    new_page: Callable[[], Page], acf_server: Server, api: httpx.Client
 ) -> None:
     customer = f"console-{uuid.uuid4().hex[:8]}"
     accepted = api.post(
@@ -26,7 +26,7 @@ def test_the_console_shows_a_sessions_timeline_and_ledger(
     session_id = accepted.json()["session_id"]
     wait_settled(api, session_id)
 
-    page: Page = new_page()
+    page = new_page()
     page.goto(f"/console?key={acf_server.key}")
     assert "key=" not in page.url
     session = page.get_by_role("button", name=customer)
@@ -74,7 +74,7 @@ def test_the_console_shows_a_sessions_timeline_and_ledger(
 
 
 def test_the_flagged_filter_lists_only_flagged_sessions(
-    new_page: Any, acf_server: Server, api: httpx.Client
+    new_page: Callable[[], Page], acf_server: Server, api: httpx.Client
 ) -> None:
     customers = {}
     for what, text in (("flagged", "I want to talk to a person"), ("plain", "hello")):
@@ -92,7 +92,7 @@ def test_the_flagged_filter_lists_only_flagged_sessions(
         wait_settled(api, accepted.json()["session_id"])
         customers[what] = customer
 
-    page: Page = new_page()
+    page = new_page()
     page.goto(f"/console?key={acf_server.key}")
     expect(page.get_by_role("button", name=customers["plain"])).to_be_visible()
     expect(page.get_by_role("button", name=customers["flagged"])).to_be_visible()

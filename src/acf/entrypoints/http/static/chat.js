@@ -117,7 +117,7 @@ function showConnection(status, detail) {
     open: "connected",
     reconnecting: `reconnecting in ${Math.round((detail?.delayMs ?? 0) / 100) / 10} s…`,
     unauthorized: "key refused",
-    closed: "not connected",
+    failed: `stream refused (HTTP ${detail?.status})`,
   };
   ui.connection.dataset.state = status;
   ui.connection.textContent = labels[status] ?? status;
@@ -162,6 +162,7 @@ async function onEvent(event) {
     case "tool.in_doubt":
       clearActivity(`tool:${data.execution_id}`);
       break;
+    case "confirmation.resolved":
     case "confirmation.expired":
       disableButtonsOf(data.confirmation_id);
       break;
@@ -171,8 +172,6 @@ async function onEvent(event) {
 }
 
 async function messageReceived(data) {
-  // The conversation moved on: earlier reply buttons no longer apply.
-  for (const group of ui.messages.querySelectorAll(".reply-buttons")) disableGroup(group);
   const known = chat.customerBubbles.get(data.provider_message_id);
   if (known) {
     known.dataset.messageId = data.message_id;
@@ -192,11 +191,16 @@ async function messageReceived(data) {
 function replyDelivered(event, data) {
   if (chat.deliveredOutbox.has(data.outbox_id)) return;
   chat.deliveredOutbox.add(data.outbox_id);
+  const turnId = data.turn_id ?? event.turn_id ?? "";
+  // Buttons answer the agent's latest reply: a later turn's reply retires earlier ones.
+  for (const group of ui.messages.querySelectorAll(".reply-buttons")) {
+    if (group.closest("li").dataset.turnId !== turnId) disableGroup(group);
+  }
   const bubble = el(
     "li",
     {
       className: "bubble from-agent",
-      dataset: { outboxId: data.outbox_id, turnId: data.turn_id ?? event.turn_id ?? "" },
+      dataset: { outboxId: data.outbox_id, turnId },
     },
     el("span", { className: "visually-hidden" }, `${chat.agent}: `),
     el("p", { className: "text" }, data.text ?? ""),

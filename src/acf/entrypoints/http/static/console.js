@@ -120,7 +120,8 @@ function sessionItem(s) {
       " ",
       s.flagged ? el("span", { className: "badge flagged", title: s.flag_reason ?? "" }, "flagged") : null,
       s.flagged ? " " : null,
-      `${s.agent} · ${s.channel} · ${s.last_seq} message${s.last_seq === 1 ? "" : "s"} · ${clock(s.updated_at_ms)}`,
+      `${s.agent} · ${s.channel} · ${s.last_seq} message${s.last_seq === 1 ? "" : "s"}`,
+      ` · ${clock(s.updated_at_ms)}`,
     ),
   );
   return el("li", {}, button);
@@ -165,7 +166,7 @@ function showConnection(status, detail) {
     open: "live",
     reconnecting: `reconnecting in ${Math.round((detail?.delayMs ?? 0) / 100) / 10} s…`,
     unauthorized: "key refused",
-    closed: "not connected",
+    failed: `stream refused (HTTP ${detail?.status})`,
   };
   ui.connection.dataset.state = status;
   ui.connection.textContent = labels[status] ?? status;
@@ -191,7 +192,8 @@ async function loadFacts() {
     s = await view.api.get(`/v1/sessions/${encodeURIComponent(sessionId)}`);
   } catch (err) {
     if (sessionId === view.selected) {
-      ui.facts.replaceChildren(el("dt", {}, "Error"), el("dd", { className: "error-text" }, err.message));
+      const message = el("dd", { className: "error-text" }, err.message);
+      ui.facts.replaceChildren(el("dt", {}, "Error"), message);
     }
     return;
   }
@@ -210,7 +212,9 @@ async function loadFacts() {
     ["Started", new Date(s.created_at_ms).toLocaleString()],
     ["Session id", el("code", {}, s.session_id)],
   ];
-  ui.facts.replaceChildren(...facts.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]));
+  ui.facts.replaceChildren(
+    ...facts.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]),
+  );
 }
 
 async function loadLedger() {
@@ -219,7 +223,9 @@ async function loadLedger() {
   try {
     ({ items } = await view.api.get("/v1/ledger", { session_id: sessionId }));
   } catch (err) {
-    if (sessionId === view.selected) ui.ledgerEmpty.textContent = `Could not load the ledger: ${err.message}`;
+    if (sessionId === view.selected) {
+      ui.ledgerEmpty.textContent = `Could not load the ledger: ${err.message}`;
+    }
     return;
   }
   if (sessionId !== view.selected) return;
@@ -240,7 +246,11 @@ function ledgerRow(e) {
     el("td", {}, el("span", { className: `status-${e.status}` }, e.status)),
     el("td", {}, e.policy),
     el("td", { className: "args" }, el("code", {}, args)),
-    el("td", { className: "result" }, e.error ? el("span", { className: "error-text" }, e.error) : expandable(e.result)),
+    el(
+      "td",
+      { className: "result" },
+      e.error ? el("span", { className: "error-text" }, e.error) : expandable(e.result),
+    ),
     el("td", {}, clock(e.started_at_ms)),
     el("td", {}, took),
     el("td", { className: "key" }, el("code", { title: e.idempotency_key }, e.idempotency_key)),
@@ -262,7 +272,11 @@ function expandable(value) {
 
 function buildLegend() {
   for (const category of CATEGORIES) {
-    const box = el("input", { type: "checkbox", checked: true, dataset: { category: category.id } });
+    const box = el("input", {
+      type: "checkbox",
+      checked: true,
+      dataset: { category: category.id },
+    });
     box.addEventListener("change", () => {
       if (box.checked) view.hidden.delete(category.id);
       else view.hidden.add(category.id);
@@ -270,9 +284,8 @@ function buildLegend() {
         row.hidden = !box.checked;
       }
     });
-    ui.legend.append(
-      el("label", { className: `cat-${category.id}` }, box, el("span", { className: "swatch" }), category.label),
-    );
+    const swatch = el("span", { className: "swatch" });
+    ui.legend.append(el("label", { className: `cat-${category.id}` }, box, swatch, category.label));
   }
 }
 
@@ -283,6 +296,7 @@ function addEvent(event) {
   view.seenEvents.add(event.event_id);
   if (view.originMs === null) view.originMs = event.at_ms;
   const category = categoryOf(event.kind);
+  const at = new Date(event.at_ms);
   const row = el(
     "li",
     {
@@ -296,12 +310,23 @@ function addEvent(event) {
       el(
         "summary",
         {},
-        el("time", { dateTime: new Date(event.at_ms).toISOString(), title: new Date(event.at_ms).toLocaleString() },
-          relativeTime(event.at_ms, view.originMs)),
-        el("span", { className: "kind", title: `category: ${category}` },
-          el("span", { className: "visually-hidden" }, `${category}: `), event.kind),
+        el(
+          "time",
+          { dateTime: at.toISOString(), title: at.toLocaleString() },
+          relativeTime(event.at_ms, view.originMs),
+        ),
+        el(
+          "span",
+          { className: "kind", title: `category: ${category}` },
+          el("span", { className: "visually-hidden" }, `${category}: `),
+          event.kind,
+        ),
         el("span", { className: "summary" }, summarize(event, { textOf })),
-        el("span", { className: "turn-chip", title: event.turn_id ?? "" }, event.turn_id ? `turn ${shortId(event.turn_id)}` : ""),
+        el(
+          "span",
+          { className: "turn-chip", title: event.turn_id ?? "" },
+          event.turn_id ? `turn ${shortId(event.turn_id)}` : "",
+        ),
       ),
       el("pre", {}, JSON.stringify({ data: event.data, correlation: event.correlation }, null, 2)),
     ),

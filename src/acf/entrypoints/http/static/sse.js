@@ -66,28 +66,34 @@ export class SseParser {
 const MIN_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 15000;
 const STALL_MS = 45000; // three missed heartbeats: the connection is dead, reconnect
+const PERMANENT = new Set([400, 403, 404, 410, 422]); // answers a reconnect would get again
 
 /**
  * Read `url` as an event stream until `close()`.
  *
  * - `onEvent(event)`: each message's data parsed as JSON (acf's event: event_id, kind, ...).
  * - `onStatus(status, detail)`: "connecting", "open", "reconnecting" (detail: the error
- *   and the delay), "unauthorized" (the stream stops), "closed".
+ *   and the delay), "unauthorized" or "failed" (detail: the HTTP status; the stream
+ *   stops). Nothing is reported after `close()`.
  */
 export function openEventStream({ url, key, afterId = 0, onEvent, onStatus = () => {} }) {
   let lastId = afterId ? String(afterId) : "";
   let stopped = false;
   let controller = null;
   let backoff = MIN_BACKOFF_MS;
+  const report = (status, detail) => {
+    if (!stopped) onStatus(status, detail); // after close() the caller no longer listens
+  };
 
   async function readOnce() {
     controller = new AbortController();
     const headers = { Authorization: `Bearer ${key}`, Accept: "text/event-stream" };
     if (lastId) headers["Last-Event-ID"] = lastId;
     const response = await fetch(url, { headers, signal: controller.signal, cache: "no-store" });
-    if (response.status === 401) return "unauthorized";
+    if (response.status === 401) return { stop: "unauthorized" };
+    if (PERMANENT.has(response.status)) return { stop: "failed", status: response.status };
     if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
-    onStatus("open");
+    report("open");
     const parser = new SseParser();
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let stall = setTimeout(() => controller.abort(), STALL_MS);
@@ -123,7 +129,7 @@ export function openEventStream({ url, key, afterId = 0, onEvent, onStatus = () 
 
   async function run() {
     while (!stopped) {
-      onStatus("connecting");
+      report("connecting");
       let outcome;
       let error = null;
       try {
@@ -133,16 +139,15 @@ export function openEventStream({ url, key, afterId = 0, onEvent, onStatus = () 
         error = err;
       }
       if (stopped) break;
-      if (outcome === "unauthorized") {
-        onStatus("unauthorized");
+      if (outcome?.stop) {
+        report(outcome.stop, { status: outcome.status }); // retrying would not help
         return;
       }
       const delay = Math.round(backoff * (0.75 + Math.random() * 0.5));
-      onStatus("reconnecting", { error, delayMs: delay });
+      report("reconnecting", { error, delayMs: delay });
       await new Promise((resolve) => setTimeout(resolve, delay));
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
     }
-    onStatus("closed");
   }
 
   run();

@@ -87,10 +87,12 @@ const SUMMARIES = {
   "turn.irreversible_started": (d) => `irreversible gate passed${d.forced ? ` (forced: ${d.forced})` : ""}`,
   "turn.force_completed": (d) => `forced past newer messages: ${d.reason}`,
   "turn.superseded": (d) =>
-    `${range(d.from_seq, d.to_seq)} superseded after ${ms(d.run_ms)} (${d.reason}); restarts over ${range(d.from_seq, d.last_seq)}`,
+    `${range(d.from_seq, d.to_seq)} superseded after ${ms(d.run_ms)} (${d.reason}); ` +
+    `restarts over ${range(d.from_seq, d.last_seq)}`,
   "turn.absorbed": (d) => `took in ${range(d.from_seq, d.to_seq)}`,
   "turn.committed": (d) =>
-    `${range(d.from_seq, d.to_seq)} → ${d.replies} repl${d.replies === 1 ? "y" : "ies"}, ran ${ms(d.run_ms)}, answered after ${ms(d.latency_ms)}`,
+    `${range(d.from_seq, d.to_seq)} → ${d.replies} repl${d.replies === 1 ? "y" : "ies"}, ` +
+    `ran ${ms(d.run_ms)}, answered after ${ms(d.latency_ms)}`,
   "turn.failed": (d) => `${range(d.from_seq, d.to_seq)} failed after ${d.attempts} attempts: ${d.error}`,
   "response.queued": (d) => `segment ${d.position + 1}: ${quoted(d.text)}`,
   "response.delivered": (d) => {
