@@ -204,9 +204,7 @@ def test_over_the_rate_limit_the_page_waits_retry_after_and_sends_again(
     assert len(refused) == 1
     detail = wait_settled(api, session_id_of(chat))
     assert detail["last_seq"] == 1
-    assert (
-        json.loads(refused[0])["client_message_id"] == detail["messages"][0]["provider_message_id"]
-    )
+    assert json.loads(refused[0])["client_message_id"] == detail["messages"][0]["client_message_id"]
 
 
 def test_a_failed_send_shows_the_error_inline_and_retries_with_the_same_id(

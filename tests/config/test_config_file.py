@@ -100,7 +100,7 @@ def test_the_bundled_demo_configuration_is_valid() -> None:
                     },
                 }
             ),
-            "header Authorization must reference a secret as ${NAME}, not hold it",
+            "tools.1.http.headers: Value error, header Authorization must reference a secret",
         ),
         (
             lambda b: (
@@ -226,3 +226,57 @@ def test_validate_command(tmp_path: Path) -> None:
     assert "settings.max_attempts: Input should be greater than or equal to 1" in bad.output
     missing = runner.invoke(app, ["config", "validate", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2 and "cannot read" in missing.output
+
+
+def test_field_paths_leave_out_union_tags() -> None:
+    from acf.config.load import field_path
+
+    assert field_path(("tenants", "a", "tools", 1, "http", "http", "url")) == (
+        "tenants.a.tools.1.http.url"
+    )
+    assert field_path(("tenants", "a", "agents", "s", "pipeline", "rules", "rules")) == (
+        "tenants.a.agents.s.pipeline.rules"
+    )
+    assert field_path(("tenants", "a", "agents", "s", "pipeline", "python", "factory")) == (
+        "tenants.a.agents.s.pipeline.factory"
+    )
+    assert field_path(()) == "(top level)"
+
+
+def test_yaml_off_is_the_off_mode_and_a_zero_rate_is_refused(tmp_path: Path) -> None:
+    body = base()
+    body["tenants"]["acme"]["channels"] = {"email": {"mode": False}}  # what `mode: off` reads as
+    loaded = load_config(write(tmp_path, body))
+    agents = build_agents(loaded, ToolBackends(httpx.AsyncClient()))
+    assert agents.get("acme", "support").settings.policy_for(Channel.EMAIL).mode is (
+        AccumulationMode.OFF
+    )
+    body["tenants"]["acme"]["limits"] = {"accepted_messages": "0/second"}
+    assert "at least 1 message" in error_of(tmp_path, body)
+
+
+def test_enabling_accumulation_on_an_off_channel_starts_from_a_generic_window(
+    tmp_path: Path,
+) -> None:
+    body = base()
+    body["tenants"]["acme"]["channels"] = {"email": {"mode": "fixed", "window_ms": 900}}
+    agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    email = agents.get("acme", "support").settings.policy_for(Channel.EMAIL)
+    assert (email.mode, email.window_ms) == (AccumulationMode.FIXED, 900)
+    body["tenants"]["acme"]["channels"] = {"web": {"mode": "fixed", "window_ms": 9000}}
+    with pytest.raises(ConfigError, match=r"acf.yaml: tenants.acme.channels.web: .*window_ms"):
+        build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+
+
+def test_a_python_factory_that_fails_or_returns_no_pipeline_is_named(tmp_path: Path) -> None:
+    body = base()
+    body["tenants"]["acme"]["agents"]["support"]["pipeline"] = {
+        "kind": "python",
+        "factory": "json:loads",
+        "options": {"s": "1"},
+    }
+    with pytest.raises(ConfigError, match=r"pipeline.factory: json:loads returned int, not a"):
+        build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    body["tenants"]["acme"]["agents"]["support"]["pipeline"]["options"] = {"nope": 1}
+    with pytest.raises(ConfigError, match=r"pipeline.factory: json:loads: TypeError"):
+        build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))

@@ -28,8 +28,9 @@ async def append(
     provider_id: str | None = None,
     text: str = "hello",
     at_ms: int = 1_000,
+    trace_id: str = "trace-1",
 ) -> AppendResult:
-    op = AppendMessage(message(k, provider_id, text), at_ms, "trace-1")
+    op = AppendMessage(message(k, provider_id, text), at_ms, trace_id)
     return (await store.uow.commit(k.tenant, [op])).get(op)
 
 

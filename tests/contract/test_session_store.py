@@ -79,3 +79,21 @@ async def test_flag_and_filter(store: Store) -> None:
     assert [s.session_id for s in by_customer] == [b.session_id]
     with pytest.raises(Conflict):
         await store.uow.commit("t1", [FlagSession("nope", True, None, 1)])
+
+
+async def test_the_pending_trace_is_the_oldest_unconsumed_messages(store: Store) -> None:
+    k = key()
+    first = await append(store, k, "m1", trace_id="trace-a")
+    await append(store, k, "m2", trace_id="trace-b")
+    sid = first.session_id
+    session = await store.sessions.get("t1", sid)
+    assert session is not None and session.pending_trace_id == "trace-a"
+    await store.uow.commit("t1", [ConsumeRange(sid, 0, 1, False, 2_000)])  # QUEUE: m2 waits
+    session = await store.sessions.get("t1", sid)
+    assert session is not None and session.pending_trace_id == "trace-b"
+    await store.uow.commit("t1", [ConsumeRange(sid, 1, 2, True, 3_000)])
+    session = await store.sessions.get("t1", sid)
+    assert session is not None and session.pending_trace_id is None
+    await append(store, k, "m3", trace_id="trace-c")
+    session = await store.sessions.get("t1", sid)
+    assert session is not None and session.pending_trace_id == "trace-c"

@@ -37,7 +37,7 @@ from acf.ports.lease import CheckFence
 from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry, LedgerQuery
 from acf.ports.message_log import AppendMessage
 from acf.ports.outbox import ApplyDeliveryStatus, EnqueueReply, RecordAttempt
-from acf.ports.request_log import SaveResponse, StoredResponse
+from acf.ports.request_log import ReserveRequest, SaveResponse
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState, SessionFilter
 from acf.ports.step_memo import MemoKey, RememberStep
 from acf.ports.store import Store
@@ -108,7 +108,8 @@ async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
                 FabricEvent(EventKind.TURN_STARTED, 1_000, Correlation(tenant, "tr", r.session_id))
             ),
             BeginExecution(_ledger_entry(tenant, r.session_id)),
-            SaveResponse(StoredResponse("shared-idem", "h", 202, {"secret": tenant}, 1_000)),
+            ReserveRequest("shared-idem", "h", 1_000),
+            SaveResponse("shared-idem", 202, {"secret": tenant}),
         ],
     )
     outbox_id = results.get(enqueue)
@@ -251,7 +252,8 @@ def _writes(b: World, clock: VirtualClock) -> dict[type[WriteOp[Any]], WriteOp[A
         CancelTimer: CancelTimer(b.session_id, "window"),
         BeginExecution: None,  # type: ignore[dict-item]  # creates A's own row: checked below
         FinishExecution: FinishExecution("shared-exec", LedgerStatus.SUCCEEDED, 2_000),
-        SaveResponse: None,  # type: ignore[dict-item]  # creates A's own row: checked below
+        SaveResponse: SaveResponse("shared-idem", 202, {"theirs": True}),
+        ReserveRequest: None,  # type: ignore[dict-item]  # creates A's own row: checked below
     }
 
 
@@ -286,7 +288,8 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
             EnqueueReply(b.session_id, b.turn_id, 0, {"text": "mine"}, 3_000),
             RememberStep(MemoKey("shared-group", "step", "fp"), {"secret": A}, 3_000),
             BeginExecution(replace(_ledger_entry(A, b.session_id), args={"secret": A})),
-            SaveResponse(StoredResponse("shared-idem", "h2", 202, {"secret": A}, 3_000)),
+            ReserveRequest("shared-idem", "h2", 3_000),
+            SaveResponse("shared-idem", 202, {"secret": A}),
         ],
     )
     assert await snapshot() == before

@@ -1,6 +1,7 @@
 """Posting messages and typing signals over HTTP: acceptance, dedupe, idempotency, errors,
 limits and the trace id."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -159,3 +160,77 @@ async def test_over_the_rate_429_with_retry_after_and_nothing_accepted(limited: 
         # another tenant has its own budget
     async with limited.client("globex") as g:
         assert (await g.post("/v1/messages", json=body(cid="g1"))).status_code == 202
+
+
+async def test_racing_requests_with_one_key_and_different_bodies_accept_one(api: Api) -> None:
+    async with api.client() as c:
+        headers = {"Idempotency-Key": "race"}
+        bodies = [body(f"hi {i}", cid=f"r{i}") for i in range(5)]
+        responses = await asyncio.gather(
+            *(c.post("/v1/messages", json=b, headers=headers) for b in bodies)
+        )
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [202, 422, 422, 422, 422]
+        winner = next(r for r in responses if r.status_code == 202).json()
+        session = await settled(c, winner["session_id"])
+        assert session["last_seq"] == 1  # the refused bodies were not accepted
+        same = await asyncio.gather(
+            *(
+                c.post(
+                    "/v1/messages", json=body("same", cid="s"), headers={"Idempotency-Key": "k2"}
+                )
+                for _ in range(4)
+            )
+        )
+        assert {r.status_code for r in same} == {202}
+        assert len({r.text for r in same}) == 1
+
+
+async def test_client_message_ids_are_scoped_by_customer(api: Api) -> None:
+    async with api.client() as c:
+        alice = (await c.post("/v1/messages", json=body("hello", cid="1"))).json()
+        bob = (await c.post("/v1/messages", json=body("hello", cid="1", customer="bob"))).json()
+        assert bob["duplicate"] is False and bob["session_id"] != alice["session_id"]
+        for accepted in (alice, bob):
+            session = await settled(c, accepted["session_id"])
+            assert [m["client_message_id"] for m in session["messages"]] == ["1"]
+            assert len(session["replies"]) == 1
+
+
+async def test_another_tenant_posting_the_same_ids_touches_nothing_of_ours(api: Api) -> None:
+    async with api.client() as mine, api.client("globex") as theirs:
+        ours = (await mine.post("/v1/messages", json=body())).json()
+        other = (await theirs.post("/v1/messages", json=body())).json()
+        assert other["duplicate"] is False and other["session_id"] != ours["session_id"]
+        typing = await theirs.post(
+            "/v1/typing", json={"agent": "support", "customer": "alice", "active": True}
+        )
+        assert typing.json()["session_id"] == other["session_id"]
+        ours_now = await settled(mine, ours["session_id"])
+        assert ours_now["last_seq"] == 1
+        assert [r["text"] for r in ours_now["replies"]] == ["Hi from acme"]
+        events = (await mine.get("/v1/events", params={"kind": "typing.started"})).json()
+        assert events["items"] == []
+
+
+async def test_an_oversized_chunked_body_gets_413(api: Api) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"agent": "support", "customer": "alice", "client_message_id": "big", "text": "'
+        for _ in range(40):
+            yield b"x" * 8192
+        yield b'"}'
+
+    async with api.client() as c:
+        r = await c.post(
+            "/v1/messages", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 413 and r.json()["error"] == "too_large"
+        assert (await c.get("/v1/sessions")).json()["items"] == []
+
+
+async def test_a_key_of_a_tenant_missing_from_the_configuration_is_refused(api: Api) -> None:
+    await api.service.api_keys.create("ghost", "test", "acf_ghost_key_0123456789", 1)
+    async with api.client(None) as c:
+        headers = {"Authorization": "Bearer acf_ghost_key_0123456789"}
+        r = await c.post("/v1/messages", json=body(), headers=headers)
+        assert r.status_code == 401 and "not in this configuration" in r.json()["message"]

@@ -58,6 +58,8 @@ async def test_lists_never_show_another_tenants_objects(api: Api) -> None:
         assert (await theirs.get("/v1/sessions")).json()["items"] == []
         assert (await theirs.get("/v1/events")).json()["items"] == []
         assert (await theirs.get("/v1/ledger", params={"customer": "carol"})).json()["items"] == []
+        by_session = await theirs.get("/v1/ledger", params={"session_id": sid})
+        assert by_session.json()["items"] == []
         async with theirs.stream("GET", "/v1/stream") as stream:
             lines = stream.aiter_lines()
             first = await asyncio.wait_for(anext(lines), 5)

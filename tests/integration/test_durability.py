@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from acf.adapters.channels.web import client_message_id_of
 from acf.adapters.sqlite import DatabaseInUse, Durability
 from acf.bootstrap import Embedded, open_embedded
 
@@ -152,7 +153,7 @@ async def test_acknowledged_message_survives_sigkill(
         assert message is not None, "an acknowledged message was lost by a process crash"
         assert message.seq == int(seq) == 1
         assert message.text == "hello"
-        assert message.provider_message_id == "m-1"
+        assert client_message_id_of(message.provider_message_id) == "m-1"
         session = await embedded.store.sessions.get(TENANT, message.session_id)
         assert session is not None
         assert session.last_seq == 1

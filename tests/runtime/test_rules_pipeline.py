@@ -12,7 +12,8 @@ from acf.domain.agent_settings import AgentSettings
 from acf.domain.tools import LedgerStatus
 from acf.domain.turns import TurnPhase
 from acf.pipelines.rules import RulesPipeline
-from acf.pipelines.rules_model import RulesConfig, load_rules, parse_rules
+from acf.pipelines.rules_load import load_rules, parse_rules
+from acf.pipelines.rules_model import RulesConfig
 from acf.ports.ledger import LedgerQuery
 from acf.service.agents import AgentBinding, Agents
 from acf.service.tool_gateway import ToolRegistry

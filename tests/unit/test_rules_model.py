@@ -12,7 +12,7 @@ from acf.demo.commerce import COMMERCE_SPECS
 from acf.domain.errors import InvalidValue
 from acf.domain.tools import SideEffectPolicy, ToolSpec
 from acf.pipelines import templates
-from acf.pipelines.rules_model import check_tools, load_rules, parse_rules
+from acf.pipelines.rules_load import check_tools, load_rules, parse_rules
 
 
 def _rule(**fields: Any) -> dict[str, Any]:
@@ -57,6 +57,30 @@ def test_keyword_rules_score_lower_and_match_whole_words_in_any_case() -> None:
     assert not any(p.search("refunded") for p in patterns)
 
 
+ARABIC_INDIC_1001 = "\u0661\u0660\u0660\u0661"
+
+
+def test_regexes_are_ascii_unless_the_rule_asks_for_unicode() -> None:
+    ascii_rule, unicode_rule = parse_rules(
+        _doc(
+            _rule(match={"regex": r"order\W+(?P<order_id>\d+)"}),
+            _rule(name="wide", match={"regex": r"order\W+(?P<order_id>\d+)", "unicode": True}),
+        ),
+        "x.yaml",
+    ).rules
+    (narrow,) = ascii_rule.match.patterns()
+    (wide,) = unicode_rule.match.patterns()
+    assert narrow.search("ORDER 1001") and wide.search("ORDER 1001")  # case still ignored
+    assert narrow.search(f"order {ARABIC_INDIC_1001}") is None
+    found = wide.search(f"order {ARABIC_INDIC_1001}")
+    assert found is not None and found["order_id"] == ARABIC_INDIC_1001
+    assert narrow.search("order \u00e91001")  # \W: \u00e9 is not an ASCII word character
+    assert wide.search("order \u00e91001") is None
+    keywords = parse_rules(_doc(_rule(match={"keywords": ["\u00fcber"]}, reply="x")), "x")
+    (umlaut,) = keywords.rules[0].match.patterns()
+    assert umlaut.search("\u00dcBER alles") and not umlaut.search("x\u00fcber")  # Unicode
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -70,6 +94,16 @@ def test_keyword_rules_score_lower_and_match_whole_words_in_any_case() -> None:
         (
             _doc(_rule(match={"regex": "x", "keywords": ["y"]})),
             "rules.0.match (rule 'order_status'): expected exactly one of regex",
+        ),
+        (
+            _doc(_rule(match={"regex": r"(?u)order (?P<order_id>\d+)"})),
+            "rules.0.match.regex (rule 'order_status'): invalid regular expression "
+            "'(?u)order (?P<order_id>\\\\d+)': ASCII and UNICODE flags are incompatible (set "
+            "unicode: true",
+        ),
+        (
+            _doc(_rule(match={"keywords": ["order"], "unicode": True}, reply="x")),
+            "rules.0.match (rule 'order_status'): unicode applies to regex only",
         ),
         (
             _doc(_rule(reply="Order {order_no}.")),

@@ -1,15 +1,17 @@
 """The IntentRouter, a pure function: file order, sticky lanes (no ping-pong), conditions,
-slots a rule needs, and the routes it returns."""
+slots a rule needs, and the routes it returns; what routing costs on hostile texts."""
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
 
 from acf.demo import demo_rules
-from acf.pipelines.router import active_lane, route
-from acf.pipelines.rules_model import parse_rules
+from acf.pipelines.router import MATCH_CHARS, active_lane, matched_text, route
+from acf.pipelines.rules_load import parse_rules
 
 NOW = 1_000_000
 LATER = NOW + 60_000
@@ -229,12 +231,16 @@ DEMO_PHRASES = {
     "where is order 1001": ("order_status", {"order_id": "1001"}),
     "where is order 1001 sorry, I meant 1002": ("order_status", {"order_id": "1002"}),
     "where is order 1001 sorry, I meant order 1002": ("order_status", {"order_id": "1002"}),
+    "where is order 1001\nsorry, I meant 1002": ("order_status", {"order_id": "1002"}),
+    "order #1001 or rather #1003": ("order_status", {"order_id": "1003"}),
+    "where is order \u0661\u0660\u0660\u0661": ("which_order", {}),  # Arabic-Indic: not \\d
     "hi I want to know where is order 1001": ("order_status", {"order_id": "1001"}),
     "hi I'd like to know where order 1001 is": ("order_status", {"order_id": "1001"}),
     "refund order 1003": ("refund", {"order_id": "1003"}),
     "1003 I want a refund": ("refund", {"order_id": "1003"}),
     "I want a refund": ("refund_which_order", {}),
     "cancel my subscription 2001": ("cancel_subscription", {"subscription_id": "2001"}),
+    "stop the subscription 2001, no, 2002": ("cancel_subscription", {"subscription_id": "2002"}),
     "please unsubscribe me": ("cancel_which_subscription", {}),
     "my order 1004 arrived damaged": ("order_problem", {"order_id": "1004"}),
     "I'd like to talk to a person": ("talk_to_person", {}),
@@ -265,3 +271,77 @@ def test_the_demo_answers_a_bare_number_in_the_sticky_commerce_lane() -> None:
     asked = route("1003", DEMO, "commerce", LATER, NOW, last_intent="refund_which_order")
     assert asked is not None
     assert asked.rule.name == "refund_order_number"
+
+
+# -- what routing costs: linear in the text, and only its end is matched --------------------
+
+HOSTILE = {  # each at least 16 KB, each once slow: up to 100 s
+    "cancel subscription": "cancel subscription " * 820,
+    "many numbers": "123 " * 4096,
+    "one long number": "1" * 16384,
+    "many keywords": "order " * 3000,
+    "keyword, short number": "refund 1 " * 1900,
+    "keyword, number, keyword": "where is order 1 " * 1000,
+    "number, keyword": "12 broken " * 1700,
+}
+PLAIN = ("the weather is nice today, is it not? " * 500)[:16384]  # no rule matches: all run
+
+
+def _seconds(run: Callable[[], object], repeats: int = 5) -> float:
+    """The best of ``repeats`` runs: the least disturbed by a busy machine."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("last_intent", [None, "refund_which_order"], ids=["any", "after"])
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_hostile_text_routes_about_as_fast_as_a_plain_one_of_its_length(
+    text: str, last_intent: str | None
+) -> None:
+    # relative to a baseline measured alongside, so robust on a slow or busy machine (before
+    # the fix, the hostile texts took 40 to 4,000 times the plain one; now about 1)
+    lane = None if last_intent is None else "commerce"  # "after": the number-only rules too
+    baseline = _seconds(partial(route, PLAIN, DEMO, lane, LATER, NOW, last_intent=last_intent))
+    cost = _seconds(partial(route, text, DEMO, lane, LATER, NOW, last_intent=last_intent))
+    assert cost < 10 * baseline
+
+
+@pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
+def test_every_demo_regex_takes_linear_time(text: str) -> None:
+    # on the whole text (no cap): 8 times the text must cost about 8 times the time, not
+    # 64 (quadratic) or 512 (cubic); the threshold sits between (and 0.1 ms of slack)
+    unit = text[:2000]
+    for rule in DEMO.rules:
+        for pattern in rule.match.patterns() if rule.match.regex else ():
+            short = _seconds(partial(pattern.search, unit))
+            long = _seconds(partial(pattern.search, unit * 8))
+            assert long < 24 * short + 1e-4, (rule.name, pattern.pattern)
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("short text", 100, "short text"),
+        ("abc def ghi", 7, "def ghi"),  # cut at a space
+        ("abc def ghi", 6, "ghi"),  # cut inside a word: it goes
+        ("order 12345", 3, ""),  # never "345"
+        ("order 12345  ", 4, ""),
+        ("x" * 50, 10, ""),
+    ],
+)
+def test_the_matched_text_is_the_end_of_the_turn_cut_between_words(
+    text: str, limit: int, expected: str
+) -> None:
+    assert matched_text(text, limit) == expected
+
+
+def test_rules_match_the_end_of_a_long_turn() -> None:
+    filler = "blah " * (MATCH_CHARS // 5)
+    found = route(filler + "where is order 1001", DEMO, None, None, NOW)
+    assert found is not None
+    assert (found.rule.name, dict(found.captures)) == ("order_status", {"order_id": "1001"})
+    assert route("where is order 1001 " + filler, DEMO, None, None, NOW) is None

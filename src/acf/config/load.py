@@ -10,7 +10,6 @@ time).
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +19,10 @@ import yaml
 from pydantic import ValidationError
 
 from acf.config.model import AcfConfig, RulesPipelineFields
+from acf.config.tools import SECRET_REF
 from acf.domain.errors import InvalidValue
-from acf.pipelines.rules_model import RulesConfig, load_rules, parse_rules
-
-_SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+from acf.pipelines.rules_load import load_rules, parse_rules
+from acf.pipelines.rules_model import RulesConfig
 
 
 class ConfigError(InvalidValue):
@@ -42,15 +41,32 @@ class LoadedConfig:
     def missing_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
         env = os.environ if environ is None else environ
         text = self.config.model_dump_json()
-        return sorted({name for name in _SECRET_REF.findall(text) if name not in env})
+        return sorted({name for name in SECRET_REF.findall(text) if name not in env})
+
+
+# Pydantic puts a union member's tag in the error's path; the file has no such level.
+_TAGS = {"pipeline": {"rules", "python"}, "tools": {"builtin", "http"}}
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """The dotted path of a field in the file, without pydantic's union tags."""
+    parts: list[str] = []
+    for index, part in enumerate(loc):
+        owner = loc[index - 1] if index else None
+        if isinstance(owner, int) and index >= 2:
+            owner = loc[index - 2]
+        if (
+            isinstance(owner, str)
+            and str(part) in _TAGS.get(owner, ())
+            and (owner == "pipeline" or isinstance(loc[index - 1], int))
+        ):
+            continue
+        parts.append(str(part))
+    return ".".join(parts) or "(top level)"
 
 
 def _problems(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        path = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        lines.append(f"{path}: {error['msg']}")
-    return "; ".join(lines)
+    return "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 def parse_config(body: Any, source: str, base_dir: Path | None = None) -> LoadedConfig:

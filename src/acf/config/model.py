@@ -42,6 +42,13 @@ class ChannelPolicyFields(ConfigModel):
     """Accumulation on one channel (DESIGN §5); unset fields keep acf's default."""
 
     mode: AccumulationMode
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as false.
+        return "off" if value is False else value
+
     window_ms: int | None = Field(default=None, ge=0)
     min_window_ms: int | None = Field(default=None, ge=0)
     max_window_ms: int | None = Field(default=None, ge=0)
@@ -126,11 +133,13 @@ class LimitsFields(ConfigModel):
     @classmethod
     def _parse(cls, value: str) -> str:
         try:
-            limits.parse(value)
+            item = limits.parse(value)
         except ValueError:
             raise ValueError(
                 'expected a rate such as "20/second" or "100 per 10 seconds"'
             ) from None
+        if item.amount < 1:
+            raise ValueError("expected at least 1 message per window")
         return value
 
 

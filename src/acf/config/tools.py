@@ -3,6 +3,7 @@
 Secrets are references (``${NAME}``, read from the environment at call time), never values.
 """
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -10,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS, DedupeScope, SideEffectPolicy, ToolSpec
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+SECRET_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+"""A secret reference: ``${NAME}``, an environment variable in capitals."""
 _SECRET_HINT = ("secret", "token", "password", "key", "authorization")
 
 
@@ -35,8 +38,14 @@ class HttpDeclaration(ConfigModel):
     @classmethod
     def _no_inline_secrets(cls, headers: dict[str, str]) -> dict[str, str]:
         for name, value in headers.items():
-            if any(h in name.lower() for h in _SECRET_HINT) and "${" not in value:
-                raise ValueError(f"header {name} must reference a secret as ${{NAME}}, not hold it")
+            if any(h in name.lower() for h in _SECRET_HINT) and not SECRET_REF.search(value):
+                raise ValueError(
+                    f"header {name} must reference a secret as ${{NAME}} (capitals, digits, _), "
+                    "not hold it"
+                )
+            bad = re.findall(r"\$\{([^}]*)\}", value)
+            if any(not SECRET_REF.fullmatch("${" + ref + "}") for ref in bad):
+                raise ValueError(f"header {name}: a secret reference is ${{NAME}} in capitals")
         return headers
 
 

@@ -5,7 +5,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from acf.demo.commerce import CommerceBackend, commerce_tools
-from acf.pipelines.rules_model import RulesConfig, load_rules
+from acf.pipelines.rules_load import load_rules
+from acf.pipelines.rules_model import RulesConfig
 
 DEMO_TENANT = "demo"
 DEMO_AGENT = "support"

@@ -2,7 +2,8 @@
 
 from acf.pipelines.router import Route, route
 from acf.pipelines.rules import RulesPipeline
-from acf.pipelines.rules_model import RulesConfig, check_tools, load_rules, parse_rules
+from acf.pipelines.rules_load import check_tools, load_rules, parse_rules
+from acf.pipelines.rules_model import RulesConfig
 
 __all__ = [
     "Route",

@@ -4,19 +4,30 @@ Rules are tried in file order. While a lane is sticky (``sticky_until_ms`` is la
 now), a matching rule of that lane wins over earlier-listed rules of other lanes, so a
 conversation does not ping-pong between lanes; otherwise the first matching rule wins. A
 rule with ``overrides_sticky: true`` (talk to a person, stop) counts as one of the sticky
-lane's rules. A
-rule with ``when: {sticky: true}`` applies only while its own lane is sticky, one with
-``when: {after_intent: [...]}`` only right after one of those intents (the lane still
-sticky). A rule whose capture or state slots (without a default) cannot be filled does
-not apply. A regex rule with several patterns takes the first one that applies.
+lane's rules. A rule with ``when: {sticky: true}`` applies only while its own lane is
+sticky, one with ``when: {after_intent: [...]}`` only right after one of those intents (the
+lane still sticky). A rule whose capture or state slots (without a default) cannot be
+filled does not apply. A regex rule with several patterns takes the first one that applies.
+
+Rules match the LAST ``MATCH_CHARS`` (2,000) characters of the turn's text (cut at a word
+boundary: a word or number the cut went through is dropped, so ``12345`` never reads as
+``345``). The last, because the latest messages of a turn correct the earlier ones ("where
+is order 1001 ... sorry, I meant 1002"); the cap, because routing runs on the event loop and
+a rule's regex may be slow on long texts: it bounds what any rule costs per turn. ``{text}``
+in templates is still the whole text.
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from acf.pipelines import templates
 from acf.pipelines.rules_model import LATE_SLOTS, RuleFields, RulesConfig
+
+MATCH_CHARS = 2000
+"""How much of the turn's text (its end) the rules match."""
+_PARTIAL_WORD = re.compile(r"\S*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +48,18 @@ def active_lane(lane: str | None, sticky_until_ms: int | None, now_ms: int) -> s
     if lane is None or sticky_until_ms is None or now_ms >= sticky_until_ms:
         return None
     return lane
+
+
+def matched_text(text: str, limit: int = MATCH_CHARS) -> str:
+    """The end of ``text`` the rules match: its last ``limit`` characters, less the partial
+    word at the cut."""
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    if not text[cut - 1].isspace():
+        partial = _PARTIAL_WORD.match(text, cut)
+        cut = partial.end() if partial else cut
+    return text[cut:].lstrip()
 
 
 def needed_templates(rule: RuleFields) -> list[str]:
@@ -88,6 +111,7 @@ def route(
 ) -> Route | None:
     """The rule that answers ``text``, or ``None`` (the fallback answers)."""
     sticky = active_lane(lane, sticky_until_ms, now_ms)
+    text = matched_text(text)
     first: tuple[RuleFields, dict[str, str]] | None = None
     for rule in config.rules:
         if not _eligible(rule, sticky, last_intent):

@@ -1,4 +1,5 @@
-r"""The rules document of the scripted rules pipeline: pydantic models, loading and checks.
+r"""The rules document of the scripted rules pipeline: its pydantic models and their checks
+(loading: ``acf.pipelines.rules_load``).
 
 ```yaml
 sticky_seconds: 300            # how long a lane stays sticky after one of its rules answered
@@ -19,9 +20,10 @@ rules:                         # tried in file order; see ``acf.pipelines.router
   - name: order_status
     lane: commerce
     intent: order_status       # default: the rule's name
-    match: {regex: '\border\b(?:.*\D)?(?P<order_id>\d{3,8})\b'}   # str or list of str
+    match: {regex: '\border\b\D{0,40}(?P<order_id>\d{3,8})\b'}   # str or list of str
     # match: {keywords: [refund, money back]}   # any of them, whole words, any case
     # match: {..., case_sensitive: true}
+    # match: {regex: ..., unicode: true}       # \d, \w, \b, \s beyond ASCII (see below)
     when: {sticky: true}       # only while this rule's lane is sticky
     overrides_sticky: false    # true: counts as a rule of whichever lane is sticky
     # when: {after_intent: [refund_which_order]}  # only right after one of these intents
@@ -51,21 +53,35 @@ path of the field (and the rule) and what was expected.
 A rule runs: ``latency_ms``, then ``call`` (a failed call answers with its outcome reply and
 stops), then ``confirm`` (its question may use the call's result), then the reply, the
 question last. The text matched is the turn's messages joined by spaces (a button reply
-counts by its title and id); a superseded turn's restart reads all of its messages, so a
-greedy ``(?:.*\D)?`` before a capture takes the last number ("order 1001, sorry, 1002").
+counts by its title and id), its last ``router.MATCH_CHARS`` (2,000) characters only; a
+superseded turn's restart reads all of its messages, so a rule that takes the last number
+after its keyword answers a correction ("order 1001, sorry, 1002").
+
+Regexes are searched (not anchored), ignoring case unless ``case_sensitive``, and compiled
+with ``re.ASCII`` unless ``unicode: true``: ``\d`` is ``[0-9]`` (not Arabic-Indic or other
+Unicode digits), ``\w``, ``\b``, ``\s`` and case folding are ASCII. Keywords are always
+Unicode-aware. A customer writes anything, so a regex must not backtrack catastrophically:
+no unbounded ``.*`` before a capture where the pattern can retry at many positions
+(``\bkw\b(?:.*\D)?(?P<n>\d+)`` rescans the rest of the text at every ``kw``); bound the gap
+(``\D{0,40}``), or commit to the first keyword with an anchored atomic group, then take the
+last number in one pass: ``(?s)\A(?>.*?\bkw\b)(?:.*\D)?(?P<n>\d{3,8})\b`` (as the demo's
+rules do). The 2,000-character cap bounds the cost of a pattern that slips through.
 """
 
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from acf.domain.errors import InvalidValue
-from acf.domain.tools import ToolSpec
 from acf.pipelines import templates
 
 NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
@@ -97,8 +113,9 @@ def _words(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=2048)
-def _compile(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
-    return re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
+def _compile(pattern: str, case_sensitive: bool, unicode: bool) -> re.Pattern[str]:
+    flags = re.NOFLAG if case_sensitive else re.IGNORECASE
+    return re.compile(pattern, flags if unicode else flags | re.ASCII)
 
 
 def _keyword_pattern(keyword: str) -> str:
@@ -111,20 +128,27 @@ class ButtonFields(RulesModel):
 
 
 class MatchFields(RulesModel):
+    # the flags first: the regex validator reads them
+    case_sensitive: bool = False
+    unicode: bool = False
+    """Regexes only: Unicode ``\\d``, ``\\w``, ``\\b``, ``\\s`` and case folding (default ASCII)."""
     regex: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
-    case_sensitive: bool = False
 
     _listify = field_validator("regex", "keywords", mode="before")(_listed)
 
     @field_validator("regex")
     @classmethod
-    def _compiles(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+    def _compiles(cls, patterns: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        unicode = bool(info.data.get("unicode", False))
         for pattern in patterns:
             try:
-                re.compile(pattern)
+                _compile(pattern, bool(info.data.get("case_sensitive", False)), unicode)
             except re.error as exc:
                 raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+            except ValueError as exc:  # "(?u)" under re.ASCII: incompatible flags
+                hint = "" if unicode else " (set unicode: true for Unicode matching)"
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}{hint}") from None
         return patterns
 
     @field_validator("keywords")
@@ -138,12 +162,16 @@ class MatchFields(RulesModel):
     def _one_kind(self) -> "MatchFields":
         if bool(self.regex) == bool(self.keywords):
             raise ValueError("expected exactly one of regex (a pattern or a list) and keywords")
+        if self.unicode and self.keywords:
+            raise ValueError("unicode applies to regex only (keywords are always Unicode)")
         return self
 
     def patterns(self) -> tuple[re.Pattern[str], ...]:
         """What is searched for, in order (keywords: one pattern each, whole words)."""
-        sources = self.regex or tuple(_keyword_pattern(k) for k in self.keywords)
-        return tuple(_compile(s, self.case_sensitive) for s in sources)
+        if self.regex:
+            return tuple(_compile(s, self.case_sensitive, self.unicode) for s in self.regex)
+        keywords = (_keyword_pattern(k) for k in self.keywords)
+        return tuple(_compile(s, self.case_sensitive, True) for s in keywords)
 
     def capture_names(self) -> frozenset[str]:
         return frozenset(n for p in self.patterns() for n in p.groupindex)
@@ -337,69 +365,3 @@ def _document_problems(config: RulesConfig) -> list[str]:
             if text is not None:
                 problems += _slot_problems(f"{group}.{name}", [text], BASE_SLOTS | LATE_SLOTS)
     return problems
-
-
-def _rule_name(body: Any, loc: tuple[Any, ...]) -> str:
-    if len(loc) < 2 or loc[0] != "rules" or not isinstance(loc[1], int):
-        return ""
-    rules = body.get("rules") if isinstance(body, Mapping) else None
-    if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], Mapping):
-        name = rules[loc[1]].get("name")
-        if isinstance(name, str):
-            return f" (rule {name!r})"
-    return ""
-
-
-def parse_rules(body: Any, source: str) -> RulesConfig:
-    """Validate a parsed rules document; errors name ``source``, the field path and what was
-    expected, e.g. ``rules.yaml: rules.2.match.regex (rule 'refund'): invalid ...``."""
-    if not isinstance(body, Mapping):
-        raise InvalidValue(f"{source}: expected a mapping with rules, got {type(body).__name__}")
-    try:
-        return RulesConfig.model_validate(dict(body))
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            path = ".".join(str(p) for p in loc)
-            problems.append(f"{path}{_rule_name(body, loc)}: {message}" if path else message)
-        raise InvalidValue(f"{source}: {'; '.join(problems)}") from None
-
-
-def load_rules(path: Path) -> RulesConfig:
-    """Read and validate the rules file at ``path``."""
-    try:
-        body = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidValue(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise InvalidValue(f"{path}{where}: invalid YAML: {exc}") from None
-    return parse_rules(body, str(path))
-
-
-def check_tools(config: RulesConfig, specs: Iterable[ToolSpec], source: str = "rules") -> None:
-    """Check the rules against the agent's tools: every tool named is allowed, and a tool
-    that requires confirmation is used only through ``confirm``."""
-    by_name = {s.name: s for s in specs}
-    problems = []
-    for index, rule in enumerate(config.rules):
-        where = f"rules.{index}"
-        for part, tool in (("call", rule.call), ("confirm", rule.confirm)):
-            if tool is None:
-                continue
-            spec = by_name.get(tool.tool)
-            if spec is None:
-                problems.append(
-                    f"{where}.{part}.tool (rule {rule.name!r}): the agent has no tool "
-                    f"{tool.tool!r}; expected one of {sorted(by_name)}"
-                )
-            elif part == "call" and spec.requires_confirmation:
-                problems.append(
-                    f"{where}.call.tool (rule {rule.name!r}): {tool.tool} requires "
-                    "confirmation; use confirm instead of call"
-                )
-    if problems:
-        raise InvalidValue(f"{source}: {'; '.join(problems)}")

@@ -25,41 +25,53 @@ Listener = Callable[[Sequence[FabricEvent]], None]
 
 
 class ObservedUnitOfWork:
-    def __init__(self, inner: UnitOfWork, listeners: Sequence[Listener] = ()) -> None:
+    def __init__(
+        self,
+        inner: UnitOfWork,
+        listeners: Sequence[Listener] = (),
+        on_commit: Sequence[Callable[[TenantId], None]] = (),
+    ) -> None:
         self._inner = inner
         self._listeners = list(listeners)
-
-    def listen(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        self._on_commit = list(on_commit)
 
     async def commit(self, tenant: TenantId, ops: Sequence[WriteOp[Any]]) -> CommitResults:
         results = await self._inner.commit(tenant, ops)
-        events = [
-            replace(op.event, event_id=results.get(op)) for op in ops if isinstance(op, AppendEvent)
-        ]
-        if events:
-            for listener in self._listeners:
-                try:
+        try:
+            for hook in self._on_commit:
+                hook(tenant)
+            events = [
+                replace(op.event, event_id=results.get(op))
+                for op in ops
+                if isinstance(op, AppendEvent)
+            ]
+            if events:
+                for listener in self._listeners:
                     listener(events)
-                except Exception as exc:  # an observer never breaks a committed unit
-                    log.warning("event_feed.listener_failed", error=repr(exc))
+        except Exception as exc:  # an observer never breaks a committed unit
+            log.warning("event_feed.listener_failed", error=repr(exc))
         return results
 
 
 class EventFeed:
-    """Wakes waiters when events of a tenant were committed in this process."""
+    """Wakes the streams of a tenant when one of its units committed in this process (the
+    adapters record some events themselves, a message's arrival for one)."""
 
     def __init__(self) -> None:
-        self._waiters: dict[TenantId, asyncio.Event] = {}
+        self._news: dict[TenantId, asyncio.Event] = {}
 
-    def __call__(self, events: Sequence[FabricEvent]) -> None:
-        for tenant in {e.tenant for e in events}:
-            waiter = self._waiters.pop(tenant, None)
-            if waiter is not None:
-                waiter.set()
+    def ticket(self, tenant: TenantId) -> asyncio.Event:
+        """Take before reading the store: a commit after that sets it, so no news that
+        lands between the read and the wait is missed."""
+        return self._news.setdefault(tenant, asyncio.Event())
 
-    async def wait(self, tenant: TenantId, timeout_s: float) -> None:
-        """Return when the tenant has new events, or after ``timeout_s``."""
-        waiter = self._waiters.setdefault(tenant, asyncio.Event())
+    def wake(self, tenant: TenantId) -> None:
+        news = self._news.pop(tenant, None)
+        if news is not None:
+            news.set()
+
+    @staticmethod
+    async def wait(ticket: asyncio.Event, timeout_s: float) -> None:
+        """Return when ``ticket`` is set, or after ``timeout_s``."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter.wait(), timeout_s)
+            await asyncio.wait_for(ticket.wait(), timeout_s)

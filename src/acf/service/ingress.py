@@ -7,7 +7,9 @@ is the session woken (for re-deliveries too). Anything refused raises an
 ``IngressError`` and stores nothing.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -17,7 +19,7 @@ from acf.domain.messages import NewMessage
 from acf.ports.clock import Clock
 from acf.ports.directory import Directory
 from acf.ports.message_log import AppendMessage
-from acf.ports.unit_of_work import UnitOfWork
+from acf.ports.unit_of_work import UnitOfWork, WriteOp
 from acf.ports.wakeup import WakeUps
 
 log = structlog.get_logger("acf.ingress")
@@ -48,12 +50,19 @@ class Ingress:
         if not self._directory.has_agent(tenant, agent):
             raise UnknownAgent(tenant, agent)
 
-    async def accept(self, message: NewMessage, trace_id: TraceId | None = None) -> Accepted:
+    async def accept(
+        self,
+        message: NewMessage,
+        trace_id: TraceId | None = None,
+        guards: Sequence[WriteOp[Any]] = (),
+    ) -> Accepted:
+        """``guards`` are committed in the same unit, before the message: if one refuses
+        (``Conflict``), the message is not accepted."""
         key = message.key
         self.check_recipient(key.tenant, key.agent)
         trace_id = trace_id or new_trace_id()
         op = AppendMessage(message, self._clock.now_ms(), trace_id)
-        result = (await self._uow.commit(key.tenant, [op])).get(op)
+        result = (await self._uow.commit(key.tenant, [*guards, op])).get(op)
         accepted = Accepted(
             result.message_id, result.session_id, result.seq, result.duplicate, trace_id
         )

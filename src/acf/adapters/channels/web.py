@@ -1,5 +1,6 @@
 """The web-chat channel's JSON format, normalised into a ``NewMessage``."""
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,26 @@ class WebMedia(BaseModel):
     caption: str | None = Field(default=None, max_length=4096)
 
 
+_WEB_ID_PREFIX = "web|"
+_DIGEST_CHARS = 16
+MAX_CLIENT_ID_LENGTH = MAX_PROVIDER_ID_LENGTH - len(_WEB_ID_PREFIX) - _DIGEST_CHARS - 1
+
+
+def web_provider_id(agent: str, customer: str, client_message_id: str) -> str:
+    """The dedupe id of a web-chat message: a client's ids are unique per customer only
+    (a widget may number its messages 1, 2, 3…), so the id is scoped by agent and customer:
+    ``web|<digest of agent and customer>|<client id>``."""
+    digest = hashlib.sha256(f"{agent}\x00{customer}".encode()).hexdigest()[:_DIGEST_CHARS]
+    return f"{_WEB_ID_PREFIX}{digest}|{client_message_id}"
+
+
+def client_message_id_of(provider_message_id: str) -> str | None:
+    """The client's own id inside a web-chat dedupe id; None for other channels' ids."""
+    if not provider_message_id.startswith(_WEB_ID_PREFIX):
+        return None
+    return provider_message_id.split("|", 2)[2]
+
+
 class WebChatMessage(BaseModel):
     """One message posted by the web chat widget."""
 
@@ -39,7 +60,7 @@ class WebChatMessage(BaseModel):
 
     agent: str = Field(min_length=1, max_length=MAX_PART_LENGTH)
     customer: str = Field(min_length=1, max_length=MAX_PART_LENGTH)
-    client_message_id: str = Field(min_length=1, max_length=MAX_PROVIDER_ID_LENGTH)
+    client_message_id: str = Field(min_length=1, max_length=MAX_CLIENT_ID_LENGTH)
     text: str | None = None
     button: WebButton | None = None
     media: list[WebMedia] = Field(default_factory=list, max_length=MAX_MEDIA_PER_MESSAGE)
@@ -65,7 +86,7 @@ def parse_web_message(tenant: str, payload: Mapping[str, Any]) -> NewMessage:
     try:
         return NewMessage(
             key=SessionKey(tenant, body.agent, body.customer, Channel.WEB),
-            provider_message_id=body.client_message_id,
+            provider_message_id=web_provider_id(body.agent, body.customer, body.client_message_id),
             text=body.text,
             button=None if body.button is None else ButtonReply(body.button.id, body.button.title),
             media=tuple(MediaRef(m.ref, m.mime_type, m.caption) for m in body.media),

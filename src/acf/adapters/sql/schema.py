@@ -69,6 +69,8 @@ messages = sa.Table(
     sa.Column("provider_timestamp_ms", Ms, nullable=True),
     sa.Column("sender_name", sa.Text, nullable=True),
     sa.Column("received_at_ms", Ms, nullable=False),
+    # The trace of the request that delivered the message (the turn answering it joins it).
+    sa.Column("trace_id", sa.String(64), nullable=True),
     sa.UniqueConstraint("tenant", "channel", "provider_message_id", name="ux_messages_provider"),
     sa.UniqueConstraint("tenant", "session_id", "seq", name="ux_messages_seq"),
 )
@@ -240,7 +242,7 @@ http_requests = sa.Table(
     sa.Column("tenant", Tenant, primary_key=True),
     sa.Column("idempotency_key", sa.String(256), primary_key=True),
     sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", Json, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("response", Json, nullable=True),
     sa.Column("created_at_ms", Ms, nullable=False),
 )

@@ -27,11 +27,11 @@ class SqliteApiKeys:
         self._path = path
         self._lock = asyncio.Lock()
 
-    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
         conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
         try:
             conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             result = fn(conn)
             conn.execute("COMMIT")
             return result
@@ -42,13 +42,17 @@ class SqliteApiKeys:
         finally:
             conn.close()
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         async with self._lock:
-            return await asyncio.to_thread(self._run, fn)
+            return await asyncio.to_thread(self._run, fn, True)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Reads take no write lock (WAL readers never wait for the runtime's writer)."""
+        return await asyncio.to_thread(self._run, fn, False)
 
     async def create(self, tenant: TenantId, name: str, key: str, at_ms: int) -> ApiKeyRecord:
         record = ApiKeyRecord(tenant, new_id(), name, at_ms)
-        await self._call(
+        await self._write(
             lambda conn: conn.execute(
                 "INSERT INTO api_keys (tenant, key_id, key_hash, name, created_at_ms) "
                 "VALUES (?,?,?,?,?)",
@@ -67,10 +71,10 @@ class SqliteApiKeys:
             ).fetchone()
             return None if row is None else _record(row)
 
-        return await self._call(find)
+        return await self._read(find)
 
     async def list_keys(self, tenant: TenantId) -> list[ApiKeyRecord]:
-        rows = await self._call(
+        rows = await self._read(
             lambda conn: conn.execute(
                 f"SELECT {_COLUMNS} FROM api_keys WHERE tenant = ? ORDER BY created_at_ms",
                 (tenant,),
@@ -79,7 +83,7 @@ class SqliteApiKeys:
         return [_record(r) for r in rows]
 
     async def revoke(self, tenant: TenantId, key_id: str, at_ms: int) -> bool:
-        cursor = await self._call(
+        cursor = await self._write(
             lambda conn: conn.execute(
                 "UPDATE api_keys SET revoked_at_ms = ? WHERE tenant = ? AND key_id = ? "
                 "AND revoked_at_ms IS NULL",

@@ -59,7 +59,7 @@ def _append(conn: sqlite3.Connection, tenant: str, op: AppendMessage) -> AppendR
     inserted = conn.execute(
         "INSERT INTO messages (tenant, message_id, session_id, seq, channel, "
         "provider_message_id, text, button_id, button_title, media, provider_timestamp_ms, "
-        "sender_name, received_at_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "sender_name, received_at_ms, trace_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (tenant, channel, provider_message_id) DO NOTHING",
         (
             tenant,
@@ -75,6 +75,7 @@ def _append(conn: sqlite3.Connection, tenant: str, op: AppendMessage) -> AppendR
             msg.provider_timestamp_ms,
             msg.sender_name,
             op.received_at_ms,
+            op.trace_id,
         ),
     ).rowcount
     if inserted:

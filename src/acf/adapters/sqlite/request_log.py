@@ -5,8 +5,9 @@ from typing import Any
 
 from acf.adapters.sqlite.database import SqliteDatabase
 from acf.adapters.sqlite.registry import dumps, executes, loads
+from acf.domain.errors import Conflict
 from acf.domain.ids import TenantId
-from acf.ports.request_log import SaveResponse, StoredResponse
+from acf.ports.request_log import ReserveRequest, SaveResponse, StoredResponse
 
 _COLUMNS = "idempotency_key, request_hash, status_code, response, created_at_ms"
 
@@ -23,22 +24,28 @@ def _find(conn: sqlite3.Connection, tenant: str, key: str) -> StoredResponse | N
     return None if row is None else _row(row)
 
 
+@executes(ReserveRequest)
+def _reserve(conn: sqlite3.Connection, tenant: str, op: ReserveRequest) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO http_requests (tenant, idempotency_key, request_hash, "
+        "created_at_ms) VALUES (?,?,?,?)",
+        (tenant, op.idempotency_key, op.request_hash, op.at_ms),
+    )
+    held = _find(conn, tenant, op.idempotency_key)
+    if held is None or held.request_hash != op.request_hash:
+        raise Conflict(f"idempotency key {op.idempotency_key!r} is held for another request")
+
+
 @executes(SaveResponse)
 def _save(conn: sqlite3.Connection, tenant: str, op: SaveResponse) -> StoredResponse:
-    r = op.response
     conn.execute(
-        f"INSERT OR IGNORE INTO http_requests (tenant, {_COLUMNS}) VALUES (?,?,?,?,?,?)",
-        (
-            tenant,
-            r.idempotency_key,
-            r.request_hash,
-            r.status_code,
-            dumps(dict(r.body)),
-            r.created_at_ms,
-        ),
+        "UPDATE http_requests SET status_code = ?, response = ? "
+        "WHERE tenant = ? AND idempotency_key = ? AND status_code IS NULL",
+        (op.status_code, dumps(dict(op.body)), tenant, op.idempotency_key),
     )
-    stored = _find(conn, tenant, r.idempotency_key)
-    assert stored is not None
+    stored = _find(conn, tenant, op.idempotency_key)
+    if stored is None:
+        raise Conflict(f"idempotency key {op.idempotency_key!r} was never reserved")
     return stored
 
 

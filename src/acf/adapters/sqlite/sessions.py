@@ -114,10 +114,12 @@ def _consume(conn: sqlite3.Connection, tenant: str, op: ConsumeRange) -> None:
         raise Conflict("range")
     if op.require_last_seq and last != op.to_seq:
         raise Conflict("new_messages")
+    # The next turn inherits the trace of the oldest message left unconsumed, if any.
     conn.execute(
-        "UPDATE sessions SET consumed_seq = ?, updated_at_ms = ? "
+        "UPDATE sessions SET consumed_seq = ?, updated_at_ms = ?, pending_trace_id = "
+        "(SELECT trace_id FROM messages WHERE tenant = ? AND session_id = ? AND seq = ?) "
         "WHERE tenant = ? AND session_id = ?",
-        (op.to_seq, op.at_ms, tenant, op.session_id),
+        (op.to_seq, op.at_ms, tenant, op.session_id, op.to_seq + 1, tenant, op.session_id),
     )
 
 

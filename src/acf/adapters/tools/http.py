@@ -19,13 +19,12 @@ from typing import Any
 
 import httpx
 
-from acf.config.tools import HTTP_METHODS
+from acf.config.tools import HTTP_METHODS, SECRET_REF
 from acf.domain.errors import InvalidValue
 from acf.domain.tools import ToolSpec
 from acf.ports.tool_backend import OutcomeUnknown, Tool, ToolCall
 
-_SECRET = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
-METHODS = HTTP_METHODS
+_SECRET = SECRET_REF
 
 
 class ToolRefused(Exception):
@@ -40,8 +39,8 @@ class HttpToolConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.method.upper() not in METHODS:
-            raise InvalidValue(f"http tool: method must be one of {sorted(METHODS)}")
+        if self.method.upper() not in HTTP_METHODS:
+            raise InvalidValue(f"http tool: method must be one of {sorted(HTTP_METHODS)}")
         if not self.url.startswith(("http://", "https://")):
             raise InvalidValue("http tool: url must start with http:// or https://")
 

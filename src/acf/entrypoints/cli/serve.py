@@ -2,6 +2,8 @@
 
 import asyncio
 import os
+import signal
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -84,22 +86,36 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    asyncio.run(_serve(loaded, path == demo_config_path(), host, port, data_dir, provider))
+    is_demo = path.resolve() == demo_config_path().resolve()
+    code = asyncio.run(_serve(loaded, is_demo, host, port, data_dir, provider))
+    if code:
+        raise typer.Exit(code)
 
 
 async def _serve(
     loaded: object, is_demo: bool, host: str, port: int, data_dir: Path, tracing: object
-) -> None:
+) -> int:
+    """Serve until SIGINT or SIGTERM; returns the exit code."""
     import uvicorn
     from opentelemetry.trace import TracerProvider
 
+    from acf.adapters.sqlite.database import DatabaseInUse
     from acf.bootstrap import open_service
     from acf.config.load import LoadedConfig
+    from acf.domain.errors import InvalidValue
     from acf.entrypoints.http.app import create_app
 
     assert isinstance(loaded, LoadedConfig)
     assert tracing is None or isinstance(tracing, TracerProvider)
-    service = await open_service(loaded, data_dir, tracing=tracing)
+    try:
+        service = await open_service(loaded, data_dir, tracing=tracing)
+    except (InvalidValue, DatabaseInUse) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2 if isinstance(exc, InvalidValue) else 1
+    # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises the signal into the
+    # handler that was there before: make that a no-op, so the finally below closes the
+    # runtime and the store instead of the process dying (SIGTERM's default).
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         await service.start()
         server = uvicorn.Server(
@@ -107,11 +123,43 @@ async def _serve(
                 create_app(service), host=host, port=port, log_level="warning", lifespan="off"
             )
         )
+        try:
+            listener = _bind(host, port)
+        except OSError as exc:
+            typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+            return 1
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started and not serving.done():  # noqa: ASYNC110 - a flag, no event
+            await asyncio.sleep(0.05)
         key = await demo_key(service, data_dir, "demo") if is_demo else None
-        _announce(host, port, data_dir, loaded.source, key)
-        await server.serve()
+        _announce(host, listener.getsockname()[1], data_dir, loaded.source, key)
+        await serving
+        return 0
     finally:
         await service.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        typer.echo("acf stopped: the runtime and the store are closed.")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so a taken port is a clear error (uvicorn would
+    exit the process from inside its task)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """Signals re-raised by uvicorn after its graceful shutdown end here."""
 
 
 def _announce(host: str, port: int, data_dir: Path, source: str, key: str | None) -> None:

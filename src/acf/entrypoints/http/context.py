@@ -50,12 +50,18 @@ async def tenant_of(
             "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    record = await api_state(request).service.api_keys.authenticate(key)
+    service = api_state(request).service
+    record = await service.api_keys.authenticate(key)
     if record is None:
         raise HTTPException(
             401, "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"}
         )
-    request.state.tenant = record.tenant
+    if not service.agents.has_tenant(record.tenant):
+        raise HTTPException(
+            401,
+            f"the API key's tenant {record.tenant!r} is not in this configuration",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return record.tenant
 
 

@@ -10,6 +10,7 @@ import re
 import secrets
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from acf.domain.ids import new_trace_id
@@ -60,12 +61,13 @@ class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self._message = f"the request body exceeds {max_bytes} bytes"
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
             {
                 "error": "too_large",
-                "message": f"the request body exceeds {self.max_bytes} bytes",
+                "message": self._message,
                 "problems": [],
             }
         ).encode()
@@ -90,10 +92,6 @@ class BodyLimitMiddleware:
             await self._refuse(send)
             return
         seen = 0
-        started = False
-
-        class TooLarge(Exception):
-            pass
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -101,17 +99,8 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise TooLarge
+                    # Raised inside the route's body read: the app's handler answers 413.
+                    raise HTTPException(413, self._message)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except TooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, limited_receive, send)

@@ -10,12 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acf.adapters.channels.web import WebChatMessage, parse_web_message
 from acf.domain.channels import Channel
+from acf.domain.errors import Conflict
 from acf.domain.session_key import MAX_PART_LENGTH, SessionKey
 from acf.domain.signals import TypingSignal
 from acf.entrypoints.http.context import State, Tenant
 from acf.entrypoints.http.errors import ApiError
 from acf.entrypoints.http.views import ErrorBody, MessageAccepted, TypingAccepted
-from acf.ports.request_log import SaveResponse, StoredResponse
+from acf.ports.request_log import ReserveRequest, SaveResponse, StoredResponse
 
 router = APIRouter(prefix="/v1", tags=["web channel"])
 
@@ -67,19 +68,22 @@ async def post_message(
     if idempotency_key is not None:
         earlier = await service.store.requests.find(tenant, idempotency_key)
         if earlier is not None:
-            return _replay(earlier, request_hash)
+            _same_request(earlier, request_hash)
+            if earlier.body is not None:
+                return _replay(earlier)
     service.ingress.check_recipient(tenant, body.agent)
+    message = parse_web_message(tenant, body.model_dump(mode="json"))
     wait_s = await state.limits.admit(tenant)
     if wait_s is not None:
         service.metrics.rate_limited(tenant)
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"tenant {tenant} is over its accepted-message rate; retry in {wait_s} s",
-            headers={"Retry-After": str(wait_s)},
-        )
-    message = parse_web_message(tenant, body.model_dump(mode="json"))
-    accepted = await service.ingress.accept(message, request.state.trace_id)
+        raise _rate_limited(tenant, "accepted-message", wait_s)
+    guards = []
+    if idempotency_key is not None:
+        guards.append(ReserveRequest(idempotency_key, request_hash, service.clock.now_ms()))
+    try:
+        accepted = await service.ingress.accept(message, request.state.trace_id, guards)
+    except Conflict:
+        raise _reused() from None
     service.metrics.message_accepted(tenant, accepted.duplicate)
     result = MessageAccepted(
         message_id=accepted.message_id,
@@ -88,24 +92,36 @@ async def post_message(
         duplicate=accepted.duplicate,
         trace_id=accepted.trace_id,
     )
-    if idempotency_key is not None:
-        op = SaveResponse(
-            StoredResponse(
-                idempotency_key, request_hash, 202, result.model_dump(), service.clock.now_ms()
-            )
-        )
-        stored = (await service.store.uow.commit(tenant, [op])).get(op)
-        return _replay(stored, request_hash)
-    return result
+    if idempotency_key is None:
+        return result
+    op = SaveResponse(idempotency_key, 202, result.model_dump())
+    return _replay((await service.store.uow.commit(tenant, [op])).get(op))
 
 
-def _replay(stored: StoredResponse, request_hash: str) -> JSONResponse:
+def _rate_limited(tenant: str, what: str, wait_s: int) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        f"tenant {tenant} is over its {what} rate; retry in {wait_s} s",
+        headers={"Retry-After": str(wait_s)},
+    )
+
+
+def _reused() -> ApiError:
+    return ApiError(
+        422,
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with a different body; use a new key",
+    )
+
+
+def _same_request(stored: StoredResponse, request_hash: str) -> None:
     if stored.request_hash != request_hash:
-        raise ApiError(
-            422,
-            "idempotency_key_reused",
-            "this Idempotency-Key was used with a different body; use a new key",
-        )
+        raise _reused()
+
+
+def _replay(stored: StoredResponse) -> JSONResponse:
+    assert stored.body is not None and stored.status_code is not None
     return JSONResponse(dict(stored.body), status_code=stored.status_code)
 
 
@@ -119,6 +135,10 @@ def _replay(stored: StoredResponse, request_hash: str) -> JSONResponse:
 async def post_typing(body: TypingBody, tenant: Tenant, state: State) -> TypingAccepted:
     service = state.service
     service.ingress.check_recipient(tenant, body.agent)
+    wait_s = await state.limits.admit(tenant, "typing")
+    if wait_s is not None:
+        service.metrics.rate_limited(tenant)
+        raise _rate_limited(tenant, "typing-signal", wait_s)
     key = SessionKey(tenant, body.agent, body.customer, Channel.WEB)
     await service.runtime.typing(TypingSignal(key, body.active, service.clock.now_ms()))
     session = await service.store.sessions.find_open(tenant, key)

@@ -37,6 +37,7 @@ async def _events(
     store = state.service.store
     feed = state.service.feed
     while not await request.is_disconnected():
+        news = feed.ticket(tenant)
         query = EventQuery(session_id=session_id, after_id=after, limit=BATCH)
         events = await store.events.query(tenant, query)
         for event in events:
@@ -48,7 +49,7 @@ async def _events(
                 id=str(view.event_id),
             )
         if len(events) < BATCH:
-            await feed.wait(tenant, state.settings.poll_s)
+            await feed.wait(news, state.settings.poll_s)
 
 
 def _stream(

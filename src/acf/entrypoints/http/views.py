@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from acf.adapters.channels.web import client_message_id_of
 from acf.domain.events import FabricEvent
 from acf.domain.messages import InboundMessage
 from acf.domain.records import TurnRecord
@@ -57,6 +58,7 @@ class MessageView(BaseModel):
     text: str | None
     button_id: str | None
     provider_message_id: str
+    client_message_id: str | None = Field(description="The web chat's own id (web only).")
     received_at_ms: int
 
 
@@ -159,6 +161,7 @@ def message_view(m: InboundMessage) -> MessageView:
         text=m.text,
         button_id=None if m.button is None else m.button.button_id,
         provider_message_id=m.provider_message_id,
+        client_message_id=client_message_id_of(m.provider_message_id),
         received_at_ms=m.received_at_ms,
     )
 

@@ -171,8 +171,14 @@ async function onEvent(event) {
   }
 }
 
+/** The web chat's own message id inside acf's dedupe id (`web|<digest>|<client id>`). */
+function clientIdOf(providerId) {
+  return String(providerId ?? "").split("|").slice(2).join("|");
+}
+
 async function messageReceived(data) {
-  const known = chat.customerBubbles.get(data.provider_message_id);
+  const clientId = clientIdOf(data.provider_message_id);
+  const known = chat.customerBubbles.get(clientId);
   if (known) {
     known.dataset.messageId = data.message_id;
     return;
@@ -183,7 +189,7 @@ async function messageReceived(data) {
   }
   const text = chat.messageTexts.get(data.message_id);
   if (text === undefined) return;
-  const bubble = addCustomerBubble(data.provider_message_id, text);
+  const bubble = addCustomerBubble(clientId, text);
   bubble.dataset.messageId = data.message_id;
   setBubbleState(bubble, "sent");
 }

@@ -23,6 +23,8 @@ Json = sa.JSON().with_variant(JSONB(), "postgresql").with_variant(sa.Text(), "sq
 def upgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("pending_trace_id", sa.String(64), nullable=True))
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("trace_id", sa.String(64), nullable=True))
     op.create_table(
         "api_keys",
         sa.Column("tenant", sa.String(256), primary_key=True),
@@ -37,8 +39,8 @@ def upgrade() -> None:
         sa.Column("tenant", sa.String(256), primary_key=True),
         sa.Column("idempotency_key", sa.String(256), primary_key=True),
         sa.Column("request_hash", sa.String(64), nullable=False),
-        sa.Column("status_code", sa.Integer, nullable=False),
-        sa.Column("response", Json, nullable=False),
+        sa.Column("status_code", sa.Integer, nullable=True),
+        sa.Column("response", Json, nullable=True),
         sa.Column("created_at_ms", sa.BigInteger, nullable=False),
     )
 
@@ -46,5 +48,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("http_requests")
     op.drop_table("api_keys")
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("trace_id")
     with op.batch_alter_table("sessions") as batch:
         batch.drop_column("pending_trace_id")

@@ -1,0 +1,143 @@
+"""Agents from the configuration file: pipelines, tool registries and settings, with
+channel policies layered acf's defaults → tenant → agent. Errors name the file and the
+path of the field."""
+
+import dataclasses
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from acf.adapters.tools import declared
+from acf.config.load import ConfigError, LoadedConfig
+from acf.config.model import (
+    BuiltinToolFields,
+    ChannelPolicyFields,
+    PythonPipelineFields,
+    TenantFields,
+)
+from acf.config.tools import ToolDeclaration
+from acf.demo.commerce import CommerceBackend, commerce_tools
+from acf.domain.agent_settings import AgentSettings
+from acf.domain.channels import Channel
+from acf.domain.errors import InvalidValue
+from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
+from acf.pipelines.rules import RulesPipeline
+from acf.pipelines.rules_load import check_tools
+from acf.ports.pipeline import Pipeline
+from acf.ports.tool_backend import Tool
+from acf.service.agents import AgentBinding, Agents
+from acf.service.tool_gateway import ToolRegistry
+
+GENERIC_WINDOW = ChannelPolicy(AccumulationMode.ADAPTIVE, 1000, 300, 4000, 0)
+"""Where a channel that acf leaves OFF (email, voice) starts when configured to accumulate."""
+
+
+def channel_policy(base: ChannelPolicy, fields: ChannelPolicyFields) -> ChannelPolicy:
+    """``fields`` over ``base``: the fields set win, the others keep ``base``'s values (or
+    the generic window's, when ``base`` does not accumulate)."""
+    if fields.mode is AccumulationMode.OFF:
+        return ChannelPolicy(AccumulationMode.OFF)
+    start = base if base.mode is not AccumulationMode.OFF else GENERIC_WINDOW
+    changes = {k: v for k, v in fields.model_dump(exclude={"mode"}).items() if v is not None}
+    return dataclasses.replace(start, mode=fields.mode, **changes)
+
+
+def _policies(
+    source: str, layers: Mapping[str, Mapping[Channel, ChannelPolicyFields]]
+) -> dict[Channel, ChannelPolicy]:
+    policies = dict(DEFAULT_CHANNEL_POLICIES)
+    for where, layer in layers.items():
+        for channel, fields in layer.items():
+            try:
+                policies[channel] = channel_policy(policies[channel], fields)
+            except InvalidValue as exc:
+                raise ConfigError(f"{source}: {where}.{channel.value}: {exc}") from None
+    return policies
+
+
+def _python_pipeline(source: str, where: str, fields: PythonPipelineFields) -> Pipeline:
+    module_name, _, attribute = fields.factory.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+        pipeline = factory(**fields.options)
+    except Exception as exc:
+        raise ConfigError(f"{source}: {where}.factory: {fields.factory}: {exc!r}") from None
+    if not isinstance(pipeline, Pipeline):
+        raise ConfigError(
+            f"{source}: {where}.factory: {fields.factory} returned "
+            f"{type(pipeline).__name__}, not a Pipeline (name, version, async run)"
+        )
+    return pipeline
+
+
+def _pipeline(
+    loaded: LoadedConfig, tenant: str, agent: str, fields: object, registry: ToolRegistry
+) -> Pipeline:
+    where = f"tenants.{tenant}.agents.{agent}.pipeline"
+    if isinstance(fields, PythonPipelineFields):
+        return _python_pipeline(loaded.source, where, fields)
+    rules = loaded.rules[(tenant, agent)]
+    specs = [tool.spec for name in registry.names() if (tool := registry.get(name)) is not None]
+    try:
+        check_tools(rules, specs, f"{loaded.source}: {where}")
+    except InvalidValue as exc:
+        raise ConfigError(str(exc)) from None
+    return RulesPipeline(rules)
+
+
+@dataclass(slots=True)
+class ToolBackends:
+    """What declared tools run against: an HTTP client, the demo's commerce backend."""
+
+    http: httpx.AsyncClient
+    commerce: CommerceBackend = field(default_factory=CommerceBackend)
+
+
+def _tenant_tools(
+    source: str, tenant: str, fields: TenantFields, backends: ToolBackends
+) -> dict[str, Tool]:
+    builtin = {tool.spec.name: tool for tool in commerce_tools(backends.commerce)}
+    tools: dict[str, Tool] = {}
+    http = [t for t in fields.tools if isinstance(t, ToolDeclaration)]
+    for tool in declared.build(http, backends.http):
+        tools[tool.spec.name] = tool
+    for index, tool_fields in enumerate(fields.tools):
+        if isinstance(tool_fields, BuiltinToolFields):
+            if tool_fields.name not in builtin:
+                raise ConfigError(
+                    f"{source}: tenants.{tenant}.tools.{index}.name: no builtin tool "
+                    f"{tool_fields.name!r}; the commerce backend has {sorted(builtin)}"
+                )
+            tools[tool_fields.name] = builtin[tool_fields.name]
+    return tools
+
+
+def build_agents(loaded: LoadedConfig, backends: ToolBackends) -> Agents:
+    """Every tenant's agents, ready for the runtime; raises ``ConfigError``."""
+    source = loaded.source
+    bindings = {}
+    for tenant, tenant_fields in loaded.config.tenants.items():
+        tools = _tenant_tools(source, tenant, tenant_fields, backends)
+        agents = {}
+        for agent, fields in tenant_fields.agents.items():
+            layers = {
+                f"tenants.{tenant}.channels": tenant_fields.channels,
+                f"tenants.{tenant}.agents.{agent}.channels": fields.channels,
+            }
+            overrides = fields.settings.model_dump(exclude_none=True)
+            try:
+                settings = AgentSettings(**overrides, channel_policies=_policies(source, layers))
+            except InvalidValue as exc:
+                if isinstance(exc, ConfigError):
+                    raise
+                raise ConfigError(
+                    f"{source}: tenants.{tenant}.agents.{agent}.settings: {exc}"
+                ) from None
+            registry = ToolRegistry(tools[name] for name in fields.tools)
+            agents[agent] = AgentBinding(
+                _pipeline(loaded, tenant, agent, fields.pipeline, registry), settings, registry
+            )
+        bindings[tenant] = agents
+    return Agents(bindings)

@@ -1,0 +1,84 @@
+"""The service `acf serve` runs: configuration in, the wired runtime, ingress, API keys,
+metrics and event feed out, over one data directory."""
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from opentelemetry.trace import TracerProvider
+
+from acf.adapters.channels.routing import RoutingSender
+from acf.adapters.channels.web import WebChannelSender
+from acf.adapters.memory.clock import SystemClock
+from acf.adapters.memory.wakeup import InProcessWakeUps
+from acf.adapters.sqlite.api_keys import SqliteApiKeys
+from acf.adapters.sqlite.database import Durability
+from acf.adapters.sqlite.store import SqliteStore, open_sqlite_store
+from acf.bootstrap.agents import ToolBackends, build_agents
+from acf.bootstrap.embedded import database_path
+from acf.config.load import LoadedConfig
+from acf.domain.channels import Channel
+from acf.observability.metrics import FabricMetrics
+from acf.observability.tracing import PhaseSpans
+from acf.ports.api_keys import ApiKeys
+from acf.ports.clock import Clock
+from acf.service.agents import Agents
+from acf.service.event_feed import EventFeed, Listener, ObservedUnitOfWork
+from acf.service.ingress import Ingress
+from acf.service.runtime import Runtime
+
+
+@dataclass(slots=True)
+class Service:
+    """Everything `acf serve` runs, over one data directory."""
+
+    loaded: LoadedConfig
+    store: SqliteStore
+    agents: Agents
+    ingress: Ingress
+    runtime: Runtime
+    api_keys: ApiKeys
+    metrics: FabricMetrics
+    feed: EventFeed
+    backends: ToolBackends
+    clock: Clock
+
+    async def start(self) -> None:
+        await self.runtime.start()
+
+    async def close(self) -> None:
+        try:
+            await self.runtime.stop()
+        finally:
+            await self.store.close()
+            await self.backends.http.aclose()
+
+
+async def open_service(
+    loaded: LoadedConfig,
+    data_dir: Path,
+    clock: Clock | None = None,
+    durability: Durability = Durability.FULL,
+    tracing: TracerProvider | None = None,
+) -> Service:
+    """Open the embedded database in ``data_dir`` (created on first run) and wire the
+    runtime, ingress and what the HTTP API needs. Call ``start()`` to begin work.
+    With ``tracing``, every turn's phases become OpenTelemetry spans."""
+    clock = clock or SystemClock()
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    backends = ToolBackends(httpx.AsyncClient(timeout=httpx.Timeout(30.0)))
+    agents = build_agents(loaded, backends)
+    store = await open_sqlite_store(database_path(data_dir), clock, durability)
+    metrics = FabricMetrics()
+    feed = EventFeed()
+    listeners: list[Listener] = [metrics.observe]
+    if tracing is not None:
+        listeners.append(PhaseSpans(tracing).observe)
+    store.uow = ObservedUnitOfWork(store.uow, listeners, on_commit=[feed.wake])
+    wakeups = InProcessWakeUps()
+    ingress = Ingress(agents, store.uow, wakeups, clock)
+    sender = RoutingSender({Channel.WEB: WebChannelSender()})
+    runtime = Runtime(store, clock, agents, wakeups, sender)
+    keys = SqliteApiKeys(database_path(data_dir))
+    return Service(loaded, store, agents, ingress, runtime, keys, metrics, feed, backends, clock)
