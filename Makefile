@@ -23,7 +23,8 @@ run: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "warning: could not install chromium: the browser tests will skip (fail in CI)"; }
 
 ## test: set up, then lint, type-check and run the whole test suite
 test: $(STAMP) browser lint typecheck

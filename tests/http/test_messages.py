@@ -234,3 +234,17 @@ async def test_a_key_of_a_tenant_missing_from_the_configuration_is_refused(api: 
         headers = {"Authorization": "Bearer acf_ghost_key_0123456789"}
         r = await c.post("/v1/messages", json=body(), headers=headers)
         assert r.status_code == 401 and "not in this configuration" in r.json()["message"]
+
+
+def test_traceparent_parsing_follows_w3c() -> None:
+    from acf.entrypoints.http.middleware import trace_from
+
+    good = f"00-{TRACE}-00f067aa0ba902b7-01"
+    assert trace_from(good) == TRACE
+    assert trace_from(f"01-{TRACE}-00f067aa0ba902b7-01-extra") == TRACE  # a later version
+    assert trace_from(good + "-extra") is None  # version 00 has exactly four parts
+    assert trace_from(f"ff-{TRACE}-00f067aa0ba902b7-01") is None
+    assert trace_from(f"00-{'0' * 32}-00f067aa0ba902b7-01") is None
+    assert trace_from(f"00-{TRACE}-{'0' * 16}-01") is None
+    assert trace_from(f"00-{TRACE.upper()}-00f067aa0ba902b7-01") is None  # lowercase only
+    assert trace_from(None) is None and trace_from("") is None

@@ -45,7 +45,12 @@ def test_serve_the_demo_stop_cleanly_and_restart_with_the_same_key(tmp_path: Pat
     data = tmp_path / "data"
     port = free_port()
     proc = start(data, port)
-    wait_healthy(proc, port)
+    try:
+        wait_healthy(proc, port)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
     key = (data / "demo-api-key").read_text().strip()
     assert (data / "demo-api-key").stat().st_mode & 0o777 == 0o600
     r = httpx.post(

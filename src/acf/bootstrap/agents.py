@@ -92,13 +92,15 @@ class ToolBackends:
     """What declared tools run against: an HTTP client, the demo's commerce backend."""
 
     http: httpx.AsyncClient
-    commerce: CommerceBackend = field(default_factory=CommerceBackend)
+    commerce: dict[str, CommerceBackend] = field(default_factory=dict)
+    """The demo commerce backend of each tenant that uses it (never shared)."""
 
 
 def _tenant_tools(
     source: str, tenant: str, fields: TenantFields, backends: ToolBackends
 ) -> dict[str, Tool]:
-    builtin = {tool.spec.name: tool for tool in commerce_tools(backends.commerce)}
+    commerce = backends.commerce.setdefault(tenant, CommerceBackend())
+    builtin = {tool.spec.name: tool for tool in commerce_tools(commerce)}
     tools: dict[str, Tool] = {}
     http = [t for t in fields.tools if isinstance(t, ToolDeclaration)]
     for tool in declared.build(http, backends.http):

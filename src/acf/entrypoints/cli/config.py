@@ -17,18 +17,23 @@ def validate(
 ) -> None:
     """Validate FILE: exit 0 and a summary when valid, else exit 2 with each problem
     (the file, the path of the field, what was expected)."""
+    import asyncio
+
+    import httpx
+
     from acf.bootstrap import ToolBackends, build_agents
     from acf.config.load import ConfigError, load_config
     from acf.domain.errors import InvalidValue
 
+    client = httpx.AsyncClient()
     try:
         loaded = load_config(file)
-        import httpx
-
-        build_agents(loaded, ToolBackends(httpx.AsyncClient()))
+        build_agents(loaded, ToolBackends(client))
     except (ConfigError, InvalidValue) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    finally:
+        asyncio.run(client.aclose())
     tenants = loaded.config.tenants
     agents = sum(len(t.agents) for t in tenants.values())
     typer.echo(f"{file}: valid ({len(tenants)} tenants, {agents} agents, {loaded.version})")

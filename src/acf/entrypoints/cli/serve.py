@@ -123,6 +123,7 @@ async def _serve(
                 create_app(service), host=host, port=port, log_level="warning", lifespan="off"
             )
         )
+        key = await demo_key(service, data_dir, "demo") if is_demo else None
         try:
             listener = _bind(host, port)
         except OSError as exc:
@@ -131,7 +132,6 @@ async def _serve(
         serving = asyncio.create_task(server.serve(sockets=[listener]))
         while not server.started and not serving.done():  # noqa: ASYNC110 - a flag, no event
             await asyncio.sleep(0.05)
-        key = await demo_key(service, data_dir, "demo") if is_demo else None
         _announce(host, listener.getsockname()[1], data_dir, loaded.source, key)
         await serving
         return 0

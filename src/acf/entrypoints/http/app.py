@@ -63,7 +63,8 @@ def _operations(app: FastAPI) -> None:
         try:
             await state.service.store.ping()
         except Exception as exc:
-            return JSONResponse({"status": "unavailable", "error": repr(exc)}, status_code=503)
+            error = type(exc).__name__
+            return JSONResponse({"status": "unavailable", "error": error}, status_code=503)
         return {"status": "ready", "config_version": state.service.loaded.version}
 
     @app.get(

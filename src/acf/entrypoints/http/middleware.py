@@ -15,17 +15,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from acf.domain.ids import new_trace_id
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
 
 def trace_from(header: str | None) -> str | None:
-    """The trace id of a valid ``traceparent`` (version 00, ids not all zeros)."""
+    """The trace id of a valid ``traceparent``: ids not all zeros; version 00 exactly, a
+    later version by its version-00 prefix (W3C Trace Context), never version ff."""
     if not header:
         return None
-    match = _TRACEPARENT.match(header.strip().lower())
-    if match is None or set(match.group(1)) == {"0"} or set(match.group(2)) == {"0"}:
+    match = _TRACEPARENT.match(header.strip())
+    if match is None:
         return None
-    return match.group(1)
+    version, trace_id, parent_id, _, rest = match.groups()
+    if version == "ff" or (version == "00" and rest) or parent_id == "0" * 16:
+        return None
+    return None if trace_id == "0" * 32 else trace_id
 
 
 class TraceMiddleware:

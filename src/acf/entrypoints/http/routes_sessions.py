@@ -79,10 +79,13 @@ async def get_session(session_id: SessionId, tenant: Tenant, state: State) -> Se
 
 
 @router.get("/sessions/{session_id}/turns", response_model=TurnList, responses=_ERRORS)
-async def list_turns(session_id: SessionId, tenant: Tenant, state: State) -> TurnList:
+async def list_turns(
+    session_id: SessionId, tenant: Tenant, state: State, limit: Limit = 100
+) -> TurnList:
+    """The session's last ``limit`` turns, oldest first, each with its record."""
     store = state.service.store
     await session_of(state, tenant, session_id)
-    turns = await store.turns.list_turns(tenant, session_id)
+    turns = (await store.turns.list_turns(tenant, session_id))[-limit:]
     items = [turn_view(t, await store.turns.get_record(tenant, t.turn_id)) for t in turns]
     return TurnList(items=items)
 
