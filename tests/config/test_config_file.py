@@ -82,7 +82,7 @@ def test_the_bundled_demo_configuration_is_valid() -> None:
         ),
         (
             lambda b: b["tenants"]["acme"].update(limits={"accepted_messages": "lots"}),
-            'limits.accepted_messages: Value error, expected a rate such as "20/second"',
+            'limits.accepted_messages: Value error, expected one rate such as "20/second"',
         ),
         (
             lambda b: b["tenants"]["acme"]["agents"]["support"]["pipeline"].update(kind="llm"),
@@ -182,22 +182,25 @@ def test_secret_references_that_the_environment_lacks_are_listed(tmp_path: Path)
 
 def test_channel_policies_layer_over_the_defaults() -> None:
     web = ChannelPolicy(AccumulationMode.ADAPTIVE, 600, 250, 3000, 4000)
-    assert (
-        channel_policy(
-            web, ChannelPolicyFields(mode=AccumulationMode.ADAPTIVE, window_ms=900)
-        ).window_ms
-        == 900
-    )
-    assert channel_policy(web, ChannelPolicyFields(mode=AccumulationMode.OFF)).mode is (
-        AccumulationMode.OFF
-    )
+    adaptive_900 = ChannelPolicyFields(mode=AccumulationMode.ADAPTIVE, window_ms=900)
+    layered = channel_policy(Channel.WEB, web, adaptive_900)
+    assert (layered.window_ms, layered.typing_grace_ms) == (900, 4000)
+    off_fields = ChannelPolicyFields(mode=AccumulationMode.OFF)
+    assert channel_policy(Channel.WEB, web, off_fields).mode is AccumulationMode.OFF
     off = ChannelPolicy(AccumulationMode.OFF)
+    # a tenant turned web off, an agent turns it back on: acf's web default, not a generic one
+    back_on = channel_policy(Channel.WEB, off, ChannelPolicyFields(mode=AccumulationMode.ADAPTIVE))
+    assert back_on == ChannelPolicy(AccumulationMode.ADAPTIVE, 600, 250, 3000, 4000)
     fixed = channel_policy(
-        off, ChannelPolicyFields(mode=AccumulationMode.FIXED, window_ms=500, max_window_ms=2000)
+        Channel.EMAIL,
+        off,
+        ChannelPolicyFields(mode=AccumulationMode.FIXED, window_ms=500, max_window_ms=2000),
     )
     assert (fixed.mode, fixed.window_ms, fixed.max_window_ms) == (AccumulationMode.FIXED, 500, 2000)
     with pytest.raises(InvalidValue, match="min_window_ms <= window_ms"):
-        channel_policy(web, ChannelPolicyFields(mode=AccumulationMode.ADAPTIVE, window_ms=9000))
+        channel_policy(
+            Channel.WEB, web, ChannelPolicyFields(mode=AccumulationMode.ADAPTIVE, window_ms=9000)
+        )
 
 
 def test_agent_settings_and_tenant_then_agent_channel_layers(tmp_path: Path) -> None:
@@ -253,6 +256,8 @@ def test_yaml_off_is_the_off_mode_and_a_zero_rate_is_refused(tmp_path: Path) -> 
     )
     body["tenants"]["acme"]["limits"] = {"accepted_messages": "0/second"}
     assert "at least 1 message" in error_of(tmp_path, body)
+    body["tenants"]["acme"]["limits"] = {"accepted_messages": "1/second;0/minute"}
+    assert "expected one rate" in error_of(tmp_path, body)
 
 
 def test_enabling_accumulation_on_an_off_channel_starts_from_a_generic_window(

@@ -248,3 +248,12 @@ def test_traceparent_parsing_follows_w3c() -> None:
     assert trace_from(f"00-{TRACE}-{'0' * 16}-01") is None
     assert trace_from(f"00-{TRACE.upper()}-00f067aa0ba902b7-01") is None  # lowercase only
     assert trace_from(None) is None and trace_from("") is None
+
+
+def test_web_dedupe_ids_round_trip_and_other_ids_are_not_parsed() -> None:
+    from acf.adapters.channels.web import client_message_id_of, web_provider_id
+
+    assert client_message_id_of(web_provider_id("support", "alice", "x|y")) == "x|y"
+    assert web_provider_id("a", "b", "1") != web_provider_id("a", "c", "1")
+    assert client_message_id_of("wamid.HBgL") is None
+    assert client_message_id_of("web|short") is None

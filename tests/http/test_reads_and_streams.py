@@ -183,3 +183,7 @@ async def test_readiness_fails_when_the_store_is_closed(api: Api) -> None:
         await api.service.store.close()
         r = await c.get("/readyz")
         assert r.status_code == 503 and r.json()["status"] == "unavailable"
+    async with api.client() as c:  # a failure the routes do not expect: JSON 500, traced
+        r = await c.get("/v1/sessions")
+        assert r.status_code == 500 and r.json()["error"] == "internal"
+        assert len(r.headers["x-trace-id"]) == 32

@@ -34,12 +34,19 @@ GENERIC_WINDOW = ChannelPolicy(AccumulationMode.ADAPTIVE, 1000, 300, 4000, 0)
 """Where a channel that acf leaves OFF (email, voice) starts when configured to accumulate."""
 
 
-def channel_policy(base: ChannelPolicy, fields: ChannelPolicyFields) -> ChannelPolicy:
-    """``fields`` over ``base``: the fields set win, the others keep ``base``'s values (or
-    the generic window's, when ``base`` does not accumulate)."""
+def channel_policy(
+    channel: Channel, base: ChannelPolicy, fields: ChannelPolicyFields
+) -> ChannelPolicy:
+    """``fields`` over ``base``: the fields set win, the others keep ``base``'s values; when
+    ``base`` does not accumulate, acf's default for the channel's (or the generic window's,
+    for a channel acf leaves off)."""
     if fields.mode is AccumulationMode.OFF:
         return ChannelPolicy(AccumulationMode.OFF)
-    start = base if base.mode is not AccumulationMode.OFF else GENERIC_WINDOW
+    start = base
+    if start.mode is AccumulationMode.OFF:
+        start = DEFAULT_CHANNEL_POLICIES[channel]
+    if start.mode is AccumulationMode.OFF:
+        start = GENERIC_WINDOW
     changes = {k: v for k, v in fields.model_dump(exclude={"mode"}).items() if v is not None}
     return dataclasses.replace(start, mode=fields.mode, **changes)
 
@@ -51,7 +58,7 @@ def _policies(
     for where, layer in layers.items():
         for channel, fields in layer.items():
             try:
-                policies[channel] = channel_policy(policies[channel], fields)
+                policies[channel] = channel_policy(channel, policies[channel], fields)
             except InvalidValue as exc:
                 raise ConfigError(f"{source}: {where}.{channel.value}: {exc}") from None
     return policies

@@ -133,12 +133,12 @@ class LimitsFields(ConfigModel):
     @classmethod
     def _parse(cls, value: str) -> str:
         try:
-            item = limits.parse(value)
+            items = limits.parse_many(value)
         except ValueError:
-            raise ValueError(
-                'expected a rate such as "20/second" or "100 per 10 seconds"'
-            ) from None
-        if item.amount < 1:
+            items = []
+        if len(items) != 1:
+            raise ValueError('expected one rate such as "20/second" or "100 per 10 seconds"')
+        if items[0].amount < 1:
             raise ValueError("expected at least 1 message per window")
         return value
 

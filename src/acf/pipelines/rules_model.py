@@ -65,7 +65,9 @@ no unbounded ``.*`` before a capture where the pattern can retry at many positio
 (``\bkw\b(?:.*\D)?(?P<n>\d+)`` rescans the rest of the text at every ``kw``); bound the gap
 (``\D{0,40}``), or commit to the first keyword with an anchored atomic group, then take the
 last number in one pass: ``(?s)\A(?>.*?\bkw\b)(?:.*\D)?(?P<n>\d{3,8})\b`` (as the demo's
-rules do). The 2,000-character cap bounds the cost of a pattern that slips through.
+rules do). The 2,000-character cap bounds the cost of a pattern that is merely polynomial
+(quadratic, cubic); it does not save an exponential one such as ``(a+)+$``: never nest
+quantifiers over the same characters.
 """
 
 import functools

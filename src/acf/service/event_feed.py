@@ -37,20 +37,23 @@ class ObservedUnitOfWork:
 
     async def commit(self, tenant: TenantId, ops: Sequence[WriteOp[Any]]) -> CommitResults:
         results = await self._inner.commit(tenant, ops)
-        try:
-            for hook in self._on_commit:
-                hook(tenant)
-            events = [
-                replace(op.event, event_id=results.get(op))
-                for op in ops
-                if isinstance(op, AppendEvent)
-            ]
-            if events:
-                for listener in self._listeners:
-                    listener(events)
-        except Exception as exc:  # an observer never breaks a committed unit
-            log.warning("event_feed.listener_failed", error=repr(exc))
+        for hook in self._on_commit:
+            _safely(hook, tenant)
+        events = [
+            replace(op.event, event_id=results.get(op)) for op in ops if isinstance(op, AppendEvent)
+        ]
+        if events:
+            for listener in self._listeners:
+                _safely(listener, events)
         return results
+
+
+def _safely(observer: Callable[[Any], None], value: Any) -> None:
+    """An observer never breaks a committed unit, nor keeps the next observer from seeing it."""
+    try:
+        observer(value)
+    except Exception as exc:
+        log.warning("event_feed.listener_failed", observer=repr(observer), error=repr(exc))
 
 
 class EventFeed:

@@ -48,9 +48,11 @@ def web_provider_id(agent: str, customer: str, client_message_id: str) -> str:
 
 def client_message_id_of(provider_message_id: str) -> str | None:
     """The client's own id inside a web-chat dedupe id; None for other channels' ids."""
-    if not provider_message_id.startswith(_WEB_ID_PREFIX):
+    prefix, _, rest = provider_message_id.partition("|")
+    digest, bar, client_id = rest.partition("|")
+    if prefix + "|" != _WEB_ID_PREFIX or not bar or len(digest) != _DIGEST_CHARS:
         return None
-    return provider_message_id.split("|", 2)[2]
+    return client_id
 
 
 class WebChatMessage(BaseModel):

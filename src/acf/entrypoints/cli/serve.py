@@ -113,9 +113,14 @@ async def _serve(
         typer.echo(f"error: {exc}", err=True)
         return 2 if isinstance(exc, InvalidValue) else 1
     # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises the signal into the
-    # handler that was there before: make that a no-op, so the finally below closes the
-    # runtime and the store instead of the process dying (SIGTERM's default).
-    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # handler that was there before: ours only records it, so the finally below closes the
+    # runtime and the store instead of the process dying (SIGTERM's default). A signal
+    # before uvicorn serves (during recovery, say) is recorded too and stops the start.
+    stops: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, _: stops.append(signum))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         await service.start()
         server = uvicorn.Server(
@@ -129,9 +134,14 @@ async def _serve(
         except OSError as exc:
             typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
             return 1
+        if stops:  # asked to stop while starting: uvicorn's handlers were not in place yet
+            listener.close()
+            return 0
         serving = asyncio.create_task(server.serve(sockets=[listener]))
         while not server.started and not serving.done():  # noqa: ASYNC110 - a flag, no event
             await asyncio.sleep(0.05)
+        if stops:
+            server.should_exit = True
         _announce(host, listener.getsockname()[1], data_dir, loaded.source, key)
         await serving
         return 0
@@ -158,12 +168,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _ignore(signum: int, frame: object) -> None:
-    """Signals re-raised by uvicorn after its graceful shutdown end here."""
-
-
 def _announce(host: str, port: int, data_dir: Path, source: str, key: str | None) -> None:
-    base = f"http://{host}:{port}"
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     typer.echo(f"acf is serving {source} with data in {data_dir.resolve()}")
     if key is not None:
         typer.echo(f"  web chat:  {base}/?key={key}")

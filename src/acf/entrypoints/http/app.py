@@ -13,7 +13,11 @@ from acf.bootstrap import Service
 from acf.entrypoints.http import errors, routes_ingress, routes_sessions, routes_stream
 from acf.entrypoints.http.context import ApiSettings, ApiState, State
 from acf.entrypoints.http.limits import TenantLimits
-from acf.entrypoints.http.middleware import BodyLimitMiddleware, TraceMiddleware
+from acf.entrypoints.http.middleware import (
+    BodyLimitMiddleware,
+    ErrorMiddleware,
+    TraceMiddleware,
+)
 
 STATIC = Path(str(files("acf.entrypoints.http") / "static"))
 
@@ -43,6 +47,8 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     app.include_router(routes_stream.router)
     _operations(app)
     _pages(app)
+    # The last added is the outermost: trace, then the body limit, then errors.
+    app.add_middleware(ErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(TraceMiddleware)
     return app

@@ -3,15 +3,12 @@
 from collections.abc import Mapping
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from acf.domain.errors import InvalidMessage, InvalidValue, MessageTooLarge, UnknownAgent
-
-log = structlog.get_logger("acf.http")
 
 _CODES = {
     400: "bad_request",
@@ -91,11 +88,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(UnknownAgent)
     async def _unknown_agent(_: Request, exc: UnknownAgent) -> JSONResponse:
         return error_response(404, "unknown_agent", f"this tenant has no agent {exc.agent!r}")
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("http.unexpected_error", error=repr(exc))
-        return error_response(500, "internal", "an unexpected error; it was logged")
 
     @app.exception_handler(InvalidValue)
     async def _invalid_value(_: Request, exc: InvalidValue) -> JSONResponse:
