@@ -34,6 +34,22 @@ def trace_from(header: str | None) -> str | None:
     return None if trace_id == "0" * 32 else trace_id
 
 
+async def send_json_error(send: Send, status: int, code: str, message: str) -> None:
+    """Send a whole JSON error response (the API's error shape) on a raw ASGI channel."""
+    body = json.dumps({"error": code, "message": message, "problems": []}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class TraceMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,33 +85,13 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
         self._message = f"the request body exceeds {max_bytes} bytes"
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": "too_large",
-                "message": self._message,
-                "problems": [],
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(send)
+            await send_json_error(send, 413, "too_large", self._message)
             return
         seen = 0
 
@@ -137,21 +133,4 @@ class ErrorMiddleware:
             log.exception("http.unexpected_error", path=scope.get("path"), error=repr(exc))
             if started:
                 return  # the response is under way: nothing better can be sent now
-            body = json.dumps(
-                {
-                    "error": "internal",
-                    "message": "an unexpected error; it was logged",
-                    "problems": [],
-                }
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send_json_error(send, 500, "internal", "an unexpected error; it was logged")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from acf.domain.events import EventKind
 from acf.domain.ids import SessionId
-from acf.entrypoints.http.context import State, Tenant
+from acf.entrypoints.http.context import ApiState, State, Tenant
 from acf.entrypoints.http.errors import ApiError
 from acf.entrypoints.http.views import (
     ErrorBody,
@@ -103,8 +103,7 @@ async def session_events(
 ) -> EventList:
     await session_of(state, tenant, session_id)
     query = EventQuery(session_id, tuple(kind or ()), after_id, from_ms, to_ms, limit)
-    events = await state.service.store.events.query(tenant, query)
-    return EventList(items=[event_view(e) for e in events])
+    return await _events(state, tenant, query)
 
 
 @router.get("/events", response_model=EventList, responses=_ERRORS)
@@ -118,6 +117,10 @@ async def tenant_events(
     limit: Limit = 500,
 ) -> EventList:
     query = EventQuery(None, tuple(kind or ()), after_id, from_ms, to_ms, limit)
+    return await _events(state, tenant, query)
+
+
+async def _events(state: ApiState, tenant: str, query: EventQuery) -> EventList:
     events = await state.service.store.events.query(tenant, query)
     return EventList(items=[event_view(e) for e in events])
 

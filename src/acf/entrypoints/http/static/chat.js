@@ -7,7 +7,7 @@
 // shows.
 
 import { Api, askForKey, currentKey, el, forgetKey, randomId, sleep } from "./api.js";
-import { openEventStream } from "./sse.js";
+import { openEventStream, showStreamStatus } from "./sse.js";
 
 const CUSTOMER_STORAGE = "acf.chat.customer";
 const TYPING_REPEAT_MS = 2000; // while typing, say so again at most this often
@@ -112,15 +112,7 @@ function follow(sessionId) {
 }
 
 function showConnection(status, detail) {
-  const labels = {
-    connecting: "connecting…",
-    open: "connected",
-    reconnecting: `reconnecting in ${Math.round((detail?.delayMs ?? 0) / 100) / 10} s…`,
-    unauthorized: "key refused",
-    failed: `stream refused (HTTP ${detail?.status})`,
-  };
-  ui.connection.dataset.state = status;
-  ui.connection.textContent = labels[status] ?? status;
+  showStreamStatus(ui.connection, status, detail, "connected");
   if (status === "unauthorized") keyRefused();
 }
 

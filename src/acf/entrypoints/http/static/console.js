@@ -5,7 +5,7 @@
 // a tool or confirmation event arrives.
 
 import { Api, askForKey, currentKey, el, forgetKey } from "./api.js";
-import { openEventStream } from "./sse.js";
+import { openEventStream, showStreamStatus } from "./sse.js";
 import { CATEGORIES, categoryOf, relativeTime, summarize } from "./timeline.js";
 
 const SESSIONS_REFRESH_MS = 3000;
@@ -161,15 +161,7 @@ function select(sessionId) {
 }
 
 function showConnection(status, detail) {
-  const labels = {
-    connecting: "connecting…",
-    open: "live",
-    reconnecting: `reconnecting in ${Math.round((detail?.delayMs ?? 0) / 100) / 10} s…`,
-    unauthorized: "key refused",
-    failed: `stream refused (HTTP ${detail?.status})`,
-  };
-  ui.connection.dataset.state = status;
-  ui.connection.textContent = labels[status] ?? status;
+  showStreamStatus(ui.connection, status, detail, "live");
   if (status === "unauthorized") keyRefused();
 }
 

@@ -161,3 +161,16 @@ export function openEventStream({ url, key, afterId = 0, onEvent, onStatus = () 
     },
   };
 }
+
+/** Show a stream's status in `node`; `openLabel` is what an open stream is called. */
+export function showStreamStatus(node, status, detail, openLabel) {
+  const labels = {
+    connecting: "connecting…",
+    open: openLabel,
+    reconnecting: `reconnecting in ${Math.round((detail?.delayMs ?? 0) / 100) / 10} s…`,
+    unauthorized: "key refused",
+    failed: `stream refused (HTTP ${detail?.status})`,
+  };
+  node.dataset.state = status;
+  node.textContent = labels[status] ?? status;
+}
