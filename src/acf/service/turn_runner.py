@@ -11,9 +11,7 @@ from typing import Any
 
 import structlog
 
-from acf.domain.confirmation_answers import Resolution, resolve
 from acf.domain.errors import AcfError, Conflict
-from acf.domain.events import EventKind, FabricEvent
 from acf.domain.ids import new_id
 from acf.domain.messages import InboundMessage
 from acf.domain.policy import AccumulationMode
@@ -21,16 +19,14 @@ from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
 from acf.domain.state import merge_patch
 from acf.domain.supersede import SupersedeDecision, choose, may_commit_with_unseen
-from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS, LedgerStatus, SideEffectPolicy
+from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS
 from acf.domain.turns import Turn, TurnGroup
 from acf.ports.checkpoints import Phase
-from acf.ports.event_store import AppendEvent
-from acf.ports.lease import CheckFence
-from acf.ports.ledger import LedgerQuery
 from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
-from acf.ports.session_store import PatchState
 from acf.service import turn_endings, turn_units
 from acf.service.agents import AgentBinding
+from acf.service.compensation import compensate_group
+from acf.service.confirmation_settling import settle_confirmation
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.parts import Parts
 from acf.service.turn_context import LeaseLost, RunningTurnContext, TurnFrame
@@ -223,7 +219,9 @@ class TurnRunner:
         frame.gate_passed_before = frame.turn.irreversible_started
         frame.restart_bound_reached = group.restarts >= self._settings.restart_bound
         try:
-            settled = await self._settle_confirmation(frame, ctx, state_version)
+            settled = await settle_confirmation(
+                frame, ctx, self._keeper.fence, state_version, self._parts.clock
+            )
         except PendingInput:
             if frame.gate_refused and not frame.turn.irreversible_started:
                 return _Supersede("irreversible_gate")
@@ -276,71 +274,6 @@ class TurnRunner:
             if not await self._stopped(task):
                 return RunEnd.LEASE_LOST
         return self._outcome(frame, task, reason, state_version, ctx, group)
-
-    async def _compensate_group(self, frame: TurnFrame) -> None:
-        """The group is abandoned: undo what it did that can be undone (DESIGN §8). Done
-        before the FAILED commit, so a crash here compensates again on recovery (each
-        compensation call is deduplicated by its own key)."""
-        t = frame.turn
-        entries = await self._parts.store.ledger.query(t.tenant, LedgerQuery(group_id=t.group_id))
-        undoable = [
-            e
-            for e in entries
-            if e.policy is SideEffectPolicy.COMPENSATABLE and e.status is LedgerStatus.SUCCEEDED
-        ]
-        if not undoable:
-            return
-        ctx, _, _ = await self._context(frame)
-        for entry in undoable:
-            try:
-                await ctx.tools.compensate(entry.execution_id)
-            except LeaseLost:
-                raise
-            except Exception as exc:  # recorded in the ledger; a person follows up anyway
-                log.error(
-                    "compensation.failed",
-                    **frame.correlation.fields(),
-                    execution_id=entry.execution_id,
-                    error=repr(exc),
-                )
-
-    async def _settle_confirmation(
-        self, frame: TurnFrame, ctx: RunningTurnContext, state_version: int
-    ) -> dict[str, Any] | None:
-        """Settle a pending confirmation before the pipeline runs, when this turn holds
-        exactly one unambiguous answer or the confirmation expired (DESIGN §8). The
-        confirmed action runs under the key fixed when it was requested."""
-        pending = ctx.pending_confirmation
-        if pending is None:
-            return None
-        now = self._parts.clock.now_ms()
-        answers = [(m.text, m.button.button_id if m.button else None) for m in ctx.messages]
-        answer = resolve(pending.yes_id, pending.no_id, pending.expires_at_ms, answers, now)
-        if answer is Resolution.NONE:
-            return None
-        outcome = None
-        if answer is Resolution.YES:
-            result = await ctx.tools.call_confirmed(
-                pending.tool, pending.args, pending.idempotency_key
-            )
-            outcome = result.outcome.value
-        kind = (
-            EventKind.CONFIRMATION_EXPIRED
-            if answer is Resolution.EXPIRED
-            else EventKind.CONFIRMATION_RESOLVED
-        )
-        settled = {"answer": answer.value, "outcome": outcome}
-        data = {"confirmation_id": pending.confirmation_id, "tool": pending.tool, **settled}
-        now = self._parts.clock.now_ms()
-        t = frame.turn
-        await frame.commit(
-            [
-                CheckFence(t.session_id, self._keeper.fence, now),
-                PatchState(t.session_id, state_version, {"meta": {"confirmation": None}}, now),
-                AppendEvent(FabricEvent(kind, now, frame.correlation, data)),
-            ]
-        )
-        return settled
 
     async def _stopped(self, task: "asyncio.Task[PipelineResult]") -> bool:
         """Wait (a bounded time) for a cancelled pipeline to end. One that ignores
@@ -484,7 +417,7 @@ class TurnRunner:
 
     async def _fail(self, frame: TurnFrame, error: str, started_at: int) -> RunEnd:
         p, t = self._parts, frame.turn
-        await self._compensate_group(frame)
+        await compensate_group(self._parts.store, frame, lambda: self._context(frame))
         group = await self._group(frame)
         await frame.commit(
             turn_endings.fail(

@@ -1,0 +1,49 @@
+"""Settling a pending confirmation before the pipeline runs (DESIGN §8): when the turn
+holds exactly one unambiguous answer, or the confirmation expired. The confirmed action
+runs under the key fixed when it was requested; a timeout never runs it."""
+
+from typing import Any
+
+from acf.domain.confirmation_answers import Resolution, resolve
+from acf.domain.events import EventKind, FabricEvent
+from acf.ports.clock import Clock
+from acf.ports.event_store import AppendEvent
+from acf.ports.lease import CheckFence
+from acf.ports.session_store import PatchState
+from acf.service.turn_context import RunningTurnContext, TurnFrame
+
+
+async def settle_confirmation(
+    frame: TurnFrame, ctx: RunningTurnContext, fence: int, state_version: int, clock: Clock
+) -> dict[str, Any] | None:
+    """How the pending confirmation was settled (``{"answer", "outcome"}``), or None when
+    there is none or this turn does not settle it."""
+    pending = ctx.pending_confirmation
+    if pending is None:
+        return None
+    now = clock.now_ms()
+    answers = [(m.text, m.button.button_id if m.button else None) for m in ctx.messages]
+    answer = resolve(pending.yes_id, pending.no_id, pending.expires_at_ms, answers, now)
+    if answer is Resolution.NONE:
+        return None
+    outcome = None
+    if answer is Resolution.YES:
+        result = await ctx.tools.call_confirmed(pending.tool, pending.args, pending.idempotency_key)
+        outcome = result.outcome.value
+    kind = (
+        EventKind.CONFIRMATION_EXPIRED
+        if answer is Resolution.EXPIRED
+        else EventKind.CONFIRMATION_RESOLVED
+    )
+    settled = {"answer": answer.value, "outcome": outcome}
+    data = {"confirmation_id": pending.confirmation_id, "tool": pending.tool, **settled}
+    now = clock.now_ms()
+    t = frame.turn
+    await frame.commit(
+        [
+            CheckFence(t.session_id, fence, now),
+            PatchState(t.session_id, state_version, {"meta": {"confirmation": None}}, now),
+            AppendEvent(FabricEvent(kind, now, frame.correlation, data)),
+        ]
+    )
+    return settled
