@@ -8,10 +8,9 @@
 
 import { Api, askForKey, currentKey, el, forgetKey, randomId, sleep } from "./api.js";
 import { openEventStream, showStreamStatus } from "./sse.js";
+import { TypingSignals } from "./typing.js";
 
 const CUSTOMER_STORAGE = "acf.chat.customer";
-const TYPING_REPEAT_MS = 2000; // while typing, say so again at most this often
-const TYPING_IDLE_MS = 1500; // no keystroke for this long: stopped typing
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -40,7 +39,7 @@ const chat = {
   deliveredOutbox: new Set(),
   messageTexts: new Map(), // message id -> text, for messages sent elsewhere (history)
   activity: new Map(), // key -> {text, turnId}
-  typing: { active: false, sentAt: 0, idleTimer: null },
+  typing: new TypingSignals((active) => postTyping(active)),
 };
 
 // ---------- start ----------
@@ -321,7 +320,7 @@ function send({ text, button }) {
   const clientId = randomId("m-");
   const bubble = addCustomerBubble(clientId, text);
   setBubbleState(bubble, "sending");
-  const typingWasActive = stopTypingTimer();
+  const typingWasActive = chat.typing.stop();
   chat.outgoing = chat.outgoing.then(async () => {
     await post(clientId, text, button, bubble);
     if (typingWasActive) postTyping(false);
@@ -372,37 +371,9 @@ function postTyping(active) {
     .catch(() => {}); // a typing signal is a hint; losing one is harmless
 }
 
-function onKeystroke() {
-  const t = chat.typing;
-  if (!ui.input.value.trim()) {
-    if (stopTypingTimer()) postTyping(false);
-    return;
-  }
-  const now = Date.now();
-  if (!t.active || now - t.sentAt >= TYPING_REPEAT_MS) {
-    t.active = true;
-    t.sentAt = now;
-    postTyping(true);
-  }
-  clearTimeout(t.idleTimer);
-  t.idleTimer = setTimeout(() => {
-    if (stopTypingTimer()) postTyping(false);
-  }, TYPING_IDLE_MS);
-}
-
-/** Forget that the customer is typing; true if they were (a stop signal is due). */
-function stopTypingTimer() {
-  const t = chat.typing;
-  clearTimeout(t.idleTimer);
-  t.idleTimer = null;
-  const was = t.active;
-  t.active = false;
-  return was;
-}
-
 // ---------- wiring ----------
 
-ui.input.addEventListener("input", onKeystroke);
+ui.input.addEventListener("input", () => chat.typing.keystroke(Boolean(ui.input.value.trim())));
 ui.composer.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = ui.input.value.trim();
