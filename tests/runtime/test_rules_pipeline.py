@@ -6,6 +6,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from acf.demo import DEMO_RULES_PATH
 from acf.demo.commerce import CommerceBackend, commerce_tools
 from acf.domain.agent_settings import AgentSettings
@@ -14,6 +16,7 @@ from acf.domain.turns import TurnPhase
 from acf.pipelines.rules import RulesPipeline
 from acf.pipelines.rules_load import load_rules, parse_rules
 from acf.pipelines.rules_model import RulesConfig
+from acf.ports.checkpoints import Phase
 from acf.ports.ledger import LedgerQuery
 from acf.service.agents import AgentBinding, Agents
 from acf.service.tool_gateway import ToolRegistry
@@ -331,3 +334,49 @@ async def test_the_answer_that_settled_a_confirmation_is_not_routed_again(tmp_pa
         await h.send("alice", "yes")  # nothing pending now: an ordinary message
         await h.run_until_idle()
         assert h.replies("alice")[-1] == "?"
+
+
+async def test_a_replacing_question_keeps_nothing_of_the_earlier_ones_arguments(
+    tmp_path: Path,
+) -> None:
+    async with demo(tmp_path) as (h, backend):
+        await _ask_refund(h)
+        await h.send("alice", "cancel subscription 2001")
+        await h.run_until_idle()
+        state = await _state(h, "alice")
+        pending = state["meta"]["confirmation"]
+        assert pending["tool"] == "cancel_subscription"
+        assert pending["args"] == {"subscription_id": "2001"}  # no stale order_id
+        assert "order_id" not in state["data"]["rules"]["confirm"]["captures"]
+        await h.send("alice", button=pending["yes_id"])
+        await h.run_until_idle()
+        (entry,) = await h.store.ledger.query(TENANT, LedgerQuery(tool="cancel_subscription"))
+        assert entry.args == {"subscription_id": "2001"}
+        assert backend.refunds == []
+
+
+async def test_a_long_complaint_still_reaches_a_person(tmp_path: Path) -> None:
+    async with demo(tmp_path) as (h, backend):
+        await h.send("alice", "the product is bad. " * 110 + "I want to talk to a person")
+        await h.run_until_idle()
+        assert "ticket T-0001" in h.replies("alice")[-1]
+        (ticket,) = backend.tickets.values()
+        assert len(ticket.summary) == 2000
+        sessions = await h.store.sessions.list_sessions(TENANT)
+        assert sessions[0].flagged
+
+
+@pytest.mark.parametrize("phase", [Phase.PIPELINE_FINISHED, Phase.TOOL_RETURNED])
+async def test_a_crash_after_the_yes_still_tells_the_customer_it_is_done(
+    tmp_path: Path, phase: Phase
+) -> None:
+    async with demo(tmp_path) as (h, backend):
+        pending = await _ask_refund(h)
+        h.crash_at(phase)
+        await h.send("alice", button=pending["yes_id"])
+        await h.run_until_idle()
+        assert h.crashes == 1
+        assert h.replies("alice")[-1] == (
+            "Done: €25.00 for order 1003 will be back on your card in 3-5 days (refund R-0001)."
+        )
+        assert backend.calls["refund_order"] == 1

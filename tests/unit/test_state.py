@@ -6,8 +6,10 @@ from acf.domain.errors import StateContractError
 from acf.domain.state import (
     CURRENT_SCHEMA_VERSION,
     apply_patch,
+    combine_patches,
     initial_state,
     merge_patch,
+    replacement_patch,
     upcast,
     validate,
 )
@@ -69,3 +71,36 @@ def test_patch_is_validated_and_cannot_change_the_version() -> None:
         apply_patch(state, {"schema_version": 3})
     with pytest.raises(StateContractError, match="slots"):
         apply_patch(state, {"slots": "not an object"})
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "patch"),
+    [
+        (None, {"a": 1}, {"a": 1}),
+        ({"a": 1, "b": 2}, {"a": 1}, {"b": None, "a": 1}),
+        ({"args": {"x": "1"}}, {"args": {"y": "2"}}, {"args": {"x": None, "y": "2"}}),
+        ({"a": {"b": 1}}, {"a": 5}, {"a": 5}),
+        ({"a": 5}, {"a": {"b": 1}}, {"a": {"b": 1}}),
+    ],
+)
+def test_replacement_patch_turns_old_into_exactly_new(
+    old: dict | None, new: dict, patch: dict
+) -> None:
+    assert replacement_patch(old, new) == patch
+    assert merge_patch(old or {}, replacement_patch(old, new)) == new
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "combined"),
+    [
+        ({"a": 1}, {"b": 2}, {"a": 1, "b": 2}),
+        ({"a": {"x": 1}}, {"a": {"y": None}}, {"a": {"x": 1, "y": None}}),  # deletion kept
+        ({"a": 1}, {"a": None}, {"a": None}),
+        ({"a": None}, {"a": {"x": 1}}, {"a": {"x": 1}}),
+    ],
+)
+def test_combine_patches_keeps_deletions(first: dict, second: dict, combined: dict) -> None:
+    assert combine_patches(first, second) == combined
+    state = {"a": {"x": 0, "y": 0}, "b": 0}
+    if first.get("a") is not None or "a" not in first:  # the documented exception aside
+        assert merge_patch(merge_patch(state, first), second) == merge_patch(state, combined)

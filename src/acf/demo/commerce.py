@@ -30,6 +30,10 @@ from acf.ports.tool_backend import Reconciled, Tool, ToolCall
 _DIGITS = {"type": "string", "pattern": "^[0-9]{1,12}$"}
 
 
+SUMMARY_CHARS = 2000
+"""A ticket keeps the first characters of a long complaint (it still opens)."""
+
+
 class CommerceRefusal(Exception):
     """The backend refused the request: nothing happened (a definite failure)."""
 
@@ -155,7 +159,7 @@ class CommerceBackend:
             ticket = Ticket(
                 f"T-{len(self.tickets) + 1:04d}",
                 str(call.args["topic"]),
-                str(call.args["summary"]),
+                str(call.args["summary"])[:SUMMARY_CHARS],
                 call.idempotency_key,
             )
             self.tickets[call.idempotency_key] = ticket
@@ -251,7 +255,7 @@ CREATE_TICKET = ToolSpec(
     SideEffectPolicy.IDEMPOTENT,
     args_schema=_schema(
         topic={"type": "string", "minLength": 1, "maxLength": 64},
-        summary={"type": "string", "minLength": 1, "maxLength": 2000},
+        summary={"type": "string", "minLength": 1},
     ),
     business_key="ticket-{topic}",
     dedupe_scope=DedupeScope.SESSION,

@@ -138,6 +138,36 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def combine_patches(first: Mapping[str, Any], second: Mapping[str, Any]) -> JsonObject:
+    """One merge patch doing what ``first`` then ``second`` do, keeping ``second``'s
+    deletions (``None``). Where ``first`` deletes a key and ``second`` sets an object at it,
+    the result merges that object into the key's old value: to replace a value whose old
+    content is known, write ``replacement_patch(old, new)``."""
+    combined: JsonObject = dict(first)
+    for name, value in second.items():
+        earlier = combined.get(name)
+        if isinstance(value, Mapping) and isinstance(earlier, Mapping):
+            combined[name] = combine_patches(earlier, value)
+        else:
+            combined[name] = dict(value) if isinstance(value, Mapping) else value
+    return combined
+
+
+def replacement_patch(old: Any, new: Mapping[str, Any]) -> JsonObject:
+    """A merge patch that turns ``old`` into exactly ``new``: keys of ``old`` that ``new``
+    lacks are deleted, at every depth (a plain patch of ``new`` would merge into ``old`` and
+    keep them)."""
+    before: Mapping[str, Any] = old if isinstance(old, Mapping) else {}
+    patch: JsonObject = {name: None for name in before if name not in new}
+    for name, value in new.items():
+        earlier = before.get(name)
+        if isinstance(value, Mapping) and isinstance(earlier, Mapping):
+            patch[name] = replacement_patch(earlier, value)
+        else:
+            patch[name] = value
+    return patch
+
+
 def apply_patch(state: Mapping[str, Any], patch: Mapping[str, Any]) -> JsonObject:
     """Apply a merge patch to a current-version state and validate the result."""
     if "schema_version" in patch:

@@ -23,6 +23,7 @@ from typing import Any
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import InboundMessage
 from acf.domain.replies import Button, PipelineResult, ReplySegment
+from acf.domain.state import combine_patches, replacement_patch
 from acf.domain.tools import Outcome, ToolResult
 from acf.pipelines import router, templates
 from acf.pipelines.rules_model import (
@@ -73,18 +74,6 @@ def plain_error(error: str | None) -> str | None:
         if inner[0] == inner[-1] and inner[0] in "'\"":
             return inner[1:-1]
     return error
-
-
-def combine_patches(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
-    """One merge patch doing what ``first`` then ``second`` do (``None`` still deletes)."""
-    combined = dict(first)
-    for name, value in second.items():
-        earlier = combined.get(name)
-        if isinstance(value, Mapping) and isinstance(earlier, Mapping):
-            combined[name] = combine_patches(earlier, value)
-        else:
-            combined[name] = dict(value) if isinstance(value, Mapping) else value
-    return combined
 
 
 def _done_at(ms: int | None) -> str | None:
@@ -224,13 +213,10 @@ class RulesPipeline:
             question = await self._ask(ctx, rule.confirm, values, answer)
             if question is None:
                 return
-            answer.merge(
-                {
-                    "data": {
-                        PRIVATE_KEY: {"confirm": {"rule": rule.name, "captures": found.captures}}
-                    }
-                }
-            )
+            # Replace what an earlier question left (its captures), never merge into it.
+            earlier = ((ctx.state.get("data") or {}).get(PRIVATE_KEY) or {}).get("confirm")
+            confirm = {"rule": rule.name, "captures": dict(found.captures)}
+            answer.merge({"data": {PRIVATE_KEY: {"confirm": replacement_patch(earlier, confirm)}}})
             answer.expects_more_input = True
         answer.add(reply, values, rule.buttons)
         if question is not None:

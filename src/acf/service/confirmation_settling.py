@@ -7,9 +7,10 @@ from typing import Any
 from acf.domain.confirmation_answers import Resolution, resolve
 from acf.domain.events import EventKind, FabricEvent
 from acf.ports.clock import Clock
-from acf.ports.event_store import AppendEvent
+from acf.ports.event_store import AppendEvent, EventQuery
 from acf.ports.lease import CheckFence
 from acf.ports.session_store import PatchState
+from acf.ports.store import Store
 from acf.service.turn_context import RunningTurnContext, TurnFrame
 
 
@@ -47,3 +48,21 @@ async def settle_confirmation(
         ]
     )
     return settled
+
+
+_SETTLED = (EventKind.CONFIRMATION_RESOLVED, EventKind.CONFIRMATION_EXPIRED)
+
+
+async def earlier_settlement(store: Store, frame: TurnFrame) -> dict[str, Any] | None:
+    """How an earlier run of this turn group settled a confirmation (the settlement is
+    committed before the pipeline runs, so a crash or a supersede after it must not lose
+    it), or None."""
+    t = frame.turn
+    query = EventQuery(session_id=t.session_id, kinds=_SETTLED, limit=100_000)
+    events = [
+        e for e in await store.events.query(t.tenant, query) if e.correlation.group_id == t.group_id
+    ]
+    if not events:
+        return None
+    data = events[-1].data
+    return {"answer": data.get("answer"), "outcome": data.get("outcome")}

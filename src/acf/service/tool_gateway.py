@@ -120,12 +120,12 @@ class ToolGateway:
         return tool, key
 
     async def call_confirmed(self, name: str, args: Mapping[str, Any], key: str) -> ToolResult:
-        """Run a confirmed action under the key fixed when the confirmation was requested."""
-        tool = self._registry.get(name)
-        if tool is None:
-            await self._audit(EventKind.TOOL_REFUSED, tool=name, reason="not allowed")
-            return ToolResult(Outcome.REFUSED, error=f"tool {name!r} is not allowed here")
-        return await self.perform(tool, key, args)
+        """Run a confirmed action under the key fixed when the confirmation was requested;
+        its arguments are checked again (the allowlist and the schema may have changed)."""
+        checked = await self.prepare(name, args)
+        if isinstance(checked, ToolResult):
+            return checked
+        return await self.perform(checked[0], key, args)
 
     async def perform(self, tool: Tool, key: str, args: Mapping[str, Any]) -> ToolResult:
         if tool.spec.policy is SideEffectPolicy.IRREVERSIBLE:
@@ -250,6 +250,8 @@ class ToolGateway:
             return await self._in_doubt(spec, entry)
         if answer.happened:
             done = await self._finish(spec, entry, LedgerStatus.SUCCEEDED, value=answer.result)
+            if entry.group_id == self._frame.turn.group_id:
+                return done  # this very request did it (before a crash): it succeeded
             return replace(done, outcome=Outcome.ALREADY_DONE)
         await self._finish(spec, entry, LedgerStatus.FAILED, error="reconciled: not done")
         return await self._execute(tool, key, args)  # the key is free again: run it now

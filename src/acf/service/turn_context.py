@@ -15,7 +15,7 @@ from acf.domain.ids import new_id
 from acf.domain.messages import InboundMessage
 from acf.domain.replies import Button, ReplySegment
 from acf.domain.session_key import SessionKey
-from acf.domain.state import PendingConfirmation
+from acf.domain.state import PendingConfirmation, replacement_patch
 from acf.domain.supersede import SupersedeDecision
 from acf.domain.tools import ToolResult
 from acf.domain.turns import Turn
@@ -204,7 +204,11 @@ class RunningTurnContext:
             requested_at_ms=now,
             expires_at_ms=now + ttl_ms,
         )
-        f.commit_patch = {"meta": {"confirmation": pending.model_dump()}}
+        # Replace, not merge: nothing of an earlier question (its arguments) may survive.
+        earlier_fields = None if earlier is None else earlier.model_dump()
+        f.commit_patch = {
+            "meta": {"confirmation": replacement_patch(earlier_fields, pending.model_dump())}
+        }
         data = {"confirmation_id": cid, "tool": tool, "expires_at_ms": pending.expires_at_ms}
         if earlier is not None:
             data["replaces"] = earlier.confirmation_id

@@ -17,7 +17,7 @@ from acf.domain.messages import InboundMessage
 from acf.domain.policy import AccumulationMode
 from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
-from acf.domain.state import merge_patch
+from acf.domain.state import combine_patches
 from acf.domain.supersede import SupersedeDecision, choose, may_commit_with_unseen
 from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS
 from acf.domain.turns import Turn, TurnGroup
@@ -26,7 +26,7 @@ from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
 from acf.service import turn_endings, turn_units
 from acf.service.agents import AgentBinding
 from acf.service.compensation import compensate_group
-from acf.service.confirmation_settling import settle_confirmation
+from acf.service.confirmation_settling import earlier_settlement, settle_confirmation
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.parts import Parts
 from acf.service.turn_context import LeaseLost, RunningTurnContext, TurnFrame
@@ -229,6 +229,10 @@ class TurnRunner:
         if settled is not None:
             ctx, state_version, group = await self._context(frame)  # the state changed
             frame.confirmation = settled
+        elif frame.turn.attempt > 1 or group.restarts > 0:
+            # An earlier run of this group may have settled it before it crashed or was
+            # superseded: the pipeline must still learn how (and say "done").
+            frame.confirmation = await earlier_settlement(p.store, frame)
         task = p.tasks.spawn(self._binding.pipeline.run(ctx), f"pipeline:{frame.turn.turn_id}")
         await asyncio.sleep(0)  # let it start: a pipeline that never waits is done already
         if task.done():
@@ -347,7 +351,7 @@ class TurnRunner:
         while True:
             result = done.result
             if frame.commit_patch is not None:  # a confirmation request rides along
-                patch = merge_patch(dict(result.state_patch or {}), frame.commit_patch)
+                patch = combine_patches(dict(result.state_patch or {}), frame.commit_patch)
                 result = replace(result, state_patch=patch)
             ops = turn_endings.commit(
                 t,
