@@ -13,20 +13,22 @@ async def test_a_job_raising_base_exception_fails_alone(tmp_path: Path) -> None:
     db = SqliteDatabase(tmp_path / "x.db")
     await asyncio.to_thread(db.open)
     try:
-        await db.write(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        await db.write(None, lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
 
         def explode(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT INTO t VALUES (1)")
             raise SystemExit("boom")
 
         outcomes = await asyncio.gather(
-            db.write(explode),
-            db.write(lambda c: c.execute("INSERT INTO t VALUES (2)")),
+            db.write(None, explode),
+            db.write(None, lambda c: c.execute("INSERT INTO t VALUES (2)")),
             return_exceptions=True,
         )
         assert isinstance(outcomes[0], RuntimeError)
         assert "SystemExit('boom')" in str(outcomes[0])
-        rows = await asyncio.wait_for(db.read(lambda c: c.execute("SELECT v FROM t").fetchall()), 5)
+        rows = await asyncio.wait_for(
+            db.read(None, lambda c: c.execute("SELECT v FROM t").fetchall()), 5
+        )
         assert rows == [(2,)]  # the failing unit left nothing, the other committed
     finally:
         await db.close()
@@ -37,7 +39,7 @@ async def test_closed_database_refuses_new_work_and_releases_the_lock(tmp_path: 
     await asyncio.to_thread(db.open)
     await db.close()
     with pytest.raises(RuntimeError, match="is not open"):
-        await db.read(lambda c: c.execute("SELECT 1").fetchone())
+        await db.read(None, lambda c: c.execute("SELECT 1").fetchone())
     again = SqliteDatabase(tmp_path / "x.db")
     await asyncio.to_thread(again.open)
     await again.close()

@@ -29,11 +29,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from acf.adapters.sql.database import SQLITE, Dialect, SqlConnection
 from acf.domain.errors import AcfError
 
 T = TypeVar("T")
 
 MAX_BATCH = 512
+
+
+class _Connection(sqlite3.Connection):
+    dialect = SQLITE
+
+
+def _identity(value: int) -> int:
+    return value
 
 
 class Durability(StrEnum):
@@ -47,7 +56,7 @@ class DatabaseInUse(AcfError):
 
 @dataclass(slots=True)
 class _Job:
-    fn: Callable[[sqlite3.Connection], Any]
+    fn: Callable[[Any], Any]
     writes: bool
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
@@ -133,22 +142,29 @@ class SqliteDatabase:
             raise error
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
+        # The store's clock is the caller's here (one process): acf_now(x) = x.
+        conn.create_function("acf_now", 1, _identity, deterministic=True)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.durability.value.upper()}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
         return conn
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on the database thread and return its result."""
+    dialect: Dialect = SQLITE
+
+    async def read(self, tenant: str | None, fn: Callable[[SqlConnection], T]) -> T:
+        """Run ``fn`` on the database thread and return its result (one file, one
+        process: the tenant scoping is in the adapters' SQL)."""
         return await self._submit(fn, writes=False)
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, tenant: str | None, fn: Callable[[SqlConnection], T]) -> T:
         """Run ``fn`` atomically (its own savepoint) and return once it is committed."""
         return await self._submit(fn, writes=True)
 
-    async def _submit(self, fn: Callable[[sqlite3.Connection], T], writes: bool) -> T:
+    async def _submit(self, fn: Callable[[SqlConnection], T], writes: bool) -> T:
         if self._closed or not self._alive:
             raise RuntimeError(f"database {self.path} is not open")
         loop = asyncio.get_running_loop()

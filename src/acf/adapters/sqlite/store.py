@@ -4,21 +4,10 @@ import asyncio
 from pathlib import Path
 
 from acf.adapters.sql import migrate
+from acf.adapters.sql.database import SCANNER
+from acf.adapters.sql.ports import SqlPorts
 from acf.adapters.sqlite.database import Durability, SqliteDatabase
-from acf.adapters.sqlite.events import SqliteEventStore
-from acf.adapters.sqlite.lease import SqliteSessionLease
-from acf.adapters.sqlite.ledger import SqliteLedger
-from acf.adapters.sqlite.messages import SqliteMessageLog
-from acf.adapters.sqlite.outbox import SqliteOutbox
-from acf.adapters.sqlite.recovery import SqliteRecoveryScanner
-from acf.adapters.sqlite.request_log import SqliteRequestLog
-from acf.adapters.sqlite.sessions import SqliteSessionStore
-from acf.adapters.sqlite.step_memo import SqliteStepMemo
-from acf.adapters.sqlite.timers import SqliteTimers
-from acf.adapters.sqlite.turns import SqliteTurnStore
-from acf.adapters.sqlite.unit_of_work import SqliteUnitOfWork
 from acf.ports.clock import Clock
-from acf.ports.unit_of_work import UnitOfWork
 
 DATABASE_FILE = "acf.db"
 
@@ -27,24 +16,13 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-class SqliteStore:
+class SqliteStore(SqlPorts):
     def __init__(self, db: SqliteDatabase, clock: Clock) -> None:
+        super().__init__(db, clock)
         self.db = db
-        self.messages = SqliteMessageLog(db)
-        self.sessions = SqliteSessionStore(db)
-        self.turns = SqliteTurnStore(db)
-        self.events = SqliteEventStore(db)
-        self.outbox = SqliteOutbox(db)
-        self.memo = SqliteStepMemo(db)
-        self.lease = SqliteSessionLease(db, clock)
-        self.ledger = SqliteLedger(db)
-        self.timers = SqliteTimers(db)
-        self.uow: UnitOfWork = SqliteUnitOfWork(db)
-        self.recovery = SqliteRecoveryScanner(db)
-        self.requests = SqliteRequestLog(db)
 
     async def ping(self) -> None:
-        await self.db.read(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self.db.read(SCANNER, lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
         await self.db.close()

@@ -1,10 +1,9 @@
-"""SQLite store of idempotent requests' responses."""
+"""Store of idempotent requests' responses (both dialects)."""
 
-import sqlite3
 from typing import Any
 
-from acf.adapters.sqlite.database import SqliteDatabase
-from acf.adapters.sqlite.registry import dumps, executes, loads
+from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.registry import dumps, executes, loads
 from acf.domain.errors import Conflict
 from acf.domain.ids import TenantId
 from acf.ports.request_log import ReserveRequest, SaveResponse, StoredResponse
@@ -16,7 +15,7 @@ def _row(r: tuple[Any, ...]) -> StoredResponse:
     return StoredResponse(r[0], r[1], r[2], loads(r[3]), r[4])
 
 
-def _find(conn: sqlite3.Connection, tenant: str, key: str) -> StoredResponse | None:
+def _find(conn: SqlConnection, tenant: str, key: str) -> StoredResponse | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM http_requests WHERE tenant = ? AND idempotency_key = ?",
         (tenant, key),
@@ -25,10 +24,10 @@ def _find(conn: sqlite3.Connection, tenant: str, key: str) -> StoredResponse | N
 
 
 @executes(ReserveRequest)
-def _reserve(conn: sqlite3.Connection, tenant: str, op: ReserveRequest) -> None:
+def _reserve(conn: SqlConnection, tenant: str, op: ReserveRequest) -> None:
     conn.execute(
-        "INSERT OR IGNORE INTO http_requests (tenant, idempotency_key, request_hash, "
-        "created_at_ms) VALUES (?,?,?,?)",
+        "INSERT INTO http_requests (tenant, idempotency_key, request_hash, "
+        "created_at_ms) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
         (tenant, op.idempotency_key, op.request_hash, op.at_ms),
     )
     held = _find(conn, tenant, op.idempotency_key)
@@ -37,7 +36,7 @@ def _reserve(conn: sqlite3.Connection, tenant: str, op: ReserveRequest) -> None:
 
 
 @executes(SaveResponse)
-def _save(conn: sqlite3.Connection, tenant: str, op: SaveResponse) -> StoredResponse:
+def _save(conn: SqlConnection, tenant: str, op: SaveResponse) -> StoredResponse:
     conn.execute(
         "UPDATE http_requests SET status_code = ?, response = ? "
         "WHERE tenant = ? AND idempotency_key = ? AND status_code IS NULL",
@@ -49,9 +48,9 @@ def _save(conn: sqlite3.Connection, tenant: str, op: SaveResponse) -> StoredResp
     return stored
 
 
-class SqliteRequestLog:
-    def __init__(self, db: SqliteDatabase) -> None:
+class SqlRequestLog:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def find(self, tenant: TenantId, idempotency_key: str) -> StoredResponse | None:
-        return await self._db.read(lambda conn: _find(conn, tenant, idempotency_key))
+        return await self._db.read(tenant, lambda conn: _find(conn, tenant, idempotency_key))

@@ -1,23 +1,23 @@
-"""Which function applies which write op on a SQLite connection."""
+"""Which function applies which write op on a connection (either dialect)."""
 
 import json
-import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from acf.adapters.sql.database import SqlConnection
 from acf.domain.errors import InvalidValue
 from acf.ports.unit_of_work import WriteOp
 
 Op = TypeVar("Op", bound=WriteOp[Any])
-Executor = Callable[[sqlite3.Connection, str, Any], Any]
+Executor = Callable[[SqlConnection, str, Any], Any]
 
 EXECUTORS: dict[type[WriteOp[Any]], Executor] = {}
 
 
-def executes(op_type: type[Op]) -> Callable[[Callable[[sqlite3.Connection, str, Op], Any]], Any]:
+def executes(op_type: type[Op]) -> Callable[[Callable[[SqlConnection, str, Op], Any]], Any]:
     """Register the decorated function as the executor of ``op_type``."""
 
-    def register(fn: Callable[[sqlite3.Connection, str, Op], Any]) -> Any:
+    def register(fn: Callable[[SqlConnection, str, Op], Any]) -> Any:
         EXECUTORS[op_type] = fn
         return fn
 

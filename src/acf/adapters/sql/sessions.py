@@ -1,10 +1,9 @@
-"""SQLite session store."""
+"""Session store (both dialects)."""
 
-import sqlite3
 from typing import Any
 
-from acf.adapters.sqlite.database import SqliteDatabase
-from acf.adapters.sqlite.registry import dumps, executes, loads
+from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.registry import dumps, executes, loads
 from acf.domain import state as state_contract
 from acf.domain.errors import Conflict, VersionConflict
 from acf.domain.ids import SessionId, TenantId, new_id
@@ -41,7 +40,7 @@ def _record(row: tuple[Any, ...]) -> SessionRecord:
     )
 
 
-def open_session_id(conn: sqlite3.Connection, key: SessionKey, at_ms: int) -> SessionId:
+def open_session_id(conn: SqlConnection, key: SessionKey, at_ms: int) -> SessionId:
     """The id of the key's open session, creating the session if there is none."""
     row = conn.execute(
         "SELECT session_id FROM sessions WHERE tenant = ? AND agent = ? AND customer = ? "
@@ -51,8 +50,9 @@ def open_session_id(conn: sqlite3.Connection, key: SessionKey, at_ms: int) -> Se
     if row is not None:
         return str(row[0])
     session_id = new_id()
-    conn.execute(
-        f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,'open',0,0,?,0,0,NULL,?,?,NULL)",
+    cur = conn.execute(
+        f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,'open',0,0,?,0,FALSE,NULL,?,?,NULL) "
+        "ON CONFLICT (tenant, agent, customer, channel) WHERE status = 'open' DO NOTHING",
         (
             key.tenant,
             session_id,
@@ -64,10 +64,12 @@ def open_session_id(conn: sqlite3.Connection, key: SessionKey, at_ms: int) -> Se
             at_ms,
         ),
     )
+    if cur.rowcount == 0:  # another transaction opened it meanwhile (PostgreSQL)
+        return open_session_id(conn, key, at_ms)
     return session_id
 
 
-def _fetch(conn: sqlite3.Connection, tenant: str, session_id: str) -> SessionRecord | None:
+def _fetch(conn: SqlConnection, tenant: str, session_id: str) -> SessionRecord | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM sessions WHERE tenant = ? AND session_id = ?",
         (tenant, session_id),
@@ -75,7 +77,7 @@ def _fetch(conn: sqlite3.Connection, tenant: str, session_id: str) -> SessionRec
     return None if row is None else _record(row)
 
 
-def _require(conn: sqlite3.Connection, tenant: str, session_id: str) -> SessionRecord:
+def _require(conn: SqlConnection, tenant: str, session_id: str) -> SessionRecord:
     record = _fetch(conn, tenant, session_id)
     if record is None:
         raise Conflict(f"no session {session_id}")
@@ -83,7 +85,7 @@ def _require(conn: sqlite3.Connection, tenant: str, session_id: str) -> SessionR
 
 
 @executes(PatchState)
-def _patch(conn: sqlite3.Connection, tenant: str, op: PatchState) -> int:
+def _patch(conn: SqlConnection, tenant: str, op: PatchState) -> int:
     current = _require(conn, tenant, op.session_id)
     if current.state_version != op.expected_version:
         raise VersionConflict(
@@ -100,7 +102,7 @@ def _patch(conn: sqlite3.Connection, tenant: str, op: PatchState) -> int:
 
 
 @executes(ConsumeRange)
-def _consume(conn: sqlite3.Connection, tenant: str, op: ConsumeRange) -> None:
+def _consume(conn: SqlConnection, tenant: str, op: ConsumeRange) -> None:
     row = conn.execute(
         "SELECT consumed_seq, last_seq FROM sessions WHERE tenant = ? AND session_id = ?",
         (tenant, op.session_id),
@@ -124,28 +126,28 @@ def _consume(conn: sqlite3.Connection, tenant: str, op: ConsumeRange) -> None:
 
 
 @executes(FlagSession)
-def _flag(conn: sqlite3.Connection, tenant: str, op: FlagSession) -> None:
+def _flag(conn: SqlConnection, tenant: str, op: FlagSession) -> None:
     cur = conn.execute(
         "UPDATE sessions SET flagged = ?, flag_reason = ?, updated_at_ms = ? "
         "WHERE tenant = ? AND session_id = ?",
-        (int(op.flagged), op.reason if op.flagged else None, op.at_ms, tenant, op.session_id),
+        (op.flagged, op.reason if op.flagged else None, op.at_ms, tenant, op.session_id),
     )
     if cur.rowcount == 0:
         raise Conflict(f"no session {op.session_id}")
 
 
-class SqliteSessionStore:
-    def __init__(self, db: SqliteDatabase) -> None:
+class SqlSessionStore:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def get(self, tenant: TenantId, session_id: SessionId) -> SessionRecord | None:
-        return await self._db.read(lambda conn: _fetch(conn, tenant, session_id))
+        return await self._db.read(tenant, lambda conn: _fetch(conn, tenant, session_id))
 
     async def find_open(self, tenant: TenantId, key: SessionKey) -> SessionRecord | None:
         if key.tenant != tenant:
             return None
 
-        def run(conn: sqlite3.Connection) -> SessionRecord | None:
+        def run(conn: SqlConnection) -> SessionRecord | None:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM sessions WHERE tenant = ? AND agent = ? "
                 "AND customer = ? AND channel = ? AND status = 'open'",
@@ -153,7 +155,7 @@ class SqliteSessionStore:
             ).fetchone()
             return None if row is None else _record(row)
 
-        return await self._db.read(run)
+        return await self._db.read(tenant, run)
 
     async def list_sessions(
         self, tenant: TenantId, where: SessionFilter | None = None
@@ -163,7 +165,7 @@ class SqliteSessionStore:
         args: list[Any] = [tenant]
         if where.flagged is not None:
             sql.append("AND flagged = ?")
-            args.append(int(where.flagged))
+            args.append(where.flagged)
         if where.status is not None:
             sql.append("AND status = ?")
             args.append(where.status.value)
@@ -173,4 +175,6 @@ class SqliteSessionStore:
         sql.append("ORDER BY updated_at_ms DESC, session_id LIMIT ?")
         args.append(where.limit)
         statement = " ".join(sql)
-        return await self._db.read(lambda conn: [_record(r) for r in conn.execute(statement, args)])
+        return await self._db.read(
+            tenant, lambda conn: [_record(r) for r in conn.execute(statement, args)]
+        )

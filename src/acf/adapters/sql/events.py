@@ -1,10 +1,9 @@
-"""SQLite event store."""
+"""Event store (both dialects)."""
 
-import sqlite3
 from typing import Any
 
-from acf.adapters.sqlite.database import SqliteDatabase
-from acf.adapters.sqlite.registry import dumps, executes, loads, require_tenant
+from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import TenantId
 from acf.ports.event_store import AppendEvent, EventQuery
@@ -15,11 +14,12 @@ _COLUMNS = (
 )
 
 
-def insert_event(conn: sqlite3.Connection, event: FabricEvent) -> int:
+def insert_event(conn: SqlConnection, event: FabricEvent) -> int:
     c = event.correlation
     cur = conn.execute(
-        "INSERT INTO events (tenant, session_id, kind, at_ms, trace_id, turn_id, group_id, "
-        "agent_version, config_version, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO events (event_id, tenant, session_id, kind, at_ms, trace_id, turn_id, "
+        "group_id, agent_version, config_version, data) "
+        f"VALUES ({conn.dialect.event_id},?,?,?,?,?,?,?,?,?,?) RETURNING event_id",
         (
             c.tenant,
             c.session_id,
@@ -33,11 +33,11 @@ def insert_event(conn: sqlite3.Connection, event: FabricEvent) -> int:
             dumps(dict(event.data)),
         ),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 @executes(AppendEvent)
-def _append(conn: sqlite3.Connection, tenant: str, op: AppendEvent) -> int:
+def _append(conn: SqlConnection, tenant: str, op: AppendEvent) -> int:
     require_tenant(tenant, op.event.tenant)
     return insert_event(conn, op.event)
 
@@ -60,12 +60,14 @@ def _event(row: tuple[Any, ...]) -> FabricEvent:
     )
 
 
-class SqliteEventStore:
-    def __init__(self, db: SqliteDatabase) -> None:
+class SqlEventStore:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def query(self, tenant: TenantId, query: EventQuery) -> list[FabricEvent]:
         sql = [f"SELECT {_COLUMNS} FROM events WHERE tenant = ? AND event_id > ?"]
+        if self._db.dialect.visible_events:
+            sql.append(self._db.dialect.visible_events)
         args: list[Any] = [tenant, query.after_id]
         if query.session_id is not None:
             sql.append("AND session_id = ?")
@@ -83,7 +85,7 @@ class SqliteEventStore:
         args.append(query.limit)
         statement = " ".join(sql)
 
-        def run(conn: sqlite3.Connection) -> list[FabricEvent]:
+        def run(conn: SqlConnection) -> list[FabricEvent]:
             return [_event(r) for r in conn.execute(statement, args)]
 
-        return await self._db.read(run)
+        return await self._db.read(tenant, run)

@@ -1,11 +1,10 @@
-"""SQLite turn store: turns, turn groups and turn records."""
+"""Turn store: turns, turn groups and turn records (both dialects)."""
 
-import sqlite3
 from dataclasses import asdict
 from typing import Any
 
-from acf.adapters.sqlite.database import SqliteDatabase
-from acf.adapters.sqlite.registry import dumps, executes, loads, require_tenant
+from acf.adapters.sql.database import INTEGRITY_ERRORS, Database, SqlConnection
+from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
 from acf.domain.errors import Conflict
 from acf.domain.events import Correlation
 from acf.domain.ids import GroupId, SessionId, TenantId, TurnId
@@ -28,7 +27,7 @@ _TURN = (
 # now): a copy of the fence on the turn row alone would let an expired holder write.
 _LEASE_HELD = (
     "EXISTS (SELECT 1 FROM session_leases l WHERE l.tenant = turns.tenant "
-    "AND l.session_id = turns.session_id AND l.fence = ? AND l.expires_at_ms > ?)"
+    "AND l.session_id = turns.session_id AND l.fence = ? AND l.expires_at_ms > acf_now(?))"
 )
 _GROUP = "tenant, group_id, session_id, status, restarts, attempts, created_at_ms"
 
@@ -70,7 +69,7 @@ def _record(text: str) -> TurnRecord:
 
 
 @executes(OpenGroup)
-def _open_group(conn: sqlite3.Connection, tenant: str, op: OpenGroup) -> None:
+def _open_group(conn: SqlConnection, tenant: str, op: OpenGroup) -> None:
     g = op.group
     require_tenant(tenant, g.tenant)
     conn.execute(
@@ -91,7 +90,7 @@ def _open_group(conn: sqlite3.Connection, tenant: str, op: OpenGroup) -> None:
 
 
 @executes(UpdateGroup)
-def _update_group(conn: sqlite3.Connection, tenant: str, op: UpdateGroup) -> None:
+def _update_group(conn: SqlConnection, tenant: str, op: UpdateGroup) -> None:
     cur = conn.execute(
         "UPDATE turn_groups SET status = ?, restarts = ?, attempts = ? "
         "WHERE tenant = ? AND group_id = ? AND status = 'open'",
@@ -102,7 +101,7 @@ def _update_group(conn: sqlite3.Connection, tenant: str, op: UpdateGroup) -> Non
 
 
 @executes(CreateTurn)
-def _create(conn: sqlite3.Connection, tenant: str, op: CreateTurn) -> None:
+def _create(conn: SqlConnection, tenant: str, op: CreateTurn) -> None:
     t = op.turn
     require_tenant(tenant, t.tenant)
     try:
@@ -118,18 +117,18 @@ def _create(conn: sqlite3.Connection, tenant: str, op: CreateTurn) -> None:
                 t.to_seq,
                 t.attempt,
                 t.fence,
-                int(t.irreversible_started),
+                t.irreversible_started,
                 t.trace_id,
                 t.created_at_ms,
                 t.updated_at_ms,
             ),
         )
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         raise Conflict("live_turn") from None
 
 
 @executes(MoveTurn)
-def _move(conn: sqlite3.Connection, tenant: str, op: MoveTurn) -> None:
+def _move(conn: SqlConnection, tenant: str, op: MoveTurn) -> None:
     if not op.expected.can_move_to(op.target):
         raise Conflict(f"phase {op.expected.value} cannot move to {op.target.value}")
     holder_fence = op.fence if op.new_fence is None else op.new_fence
@@ -156,13 +155,13 @@ def _move(conn: sqlite3.Connection, tenant: str, op: MoveTurn) -> None:
 
 
 @executes(MarkIrreversibleStarted)
-def _gate(conn: sqlite3.Connection, tenant: str, op: MarkIrreversibleStarted) -> None:
+def _gate(conn: SqlConnection, tenant: str, op: MarkIrreversibleStarted) -> None:
     cur = conn.execute(
-        "UPDATE turns SET irreversible_started = 1, updated_at_ms = ? "
+        "UPDATE turns SET irreversible_started = TRUE, updated_at_ms = ? "
         f"WHERE tenant = ? AND turn_id = ? AND fence = ? AND phase = 'running' AND {_LEASE_HELD} "
         "AND (? OR to_seq = (SELECT last_seq FROM sessions s "
         "WHERE s.tenant = turns.tenant AND s.session_id = turns.session_id))",
-        (op.at_ms, tenant, op.turn_id, op.fence, op.fence, op.at_ms, int(op.force)),
+        (op.at_ms, tenant, op.turn_id, op.fence, op.fence, op.at_ms, op.force),
     )
     if cur.rowcount == 1:
         return
@@ -178,7 +177,7 @@ def _gate(conn: sqlite3.Connection, tenant: str, op: MarkIrreversibleStarted) ->
 
 
 @executes(SaveTurnRecord)
-def _save_record(conn: sqlite3.Connection, tenant: str, op: SaveTurnRecord) -> None:
+def _save_record(conn: SqlConnection, tenant: str, op: SaveTurnRecord) -> None:
     c = op.record.correlation
     require_tenant(tenant, c.tenant)
     if c.turn_id is None or c.session_id is None:
@@ -189,17 +188,20 @@ def _save_record(conn: sqlite3.Connection, tenant: str, op: SaveTurnRecord) -> N
             "VALUES (?,?,?,?,?)",
             (tenant, c.turn_id, c.session_id, _record_json(op.record), op.record.ended_at_ms),
         )
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         raise Conflict("record_exists") from None
 
 
-class SqliteTurnStore:
-    def __init__(self, db: SqliteDatabase) -> None:
+class SqlTurnStore:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def _turns(self, where: str, args: tuple[Any, ...]) -> list[Turn]:
+        tenant = str(args[0])  # every query here names the tenant first
         statement = f"SELECT {_TURN} FROM turns WHERE {where}"
-        return await self._db.read(lambda conn: [_turn(r) for r in conn.execute(statement, args)])
+        return await self._db.read(
+            tenant, lambda conn: [_turn(r) for r in conn.execute(statement, args)]
+        )
 
     async def get(self, tenant: TenantId, turn_id: TurnId) -> Turn | None:
         rows = await self._turns("tenant = ? AND turn_id = ?", (tenant, turn_id))
@@ -214,25 +216,26 @@ class SqliteTurnStore:
 
     async def list_turns(self, tenant: TenantId, session_id: SessionId) -> list[Turn]:
         return await self._turns(
-            "tenant = ? AND session_id = ? ORDER BY created_at_ms, rowid", (tenant, session_id)
+            f"tenant = ? AND session_id = ? ORDER BY {self._db.dialect.turn_order}",
+            (tenant, session_id),
         )
 
     async def get_group(self, tenant: TenantId, group_id: GroupId) -> TurnGroup | None:
-        def run(conn: sqlite3.Connection) -> TurnGroup | None:
+        def run(conn: SqlConnection) -> TurnGroup | None:
             row = conn.execute(
                 f"SELECT {_GROUP} FROM turn_groups WHERE tenant = ? AND group_id = ?",
                 (tenant, group_id),
             ).fetchone()
             return None if row is None else _group(row)
 
-        return await self._db.read(run)
+        return await self._db.read(tenant, run)
 
     async def get_record(self, tenant: TenantId, turn_id: TurnId) -> TurnRecord | None:
-        def run(conn: sqlite3.Connection) -> TurnRecord | None:
+        def run(conn: SqlConnection) -> TurnRecord | None:
             row = conn.execute(
                 "SELECT record FROM turn_records WHERE tenant = ? AND turn_id = ?",
                 (tenant, turn_id),
             ).fetchone()
             return None if row is None else _record(row[0])
 
-        return await self._db.read(run)
+        return await self._db.read(tenant, run)

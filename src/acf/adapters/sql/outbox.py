@@ -1,10 +1,9 @@
-"""SQLite outbox."""
+"""Outbox (both dialects)."""
 
-import sqlite3
 from typing import Any
 
-from acf.adapters.sqlite.database import SqliteDatabase
-from acf.adapters.sqlite.registry import dumps, executes, loads
+from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.registry import dumps, executes, loads
 from acf.domain.errors import Conflict
 from acf.domain.ids import SessionId, TenantId
 from acf.domain.signals import DeliveryStatus
@@ -33,10 +32,10 @@ def _row(r: tuple[Any, ...]) -> OutboxRow:
 
 
 @executes(EnqueueReply)
-def _enqueue(conn: sqlite3.Connection, tenant: str, op: EnqueueReply) -> int:
+def _enqueue(conn: SqlConnection, tenant: str, op: EnqueueReply) -> int:
     cur = conn.execute(
         "INSERT INTO outbox (tenant, session_id, turn_id, position, payload, status, attempts, "
-        "created_at_ms, updated_at_ms) VALUES (?,?,?,?,?,'pending',0,?,?)",
+        "created_at_ms, updated_at_ms) VALUES (?,?,?,?,?,'pending',0,?,?) RETURNING outbox_id",
         (
             tenant,
             op.session_id,
@@ -47,11 +46,11 @@ def _enqueue(conn: sqlite3.Connection, tenant: str, op: EnqueueReply) -> int:
             op.at_ms,
         ),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 @executes(RecordAttempt)
-def _attempt(conn: sqlite3.Connection, tenant: str, op: RecordAttempt) -> int:
+def _attempt(conn: SqlConnection, tenant: str, op: RecordAttempt) -> int:
     row = conn.execute(
         "UPDATE outbox SET attempts = attempts + 1, updated_at_ms = ? "
         "WHERE tenant = ? AND outbox_id = ? RETURNING attempts",
@@ -63,7 +62,7 @@ def _attempt(conn: sqlite3.Connection, tenant: str, op: RecordAttempt) -> int:
 
 
 @executes(ApplyDeliveryStatus)
-def _status(conn: sqlite3.Connection, tenant: str, op: ApplyDeliveryStatus) -> bool:
+def _status(conn: SqlConnection, tenant: str, op: ApplyDeliveryStatus) -> bool:
     row = conn.execute(
         "SELECT status FROM outbox WHERE tenant = ? AND outbox_id = ?", (tenant, op.outbox_id)
     ).fetchone()
@@ -80,13 +79,16 @@ def _status(conn: sqlite3.Connection, tenant: str, op: ApplyDeliveryStatus) -> b
     return True
 
 
-class SqliteOutbox:
-    def __init__(self, db: SqliteDatabase) -> None:
+class SqlOutbox:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def _select(self, where: str, args: tuple[Any, ...]) -> list[OutboxRow]:
+        tenant = str(args[0])  # every query here names the tenant first
         statement = f"SELECT {_COLUMNS} FROM outbox WHERE {where}"
-        return await self._db.read(lambda conn: [_row(r) for r in conn.execute(statement, args)])
+        return await self._db.read(
+            tenant, lambda conn: [_row(r) for r in conn.execute(statement, args)]
+        )
 
     async def get(self, tenant: TenantId, outbox_id: int) -> OutboxRow | None:
         rows = await self._select("tenant = ? AND outbox_id = ?", (tenant, outbox_id))

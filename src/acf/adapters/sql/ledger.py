@@ -1,10 +1,9 @@
-"""SQLite tool ledger."""
+"""Tool ledger (both dialects)."""
 
-import sqlite3
 from typing import Any
 
-from acf.adapters.sqlite.database import SqliteDatabase
-from acf.adapters.sqlite.registry import dumps, executes, loads, require_tenant
+from acf.adapters.sql.database import INTEGRITY_ERRORS, Database, SqlConnection
+from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
 from acf.domain.errors import Conflict
 from acf.domain.ids import TenantId
 from acf.domain.tools import LedgerStatus, SideEffectPolicy
@@ -27,7 +26,7 @@ _COLUMNS = (
 _HOLDER = (
     "tenant = ? AND idempotency_key = ? AND holds_key = 1 "
     "AND status NOT IN ('failed', 'compensated') "
-    "AND (expires_at_ms IS NULL OR expires_at_ms > ? OR status IN ('started', 'in_doubt'))"
+    "AND (expires_at_ms IS NULL OR expires_at_ms > acf_now(?) OR status IN ('started', 'in_doubt'))"
 )
 
 
@@ -52,24 +51,46 @@ def _entry(r: tuple[Any, ...]) -> LedgerEntry:
     )
 
 
-def _holder(conn: sqlite3.Connection, tenant: str, key: str, now: int) -> LedgerEntry | None:
+def _holder(conn: SqlConnection, tenant: str, key: str, now: int) -> LedgerEntry | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM ledger WHERE {_HOLDER}", (tenant, key, now))
     found = row.fetchone()
     return None if found is None else _entry(found)
 
 
 @executes(BeginExecution)
-def _begin(conn: sqlite3.Connection, tenant: str, op: BeginExecution) -> Begun:
+def _begin(conn: SqlConnection, tenant: str, op: BeginExecution) -> Begun:
     e = op.entry
     require_tenant(tenant, e.tenant)
     earlier = _holder(conn, tenant, e.idempotency_key, e.started_at_ms)
     if earlier is not None:
         return Begun(earlier, started=False)
-    # An expired or failed holder gives the key up; then this row takes it.
+    # An expired or failed holder gives the key up; then this row takes it. A concurrent
+    # begin that took the key first (PostgreSQL: another transaction) makes the insert
+    # violate the key's unique constraint: then that one is the holder.
+    conn.execute("SAVEPOINT ledger_begin")
+    try:
+        _take_key(conn, tenant, e)
+    except INTEGRITY_ERRORS:
+        conn.execute("ROLLBACK TO ledger_begin")
+        conn.execute("RELEASE ledger_begin")
+        winner = _holder(conn, tenant, e.idempotency_key, e.started_at_ms)
+        if winner is None:
+            raise
+        return Begun(winner, started=False)
+    conn.execute("RELEASE ledger_begin")
+    return Begun(e, started=True)
+
+
+def _take_key(conn: SqlConnection, tenant: str, e: LedgerEntry) -> None:
+    # Only a row that gave the key up loses it. On PostgreSQL this statement sees rows
+    # committed after this transaction's holder check: a concurrent winner's fresh row
+    # keeps its key, so the insert below conflicts with it.
     conn.execute(
         "UPDATE ledger SET holds_key = NULL WHERE tenant = ? AND idempotency_key = ? "
-        "AND holds_key = 1",
-        (tenant, e.idempotency_key),
+        "AND holds_key = 1 AND (status IN ('failed', 'compensated') OR "
+        "(expires_at_ms IS NOT NULL AND expires_at_ms <= acf_now(?) "
+        "AND status NOT IN ('started', 'in_doubt')))",
+        (tenant, e.idempotency_key, e.started_at_ms),
     )
     conn.execute(
         f"INSERT INTO ledger ({_COLUMNS}, holds_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)",
@@ -92,11 +113,10 @@ def _begin(conn: sqlite3.Connection, tenant: str, op: BeginExecution) -> Begun:
             None,
         ),
     )
-    return Begun(e, started=True)
 
 
 @executes(FinishExecution)
-def _finish(conn: sqlite3.Connection, tenant: str, op: FinishExecution) -> None:
+def _finish(conn: SqlConnection, tenant: str, op: FinishExecution) -> None:
     row = conn.execute(
         "SELECT status FROM ledger WHERE tenant = ? AND execution_id = ?",
         (tenant, op.execution_id),
@@ -121,8 +141,8 @@ def _finish(conn: sqlite3.Connection, tenant: str, op: FinishExecution) -> None:
     )
 
 
-class SqliteLedger:
-    def __init__(self, db: SqliteDatabase) -> None:
+class SqlLedger:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def get(self, tenant: TenantId, execution_id: str) -> LedgerEntry | None:
@@ -132,7 +152,9 @@ class SqliteLedger:
     async def active(
         self, tenant: TenantId, idempotency_key: str, now_ms: int
     ) -> LedgerEntry | None:
-        return await self._db.read(lambda conn: _holder(conn, tenant, idempotency_key, now_ms))
+        return await self._db.read(
+            tenant, lambda conn: _holder(conn, tenant, idempotency_key, now_ms)
+        )
 
     async def query(self, tenant: TenantId, where: LedgerQuery) -> list[LedgerEntry]:
         clauses: list[str] = ["tenant = ?"]
@@ -152,9 +174,13 @@ class SqliteLedger:
         if where.to_ms is not None:
             clauses.append("started_at_ms < ?")
             args.append(where.to_ms)
-        statement = " AND ".join(clauses) + " ORDER BY started_at_ms, rowid LIMIT ?"
+        order = self._db.dialect.ledger_order
+        statement = " AND ".join(clauses) + f" ORDER BY {order} LIMIT ?"
         return await self._select(statement, (*args, where.limit))
 
     async def _select(self, where: str, args: tuple[Any, ...]) -> list[LedgerEntry]:
+        tenant = str(args[0])  # every query here names the tenant first
         statement = f"SELECT {_COLUMNS} FROM ledger WHERE {where}"
-        return await self._db.read(lambda conn: [_entry(r) for r in conn.execute(statement, args)])
+        return await self._db.read(
+            tenant, lambda conn: [_entry(r) for r in conn.execute(statement, args)]
+        )

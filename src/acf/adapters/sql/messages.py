@@ -1,12 +1,11 @@
-"""SQLite message log."""
+"""Message log (both dialects)."""
 
-import sqlite3
 from typing import Any
 
-from acf.adapters.sqlite.database import SqliteDatabase
-from acf.adapters.sqlite.events import insert_event
-from acf.adapters.sqlite.registry import dumps, executes, loads, require_tenant
-from acf.adapters.sqlite.sessions import open_session_id
+from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.events import insert_event
+from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
+from acf.adapters.sql.sessions import open_session_id
 from acf.domain.channels import Channel
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import MessageId, SessionId, TenantId, new_id
@@ -43,7 +42,7 @@ def _media(refs: tuple[MediaRef, ...]) -> str:
 
 
 @executes(AppendMessage)
-def _append(conn: sqlite3.Connection, tenant: str, op: AppendMessage) -> AppendResult:
+def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult:
     msg = op.message
     key = msg.key
     require_tenant(tenant, key.tenant)
@@ -113,14 +112,15 @@ def _append(conn: sqlite3.Connection, tenant: str, op: AppendMessage) -> AppendR
     return result
 
 
-class SqliteMessageLog:
-    def __init__(self, db: SqliteDatabase) -> None:
+class SqlMessageLog:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def _select(self, where: str, args: tuple[Any, ...]) -> list[InboundMessage]:
+        tenant = str(args[0])  # every query here names the tenant first
         statement = f"SELECT {_COLUMNS} {_FROM} WHERE {where}"
         return await self._db.read(
-            lambda conn: [_message(r) for r in conn.execute(statement, args)]
+            tenant, lambda conn: [_message(r) for r in conn.execute(statement, args)]
         )
 
     async def get(self, tenant: TenantId, message_id: MessageId) -> InboundMessage | None:

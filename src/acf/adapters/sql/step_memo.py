@@ -1,17 +1,16 @@
-"""SQLite step memo."""
+"""Step memo (both dialects)."""
 
-import sqlite3
 from typing import Any
 
-from acf.adapters.sqlite.database import SqliteDatabase
-from acf.adapters.sqlite.registry import dumps, executes, loads
+from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.registry import dumps, executes, loads
 from acf.domain.ids import TenantId
 from acf.ports.step_memo import MemoKey, RememberStep
 
 _KEY = "tenant = ? AND group_id = ? AND name = ? AND fingerprint = ?"
 
 
-def _select(conn: sqlite3.Connection, tenant: str, key: MemoKey) -> tuple[bool, Any]:
+def _select(conn: SqlConnection, tenant: str, key: MemoKey) -> tuple[bool, Any]:
     row = conn.execute(
         f"SELECT result FROM step_memo WHERE {_KEY}",
         (tenant, key.group_id, key.name, key.fingerprint),
@@ -20,7 +19,7 @@ def _select(conn: sqlite3.Connection, tenant: str, key: MemoKey) -> tuple[bool, 
 
 
 @executes(RememberStep)
-def _remember(conn: sqlite3.Connection, tenant: str, op: RememberStep) -> Any:
+def _remember(conn: SqlConnection, tenant: str, op: RememberStep) -> Any:
     k = op.key
     conn.execute(
         "INSERT INTO step_memo (tenant, group_id, name, fingerprint, result, created_at_ms) "
@@ -30,9 +29,9 @@ def _remember(conn: sqlite3.Connection, tenant: str, op: RememberStep) -> Any:
     return _select(conn, tenant, k)[1]
 
 
-class SqliteStepMemo:
-    def __init__(self, db: SqliteDatabase) -> None:
+class SqlStepMemo:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def recall(self, tenant: TenantId, key: MemoKey) -> tuple[bool, Any]:
-        return await self._db.read(lambda conn: _select(conn, tenant, key))
+        return await self._db.read(tenant, lambda conn: _select(conn, tenant, key))

@@ -1,10 +1,9 @@
-"""SQLite timers: persisted deadlines, one per session and kind."""
+"""Timers: persisted deadlines, one per session and kind (both dialects)."""
 
-import sqlite3
 from typing import Any
 
-from acf.adapters.sqlite.database import SqliteDatabase
-from acf.adapters.sqlite.registry import dumps, executes, loads, require_tenant
+from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
 from acf.domain.ids import SessionId, TenantId
 from acf.ports.timers import CancelTimer, SetTimer, Timer
 
@@ -16,7 +15,7 @@ def _timer(row: tuple[Any, ...]) -> Timer:
 
 
 @executes(SetTimer)
-def _set(conn: sqlite3.Connection, tenant: str, op: SetTimer) -> None:
+def _set(conn: SqlConnection, tenant: str, op: SetTimer) -> None:
     t = op.timer
     require_tenant(tenant, t.tenant)
     conn.execute(
@@ -28,7 +27,7 @@ def _set(conn: sqlite3.Connection, tenant: str, op: SetTimer) -> None:
 
 
 @executes(CancelTimer)
-def _cancel(conn: sqlite3.Connection, tenant: str, op: CancelTimer) -> bool:
+def _cancel(conn: SqlConnection, tenant: str, op: CancelTimer) -> bool:
     cur = conn.execute(
         "DELETE FROM timers WHERE tenant = ? AND session_id = ? AND kind = ?",
         (tenant, op.session_id, op.kind),
@@ -36,28 +35,29 @@ def _cancel(conn: sqlite3.Connection, tenant: str, op: CancelTimer) -> bool:
     return cur.rowcount > 0
 
 
-class SqliteTimers:
-    def __init__(self, db: SqliteDatabase) -> None:
+class SqlTimers:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def due(self, tenant: TenantId, now_ms: int, limit: int = 100) -> list[Timer]:
         return await self._db.read(
+            tenant,
             lambda conn: [
                 _timer(r)
                 for r in conn.execute(
-                    f"SELECT {_COLUMNS} FROM timers WHERE tenant = ? AND due_at_ms <= ? "
+                    f"SELECT {_COLUMNS} FROM timers WHERE tenant = ? AND due_at_ms <= acf_now(?) "
                     "ORDER BY due_at_ms, session_id, kind LIMIT ?",
                     (tenant, now_ms, limit),
                 )
-            ]
+            ],
         )
 
     async def get(self, tenant: TenantId, session_id: SessionId, kind: str) -> Timer | None:
-        def run(conn: sqlite3.Connection) -> Timer | None:
+        def run(conn: SqlConnection) -> Timer | None:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM timers WHERE tenant = ? AND session_id = ? AND kind = ?",
                 (tenant, session_id, kind),
             ).fetchone()
             return None if row is None else _timer(row)
 
-        return await self._db.read(run)
+        return await self._db.read(tenant, run)

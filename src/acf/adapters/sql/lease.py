@@ -1,0 +1,86 @@
+"""Session lease: a row per session with a fence that only grows, expiry in store time."""
+
+from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.registry import executes
+from acf.domain.errors import Conflict
+from acf.domain.ids import SessionId, TenantId
+from acf.ports.clock import Clock
+from acf.ports.lease import CheckFence, Lease
+
+
+@executes(CheckFence)
+def _check(conn: SqlConnection, tenant: str, op: CheckFence) -> None:
+    row = conn.execute(
+        "SELECT fence, expires_at_ms > acf_now(?) FROM session_leases "
+        f"WHERE tenant = ? AND session_id = ?{conn.dialect.lock_shared}",
+        (op.now_ms, tenant, op.session_id),
+    ).fetchone()
+    if row is None or row[0] != op.fence or not row[1]:
+        raise Conflict("fence")
+
+
+class SqlSessionLease:
+    """``acf_now`` is the store's clock: the caller's on SQLite, the database's on
+    PostgreSQL, so processes with skewed clocks still agree on expiry."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def acquire(
+        self, tenant: TenantId, session_id: SessionId, holder: str, ttl_ms: int
+    ) -> Lease | None:
+        now = self._clock.now_ms()
+
+        def run(conn: SqlConnection) -> Lease | None:
+            row = conn.execute(
+                "INSERT INTO session_leases (tenant, session_id, holder, fence, expires_at_ms) "
+                "VALUES (?,?,?,1,acf_now(?) + ?) ON CONFLICT (tenant, session_id) DO UPDATE SET "
+                "holder = excluded.holder, fence = session_leases.fence + 1, "
+                "expires_at_ms = excluded.expires_at_ms "
+                "WHERE session_leases.expires_at_ms <= acf_now(?) RETURNING fence, expires_at_ms",
+                (tenant, session_id, holder, now, ttl_ms, now),
+            ).fetchone()
+            return None if row is None else Lease(tenant, session_id, holder, row[0], row[1])
+
+        return await self._db.write(tenant, run)
+
+    async def renew(self, lease: Lease, ttl_ms: int) -> Lease | None:
+        now = self._clock.now_ms()
+
+        def run(conn: SqlConnection) -> Lease | None:
+            row = conn.execute(
+                "UPDATE session_leases SET expires_at_ms = acf_now(?) + ? "
+                "WHERE tenant = ? AND session_id = ? AND holder = ? AND fence = ? "
+                "AND expires_at_ms > acf_now(?) RETURNING expires_at_ms",
+                (now, ttl_ms, lease.tenant, lease.session_id, lease.holder, lease.fence, now),
+            ).fetchone()
+            if row is None:
+                return None
+            return Lease(lease.tenant, lease.session_id, lease.holder, lease.fence, row[0])
+
+        return await self._db.write(lease.tenant, run)
+
+    async def release(self, lease: Lease) -> None:
+        def run(conn: SqlConnection) -> None:
+            # The row stays so the next fence is still greater than this one.
+            conn.execute(
+                "UPDATE session_leases SET expires_at_ms = 0 WHERE tenant = ? AND session_id = ? "
+                "AND holder = ? AND fence = ?",
+                (lease.tenant, lease.session_id, lease.holder, lease.fence),
+            )
+
+        await self._db.write(lease.tenant, run)
+
+    async def current(self, tenant: TenantId, session_id: SessionId) -> Lease | None:
+        now = self._clock.now_ms()
+
+        def run(conn: SqlConnection) -> Lease | None:
+            row = conn.execute(
+                "SELECT holder, fence, expires_at_ms FROM session_leases "
+                "WHERE tenant = ? AND session_id = ? AND expires_at_ms > acf_now(?)",
+                (tenant, session_id, now),
+            ).fetchone()
+            return None if row is None else Lease(tenant, session_id, row[0], row[1], row[2])
+
+        return await self._db.read(tenant, run)

@@ -1,0 +1,33 @@
+"""Every storage port over one ``Database``: what a store of either dialect is made of."""
+
+from acf.adapters.sql.database import Database
+from acf.adapters.sql.events import SqlEventStore
+from acf.adapters.sql.lease import SqlSessionLease
+from acf.adapters.sql.ledger import SqlLedger
+from acf.adapters.sql.messages import SqlMessageLog
+from acf.adapters.sql.outbox import SqlOutbox
+from acf.adapters.sql.recovery import SqlRecoveryScanner
+from acf.adapters.sql.request_log import SqlRequestLog
+from acf.adapters.sql.sessions import SqlSessionStore
+from acf.adapters.sql.step_memo import SqlStepMemo
+from acf.adapters.sql.timers import SqlTimers
+from acf.adapters.sql.turns import SqlTurnStore
+from acf.adapters.sql.unit_of_work import SqlUnitOfWork
+from acf.ports.clock import Clock
+from acf.ports.unit_of_work import UnitOfWork
+
+
+class SqlPorts:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.messages = SqlMessageLog(db)
+        self.sessions = SqlSessionStore(db)
+        self.turns = SqlTurnStore(db)
+        self.events = SqlEventStore(db)
+        self.outbox = SqlOutbox(db)
+        self.memo = SqlStepMemo(db)
+        self.lease = SqlSessionLease(db, clock)
+        self.ledger = SqlLedger(db)
+        self.timers = SqlTimers(db)
+        self.uow: UnitOfWork = SqlUnitOfWork(db)
+        self.recovery = SqlRecoveryScanner(db)
+        self.requests = SqlRequestLog(db)
