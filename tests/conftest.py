@@ -1,4 +1,4 @@
-"""Shared fixtures. ``--backend`` chooses the adapter the contract suites run against."""
+"""Shared fixtures. ``--backend`` chooses the adapters the contract suites run against."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,16 +9,16 @@ from acf.adapters.sqlite import open_sqlite_store
 from acf.ports.store import Store
 from acf.testing import VirtualClock
 
-BACKENDS = ("sqlite",)
+BACKENDS = ("all", "sqlite", "postgresql")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--backend",
         action="store",
-        default="sqlite",
+        default="all",
         choices=BACKENDS,
-        help="storage backend the contract suites run against",
+        help="storage backend(s) the contract suites run against (default: all)",
     )
 
 
@@ -28,11 +28,8 @@ def clock() -> VirtualClock:
 
 
 @pytest.fixture
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: VirtualClock
-) -> AsyncIterator[Store]:
-    backend = request.config.getoption("--backend")
-    assert backend == "sqlite"
+async def store(tmp_path: Path, clock: VirtualClock) -> AsyncIterator[Store]:
+    """The embedded store (the contract suites override this with every backend)."""
     opened = await open_sqlite_store(tmp_path / "acf.db", clock)
     try:
         yield opened
