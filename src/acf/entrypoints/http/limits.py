@@ -3,6 +3,11 @@
 Over the limit, ingress answers 429 with ``Retry-After``: the message is not accepted, so
 nothing is lost; the sender retries later. Typing signals have their own budget, a
 multiple of the message rate (a typing customer sends one every few seconds).
+
+With a shared ``storage`` (Redis, DESIGN §10) the budget is one across all processes.
+When that storage fails, counting goes on in process memory (logged once per outage) and
+the shared storage is tried again after ``retry_after_s``: an outage loosens the limit to
+one budget per process for a while, it never fails a request.
 """
 
 import math
@@ -10,16 +15,26 @@ import time
 from collections.abc import Mapping
 
 import limits
+import structlog
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
 from acf.domain.ids import TenantId
 
 TYPING_PER_MESSAGE = 5
 
+log = structlog.get_logger("acf.http")
+
 
 class TenantLimits:
-    def __init__(self, rates: Mapping[TenantId, str], storage: Storage | None = None) -> None:
+    def __init__(
+        self,
+        rates: Mapping[TenantId, str],
+        storage: Storage | None = None,
+        *,
+        retry_after_s: float = 1.0,
+    ) -> None:
         self._items: dict[tuple[TenantId, str], limits.RateLimitItem] = {}
         for tenant, rate in rates.items():
             item = limits.parse(rate)
@@ -27,13 +42,48 @@ class TenantLimits:
             self._items[(tenant, "typing")] = type(item)(
                 item.amount * TYPING_PER_MESSAGE, item.multiples
             )
-        self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared = MovingWindowRateLimiter(storage) if storage is not None else None
+        self._failures = _failures(storage)
+        self._retry_after_s = retry_after_s
+        self._retry_at = 0.0
+        self._down = False
 
     async def admit(self, tenant: TenantId, kind: str = "messages") -> int | None:
         """Count one request of ``kind`` (messages, typing); None when admitted, else the
-        seconds to wait (>= 1)."""
+        seconds to wait (>= 1). Never raises for a failing storage (see the module)."""
         item = self._items[(tenant, kind)]
-        if await self._limiter.hit(item, kind, tenant):
-            return None
-        stats = await self._limiter.get_window_stats(item, kind, tenant)
-        return max(1, math.ceil(stats.reset_time - time.time()))
+        if self._shared is not None and time.monotonic() >= self._retry_at:
+            try:
+                wait = await _admit(self._shared, item, tenant, kind)
+            except self._failures as exc:
+                self._retry_at = time.monotonic() + self._retry_after_s
+                if not self._down:
+                    self._down = True
+                    log.warning(
+                        "rate_limits.storage_down",
+                        error=f"{type(exc).__name__}: {exc}",
+                        fallback="memory",
+                    )
+            else:
+                if self._down:
+                    self._down = False
+                    log.info("rate_limits.storage_back")
+                return wait
+        return await _admit(self._local, item, tenant, kind)
+
+
+async def _admit(
+    limiter: MovingWindowRateLimiter, item: limits.RateLimitItem, tenant: TenantId, kind: str
+) -> int | None:
+    if await limiter.hit(item, kind, tenant):
+        return None
+    stats = await limiter.get_window_stats(item, kind, tenant)
+    return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def _failures(storage: Storage | None) -> tuple[type[Exception], ...]:
+    """What a failing storage raises: wrapped, its client's own errors, or the network's."""
+    own = storage.base_exceptions if storage is not None else ()
+    own = own if isinstance(own, tuple) else (own,)
+    return (StorageError, OSError, TimeoutError, *own)
