@@ -28,7 +28,7 @@ async def test_renews_while_held_and_reports_loss(store: Store, clock: VirtualCl
     assert keeper.held
     # Someone else takes it (as if ours had expired): the next renewal fails.
     await store.db.write(  # type: ignore[attr-defined]
-        lambda conn: conn.execute("UPDATE session_leases SET expires_at_ms = 0")
+        "t1", lambda conn: conn.execute("UPDATE session_leases SET expires_at_ms = 0")
     )
     assert await store.lease.acquire("t1", "s1", "intruder", 3_000) is not None
     await _tick(clock, 1_000)

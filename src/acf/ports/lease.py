@@ -7,6 +7,12 @@ from acf.domain.ids import SessionId, TenantId
 from acf.ports.unit_of_work import WriteOp
 
 
+def delivery_lease_id(session_id: str) -> SessionId:
+    """The id under which a session's outbox relay holds its own lease (the relay runs
+    outside the session lease, DESIGN §4 step 5, but one relay per session at a time)."""
+    return f"{session_id}/delivery"
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     tenant: TenantId

@@ -23,4 +23,10 @@ class SessionWork:
 
 @runtime_checkable
 class RecoveryScanner(Protocol):
-    async def sessions_with_work(self, limit: int = 1000) -> list[SessionWork]: ...
+    async def sessions_with_work(
+        self, limit: int = 1000, unheld_at_ms: int | None = None
+    ) -> list[SessionWork]:
+        """Sessions with work, at most ``limit``. With ``unheld_at_ms``, only the work
+        nobody holds at that time (in the store's clock): turn work whose session lease is
+        not live, deliveries whose delivery lease is not live (continuous recovery)."""
+        ...

@@ -6,6 +6,10 @@ recorded (with the attempt count) right after the call, so a row is sent again o
 the process died between the two (DESIGN §3 invariant 6). A definite refusal marks the row
 failed; anything else (a timeout, a 5xx) is counted and retried with backoff, keeping the
 order.
+
+One relay per session at a time, across processes: the relay holds the session's delivery
+lease (``delivery_lease_id``) while it sends, renewed in the background; a relay that
+cannot take it leaves the session to the holder and looks again when that lease expires.
 """
 
 import asyncio
@@ -20,8 +24,10 @@ from acf.domain.signals import DeliveryStatus
 from acf.ports.channel_sender import ChannelSender, DeliveryError, OutboundMessage
 from acf.ports.checkpoints import Phase
 from acf.ports.event_store import AppendEvent
+from acf.ports.lease import delivery_lease_id
 from acf.ports.outbox import ApplyDeliveryStatus, OutboxRow, RecordAttempt
 from acf.ports.unit_of_work import WriteOp
+from acf.service.lease_keeper import LeaseKeeper
 from acf.service.parts import Parts
 
 log = structlog.get_logger("acf.relay")
@@ -44,6 +50,32 @@ class Relay:
         self, tenant: TenantId, session_id: SessionId, news: asyncio.Event
     ) -> int | None:
         p = self._parts
+        news.clear()  # what this look covers; a poke from now on means another look
+        keeper = await LeaseKeeper.acquire(
+            p.store.lease,
+            p.clock,
+            p.lease,
+            p.tasks,
+            tenant,
+            delivery_lease_id(session_id),
+            p.holder,
+        )
+        if keeper is None:
+            current = await p.store.lease.current(tenant, delivery_lease_id(session_id))
+            return (
+                p.lease.ttl_ms
+                if current is None
+                else max(1, current.expires_at_ms - p.clock.now_ms())
+            )
+        try:
+            return await self._deliver(tenant, session_id, news, keeper)
+        finally:
+            await keeper.release()
+
+    async def _deliver(
+        self, tenant: TenantId, session_id: SessionId, news: asyncio.Event, keeper: LeaseKeeper
+    ) -> int | None:
+        p = self._parts
         key: SessionKey | None = None
         correlations: dict[str, Correlation] = {}
         while True:
@@ -61,6 +93,8 @@ class Relay:
             if not rows:
                 return None
             for row in rows:
+                if not keeper.held:
+                    return p.lease.ttl_ms  # another relay may have it now: look again later
                 if row.turn_id not in correlations:
                     correlations[row.turn_id] = await self._correlation(key, row)
                 retry = await self._send(key, row, correlations[row.turn_id])

@@ -1,9 +1,15 @@
-"""The embedded runtime: wake-ups in, serialized turns and ordered deliveries out.
+"""The runtime: wake-ups in, serialized turns and ordered deliveries out.
 
 ``start`` subscribes to wake-ups and recovers every non-terminal state left by an earlier
 run (DESIGN §4): sessions with unconsumed messages or a live turn get their driver, and
-sessions with undelivered replies get the relay. ``stop`` cancels the work in hand and
-releases the leases; a turn cut off is re-run by the next start (same turn group).
+sessions with undelivered replies get the relay. With ``recovery_interval_ms`` (workers
+of the distributed mode) that scan repeats, for the work nobody holds: what a dead
+process left, or what a lost wake-up did not announce. With ``slots``, sessions are worked
+on under per-tenant limits, tenants served round-robin (DESIGN §15).
+
+``stop`` takes no more work, lets the work in hand finish for ``grace_s``, then cancels
+what is left and releases its leases; a turn cut off is re-run by whoever takes the
+session next (same turn group).
 """
 
 import asyncio
@@ -23,6 +29,7 @@ from acf.ports.event_store import AppendEvent
 from acf.ports.store import Store
 from acf.ports.wakeup import Subscription, WakeUps
 from acf.service.agents import Agents
+from acf.service.fair_slots import FairSlots
 from acf.service.lease_keeper import LeaseSettings
 from acf.service.parts import Parts
 from acf.service.relay import Relay
@@ -34,9 +41,19 @@ log = structlog.get_logger("acf.runtime")
 
 
 @dataclass(frozen=True, slots=True)
+class SlotSettings:
+    total: int = 256
+    per_tenant: int = 64
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeSettings:
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     recovery_batch: int = 100_000
+    recovery_interval_ms: int | None = None
+    """Scan for unheld work this often (distributed workers); ``None``: at start only."""
+    slots: SlotSettings | None = None
+    """Per-tenant limits on sessions worked on at once in this process; ``None``: none."""
 
 
 class Runtime:
@@ -65,6 +82,11 @@ class Runtime:
             poke_relay=self._poke_relay,
         )
         self._relay = Relay(self.parts, sender)
+        self._slots = (
+            None
+            if self.settings.slots is None
+            else FairSlots(self.settings.slots.total, self.settings.slots.per_tenant)
+        )
         self._drivers = SessionWorkers("driver", self._tasks, clock, self._drive)
         self._deliveries = SessionWorkers("relay", self._tasks, clock, self._relay.deliver)
         self._started = False
@@ -72,7 +94,10 @@ class Runtime:
     async def _drive(
         self, tenant: TenantId, session_id: SessionId, news: asyncio.Event
     ) -> int | None:
-        return await SessionDriver(self.parts, tenant, session_id).drive(news)
+        if self._slots is None:
+            return await SessionDriver(self.parts, tenant, session_id).drive(news)
+        async with self._slots.slot(tenant):
+            return await SessionDriver(self.parts, tenant, session_id).drive(news)
 
     def _poke_relay(self, tenant: TenantId, session_id: SessionId) -> None:
         self._deliveries.poke(tenant, session_id)
@@ -89,17 +114,31 @@ class Runtime:
         subscription = self._wakeups.subscribe()
         self._tasks.spawn(self._listen(subscription), "wakeups")
         await self.recover()
+        if self.settings.recovery_interval_ms is not None:
+            self._tasks.spawn(self._keep_recovering(self.settings.recovery_interval_ms), "recovery")
 
-    async def recover(self) -> int:
-        """Find work left by an earlier run and resume it; returns the sessions found."""
-        work = await self.parts.store.recovery.sessions_with_work(self.settings.recovery_batch)
+    async def _keep_recovering(self, interval_ms: int) -> None:
+        while True:
+            await self.parts.clock.sleep(interval_ms / 1000)
+            try:
+                await self.recover(unheld=True)
+            except Exception as exc:  # the store is away: try again at the next interval
+                log.warning("recovery.failed", error=repr(exc), holder=self.holder)
+
+    async def recover(self, unheld: bool = False) -> int:
+        """Find work left by an earlier run and resume it; returns the sessions found.
+        ``unheld``: only work no live lease covers (continuous recovery)."""
+        work = await self.parts.store.recovery.sessions_with_work(
+            self.settings.recovery_batch,
+            unheld_at_ms=self.parts.clock.now_ms() if unheld else None,
+        )
         for item in work:
             if item.turns:
                 self._drivers.poke(item.tenant, item.session_id)
             if item.deliveries:
                 self._deliveries.poke(item.tenant, item.session_id)
         if work:
-            log.info("recovery.resumed", sessions=len(work), holder=self.holder)
+            log.info("recovery.resumed", sessions=len(work), holder=self.holder, unheld=unheld)
         return len(work)
 
     async def _listen(self, subscription: Subscription) -> None:
@@ -126,10 +165,17 @@ class Runtime:
         await self.parts.store.uow.commit(
             signal.key.tenant, [AppendEvent(FabricEvent(kind, signal.at_ms, correlation))]
         )
-        self._drivers.poke(signal.key.tenant, session.session_id)
+        # Through the wake-ups: in distributed mode the session's driver is elsewhere.
+        await self._wakeups.notify(signal.key.tenant, session.session_id)
 
-    async def stop(self) -> None:
-        """Stop taking work; cut off running turns (re-run at the next start)."""
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Take no more work; let the work in hand finish for up to ``grace_s``; then cut
+        off what is left (re-run by whoever takes the session next) and release leases."""
+        if grace_s > 0:
+            left = await asyncio.gather(
+                self._drivers.drain(grace_s), self._deliveries.drain(grace_s)
+            )
+            log.info("runtime.drained", holder=self.holder, unfinished=sum(left))
         await self._tasks.cancel_all()
 
     async def drop(self) -> None:

@@ -7,6 +7,7 @@ after a delay (a lease held elsewhere, a provider to retry).
 """
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -30,6 +31,9 @@ class SessionWorkers:
         self._clock = clock
         self._work = work
         self._news: dict[tuple[TenantId, SessionId], asyncio.Event] = {}
+        self._draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def __len__(self) -> int:
         return len(self._news)
@@ -43,15 +47,25 @@ class SessionWorkers:
         if news is not None:
             news.set()
             return
-        if self._tasks.closed:
+        if self._tasks.closed or self._draining:
             return
         news = asyncio.Event()
         news.set()
         self._news[key] = news
+        self._idle.clear()
         self._tasks.spawn(self._run(key, news), f"{self._name}:{session_id}")
 
+    async def drain(self, grace_s: float) -> int:
+        """Start no new work; wait up to ``grace_s`` for the running work to end. Returns
+        how many sessions were still being worked on after the grace."""
+        self._draining = True
+        if self._news:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace_s)
+        return len(self._news)
+
     def poke_later(self, tenant: TenantId, session_id: SessionId, delay_ms: int) -> None:
-        if not self._tasks.closed:
+        if not self._tasks.closed and not self._draining:
             self._tasks.spawn(self._later(tenant, session_id, delay_ms), f"{self._name}:later")
 
     async def _later(self, tenant: TenantId, session_id: SessionId, delay_ms: int) -> None:
@@ -73,6 +87,8 @@ class SessionWorkers:
             retry = CRASH_RETRY_MS
         finally:
             del self._news[key]
+            if not self._news:
+                self._idle.set()
         if news.is_set():
             self.poke(*key)
         elif retry is not None:

@@ -177,10 +177,11 @@ class Harness:
         session = await self.store.sessions.find_open(TENANT, self.key(customer, channel))
         assert session is not None, f"no open session for {customer}"
         await self.store.db.write(
+            TENANT,
             lambda conn: conn.execute(
                 "UPDATE session_leases SET expires_at_ms = 0 WHERE tenant = ? AND session_id = ?",
                 (TENANT, session.session_id),
-            )
+            ),
         )
         lease = await self.store.lease.acquire(
             TENANT, session.session_id, "intruder", self.options.lease.ttl_ms
