@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from acf.adapters.channels.web import WebChannelSender
+from acf.adapters.channels.webhook import WebhookChannelSender
 from acf.adapters.tools import declared
 from acf.config.load import ConfigError, LoadedConfig
 from acf.config.model import (
@@ -25,6 +27,7 @@ from acf.domain.errors import InvalidValue
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
 from acf.pipelines.rules import RulesPipeline
 from acf.pipelines.rules_load import check_tools
+from acf.ports.channel_sender import ChannelSender
 from acf.ports.pipeline import Pipeline
 from acf.ports.tool_backend import Tool
 from acf.service.agents import AgentBinding, Agents
@@ -150,3 +153,13 @@ def build_agents(loaded: LoadedConfig, backends: ToolBackends) -> Agents:
             )
         bindings[tenant] = agents
     return Agents(bindings)
+
+
+def web_sender(loaded: LoadedConfig, http: httpx.AsyncClient) -> ChannelSender:
+    """How web-chat replies leave: POSTed to tenants' delivery URLs, else read by pages."""
+    urls = {
+        tenant: str(fields.web_delivery_url)
+        for tenant, fields in loaded.config.tenants.items()
+        if fields.web_delivery_url is not None
+    }
+    return WebhookChannelSender(http, urls) if urls else WebChannelSender()

@@ -1,21 +1,23 @@
 """The service `acf serve` runs: configuration in, the wired runtime, ingress, API keys,
-metrics and event feed out, over one data directory."""
+metrics and event feed out, over one data directory (embedded) or one PostgreSQL database
+(distributed, ``acf.bootstrap.distributed``)."""
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from limits.aio.storage import Storage
 from opentelemetry.trace import TracerProvider
 
 from acf.adapters.channels.routing import RoutingSender
-from acf.adapters.channels.web import WebChannelSender
 from acf.adapters.memory.clock import SystemClock
 from acf.adapters.memory.wakeup import InProcessWakeUps
 from acf.adapters.sqlite.api_keys import SqliteApiKeys
 from acf.adapters.sqlite.database import Durability
-from acf.adapters.sqlite.store import SqliteStore, open_sqlite_store
-from acf.bootstrap.agents import ToolBackends, build_agents
+from acf.adapters.sqlite.store import open_sqlite_store
+from acf.bootstrap.agents import ToolBackends, build_agents, web_sender
 from acf.bootstrap.embedded import database_path
 from acf.config.load import LoadedConfig
 from acf.domain.channels import Channel
@@ -23,6 +25,7 @@ from acf.observability.metrics import FabricMetrics
 from acf.observability.tracing import PhaseSpans
 from acf.ports.api_keys import ApiKeys
 from acf.ports.clock import Clock
+from acf.ports.store import Store
 from acf.service.agents import Agents
 from acf.service.event_feed import EventFeed, Listener, ObservedUnitOfWork
 from acf.service.ingress import Ingress
@@ -31,10 +34,12 @@ from acf.service.runtime import Runtime
 
 @dataclass(slots=True)
 class Service:
-    """Everything `acf serve` runs, over one data directory."""
+    """Everything `acf serve` runs. ``works``: this process runs turns and deliveries
+    (embedded, or a distributed ``worker``/``all``); an ``api`` process only takes
+    messages in and answers reads."""
 
     loaded: LoadedConfig
-    store: SqliteStore
+    store: Store
     agents: Agents
     ingress: Ingress
     runtime: Runtime
@@ -43,16 +48,28 @@ class Service:
     feed: EventFeed
     backends: ToolBackends
     clock: Clock
+    works: bool = True
+    grace_s: float = 0.0
+    """How long ``close`` lets running turns finish before cutting them off."""
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Closed after the runtime, before the store (wake-ups, rate-limit storage)."""
+    rate_storage: Storage | None = None
+    """A shared ``limits`` storage for the per-tenant limits (Redis), if any."""
 
     async def start(self) -> None:
-        await self.runtime.start()
+        if self.works:
+            await self.runtime.start()
 
     async def close(self) -> None:
         try:
-            await self.runtime.stop()
+            await self.runtime.stop(self.grace_s)
         finally:
-            await self.store.close()
-            await self.backends.http.aclose()
+            try:
+                for close in self.closers:
+                    await close()
+            finally:
+                await self.store.close()
+                await self.backends.http.aclose()
 
 
 async def open_service(
@@ -78,7 +95,7 @@ async def open_service(
     store.uow = ObservedUnitOfWork(store.uow, listeners, on_commit=[feed.wake])
     wakeups = InProcessWakeUps()
     ingress = Ingress(agents, store.uow, wakeups, clock)
-    sender = RoutingSender({Channel.WEB: WebChannelSender()})
+    sender = RoutingSender({Channel.WEB: web_sender(loaded, backends.http)})
     runtime = Runtime(store, clock, agents, wakeups, sender)
     keys = SqliteApiKeys(database_path(data_dir))
     return Service(loaded, store, agents, ingress, runtime, keys, metrics, feed, backends, clock)

@@ -28,7 +28,7 @@ tenants:
 from typing import Annotated, Literal
 
 import limits
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AnyHttpUrl, Discriminator, Field, Tag, field_validator, model_validator
 
 from acf.config.tools import ConfigModel, ToolDeclaration
 from acf.domain.channels import Channel
@@ -145,6 +145,9 @@ class LimitsFields(ConfigModel):
 
 class TenantFields(ConfigModel):
     display_name: str | None = None
+    web_delivery_url: AnyHttpUrl | None = None
+    """POST each web-chat reply here as JSON (an integration that forwards replies);
+    without it, web replies are read from the event stream."""
     limits: LimitsFields = Field(default_factory=LimitsFields)
     channels: dict[Channel, ChannelPolicyFields] = Field(default_factory=dict)
     tools: list[ToolFields] = Field(default_factory=list)

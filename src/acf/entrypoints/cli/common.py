@@ -22,7 +22,7 @@ DatabaseUrl = Annotated[
     typer.Option(
         "--database-url",
         envvar="ACF_DATABASE_URL",
-        help="A SQLAlchemy URL (postgresql+psycopg://...) instead of the embedded file.",
+        help="PostgreSQL (postgresql://user@host/db) instead of the embedded file.",
     ),
 ]
 

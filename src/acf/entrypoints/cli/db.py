@@ -16,7 +16,10 @@ def _database(data_dir: Path, database_url: str | None, write: bool) -> Iterator
     held, so a running acf is never migrated under its feet; a read creates nothing and
     yields ``None`` when there is no file yet."""
     if database_url:
-        yield database_url
+        from acf.adapters.postgres.store import alembic_url
+
+        # postgresql:// (libpq style) means psycopg 3, the driver acf ships with.
+        yield alembic_url(database_url) if database_url.startswith("postgres") else database_url
         return
     from acf.adapters.sqlite.database import DatabaseInUse, lock_database, unlock_database
     from acf.adapters.sqlite.store import sqlite_url

@@ -1,19 +1,22 @@
 """``acf keys``: tenants' API keys (only their hashes are stored)."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from acf.entrypoints.cli.common import DataDir, app
+from acf.entrypoints.cli.common import DatabaseUrl, DataDir, app
+
+T = TypeVar("T")
 
 keys_app = typer.Typer(no_args_is_help=True, help="Tenants' API keys for the HTTP API.")
 app.add_typer(keys_app, name="keys")
 Tenant = Annotated[str, typer.Option("--tenant", help="The tenant the key acts for.")]
 
 
-def _keys(data_dir: Path) -> object:
+def _sqlite_keys(data_dir: Path) -> object:
     """The key table, migrated first (unless a running acf holds the file: it migrated)."""
     from acf.adapters.sql import migrate
     from acf.adapters.sqlite.api_keys import SqliteApiKeys
@@ -35,21 +38,45 @@ def _keys(data_dir: Path) -> object:
     return SqliteApiKeys(path)
 
 
+def _with_keys(data_dir: Path, database_url: str | None, use: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``use(keys)`` on the embedded file's key table, or PostgreSQL's."""
+
+    async def on_sqlite() -> T:
+        return await use(_sqlite_keys(data_dir))
+
+    async def on_postgres() -> T:
+        from acf.adapters.postgres.database import PgDatabase
+        from acf.adapters.postgres.store import libpq_url
+        from acf.adapters.sql.api_keys import SqlApiKeys
+
+        assert database_url is not None
+        db = PgDatabase(libpq_url(database_url), min_size=1, max_size=1, name="acf-keys")
+        await db.open()
+        try:
+            return await use(SqlApiKeys(db))
+        finally:
+            await db.close()
+
+    return asyncio.run(on_postgres() if database_url else on_sqlite())
+
+
 @keys_app.command("create")
 def create(
     tenant: Tenant,
     name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "api",
     data_dir: DataDir = Path("data"),
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Create a key and print it once: it cannot be shown again."""
     from acf.adapters.memory.clock import SystemClock
-    from acf.adapters.sqlite.api_keys import SqliteApiKeys
     from acf.ports.api_keys import new_api_key
 
-    keys = _keys(data_dir)
-    assert isinstance(keys, SqliteApiKeys)
     key = new_api_key()
-    record = asyncio.run(keys.create(tenant, name, key, SystemClock().now_ms()))
+    record = _with_keys(
+        data_dir,
+        database_url,
+        lambda keys: keys.create(tenant, name, key, SystemClock().now_ms()),
+    )
     typer.echo(key)
     typer.echo(
         f"key {record.key_id} for tenant {tenant}; store it now, it is not shown again", err=True
@@ -57,13 +84,11 @@ def create(
 
 
 @keys_app.command("list")
-def list_keys(tenant: Tenant, data_dir: DataDir = Path("data")) -> None:
+def list_keys(
+    tenant: Tenant, data_dir: DataDir = Path("data"), database_url: DatabaseUrl = None
+) -> None:
     """The tenant's keys (ids and names, never the keys)."""
-    from acf.adapters.sqlite.api_keys import SqliteApiKeys
-
-    keys = _keys(data_dir)
-    assert isinstance(keys, SqliteApiKeys)
-    for r in asyncio.run(keys.list_keys(tenant)):
+    for r in _with_keys(data_dir, database_url, lambda keys: keys.list_keys(tenant)):
         state = "active" if r.active else "revoked"
         typer.echo(f"{r.key_id}\t{r.name}\t{state}\t{r.created_at_ms}")
 
@@ -73,14 +98,17 @@ def revoke(
     tenant: Tenant,
     key_id: Annotated[str, typer.Argument(help="The key's id (from `acf keys list`).")],
     data_dir: DataDir = Path("data"),
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key: it authenticates nothing from now on."""
     from acf.adapters.memory.clock import SystemClock
-    from acf.adapters.sqlite.api_keys import SqliteApiKeys
 
-    keys = _keys(data_dir)
-    assert isinstance(keys, SqliteApiKeys)
-    if not asyncio.run(keys.revoke(tenant, key_id, SystemClock().now_ms())):
+    revoked = _with_keys(
+        data_dir,
+        database_url,
+        lambda keys: keys.revoke(tenant, key_id, SystemClock().now_ms()),
+    )
+    if not revoked:
         typer.echo(f"error: tenant {tenant} has no active key {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")

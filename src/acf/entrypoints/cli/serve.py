@@ -1,4 +1,5 @@
-"""``acf serve``: the HTTP API, the web chat and the console over the embedded store."""
+"""``acf serve``: the HTTP API, the web chat and the console over the embedded store, or
+one process of the distributed mode (``--role api|worker|all`` over ``ACF_DATABASE_URL``)."""
 
 import asyncio
 import os
@@ -9,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from acf.entrypoints.cli.common import DataDir, app
+from acf.entrypoints.cli.common import DatabaseUrl, DataDir, app
 
 ConfigOption = Annotated[
     Path | None,
@@ -20,6 +21,7 @@ ConfigOption = Annotated[
     ),
 ]
 DEMO_KEY_FILE = "demo-api-key"
+ROLES = ("api", "worker", "all")
 
 
 def demo_config_path() -> Path:
@@ -43,6 +45,7 @@ async def demo_key(service: object, data_dir: Path, tenant: str) -> str:
             return key
     key = new_api_key()
     await service.api_keys.create(tenant, "demo (acf serve)", key, service.clock.now_ms())
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(key + "\n")
@@ -64,9 +67,28 @@ def serve(
             help="OpenTelemetry spans per turn phase: none, console or otlp.",
         ),
     ] = "none",
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            envvar="ACF_ROLE",
+            help="api: HTTP only; worker: turns and deliveries only (no HTTP); all: both. "
+            "api and worker need --database-url (PostgreSQL).",
+        ),
+    ] = "all",
+    database_url: DatabaseUrl = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            envvar="ACF_REDIS_URL",
+            help="Optional Redis (distributed mode): faster wake-ups, shared rate limits.",
+        ),
+    ] = None,
 ) -> None:
     """Run acf: the runtime, the HTTP API (/v1, /docs), the web chat (/) and the console
-    (/console). The first run creates the data directory and its database."""
+    (/console). The first run creates the data directory and its database. With
+    --database-url, one process of the distributed mode (schema: `acf db upgrade`)."""
     from prometheus_client import disable_created_metrics
 
     from acf.config.load import ConfigError, load_config
@@ -86,32 +108,80 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if role not in ROLES:
+        typer.echo(f"error: --role {role!r}: expected one of {', '.join(ROLES)}", err=True)
+        raise typer.Exit(2)
+    if role != "all" and not database_url:
+        typer.echo(f"error: --role {role} needs --database-url (ACF_DATABASE_URL)", err=True)
+        raise typer.Exit(2)
     is_demo = path.resolve() == demo_config_path().resolve()
-    code = asyncio.run(_serve(loaded, is_demo, host, port, data_dir, provider))
+    where = Where(data_dir, database_url, redis_url, role)
+    code = asyncio.run(_serve(loaded, is_demo, host, port, where, provider))
     if code:
         raise typer.Exit(code)
 
 
-async def _serve(
-    loaded: object, is_demo: bool, host: str, port: int, data_dir: Path, tracing: object
-) -> int:
-    """Serve until SIGINT or SIGTERM; returns the exit code."""
-    import uvicorn
+class Where:
+    """Where the service keeps its data, and which part of it this process runs."""
+
+    def __init__(
+        self, data_dir: Path, database_url: str | None, redis_url: str | None, role: str
+    ) -> None:
+        self.data_dir = data_dir
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self.role = role
+
+    @property
+    def label(self) -> str:
+        if self.database_url is None:
+            return f"with data in {self.data_dir.resolve()}"
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url).render_as_string(hide_password=True)
+        return f"as {self.role} over {url}" + (" with Redis" if self.redis_url else "")
+
+
+async def _open(loaded: object, where: Where, tracing: object) -> object:
     from opentelemetry.trace import TracerProvider
 
-    from acf.adapters.sqlite.database import DatabaseInUse
     from acf.bootstrap import open_service
+    from acf.bootstrap.distributed import DistributedSettings, Role, open_distributed_service
+    from acf.config.load import LoadedConfig
+
+    assert isinstance(loaded, LoadedConfig)
+    assert tracing is None or isinstance(tracing, TracerProvider)
+    if where.database_url is None:
+        return await open_service(loaded, where.data_dir, tracing=tracing)
+    settings = DistributedSettings.from_env(where.database_url, where.redis_url)
+    return await open_distributed_service(loaded, settings, Role(where.role), tracing=tracing)
+
+
+async def _serve(
+    loaded: object, is_demo: bool, host: str, port: int, where: Where, tracing: object
+) -> int:
+    """Serve until SIGINT or SIGTERM; returns the exit code."""
+    import psycopg
+    import uvicorn
+    from psycopg_pool import PoolTimeout
+
+    from acf.adapters.sqlite.database import DatabaseInUse
+    from acf.bootstrap import Service
     from acf.config.load import LoadedConfig
     from acf.domain.errors import InvalidValue
     from acf.entrypoints.http.app import create_app
 
     assert isinstance(loaded, LoadedConfig)
-    assert tracing is None or isinstance(tracing, TracerProvider)
+    data_dir = where.data_dir
     try:
-        service = await open_service(loaded, data_dir, tracing=tracing)
-    except (InvalidValue, DatabaseInUse) as exc:
+        service = await _open(loaded, where, tracing)
+    except (InvalidValue, DatabaseInUse, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        return 2 if isinstance(exc, InvalidValue) else 1
+        return 1 if isinstance(exc, DatabaseInUse) else 2
+    except (RuntimeError, psycopg.Error, PoolTimeout) as exc:
+        typer.echo(f"error: cannot open the database: {exc}", err=True)
+        return 1
+    assert isinstance(service, Service)
     # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises the signal into the
     # handler that was there before: ours only records it, so the finally below closes the
     # runtime and the store instead of the process dying (SIGTERM's default). A signal
@@ -123,6 +193,8 @@ async def _serve(
     }
     try:
         await service.start()
+        if where.role == "worker":
+            return await _work(where, stops)
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(service), host=host, port=port, log_level="warning", lifespan="off"
@@ -142,7 +214,7 @@ async def _serve(
             await asyncio.sleep(0.05)
         if stops:
             server.should_exit = True
-        _announce(host, listener.getsockname()[1], data_dir, loaded.source, key)
+        _announce(host, listener.getsockname()[1], where.label, loaded.source, key)
         await serving
         return 0
     finally:
@@ -150,6 +222,15 @@ async def _serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         typer.echo("acf stopped: the runtime and the store are closed.")
+
+
+async def _work(where: Where, stops: list[int]) -> int:
+    """A worker has no HTTP: it runs turns and deliveries until SIGINT or SIGTERM."""
+    typer.echo(f"acf worker running {where.label}. Press Ctrl+C to stop.")
+    while not stops:  # noqa: ASYNC110 - set by the signal handler
+        await asyncio.sleep(0.1)
+    typer.echo("acf worker stopping: finishing the turns in hand.")
+    return 0
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -168,9 +249,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _announce(host: str, port: int, data_dir: Path, source: str, key: str | None) -> None:
+def _announce(host: str, port: int, where: str, source: str, key: str | None) -> None:
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    typer.echo(f"acf is serving {source} with data in {data_dir.resolve()}")
+    typer.echo(f"acf is serving {source} {where}")
     if key is not None:
         typer.echo(f"  web chat:  {base}/?key={key}")
         typer.echo(f"  console:   {base}/console?key={key}")

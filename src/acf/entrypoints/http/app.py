@@ -40,7 +40,7 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
         tenant: fields.limits.accepted_messages
         for tenant, fields in service.loaded.config.tenants.items()
     }
-    app.state.acf = ApiState(service, settings, TenantLimits(rates))
+    app.state.acf = ApiState(service, settings, TenantLimits(rates, service.rate_storage))
     errors.install(app)
     app.include_router(routes_ingress.router)
     app.include_router(routes_sessions.router)
