@@ -1,0 +1,103 @@
+"""Small real HTTP servers on loopback for the chaos test, each in a thread of the test
+process: a channel provider that records every POST (it does not deduplicate) and a tool
+backend that counts requests per ``Idempotency-Key``."""
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                status, answer = owner.handle(self.path, dict(self.headers.items()), body)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def handle(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FakeProvider(_Server):
+    """The web channel's delivery URL: records per POST the time, the sending instance
+    (``host/pid``), the outbox id, tenant, customer and text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[dict[str, Any]] = []
+        self.malformed = 0
+
+    def handle(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        if not isinstance(body, dict) or not isinstance(body.get("outbox_id"), int):
+            # A request cut off by a kill -9 mid-body: like a real provider, refuse it.
+            with self.lock:
+                self.malformed += 1
+            return 400, {"error": "malformed body"}
+        payload = body.get("payload") or {}
+        record = {
+            "at": time.time(),
+            "instance": headers.get("X-Acf-Instance", ""),
+            "outbox_id": body.get("outbox_id"),
+            "tenant": body.get("tenant"),
+            "customer": body.get("customer"),
+            "text": payload.get("text") if isinstance(payload, dict) else None,
+        }
+        with self.lock:
+            self.received.append(record)
+            n = len(self.received)
+        return 200, {"id": f"prov-{n}"}
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.received)
+
+
+class CountingBackend(_Server):
+    """The refund tool's backend: counts requests per Idempotency-Key, answers 200 JSON."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def handle(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), "")
+        with self.lock:
+            self.counts[key] += 1
+            n = sum(self.counts.values())
+        return 200, {"refund_id": f"r{n}", "amount": "10.00", "path": path}
+
+    def snapshot(self) -> Counter[str]:
+        with self.lock:
+            return Counter(self.counts)
