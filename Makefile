@@ -43,3 +43,8 @@ clean:
 ## bench: set up, then run the benchmark (acf beside a naive baseline and LangGraph)
 bench: $(STAMP)
 	$(BIN)/acf bench --json benchmarks/results.json
+
+## bench-distributed: acf distributed (1 API + 2 workers, local PostgreSQL) beside embedded acf and LangGraph (AsyncPostgresSaver)
+.PHONY: bench-distributed
+bench-distributed: $(STAMP)
+	$(BIN)/python -m acf.bench.distributed --json benchmarks/results-distributed.json

@@ -1,0 +1,59 @@
+"""The pieces of the distributed benchmark that run in a second (the whole run starts three
+acf processes and takes far longer: `make bench-distributed`, figures in docs/benchmarks.md).
+
+Timings are not asserted: machines are shared and noisy.
+"""
+
+import asyncio
+
+import httpx
+import psycopg
+
+from acf.bench.distributed import SEPARATOR, Sink, factory, temporary_databases
+from acf.bench.subjects import Marks
+from acf.ports.pipeline import Pipeline
+from tests.integration.services import postgres_admin_dsn, require_postgres
+
+
+def test_the_factory_gives_a_pipeline() -> None:
+    assert isinstance(factory(), Pipeline)
+
+
+async def test_the_sink_records_the_marks_carried_by_a_reply() -> None:
+    marks = Marks()
+    sink = Sink(marks)
+    port = await sink.start()
+    try:
+        waiter = marks.expect("hello")
+        async with httpx.AsyncClient() as http:
+            for _ in range(2):  # the second is a duplicate delivery
+                body = {
+                    "tenant": "bench",
+                    "agent": "echo",
+                    "customer": "c",
+                    "outbox_id": "o1",
+                    "payload": {"text": f"hello{SEPARATOR}1.5{SEPARATOR}2.5"},
+                }
+                response = await http.post(f"http://127.0.0.1:{port}/deliver", json=body)
+                assert response.status_code == 200
+        await asyncio.wait_for(waiter.wait(), 5)
+    finally:
+        await sink.stop()
+    assert marks.started["hello"] == 1.5
+    assert marks.ended["hello"] == 2.5
+    assert "hello" in marks.delivered
+    assert (sink.deliveries, sink.duplicates, sink.unreadable) == (2, 1, 0)
+
+
+def test_temporary_databases_are_dropped() -> None:
+    require_postgres()
+    admin = postgres_admin_dsn()
+    with temporary_databases(admin, 2) as urls:
+        names = [url.rsplit("/", 1)[1] for url in urls]
+        with psycopg.connect(urls[0].replace("+psycopg", "")) as conn:
+            conn.execute("SELECT 1")
+    with psycopg.connect(admin) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s)", (names,)
+        ).fetchall()
+    assert rows == []
