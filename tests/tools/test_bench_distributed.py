@@ -9,8 +9,10 @@ import asyncio
 import httpx
 import psycopg
 
-from acf.bench.distributed import SEPARATOR, Sink, factory, temporary_databases
-from acf.bench.subjects import Marks
+from acf.bench.databases import temporary_databases
+from acf.bench.distributed import factory
+from acf.bench.marks import Marks
+from acf.bench.sink import SEPARATOR, Sink
 from acf.ports.pipeline import Pipeline
 from tests.integration.services import postgres_admin_dsn, require_postgres
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from acf.bench.subjects import Subject
+from acf.bench.marks import Subject
 from acf.stats import percentile
 
 WARMUP = 20

@@ -4,19 +4,22 @@ one-step echo turn per session and reporting when the turn's logic started and e
 Each subject is driven the same way: ``receive(session, text)`` returns once the message
 is acknowledged (for acf: durable; for the others: accepted in memory), and ``delivered``
 reports, per text, when the reply reached the channel.
+
+acf and the baseline are here; the LangGraph peers are in :mod:`acf.bench.langgraph_peers`
+and :class:`Marks` and :class:`Subject` in :mod:`acf.bench.marks`, all importable from here.
 """
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 from acf.adapters.memory.clock import SystemClock
 from acf.adapters.memory.wakeup import InProcessWakeUps
 from acf.adapters.sqlite.database import Durability
 from acf.adapters.sqlite.store import SqliteStore, open_sqlite_store
+from acf.bench.langgraph_peers import LangGraphSubject
+from acf.bench.marks import Marks, Subject
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.channels import Channel
 from acf.domain.messages import NewMessage
@@ -29,38 +32,17 @@ from acf.service.agents import AgentBinding, Agents
 from acf.service.ingress import Ingress
 from acf.service.runtime import Runtime
 
-
-@dataclass(slots=True)
-class Marks:
-    """perf_counter() readings per message text."""
-
-    acked: dict[str, float] = field(default_factory=dict)
-    started: dict[str, float] = field(default_factory=dict)
-    ended: dict[str, float] = field(default_factory=dict)
-    delivered: dict[str, float] = field(default_factory=dict)
-    waiters: dict[str, asyncio.Event] = field(default_factory=dict)
-
-    def deliver(self, text: str) -> None:
-        self.delivered[text] = time.perf_counter()
-        waiter = self.waiters.pop(text, None)
-        if waiter is not None:
-            waiter.set()
-
-    def expect(self, text: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self.waiters[text] = event
-        return event
-
-
-class Subject(Protocol):
-    name: str
-    marks: Marks
-
-    async def start(self, folder: Path) -> None: ...
-
-    async def receive(self, session: str, text: str) -> None: ...
-
-    async def stop(self) -> None: ...
+__all__ = [
+    "AcfSubject",
+    "EchoPipeline",
+    "LangGraphSubject",
+    "MarkingChannel",
+    "Marks",
+    "NaiveSubject",
+    "Runner",
+    "Subject",
+    "SubjectFactory",
+]
 
 
 class EchoPipeline:
@@ -154,61 +136,6 @@ class NaiveSubject:
 
     async def stop(self) -> None:
         return None
-
-
-class LangGraphSubject:
-    """LangGraph with its SQLite checkpointer: one echo node, one thread per session."""
-
-    name = "LangGraph (AsyncSqliteSaver)"
-
-    def __init__(self) -> None:
-        self.marks = Marks()
-        self._app: Any = None
-        self._saver_cm: Any = None
-
-    async def start(self, folder: Path) -> None:
-        try:
-            from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-            from langgraph.graph import END, START, StateGraph
-        except ImportError:
-            raise RuntimeError(
-                "the LangGraph peer needs: pip install 'acf[bench]' (make install has it)"
-            ) from None
-        from typing import TypedDict
-
-        class State(TypedDict):
-            text: str
-            reply: str
-
-        marks = self.marks
-
-        async def echo(state: State) -> dict[str, str]:
-            marks.started[state["text"]] = time.perf_counter()
-            reply = state["text"]
-            marks.ended[state["text"]] = time.perf_counter()
-            return {"reply": reply}
-
-        graph = StateGraph(State)
-        graph.add_node("echo", echo)
-        graph.add_edge(START, "echo")
-        graph.add_edge("echo", END)
-        self._saver_cm = AsyncSqliteSaver.from_conn_string(str(folder / "langgraph.db"))
-        saver = await self._saver_cm.__aenter__()
-        self._app = graph.compile(checkpointer=saver)
-
-    async def receive(self, session: str, text: str) -> None:
-        self.marks.acked[text] = time.perf_counter()
-        asyncio.get_running_loop().create_task(self._turn(session, text))
-
-    async def _turn(self, session: str, text: str) -> None:
-        out = await self._app.ainvoke(
-            {"text": text, "reply": ""}, {"configurable": {"thread_id": session}}
-        )
-        self.marks.deliver(out["reply"])
-
-    async def stop(self) -> None:
-        if self._saver_cm is not None:
-            await self._saver_cm.__aexit__(None, None, None)
 
 
 SubjectFactory = Callable[[], Subject]
