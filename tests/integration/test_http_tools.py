@@ -20,7 +20,8 @@ from acf.adapters.memory.clock import SystemClock
 from acf.adapters.memory.wakeup import InProcessWakeUps
 from acf.adapters.sqlite.store import open_sqlite_store
 from acf.adapters.tools import declared
-from acf.adapters.tools.http import HttpToolConfig, ToolRefused, http_tool, resolve_secrets
+from acf.adapters.tools.http import HttpToolConfig, ToolRefused, http_tool
+from acf.config.secrets import resolve_secrets
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue

@@ -11,6 +11,7 @@ import httpx
 
 from acf.adapters.channels.web import WebChannelSender
 from acf.adapters.channels.webhook import WebhookChannelSender
+from acf.adapters.channels.whatsapp.outbound import WhatsAppAccount, WhatsAppCloudSender
 from acf.adapters.tools import declared
 from acf.config.load import ConfigError, LoadedConfig
 from acf.config.model import (
@@ -163,3 +164,18 @@ def web_sender(loaded: LoadedConfig, http: httpx.AsyncClient) -> ChannelSender:
         if fields.web_delivery_url is not None
     }
     return WebhookChannelSender(http, urls) if urls else WebChannelSender()
+
+
+def channel_senders(loaded: LoadedConfig, http: httpx.AsyncClient) -> dict[Channel, ChannelSender]:
+    """A sender per channel some tenant can be reached on."""
+    senders: dict[Channel, ChannelSender] = {Channel.WEB: web_sender(loaded, http)}
+    accounts = {
+        tenant: WhatsAppAccount(
+            wa.phone_number_id, wa.access_token, str(wa.api_base_url), wa.api_version
+        )
+        for tenant, fields in loaded.config.tenants.items()
+        if (wa := fields.whatsapp) is not None
+    }
+    if accounts:
+        senders[Channel.WHATSAPP] = WhatsAppCloudSender(http, accounts)
+    return senders

@@ -22,10 +22,9 @@ from acf.adapters.postgres import open_pg_store
 from acf.adapters.postgres.wakeup import PgWakeUps
 from acf.adapters.redis.rate_limits import RedisRateLimitStorage
 from acf.adapters.redis.wakeup import RedisWakeUps
-from acf.bootstrap.agents import ToolBackends, build_agents, web_sender
+from acf.bootstrap.agents import ToolBackends, build_agents, channel_senders
 from acf.bootstrap.service import Service
 from acf.config.load import LoadedConfig
-from acf.domain.channels import Channel
 from acf.observability.metrics import FabricMetrics
 from acf.observability.tracing import PhaseSpans
 from acf.ports.clock import Clock
@@ -119,7 +118,7 @@ async def open_distributed_service(
             rate_storage = shared.storage
             closers.append(shared.close)
     ingress = Ingress(agents, store.uow, wakeups, clock)
-    sender = RoutingSender({Channel.WEB: web_sender(loaded, backends.http)})
+    sender = RoutingSender(channel_senders(loaded, backends.http))
     works = role is not Role.API
     runtime = Runtime(
         store,

@@ -17,10 +17,9 @@ from acf.adapters.memory.wakeup import InProcessWakeUps
 from acf.adapters.sqlite.api_keys import SqliteApiKeys
 from acf.adapters.sqlite.database import Durability
 from acf.adapters.sqlite.store import open_sqlite_store
-from acf.bootstrap.agents import ToolBackends, build_agents, web_sender
+from acf.bootstrap.agents import ToolBackends, build_agents, channel_senders
 from acf.bootstrap.embedded import database_path
 from acf.config.load import LoadedConfig
-from acf.domain.channels import Channel
 from acf.observability.metrics import FabricMetrics
 from acf.observability.tracing import PhaseSpans
 from acf.ports.api_keys import ApiKeys
@@ -95,7 +94,7 @@ async def open_service(
     store.uow = ObservedUnitOfWork(store.uow, listeners, on_commit=[feed.wake])
     wakeups = InProcessWakeUps()
     ingress = Ingress(agents, store.uow, wakeups, clock)
-    sender = RoutingSender({Channel.WEB: web_sender(loaded, backends.http)})
+    sender = RoutingSender(channel_senders(loaded, backends.http))
     runtime = Runtime(store, clock, agents, wakeups, sender)
     keys = SqliteApiKeys(database_path(data_dir))
     return Service(loaded, store, agents, ingress, runtime, keys, metrics, feed, backends, clock)

@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from acf.config.model import AcfConfig, RulesPipelineFields
-from acf.config.tools import SECRET_REF
+from acf.config.secrets import SECRET_REF
 from acf.domain.errors import InvalidValue
 from acf.pipelines.rules_load import load_rules, parse_rules
 from acf.pipelines.rules_model import RulesConfig

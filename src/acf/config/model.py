@@ -30,6 +30,7 @@ from typing import Annotated, Literal
 import limits
 from pydantic import AnyHttpUrl, Discriminator, Field, Tag, field_validator, model_validator
 
+from acf.config.channels import WhatsAppFields
 from acf.config.tools import ConfigModel, ToolDeclaration
 from acf.domain.channels import Channel
 from acf.domain.policy import AccumulationMode
@@ -148,6 +149,8 @@ class TenantFields(ConfigModel):
     web_delivery_url: AnyHttpUrl | None = None
     """POST each web-chat reply here as JSON (an integration that forwards replies);
     without it, web replies are read from the event stream."""
+    whatsapp: WhatsAppFields | None = None
+    """The tenant's WhatsApp Cloud API number (``acf.config.channels``)."""
     limits: LimitsFields = Field(default_factory=LimitsFields)
     channels: dict[Channel, ChannelPolicyFields] = Field(default_factory=dict)
     tools: list[ToolFields] = Field(default_factory=list)
@@ -161,6 +164,8 @@ class TenantFields(ConfigModel):
             if name in seen:
                 raise ValueError(f"tool {name!r} is declared twice")
             seen.add(name)
+        if self.whatsapp is not None and self.whatsapp.agent not in self.agents:
+            raise ValueError(f"whatsapp.agent {self.whatsapp.agent!r} is not one of the agents")
         for agent, fields in self.agents.items():
             unknown = sorted(set(fields.tools) - seen)
             if unknown:

@@ -8,11 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from acf.config.secrets import SECRET_REF
 from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS, DedupeScope, SideEffectPolicy, ToolSpec
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-SECRET_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
-"""A secret reference: ``${NAME}``, an environment variable in capitals."""
 _SECRET_HINT = ("secret", "token", "password", "key", "authorization")
 
 

@@ -11,20 +11,17 @@ configuration). The response decides the outcome:
   retried with the same key when the tool is IDEMPOTENT, in doubt otherwise.
 """
 
-import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from acf.config.tools import HTTP_METHODS, SECRET_REF
+from acf.config.secrets import resolve_secrets
+from acf.config.tools import HTTP_METHODS
 from acf.domain.errors import InvalidValue
 from acf.domain.tools import ToolSpec
 from acf.ports.tool_backend import OutcomeUnknown, Tool, ToolCall
-
-_SECRET = SECRET_REF
 
 
 class ToolRefused(Exception):
@@ -43,18 +40,6 @@ class HttpToolConfig:
             raise InvalidValue(f"http tool: method must be one of {sorted(HTTP_METHODS)}")
         if not self.url.startswith(("http://", "https://")):
             raise InvalidValue("http tool: url must start with http:// or https://")
-
-
-def resolve_secrets(value: str, environ: Mapping[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-
-    def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            raise InvalidValue(f"http tool: secret {name} is not set in the environment")
-        return env[name]
-
-    return _SECRET.sub(lookup, value)
 
 
 def http_tool(spec: ToolSpec, config: HttpToolConfig, client: httpx.AsyncClient) -> Tool:

@@ -10,7 +10,13 @@ from fastapi.staticfiles import StaticFiles
 
 import acf
 from acf.bootstrap import Service
-from acf.entrypoints.http import errors, routes_ingress, routes_sessions, routes_stream
+from acf.entrypoints.http import (
+    errors,
+    routes_ingress,
+    routes_sessions,
+    routes_stream,
+    routes_whatsapp,
+)
 from acf.entrypoints.http.context import ApiSettings, ApiState, State
 from acf.entrypoints.http.limits import TenantLimits
 from acf.entrypoints.http.middleware import (
@@ -45,11 +51,16 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     app.include_router(routes_ingress.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_stream.router)
+    app.include_router(routes_whatsapp.router)
     _operations(app)
     _pages(app)
     # The last added is the outermost: trace, then the body limit, then errors.
     app.add_middleware(ErrorMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        webhook_bytes=settings.max_webhook_bytes,
+    )
     app.add_middleware(TraceMiddleware)
     return app
 

@@ -15,6 +15,8 @@ from acf.entrypoints.http.limits import TenantLimits
 class ApiSettings:
     max_body_bytes: int = 256 * 1024
     """Bodies above this are refused with 413 before they are read whole."""
+    max_webhook_bytes: int = 3 * 1024 * 1024
+    """The same for providers' webhooks (``/v1/channels/``): Meta sends up to 3 MB."""
     heartbeat_s: float = 15.0
     """A comment line on every event stream this often, so proxies keep it open."""
     poll_s: float = 1.0

@@ -17,6 +17,7 @@ from acf.domain.ids import new_trace_id
 
 log = structlog.get_logger("acf.http")
 
+WEBHOOK_PREFIX = "/v1/channels/"
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
 
@@ -78,20 +79,24 @@ class TraceMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while reading."""
+    """Refuse bodies over ``max_bytes`` (``webhook_bytes`` under ``/v1/channels/``, the
+    providers' webhooks) with 413, by Content-Length or while reading."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, webhook_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self._message = f"the request body exceeds {max_bytes} bytes"
+        self.webhook_bytes = max_bytes if webhook_bytes is None else webhook_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        webhook = str(scope.get("path", "")).startswith(WEBHOOK_PREFIX)
+        limit = self.webhook_bytes if webhook else self.max_bytes
+        too_large = f"the request body exceeds {limit} bytes"
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await send_json_error(send, 413, "too_large", self._message)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await send_json_error(send, 413, "too_large", too_large)
             return
         seen = 0
 
@@ -100,9 +105,9 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     # Raised inside the route's body read: the app's handler answers 413.
-                    raise HTTPException(413, self._message)
+                    raise HTTPException(413, too_large)
             return message
 
         await self.app(scope, limited_receive, send)

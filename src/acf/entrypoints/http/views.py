@@ -33,6 +33,15 @@ class MessageAccepted(BaseModel):
     trace_id: str
 
 
+class WebhookAccepted(BaseModel):
+    accepted: int = Field(description="Messages stored by this request.")
+    duplicates: int = Field(description="Messages already stored (a provider's retry).")
+    statuses_not_applied: int = Field(
+        description="Delivery statuses received; acf does not apply them to replies yet."
+    )
+    skipped: list[str] = Field(description="Messages of kinds acf does not take, and why.")
+
+
 class TypingAccepted(BaseModel):
     session_id: str | None = Field(description="None when the customer has no session yet.")
 

@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API (Meta): webhooks in, Graph API messages out."""

@@ -1,0 +1,26 @@
+"""Secrets in the configuration are references, ``${NAME}``: an environment variable in
+capitals, read when the secret is used, never stored in the file."""
+
+import os
+import re
+from collections.abc import Mapping
+
+from acf.domain.errors import InvalidValue
+
+SECRET_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+"""A secret reference: ``${NAME}``, an environment variable in capitals."""
+
+
+def resolve_secrets(
+    value: str, environ: Mapping[str, str] | None = None, what: str = "http tool"
+) -> str:
+    """``value`` with each ``${NAME}`` replaced by the environment's ``NAME``."""
+    env = os.environ if environ is None else environ
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise InvalidValue(f"{what}: secret {name} is not set in the environment")
+        return env[name]
+
+    return SECRET_REF.sub(lookup, value)

@@ -1,0 +1,171 @@
+"""The WhatsApp webhook over real HTTP: the service on a SQLite file, uvicorn on loopback,
+replies sent to a fake Graph API. Includes the issue's end-to-end test: a burst of three
+webhooks yields exactly one reply."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from acf.entrypoints.http.context import ApiSettings
+from tests.channels.fake_graph import FakeGraph, fake_graph
+from tests.channels.payloads import PHONE_NUMBER_ID, envelope, signed, text, value
+from tests.http.conftest import Api, config, serve_api
+
+PATH = "/v1/channels/whatsapp/acme"
+
+
+def whatsapp_config(graph_url: str) -> dict[str, Any]:
+    body = config()
+    acme = body["tenants"]["acme"]  # type: ignore[index]
+    acme["whatsapp"] = {
+        "agent": "support",
+        "phone_number_id": PHONE_NUMBER_ID,
+        "app_secret": "${WA_APP_SECRET}",
+        "verify_token": "${WA_VERIFY_TOKEN}",
+        "access_token": "${WA_ACCESS_TOKEN}",
+        "api_base_url": graph_url,
+    }
+    acme["channels"]["whatsapp"] = {
+        "mode": "adaptive",
+        "window_ms": 400,
+        "min_window_ms": 200,
+        "max_window_ms": 1500,
+    }
+    return body
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraph]:
+    with fake_graph() as server:
+        yield server
+
+
+@pytest.fixture
+async def wa_api(
+    tmp_path: Path, graph: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Api]:
+    monkeypatch.setenv("WA_APP_SECRET", "wa-app-secret")
+    monkeypatch.setenv("WA_VERIFY_TOKEN", "verify-me")
+    monkeypatch.setenv("WA_ACCESS_TOKEN", "EAAG-token")
+    settings = ApiSettings(max_webhook_bytes=64 * 1024)
+    async for served in serve_api(tmp_path, whatsapp_config(graph.url), settings):
+        yield served
+
+
+async def post(api: Api, body: dict[str, Any] | bytes, header: str | None = None) -> httpx.Response:
+    raw, signature = signed(body)
+    headers = {"Content-Type": "application/json"}
+    headers["X-Hub-Signature-256"] = signature if header is None else header
+    async with api.client(None) as client:
+        return await client.post(PATH, content=raw, headers=headers)
+
+
+async def stored_texts(api: Api) -> list[str]:
+    async with api.client("acme") as client:
+        sessions = (await client.get("/v1/sessions", params={"customer": "16505551234"})).json()
+        texts: list[str] = []
+        for session in sessions["items"]:
+            detail = (await client.get(f"/v1/sessions/{session['session_id']}")).json()
+            texts += [m["text"] for m in detail["messages"]]
+        return texts
+
+
+async def replies_at(graph: FakeGraph, count: int, timeout_s: float = 10.0) -> list[Any]:
+    """The fake Graph API's bodies once it has ``count`` (it is polled: a thread records)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        bodies = graph.bodies()
+        if len(bodies) >= count:
+            return bodies
+        await asyncio.sleep(0.05)
+    return graph.bodies()
+
+
+async def test_the_verify_handshake_echoes_the_challenge(wa_api: Api) -> None:
+    async with wa_api.client(None) as client:
+        ok = await client.get(
+            PATH,
+            params={
+                "hub.mode": "subscribe",
+                "hub.verify_token": "verify-me",
+                "hub.challenge": "42",
+            },
+        )
+        bad = await client.get(
+            PATH, params={"hub.mode": "subscribe", "hub.verify_token": "x", "hub.challenge": "42"}
+        )
+        unknown = await client.get("/v1/channels/whatsapp/globex", params={"hub.mode": "subscribe"})
+    assert (ok.status_code, ok.text) == (200, "42")
+    assert bad.status_code == 403
+    assert unknown.status_code == 404 and "no WhatsApp number" in unknown.json()["message"]
+
+
+async def test_a_burst_of_three_webhooks_gets_exactly_one_reply(
+    wa_api: Api, graph: FakeGraph
+) -> None:
+    burst = [
+        text("wamid.b1", "hello", at=1000),
+        text("wamid.b2", "is anyone", at=1001),
+        text("wamid.b3", "there?", at=1002),
+    ]
+    for message in burst:
+        answer = await post(wa_api, envelope(value([message])))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 1
+        await asyncio.sleep(0.05)
+    replies = await replies_at(graph, 1)
+    await asyncio.sleep(1.0)  # a second reply, if the burst were answered twice, comes now
+    replies = graph.bodies()
+    assert len(replies) == 1, replies
+    [reply] = replies
+    assert reply["to"] == "16505551234" and reply["type"] == "text"
+    assert reply["text"]["body"] == "Hi from acme"
+    [(path, headers, _body)] = graph.received
+    assert path == f"/v21.0/{PHONE_NUMBER_ID}/messages"
+    assert headers["Authorization"] == "Bearer EAAG-token"
+    assert await stored_texts(wa_api) == ["hello", "is anyone", "there?"]
+
+
+async def test_meta_retries_of_a_batch_store_nothing_twice(wa_api: Api, graph: FakeGraph) -> None:
+    batch = envelope(value([text("wamid.r1", "hello", at=10), text("wamid.r2", "again", at=11)]))
+    first, retry = await post(wa_api, batch), await post(wa_api, batch)
+    assert first.json() | {"skipped": []} == {
+        "accepted": 2,
+        "duplicates": 0,
+        "statuses_not_applied": 0,
+        "skipped": [],
+    }
+    assert (retry.json()["accepted"], retry.json()["duplicates"]) == (0, 2)
+    await replies_at(graph, 1)
+    assert await stored_texts(wa_api) == ["hello", "again"]
+
+
+async def test_a_bad_or_missing_signature_is_refused_and_nothing_is_stored(wa_api: Api) -> None:
+    body = envelope(value([text("wamid.s1", "hello")]))
+    _raw, other = signed(body, secret="not-the-app-secret")
+    assert (await post(wa_api, body, header=other)).status_code == 401
+    assert (await post(wa_api, body, header="")).status_code == 401
+    assert await stored_texts(wa_api) == []
+
+
+async def test_malformed_and_oversized_bodies_get_a_clear_4xx(wa_api: Api) -> None:
+    not_json = await post(wa_api, b"{not json")
+    assert not_json.status_code == 400 and not_json.json()["error"] == "malformed_json"
+    invalid = await post(wa_api, {"object": "whatsapp_business_account", "entry": {}})
+    assert invalid.status_code == 422
+    assert invalid.json()["message"] == "entry: expected a list"
+    huge = envelope(value([text("wamid.h", "x" * 70_000)]))
+    assert (await post(wa_api, json.dumps(huge).encode())).status_code == 413
+    assert await stored_texts(wa_api) == []
+
+
+async def test_statuses_are_acknowledged_and_counted(wa_api: Api) -> None:
+    statuses = [{"id": "wamid.out-1", "status": "delivered", "timestamp": "5", "recipient_id": "1"}]
+    answer = await post(wa_api, envelope(value(statuses=statuses)))
+    assert answer.status_code == 200
+    assert answer.json()["statuses_not_applied"] == 1
