@@ -1,9 +1,9 @@
-"""Table tests of outbound formatting: splitting, numbered options and answers."""
+"""Table tests of outbound formatting: splitting and numbered options."""
 
 import pytest
 
 from acf.domain.errors import InvalidValue
-from acf.domain.formatting import numbered_answer, numbered_options, split_text
+from acf.domain.formatting import numbered_options, split_text
 from acf.domain.replies import Button
 
 
@@ -46,22 +46,3 @@ def test_numbered_options_list_each_button() -> None:
     assert numbered_options("Refund order 42?", BUTTONS) == (
         "Refund order 42?\n\n1. Yes\n2. No\n3. Talk to a person"
     )
-
-
-@pytest.mark.parametrize(
-    ("answer", "button_id"),
-    [
-        ("1", "yes"),
-        (" 2 ", "no"),
-        ("3.", "agent"),
-        ("3)", "agent"),
-        ("4", None),
-        ("0", None),
-        ("yes", None),
-        ("1 please", None),
-        ("", None),
-    ],
-)
-def test_numbered_answer_maps_back_to_the_button(answer: str, button_id: str | None) -> None:
-    picked = numbered_answer(answer, BUTTONS)
-    assert (picked.button_id if picked else None) == button_id

@@ -1,6 +1,5 @@
 """Outbound formatting shared by the channels: long text split within a channel's limit,
-buttons degraded to numbered options where a channel cannot show them, and a customer's
-numbered answer mapped back to the button it names (DESIGN §9)."""
+buttons degraded to numbered options where a channel cannot show them (DESIGN §9)."""
 
 import re
 from collections.abc import Sequence
@@ -10,7 +9,6 @@ from acf.domain.replies import Button
 
 # A sentence ends at . ! ? or … (then closing quotes or brackets), before whitespace.
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*(?=\s)")
-_NUMBER_ANSWER = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -46,12 +44,3 @@ def numbered_options(text: str, buttons: Sequence[Button]) -> str:
     """The text followed by one numbered line per button: ``1. Yes``."""
     lines = [f"{n}. {b.title}" for n, b in enumerate(buttons, start=1)]
     return "\n".join([text.rstrip(), "", *lines]) if text.strip() else "\n".join(lines)
-
-
-def numbered_answer(text: str, buttons: Sequence[Button]) -> Button | None:
-    """The button a reply such as ``2`` or ``2.`` picks from ``buttons``, if any."""
-    match = _NUMBER_ANSWER.match(text)
-    if match is None:
-        return None
-    index = int(match.group(1)) - 1
-    return buttons[index] if 0 <= index < len(buttons) else None
