@@ -26,9 +26,30 @@ from acf.config.secrets import resolve_secrets
 from acf.domain.errors import InvalidValue
 from acf.entrypoints.http.context import State
 from acf.entrypoints.http.errors import ApiError
-from acf.entrypoints.http.views import WebhookAccepted
+from acf.entrypoints.http.views import ErrorBody, WebhookAccepted
 
 router = APIRouter(prefix="/v1/channels/whatsapp", tags=["whatsapp"])
+
+_COMMON: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "The tenant has no WhatsApp number"},
+    503: {"model": ErrorBody, "description": "A secret is not set in the environment"},
+}
+_VERIFY: dict[int | str, dict[str, Any]] = {
+    **_COMMON,
+    200: {
+        "description": "The challenge, as sent",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+    403: {"model": ErrorBody, "description": "Wrong mode or verify token"},
+}
+_RECEIVE: dict[int | str, dict[str, Any]] = {
+    **_COMMON,
+    400: {"model": ErrorBody, "description": "The body is not JSON"},
+    401: {"model": ErrorBody, "description": "X-Hub-Signature-256 does not match the body"},
+    413: {"model": ErrorBody, "description": "The body is over the webhook limit"},
+    422: {"model": ErrorBody, "description": "Not the documented envelope (the field named)"},
+    429: {"model": ErrorBody, "description": "Over the tenant's message rate; see Retry-After"},
+}
 
 
 def _account(state: State, tenant: str) -> WhatsAppFields:
@@ -45,7 +66,12 @@ def _secret(reference: str) -> str:
         raise ApiError(503, "not_configured", str(exc)) from None
 
 
-@router.get("/{tenant}", response_class=PlainTextResponse, summary="Meta's verify handshake")
+@router.get(
+    "/{tenant}",
+    response_model=None,
+    responses=_VERIFY,
+    summary="Meta's verify handshake",
+)
 async def verify(tenant: str, request: Request, state: State) -> PlainTextResponse:
     account = _account(state, tenant)
     challenge = verify_challenge(request.query_params, _secret(account.verify_token))
@@ -54,7 +80,12 @@ async def verify(tenant: str, request: Request, state: State) -> PlainTextRespon
     return PlainTextResponse(challenge)
 
 
-@router.post("/{tenant}", response_model=WebhookAccepted, summary="Meta's message webhook")
+@router.post(
+    "/{tenant}",
+    response_model=WebhookAccepted,
+    responses=_RECEIVE,
+    summary="Meta's message webhook",
+)
 async def receive(tenant: str, request: Request, state: State) -> Any:
     account = _account(state, tenant)
     raw = await request.body()
