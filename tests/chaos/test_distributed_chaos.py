@@ -381,7 +381,7 @@ def check_no_overlap(events: list[tuple[Any, ...]]) -> list[str]:
 
 @pytest.mark.timeout(300)
 async def test_distributed_mode_survives_worker_kills_and_a_redis_restart(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     require_postgres()
     binary = redis_binary()
@@ -466,8 +466,9 @@ async def test_distributed_mode_survives_worker_kills_and_a_redis_restart(
         backend.stop()
         figures["wall_s"] = round(time.monotonic() - started, 1)
         (tmp_path / "chaos-figures.json").write_text(json.dumps(figures, indent=2))
-        print("chaos figures:", json.dumps(figures, indent=2))
-        print(f"figures written to {tmp_path / 'chaos-figures.json'}")
+        with capsys.disabled():  # printed in every run, CI's included, not only on failure
+            print("\nchaos figures:", json.dumps(figures, indent=2))
+            print(f"figures written to {tmp_path / 'chaos-figures.json'}")
 
 
 def unexplained_resends(
