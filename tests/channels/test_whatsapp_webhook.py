@@ -137,7 +137,8 @@ async def test_meta_retries_of_a_batch_store_nothing_twice(wa_api: Api, graph: F
     assert first.json() | {"skipped": []} == {
         "accepted": 2,
         "duplicates": 0,
-        "statuses_not_applied": 0,
+        "statuses_applied": 0,
+        "statuses_ignored": 0,
         "skipped": [],
     }
     assert (retry.json()["accepted"], retry.json()["duplicates"]) == (0, 2)
@@ -164,8 +165,52 @@ async def test_malformed_and_oversized_bodies_get_a_clear_4xx(wa_api: Api) -> No
     assert await stored_texts(wa_api) == []
 
 
-async def test_statuses_are_acknowledged_and_counted(wa_api: Api) -> None:
-    statuses = [{"id": "wamid.out-1", "status": "delivered", "timestamp": "5", "recipient_id": "1"}]
-    answer = await post(wa_api, envelope(value(statuses=statuses)))
-    assert answer.status_code == 200
-    assert answer.json()["statuses_not_applied"] == 1
+async def reply_status(api: Api) -> tuple[str, str]:
+    async with api.client("acme") as client:
+        sessions = (await client.get("/v1/sessions", params={"customer": "16505551234"})).json()
+        session_id = sessions["items"][0]["session_id"]
+        detail = (await client.get(f"/v1/sessions/{session_id}")).json()
+    [reply] = detail["replies"]
+    return session_id, reply["status"]
+
+
+async def events_of(api: Api, kind: str) -> list[dict[str, Any]]:
+    async with api.client("acme") as client:
+        answer = await client.get("/v1/events", params={"kind": kind})
+    return list(answer.json()["items"])
+
+
+async def test_statuses_move_replies_forward_only_and_are_shown_as_events(
+    wa_api: Api, graph: FakeGraph
+) -> None:
+    await post(wa_api, envelope(value([text("wamid.q1", "hello", at=1000)])))
+    await replies_at(graph, 1)
+    for _ in range(100):  # the relay records the acceptance right after the 200
+        if await events_of(wa_api, "response.delivered"):
+            break
+        await asyncio.sleep(0.05)
+    wamid = "wamid.out-1"
+
+    def status(name: str, at: int) -> dict[str, Any]:
+        return {"id": wamid, "status": name, "timestamp": str(at), "recipient_id": "16505551234"}
+
+    # Meta batches and reorders: read (t=30) before delivered (t=20) in one body.
+    first = await post(
+        wa_api, envelope(value(statuses=[status("read", 30), status("delivered", 20)]))
+    )
+    assert first.status_code == 200, first.text
+    assert (first.json()["statuses_applied"], first.json()["statuses_ignored"]) == (2, 0)
+    late = await post(wa_api, envelope(value(statuses=[status("delivered", 21)])))
+    unknown = {"id": "wamid.not-ours", "status": "read", "timestamp": "40", "recipient_id": "1"}
+    stranger = await post(wa_api, envelope(value(statuses=[unknown])))
+    assert (late.json()["statuses_applied"], late.json()["statuses_ignored"]) == (0, 1)
+    assert (stranger.json()["statuses_applied"], stranger.json()["statuses_ignored"]) == (0, 1)
+    _session, shown = await reply_status(wa_api)
+    assert shown == "read"
+    events = await events_of(wa_api, "response.status")
+    assert [(e["data"]["previous"], e["data"]["status"]) for e in events] == [
+        ("sent", "delivered"),
+        ("delivered", "read"),
+    ]
+    assert all(e["data"]["provider_message_id"] == wamid for e in events)
+    assert all(len(e["correlation"]) == 7 for e in events)  # every id of the turn

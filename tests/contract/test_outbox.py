@@ -1,5 +1,8 @@
 """Contract: Outbox."""
 
+import pytest
+
+from acf.domain.errors import Conflict
 from acf.domain.signals import DeliveryStatus
 from acf.ports.outbox import ApplyDeliveryStatus, EnqueueReply, RecordAttempt
 from acf.ports.store import Store
@@ -59,3 +62,16 @@ async def test_for_session_last_rows_in_order(store: Store) -> None:
     ids = [results.get(op) for op in ops]
     assert [r.outbox_id for r in await store.outbox.for_session("t1", "s1", last=2)] == ids[1:]
     assert [r.outbox_id for r in await store.outbox.for_session("t1", "s1")] == ids
+
+
+async def test_a_guarded_stale_status_commits_nothing_of_its_unit(store: Store) -> None:
+    op = EnqueueReply("s1", "turnA", 0, {"text": "hi"}, 1_000)
+    oid = (await store.uow.commit("t1", [op])).get(op)
+    read = ApplyDeliveryStatus(oid, DeliveryStatus.READ, 1_100, "wamid.9", guard=True)
+    assert (await store.uow.commit("t1", [read])).get(read)
+    late = ApplyDeliveryStatus(oid, DeliveryStatus.DELIVERED, 1_200, guard=True)
+    second = EnqueueReply("s1", "turnB", 0, {"text": "never"}, 1_200)
+    with pytest.raises(Conflict):
+        await store.uow.commit("t1", [late, second])
+    rows = await store.outbox.for_session("t1", "s1")
+    assert [(r.outbox_id, r.status) for r in rows] == [(oid, DeliveryStatus.READ)]

@@ -26,6 +26,7 @@ from acf.ports.api_keys import ApiKeys
 from acf.ports.clock import Clock
 from acf.ports.store import Store
 from acf.service.agents import Agents
+from acf.service.delivery_statuses import DeliveryStatuses
 from acf.service.event_feed import EventFeed, Listener, ObservedUnitOfWork
 from acf.service.ingress import Ingress
 from acf.service.runtime import Runtime
@@ -54,6 +55,11 @@ class Service:
     """Closed after the runtime, before the store (wake-ups, rate-limit storage)."""
     rate_storage: Storage | None = None
     """A shared ``limits`` storage for the per-tenant limits (Redis), if any."""
+
+    @property
+    def statuses(self) -> DeliveryStatuses:
+        """Where providers' delivery statuses are applied to the replies they name."""
+        return DeliveryStatuses(self.store, self.agents, self.clock)
 
     async def start(self) -> None:
         if self.works:

@@ -30,7 +30,8 @@ from typing import Annotated, Literal
 import limits
 from pydantic import AnyHttpUrl, Discriminator, Field, Tag, field_validator, model_validator
 
-from acf.config.channels import WhatsAppFields
+from acf.config.channels import ChannelAccount
+from acf.config.channels.whatsapp import WhatsAppFields
 from acf.config.tools import ConfigModel, ToolDeclaration
 from acf.domain.channels import Channel
 from acf.domain.policy import AccumulationMode
@@ -150,11 +151,16 @@ class TenantFields(ConfigModel):
     """POST each web-chat reply here as JSON (an integration that forwards replies);
     without it, web replies are read from the event stream."""
     whatsapp: WhatsAppFields | None = None
-    """The tenant's WhatsApp Cloud API number (``acf.config.channels``)."""
+    """The tenant's WhatsApp Cloud API number (``acf.config.channels.whatsapp``)."""
     limits: LimitsFields = Field(default_factory=LimitsFields)
     channels: dict[Channel, ChannelPolicyFields] = Field(default_factory=dict)
     tools: list[ToolFields] = Field(default_factory=list)
     agents: dict[Name, AgentFields] = Field(min_length=1)
+
+    def channel_accounts(self) -> dict[str, ChannelAccount]:
+        """The provider accounts configured, by their field name."""
+        accounts = {"whatsapp": self.whatsapp}
+        return {name: account for name, account in accounts.items() if account is not None}
 
     @model_validator(mode="after")
     def _tools_known(self) -> "TenantFields":
@@ -164,8 +170,9 @@ class TenantFields(ConfigModel):
             if name in seen:
                 raise ValueError(f"tool {name!r} is declared twice")
             seen.add(name)
-        if self.whatsapp is not None and self.whatsapp.agent not in self.agents:
-            raise ValueError(f"whatsapp.agent {self.whatsapp.agent!r} is not one of the agents")
+        for channel, account in self.channel_accounts().items():
+            if account.agent not in self.agents:
+                raise ValueError(f"{channel}.agent {account.agent!r} is not one of the agents")
         for agent, fields in self.agents.items():
             unknown = sorted(set(fields.tools) - seen)
             if unknown:

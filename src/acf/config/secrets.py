@@ -24,3 +24,10 @@ def resolve_secrets(
         return env[name]
 
     return SECRET_REF.sub(lookup, value)
+
+
+def secret_ref(value: str) -> str:
+    """A pydantic field validator: ``value`` must be exactly one ``${NAME}`` reference."""
+    if not SECRET_REF.fullmatch(value):
+        raise ValueError("must reference a secret as ${NAME} (capitals, digits, _)")
+    return value

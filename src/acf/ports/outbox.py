@@ -49,7 +49,9 @@ class RecordAttempt(WriteOp[int]):
 class ApplyDeliveryStatus(WriteOp[bool]):
     """Apply a status monotonically (sent < delivered < read; failed is terminal).
 
-    Returns whether the row changed; a stale or repeated status changes nothing.
+    Returns whether the row changed; a stale or repeated status changes nothing. With
+    ``guard`` a stale status is a ``Conflict`` instead, so nothing of its unit is committed
+    (the event that would announce the change).
     """
 
     outbox_id: int
@@ -57,6 +59,7 @@ class ApplyDeliveryStatus(WriteOp[bool]):
     at_ms: int
     provider_message_id: str | None = None
     error: str | None = None
+    guard: bool = False
 
 
 @runtime_checkable

@@ -69,6 +69,8 @@ def _status(conn: SqlConnection, tenant: str, op: ApplyDeliveryStatus) -> bool:
     if row is None:
         raise Conflict(f"no outbox row {op.outbox_id}")
     if not op.status.may_follow(DeliveryStatus(row[0])):
+        if op.guard:
+            raise Conflict(f"outbox row {op.outbox_id} is already {row[0]}, not before {op.status}")
         return False
     conn.execute(
         "UPDATE outbox SET status = ?, updated_at_ms = ?, "

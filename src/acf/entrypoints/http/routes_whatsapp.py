@@ -1,7 +1,7 @@
 """The WhatsApp Cloud API webhook of a tenant's number: ``/v1/channels/whatsapp/{tenant}``.
 
 GET is Meta's subscription handshake (the challenge echoed when the verify token matches,
-else 403). POST carries messages and statuses (statuses are counted, not applied yet):
+else 403). POST carries messages and delivery statuses (applied to the replies they name):
 the ``X-Hub-Signature-256`` over the raw body must match the app secret (401 otherwise,
 nothing read); a body that is not the documented envelope is refused with 400/422 naming
 the field; each message is stored (deduplicated on its wamid, in provider-timestamp order)
@@ -21,12 +21,13 @@ from acf.adapters.channels.whatsapp.inbound import (
     signature_ok,
     verify_challenge,
 )
-from acf.config.channels import WhatsAppFields
+from acf.config.channels.whatsapp import WhatsAppFields
 from acf.config.secrets import resolve_secrets
 from acf.domain.errors import InvalidValue
 from acf.entrypoints.http.context import State
 from acf.entrypoints.http.errors import ApiError
 from acf.entrypoints.http.views import ErrorBody, WebhookAccepted
+from acf.service.delivery_statuses import StatusOutcome
 
 router = APIRouter(prefix="/v1/channels/whatsapp", tags=["whatsapp"])
 
@@ -115,9 +116,13 @@ async def receive(tenant: str, request: Request, state: State) -> Any:
         service.metrics.message_accepted(tenant, result.duplicate)
         duplicates += result.duplicate
         accepted += not result.duplicate
+    applied = 0
+    for status in batch.statuses:
+        applied += await service.statuses.apply(status) is StatusOutcome.APPLIED
     return WebhookAccepted(
         accepted=accepted,
         duplicates=duplicates,
-        statuses_not_applied=len(batch.statuses),
+        statuses_applied=applied,
+        statuses_ignored=len(batch.statuses) - applied,
         skipped=batch.skipped,
     )

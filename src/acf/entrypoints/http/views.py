@@ -36,8 +36,13 @@ class MessageAccepted(BaseModel):
 class WebhookAccepted(BaseModel):
     accepted: int = Field(description="Messages stored by this request.")
     duplicates: int = Field(description="Messages already stored (a provider's retry).")
-    statuses_not_applied: int = Field(
-        description="Delivery statuses received; acf does not apply them to replies yet."
+    statuses_applied: int = Field(
+        description="Delivery statuses that moved a reply forward (sent → delivered → read, "
+        "or failed)."
+    )
+    statuses_ignored: int = Field(
+        description="Delivery statuses repeated, older than the reply's, or for a message "
+        "acf did not send."
     )
     skipped: list[str] = Field(description="Messages of kinds acf does not take, and why.")
 

@@ -16,6 +16,7 @@ from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import ButtonReply, MediaRef, NewMessage
 from acf.domain.session_key import SessionKey
+from acf.domain.signals import DeliveryStatus, DeliveryStatusSignal
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
@@ -40,21 +41,10 @@ def verify_challenge(params: Mapping[str, str], verify_token: str) -> str | None
     return params.get("hub.challenge")
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryStatus:
-    """A status of a message acf sent: ``sent``, ``delivered``, ``read`` or ``failed``."""
-
-    provider_message_id: str
-    status: str
-    timestamp_ms: int
-    recipient: str
-    error: str | None = None
-
-
 @dataclass(slots=True)
 class WhatsAppBatch:
     messages: list[NewMessage] = field(default_factory=list)
-    statuses: list[DeliveryStatus] = field(default_factory=list)
+    statuses: list[DeliveryStatusSignal] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     """Messages acf does not take (reactions, system notices...), each with its reason."""
 
@@ -78,9 +68,9 @@ def parse_webhook(tenant: str, agent: str, payload: Any) -> WhatsAppBatch:
                 else:
                     batch.messages.append(parsed)
             for s, raw in enumerate(value.get("statuses") or []):
-                batch.statuses.append(_status(raw, f"{where}.value.statuses[{s}]"))
+                batch.statuses.append(_status(tenant, raw, f"{where}.value.statuses[{s}]"))
     batch.messages.sort(key=lambda msg: msg.provider_timestamp_ms or 0)
-    batch.statuses.sort(key=lambda st: st.timestamp_ms)
+    batch.statuses.sort(key=lambda st: st.at_ms)
     return batch
 
 
@@ -141,7 +131,7 @@ def _button(msg: Mapping[str, Any], kind: str, where: str) -> ButtonReply:
     return ButtonReply(_text(reply.get("id"), f"{where}.interactive.id"), reply.get("title"))
 
 
-def _status(raw: Any, where: str) -> DeliveryStatus:
+def _status(tenant: str, raw: Any, where: str) -> DeliveryStatusSignal:
     st = _object(raw, where)
     status = _text(st.get("status"), f"{where}.status")
     if status not in STATUSES:
@@ -150,11 +140,11 @@ def _status(raw: Any, where: str) -> DeliveryStatus:
     error = None
     if errors and isinstance(errors[0], dict):
         error = f"{errors[0].get('code')}: {errors[0].get('title', '')}".strip()
-    return DeliveryStatus(
+    return DeliveryStatusSignal(
+        tenant,
         _text(st.get("id"), f"{where}.id"),
-        status,
+        DeliveryStatus(status),
         _timestamp_ms(st.get("timestamp"), f"{where}.timestamp"),
-        str(st.get("recipient_id") or ""),
         error,
     )
 

@@ -1,4 +1,4 @@
-"""Provider accounts in the configuration: how a tenant's channels reach their providers.
+"""A tenant's WhatsApp Cloud API number (Meta), under ``tenants.<name>.whatsapp``.
 
 ```yaml
 whatsapp:
@@ -14,14 +14,8 @@ whatsapp:
 
 from pydantic import AnyHttpUrl, Field, field_validator
 
-from acf.config.secrets import SECRET_REF
+from acf.config.secrets import secret_ref
 from acf.config.tools import ConfigModel
-
-
-def _secret_ref(value: str) -> str:
-    if not SECRET_REF.fullmatch(value):
-        raise ValueError("must reference a secret as ${NAME} (capitals, digits, _)")
-    return value
 
 
 class WhatsAppFields(ConfigModel):
@@ -35,4 +29,4 @@ class WhatsAppFields(ConfigModel):
     api_base_url: AnyHttpUrl = AnyHttpUrl("https://graph.facebook.com")
     api_version: str = Field(default="v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
 
-    _secrets = field_validator("app_secret", "verify_token", "access_token")(_secret_ref)
+    _secrets = field_validator("app_secret", "verify_token", "access_token")(secret_ref)

@@ -1,0 +1,85 @@
+"""Provider delivery statuses applied to the replies they name (DESIGN §9).
+
+A provider reports sent → delivered → read (or failed) for a message it accepted, under
+the id it gave on acceptance. Statuses come late, twice and out of order, so each is
+applied monotonically (``DeliveryStatus.may_follow``): a row moves only forward, failed is
+terminal, and a ``response.status`` event is committed with the change, in the same unit,
+only when the row changed. A status for an id acf never recorded (another sender's
+message, or one that raced the relay's own record of the acceptance) changes nothing.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from acf.domain.errors import Conflict
+from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.ids import TenantId, new_trace_id
+from acf.domain.signals import DeliveryStatusSignal
+from acf.ports.clock import Clock
+from acf.ports.event_store import AppendEvent
+from acf.ports.outbox import ApplyDeliveryStatus, OutboxRow
+from acf.ports.store import Store
+from acf.service.agents import Agents
+
+
+class StatusOutcome(StrEnum):
+    APPLIED = "applied"
+    STALE = "stale"
+    """Repeated, or older than what the row already shows."""
+    UNKNOWN = "unknown"
+    """No reply of this tenant has that provider message id."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStatuses:
+    store: Store
+    agents: Agents
+    clock: Clock
+
+    async def apply(self, signal: DeliveryStatusSignal) -> StatusOutcome:
+        tenant = signal.tenant
+        row = await self.store.outbox.find_by_provider_id(tenant, signal.provider_message_id)
+        if row is None:
+            return StatusOutcome.UNKNOWN
+        if not signal.status.may_follow(row.status):
+            return StatusOutcome.STALE
+        now = self.clock.now_ms()
+        data: dict[str, Any] = {
+            "outbox_id": row.outbox_id,
+            "turn_id": row.turn_id,
+            "position": row.position,
+            "status": signal.status.value,
+            "previous": row.status.value,
+            "provider_message_id": signal.provider_message_id,
+            "provider_at_ms": signal.at_ms,
+        }
+        if signal.error is not None:
+            data["error"] = signal.error
+        change = ApplyDeliveryStatus(
+            row.outbox_id, signal.status, now, error=signal.error, guard=True
+        )
+        event = FabricEvent(
+            EventKind.RESPONSE_STATUS, now, await self._correlation(tenant, row), data
+        )
+        try:
+            await self.store.uow.commit(tenant, [change, AppendEvent(event)])
+        except Conflict:  # another status moved the row past this one meanwhile
+            return StatusOutcome.STALE
+        return StatusOutcome.APPLIED
+
+    async def _correlation(self, tenant: TenantId, row: OutboxRow) -> Correlation:
+        turn = await self.store.turns.get(tenant, row.turn_id)
+        session = await self.store.sessions.get(tenant, row.session_id)
+        agent_version = None
+        if session is not None and self.agents.has_agent(tenant, session.key.agent):
+            agent_version = self.agents.get(tenant, session.key.agent).agent_version
+        return Correlation(
+            tenant=tenant,
+            trace_id=turn.trace_id if turn else new_trace_id(),
+            session_id=row.session_id,
+            turn_id=row.turn_id,
+            group_id=turn.group_id if turn else None,
+            agent_version=agent_version,
+            config_version=self.agents.config_version,
+        )
