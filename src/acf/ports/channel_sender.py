@@ -39,3 +39,17 @@ class ChannelSender(Protocol):
     """Guarantees: ``send`` returns only once the provider accepted the message."""
 
     async def send(self, message: OutboundMessage) -> SendReceipt: ...
+
+
+@runtime_checkable
+class TypingSender(Protocol):
+    """A channel that can show the customer that an answer is being written (and mark their
+    last message read, where the provider ties the two together, as WhatsApp does).
+
+    Best effort: the runtime calls it when a turn starts running and again while it runs;
+    a failure is logged and changes nothing else.
+    """
+
+    async def show_typing(self, key: SessionKey, last_inbound_id: str) -> None:
+        """``last_inbound_id``: the provider id of the newest message of the turn."""
+        ...
