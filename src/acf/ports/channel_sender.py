@@ -13,6 +13,9 @@ class OutboundMessage:
     key: SessionKey
     outbox_id: int
     payload: Mapping[str, Any]
+    customer_last_message_at_ms: int | None = None
+    """When the customer last wrote in this session (the provider's time when it gave one):
+    channels with a customer-service window (WhatsApp's 24 hours) decide by it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,7 @@ class Relay:
     ) -> int | None:
         p = self._parts
         key: SessionKey | None = None
+        last_message_at: int | None = None
         correlations: dict[str, Correlation] = {}
         while True:
             news.clear()
@@ -88,6 +89,10 @@ class Relay:
                 if session is None:
                     return None
                 key = session.key
+                if rows:
+                    last_message_at = await self._last_message_at(
+                        tenant, session_id, session.last_seq
+                    )
             else:
                 rows = await p.store.outbox.undelivered(tenant, session_id)
             if not rows:
@@ -97,7 +102,8 @@ class Relay:
                     return p.lease.ttl_ms  # another relay may have it now: look again later
                 if row.turn_id not in correlations:
                     correlations[row.turn_id] = await self._correlation(key, row)
-                retry = await self._send(key, row, correlations[row.turn_id])
+                outbound = OutboundMessage(key, row.outbox_id, row.payload, last_message_at)
+                retry = await self._send(outbound, row, correlations[row.turn_id])
                 if retry is not None:
                     return retry
 
@@ -114,15 +120,25 @@ class Relay:
             config_version=self._parts.agents.config_version,
         )
 
-    async def _send(self, key: SessionKey, row: OutboxRow, correlation: Correlation) -> int | None:
+    async def _last_message_at(
+        self, tenant: TenantId, session_id: SessionId, seq: int
+    ) -> int | None:
+        last = await self._parts.store.messages.recent(tenant, session_id, seq, 1)
+        if not last:
+            return None
+        return last[-1].provider_timestamp_ms or last[-1].received_at_ms
+
+    async def _send(
+        self, outbound: OutboundMessage, row: OutboxRow, correlation: Correlation
+    ) -> int | None:
         p = self._parts
-        tenant = key.tenant
+        tenant = outbound.key.tenant
         delay = int(row.payload.get("delay_ms", 0) or 0)
         if delay > 0:
             await p.clock.sleep(delay / 1000)
         attempt = row.attempts + 1
         try:
-            receipt = await self._sender.send(OutboundMessage(key, row.outbox_id, row.payload))
+            receipt = await self._sender.send(outbound)
         except DeliveryError as exc:
             if exc.definite:
                 await self._record(
