@@ -1,11 +1,19 @@
 """WhatsApp replies out, against a fake Graph API on loopback."""
 
+import dataclasses
+import time
 from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
 
-from acf.adapters.channels.whatsapp.outbound import WhatsAppAccount, WhatsAppCloudSender
+from acf.adapters.channels.whatsapp.outbound import (
+    WhatsAppAccount,
+    WhatsAppCloudSender,
+    WindowTemplate,
+    outside_window,
+    template_body,
+)
 from acf.domain.channels import Channel
 from acf.domain.session_key import SessionKey
 from acf.ports.channel_sender import DeliveryError, OutboundMessage
@@ -25,7 +33,7 @@ def account(graph: FakeGraph) -> WhatsAppAccount:
 def reply(text: str, buttons: Sequence[tuple[str, str]] = (), **extra: object) -> OutboundMessage:
     key = SessionKey("acme", "support", "16505551234", Channel.WHATSAPP)
     payload = {"text": text, "buttons": [{"id": i, "title": t} for i, t in buttons], **extra}
-    return OutboundMessage(key, 7, payload)
+    return OutboundMessage(key, 7, payload, customer_last_message_at_ms=int(time.time() * 1000))
 
 
 async def send(graph: FakeGraph, message: OutboundMessage) -> str:
@@ -132,3 +140,75 @@ async def test_an_unreachable_graph_api_is_retried() -> None:
         with pytest.raises(DeliveryError) as failed:
             await WhatsAppCloudSender(http, {"acme": dead}).send(reply("hi"))
     assert not failed.value.definite
+
+
+def late(text: str) -> OutboundMessage:
+    """A reply 25 hours after the customer's last message."""
+    fresh = reply(text)
+    last = int(time.time() * 1000) - 25 * 3600 * 1000
+    return OutboundMessage(fresh.key, fresh.outbox_id, fresh.payload, last)
+
+
+async def test_outside_the_24_hour_window_without_a_template_the_row_is_refused(
+    graph: FakeGraph,
+) -> None:
+    with pytest.raises(DeliveryError) as refused:
+        await send(graph, late("Your refund went through."))
+    assert refused.value.definite
+    assert "24-hour customer-service window" in str(refused.value)
+    assert "whatsapp.window_template" in str(refused.value)
+    assert graph.received == []
+    with pytest.raises(DeliveryError):  # no message from the customer at all: no window
+        await send(graph, OutboundMessage(reply("hi").key, 8, {"text": "hi"}))
+    assert graph.received == []
+
+
+async def test_outside_the_window_the_configured_template_carries_the_reply(
+    graph: FakeGraph,
+) -> None:
+    template = WindowTemplate("reply_waiting", "en_US", text_parameter=True)
+    acct = dataclasses.replace(account(graph), window_template=template)
+    async with httpx.AsyncClient() as http:
+        sender = WhatsAppCloudSender(http, {"acme": acct})
+        await sender.send(late("Your refund\n\nwent   through.\tThanks!"))
+    [(_path, _headers, body)] = graph.received
+    assert body["type"] == "template"
+    assert body["template"] == {
+        "name": "reply_waiting",
+        "language": {"code": "en_US"},
+        "components": [
+            {
+                "type": "body",
+                "parameters": [{"type": "text", "text": "Your refund went through. Thanks!"}],
+            }
+        ],
+    }
+
+
+def test_the_window_is_24_hours_from_the_customers_last_message() -> None:
+    hour = 3600 * 1000
+    assert not outside_window(1_000, 1_000 + 24 * hour - 1)
+    assert outside_window(1_000, 1_000 + 24 * hour)
+    assert outside_window(None, 1_000)
+
+
+def test_a_template_parameter_is_one_line_of_at_most_1024_characters() -> None:
+    body = template_body("1", WindowTemplate("t", "en", True), "word " * 400)
+    [parameter] = body["template"]["components"][0]["parameters"]
+    assert len(parameter["text"]) == 1024 and parameter["text"].endswith("…")
+    assert "components" not in template_body("1", WindowTemplate("t", "en"), "x")["template"]
+
+
+async def test_typing_marks_the_last_message_read_with_the_indicator(graph: FakeGraph) -> None:
+    async with httpx.AsyncClient() as http:
+        sender = WhatsAppCloudSender(http, {"acme": account(graph)})
+        await sender.show_typing(reply("x").key, "wamid.in-9")
+    [(path, headers, body)] = graph.received
+    assert path == "/v21.0/106540352242922/messages"
+    assert headers["Authorization"] == "Bearer EAAG-test-token"
+    assert body == {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": "wamid.in-9",
+        "typing_indicator": {"type": "text"},
+    }

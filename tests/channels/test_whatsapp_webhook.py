@@ -3,6 +3,7 @@ replies sent to a fake Graph API. Includes the issue's end-to-end test: a burst 
 webhooks yields exactly one reply."""
 
 import asyncio
+import time
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from tests.channels.payloads import PHONE_NUMBER_ID, envelope, signed, text, val
 from tests.http.conftest import Api, config, serve_api
 
 PATH = "/v1/channels/whatsapp/acme"
+HOUR_AGO = int(time.time()) - 3600
+"""Provider timestamps (unix seconds) within WhatsApp's 24-hour window."""
 
 
 def whatsapp_config(graph_url: str) -> dict[str, Any]:
@@ -109,9 +112,9 @@ async def test_a_burst_of_three_webhooks_gets_exactly_one_reply(
     wa_api: Api, graph: FakeGraph
 ) -> None:
     burst = [
-        text("wamid.b1", "hello", at=1000),
-        text("wamid.b2", "is anyone", at=1001),
-        text("wamid.b3", "there?", at=1002),
+        text("wamid.b1", "hello", at=HOUR_AGO + 1000),
+        text("wamid.b2", "is anyone", at=HOUR_AGO + 1001),
+        text("wamid.b3", "there?", at=HOUR_AGO + 1002),
     ]
     for message in burst:
         answer = await post(wa_api, envelope(value([message])))
@@ -132,7 +135,14 @@ async def test_a_burst_of_three_webhooks_gets_exactly_one_reply(
 
 
 async def test_meta_retries_of_a_batch_store_nothing_twice(wa_api: Api, graph: FakeGraph) -> None:
-    batch = envelope(value([text("wamid.r1", "hello", at=10), text("wamid.r2", "again", at=11)]))
+    batch = envelope(
+        value(
+            [
+                text("wamid.r1", "hello", at=HOUR_AGO + 10),
+                text("wamid.r2", "again", at=HOUR_AGO + 11),
+            ]
+        )
+    )
     first, retry = await post(wa_api, batch), await post(wa_api, batch)
     assert first.json() | {"skipped": []} == {
         "accepted": 2,
@@ -183,7 +193,7 @@ async def events_of(api: Api, kind: str) -> list[dict[str, Any]]:
 async def test_statuses_move_replies_forward_only_and_are_shown_as_events(
     wa_api: Api, graph: FakeGraph
 ) -> None:
-    await post(wa_api, envelope(value([text("wamid.q1", "hello", at=1000)])))
+    await post(wa_api, envelope(value([text("wamid.q1", "hello", at=HOUR_AGO + 1000)])))
     await replies_at(graph, 1)
     for _ in range(100):  # the relay records the acceptance right after the 200
         if await events_of(wa_api, "response.delivered"):
@@ -214,3 +224,21 @@ async def test_statuses_move_replies_forward_only_and_are_shown_as_events(
     ]
     assert all(e["data"]["provider_message_id"] == wamid for e in events)
     assert all(len(e["correlation"]) == 7 for e in events)  # every id of the turn
+
+
+async def test_a_reply_outside_the_24_hour_window_is_refused_with_its_reason(
+    wa_api: Api, graph: FakeGraph
+) -> None:
+    yesterday = int(time.time()) - 25 * 3600
+    await post(wa_api, envelope(value([text("wamid.old", "hello", at=yesterday)])))
+    failed: list[dict[str, Any]] = []
+    for _ in range(200):
+        failed = await events_of(wa_api, "response.failed")
+        if failed:
+            break
+        await asyncio.sleep(0.05)
+    [event] = failed
+    assert "24-hour customer-service window" in event["data"]["error"]
+    assert graph.received == []
+    _session, shown = await reply_status(wa_api)
+    assert shown == "failed"

@@ -3,6 +3,8 @@ that exists, and the references listed when the environment lacks them."""
 
 from pathlib import Path
 
+from acf.adapters.channels.whatsapp.outbound import WindowTemplate
+from acf.bootstrap.agents import whatsapp_account
 from acf.config.load import load_config
 from tests.config.test_config_file import base, error_of, write
 
@@ -46,3 +48,16 @@ def test_the_phone_number_id_is_digits(tmp_path: Path) -> None:
     assert "tenants.acme.whatsapp.phone_number_id" in error_of(
         tmp_path, with_number(phone_number_id="+1 555")
     )
+
+
+def test_a_window_template_is_read_and_checked(tmp_path: Path) -> None:
+    template = {"name": "reply_waiting", "language": "en_US", "text_parameter": True}
+    body = with_number()
+    body["tenants"]["acme"]["whatsapp"]["window_template"] = template
+    number = load_config(write(tmp_path, body)).config.tenants["acme"].whatsapp
+    assert number is not None and number.window_template is not None
+    assert whatsapp_account(number).window_template == WindowTemplate(
+        "reply_waiting", "en_US", text_parameter=True
+    )
+    body["tenants"]["acme"]["whatsapp"]["window_template"] = {**template, "name": "Reply Waiting"}
+    assert "tenants.acme.whatsapp.window_template.name" in error_of(tmp_path, body)

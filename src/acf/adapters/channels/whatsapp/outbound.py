@@ -6,9 +6,20 @@ characters and unique, a body of at most 1,024 characters); otherwise the text e
 numbered options. A 2xx is acceptance (``messages[0].id``, the wamid), not delivery; a 4xx
 other than 408 and 429 is a definite refusal; anything else is retried by the relay. A row
 split in parts that fails after its first part is sent again whole on retry.
+
+Outside the 24-hour customer-service window (counted from the customer's last message),
+WhatsApp takes only approved templates: the row goes out as the tenant's configured
+template (the reply's text as its body parameter, when the template has one), or is
+refused definitely with the reason, which the relay records on the row and in its
+``response.failed`` event.
+
+While a turn runs, ``show_typing`` marks the customer's newest message read and shows
+the typing indicator (one call; WhatsApp clears it on the reply or after 25 s).
 """
 
-from collections.abc import Mapping, Sequence
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +30,7 @@ from acf.domain.errors import InvalidValue
 from acf.domain.formatting import numbered_options, split_text
 from acf.domain.ids import TenantId
 from acf.domain.replies import Button
+from acf.domain.session_key import SessionKey
 from acf.ports.channel_sender import DeliveryError, OutboundMessage, SendReceipt
 
 TEXT_LIMIT = 4096
@@ -27,6 +39,18 @@ BUTTON_TITLE_LIMIT = 20
 BUTTON_ID_LIMIT = 256
 BUTTON_BODY_LIMIT = 1024
 TRANSIENT_4XX = frozenset({408, 429})
+SERVICE_WINDOW_MS = 24 * 3600 * 1000
+TEMPLATE_PARAMETER_LIMIT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WindowTemplate:
+    """An approved template sent instead of a reply outside the 24-hour window."""
+
+    name: str
+    language: str
+    text_parameter: bool = False
+    """Whether the template's body has one ``{{1}}`` that takes the reply's text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +60,7 @@ class WhatsAppAccount:
     """The bearer token, or a ``${NAME}`` reference read from the environment at send time."""
     api_base_url: str = "https://graph.facebook.com"
     api_version: str = "v21.0"
+    window_template: WindowTemplate | None = None
 
     @property
     def messages_url(self) -> str:
@@ -52,6 +77,32 @@ def _buttons_fit(text: str, buttons: Sequence[Button]) -> bool:
         and len(set(titles)) == len(titles)
         and all(0 < len(b.button_id) <= BUTTON_ID_LIMIT for b in buttons)
     )
+
+
+def outside_window(last_message_at_ms: int | None, now_ms: int) -> bool:
+    """Whether only templates may be sent: 24 hours or more since the customer last wrote
+    (a session with no message from the customer has no window either)."""
+    return last_message_at_ms is None or now_ms - last_message_at_ms >= SERVICE_WINDOW_MS
+
+
+def template_body(to: str, template: WindowTemplate, text: str) -> dict[str, Any]:
+    """The Graph API body of ``template``; its parameter is the reply's text on one line
+    (WhatsApp refuses new lines, tabs and long runs of spaces in parameters), cut to 1,024
+    characters."""
+    body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if template.text_parameter:
+        line = re.sub(r"\s+", " ", text).strip()
+        if len(line) > TEMPLATE_PARAMETER_LIMIT:
+            line = line[: TEMPLATE_PARAMETER_LIMIT - 1].rstrip() + "…"
+        parameters = [{"type": "text", "text": line}]
+        body["components"] = [{"type": "body", "parameters": parameters}]
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "template",
+        "template": body,
+    }
 
 
 def message_bodies(to: str, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -77,30 +128,79 @@ def message_bodies(to: str, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{**head, "type": "text", "text": {"preview_url": False, "body": p}} for p in parts]
 
 
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class WhatsAppCloudSender:
-    def __init__(self, http: httpx.AsyncClient, accounts: Mapping[TenantId, WhatsAppAccount]):
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        accounts: Mapping[TenantId, WhatsAppAccount],
+        now_ms: Callable[[], int] = _wall_ms,
+    ) -> None:
         self._http = http
         self._accounts = dict(accounts)
+        self._now_ms = now_ms
+        """Wall-clock time: the window is counted against the provider's timestamps."""
+
+    def _account(self, tenant: TenantId) -> WhatsAppAccount:
+        account = self._accounts.get(tenant)
+        if account is None:
+            raise DeliveryError(f"tenant {tenant} has no WhatsApp number", True)
+        return account
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
-        account = self._accounts.get(message.key.tenant)
-        if account is None:
-            raise DeliveryError(f"tenant {message.key.tenant} has no WhatsApp number", True)
+        account = self._account(message.key.tenant)
+        to = message.key.customer
         try:
-            bodies = message_bodies(message.key.customer, message.payload)
             token = resolve_secrets(account.access_token, what="whatsapp")
+            if outside_window(message.customer_last_message_at_ms, self._now_ms()):
+                bodies = [self._template(account, to, message)]
+            else:
+                bodies = message_bodies(to, message.payload)
         except InvalidValue as exc:
             raise DeliveryError(str(exc), definite=True) from None
         ids = [await self._post(account, token, body) for body in bodies]
         return SendReceipt(ids[0])
 
-    async def _post(self, account: WhatsAppAccount, token: str, body: dict[str, Any]) -> str:
+    def _template(
+        self, account: WhatsAppAccount, to: str, message: OutboundMessage
+    ) -> dict[str, Any]:
+        if account.window_template is None:
+            raise InvalidValue(
+                "outside WhatsApp's 24-hour customer-service window (the customer last "
+                f"wrote at {message.customer_last_message_at_ms} ms) and the tenant has no "
+                "whatsapp.window_template: only an approved template may be sent"
+            )
+        return template_body(to, account.window_template, str(message.payload.get("text", "")))
+
+    async def show_typing(self, key: SessionKey, last_inbound_id: str) -> None:
+        """Mark ``last_inbound_id`` read and show the typing indicator."""
+        account = self._account(key.tenant)
+        try:
+            token = resolve_secrets(account.access_token, what="whatsapp")
+        except InvalidValue as exc:
+            raise DeliveryError(str(exc), definite=True) from None
+        body = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": last_inbound_id,
+            "typing_indicator": {"type": "text"},
+        }
+        await self._post(account, token, body, expect_id=False)
+
+    async def _post(
+        self, account: WhatsAppAccount, token: str, body: dict[str, Any], expect_id: bool = True
+    ) -> str:
         headers = {"Authorization": f"Bearer {token}"}
         try:
             response = await self._http.post(account.messages_url, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"WhatsApp unreachable: {exc!r}", definite=False) from None
         data = _json(response)
+        if response.is_success and not expect_id:
+            return ""
         if response.is_success:
             messages = data.get("messages") if isinstance(data, dict) else None
             if isinstance(messages, list) and messages and isinstance(messages[0], dict):
