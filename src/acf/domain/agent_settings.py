@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, ChannelPolicy
@@ -27,6 +28,10 @@ class AgentSettings:
     channel_policies: Mapping[Channel, ChannelPolicy] = field(
         default_factory=lambda: dict(DEFAULT_CHANNEL_POLICIES)
     )
+    capabilities: Mapping[Channel, ChannelCapabilities] = field(
+        default_factory=lambda: dict(DEFAULT_CAPABILITIES)
+    )
+    """What each channel can show, acf's defaults with the tenant's overrides."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -40,6 +45,9 @@ class AgentSettings:
 
     def policy_for(self, channel: Channel) -> ChannelPolicy:
         return self.channel_policies.get(channel, DEFAULT_CHANNEL_POLICIES[channel])
+
+    def capabilities_for(self, channel: Channel) -> ChannelCapabilities:
+        return self.capabilities.get(channel, DEFAULT_CAPABILITIES[channel])
 
     def backoff_ms(self, failed_attempt: int) -> int:
         """Pause after attempt number ``failed_attempt`` (1-based) failed."""

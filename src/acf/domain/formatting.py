@@ -4,6 +4,7 @@ buttons degraded to numbered options where a channel cannot show them (DESIGN §
 import re
 from collections.abc import Sequence
 
+from acf.domain.capabilities import ChannelCapabilities
 from acf.domain.errors import InvalidValue
 from acf.domain.replies import Button
 
@@ -44,3 +45,14 @@ def numbered_options(text: str, buttons: Sequence[Button]) -> str:
     """The text followed by one numbered line per button: ``1. Yes``."""
     lines = [f"{n}. {b.title}" for n, b in enumerate(buttons, start=1)]
     return "\n".join([text.rstrip(), "", *lines]) if text.strip() else "\n".join(lines)
+
+
+def shown_as_options(capabilities: ChannelCapabilities, buttons: Sequence[Button]) -> bool:
+    """Whether ``buttons`` reach the customer as numbered options on a channel with these
+    capabilities: too many, a title too long, or two the same."""
+    titles = [b.title for b in buttons]
+    return bool(buttons) and (
+        len(buttons) > capabilities.max_buttons
+        or any(len(t) > capabilities.max_button_title_length for t in titles)
+        or len(set(titles)) != len(titles)
+    )

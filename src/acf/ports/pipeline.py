@@ -3,6 +3,7 @@
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from acf.domain.capabilities import ChannelCapabilities
 from acf.domain.events import Correlation
 from acf.domain.messages import InboundMessage
 from acf.domain.replies import PipelineResult, ReplySegment
@@ -71,6 +72,12 @@ class TurnContext(Protocol):
     @property
     def config(self) -> Mapping[str, Any]:
         """The agent's resolved configuration."""
+        ...
+
+    @property
+    def capabilities(self) -> ChannelCapabilities:
+        """What the channel of the turn's newest message can show (acf's defaults with
+        the tenant's overrides): text length, buttons, media, markdown."""
         ...
 
     @property

@@ -14,6 +14,7 @@ from acf.service.agents import AgentBinding, Agents
 from acf.service.lease_keeper import LeaseSettings
 from acf.service.tasks import TaskSet
 from acf.service.turn_units import Versions
+from acf.service.typing_indicator import ShowTyping
 
 
 @dataclass(slots=True)
@@ -28,6 +29,8 @@ class Parts:
     poke_relay: Callable[[TenantId, SessionId], None]
     typing: dict[SessionKey, Typing] = field(default_factory=dict)
     """The latest typing signal per session key (signals are not stored)."""
+    show_typing: ShowTyping | None = None
+    """The channels' typing indicator, when the sender has one."""
 
     def versions(self, binding: AgentBinding) -> Versions:
         return Versions(binding.agent_version, self.agents.config_version)

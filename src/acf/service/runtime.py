@@ -22,7 +22,7 @@ from acf.domain.accumulation import Typing
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
 from acf.domain.signals import TypingSignal
-from acf.ports.channel_sender import ChannelSender
+from acf.ports.channel_sender import ChannelSender, TypingSender
 from acf.ports.checkpoints import Checkpoints, NoCheckpoints
 from acf.ports.clock import Clock
 from acf.ports.event_store import AppendEvent
@@ -80,6 +80,7 @@ class Runtime:
             lease=self.settings.lease,
             holder=self.holder,
             poke_relay=self._poke_relay,
+            show_typing=sender.show_typing if isinstance(sender, TypingSender) else None,
         )
         self._relay = Relay(self.parts, sender)
         self._slots = (

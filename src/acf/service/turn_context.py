@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.errors import Conflict, InvalidValue
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import new_id
@@ -105,8 +106,10 @@ class RunningTurnContext:
         config: Mapping[str, Any],
         deadline_ms: int,
         tools: ToolRegistry | None = None,
+        capabilities: ChannelCapabilities | None = None,
     ) -> None:
         self._frame = frame
+        self._capabilities = capabilities or DEFAULT_CAPABILITIES[frame.key.channel]
         self._messages = list(messages)
         self._history = list(history)
         self._replies_history = list(replies_history)
@@ -147,6 +150,10 @@ class RunningTurnContext:
     @property
     def config(self) -> Mapping[str, Any]:
         return self._config
+
+    @property
+    def capabilities(self) -> ChannelCapabilities:
+        return self._capabilities
 
     @property
     def attempt(self) -> int:

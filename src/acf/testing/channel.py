@@ -17,6 +17,13 @@ class Sent:
     provider_message_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Typed:
+    key: SessionKey
+    last_inbound_id: str
+    at_ms: int
+
+
 class RecordingChannel:
     """Accepts every message and remembers it, unless told to fail the next sends.
 
@@ -27,6 +34,8 @@ class RecordingChannel:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self.sends: list[Sent] = []
+        self.typing: list[Typed] = []
+        """Every typing indicator shown, in order."""
         self._failures: list[bool] = []
 
     def fail_next(self, count: int = 1, definite: bool = False) -> None:
@@ -41,6 +50,9 @@ class RecordingChannel:
         text = str(message.payload.get("text", ""))
         self.sends.append(Sent(message.key, message.outbox_id, text, self._clock.now_ms(), pid))
         return SendReceipt(pid)
+
+    async def show_typing(self, key: SessionKey, last_inbound_id: str) -> None:
+        self.typing.append(Typed(key, last_inbound_id, self._clock.now_ms()))
 
     def replies_for(self, customer: str | None = None) -> list[str]:
         seen: set[int] = set()

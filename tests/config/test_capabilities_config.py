@@ -1,0 +1,41 @@
+"""A tenant's capability overrides: applied over acf's defaults, checked with the path."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from acf.bootstrap import ToolBackends, build_agents
+from acf.config.load import ConfigError, load_config
+from acf.domain.channels import Channel
+from tests.config.test_config_file import base, error_of, write
+
+
+def test_overrides_reach_the_agents_settings(tmp_path: Path) -> None:
+    body = base()
+    body["tenants"]["acme"]["capabilities"] = {
+        "whatsapp": {"max_buttons": 0},
+        "sms": {"max_text_length": 480},
+    }
+    agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    settings = agents.get("acme", "support").settings
+    assert settings.capabilities_for(Channel.WHATSAPP).max_buttons == 0
+    assert settings.capabilities_for(Channel.WHATSAPP).max_text_length == 4096
+    assert settings.capabilities_for(Channel.SMS).max_text_length == 480
+    assert settings.capabilities_for(Channel.WEB).max_buttons == 10
+
+
+def test_an_unknown_field_or_channel_is_refused(tmp_path: Path) -> None:
+    body = base()
+    body["tenants"]["acme"]["capabilities"] = {"whatsapp": {"colour": True}}
+    assert "tenants.acme.capabilities.whatsapp.colour" in error_of(tmp_path, body)
+    body["tenants"]["acme"]["capabilities"] = {"fax": {}}
+    assert "tenants.acme.capabilities.fax" in error_of(tmp_path, body)
+
+
+def test_inconsistent_overrides_name_the_channel(tmp_path: Path) -> None:
+    body = base()
+    body["tenants"]["acme"]["capabilities"] = {"sms": {"typing_indicator": True}}
+    loaded = load_config(write(tmp_path, body))
+    with pytest.raises(ConfigError, match=r"tenants\.acme\.capabilities\.sms: .*typing_lasts_ms"):
+        build_agents(loaded, ToolBackends(httpx.AsyncClient()))
