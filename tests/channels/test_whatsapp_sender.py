@@ -14,6 +14,7 @@ from acf.adapters.channels.whatsapp.outbound import (
     outside_window,
     template_body,
 )
+from acf.domain.capabilities import DEFAULT_CAPABILITIES
 from acf.domain.channels import Channel
 from acf.domain.session_key import SessionKey
 from acf.ports.channel_sender import DeliveryError, OutboundMessage
@@ -212,3 +213,16 @@ async def test_typing_marks_the_last_message_read_with_the_indicator(graph: Fake
         "message_id": "wamid.in-9",
         "typing_indicator": {"type": "text"},
     }
+
+
+async def test_the_tenants_capabilities_shape_the_reply(graph: FakeGraph) -> None:
+    plain = DEFAULT_CAPABILITIES[Channel.WHATSAPP].with_overrides(
+        {"max_buttons": 0, "max_text_length": 40}
+    )
+    acct = dataclasses.replace(account(graph), capabilities=plain)
+    async with httpx.AsyncClient() as http:
+        sender = WhatsAppCloudSender(http, {"acme": acct})
+        text = "Your refund of 20 euros is ready. Shall I send it now?"
+        await sender.send(reply(text, [("yes", "Yes"), ("no", "No")]))
+    bodies = [body["text"]["body"] for _p, _h, body in graph.received]
+    assert bodies == ["Your refund of 20 euros is ready.", "Shall I send it now?\n\n1. Yes\n2. No"]

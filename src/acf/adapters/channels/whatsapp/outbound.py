@@ -26,8 +26,10 @@ from typing import Any
 import httpx
 
 from acf.config.secrets import resolve_secrets
+from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
+from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
-from acf.domain.formatting import numbered_options, split_text
+from acf.domain.formatting import numbered_options, shown_as_options, split_text
 from acf.domain.ids import TenantId
 from acf.domain.replies import Button
 from acf.domain.session_key import SessionKey
@@ -39,6 +41,7 @@ BUTTON_TITLE_LIMIT = 20
 BUTTON_ID_LIMIT = 256
 BUTTON_BODY_LIMIT = 1024
 TRANSIENT_4XX = frozenset({408, 429})
+WHATSAPP = DEFAULT_CAPABILITIES[Channel.WHATSAPP]
 SERVICE_WINDOW_MS = 24 * 3600 * 1000
 TEMPLATE_PARAMETER_LIMIT = 1024
 
@@ -61,6 +64,8 @@ class WhatsAppAccount:
     api_base_url: str = "https://graph.facebook.com"
     api_version: str = "v21.0"
     window_template: WindowTemplate | None = None
+    capabilities: ChannelCapabilities = WHATSAPP
+    """The tenant's (acf's defaults with its overrides)."""
 
     @property
     def messages_url(self) -> str:
@@ -68,13 +73,13 @@ class WhatsAppAccount:
         return f"{base}/{self.api_version}/{self.phone_number_id}/messages"
 
 
-def _buttons_fit(text: str, buttons: Sequence[Button]) -> bool:
-    titles = [b.title for b in buttons]
+def _buttons_fit(text: str, buttons: Sequence[Button], caps: ChannelCapabilities) -> bool:
+    """Reply buttons when the tenant's capabilities and WhatsApp's own limits allow them."""
     return (
-        0 < len(buttons) <= MAX_BUTTONS
+        not shown_as_options(caps, buttons)
+        and len(buttons) <= MAX_BUTTONS
         and 0 < len(text.strip()) <= BUTTON_BODY_LIMIT
-        and all(0 < len(t) <= BUTTON_TITLE_LIMIT for t in titles)
-        and len(set(titles)) == len(titles)
+        and all(0 < len(b.title) <= BUTTON_TITLE_LIMIT for b in buttons)
         and all(0 < len(b.button_id) <= BUTTON_ID_LIMIT for b in buttons)
     )
 
@@ -105,14 +110,17 @@ def template_body(to: str, template: WindowTemplate, text: str) -> dict[str, Any
     }
 
 
-def message_bodies(to: str, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The Graph API request bodies that carry one outbox row (pure)."""
+def message_bodies(
+    to: str, payload: Mapping[str, Any], caps: ChannelCapabilities = WHATSAPP
+) -> list[dict[str, Any]]:
+    """The Graph API request bodies that carry one outbox row (pure), shaped by the
+    tenant's capabilities within WhatsApp's limits."""
     text = str(payload.get("text") or "")
     buttons = [Button(str(b["id"]), str(b["title"])) for b in payload.get("buttons") or []]
     if payload.get("media"):
         raise InvalidValue("media replies are not sent on WhatsApp by acf yet")
     head = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
-    if buttons and _buttons_fit(text, buttons):
+    if buttons and _buttons_fit(text, buttons, caps):
         action = {
             "buttons": [
                 {"type": "reply", "reply": {"id": b.button_id, "title": b.title}} for b in buttons
@@ -122,7 +130,7 @@ def message_bodies(to: str, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [{**head, "type": "interactive", "interactive": interactive}]
     if buttons:
         text = numbered_options(text, buttons)
-    parts = split_text(text, TEXT_LIMIT)
+    parts = split_text(text, min(TEXT_LIMIT, caps.max_text_length))
     if not parts:
         raise InvalidValue("the reply has no text to send")
     return [{**head, "type": "text", "text": {"preview_url": False, "body": p}} for p in parts]
@@ -158,7 +166,7 @@ class WhatsAppCloudSender:
             if outside_window(message.customer_last_message_at_ms, self._now_ms()):
                 bodies = [self._template(account, to, message)]
             else:
-                bodies = message_bodies(to, message.payload)
+                bodies = message_bodies(to, message.payload, account.capabilities)
         except InvalidValue as exc:
             raise DeliveryError(str(exc), definite=True) from None
         ids = [await self._post(account, token, body) for body in bodies]
