@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from acf.adapters.postgres.store import libpq_url
@@ -75,4 +76,36 @@ def test_a_worker_refuses_a_schema_behind_and_stops_cleanly_on_sigterm(database:
             worker.wait()
     assert worker.returncode == 0, err
     assert "finishing the turns in hand" in out
+    assert "the runtime and the store are closed" in out
+
+
+def test_a_worker_serves_its_metrics_and_health_on_the_metrics_port(database: str) -> None:
+    upgraded = _run("db", "upgrade", env=_env(ACF_DATABASE_URL=database))
+    assert upgraded.returncode == 0, upgraded.stderr
+    worker = subprocess.Popen(
+        [*ACF, "serve", "--role", "worker", "--metrics-port", "0"],
+        env=_env(ACF_DATABASE_URL=database),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert "acf worker running" in worker.stdout.readline()
+        line = worker.stdout.readline()
+        assert "metrics: http://127.0.0.1:" in line, line
+        base = line.split("metrics: ")[1].split("/metrics")[0]
+        metrics = httpx.get(f"{base}/metrics", timeout=10)
+        assert metrics.status_code == 200
+        assert "acf_" in metrics.text and metrics.headers["content-type"].startswith("text/plain")
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        assert httpx.get(f"{base}/v1/sessions", timeout=10).status_code == 404  # no API here
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, err
     assert "the runtime and the store are closed" in out

@@ -77,6 +77,17 @@ def serve(
         ),
     ] = "all",
     database_url: DatabaseUrl = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="ACF_METRICS_PORT",
+            min=0,
+            max=65535,
+            help="worker role: serve /metrics, /healthz and /readyz on this port "
+            "(on --host); the API serves them on --port.",
+        ),
+    ] = None,
     redis_url: Annotated[
         str | None,
         typer.Option(
@@ -115,7 +126,7 @@ def serve(
         typer.echo(f"error: --role {role} needs --database-url (ACF_DATABASE_URL)", err=True)
         raise typer.Exit(2)
     is_demo = path.resolve() == demo_config_path().resolve()
-    where = Where(data_dir, database_url, redis_url, role)
+    where = Where(data_dir, database_url, redis_url, role, metrics_port)
     code = asyncio.run(_serve(loaded, is_demo, host, port, where, provider))
     if code:
         raise typer.Exit(code)
@@ -125,12 +136,18 @@ class Where:
     """Where the service keeps its data, and which part of it this process runs."""
 
     def __init__(
-        self, data_dir: Path, database_url: str | None, redis_url: str | None, role: str
+        self,
+        data_dir: Path,
+        database_url: str | None,
+        redis_url: str | None,
+        role: str,
+        metrics_port: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
         self.redis_url = redis_url
         self.role = role
+        self.metrics_port = metrics_port
 
     @property
     def label(self) -> str:
@@ -194,7 +211,7 @@ async def _serve(
     try:
         await service.start()
         if where.role == "worker":
-            return await _work(where, stops)
+            return await _work(where, stops, service, host)
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(service), host=host, port=port, log_level="warning", lifespan="off"
@@ -224,12 +241,38 @@ async def _serve(
         typer.echo("acf stopped: the runtime and the store are closed.")
 
 
-async def _work(where: Where, stops: list[int]) -> int:
-    """A worker has no HTTP: it runs turns and deliveries until SIGINT or SIGTERM."""
+async def _work(where: Where, stops: list[int], service: object, host: str) -> int:
+    """A worker runs turns and deliveries until SIGINT or SIGTERM; with --metrics-port it
+    also serves its operations routes (its own metrics: the turns it ran)."""
+    import uvicorn
+
+    from acf.bootstrap import Service
+    from acf.entrypoints.http.routes_operations import operations_app
+
+    assert isinstance(service, Service)
     typer.echo(f"acf worker running {where.label}. Press Ctrl+C to stop.")
-    while not stops:  # noqa: ASYNC110 - set by the signal handler
+    serving: asyncio.Task[None] | None = None
+    server: uvicorn.Server | None = None
+    if where.metrics_port is not None:
+        try:
+            listener = _bind(host, where.metrics_port)
+        except OSError as exc:
+            message = exc.strerror or exc
+            typer.echo(f"error: cannot listen on {host}:{where.metrics_port}: {message}", err=True)
+            return 1
+        config = uvicorn.Config(
+            operations_app(service), host=host, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        base = _base_url(host, listener.getsockname()[1])
+        typer.echo(f"  metrics: {base}/metrics   health: {base}/healthz")
+    while not stops and (serving is None or not serving.done()):  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     typer.echo("acf worker stopping: finishing the turns in hand.")
+    if server is not None and serving is not None:
+        server.should_exit = True
+        await serving
     return 0
 
 
@@ -252,8 +295,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _base_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _announce(host: str, port: int, where: str, source: str, key: str | None) -> None:
-    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    base = _base_url(host, port)
     typer.echo(f"acf is serving {source} {where}")
     if key is not None:
         typer.echo(f"  web chat:  {base}/?key={key}")
