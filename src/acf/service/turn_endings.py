@@ -9,7 +9,9 @@ from typing import Any
 from acf.domain.events import EventKind
 from acf.domain.records import TurnRecord
 from acf.domain.replies import PipelineResult, ReplySegment
+from acf.domain.tools import LedgerStatus
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
+from acf.ports.ledger import FinishExecution, LedgerEntry
 from acf.ports.outbox import EnqueueReply
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState
 from acf.ports.timers import SetTimer
@@ -198,10 +200,14 @@ def fail(
     started_at_ms: int,
     at_ms: int,
     versions: Versions,
+    unfinished: Sequence[LedgerEntry] = (),
 ) -> Ops:
     """The turn gave up (DESIGN §15): its range is consumed, the fallback reply queued and
-    the session flagged for a person, in one transaction."""
+    the session flagged for a person, in one transaction. Tool calls of its group still
+    ``started`` (a crash or a cut-off mid-call) become ``in_doubt`` in the same unit: no
+    turn will ever learn their outcome, so a person must."""
     return [
+        *_in_doubt(turn, unfinished, at_ms, versions),
         guard_op(turn, fence, at_ms),
         move_op(turn, TurnPhase.FAILED, fence, at_ms),
         *_enqueue(turn, [ReplySegment(fallback_text)], at_ms, versions),
@@ -232,3 +238,29 @@ def fail(
         ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, False, at_ms),
         UpdateGroup(group.group_id, GroupStatus.FAILED, group.restarts, group.attempts),
     ]
+
+
+def _in_doubt(turn: Turn, unfinished: Sequence[LedgerEntry], at_ms: int, versions: Versions) -> Ops:
+    ops: Ops = []
+    for entry in unfinished:
+        ops.append(
+            FinishExecution(
+                entry.execution_id,
+                LedgerStatus.IN_DOUBT,
+                at_ms,
+                error="the turn failed before this call's outcome was recorded",
+            )
+        )
+        ops.append(
+            event_op(
+                EventKind.TOOL_IN_DOUBT,
+                turn,
+                versions,
+                at_ms,
+                tool=entry.tool,
+                execution_id=entry.execution_id,
+                policy=entry.policy.value,
+                reason="turn_failed",
+            )
+        )
+    return ops

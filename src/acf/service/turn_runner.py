@@ -20,9 +20,10 @@ from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
 from acf.domain.state import combine_patches
 from acf.domain.supersede import SupersedeDecision, choose, may_commit_with_unseen
-from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS
+from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS, LedgerStatus
 from acf.domain.turns import Turn, TurnGroup
 from acf.ports.checkpoints import Phase
+from acf.ports.ledger import LedgerQuery
 from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
 from acf.service import turn_endings, turn_units
 from acf.service.agents import AgentBinding
@@ -445,6 +446,7 @@ class TurnRunner:
         p, t = self._parts, frame.turn
         await compensate_group(self._parts.store, frame, lambda: self._context(frame))
         group = await self._group(frame)
+        entries = await p.store.ledger.query(t.tenant, LedgerQuery(group_id=t.group_id))
         await frame.commit(
             turn_endings.fail(
                 t,
@@ -455,6 +457,7 @@ class TurnRunner:
                 started_at,
                 p.clock.now_ms(),
                 self._versions,
+                [e for e in entries if e.status is LedgerStatus.STARTED],
             )
         )
         log.warning("turn.failed", **frame.correlation.fields(), error=error, attempts=t.attempt)
