@@ -3,8 +3,8 @@ replies sent to a fake Graph API. Includes the issue's end-to-end test: a burst 
 webhooks yields exactly one reply."""
 
 import asyncio
-import time
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any

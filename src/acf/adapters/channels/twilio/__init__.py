@@ -1,0 +1,2 @@
+"""Twilio Programmable Messaging: SMS, and WhatsApp through Twilio; form webhooks in,
+the Messages REST API out."""
