@@ -1,0 +1,175 @@
+"""Inbound mail of a tenant's support address: ``/v1/channels/email/{tenant}/mailgun`` (a
+Mailgun route forwarding to this URL) and ``.../sendgrid`` (SendGrid Inbound Parse).
+
+Each mail is one message (email does not accumulate: one mail, one turn). It is stored
+(deduplicated on a hash of Message-ID, sender and recipient) before the 200, its thread
+recorded first, so a provider's retry stores nothing twice and the reply finds what it
+answers. A mail whose In-Reply-To or References names a mail acf sent joins that mail's
+customer, whichever address it comes from; otherwise its From address is the customer.
+
+Statuses: 401 when the Mailgun signature (or its timestamp, 15 minutes either way) or
+SendGrid's basic auth does not match, nothing stored. Mailgun reads 406 as "reject, do
+not retry" and retries every other error for 8 hours; a forged request gets 401 like any
+bad signature, so that a signing key rotated on one side only is retried (and accepted
+once fixed) rather than dropped. SendGrid retries only 5xx: its 4xx drop the mail, which
+is right for a malformed one. 422 names the missing or malformed field; 413 (over the
+3 MB webhook limit, attachments included) and 429 (Retry-After) are retried by Mailgun.
+Mails acf does not answer (auto-replies, mails without text) are skipped with a 200.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.datastructures import FormData
+
+from acf.adapters.channels.email.inbound import (
+    InboundMail,
+    basic_auth_ok,
+    mailgun_signature_problem,
+    parse_mailgun,
+    parse_sendgrid,
+)
+from acf.config.channels.email import EmailFields
+from acf.config.secrets import resolve_secrets
+from acf.domain.errors import InvalidValue
+from acf.entrypoints.http.context import ApiState, State
+from acf.entrypoints.http.errors import ApiError
+from acf.entrypoints.http.views import ErrorBody, WebhookAccepted
+
+router = APIRouter(prefix="/v1/channels/email", tags=["email"])
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not a form"},
+    401: {"model": ErrorBody, "description": "Signature or basic auth does not match"},
+    404: {"model": ErrorBody, "description": "The tenant has no email address or provider"},
+    413: {"model": ErrorBody, "description": "The body is over the webhook limit"},
+    422: {"model": ErrorBody, "description": "A field is missing or malformed (named)"},
+    429: {"model": ErrorBody, "description": "Over the tenant's message rate; see Retry-After"},
+    503: {"model": ErrorBody, "description": "A secret is not set in the environment"},
+}
+
+
+def _account(state: ApiState, tenant: str) -> EmailFields:
+    fields = state.service.loaded.config.tenants.get(tenant)
+    if fields is None or fields.email is None:
+        raise ApiError(404, "not_found", f"tenant {tenant} has no email address configured")
+    return fields.email
+
+
+def _secret(reference: str) -> str:
+    try:
+        return resolve_secrets(reference, what="email")
+    except InvalidValue as exc:
+        raise ApiError(503, "not_configured", str(exc)) from None
+
+
+def _fields(form: FormData) -> dict[str, str]:
+    """The form's text fields (attachments are not taken)."""
+    return {name: value for name, value in form.multi_items() if isinstance(value, str)}
+
+
+async def _form(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise ApiError(400, "not_a_form", "expected multipart/form-data or a urlencoded form")
+    async with request.form(max_part_size=3 * 1024 * 1024) as form:
+        return _fields(form)
+
+
+@router.post(
+    "/{tenant}/mailgun",
+    response_model=WebhookAccepted,
+    responses=_RESPONSES,
+    summary="A mail forwarded by a Mailgun route",
+)
+async def mailgun(tenant: str, request: Request, state: State) -> Any:
+    account = _account(state, tenant)
+    if account.inbound.mailgun is None:
+        raise ApiError(404, "not_found", f"tenant {tenant} takes no mail from Mailgun")
+    key = _secret(account.inbound.mailgun.signing_key)
+    form = await _form(request)
+    problem = mailgun_signature_problem(key, form, state.service.clock.now_ms() / 1000)
+    if problem is not None:
+        raise ApiError(401, "bad_signature", f"Mailgun {problem}")
+    return await _take(state, tenant, account, request, lambda: parse_mailgun(form))
+
+
+@router.post(
+    "/{tenant}/sendgrid",
+    response_model=WebhookAccepted,
+    responses=_RESPONSES,
+    summary="A mail posted by SendGrid Inbound Parse",
+)
+async def sendgrid(tenant: str, request: Request, state: State) -> Any:
+    account = _account(state, tenant)
+    parse = account.inbound.sendgrid
+    if parse is None:
+        raise ApiError(404, "not_found", f"tenant {tenant} takes no mail from SendGrid")
+    if parse.basic_auth is not None:
+        expected = _secret(parse.basic_auth)
+        if not basic_auth_ok(request.headers.get("authorization"), expected):
+            raise ApiError(401, "bad_credentials", "Authorization: Basic does not match")
+    form = await _form(request)
+    return await _take(state, tenant, account, request, lambda: parse_sendgrid(form))
+
+
+async def _take(
+    state: ApiState,
+    tenant: str,
+    account: EmailFields,
+    request: Request,
+    parse: Callable[[], InboundMail],
+) -> WebhookAccepted:
+    try:
+        mail = parse()
+    except InvalidValue as exc:
+        raise ApiError(422, "invalid_mail", str(exc)) from None
+    skipped = _skip_reason(mail)
+    if skipped is not None:
+        return WebhookAccepted(
+            accepted=0, duplicates=0, statuses_applied=0, statuses_ignored=0, skipped=[skipped]
+        )
+    service = state.service
+    wait_s = await state.limits.admit(tenant)
+    if wait_s is not None:
+        service.metrics.rate_limited(tenant)
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"tenant {tenant} is over its accepted-message rate; retry in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
+    threads = service.store.email_threads
+    customer = await threads.find_customer(tenant, mail.in_reply_to, mail.references)
+    customer = customer or mail.customer
+    try:
+        message = mail.message(tenant, account.agent, customer)
+    except InvalidValue as exc:
+        raise ApiError(422, "invalid_mail", str(exc)) from None
+    # The thread first: the reply (after the accept) must find what it answers.
+    await threads.record_inbound(
+        tenant,
+        customer,
+        mail.message_id,
+        mail.thread_references,
+        mail.subject,
+        service.clock.now_ms(),
+    )
+    result = await service.ingress.accept(message, request.state.trace_id)
+    service.metrics.message_accepted(tenant, result.duplicate)
+    return WebhookAccepted(
+        accepted=int(not result.duplicate),
+        duplicates=int(result.duplicate),
+        statuses_applied=0,
+        statuses_ignored=0,
+        skipped=[],
+    )
+
+
+def _skip_reason(mail: InboundMail) -> str | None:
+    if mail.auto_submitted:
+        return f"{mail.message_id}: an automatic reply (Auto-Submitted), not answered"
+    if not (mail.text or mail.subject):
+        return f"{mail.message_id}: the mail has no text"
+    return None
