@@ -7,14 +7,12 @@ DESIGN §4 steps 3-4, §6 and §15. The runner holds the session lease (through 
 import asyncio
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
 
 import structlog
 
 from acf.domain.errors import AcfError, Conflict
 from acf.domain.ids import new_id
 from acf.domain.messages import InboundMessage
-from acf.domain.numbered_answers import with_numbered_answers
 from acf.domain.policy import AccumulationMode
 from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
@@ -27,12 +25,12 @@ from acf.ports.ledger import LedgerQuery
 from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
 from acf.service import turn_endings, turn_units
 from acf.service.agents import AgentBinding
+from acf.service.attempt_context import attempt_context, show_typing
 from acf.service.compensation import compensate_group
 from acf.service.confirmation_settling import earlier_settlement, settle_confirmation
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.parts import Parts
 from acf.service.turn_context import LeaseLost, RunningTurnContext, TurnFrame
-from acf.service.typing_indicator import keep_typing
 
 log = structlog.get_logger("acf.runtime")
 
@@ -189,37 +187,7 @@ class TurnRunner:
         return session.last_seq, new
 
     async def _context(self, frame: TurnFrame) -> tuple[RunningTurnContext, int, TurnGroup]:
-        """The context of an attempt; its reads go to the store together (one hop)."""
-        p, t = self._parts, frame.turn
-        limit = self._settings.history_limit
-        session, messages, history, replies, group = await asyncio.gather(
-            p.store.sessions.get(t.tenant, t.session_id),
-            p.store.messages.read_range(t.tenant, t.session_id, t.from_seq, t.to_seq),
-            p.store.messages.recent(t.tenant, t.session_id, t.from_seq, limit)
-            if limit
-            else _nothing(),
-            # The last reply at least: a number may answer its buttons.
-            p.store.outbox.for_session(t.tenant, t.session_id, last=max(limit, 1)),
-            p.store.turns.get_group(t.tenant, t.group_id),
-        )
-        if session is None or group is None:
-            raise Conflict(f"turn {t.turn_id} lost its session or group")
-        settings = self._settings
-        last_reply = replies[-1].payload if replies else None
-        messages = with_numbered_answers(messages, last_reply, settings.capabilities_for)
-        channel = messages[-1].key.channel if messages else frame.key.channel
-        ctx = RunningTurnContext(
-            frame,
-            messages,
-            history,
-            [dict(r.payload) for r in replies] if limit else [],
-            session.state,
-            self._binding.resolved,
-            p.clock.now_ms() + settings.deadline_ms,
-            self._binding.tools,
-            settings.capabilities_for(channel),
-        )
-        return ctx, session.state_version, group
+        return await attempt_context(self._parts, self._binding, frame)
 
     async def _attempt(self, frame: TurnFrame) -> _Outcome:
         p = self._parts
@@ -247,7 +215,7 @@ class TurnRunner:
         if task.done():
             return self._outcome(frame, task, None, state_version, ctx, group)
         deadline = p.tasks.spawn(p.clock.sleep(self._settings.deadline_ms / 1000), "deadline")
-        typing = self._typing(frame, ctx)
+        typing = show_typing(self._parts, frame, ctx)
         reason: str | None = None
         try:
             while not task.done() and reason is None:
@@ -290,17 +258,6 @@ class TurnRunner:
             if not await self._stopped(task):
                 return RunEnd.LEASE_LOST
         return self._outcome(frame, task, reason, state_version, ctx, group)
-
-    def _typing(self, frame: TurnFrame, ctx: RunningTurnContext) -> "asyncio.Task[None] | None":
-        """The typing indicator while the pipeline runs, where the channel shows one."""
-        p = self._parts
-        if p.show_typing is None or not ctx.capabilities.typing_indicator or not ctx.messages:
-            return None
-        newest = ctx.messages[-1]
-        show = keep_typing(
-            p.show_typing, newest.key, newest.provider_message_id, ctx.capabilities, p.clock
-        )
-        return p.tasks.spawn(show, f"typing:{frame.turn.turn_id}")
 
     async def _stopped(self, task: "asyncio.Task[PipelineResult]") -> bool:
         """Wait (a bounded time) for a cancelled pipeline to end. One that ignores
@@ -463,7 +420,3 @@ class TurnRunner:
         log.warning("turn.failed", **frame.correlation.fields(), error=error, attempts=t.attempt)
         p.poke_relay(t.tenant, t.session_id)
         return RunEnd.FAILED
-
-
-async def _nothing() -> list[Any]:
-    return []

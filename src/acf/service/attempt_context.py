@@ -1,0 +1,67 @@
+"""What one attempt's pipeline sees, and shows the customer while it runs.
+
+The context's reads go to the store together (one hop): the session, the turn's messages,
+the history window, the recent replies and the turn group. A number answering buttons the
+channel showed as numbered options becomes that button (``domain.numbered_answers``); the
+capabilities are those of the channel of the turn's newest message (where the customer
+wrote last). While the pipeline runs, the typing indicator shows where the channel has one.
+"""
+
+import asyncio
+from typing import Any
+
+from acf.domain.errors import Conflict
+from acf.domain.numbered_answers import with_numbered_answers
+from acf.domain.turns import TurnGroup
+from acf.service.agents import AgentBinding
+from acf.service.parts import Parts
+from acf.service.turn_context import RunningTurnContext, TurnFrame
+from acf.service.typing_indicator import keep_typing
+
+
+async def attempt_context(
+    p: Parts, binding: AgentBinding, frame: TurnFrame
+) -> tuple[RunningTurnContext, int, TurnGroup]:
+    """The context of an attempt, the session's state version and the turn group."""
+    t, settings = frame.turn, binding.settings
+    limit = settings.history_limit
+    session, messages, history, replies, group = await asyncio.gather(
+        p.store.sessions.get(t.tenant, t.session_id),
+        p.store.messages.read_range(t.tenant, t.session_id, t.from_seq, t.to_seq),
+        p.store.messages.recent(t.tenant, t.session_id, t.from_seq, limit) if limit else _nothing(),
+        # The last reply at least: a number may answer its buttons.
+        p.store.outbox.for_session(t.tenant, t.session_id, last=max(limit, 1)),
+        p.store.turns.get_group(t.tenant, t.group_id),
+    )
+    if session is None or group is None:
+        raise Conflict(f"turn {t.turn_id} lost its session or group")
+    last_reply = replies[-1].payload if replies else None
+    messages = with_numbered_answers(messages, last_reply, settings.capabilities_for)
+    channel = messages[-1].key.channel if messages else frame.key.channel
+    ctx = RunningTurnContext(
+        frame,
+        messages,
+        history,
+        [dict(r.payload) for r in replies] if limit else [],
+        session.state,
+        binding.resolved,
+        p.clock.now_ms() + settings.deadline_ms,
+        binding.tools,
+        settings.capabilities_for(channel),
+    )
+    return ctx, session.state_version, group
+
+
+def show_typing(p: Parts, frame: TurnFrame, ctx: RunningTurnContext) -> "asyncio.Task[None] | None":
+    """The typing indicator while the pipeline runs, where the channel shows one."""
+    if p.show_typing is None or not ctx.capabilities.typing_indicator or not ctx.messages:
+        return None
+    newest = ctx.messages[-1]
+    show = keep_typing(
+        p.show_typing, newest.key, newest.provider_message_id, ctx.capabilities, p.clock
+    )
+    return p.tasks.spawn(show, f"typing:{frame.turn.turn_id}")
+
+
+async def _nothing() -> list[Any]:
+    return []
