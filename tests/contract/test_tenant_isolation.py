@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import acf.ports.event_store
+import acf.ports.identities
 import acf.ports.lease
 import acf.ports.ledger
 import acf.ports.message_log
@@ -28,15 +29,17 @@ import acf.ports.turn_store
 from acf.domain.channels import Channel
 from acf.domain.errors import Conflict, InvalidValue
 from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.fallback import Route
 from acf.domain.records import TurnRecord
 from acf.domain.signals import DeliveryStatus
 from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.domain.turns import GroupStatus, TurnGroup, TurnPhase
 from acf.ports.event_store import AppendEvent, EventQuery
+from acf.ports.identities import LinkIdentities, RouteToSession, UnlinkIdentity
 from acf.ports.lease import CheckFence
 from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry, LedgerQuery
 from acf.ports.message_log import AppendMessage
-from acf.ports.outbox import ApplyDeliveryStatus, EnqueueReply, RecordAttempt
+from acf.ports.outbox import ApplyDeliveryStatus, EnqueueFallback, EnqueueReply, RecordAttempt
 from acf.ports.request_log import ReserveRequest, SaveResponse
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState, SessionFilter
 from acf.ports.step_memo import MemoKey, RememberStep
@@ -66,7 +69,10 @@ PORTS = {
     "timers": acf.ports.timers.Timers,
     "ledger": acf.ports.ledger.Ledger,
     "requests": acf.ports.request_log.RequestLog,
+    "identities": acf.ports.identities.Identities,
 }
+SHARED_WA = Route(Channel.WHATSAPP, "shared-customer")
+SHARED_SMS = Route(Channel.SMS, "+15550000")
 
 
 @dataclass
@@ -110,6 +116,8 @@ async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
             BeginExecution(_ledger_entry(tenant, r.session_id)),
             ReserveRequest("shared-idem", "h", 1_000),
             SaveResponse("shared-idem", 202, {"secret": tenant}),
+            LinkIdentities("shared-cust", (SHARED_WA, SHARED_SMS), 1_000),
+            RouteToSession("support", SHARED_SMS, r.session_id, 1_000),
         ],
     )
     outbox_id = results.get(enqueue)
@@ -180,7 +188,17 @@ READS: dict[str, ReadCase] = {
     "ledger.active": lambda s, b, c: s.ledger.active(A, "shared-key", 2_000),
     "ledger.query": lambda s, b, c: s.ledger.query(A, LedgerQuery(customer="shared-customer")),
     "requests.find": lambda s, b, c: s.requests.find(A, "shared-idem"),
+    "identities.of_customer": lambda s, b, c: s.identities.of_customer(A, "shared-cust"),
+    "identities.owner": lambda s, b, c: s.identities.owner(A, SHARED_WA),
+    "identities.linked": lambda s, b, c: _linked(s),
+    "identities.routed_session": lambda s, b, c: s.identities.routed_session(
+        A, "support", SHARED_SMS
+    ),
 }
+
+
+async def _linked(store: Store) -> Any:
+    return await store.identities.linked(A, SHARED_WA) or None
 
 
 async def _recall(store: Store) -> Any:
@@ -254,6 +272,12 @@ def _writes(b: World, clock: VirtualClock) -> dict[type[WriteOp[Any]], WriteOp[A
         FinishExecution: FinishExecution("shared-exec", LedgerStatus.SUCCEEDED, 2_000),
         SaveResponse: SaveResponse("shared-idem", 202, {"theirs": True}),
         ReserveRequest: None,  # type: ignore[dict-item]  # creates A's own row: checked below
+        LinkIdentities: LinkIdentities("mine", (SHARED_WA, SHARED_SMS), 2_000),
+        UnlinkIdentity: UnlinkIdentity("shared-cust", SHARED_WA),
+        RouteToSession: RouteToSession("support", SHARED_SMS, b.session_id, 2_000),
+        EnqueueFallback: EnqueueFallback(
+            b.outbox_id, SHARED_SMS, (), "x", Correlation(A, "tr"), 2_000
+        ),
     }
 
 
@@ -272,6 +296,8 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
             await store.lease.current(B, b.session_id),
             await store.ledger.query(B, LedgerQuery()),
             await store.requests.find(B, "shared-idem"),
+            await store.identities.of_customer(B, "shared-cust"),
+            await store.identities.routed_session(B, "support", SHARED_SMS),
         )
 
     before = await snapshot()

@@ -29,6 +29,8 @@ class EventKind(StrEnum):
     RESPONSE_DELIVERED = "response.delivered"
     RESPONSE_STATUS = "response.status"
     RESPONSE_FAILED = "response.failed"
+    RESPONSE_FALLBACK = "response.fallback"
+    SESSION_CONTINUED = "session.continued"
     TOOL_REFUSED = "tool.refused"
     TOOL_EXECUTION_STARTED = "tool.execution_started"
     TOOL_EXECUTION_COMPLETED = "tool.execution_completed"

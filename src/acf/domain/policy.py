@@ -1,4 +1,5 @@
-"""Channel policies: how acf behaves on a channel (accumulation), with DESIGN §5 defaults."""
+"""Channel policies: how acf behaves on a channel (accumulation, fallback), with DESIGN §5
+defaults. No channel falls back by default: a tenant chooses its ladder (DESIGN §9)."""
 
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,8 +24,16 @@ class ChannelPolicy:
     min_window_ms: int = 0
     max_window_ms: int = 0
     typing_grace_ms: int = 0
+    fallback: tuple[Channel, ...] = ()
+    """Where a reply refused definitely on this channel is sent instead, in order
+    (``acf.domain.fallback``); empty: it stays failed."""
 
     def __post_init__(self) -> None:
+        if len(set(self.fallback)) != len(self.fallback):
+            raise InvalidValue(
+                "channel policy: fallback names a channel twice: "
+                + ", ".join(c.value for c in self.fallback)
+            )
         if self.mode is AccumulationMode.OFF:
             return
         if min(self.window_ms, self.min_window_ms, self.max_window_ms, self.typing_grace_ms) < 0:

@@ -13,7 +13,10 @@ from acf.ports.unit_of_work import WriteOp
 class AppendMessage(WriteOp[AppendResult]):
     """Store a message once and give it the session's next sequence number.
 
-    Applying it: opens the customer's session if none is open; inserts the message under a
+    Applying it: joins the session the message's (agent, channel, address) is routed to,
+    if that session is open (``acf.ports.identities.RouteToSession``: the customer answers
+    on the channel a reply fell back to), else the open session of the message's key,
+    opening one if there is none; inserts the message under a
     unique constraint on (tenant, channel, provider_message_id); on success assigns
     ``seq = last_seq + 1`` and advances the session's ``last_seq`` in the same transaction,
     and records MESSAGE_RECEIVED. A re-delivery inserts nothing, returns the original's
@@ -32,7 +35,9 @@ class MessageLog(Protocol):
 
     Guarantees: sequence numbers of a session are 1, 2, 3, ... without gaps, in arrival
     order (provider timestamps are recorded, not used for ordering); a stored message is
-    never changed or removed by the runtime; every read is scoped to ``tenant``.
+    never changed or removed by the runtime; every read is scoped to ``tenant``. A
+    message's ``key`` names its own channel and sender, which differ from the session's
+    when it came through a route.
     """
 
     async def get(self, tenant: TenantId, message_id: MessageId) -> InboundMessage | None: ...

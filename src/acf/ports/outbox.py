@@ -1,9 +1,17 @@
-"""Outbox: committed replies waiting for delivery, sent in order per session."""
+"""Outbox: committed replies waiting for delivery, sent in order per session.
+
+Rows come from three writers: a turn's commit (its reply segments), a definite failure
+(``EnqueueFallback``: one copy of the failed row on the next channel of the fallback
+ladder, DESIGN §9) and an operator continuing a session on another channel (a notice,
+``EnqueueReply`` with a ``route``).
+"""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from acf.domain.events import Correlation
+from acf.domain.fallback import Route
 from acf.domain.ids import SessionId, TenantId, TurnId
 from acf.domain.signals import DeliveryStatus
 from acf.ports.unit_of_work import WriteOp
@@ -22,17 +30,44 @@ class OutboxRow:
     error: str | None
     created_at_ms: int
     updated_at_ms: int
+    route: Route | None = None
+    """Where the row goes: set when it is queued for a given address (a fallback, a
+    notice), else by its first send attempt (so a retry goes where the first try went)."""
+    fallback_of: int | None = None
+    """The failed row this one is the fallback copy of."""
 
 
 @dataclass(frozen=True, slots=True)
 class EnqueueReply(WriteOp[int]):
     """Queue one reply segment of a turn; returns its outbox id. ``position`` orders
-    the segments of a turn; the turn's commit order orders turns."""
+    the segments of a turn; the turn's commit order orders turns. With ``route`` the row
+    goes to that address (an operator's notice), else where the customer last wrote."""
 
     session_id: SessionId
     turn_id: TurnId
     position: int
     payload: Mapping[str, Any]
+    at_ms: int
+    route: Route | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueFallback(WriteOp[int]):
+    """Queue the one fallback copy of a failed row, addressed to ``route``; returns its
+    outbox id.
+
+    The copy takes the failed row's place in the session's order, records ``tried`` (the
+    channels this reply went to before, oldest first) in its payload, routes ``route``'s
+    address to the session (``RouteToSession``: the customer's answer there joins it) and
+    records ``response.fallback`` with ``correlation``, all in the unit. A row falls back
+    at most once, by a unique key: a second copy of the same row is a ``Conflict``.
+    """
+
+    failed_outbox_id: int
+    route: Route
+    tried: tuple[str, ...]
+    reason: str
+    correlation: Correlation
     at_ms: int
 
 
@@ -43,6 +78,8 @@ class RecordAttempt(WriteOp[int]):
 
     outbox_id: int
     at_ms: int
+    route: Route | None = None
+    """Where this attempt went; kept only if the row had no route yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +103,11 @@ class ApplyDeliveryStatus(WriteOp[bool]):
 class Outbox(Protocol):
     """Reads of the outbox.
 
-    Guarantees: rows are created only by a turn's commit; ``undelivered`` returns a
-    session's PENDING rows in (commit, position) order, so a relay that sends the first and
-    records it before the next keeps per-session order.
+    Guarantees: rows are created only by a turn's commit, by ``EnqueueFallback`` after a
+    definite failure (at most one copy per row) and by an operator's notice;
+    ``undelivered`` returns a session's PENDING rows in (commit, position) order, a
+    fallback copy in its original's place, so a relay that sends the first and records it
+    before the next keeps per-session order.
     """
 
     async def get(self, tenant: TenantId, outbox_id: int) -> OutboxRow | None: ...

@@ -6,20 +6,30 @@ applied monotonically (``DeliveryStatus.may_follow``): a row moves only forward,
 terminal, and a ``response.status`` event is committed with the change, in the same unit,
 only when the row changed. A status for an id acf never recorded (another sender's
 message, or one that raced the relay's own record of the acceptance) changes nothing.
+
+A ``failed`` status is a definite failure: in the same unit, the row's one fallback copy
+is queued on the next channel of the ladder (``acf.service.fallbacks``), and the relay is
+poked to send it. A retried webhook finds the row failed already (terminal), so it queues
+nothing twice; two at once are kept apart by the guard and the copy's unique key.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from acf.domain.channels import Channel
 from acf.domain.errors import Conflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
-from acf.domain.ids import TenantId, new_trace_id
-from acf.domain.signals import DeliveryStatusSignal
+from acf.domain.ids import SessionId, TenantId, new_trace_id
+from acf.domain.signals import DeliveryStatus, DeliveryStatusSignal
 from acf.ports.clock import Clock
 from acf.ports.event_store import AppendEvent
 from acf.ports.outbox import ApplyDeliveryStatus, OutboxRow
+from acf.ports.session_store import SessionRecord
 from acf.ports.store import Store
+from acf.ports.unit_of_work import WriteOp
+from acf.service import fallbacks
 from acf.service.agents import Agents
 
 
@@ -36,6 +46,10 @@ class DeliveryStatuses:
     store: Store
     agents: Agents
     clock: Clock
+    poke_relay: Callable[[TenantId, SessionId], None] | None = None
+    """Who sends a fallback copy now; without it, the next recovery scan does."""
+    reachable: Callable[[TenantId], frozenset[Channel]] | None = None
+    """The channels a tenant's replies can leave on (``None``: any)."""
 
     async def apply(self, signal: DeliveryStatusSignal) -> StatusOutcome:
         tenant = signal.tenant
@@ -59,18 +73,31 @@ class DeliveryStatuses:
         change = ApplyDeliveryStatus(
             row.outbox_id, signal.status, now, error=signal.error, guard=True
         )
-        event = FabricEvent(
-            EventKind.RESPONSE_STATUS, now, await self._correlation(tenant, row), data
-        )
+        session = await self.store.sessions.get(tenant, row.session_id)
+        correlation = await self._correlation(tenant, row, session)
+        then: list[WriteOp[Any]] = []
+        plan = None
+        if signal.status is DeliveryStatus.FAILED and session is not None:
+            route = row.route or fallbacks.default_route(session, None)
+            reach = None if self.reachable is None else self.reachable(tenant)
+            plan = await fallbacks.plan(
+                self.store, self.agents, session, row, route, correlation, now, reach
+            )
+            data.update(plan.audit)
+            then = plan.ops
+        event = FabricEvent(EventKind.RESPONSE_STATUS, now, correlation, data)
         try:
-            await self.store.uow.commit(tenant, [change, AppendEvent(event)])
+            await self.store.uow.commit(tenant, [change, AppendEvent(event), *then])
         except Conflict:  # another status moved the row past this one meanwhile
             return StatusOutcome.STALE
+        if plan is not None and plan.enqueued and self.poke_relay is not None:
+            self.poke_relay(tenant, row.session_id)
         return StatusOutcome.APPLIED
 
-    async def _correlation(self, tenant: TenantId, row: OutboxRow) -> Correlation:
+    async def _correlation(
+        self, tenant: TenantId, row: OutboxRow, session: SessionRecord | None
+    ) -> Correlation:
         turn = await self.store.turns.get(tenant, row.turn_id)
-        session = await self.store.sessions.get(tenant, row.session_id)
         agent_version = None
         if session is not None and self.agents.has_agent(tenant, session.key.agent):
             agent_version = self.agents.get(tenant, session.key.agent).agent_version

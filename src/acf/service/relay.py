@@ -4,8 +4,14 @@ It runs outside the session lease, so a slow provider never blocks the next turn
 session, rows go one at a time in (commit, position) order; the provider's acceptance is
 recorded (with the attempt count) right after the call, so a row is sent again only when
 the process died between the two (DESIGN §3 invariant 6). A definite refusal marks the row
-failed; anything else (a timeout, a 5xx) is counted and retried with backoff, keeping the
-order.
+failed and, in the same unit, queues its one fallback copy on the next channel of the
+ladder (``acf.service.fallbacks``), which takes the failed row's place in the order;
+anything else (a timeout, a 5xx) is counted and retried with backoff, to the same address,
+keeping the order, and never falls back.
+
+A row goes where it was addressed (a fallback copy, a notice) or where its first attempt
+went, else where the customer last wrote: their newest message's channel and address (a
+session continued on another channel is answered there).
 
 One relay per session at a time, across processes: the relay holds the session's delivery
 lease (``delivery_lease_id``) while it sends, renewed in the background; a relay that
@@ -13,20 +19,28 @@ cannot take it leaves the session to the holder and looks again when that lease 
 """
 
 import asyncio
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 import structlog
 
+from acf.domain.errors import Conflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.fallback import Route
 from acf.domain.ids import SessionId, TenantId, new_trace_id
+from acf.domain.messages import InboundMessage
 from acf.domain.session_key import SessionKey
 from acf.domain.signals import DeliveryStatus
+from acf.ports.channel_reach import ChannelReach
 from acf.ports.channel_sender import ChannelSender, DeliveryError, OutboundMessage
 from acf.ports.checkpoints import Phase
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import delivery_lease_id
 from acf.ports.outbox import ApplyDeliveryStatus, OutboxRow, RecordAttempt
+from acf.ports.session_store import SessionRecord
 from acf.ports.unit_of_work import WriteOp
+from acf.service import fallbacks
+from acf.service.fallbacks import default_route
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.parts import Parts
 
@@ -34,6 +48,13 @@ log = structlog.get_logger("acf.relay")
 
 MAX_BACKOFF_MS = 60_000
 FIRST_BACKOFF_MS = 1_000
+
+
+class _Reread:
+    """The session's order changed under the relay (a fallback copy was queued)."""
+
+
+_REREAD: Final = _Reread()
 
 
 def retry_delay_ms(attempts: int) -> int:
@@ -76,36 +97,33 @@ class Relay:
         self, tenant: TenantId, session_id: SessionId, news: asyncio.Event, keeper: LeaseKeeper
     ) -> int | None:
         p = self._parts
-        key: SessionKey | None = None
-        last_message_at: int | None = None
         correlations: dict[str, Correlation] = {}
         while True:
             news.clear()
-            if key is None:
-                rows, session = await asyncio.gather(
-                    p.store.outbox.undelivered(tenant, session_id),
-                    p.store.sessions.get(tenant, session_id),
-                )
-                if session is None:
-                    return None
-                key = session.key
-                if rows:
-                    last_message_at = await self._last_message_at(
-                        tenant, session_id, session.last_seq
-                    )
-            else:
-                rows = await p.store.outbox.undelivered(tenant, session_id)
-            if not rows:
+            rows, session = await asyncio.gather(
+                p.store.outbox.undelivered(tenant, session_id),
+                p.store.sessions.get(tenant, session_id),
+            )
+            if session is None or not rows:
                 return None
+            newest = await self._newest(tenant, session_id, session.last_seq)
+            last_message_at = (
+                None if newest is None else newest.provider_timestamp_ms or newest.received_at_ms
+            )
+            default = default_route(session, newest)
             for row in rows:
                 if not keeper.held:
                     return p.lease.ttl_ms  # another relay may have it now: look again later
                 if row.turn_id not in correlations:
-                    correlations[row.turn_id] = await self._correlation(key, row)
+                    correlations[row.turn_id] = await self._correlation(session.key, row)
+                route = row.route or default
+                key = SessionKey(tenant, session.key.agent, route.address, route.channel)
                 outbound = OutboundMessage(key, row.outbox_id, row.payload, last_message_at)
-                retry = await self._send(outbound, row, correlations[row.turn_id])
-                if retry is not None:
-                    return retry
+                step = await self._send(outbound, row, route, session, correlations[row.turn_id])
+                if step is _REREAD:
+                    break  # a fallback copy took the failed row's place: read the order again
+                if isinstance(step, int):
+                    return step
 
     async def _correlation(self, key: SessionKey, row: OutboxRow) -> Correlation:
         tenant = key.tenant
@@ -120,17 +138,23 @@ class Relay:
             config_version=self._parts.agents.config_version,
         )
 
-    async def _last_message_at(
+    async def _newest(
         self, tenant: TenantId, session_id: SessionId, seq: int
-    ) -> int | None:
+    ) -> InboundMessage | None:
+        """The customer's newest message: where and when they last wrote."""
         last = await self._parts.store.messages.recent(tenant, session_id, seq, 1)
-        if not last:
-            return None
-        return last[-1].provider_timestamp_ms or last[-1].received_at_ms
+        return last[-1] if last else None
 
     async def _send(
-        self, outbound: OutboundMessage, row: OutboxRow, correlation: Correlation
-    ) -> int | None:
+        self,
+        outbound: OutboundMessage,
+        row: OutboxRow,
+        route: Route,
+        session: SessionRecord,
+        correlation: Correlation,
+    ) -> int | _Reread | None:
+        """Send one row: ``None`` when done with it, a delay to retry after, or
+        ``_REREAD`` when its fallback copy was queued."""
         p = self._parts
         tenant = outbound.key.tenant
         delay = int(row.payload.get("delay_ms", 0) or 0)
@@ -141,23 +165,15 @@ class Relay:
             receipt = await self._sender.send(outbound)
         except DeliveryError as exc:
             if exc.definite:
-                await self._record(
-                    tenant,
-                    row,
-                    DeliveryStatus.FAILED,
-                    correlation,
-                    EventKind.RESPONSE_FAILED,
-                    error=str(exc),
-                    attempt=attempt,
-                )
-                return None
-            return await self._transient(tenant, row, attempt, exc)
+                return await self._failed(row, route, session, correlation, attempt, exc)
+            return await self._transient(tenant, row, route, attempt, exc)
         except Exception as exc:  # a timeout or a crash of the adapter: outcome unknown
-            return await self._transient(tenant, row, attempt, exc)
+            return await self._transient(tenant, row, route, attempt, exc)
         await p.checkpoints.reached(Phase.SEND_ACCEPTED, tenant, row.session_id)
         await self._record(
             tenant,
             row,
+            route,
             DeliveryStatus.SENT,
             correlation,
             EventKind.RESPONSE_DELIVERED,
@@ -167,12 +183,62 @@ class Relay:
         await p.checkpoints.reached(Phase.DELIVERED, tenant, row.session_id)
         return None
 
+    async def _failed(
+        self,
+        row: OutboxRow,
+        route: Route,
+        session: SessionRecord,
+        correlation: Correlation,
+        attempt: int,
+        exc: DeliveryError,
+    ) -> int | _Reread | None:
+        """Mark the row failed and, in the same unit, queue its fallback copy if the
+        ladder has somewhere to go (DESIGN §9)."""
+        p = self._parts
+        tenant = session.key.tenant
+        reach = self._sender.reachable(tenant) if isinstance(self._sender, ChannelReach) else None
+        plan = await fallbacks.plan(
+            p.store, p.agents, session, row, route, correlation, p.clock.now_ms(), reach
+        )
+        try:
+            await self._record(
+                tenant,
+                row,
+                route,
+                DeliveryStatus.FAILED,
+                correlation,
+                EventKind.RESPONSE_FAILED,
+                error=str(exc),
+                attempt=attempt,
+                extra=plan.audit,
+                then=plan.ops,
+            )
+        except Conflict as conflict:  # the row changed meanwhile: look at it again
+            log.warning(
+                "delivery.fallback_conflict",
+                tenant=tenant,
+                outbox_id=row.outbox_id,
+                error=conflict.reason,
+            )
+            return FIRST_BACKOFF_MS
+        if plan.enqueued:
+            log.info(
+                "delivery.fallback",
+                tenant=tenant,
+                session_id=row.session_id,
+                outbox_id=row.outbox_id,
+                to=plan.decision.route and plan.decision.route.channel.value,
+            )
+            return _REREAD
+        return None
+
     async def _transient(
-        self, tenant: TenantId, row: OutboxRow, attempt: int, exc: Exception
+        self, tenant: TenantId, row: OutboxRow, route: Route, attempt: int, exc: Exception
     ) -> int:
-        """Count the failed attempt; the row is sent again after the backoff."""
+        """Count the failed attempt; the row is sent again after the backoff, to the same
+        address (the first try may still arrive: it never falls back)."""
         await self._parts.store.uow.commit(
-            tenant, [RecordAttempt(row.outbox_id, self._parts.clock.now_ms())]
+            tenant, [RecordAttempt(row.outbox_id, self._parts.clock.now_ms(), route)]
         )
         delay = retry_delay_ms(attempt)
         log.warning(
@@ -190,12 +256,15 @@ class Relay:
         self,
         tenant: TenantId,
         row: OutboxRow,
+        route: Route,
         status: DeliveryStatus,
         correlation: Correlation,
         kind: EventKind,
         provider_message_id: str | None = None,
         error: str | None = None,
         attempt: int = 0,
+        extra: Mapping[str, Any] | None = None,
+        then: Sequence[WriteOp[Any]] = (),
     ) -> None:
         now = self._parts.clock.now_ms()
         data: dict[str, Any] = {
@@ -204,6 +273,7 @@ class Relay:
             "position": row.position,
             "attempt": attempt,
             "queued_at_ms": row.created_at_ms,
+            "channel": route.channel.value,
         }
         if kind is EventKind.RESPONSE_DELIVERED:
             # What reached the customer, so a timeline (or the web chat) can show it.
@@ -213,9 +283,11 @@ class Relay:
             data["provider_message_id"] = provider_message_id
         if error is not None:
             data["error"] = error
+        data.update(extra or {})
         ops: list[WriteOp[Any]] = [
-            RecordAttempt(row.outbox_id, now),
+            RecordAttempt(row.outbox_id, now, route),
             ApplyDeliveryStatus(row.outbox_id, status, now, provider_message_id, error),
             AppendEvent(FabricEvent(kind, now, correlation, data)),
+            *then,
         ]
         await self._parts.store.uow.commit(tenant, ops)

@@ -4,6 +4,7 @@ from typing import Any
 
 from acf.adapters.sql.database import Database, SqlConnection
 from acf.adapters.sql.events import insert_event
+from acf.adapters.sql.identities import routed_session_id
 from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
 from acf.adapters.sql.sessions import open_session_id
 from acf.domain.channels import Channel
@@ -16,7 +17,7 @@ from acf.ports.message_log import AppendMessage
 _COLUMNS = (
     "m.tenant, m.message_id, m.session_id, m.seq, m.channel, m.provider_message_id, m.text, "
     "m.button_id, m.button_title, m.media, m.provider_timestamp_ms, m.sender_name, "
-    "m.received_at_ms, s.agent, s.customer"
+    "m.received_at_ms, s.agent, COALESCE(m.address, s.customer)"
 )
 _FROM = "FROM messages m JOIN sessions s ON s.tenant = m.tenant AND s.session_id = m.session_id"
 
@@ -47,7 +48,11 @@ def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult
     key = msg.key
     require_tenant(tenant, key.tenant)
     conn.execute("SAVEPOINT append_message")
-    session_id = open_session_id(conn, key, op.received_at_ms)
+    # An address a reply fell back to (or an operator continued on) answers into the
+    # session that wrote there; any other goes to its own key's session.
+    session_id = routed_session_id(
+        conn, tenant, key.agent, key.channel, key.customer
+    ) or open_session_id(conn, key, op.received_at_ms)
     (seq,) = conn.execute(
         "UPDATE sessions SET last_seq = last_seq + 1, updated_at_ms = ?, "
         "pending_trace_id = CASE WHEN last_seq = consumed_seq THEN ? ELSE pending_trace_id END "
@@ -58,7 +63,7 @@ def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult
     inserted = conn.execute(
         "INSERT INTO messages (tenant, message_id, session_id, seq, channel, "
         "provider_message_id, text, button_id, button_title, media, provider_timestamp_ms, "
-        "sender_name, received_at_ms, trace_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "sender_name, received_at_ms, trace_id, address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (tenant, channel, provider_message_id) DO NOTHING",
         (
             tenant,
@@ -75,6 +80,7 @@ def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult
             msg.sender_name,
             op.received_at_ms,
             op.trace_id,
+            key.customer,
         ),
     ).rowcount
     if inserted:

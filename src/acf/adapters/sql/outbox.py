@@ -3,16 +3,30 @@
 from typing import Any
 
 from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.events import insert_event
+from acf.adapters.sql.identities import route_to_session
 from acf.adapters.sql.registry import dumps, executes, loads
+from acf.domain.channels import Channel
 from acf.domain.errors import Conflict
+from acf.domain.events import EventKind, FabricEvent
+from acf.domain.fallback import Route
 from acf.domain.ids import SessionId, TenantId
 from acf.domain.signals import DeliveryStatus
-from acf.ports.outbox import ApplyDeliveryStatus, EnqueueReply, OutboxRow, RecordAttempt
+from acf.ports.identities import RouteToSession
+from acf.ports.outbox import (
+    ApplyDeliveryStatus,
+    EnqueueFallback,
+    EnqueueReply,
+    OutboxRow,
+    RecordAttempt,
+)
 
 _COLUMNS = (
     "outbox_id, session_id, turn_id, position, payload, status, attempts, "
-    "provider_message_id, error, created_at_ms, updated_at_ms"
+    "provider_message_id, error, created_at_ms, updated_at_ms, channel, address, fallback_of"
 )
+# A fallback copy is sent in its original's place.
+_ORDER = "COALESCE(sort_id, outbox_id), outbox_id"
 
 
 def _row(r: tuple[Any, ...]) -> OutboxRow:
@@ -28,14 +42,18 @@ def _row(r: tuple[Any, ...]) -> OutboxRow:
         error=r[8],
         created_at_ms=r[9],
         updated_at_ms=r[10],
+        route=None if r[11] is None else Route(Channel(r[11]), r[12]),
+        fallback_of=r[13],
     )
 
 
 @executes(EnqueueReply)
 def _enqueue(conn: SqlConnection, tenant: str, op: EnqueueReply) -> int:
+    route = op.route
     cur = conn.execute(
         "INSERT INTO outbox (tenant, session_id, turn_id, position, payload, status, attempts, "
-        "created_at_ms, updated_at_ms) VALUES (?,?,?,?,?,'pending',0,?,?) RETURNING outbox_id",
+        "created_at_ms, updated_at_ms, channel, address) "
+        "VALUES (?,?,?,?,?,'pending',0,?,?,?,?) RETURNING outbox_id",
         (
             tenant,
             op.session_id,
@@ -44,17 +62,77 @@ def _enqueue(conn: SqlConnection, tenant: str, op: EnqueueReply) -> int:
             dumps(dict(op.payload)),
             op.at_ms,
             op.at_ms,
+            None if route is None else route.channel.value,
+            None if route is None else route.address,
         ),
     )
     return int(cur.fetchone()[0])
 
 
+@executes(EnqueueFallback)
+def _fallback(conn: SqlConnection, tenant: str, op: EnqueueFallback) -> int:
+    failed = conn.execute(
+        "SELECT o.session_id, o.turn_id, o.position, o.payload, o.sort_id, o.channel, "
+        "o.address, s.agent FROM outbox o JOIN sessions s "
+        "ON s.tenant = o.tenant AND s.session_id = o.session_id "
+        "WHERE o.tenant = ? AND o.outbox_id = ?",
+        (tenant, op.failed_outbox_id),
+    ).fetchone()
+    if failed is None:
+        raise Conflict(f"no outbox row {op.failed_outbox_id} in an existing session")
+    session_id, turn_id, position, payload, sort_id, channel, address, agent = failed
+    copy = dict(loads(payload))
+    copy["fallback"] = {"of": op.failed_outbox_id, "tried": list(op.tried)}
+    row = conn.execute(
+        "INSERT INTO outbox (tenant, session_id, turn_id, position, payload, status, attempts, "
+        "created_at_ms, updated_at_ms, channel, address, fallback_of, sort_id) "
+        "VALUES (?,?,?,?,?,'pending',0,?,?,?,?,?,?) "
+        "ON CONFLICT (tenant, fallback_of) DO NOTHING RETURNING outbox_id",
+        (
+            tenant,
+            session_id,
+            turn_id,
+            position,
+            dumps(copy),
+            op.at_ms,
+            op.at_ms,
+            op.route.channel.value,
+            op.route.address,
+            op.failed_outbox_id,
+            op.failed_outbox_id if sort_id is None else sort_id,
+        ),
+    ).fetchone()
+    if row is None:  # the key says it: this row already fell back
+        raise Conflict(f"outbox row {op.failed_outbox_id} already has its fallback copy")
+    outbox_id = int(row[0])
+    route_to_session(conn, tenant, RouteToSession(agent, op.route, session_id, op.at_ms))
+    data = {
+        "outbox_id": op.failed_outbox_id,
+        "fallback_outbox_id": outbox_id,
+        "turn_id": turn_id,
+        "position": position,
+        "from": None if channel is None else {"channel": channel, "address": address},
+        "to": op.route.as_payload(),
+        "reason": op.reason,
+    }
+    insert_event(conn, FabricEvent(EventKind.RESPONSE_FALLBACK, op.at_ms, op.correlation, data))
+    return outbox_id
+
+
 @executes(RecordAttempt)
 def _attempt(conn: SqlConnection, tenant: str, op: RecordAttempt) -> int:
+    route = op.route
     row = conn.execute(
-        "UPDATE outbox SET attempts = attempts + 1, updated_at_ms = ? "
+        "UPDATE outbox SET attempts = attempts + 1, updated_at_ms = ?, "
+        "channel = COALESCE(channel, ?), address = COALESCE(address, ?) "
         "WHERE tenant = ? AND outbox_id = ? RETURNING attempts",
-        (op.at_ms, tenant, op.outbox_id),
+        (
+            op.at_ms,
+            None if route is None else route.channel.value,
+            None if route is None else route.address,
+            tenant,
+            op.outbox_id,
+        ),
     ).fetchone()
     if row is None:
         raise Conflict(f"no outbox row {op.outbox_id}")
@@ -98,7 +176,7 @@ class SqlOutbox:
 
     async def undelivered(self, tenant: TenantId, session_id: SessionId) -> list[OutboxRow]:
         return await self._select(
-            "tenant = ? AND session_id = ? AND status = 'pending' ORDER BY outbox_id",
+            f"tenant = ? AND session_id = ? AND status = 'pending' ORDER BY {_ORDER}",
             (tenant, session_id),
         )
 

@@ -71,6 +71,8 @@ messages = sa.Table(
     sa.Column("received_at_ms", Ms, nullable=False),
     # The trace of the request that delivered the message (the turn answering it joins it).
     sa.Column("trace_id", sa.String(64), nullable=True),
+    # Who sent it on its channel; NULL (older rows) means the session's customer.
+    sa.Column("address", sa.String(256), nullable=True),
     sa.UniqueConstraint("tenant", "channel", "provider_message_id", name="ux_messages_provider"),
     sa.UniqueConstraint("tenant", "session_id", "seq", name="ux_messages_seq"),
 )
@@ -158,8 +160,15 @@ outbox = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at_ms", Ms, nullable=False),
     sa.Column("updated_at_ms", Ms, nullable=False),
+    # A fallback copy: the row it replaces (at most one copy per row), and the place in the
+    # session's order it takes (its original's); where a row was, or is to be, sent.
+    sa.Column("fallback_of", sa.BigInteger, nullable=True),
+    sa.Column("sort_id", sa.BigInteger, nullable=True),
+    sa.Column("channel", sa.String(32), nullable=True),
+    sa.Column("address", sa.String(256), nullable=True),
     sa.Index("ix_outbox_session", "tenant", "session_id", "status", "outbox_id"),
     sa.Index("ix_outbox_provider", "tenant", "provider_message_id"),
+    sa.Index("ux_outbox_fallback", "tenant", "fallback_of", unique=True),
 )
 
 step_memo = sa.Table(
@@ -245,4 +254,52 @@ http_requests = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=True),
     sa.Column("response", Json, nullable=True),
     sa.Column("created_at_ms", Ms, nullable=False),
+)
+
+# Email threading (RFC 5322): the Message-IDs of mails in and out, per customer, so a reply
+# carries In-Reply-To/References and a customer's answer to our mail finds its customer.
+# Message-IDs are chosen by senders and are not unique across them, hence the key with the
+# customer and the direction; ours (``out``) are made unique by us.
+email_threads = sa.Table(
+    "email_threads",
+    metadata,
+    sa.Column("row_id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("tenant", Tenant, nullable=False),
+    sa.Column("customer", sa.String(256), nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("message_id", sa.String(998), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("refs", sa.Text, nullable=False),
+    sa.Column("at_ms", Ms, nullable=False),
+    sa.UniqueConstraint(
+        "tenant", "customer", "direction", "message_id", name="ux_email_threads_mail"
+    ),
+    sa.Index("ix_email_threads_message", "tenant", "message_id"),
+    sa.Index("ix_email_threads_latest", "tenant", "customer", "direction", "at_ms"),
+)
+
+# Cross-channel identity (DESIGN §9): the customer each channel address belongs to, one
+# customer per (tenant, channel, address).
+customer_identities = sa.Table(
+    "customer_identities",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("address", sa.String(256), primary_key=True),
+    sa.Column("customer_id", sa.String(256), nullable=False),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Index("ix_customer_identities_customer", "tenant", "customer_id"),
+)
+
+# Conversation continuity: a message from this address on this channel, to this agent,
+# joins this session (set when a reply falls back there or an operator continues there).
+session_routes = sa.Table(
+    "session_routes",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("agent", sa.String(256), primary_key=True),
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("address", sa.String(256), primary_key=True),
+    sa.Column("session_id", Id, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
 )
