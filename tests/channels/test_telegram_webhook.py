@@ -247,3 +247,15 @@ async def test_over_the_tenants_rate_is_a_429_and_the_retry_is_stored_once(
     again = await post(slow_api, text_update(801, "again"))
     assert again.status_code in (200, 429)  # a duplicate, or refused: never stored twice
     assert await stored(slow_api) == ["hello", "again"]
+
+
+async def test_the_chat_shows_typing_while_the_answer_is_written(
+    tg_api: Api, bot_api: FakeTelegram
+) -> None:
+    answer = await post(tg_api, text_update(900, "slow please"))  # the rule takes 1.5 s
+    assert answer.json()["accepted"] == 1, answer.text
+    assert await calls_of(bot_api, "sendMessage", 1) == [{"chat_id": 111, "text": "slow answer"}]
+    typing = bot_api.of("sendChatAction")
+    assert typing and all(body == {"chat_id": 111, "action": "typing"} for body in typing)
+    methods = [call.method for call in bot_api.calls]
+    assert methods.index("sendChatAction") < methods.index("sendMessage")

@@ -64,3 +64,13 @@ def test_the_channel_reaches_only_the_tenants_with_a_sender() -> None:
     routing = RoutingSender({Channel.WHATSAPP: senders})
     assert routing.reachable("acme") == {Channel.WHATSAPP}
     assert routing.reachable("initech") == frozenset()
+
+
+async def test_typing_goes_to_the_channels_sender_when_it_has_one() -> None:
+    telegram = TypingRecordingSender("telegram")
+    sms = RecordingSender("sms")
+    routing = RoutingSender({Channel.TELEGRAM: telegram, Channel.SMS: sms})
+    await routing.show_typing(SessionKey("acme", "support", "111", Channel.TELEGRAM), "u-1")
+    await routing.show_typing(SessionKey("acme", "support", "+1", Channel.SMS), "SM1")
+    await routing.show_typing(SessionKey("acme", "support", "x", Channel.EMAIL), "m-1")
+    assert telegram.typing == [(SessionKey("acme", "support", "111", Channel.TELEGRAM), "u-1")]

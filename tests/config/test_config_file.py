@@ -203,6 +203,38 @@ def test_channel_policies_layer_over_the_defaults() -> None:
         )
 
 
+def test_fallback_is_set_without_restating_the_mode(tmp_path: Path) -> None:
+    web = ChannelPolicy(AccumulationMode.ADAPTIVE, 600, 250, 3000, 4000)
+    ladder = ChannelPolicyFields(fallback=[Channel.SMS, Channel.EMAIL])
+    assert channel_policy(Channel.WEB, web, ladder) == ChannelPolicy(
+        AccumulationMode.ADAPTIVE, 600, 250, 3000, 4000, (Channel.SMS, Channel.EMAIL)
+    )
+    # a later layer that changes only the window keeps the ladder; [] removes it
+    laddered = channel_policy(Channel.WEB, web, ladder)
+    kept = channel_policy(Channel.WEB, laddered, ChannelPolicyFields(window_ms=700))
+    assert (kept.window_ms, kept.fallback) == (700, (Channel.SMS, Channel.EMAIL))
+    assert channel_policy(Channel.WEB, kept, ChannelPolicyFields(fallback=[])).fallback == ()
+    off = ChannelPolicy(AccumulationMode.OFF)
+    assert channel_policy(Channel.EMAIL, off, ladder).mode is AccumulationMode.OFF
+    with pytest.raises(InvalidValue, match="window_ms need a mode"):
+        channel_policy(Channel.EMAIL, off, ChannelPolicyFields(window_ms=500))
+    body = base()
+    body["tenants"]["acme"]["channels"] = {"whatsapp": {"fallback": ["sms", "email"]}}
+    body["tenants"]["acme"]["agents"]["support"]["channels"] = {
+        "whatsapp": {"mode": "fixed", "window_ms": 900, "min_window_ms": 0}
+    }
+    agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    policy = agents.get("acme", "support").settings.policy_for(Channel.WHATSAPP)
+    assert (policy.mode, policy.window_ms) == (AccumulationMode.FIXED, 900)
+    assert policy.fallback == (Channel.SMS, Channel.EMAIL)
+    body["tenants"]["acme"]["channels"] = {"whatsapp": {"fallback": ["sms", "sms"]}}
+    with pytest.raises(ConfigError, match=r"tenants\.acme\.channels\.whatsapp: .*twice"):
+        build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    body["tenants"]["acme"]["channels"] = {"whatsapp": {"fallback": ["fax"]}}
+    with pytest.raises(ConfigError, match="fallback"):
+        load_config(write(tmp_path, body))
+
+
 def test_agent_settings_and_tenant_then_agent_channel_layers(tmp_path: Path) -> None:
     body = base()
     body["tenants"]["acme"]["channels"] = {

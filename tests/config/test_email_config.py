@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from acf.bootstrap import ToolBackends, build_agents
-from acf.bootstrap.agents import channel_senders, email_accounts
+from acf.bootstrap.channels import channel_senders, email_accounts
 from acf.config.load import load_config
 from acf.domain.channels import Channel
 from acf.domain.policy import AccumulationMode

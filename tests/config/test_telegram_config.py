@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 
 from acf.adapters.channels.telegram.outbound import TelegramSender
-from acf.bootstrap.agents import channel_senders
+from acf.bootstrap.channels import channel_senders
 from acf.config.load import load_config
 from acf.domain.channels import Channel
 from tests.config.test_config_file import base, error_of, write

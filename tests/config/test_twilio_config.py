@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from acf.bootstrap.agents import twilio_accounts
+from acf.bootstrap.channels import twilio_accounts
 from acf.config.load import load_config
 from tests.config.test_config_file import base, error_of, write
 from tests.config.test_whatsapp_config import NUMBER

@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from acf.adapters.channels.web import WebChannelSender
-from acf.adapters.channels.webhook import WebhookChannelSender
-from acf.adapters.channels.whatsapp.outbound import WhatsAppAccount, WhatsAppCloudSender
 from acf.adapters.tools import declared
 from acf.config.load import ConfigError, LoadedConfig
 from acf.config.model import (
@@ -23,12 +20,12 @@ from acf.config.model import (
 from acf.config.tools import ToolDeclaration
 from acf.demo.commerce import CommerceBackend, commerce_tools
 from acf.domain.agent_settings import AgentSettings
+from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
 from acf.pipelines.rules import RulesPipeline
 from acf.pipelines.rules_load import check_tools
-from acf.ports.channel_sender import ChannelSender
 from acf.ports.pipeline import Pipeline
 from acf.ports.tool_backend import Tool
 from acf.service.agents import AgentBinding, Agents
@@ -43,16 +40,25 @@ def channel_policy(
 ) -> ChannelPolicy:
     """``fields`` over ``base``: the fields set win, the others keep ``base``'s values; when
     ``base`` does not accumulate, acf's default for the channel's (or the generic window's,
-    for a channel acf leaves off)."""
+    for a channel acf leaves off). Without ``mode``, ``base``'s accumulation stays."""
+    fallback = base.fallback if fields.fallback is None else tuple(fields.fallback)
+    changes = {
+        k: v for k, v in fields.model_dump(exclude={"mode", "fallback"}).items() if v is not None
+    }
+    if fields.mode is None:
+        if changes and base.mode is AccumulationMode.OFF:
+            raise InvalidValue(
+                f"{', '.join(sorted(changes))} need a mode: this channel does not accumulate"
+            )
+        return dataclasses.replace(base, fallback=fallback, **changes)
     if fields.mode is AccumulationMode.OFF:
-        return ChannelPolicy(AccumulationMode.OFF)
+        return ChannelPolicy(AccumulationMode.OFF, fallback=fallback)
     start = base
     if start.mode is AccumulationMode.OFF:
         start = DEFAULT_CHANNEL_POLICIES[channel]
     if start.mode is AccumulationMode.OFF:
         start = GENERIC_WINDOW
-    changes = {k: v for k, v in fields.model_dump(exclude={"mode"}).items() if v is not None}
-    return dataclasses.replace(start, mode=fields.mode, **changes)
+    return dataclasses.replace(start, mode=fields.mode, fallback=fallback, **changes)
 
 
 def _policies(
@@ -66,6 +72,23 @@ def _policies(
             except InvalidValue as exc:
                 raise ConfigError(f"{source}: {where}.{channel.value}: {exc}") from None
     return policies
+
+
+def capabilities(
+    source: str, tenant: str, fields: TenantFields
+) -> dict[Channel, ChannelCapabilities]:
+    """acf's default capabilities with the tenant's overrides."""
+    resolved = dict(DEFAULT_CAPABILITIES)
+    for channel, changes in fields.capabilities.items():
+        try:
+            resolved[channel] = resolved[channel].with_overrides(
+                changes.model_dump(exclude_none=True)
+            )
+        except InvalidValue as exc:
+            raise ConfigError(
+                f"{source}: tenants.{tenant}.capabilities.{channel.value}: {exc}"
+            ) from None
+    return resolved
 
 
 def _python_pipeline(source: str, where: str, fields: PythonPipelineFields) -> Pipeline:
@@ -141,7 +164,11 @@ def build_agents(loaded: LoadedConfig, backends: ToolBackends) -> Agents:
             }
             overrides = fields.settings.model_dump(exclude_none=True)
             try:
-                settings = AgentSettings(**overrides, channel_policies=_policies(source, layers))
+                settings = AgentSettings(
+                    **overrides,
+                    channel_policies=_policies(source, layers),
+                    capabilities=capabilities(source, tenant, tenant_fields),
+                )
             except InvalidValue as exc:
                 if isinstance(exc, ConfigError):
                     raise
@@ -154,28 +181,3 @@ def build_agents(loaded: LoadedConfig, backends: ToolBackends) -> Agents:
             )
         bindings[tenant] = agents
     return Agents(bindings)
-
-
-def web_sender(loaded: LoadedConfig, http: httpx.AsyncClient) -> ChannelSender:
-    """How web-chat replies leave: POSTed to tenants' delivery URLs, else read by pages."""
-    urls = {
-        tenant: str(fields.web_delivery_url)
-        for tenant, fields in loaded.config.tenants.items()
-        if fields.web_delivery_url is not None
-    }
-    return WebhookChannelSender(http, urls) if urls else WebChannelSender()
-
-
-def channel_senders(loaded: LoadedConfig, http: httpx.AsyncClient) -> dict[Channel, ChannelSender]:
-    """A sender per channel some tenant can be reached on."""
-    senders: dict[Channel, ChannelSender] = {Channel.WEB: web_sender(loaded, http)}
-    accounts = {
-        tenant: WhatsAppAccount(
-            wa.phone_number_id, wa.access_token, str(wa.api_base_url), wa.api_version
-        )
-        for tenant, fields in loaded.config.tenants.items()
-        if (wa := fields.whatsapp) is not None
-    }
-    if accounts:
-        senders[Channel.WHATSAPP] = WhatsAppCloudSender(http, accounts)
-    return senders

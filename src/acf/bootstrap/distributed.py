@@ -22,7 +22,8 @@ from acf.adapters.postgres import open_pg_store
 from acf.adapters.postgres.wakeup import PgWakeUps
 from acf.adapters.redis.rate_limits import RedisRateLimitStorage
 from acf.adapters.redis.wakeup import RedisWakeUps
-from acf.bootstrap.agents import ToolBackends, build_agents, channel_senders
+from acf.bootstrap.agents import ToolBackends, build_agents
+from acf.bootstrap.channels import channel_senders
 from acf.bootstrap.service import Service
 from acf.config.load import LoadedConfig
 from acf.observability.metrics import FabricMetrics
@@ -118,7 +119,8 @@ async def open_distributed_service(
             rate_storage = shared.storage
             closers.append(shared.close)
     ingress = Ingress(agents, store.uow, wakeups, clock)
-    sender = RoutingSender(channel_senders(loaded, backends.http))
+    senders = channel_senders(loaded, backends.http, email_threads=store.email_threads)
+    sender = RoutingSender(senders)
     works = role is not Role.API
     runtime = Runtime(
         store,

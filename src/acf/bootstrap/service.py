@@ -17,7 +17,8 @@ from acf.adapters.memory.wakeup import InProcessWakeUps
 from acf.adapters.sqlite.api_keys import SqliteApiKeys
 from acf.adapters.sqlite.database import Durability
 from acf.adapters.sqlite.store import open_sqlite_store
-from acf.bootstrap.agents import ToolBackends, build_agents, channel_senders
+from acf.bootstrap.agents import ToolBackends, build_agents
+from acf.bootstrap.channels import channel_senders
 from acf.bootstrap.embedded import database_path
 from acf.config.load import LoadedConfig
 from acf.observability.metrics import FabricMetrics
@@ -58,8 +59,10 @@ class Service:
 
     @property
     def statuses(self) -> DeliveryStatuses:
-        """Where providers' delivery statuses are applied to the replies they name."""
-        return DeliveryStatuses(self.store, self.agents, self.clock)
+        """Where providers' delivery statuses are applied to the replies they name; a
+        process that delivers sends a fallback copy at once (else a worker's scan does)."""
+        poke = self.runtime.parts.poke_relay if self.works else None
+        return DeliveryStatuses(self.store, self.agents, self.clock, poke)
 
     async def start(self) -> None:
         if self.works:
@@ -100,7 +103,8 @@ async def open_service(
     store.uow = ObservedUnitOfWork(store.uow, listeners, on_commit=[feed.wake])
     wakeups = InProcessWakeUps()
     ingress = Ingress(agents, store.uow, wakeups, clock)
-    sender = RoutingSender(channel_senders(loaded, backends.http))
+    senders = channel_senders(loaded, backends.http, email_threads=store.email_threads)
+    sender = RoutingSender(senders)
     runtime = Runtime(store, clock, agents, wakeups, sender)
     keys = SqliteApiKeys(database_path(data_dir))
     return Service(loaded, store, agents, ingress, runtime, keys, metrics, feed, backends, clock)

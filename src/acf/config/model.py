@@ -30,7 +30,11 @@ from typing import Annotated, Literal
 import limits
 from pydantic import AnyHttpUrl, Discriminator, Field, Tag, field_validator, model_validator
 
+from acf.config.capabilities import CapabilityFields
 from acf.config.channels import ChannelAccount
+from acf.config.channels.email import EmailFields
+from acf.config.channels.telegram import TelegramFields
+from acf.config.channels.twilio import TwilioFields
 from acf.config.channels.whatsapp import WhatsAppFields
 from acf.config.tools import ConfigModel, ToolDeclaration
 from acf.domain.channels import Channel
@@ -41,9 +45,10 @@ Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_
 
 
 class ChannelPolicyFields(ConfigModel):
-    """Accumulation on one channel (DESIGN §5); unset fields keep acf's default."""
+    """Accumulation (DESIGN §5) and fallback (DESIGN §9) on one channel; unset fields,
+    ``mode`` included, keep what the layer below says (acf's default, then the tenant's)."""
 
-    mode: AccumulationMode
+    mode: AccumulationMode | None = None
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -55,6 +60,9 @@ class ChannelPolicyFields(ConfigModel):
     min_window_ms: int | None = Field(default=None, ge=0)
     max_window_ms: int | None = Field(default=None, ge=0)
     typing_grace_ms: int | None = Field(default=None, ge=0)
+    fallback: list[Channel] | None = None
+    """Where a reply refused definitely on this channel goes next, in order, to the
+    customer's linked address there (``[]``: nowhere)."""
 
 
 class SettingsFields(ConfigModel):
@@ -152,15 +160,38 @@ class TenantFields(ConfigModel):
     without it, web replies are read from the event stream."""
     whatsapp: WhatsAppFields | None = None
     """The tenant's WhatsApp Cloud API number (``acf.config.channels.whatsapp``)."""
+    twilio: TwilioFields | None = None
+    """The tenant's Twilio account: SMS, and WhatsApp through Twilio when ``whatsapp_from``
+    is set (``acf.config.channels.twilio``)."""
+    telegram: TelegramFields | None = None
+    """The tenant's Telegram bot (``acf.config.channels.telegram``)."""
+    email: EmailFields | None = None
+    """The tenant's support address (``acf.config.channels.email``)."""
     limits: LimitsFields = Field(default_factory=LimitsFields)
     channels: dict[Channel, ChannelPolicyFields] = Field(default_factory=dict)
+    capabilities: dict[Channel, CapabilityFields] = Field(default_factory=dict)
+    """Overrides of what each channel can show (``acf.config.capabilities``)."""
     tools: list[ToolFields] = Field(default_factory=list)
     agents: dict[Name, AgentFields] = Field(min_length=1)
 
     def channel_accounts(self) -> dict[str, ChannelAccount]:
         """The provider accounts configured, by their field name."""
-        accounts = {"whatsapp": self.whatsapp}
+        accounts: dict[str, ChannelAccount | None] = {
+            "whatsapp": self.whatsapp,
+            "twilio": self.twilio,
+            "telegram": self.telegram,
+            "email": self.email,
+        }
         return {name: account for name, account in accounts.items() if account is not None}
+
+    @model_validator(mode="after")
+    def _one_whatsapp_sender(self) -> "TenantFields":
+        # One WhatsApp number per tenant: replies would not know which provider to take.
+        if self.whatsapp is not None and self.twilio is not None and self.twilio.whatsapp_from:
+            raise ValueError(
+                "whatsapp and twilio.whatsapp_from both configure WhatsApp; keep one of them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tools_known(self) -> "TenantFields":

@@ -2,7 +2,9 @@
 
 from typing import Protocol
 
+from acf.ports.email_threads import EmailThreads
 from acf.ports.event_store import EventStore
+from acf.ports.identities import Identities
 from acf.ports.lease import SessionLease
 from acf.ports.ledger import Ledger
 from acf.ports.message_log import MessageLog
@@ -39,6 +41,10 @@ class Store(Protocol):
     def ledger(self) -> Ledger: ...
     @property
     def requests(self) -> RequestLog: ...
+    @property
+    def identities(self) -> Identities: ...
+    @property
+    def email_threads(self) -> EmailThreads: ...
     @property
     def uow(self) -> UnitOfWork: ...
     @property

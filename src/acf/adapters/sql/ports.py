@@ -1,7 +1,9 @@
 """Every storage port over one ``Database``: what a store of either dialect is made of."""
 
 from acf.adapters.sql.database import Database
+from acf.adapters.sql.email_threads import SqlEmailThreads
 from acf.adapters.sql.events import SqlEventStore
+from acf.adapters.sql.identities import SqlIdentities
 from acf.adapters.sql.lease import SqlSessionLease
 from acf.adapters.sql.ledger import SqlLedger
 from acf.adapters.sql.messages import SqlMessageLog
@@ -31,3 +33,5 @@ class SqlPorts:
         self.uow: UnitOfWork = SqlUnitOfWork(db)
         self.recovery = SqlRecoveryScanner(db)
         self.requests = SqlRequestLog(db)
+        self.identities = SqlIdentities(db)
+        self.email_threads = SqlEmailThreads(db)

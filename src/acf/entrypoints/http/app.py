@@ -2,22 +2,26 @@
 
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 import acf
 from acf.bootstrap import Service
 from acf.entrypoints.http import (
     errors,
+    routes_customers,
+    routes_email,
     routes_ingress,
+    routes_operations,
     routes_sessions,
     routes_stream,
+    routes_telegram,
+    routes_twilio,
     routes_whatsapp,
 )
-from acf.entrypoints.http.context import ApiSettings, ApiState, State
+from acf.entrypoints.http.context import ApiSettings, ApiState
 from acf.entrypoints.http.limits import TenantLimits
 from acf.entrypoints.http.middleware import (
     BodyLimitMiddleware,
@@ -50,9 +54,13 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     errors.install(app)
     app.include_router(routes_ingress.router)
     app.include_router(routes_sessions.router)
+    app.include_router(routes_customers.router)
     app.include_router(routes_stream.router)
     app.include_router(routes_whatsapp.router)
-    _operations(app)
+    app.include_router(routes_email.router)
+    app.include_router(routes_telegram.router)
+    app.include_router(routes_twilio.router)
+    app.include_router(routes_operations.router)
     _pages(app)
     # The last added is the outermost: trace, then the body limit, then errors.
     app.add_middleware(ErrorMiddleware)
@@ -63,37 +71,6 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     )
     app.add_middleware(TraceMiddleware)
     return app
-
-
-def _operations(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["operations"], summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get(
-        "/readyz",
-        tags=["operations"],
-        summary="The store answers",
-        responses={503: {"description": "The store does not answer"}},
-    )
-    async def readyz(state: State) -> Any:
-        try:
-            await state.service.store.ping()
-        except Exception as exc:
-            error = type(exc).__name__
-            return JSONResponse({"status": "unavailable", "error": error}, status_code=503)
-        return {"status": "ready", "config_version": state.service.loaded.version}
-
-    @app.get(
-        "/metrics",
-        tags=["operations"],
-        summary="Prometheus metrics",
-        response_class=Response,
-        responses={200: {"content": {"text/plain": {}}}},
-    )
-    async def metrics(state: State) -> Response:
-        body, content_type = state.service.metrics.render()
-        return Response(body, media_type=content_type)
 
 
 def _pages(app: FastAPI) -> None:
