@@ -263,3 +263,27 @@ async def test_the_message_is_marked_read_with_typing_while_the_answer_is_writte
     }
     assert bodies[0] == read
     assert bodies[-1]["text"]["body"] == "slow answer"
+
+
+async def test_the_session_shows_where_each_message_and_reply_went(
+    wa_api: Api, graph: FakeGraph
+) -> None:
+    await post(wa_api, envelope(value([text("wamid.w1", "hello", at=HOUR_AGO)])))
+    await replies_at(graph, 1)
+    async with wa_api.client("acme") as client:
+        sessions = (await client.get("/v1/sessions", params={"customer": "16505551234"})).json()
+        session_id = sessions["items"][0]["session_id"]
+        detail: dict[str, Any] = {}
+        for _ in range(100):  # the relay records the acceptance right after the 200
+            detail = (await client.get(f"/v1/sessions/{session_id}")).json()
+            if detail["replies"] and detail["replies"][0]["status"] == "sent":
+                break
+            await asyncio.sleep(0.05)
+    [message] = detail["messages"]
+    assert (message["channel"], message["address"]) == ("whatsapp", "16505551234")
+    [reply] = detail["replies"]
+    assert (reply["channel"], reply["address"], reply["fallback_of"]) == (
+        "whatsapp",
+        "16505551234",
+        None,
+    )

@@ -74,6 +74,11 @@ class MessageView(BaseModel):
     provider_message_id: str
     client_message_id: str | None = Field(description="The web chat's own id (web only).")
     received_at_ms: int
+    channel: str = Field(
+        description="Where the customer wrote this one (a session's "
+        "messages may come from several channels once a conversation moved)."
+    )
+    address: str = Field(description="The customer's address on that channel.")
 
 
 class ReplyView(BaseModel):
@@ -85,6 +90,14 @@ class ReplyView(BaseModel):
     status: str
     attempts: int
     created_at_ms: int
+    channel: str | None = Field(
+        description="Where the reply went (set at its first send attempt, or when queued "
+        "for an address); None before its first attempt."
+    )
+    address: str | None
+    fallback_of: int | None = Field(
+        description="The failed reply this one is the fallback copy of."
+    )
 
 
 class SessionDetail(SessionView):
@@ -177,6 +190,8 @@ def message_view(m: InboundMessage) -> MessageView:
         provider_message_id=m.provider_message_id,
         client_message_id=client_message_id_of(m.provider_message_id),
         received_at_ms=m.received_at_ms,
+        channel=m.key.channel.value,
+        address=m.key.customer,
     )
 
 
@@ -190,6 +205,9 @@ def reply_view(r: OutboxRow) -> ReplyView:
         status=r.status.value,
         attempts=r.attempts,
         created_at_ms=r.created_at_ms,
+        channel=None if r.route is None else r.route.channel.value,
+        address=None if r.route is None else r.route.address,
+        fallback_of=r.fallback_of,
     )
 
 
