@@ -271,5 +271,6 @@ async def test_an_operator_continues_the_session_on_sms(tmp_path: Path) -> None:
         assert where(channel)[-1] == (Channel.SMS, SMS.address, "echo: ok, here I am")
         (continued,) = await events(h, EventKind.SESSION_CONTINUED)
         assert continued.data == {**SMS.as_payload(), "notified": True}
+        assert await check_all(h.store, [TENANT], channel, h.tally) == []  # the notice too
     finally:
         await h.close()

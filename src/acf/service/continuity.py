@@ -38,9 +38,17 @@ class Continued:
     """The notice's row, when a text was given."""
 
 
+NOTICE_PREFIX = "operator-"
+
+
 def notice_turn_id() -> TurnId:
     """The turn id an operator's notice is queued under: no turn wrote it."""
-    return f"operator-{new_id()}"
+    return f"{NOTICE_PREFIX}{new_id()}"
+
+
+def is_notice(turn_id: TurnId) -> bool:
+    """Whether an outbox row with this turn id is an operator's notice."""
+    return turn_id.startswith(NOTICE_PREFIX)
 
 
 async def continue_on(

@@ -15,6 +15,7 @@ from acf.ports.event_store import EventQuery
 from acf.ports.ledger import LedgerQuery
 from acf.ports.session_store import SessionFilter, SessionRecord
 from acf.ports.store import Store
+from acf.service.continuity import is_notice
 from acf.testing.channel import RecordingChannel
 from acf.testing.pipeline import Tally
 
@@ -99,13 +100,15 @@ def no_irreversible_over_unseen(session_id: str, events: Sequence[FabricEvent]) 
 
 
 def correlated(events: Sequence[FabricEvent]) -> list[str]:
-    """Invariant 9 for events: turn events carry every correlation id."""
+    """Invariant 9 for events: turn events carry every correlation id (the delivery of an
+    operator's notice has no turn group: no turn wrote it)."""
     problems = []
     for event in events:
         c = event.correlation
         if not c.tenant or not c.trace_id:
             problems.append(f"event {event.event_id} ({event.kind}) lacks tenant or trace_id")
-        if event.kind in _TURN_EVENTS and None in (
+        notice = c.turn_id is not None and is_notice(c.turn_id)
+        if event.kind in _TURN_EVENTS and not notice and None in (
             c.session_id,
             c.turn_id,
             c.group_id,
@@ -177,7 +180,9 @@ async def check_all(
                 problems.append(f"turn {turn.turn_id}: record says {record.outcome}")
         for row in rows:
             owner = by_turn.get(row.turn_id)
-            if owner is None or owner.phase not in (TurnPhase.COMMITTED, TurnPhase.FAILED):
+            if is_notice(row.turn_id):
+                pass  # an operator's notice (continue on another channel): no turn wrote it
+            elif owner is None or owner.phase not in (TurnPhase.COMMITTED, TurnPhase.FAILED):
                 problems.append(f"outbox row {row.outbox_id} comes from a turn not committed")
             if row.status is DeliveryStatus.PENDING:
                 problems.append(f"outbox row {row.outbox_id} was never delivered")
