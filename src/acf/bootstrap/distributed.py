@@ -149,4 +149,5 @@ async def open_distributed_service(
         grace_s=settings.grace_s,
         closers=closers,
         rate_storage=rate_storage,
+        reachable=sender.reachable,
     )

@@ -21,6 +21,8 @@ from acf.bootstrap.agents import ToolBackends, build_agents
 from acf.bootstrap.channels import channel_senders
 from acf.bootstrap.embedded import database_path
 from acf.config.load import LoadedConfig
+from acf.domain.channels import Channel
+from acf.domain.ids import TenantId
 from acf.observability.metrics import FabricMetrics
 from acf.observability.tracing import PhaseSpans
 from acf.ports.api_keys import ApiKeys
@@ -56,13 +58,15 @@ class Service:
     """Closed after the runtime, before the store (wake-ups, rate-limit storage)."""
     rate_storage: Storage | None = None
     """A shared ``limits`` storage for the per-tenant limits (Redis), if any."""
+    reachable: Callable[[TenantId], frozenset[Channel]] | None = None
+    """The channels each tenant's replies can leave on (the configured senders)."""
 
     @property
     def statuses(self) -> DeliveryStatuses:
         """Where providers' delivery statuses are applied to the replies they name; a
         process that delivers sends a fallback copy at once (else a worker's scan does)."""
         poke = self.runtime.parts.poke_relay if self.works else None
-        return DeliveryStatuses(self.store, self.agents, self.clock, poke)
+        return DeliveryStatuses(self.store, self.agents, self.clock, poke, self.reachable)
 
     async def start(self) -> None:
         if self.works:
@@ -107,4 +111,16 @@ async def open_service(
     sender = RoutingSender(senders)
     runtime = Runtime(store, clock, agents, wakeups, sender)
     keys = SqliteApiKeys(database_path(data_dir))
-    return Service(loaded, store, agents, ingress, runtime, keys, metrics, feed, backends, clock)
+    return Service(
+        loaded,
+        store,
+        agents,
+        ingress,
+        runtime,
+        keys,
+        metrics,
+        feed,
+        backends,
+        clock,
+        reachable=sender.reachable,
+    )
