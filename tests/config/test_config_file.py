@@ -13,7 +13,7 @@ from acf.config.load import ConfigError, load_config
 from acf.config.model import ChannelPolicyFields
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
-from acf.domain.policy import AccumulationMode, ChannelPolicy
+from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
 from acf.entrypoints.cli import app
 from acf.entrypoints.cli.serve import demo_config_path
 
@@ -317,3 +317,20 @@ def test_a_python_factory_that_fails_or_returns_no_pipeline_is_named(tmp_path: P
     body["tenants"]["acme"]["agents"]["support"]["pipeline"]["options"] = {"nope": 1}
     with pytest.raises(ConfigError, match=r"pipeline.factory: json:loads: TypeError"):
         build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+
+
+def test_segment_pacing_is_a_delivery_field_kept_through_the_layers() -> None:
+    off = ChannelPolicy(AccumulationMode.OFF)
+    paced = channel_policy(Channel.EMAIL, off, ChannelPolicyFields(segment_pacing_ms=500))
+    assert (paced.mode, paced.segment_pacing_ms) == (AccumulationMode.OFF, 500)
+    whatsapp = DEFAULT_CHANNEL_POLICIES[Channel.WHATSAPP]
+    fixed = channel_policy(
+        Channel.WHATSAPP, whatsapp, ChannelPolicyFields(mode=AccumulationMode.FIXED)
+    )
+    assert fixed.segment_pacing_ms == 1000  # acf's WhatsApp default survives a mode change
+    quiet = channel_policy(
+        Channel.WHATSAPP, fixed, ChannelPolicyFields(mode=AccumulationMode.OFF, segment_pacing_ms=0)
+    )
+    assert (quiet.mode, quiet.segment_pacing_ms) == (AccumulationMode.OFF, 0)
+    with pytest.raises(InvalidValue, match="segment_pacing_ms must not be negative"):
+        ChannelPolicy(AccumulationMode.OFF, segment_pacing_ms=-1)

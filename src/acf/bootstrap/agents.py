@@ -41,24 +41,31 @@ def channel_policy(
     """``fields`` over ``base``: the fields set win, the others keep ``base``'s values; when
     ``base`` does not accumulate, acf's default for the channel's (or the generic window's,
     for a channel acf leaves off). Without ``mode``, ``base``'s accumulation stays."""
+    # Delivery fields (fallback, pacing) apply whatever the accumulation mode.
     fallback = base.fallback if fields.fallback is None else tuple(fields.fallback)
+    pacing = base.segment_pacing_ms
+    if fields.segment_pacing_ms is not None:
+        pacing = fields.segment_pacing_ms
+    delivery = {"fallback": fallback, "segment_pacing_ms": pacing}
     changes = {
-        k: v for k, v in fields.model_dump(exclude={"mode", "fallback"}).items() if v is not None
+        k: v for k, v in fields.model_dump(exclude={"mode", *delivery}).items() if v is not None
     }
     if fields.mode is None:
         if changes and base.mode is AccumulationMode.OFF:
             raise InvalidValue(
                 f"{', '.join(sorted(changes))} need a mode: this channel does not accumulate"
             )
-        return dataclasses.replace(base, fallback=fallback, **changes)
+        return dataclasses.replace(base, fallback=fallback, segment_pacing_ms=pacing, **changes)
     if fields.mode is AccumulationMode.OFF:
-        return ChannelPolicy(AccumulationMode.OFF, fallback=fallback)
+        return ChannelPolicy(AccumulationMode.OFF, fallback=fallback, segment_pacing_ms=pacing)
     start = base
     if start.mode is AccumulationMode.OFF:
         start = DEFAULT_CHANNEL_POLICIES[channel]
     if start.mode is AccumulationMode.OFF:
         start = GENERIC_WINDOW
-    return dataclasses.replace(start, mode=fields.mode, fallback=fallback, **changes)
+    return dataclasses.replace(
+        start, mode=fields.mode, fallback=fallback, segment_pacing_ms=pacing, **changes
+    )
 
 
 def _policies(

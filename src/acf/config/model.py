@@ -60,6 +60,8 @@ class ChannelPolicyFields(ConfigModel):
     min_window_ms: int | None = Field(default=None, ge=0)
     max_window_ms: int | None = Field(default=None, ge=0)
     typing_grace_ms: int | None = Field(default=None, ge=0)
+    segment_pacing_ms: int | None = Field(default=None, ge=0)
+    """The pause before each later segment of a reply (typing shown meanwhile)."""
     fallback: list[Channel] | None = None
     """Where a reply refused definitely on this channel goes next, in order, to the
     customer's linked address there (``[]``: nowhere)."""

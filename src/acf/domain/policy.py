@@ -27,8 +27,13 @@ class ChannelPolicy:
     fallback: tuple[Channel, ...] = ()
     """Where a reply refused definitely on this channel is sent instead, in order
     (``acf.domain.fallback``); empty: it stays failed."""
+    segment_pacing_ms: int = 0
+    """The pause before each later segment of a reply (typing shown meanwhile), so a
+    multi-part answer reads as written, and SMS parts arrive in order."""
 
     def __post_init__(self) -> None:
+        if self.segment_pacing_ms < 0:
+            raise InvalidValue("channel policy: segment_pacing_ms must not be negative")
         if len(set(self.fallback)) != len(self.fallback):
             raise InvalidValue(
                 "channel policy: fallback names a channel twice: "
@@ -46,10 +51,16 @@ class ChannelPolicy:
 
 
 DEFAULT_CHANNEL_POLICIES: dict[Channel, ChannelPolicy] = {
-    Channel.WHATSAPP: ChannelPolicy(AccumulationMode.ADAPTIVE, 1200, 400, 4000, 5000),
+    Channel.WHATSAPP: ChannelPolicy(
+        AccumulationMode.ADAPTIVE, 1200, 400, 4000, 5000, segment_pacing_ms=1000
+    ),
     Channel.WEB: ChannelPolicy(AccumulationMode.ADAPTIVE, 600, 250, 3000, 4000),
-    Channel.SMS: ChannelPolicy(AccumulationMode.ADAPTIVE, 1500, 500, 5000, 0),
-    Channel.TELEGRAM: ChannelPolicy(AccumulationMode.ADAPTIVE, 1000, 350, 4000, 5000),
+    Channel.SMS: ChannelPolicy(
+        AccumulationMode.ADAPTIVE, 1500, 500, 5000, 0, segment_pacing_ms=1500
+    ),
+    Channel.TELEGRAM: ChannelPolicy(
+        AccumulationMode.ADAPTIVE, 1000, 350, 4000, 5000, segment_pacing_ms=800
+    ),
     Channel.EMAIL: ChannelPolicy(AccumulationMode.OFF),
     Channel.VOICE: ChannelPolicy(AccumulationMode.OFF),
 }

@@ -119,6 +119,7 @@ class Relay:
                 route = row.route or default
                 key = SessionKey(tenant, session.key.agent, route.address, route.channel)
                 outbound = OutboundMessage(key, row.outbox_id, row.payload, last_message_at)
+                await self._pace(outbound, row, newest)
                 step = await self._send(outbound, row, route, session, correlations[row.turn_id])
                 if step is _REREAD:
                     break  # a fallback copy took the failed row's place: read the order again
@@ -145,6 +146,26 @@ class Relay:
         last = await self._parts.store.messages.recent(tenant, session_id, seq, 1)
         return last[-1] if last else None
 
+    async def _pace(
+        self, outbound: OutboundMessage, row: OutboxRow, newest: InboundMessage | None
+    ) -> None:
+        """Before a reply's later segment (its first try): the pipeline's ``delay_ms`` or the
+        channel's ``segment_pacing_ms``, whichever is longer, with the typing indicator
+        shown meanwhile where the channel has one, so segments read as someone writing."""
+        p, key = self._parts, outbound.key
+        delay = int(row.payload.get("delay_ms", 0) or 0)
+        if row.position > 0 and row.attempts == 0 and p.agents.has_agent(key.tenant, key.agent):
+            settings = p.agents.get(key.tenant, key.agent).settings
+            delay = max(delay, settings.policy_for(key.channel).segment_pacing_ms)
+            caps = settings.capabilities_for(key.channel)
+            if delay > 0 and caps.typing_indicator and p.show_typing and newest is not None:
+                try:
+                    await p.show_typing(key, newest.provider_message_id)
+                except Exception as exc:  # best effort, as while a turn runs
+                    log.info("typing.not_shown", tenant=key.tenant, error=repr(exc))
+        if delay > 0:
+            await p.clock.sleep(delay / 1000)
+
     async def _send(
         self,
         outbound: OutboundMessage,
@@ -157,9 +178,6 @@ class Relay:
         ``_REREAD`` when its fallback copy was queued."""
         p = self._parts
         tenant = outbound.key.tenant
-        delay = int(row.payload.get("delay_ms", 0) or 0)
-        if delay > 0:
-            await p.clock.sleep(delay / 1000)
         attempt = row.attempts + 1
         try:
             receipt = await self._sender.send(outbound)

@@ -1,0 +1,49 @@
+"""A multi-segment reply is paced per channel (the policy's ``segment_pacing_ms``, or the
+pipeline's longer ``delay_ms``), with the typing indicator shown before each later part."""
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from acf.domain.channels import Channel
+from acf.domain.replies import PipelineResult, ReplySegment
+from acf.ports.pipeline import TurnContext
+from acf.testing.harness import Harness, HarnessOptions
+
+
+class ThreeParts:
+    name = "three"
+    version = "1"
+
+    async def run(self, ctx: TurnContext) -> PipelineResult:
+        return PipelineResult(
+            segments=(
+                ReplySegment("First."),
+                ReplySegment("Second."),
+                ReplySegment("Third.", delay_ms=2500),
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("channel", "gaps_ms", "typing_before"),
+    [
+        (Channel.WHATSAPP, [1000, 2500], 2),  # 1 s pacing; the pipeline's 2.5 s is longer
+        (Channel.SMS, [1500, 2500], 0),  # paced so the parts arrive in order; no indicator
+        (Channel.WEB, [0, 2500], 1),  # no pacing of its own; typing during the 2.5 s
+    ],
+)
+async def test_later_segments_are_paced_with_typing(
+    tmp_path: Path, channel: Channel, gaps_ms: list[int], typing_before: int
+) -> None:
+    async with Harness(tmp_path, HarnessOptions(pipeline=ThreeParts())) as h:
+        await h.send("alice", "tell me everything", channel=channel, provider_message_id="in-1")
+        await h.run_until_idle()
+        sends = h.channel.sends
+        assert [s.text for s in sends] == ["First.", "Second.", "Third."]
+        assert [b.at_ms - a.at_ms for a, b in itertools.pairwise(sends)] == gaps_ms
+        first_sent = sends[0].at_ms
+        between = [t for t in h.channel.typing if t.at_ms >= first_sent]
+        assert len(between) == typing_before
+        assert all(t.last_inbound_id == "in-1" for t in between)
