@@ -6,8 +6,14 @@ import sys
 import structlog
 
 
+QUIET_LIBRARIES = ("httpx", "httpcore")
+"""Their INFO lines print request URLs, and a Telegram bot's token is in its URL's path."""
+
+
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
