@@ -8,7 +8,7 @@ import pytest
 from acf.domain.channels import Channel
 from acf.domain.errors import Conflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
-from acf.domain.fallback import Route
+from acf.domain.fallback import ROUTE_TTL_MS, Route
 from acf.domain.signals import DeliveryStatus
 from acf.ports.event_store import EventQuery
 from acf.ports.identities import AddressTaken, LinkIdentities, RouteToSession, UnlinkIdentity
@@ -86,7 +86,7 @@ async def test_a_routed_address_joins_the_session_with_its_own_channel_and_addre
     first = await append(store, wa, "wamid.1", "my order?")
     route = RouteToSession(wa.agent, SMS, first.session_id, 1_100)
     await store.uow.commit("t1", [route])
-    assert await store.identities.routed_session("t1", wa.agent, SMS) == first.session_id
+    assert await store.identities.routed_session("t1", SMS, 1_200) == first.session_id
     sms = key(customer=SMS.address, channel=Channel.SMS)
     reply = await append(store, sms, "SM1", "still waiting")
     assert (reply.session_id, reply.seq) == (first.session_id, 2)
@@ -96,9 +96,6 @@ async def test_a_routed_address_joins_the_session_with_its_own_channel_and_addre
         (Channel.SMS, SMS.address),
     ]
     assert await store.sessions.find_open("t1", sms) is None  # no SMS session was opened
-    # Another agent's messages from that address are not routed.
-    other = await append(store, key(customer=SMS.address, channel=Channel.SMS, agent="sales"))
-    assert other.session_id != first.session_id
 
 
 async def test_a_route_to_a_closed_session_is_not_followed(store: Store) -> None:
@@ -151,7 +148,7 @@ async def test_a_fallback_copy_takes_its_originals_place_once(store: Store) -> N
     assert (copy.route, copy.fallback_of, copy.turn_id, copy.position) == (SMS, r0, "turn-1", 0)
     assert copy.payload["text"] == "r0"
     assert copy.payload["fallback"] == {"of": r0, "tried": ["whatsapp"]}
-    assert await store.identities.routed_session("t1", "support", SMS) == session_id
+    assert await store.identities.routed_session("t1", SMS, 2_100) == session_id
     with pytest.raises(Conflict, match="already has its fallback copy"):
         await store.uow.commit("t1", [_fallback(r0)])
     events = await fallback_events(store, 1)
@@ -184,3 +181,31 @@ async def test_concurrent_fallbacks_of_one_row_queue_one_copy(store: Store) -> N
     copies = [r for r in await store.outbox.for_session("t1", session_id) if r.fallback_of]
     assert len(copies) == 1
     assert len(await fallback_events(store, 1)) == 1
+
+
+async def test_a_route_serves_any_agent_and_expires(store: Store) -> None:
+    sales = key(customer=WA.address, channel=Channel.WHATSAPP, agent="sales")
+    first = await append(store, sales, "wamid.s1", "a quote please")
+    await store.uow.commit("t1", [RouteToSession("sales", SMS, first.session_id, 1_100)])
+    # The SMS account answers with another agent: the answer still joins the sales session.
+    support_sms = key(customer=SMS.address, channel=Channel.SMS, agent="support")
+    joined = await append(store, support_sms, "SM1", "yes, send it", at_ms=1_200)
+    assert (joined.session_id, joined.seq) == (first.session_id, 2)
+    # Past the route's lifetime the address is a conversation of its own again.
+    later = 1_100 + ROUTE_TTL_MS
+    assert await store.identities.routed_session("t1", SMS, later - 1) == first.session_id
+    assert await store.identities.routed_session("t1", SMS, later) is None
+    alone = await append(store, support_sms, "SM2", "new question", at_ms=later + 5)
+    assert alone.session_id != first.session_id
+
+
+async def test_an_unlinked_address_stops_joining_the_customers_session(store: Store) -> None:
+    await link(store, "ana", WA, SMS)
+    wa = key(customer=WA.address, channel=Channel.WHATSAPP)
+    first = await append(store, wa, "wamid.u1", "hi")
+    await store.uow.commit("t1", [RouteToSession(wa.agent, SMS, first.session_id, 1_100)])
+    unlink = UnlinkIdentity("ana", SMS)
+    assert (await store.uow.commit("t1", [unlink])).get(unlink)
+    assert await store.identities.routed_session("t1", SMS, 1_200) is None
+    stranger = await append(store, key(customer=SMS.address, channel=Channel.SMS), "SM9", "hi")
+    assert stranger.session_id != first.session_id

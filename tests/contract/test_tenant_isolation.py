@@ -191,9 +191,7 @@ READS: dict[str, ReadCase] = {
     "identities.of_customer": lambda s, b, c: s.identities.of_customer(A, "shared-cust"),
     "identities.owner": lambda s, b, c: s.identities.owner(A, SHARED_WA),
     "identities.linked": lambda s, b, c: _linked(s),
-    "identities.routed_session": lambda s, b, c: s.identities.routed_session(
-        A, "support", SHARED_SMS
-    ),
+    "identities.routed_session": lambda s, b, c: s.identities.routed_session(A, SHARED_SMS, 10**13),
 }
 
 
@@ -297,7 +295,7 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
             await store.ledger.query(B, LedgerQuery()),
             await store.requests.find(B, "shared-idem"),
             await store.identities.of_customer(B, "shared-cust"),
-            await store.identities.routed_session(B, "support", SHARED_SMS),
+            await store.identities.routed_session(B, SHARED_SMS, 10**13),
         )
 
     before = await snapshot()

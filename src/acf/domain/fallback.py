@@ -17,6 +17,11 @@ from dataclasses import dataclass
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 
+ROUTE_TTL_MS = 7 * 24 * 3600 * 1000
+"""How long an address a reply fell back to (or a conversation continued on) keeps
+answering into that session: a reply days later still belongs there; weeks later it is a
+new conversation (and a reassigned number does not join a stranger's)."""
+
 NO_LADDER = "no fallback is configured for this channel"
 LADDER_EXHAUSTED = "every channel of the fallback ladder was tried"
 

@@ -62,8 +62,9 @@ class UnlinkIdentity(WriteOp[bool]):
 
 @dataclass(frozen=True, slots=True)
 class RouteToSession(WriteOp[None]):
-    """From now on, messages from ``route`` to ``agent`` join ``session_id`` (while it is
-    open), replacing any earlier route of that address."""
+    """From now on, messages from ``route`` join ``session_id`` (``agent``'s), while it is
+    open and for ``ROUTE_TTL_MS``; the newest route of an address wins. Unlinking the
+    address removes its routes."""
 
     agent: AgentId
     route: Route
@@ -92,8 +93,7 @@ class Identities(Protocol):
         ``route``; empty when nobody does."""
         ...
 
-    async def routed_session(
-        self, tenant: TenantId, agent: AgentId, route: Route
-    ) -> SessionId | None:
-        """The session messages from ``route`` to ``agent`` are routed to, if any."""
+    async def routed_session(self, tenant: TenantId, route: Route, at_ms: int) -> SessionId | None:
+        """The open session messages from ``route`` are routed to at ``at_ms`` (the newest
+        route younger than ``ROUTE_TTL_MS``, whatever its agent), if any."""
         ...

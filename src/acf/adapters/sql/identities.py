@@ -5,8 +5,8 @@ from typing import Any
 from acf.adapters.sql.database import Database, SqlConnection
 from acf.adapters.sql.registry import executes
 from acf.domain.channels import Channel
-from acf.domain.fallback import Route
-from acf.domain.ids import AgentId, SessionId, TenantId
+from acf.domain.fallback import ROUTE_TTL_MS, Route
+from acf.domain.ids import SessionId, TenantId
 from acf.ports.identities import (
     AddressTaken,
     Identity,
@@ -26,14 +26,17 @@ def owner_of(conn: SqlConnection, tenant: str, route: Route) -> str | None:
 
 
 def routed_session_id(
-    conn: SqlConnection, tenant: str, agent: str, channel: Channel, address: str
+    conn: SqlConnection, tenant: str, channel: Channel, address: str, now_ms: int
 ) -> str | None:
-    """The open session messages from (channel, address) to ``agent`` are routed to."""
+    """The open session messages from (channel, address) are routed to: the newest route
+    younger than ``ROUTE_TTL_MS``, whichever agent's session it is (the account the
+    message came in on may answer with another agent)."""
     row = conn.execute(
         "SELECT r.session_id FROM session_routes r JOIN sessions s "
         "ON s.tenant = r.tenant AND s.session_id = r.session_id AND s.status = 'open' "
-        "WHERE r.tenant = ? AND r.agent = ? AND r.channel = ? AND r.address = ?",
-        (tenant, agent, channel.value, address),
+        "WHERE r.tenant = ? AND r.channel = ? AND r.address = ? AND r.updated_at_ms > ? "
+        "ORDER BY r.updated_at_ms DESC, r.session_id LIMIT 1",
+        (tenant, channel.value, address, now_ms - ROUTE_TTL_MS),
     ).fetchone()
     return None if row is None else str(row[0])
 
@@ -63,7 +66,14 @@ def _unlink(conn: SqlConnection, tenant: str, op: UnlinkIdentity) -> bool:
         "WHERE tenant = ? AND channel = ? AND address = ? AND customer_id = ?",
         (tenant, op.route.channel.value, op.route.address, op.customer_id),
     )
-    return cur.rowcount > 0
+    if cur.rowcount == 0:
+        return False
+    # The address is no longer theirs (a reassigned number): it stops joining their session.
+    conn.execute(
+        "DELETE FROM session_routes WHERE tenant = ? AND channel = ? AND address = ?",
+        (tenant, op.route.channel.value, op.route.address),
+    )
+    return True
 
 
 @executes(RouteToSession)
@@ -113,10 +123,8 @@ class SqlIdentities:
 
         return await self._db.read(tenant, run)
 
-    async def routed_session(
-        self, tenant: TenantId, agent: AgentId, route: Route
-    ) -> SessionId | None:
+    async def routed_session(self, tenant: TenantId, route: Route, at_ms: int) -> SessionId | None:
         return await self._db.read(
             tenant,
-            lambda conn: routed_session_id(conn, tenant, agent, route.channel, route.address),
+            lambda conn: routed_session_id(conn, tenant, route.channel, route.address, at_ms),
         )

@@ -51,7 +51,7 @@ def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult
     # An address a reply fell back to (or an operator continued on) answers into the
     # session that wrote there; any other goes to its own key's session.
     session_id = routed_session_id(
-        conn, tenant, key.agent, key.channel, key.customer
+        conn, tenant, key.channel, key.customer, op.received_at_ms
     ) or open_session_id(conn, key, op.received_at_ms)
     (seq,) = conn.execute(
         "UPDATE sessions SET last_seq = last_seq + 1, updated_at_ms = ?, "
