@@ -107,9 +107,6 @@ class Relay:
             if session is None or not rows:
                 return None
             newest = await self._newest(tenant, session_id, session.last_seq)
-            last_message_at = (
-                None if newest is None else newest.provider_timestamp_ms or newest.received_at_ms
-            )
             default = default_route(session, newest)
             for row in rows:
                 if not keeper.held:
@@ -118,7 +115,9 @@ class Relay:
                     correlations[row.turn_id] = await self._correlation(session.key, row)
                 route = row.route or default
                 key = SessionKey(tenant, session.key.agent, route.address, route.channel)
-                outbound = OutboundMessage(key, row.outbox_id, row.payload, last_message_at)
+                outbound = OutboundMessage(
+                    key, row.outbox_id, row.payload, last_wrote_at(newest, route)
+                )
                 await self._pace(outbound, row, newest)
                 step = await self._send(outbound, row, route, session, correlations[row.turn_id])
                 if step is _REREAD:
@@ -309,3 +308,15 @@ class Relay:
             *then,
         ]
         await self._parts.store.uow.commit(tenant, ops)
+
+
+def last_wrote_at(newest: InboundMessage | None, route: Route) -> int | None:
+    """When the customer last wrote from where this row goes: the newest message's time
+    if it came from that channel and address, else unknown (a window such as WhatsApp's
+    24 hours then counts as closed: a message on another channel does not open it)."""
+    if newest is None or (newest.key.channel, newest.key.customer) != (
+        route.channel,
+        route.address,
+    ):
+        return None
+    return newest.provider_timestamp_ms or newest.received_at_ms
