@@ -1,7 +1,10 @@
-"""A turn that fails while a call of its group is still ``started`` leaves that call
-``in_doubt`` (with an event), not ``started`` forever: no turn will learn its outcome."""
+"""A turn that fails while a call of its group is still ``started`` settles that call, not
+leaving it ``started`` forever (no turn will learn its outcome): ``in_doubt`` when a side
+effect may have happened (a person checks), ``failed`` when running it again is safe."""
 
 from pathlib import Path
+
+import pytest
 
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.events import EventKind
@@ -12,8 +15,6 @@ from acf.ports.ledger import LedgerQuery
 from acf.ports.pipeline import TurnContext
 from acf.testing.harness import TENANT, Harness, HarnessOptions
 from acf.testing.tools import ToolBackend
-
-RECEIPT = ToolSpec("send_receipt", SideEffectPolicy.IDEMPOTENT, business_key="{order}")
 
 
 class ChangesItsMind:
@@ -29,23 +30,33 @@ class ChangesItsMind:
     async def run(self, ctx: TurnContext) -> PipelineResult:
         self.runs += 1
         if self.runs == 1:
-            await ctx.tools.call("send_receipt", {"order": 7})
+            await ctx.tools.call("act", {"order": 7})
         raise RuntimeError("model down")
 
 
-async def test_a_failed_turn_marks_its_started_calls_in_doubt(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("policy", "status", "event"),
+    [
+        (SideEffectPolicy.IRREVERSIBLE, LedgerStatus.IN_DOUBT, EventKind.TOOL_IN_DOUBT),
+        (SideEffectPolicy.IDEMPOTENT, LedgerStatus.FAILED, EventKind.TOOL_EXECUTION_FAILED),
+    ],
+)
+async def test_a_failed_turn_settles_its_started_calls(
+    tmp_path: Path, policy: SideEffectPolicy, status: LedgerStatus, event: EventKind
+) -> None:
     settings = AgentSettings(max_attempts=2, retry_backoff_ms=10)
+    tool = ToolSpec("act", policy, business_key="{order}")
     options = HarnessOptions(
-        pipeline=ChangesItsMind(), settings=settings, tools=(ToolBackend(RECEIPT),)
+        pipeline=ChangesItsMind(), settings=settings, tools=(ToolBackend(tool),)
     )
     async with Harness(tmp_path, options) as h:
         h.crash_at("tool_returned")  # the backend acted; the ledger never learns it
-        await h.send("alice", "Send me the receipt for order 7.")
+        await h.send("alice", "Do it for order 7.")
         await h.run_until_idle()
         assert h.replies("alice") == ["Sorry, something went wrong; a person will follow up."]
-        (entry,) = await h.store.ledger.query(TENANT, LedgerQuery(tool="send_receipt"))
-        assert entry.status is LedgerStatus.IN_DOUBT
+        (entry,) = await h.store.ledger.query(TENANT, LedgerQuery(tool="act"))
+        assert entry.status is status
         assert entry.error is not None and "turn failed" in entry.error
-        events = await h.store.events.query(TENANT, EventQuery(kinds=(EventKind.TOOL_IN_DOUBT,)))
+        events = await h.store.events.query(TENANT, EventQuery(kinds=(event,)))
         assert [e.data["execution_id"] for e in events] == [entry.execution_id]
         assert events[0].data["reason"] == "turn_failed"

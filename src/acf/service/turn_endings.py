@@ -9,7 +9,7 @@ from typing import Any
 from acf.domain.events import EventKind
 from acf.domain.records import TurnRecord
 from acf.domain.replies import PipelineResult, ReplySegment
-from acf.domain.tools import LedgerStatus
+from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
 from acf.ports.ledger import FinishExecution, LedgerEntry
 from acf.ports.outbox import EnqueueReply
@@ -204,10 +204,11 @@ def fail(
 ) -> Ops:
     """The turn gave up (DESIGN §15): its range is consumed, the fallback reply queued and
     the session flagged for a person, in one transaction. Tool calls of its group still
-    ``started`` (a crash or a cut-off mid-call) become ``in_doubt`` in the same unit: no
-    turn will ever learn their outcome, so a person must."""
+    ``started`` (a crash or a cut-off mid-call) are settled in the same unit, since no turn
+    will ever learn their outcome: ``in_doubt`` when a side effect may have happened,
+    ``failed`` when running them again is harmless."""
     return [
-        *_in_doubt(turn, unfinished, at_ms, versions),
+        *_unfinished(turn, unfinished, at_ms, versions),
         guard_op(turn, fence, at_ms),
         move_op(turn, TurnPhase.FAILED, fence, at_ms),
         *_enqueue(turn, [ReplySegment(fallback_text)], at_ms, versions),
@@ -240,20 +241,21 @@ def fail(
     ]
 
 
-def _in_doubt(turn: Turn, unfinished: Sequence[LedgerEntry], at_ms: int, versions: Versions) -> Ops:
+def _unfinished(
+    turn: Turn, unfinished: Sequence[LedgerEntry], at_ms: int, versions: Versions
+) -> Ops:
+    """A call with a side effect that may have happened is ``in_doubt`` (a person checks);
+    a PURE or IDEMPOTENT one is ``failed``: running it again is safe, so nobody needs to."""
     ops: Ops = []
     for entry in unfinished:
-        ops.append(
-            FinishExecution(
-                entry.execution_id,
-                LedgerStatus.IN_DOUBT,
-                at_ms,
-                error="the turn failed before this call's outcome was recorded",
-            )
-        )
+        doubtful = entry.policy in (SideEffectPolicy.IRREVERSIBLE, SideEffectPolicy.COMPENSATABLE)
+        status = LedgerStatus.IN_DOUBT if doubtful else LedgerStatus.FAILED
+        kind = EventKind.TOOL_IN_DOUBT if doubtful else EventKind.TOOL_EXECUTION_FAILED
+        error = "the turn failed before this call's outcome was recorded"
+        ops.append(FinishExecution(entry.execution_id, status, at_ms, error=error))
         ops.append(
             event_op(
-                EventKind.TOOL_IN_DOUBT,
+                kind,
                 turn,
                 versions,
                 at_ms,
