@@ -5,11 +5,11 @@ for a method (``{"ok": false, "error_code": ..., "description": ...}``)."""
 import itertools
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.loopback import LoopbackServer, serving
 
 
 @dataclass(frozen=True)
@@ -27,37 +27,20 @@ def failure(code: int, description: str, retry_after: int | None = None) -> dict
     return body
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackServer):
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.answers: dict[str, list[tuple[int, Any]]] = {}
         """Scripted answers per method, in order; then the Bot API's success."""
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, answer = owner._answer(self.path, raw)
-                data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__(poll_interval=0.05)
 
     def fail_next(self, method: str, status: int, answer: Any) -> None:
         with self._lock:
             self.answers.setdefault(method, []).append((status, answer))
 
-    def _answer(self, path: str, raw: bytes) -> tuple[int, Any]:
+    def answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
         bot, _, method = path.lstrip("/").partition("/")
         body = json.loads(raw)
         with self._lock:
@@ -82,15 +65,5 @@ class FakeTelegram:
             return [call.body for call in self.calls if call.method == method]
 
 
-@contextmanager
-def fake_telegram() -> Iterator[FakeTelegram]:
-    server = FakeTelegram()
-    thread = threading.Thread(
-        target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
+def fake_telegram() -> AbstractContextManager[FakeTelegram]:
+    return serving(FakeTelegram())

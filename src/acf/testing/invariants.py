@@ -108,12 +108,17 @@ def correlated(events: Sequence[FabricEvent]) -> list[str]:
         if not c.tenant or not c.trace_id:
             problems.append(f"event {event.event_id} ({event.kind}) lacks tenant or trace_id")
         notice = c.turn_id is not None and is_notice(c.turn_id)
-        if event.kind in _TURN_EVENTS and not notice and None in (
-            c.session_id,
-            c.turn_id,
-            c.group_id,
-            c.agent_version,
-            c.config_version,
+        if (
+            event.kind in _TURN_EVENTS
+            and not notice
+            and None
+            in (
+                c.session_id,
+                c.turn_id,
+                c.group_id,
+                c.agent_version,
+                c.config_version,
+            )
         ):
             problems.append(f"event {event.event_id} ({event.kind}) lacks a correlation id: {c}")
     return problems

@@ -14,11 +14,10 @@ from collections.abc import Mapping
 
 import httpx
 
+from acf.adapters.channels.provider_http import definite, json_or_none
 from acf.adapters.channels.web import WebChannelSender
 from acf.domain.ids import TenantId
 from acf.ports.channel_sender import DeliveryError, OutboundMessage, SendReceipt
-
-TRANSIENT_4XX = frozenset({408, 429})
 
 
 def instance_name() -> str:
@@ -49,11 +48,8 @@ class WebhookChannelSender:
         except httpx.HTTPError as exc:
             raise DeliveryError(f"delivery URL unreachable: {exc!r}", definite=False) from None
         if response.is_success:
-            try:
-                data = response.json()
-            except ValueError:
-                data = None
+            data = json_or_none(response)
             ident = data.get("id") if isinstance(data, dict) else None
             return SendReceipt(str(ident) if ident else f"webhook-{message.outbox_id}")
-        definite = 400 <= response.status_code < 500 and response.status_code not in TRANSIENT_4XX
-        raise DeliveryError(f"delivery URL answered {response.status_code}", definite=definite)
+        code = response.status_code
+        raise DeliveryError(f"delivery URL answered {code}", definite=definite(code))

@@ -31,37 +31,26 @@ from acf.adapters.channels.email.inbound import (
     parse_sendgrid,
 )
 from acf.config.channels.email import EmailFields
-from acf.config.secrets import resolve_secrets
-from acf.domain.errors import InvalidValue
+from acf.entrypoints.http import webhooks
 from acf.entrypoints.http.context import ApiState, State
 from acf.entrypoints.http.errors import ApiError
-from acf.entrypoints.http.views import ErrorBody, WebhookAccepted
+from acf.entrypoints.http.views import WebhookAccepted
 
 router = APIRouter(prefix="/v1/channels/email", tags=["email"])
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The body is not a form"},
-    401: {"model": ErrorBody, "description": "Signature or basic auth does not match"},
-    404: {"model": ErrorBody, "description": "The tenant has no email address or provider"},
-    413: {"model": ErrorBody, "description": "The body is over the webhook limit"},
-    422: {"model": ErrorBody, "description": "A field is missing or malformed (named)"},
-    429: {"model": ErrorBody, "description": "Over the tenant's message rate; see Retry-After"},
-    503: {"model": ErrorBody, "description": "A secret is not set in the environment"},
+_RESPONSES: webhooks.Responses = {
+    400: webhooks.NOT_A_FORM,
+    401: webhooks.error("Signature or basic auth does not match"),
+    404: webhooks.error("The tenant has no email address or provider"),
+    413: webhooks.TOO_LARGE,
+    422: webhooks.error("A field is missing or malformed (named)"),
+    429: webhooks.RATE_LIMITED,
+    503: webhooks.SECRET_NOT_SET,
 }
 
 
 def _account(state: ApiState, tenant: str) -> EmailFields:
-    fields = state.service.loaded.config.tenants.get(tenant)
-    if fields is None or fields.email is None:
-        raise ApiError(404, "not_found", f"tenant {tenant} has no email address configured")
-    return fields.email
-
-
-def _secret(reference: str) -> str:
-    try:
-        return resolve_secrets(reference, what="email")
-    except InvalidValue as exc:
-        raise ApiError(503, "not_configured", str(exc)) from None
+    return webhooks.account(state, tenant, lambda fields: fields.email, "email address")
 
 
 def _fields(form: FormData) -> dict[str, str]:
@@ -87,7 +76,7 @@ async def mailgun(tenant: str, request: Request, state: State) -> Any:
     account = _account(state, tenant)
     if account.inbound.mailgun is None:
         raise ApiError(404, "not_found", f"tenant {tenant} takes no mail from Mailgun")
-    key = _secret(account.inbound.mailgun.signing_key)
+    key = webhooks.secret(account.inbound.mailgun.signing_key, "email")
     form = await _form(request)
     problem = mailgun_signature_problem(key, form, state.service.clock.now_ms() / 1000)
     if problem is not None:
@@ -107,7 +96,7 @@ async def sendgrid(tenant: str, request: Request, state: State) -> Any:
     if parse is None:
         raise ApiError(404, "not_found", f"tenant {tenant} takes no mail from SendGrid")
     if parse.basic_auth is not None:
-        expected = _secret(parse.basic_auth)
+        expected = webhooks.secret(parse.basic_auth, "email")
         if not basic_auth_ok(request.headers.get("authorization"), expected):
             raise ApiError(401, "bad_credentials", "Authorization: Basic does not match")
     form = await _form(request)
@@ -121,32 +110,18 @@ async def _take(
     request: Request,
     parse: Callable[[], InboundMail],
 ) -> WebhookAccepted:
-    try:
-        mail = parse()
-    except InvalidValue as exc:
-        raise ApiError(422, "invalid_mail", str(exc)) from None
+    mail = webhooks.parsed("invalid_mail", parse)
     skipped = _skip_reason(mail)
     if skipped is not None:
         return WebhookAccepted(
             accepted=0, duplicates=0, statuses_applied=0, statuses_ignored=0, skipped=[skipped]
         )
+    await webhooks.admit(state, tenant)
     service = state.service
-    wait_s = await state.limits.admit(tenant)
-    if wait_s is not None:
-        service.metrics.rate_limited(tenant)
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"tenant {tenant} is over its accepted-message rate; retry in {wait_s} s",
-            headers={"Retry-After": str(wait_s)},
-        )
     threads = service.store.email_threads
     customer = await threads.find_customer(tenant, mail.in_reply_to, mail.references)
     customer = customer or mail.customer
-    try:
-        message = mail.message(tenant, account.agent, customer)
-    except InvalidValue as exc:
-        raise ApiError(422, "invalid_mail", str(exc)) from None
+    message = webhooks.parsed("invalid_mail", mail.message, tenant, account.agent, customer)
     # The thread first: the reply (after the accept) must find what it answers.
     await threads.record_inbound(
         tenant,
@@ -156,11 +131,10 @@ async def _take(
         mail.subject,
         service.clock.now_ms(),
     )
-    result = await service.ingress.accept(message, request.state.trace_id)
-    service.metrics.message_accepted(tenant, result.duplicate)
+    duplicate = await webhooks.accept(state, request, tenant, message)
     return WebhookAccepted(
-        accepted=int(not result.duplicate),
-        duplicates=int(result.duplicate),
+        accepted=int(not duplicate),
+        duplicates=int(duplicate),
         statuses_applied=0,
         statuses_ignored=0,
         skipped=[],

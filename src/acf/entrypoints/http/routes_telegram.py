@@ -8,7 +8,6 @@ nothing twice. A button press is answered with ``answerCallbackQuery`` after the
 best effort, so the client's spinner stops. No API key: the secret token is the credential.
 """
 
-import json
 from typing import Any
 
 import structlog
@@ -22,12 +21,9 @@ from acf.adapters.channels.telegram.inbound import (
     secret_token_valid,
 )
 from acf.adapters.channels.telegram.outbound import TelegramAccount, TelegramSender
-from acf.config.channels.telegram import TelegramFields
-from acf.config.secrets import resolve_secrets
-from acf.domain.errors import InvalidValue
+from acf.entrypoints.http import webhooks
 from acf.entrypoints.http.context import State
 from acf.entrypoints.http.errors import ApiError
-from acf.entrypoints.http.views import ErrorBody
 from acf.ports.channel_sender import DeliveryError
 
 log = structlog.get_logger("acf.telegram")
@@ -41,29 +37,19 @@ class TelegramAccepted(BaseModel):
     skipped: list[str] = Field(description="The update, when acf does not take it, and why.")
 
 
-_RECEIVE: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The body is not JSON"},
-    401: {"model": ErrorBody, "description": f"{SECRET_HEADER} is missing or wrong"},
-    404: {"model": ErrorBody, "description": "The tenant has no Telegram bot"},
-    413: {"model": ErrorBody, "description": "The body is over the webhook limit"},
-    422: {"model": ErrorBody, "description": "Not an Update (the field named)"},
-    429: {"model": ErrorBody, "description": "Over the tenant's message rate; see Retry-After"},
-    503: {"model": ErrorBody, "description": "The secret token is not set, or not valid"},
+_RECEIVE: webhooks.Responses = {
+    400: webhooks.NOT_JSON,
+    401: webhooks.error(f"{SECRET_HEADER} is missing or wrong"),
+    404: webhooks.error("The tenant has no Telegram bot"),
+    413: webhooks.TOO_LARGE,
+    422: webhooks.error("Not an Update (the field named)"),
+    429: webhooks.RATE_LIMITED,
+    503: webhooks.error("The secret token is not set, or not valid"),
 }
 
 
-def _account(state: State, tenant: str) -> TelegramFields:
-    fields = state.service.loaded.config.tenants.get(tenant)
-    if fields is None or fields.telegram is None:
-        raise ApiError(404, "not_found", f"tenant {tenant} has no Telegram bot configured")
-    return fields.telegram
-
-
 def _secret_token(reference: str) -> str:
-    try:
-        value = resolve_secrets(reference, what="telegram")
-    except InvalidValue as exc:
-        raise ApiError(503, "not_configured", str(exc)) from None
+    value = webhooks.secret(reference, "telegram")
     if not secret_token_valid(value):
         raise ApiError(
             503,
@@ -87,37 +73,20 @@ async def _answer_callback(sender: TelegramSender, tenant: str, query_id: str) -
     summary="Telegram's update webhook",
 )
 async def receive(tenant: str, request: Request, state: State, background: BackgroundTasks) -> Any:
-    account = _account(state, tenant)
+    account = webhooks.account(state, tenant, lambda fields: fields.telegram, "Telegram bot")
     secret = _secret_token(account.secret_token)
     if not secret_token_ok(request.headers.get(SECRET_HEADER), secret):
         raise ApiError(401, "bad_secret_token", f"{SECRET_HEADER} is missing or wrong")
     raw = await request.body()
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "malformed_json", "the body is not JSON") from None
-    try:
-        update = parse_update(tenant, account.agent, payload)
-    except InvalidValue as exc:
-        raise ApiError(422, "invalid_update", str(exc)) from None
-    service = state.service
+    payload = webhooks.json_body(raw)
+    update = webhooks.parsed("invalid_update", parse_update, tenant, account.agent, payload)
     accepted = duplicates = 0
-    if update.message is not None:
-        wait_s = await state.limits.admit(tenant)
-        if wait_s is not None:  # Telegram retries the update later
-            service.metrics.rate_limited(tenant)
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"tenant {tenant} is over its accepted-message rate; retry in {wait_s} s",
-                headers={"Retry-After": str(wait_s)},
-            )
-        result = await service.ingress.accept(update.message, request.state.trace_id)
-        service.metrics.message_accepted(tenant, result.duplicate)
-        duplicates, accepted = int(result.duplicate), int(not result.duplicate)
+    if update.message is not None:  # over the rate (429), Telegram retries the update later
+        duplicate = await webhooks.take(state, request, tenant, update.message)
+        duplicates, accepted = int(duplicate), int(not duplicate)
     if update.callback_query_id is not None:
         bot = TelegramAccount(account.bot_token, str(account.api_base_url))
-        sender = TelegramSender(service.backends.http, {tenant: bot})
+        sender = TelegramSender(state.service.backends.http, {tenant: bot})
         background.add_task(_answer_callback, sender, tenant, update.callback_query_id)
     skipped = [] if update.skipped is None else [update.skipped]
     return TelegramAccepted(accepted=accepted, duplicates=duplicates, skipped=skipped)

@@ -19,12 +19,11 @@ from fastapi import APIRouter, Request, Response
 from acf.adapters.channels.twilio.inbound import parse_form, parse_message, parse_status
 from acf.adapters.channels.twilio.signature import SIGNATURE_HEADER, Form, signature_ok
 from acf.config.channels.twilio import TwilioFields
-from acf.config.secrets import resolve_secrets
 from acf.domain.errors import InvalidValue
+from acf.entrypoints.http import webhooks
 from acf.entrypoints.http.context import State
 from acf.entrypoints.http.errors import ApiError
-from acf.entrypoints.http.views import ErrorBody, WebhookAccepted
-from acf.service.delivery_statuses import StatusOutcome
+from acf.entrypoints.http.views import WebhookAccepted
 
 router = APIRouter(prefix="/v1/channels/twilio", tags=["twilio"])
 
@@ -46,30 +45,27 @@ _FORM_BODY: dict[str, Any] = {
         },
     }
 }
-_COMMON: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The body is not a form"},
-    401: {"model": ErrorBody, "description": f"{SIGNATURE_HEADER} is missing or wrong"},
-    404: {"model": ErrorBody, "description": "The tenant has no Twilio account"},
-    413: {"model": ErrorBody, "description": "The body is over the webhook limit"},
-    415: {"model": ErrorBody, "description": f"The body is not {FORM_TYPE}"},
-    422: {"model": ErrorBody, "description": "A field is missing or invalid (it is named)"},
-    503: {"model": ErrorBody, "description": "The auth token is not set in the environment"},
+_COMMON: webhooks.Responses = {
+    400: webhooks.NOT_A_FORM,
+    401: webhooks.error(f"{SIGNATURE_HEADER} is missing or wrong"),
+    404: webhooks.error("The tenant has no Twilio account"),
+    413: webhooks.TOO_LARGE,
+    415: webhooks.error(f"The body is not {FORM_TYPE}"),
+    422: webhooks.error("A field is missing or invalid (it is named)"),
+    503: webhooks.error("The auth token is not set in the environment"),
 }
-_RECEIVE: dict[int | str, dict[str, Any]] = {
+_RECEIVE: webhooks.Responses = {
     **_COMMON,
     200: {
         "description": "Stored (or already stored): an empty TwiML response",
         "content": {"text/xml": {"schema": {"type": "string"}}},
     },
-    429: {"model": ErrorBody, "description": "Over the tenant's message rate; see Retry-After"},
+    429: webhooks.RATE_LIMITED,
 }
 
 
 def _account(state: State, tenant: str) -> TwilioFields:
-    fields = state.service.loaded.config.tenants.get(tenant)
-    if fields is None or fields.twilio is None:
-        raise ApiError(404, "not_found", f"tenant {tenant} has no Twilio account configured")
-    return fields.twilio
+    return webhooks.account(state, tenant, lambda fields: fields.twilio, "Twilio account")
 
 
 def _signed_url(request: Request, account: TwilioFields) -> str:
@@ -83,10 +79,7 @@ def _signed_url(request: Request, account: TwilioFields) -> str:
 
 async def _signed_form(request: Request, account: TwilioFields) -> Form:
     """The request's form fields once the signature over them matches."""
-    try:
-        token = resolve_secrets(account.auth_token, what="twilio")
-    except InvalidValue as exc:
-        raise ApiError(503, "not_configured", str(exc)) from None
+    token = webhooks.secret(account.auth_token, "twilio")
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != FORM_TYPE:
         raise ApiError(415, "unsupported_media_type", f"expected {FORM_TYPE}")
@@ -110,22 +103,8 @@ async def _signed_form(request: Request, account: TwilioFields) -> Form:
 async def receive(tenant: str, request: Request, state: State) -> Response:
     account = _account(state, tenant)
     form = await _signed_form(request, account)
-    try:
-        message = parse_message(tenant, account.agent, form)
-    except InvalidValue as exc:
-        raise ApiError(422, "invalid_webhook", str(exc)) from None
-    service = state.service
-    wait_s = await state.limits.admit(tenant)
-    if wait_s is not None:
-        service.metrics.rate_limited(tenant)
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"tenant {tenant} is over its accepted-message rate; retry in {wait_s} s",
-            headers={"Retry-After": str(wait_s)},
-        )
-    result = await service.ingress.accept(message, request.state.trace_id)
-    service.metrics.message_accepted(tenant, result.duplicate)
+    message = webhooks.parsed("invalid_webhook", parse_message, tenant, account.agent, form)
+    await webhooks.take(state, request, tenant, message)
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
@@ -139,16 +118,13 @@ async def receive(tenant: str, request: Request, state: State) -> Response:
 async def status(tenant: str, request: Request, state: State) -> Any:
     account = _account(state, tenant)
     form = await _signed_form(request, account)
-    service = state.service
-    try:
-        signal = parse_status(tenant, form, service.clock.now_ms())
-    except InvalidValue as exc:
-        raise ApiError(422, "invalid_webhook", str(exc)) from None
-    applied = signal is not None and await service.statuses.apply(signal) is StatusOutcome.APPLIED
+    now_ms = state.service.clock.now_ms()
+    signal = webhooks.parsed("invalid_webhook", parse_status, tenant, form, now_ms)
+    applied = await webhooks.apply_statuses(state, [] if signal is None else [signal])
     return WebhookAccepted(
         accepted=0,
         duplicates=0,
-        statuses_applied=int(applied),
-        statuses_ignored=int(not applied),
+        statuses_applied=applied,
+        statuses_ignored=1 - applied,
         skipped=[],
     )

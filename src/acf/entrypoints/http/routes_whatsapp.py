@@ -9,7 +9,6 @@ before the 200, so Meta's retries of a batch store nothing twice. No API key: th
 signature is the credential.
 """
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,49 +21,37 @@ from acf.adapters.channels.whatsapp.inbound import (
     verify_challenge,
 )
 from acf.config.channels.whatsapp import WhatsAppFields
-from acf.config.secrets import resolve_secrets
-from acf.domain.errors import InvalidValue
+from acf.entrypoints.http import webhooks
 from acf.entrypoints.http.context import State
 from acf.entrypoints.http.errors import ApiError
-from acf.entrypoints.http.views import ErrorBody, WebhookAccepted
-from acf.service.delivery_statuses import StatusOutcome
+from acf.entrypoints.http.views import WebhookAccepted
 
 router = APIRouter(prefix="/v1/channels/whatsapp", tags=["whatsapp"])
 
-_COMMON: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "The tenant has no WhatsApp number"},
-    503: {"model": ErrorBody, "description": "A secret is not set in the environment"},
+_COMMON: webhooks.Responses = {
+    404: webhooks.error("The tenant has no WhatsApp number"),
+    503: webhooks.SECRET_NOT_SET,
 }
-_VERIFY: dict[int | str, dict[str, Any]] = {
+_VERIFY: webhooks.Responses = {
     **_COMMON,
     200: {
         "description": "The challenge, as sent",
         "content": {"text/plain": {"schema": {"type": "string"}}},
     },
-    403: {"model": ErrorBody, "description": "Wrong mode or verify token"},
+    403: webhooks.error("Wrong mode or verify token"),
 }
-_RECEIVE: dict[int | str, dict[str, Any]] = {
+_RECEIVE: webhooks.Responses = {
     **_COMMON,
-    400: {"model": ErrorBody, "description": "The body is not JSON"},
-    401: {"model": ErrorBody, "description": "X-Hub-Signature-256 does not match the body"},
-    413: {"model": ErrorBody, "description": "The body is over the webhook limit"},
-    422: {"model": ErrorBody, "description": "Not the documented envelope (the field named)"},
-    429: {"model": ErrorBody, "description": "Over the tenant's message rate; see Retry-After"},
+    400: webhooks.NOT_JSON,
+    401: webhooks.error(f"{SIGNATURE_HEADER} does not match the body"),
+    413: webhooks.TOO_LARGE,
+    422: webhooks.error("Not the documented envelope (the field named)"),
+    429: webhooks.RATE_LIMITED,
 }
 
 
 def _account(state: State, tenant: str) -> WhatsAppFields:
-    fields = state.service.loaded.config.tenants.get(tenant)
-    if fields is None or fields.whatsapp is None:
-        raise ApiError(404, "not_found", f"tenant {tenant} has no WhatsApp number configured")
-    return fields.whatsapp
-
-
-def _secret(reference: str) -> str:
-    try:
-        return resolve_secrets(reference, what="whatsapp")
-    except InvalidValue as exc:
-        raise ApiError(503, "not_configured", str(exc)) from None
+    return webhooks.account(state, tenant, lambda fields: fields.whatsapp, "WhatsApp number")
 
 
 @router.get(
@@ -75,7 +62,8 @@ def _secret(reference: str) -> str:
 )
 async def verify(tenant: str, request: Request, state: State) -> PlainTextResponse:
     account = _account(state, tenant)
-    challenge = verify_challenge(request.query_params, _secret(account.verify_token))
+    verify_token = webhooks.secret(account.verify_token, "whatsapp")
+    challenge = verify_challenge(request.query_params, verify_token)
     if challenge is None:
         raise ApiError(403, "forbidden", "hub.mode or hub.verify_token does not match")
     return PlainTextResponse(challenge)
@@ -90,35 +78,18 @@ async def verify(tenant: str, request: Request, state: State) -> PlainTextRespon
 async def receive(tenant: str, request: Request, state: State) -> Any:
     account = _account(state, tenant)
     raw = await request.body()
-    if not signature_ok(raw, request.headers.get(SIGNATURE_HEADER), _secret(account.app_secret)):
+    app_secret = webhooks.secret(account.app_secret, "whatsapp")
+    if not signature_ok(raw, request.headers.get(SIGNATURE_HEADER), app_secret):
         raise ApiError(401, "bad_signature", f"{SIGNATURE_HEADER} does not match the body")
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "malformed_json", "the body is not JSON") from None
-    try:
-        batch = parse_webhook(tenant, account.agent, payload)
-    except InvalidValue as exc:
-        raise ApiError(422, "invalid_webhook", str(exc)) from None
-    service = state.service
+    payload = webhooks.json_body(raw)
+    batch = webhooks.parsed("invalid_webhook", parse_webhook, tenant, account.agent, payload)
     accepted = duplicates = 0
+    # Over the rate (429), Meta retries the batch: what was stored is a duplicate then.
     for message in batch.messages:
-        wait_s = await state.limits.admit(tenant)
-        if wait_s is not None:  # Meta retries the batch: what was stored is a duplicate then
-            service.metrics.rate_limited(tenant)
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"tenant {tenant} is over its accepted-message rate; retry in {wait_s} s",
-                headers={"Retry-After": str(wait_s)},
-            )
-        result = await service.ingress.accept(message, request.state.trace_id)
-        service.metrics.message_accepted(tenant, result.duplicate)
-        duplicates += result.duplicate
-        accepted += not result.duplicate
-    applied = 0
-    for status in batch.statuses:
-        applied += await service.statuses.apply(status) is StatusOutcome.APPLIED
+        duplicate = await webhooks.take(state, request, tenant, message)
+        duplicates += duplicate
+        accepted += not duplicate
+    applied = await webhooks.apply_statuses(state, batch.statuses)
     return WebhookAccepted(
         accepted=accepted,
         duplicates=duplicates,

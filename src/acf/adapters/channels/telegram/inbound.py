@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from acf.adapters.channels.json_fields import as_list, as_object, as_text
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import ButtonReply, MediaRef, NewMessage
@@ -56,7 +57,7 @@ class TelegramUpdate:
 def parse_update(tenant: str, agent: str, payload: Any) -> TelegramUpdate:
     """The message an Update carries, or why it is skipped. Raises ``InvalidValue`` naming
     the first malformed field."""
-    update = _object(payload, "body")
+    update = as_object(payload, "body")
     update_id = _int(update.get("update_id"), "update_id")
     if update_id < 0:
         raise InvalidValue("update_id: expected a non-negative integer")
@@ -67,8 +68,8 @@ def parse_update(tenant: str, agent: str, payload: Any) -> TelegramUpdate:
         raw = update["edited_message"]
         parsed = _message(tenant, agent, update_id, raw, "edited_message", True)
     elif "callback_query" in update:
-        query = _object(update["callback_query"], "callback_query")
-        query_id = _text(query.get("id"), "callback_query.id")
+        query = as_object(update["callback_query"], "callback_query")
+        query_id = as_text(query.get("id"), "callback_query.id")
         parsed = _callback(tenant, agent, update_id, query)
         if isinstance(parsed, str):
             return TelegramUpdate(update_id, skipped=parsed, callback_query_id=query_id)
@@ -85,7 +86,7 @@ def parse_update(tenant: str, agent: str, payload: Any) -> TelegramUpdate:
 def _message(
     tenant: str, agent: str, update_id: int, raw: Any, where: str, edited: bool
 ) -> NewMessage | str:
-    msg = _object(raw, where)
+    msg = as_object(raw, where)
     _int(msg.get("message_id"), f"{where}.message_id")
     chat_id, chat_type = _chat(msg.get("chat"), f"{where}.chat")
     if chat_type != "private":
@@ -99,7 +100,7 @@ def _message(
         "sender_name": _sender_name(msg.get("from")),
     }
     if "text" in msg:
-        text = _text(msg["text"], f"{where}.text")
+        text = as_text(msg["text"], f"{where}.text")
         if not text.strip():
             return f"update {update_id}: the text is blank"
         return _new(where, text=text, **common)
@@ -116,20 +117,20 @@ def _media(msg: dict[str, Any], where: str) -> MediaRef | None:
         if kind not in msg:
             continue
         if kind == "photo":  # the sizes of one photo: keep the largest
-            sizes = _list(msg["photo"], f"{where}.photo")
+            sizes = as_list(msg["photo"], f"{where}.photo")
             if not sizes:
                 raise InvalidValue(f"{where}.photo: expected at least one size")
             index = max(range(len(sizes)), key=lambda i: (_area(sizes[i], where, i), i))
-            file_id = _object(sizes[index], f"{where}.photo[{index}]").get("file_id")
-            return MediaRef(_text(file_id, f"{where}.photo[{index}].file_id"), None, caption)
-        media = _object(msg[kind], f"{where}.{kind}")
+            file_id = as_object(sizes[index], f"{where}.photo[{index}]").get("file_id")
+            return MediaRef(as_text(file_id, f"{where}.photo[{index}].file_id"), None, caption)
+        media = as_object(msg[kind], f"{where}.{kind}")
         mime = media.get("mime_type") if isinstance(media.get("mime_type"), str) else None
-        return MediaRef(_text(media.get("file_id"), f"{where}.{kind}.file_id"), mime, caption)
+        return MediaRef(as_text(media.get("file_id"), f"{where}.{kind}.file_id"), mime, caption)
     return None
 
 
 def _area(size: Any, where: str, index: int) -> int:
-    size = _object(size, f"{where}.photo[{index}]")
+    size = as_object(size, f"{where}.photo[{index}]")
     width, height = size.get("width"), size.get("height")
     return width * height if isinstance(width, int) and isinstance(height, int) else 0
 
@@ -137,10 +138,10 @@ def _area(size: Any, where: str, index: int) -> int:
 def _callback(tenant: str, agent: str, update_id: int, query: dict[str, Any]) -> NewMessage | str:
     if "data" not in query:
         return f"update {update_id}: a callback query without data (a game) is not taken"
-    data = _text(query["data"], "callback_query.data")
+    data = as_text(query["data"], "callback_query.data")
     if query.get("message") is None:
         return f"update {update_id}: a button under an inline-mode message is not taken"
-    msg = _object(query["message"], "callback_query.message")
+    msg = as_object(query["message"], "callback_query.message")
     chat_id, chat_type = _chat(msg.get("chat"), "callback_query.message.chat")
     if chat_type != "private":
         return f"update {update_id}: a {chat_type} chat is not taken (private chats only)"
@@ -172,11 +173,11 @@ def _button_title(markup: Any, data: str) -> str | None:
 
 
 def _chat(value: Any, where: str) -> tuple[int, str]:
-    chat = _object(value, where)
+    chat = as_object(value, where)
     chat_id = _int(chat.get("id"), f"{where}.id")
     if not -_INT64 <= chat_id < _INT64:
         raise InvalidValue(f"{where}.id: expected a 64-bit integer")
-    return chat_id, _text(chat.get("type"), f"{where}.type")
+    return chat_id, as_text(chat.get("type"), f"{where}.type")
 
 
 def _sender_name(value: Any) -> str | None:
@@ -184,24 +185,6 @@ def _sender_name(value: Any) -> str | None:
         return None
     names = [value.get("first_name"), value.get("last_name")]
     return " ".join(n for n in names if isinstance(n, str) and n) or None
-
-
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidValue(f"{where}: expected an object")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise InvalidValue(f"{where}: expected a list")
-    return value
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidValue(f"{where}: expected a non-empty string")
-    return value
 
 
 def _int(value: Any, where: str) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from acf.adapters.channels.provider_http import definite, json_or_none
 from acf.config.secrets import resolve_secrets
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
@@ -28,7 +29,6 @@ from acf.ports.channel_sender import DeliveryError, OutboundMessage, SendReceipt
 
 TEXT_LIMIT = 4096
 CALLBACK_DATA_BYTES = 64
-TRANSIENT_4XX = frozenset({408, 429})
 _CHAT_ID = re.compile(r"-?[0-9]{1,19}")
 
 
@@ -138,26 +138,18 @@ class TelegramSender:
         except httpx.HTTPError as exc:
             error = f"Telegram unreachable ({method}): {exc!r}"
             raise DeliveryError(_redact(error, token), definite=False) from None
-        data = _json(response)
+        data = json_or_none(response)
         if response.is_success and isinstance(data, dict) and data.get("ok") is True:
             return data.get("result")
         code = response.status_code
         if isinstance(data, dict) and isinstance(data.get("error_code"), int):
             code = data["error_code"]
-        definite = 400 <= code < 500 and code not in TRANSIENT_4XX
         error = f"Telegram {method} answered {code}: {_error(data)}"
-        raise DeliveryError(_redact(error, token), definite=definite)
+        raise DeliveryError(_redact(error, token), definite=definite(code))
 
 
 def _redact(text: str, token: str) -> str:
     return text.replace(token, "<bot-token>") if token else text
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _error(data: Any) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from acf.adapters.channels.provider_http import definite, json_or_none
 from acf.adapters.channels.twilio.segments import sms_parts
 from acf.config.secrets import resolve_secrets
 from acf.domain.channels import Channel
@@ -26,7 +27,6 @@ from acf.domain.replies import Button
 from acf.domain.session_key import SessionKey
 from acf.ports.channel_sender import DeliveryError, OutboundMessage, SendReceipt
 
-TRANSIENT_4XX = frozenset({408, 429})
 MAX_MEDIA = 10
 
 
@@ -118,15 +118,14 @@ class TwilioSender:
             response = await self._http.post(account.messages_url, data=_encoded(form), auth=auth)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"Twilio unreachable: {exc!r}", definite=False) from None
-        data = _json(response)
+        data = json_or_none(response)
         if response.is_success:
             sid = data.get("sid") if isinstance(data, dict) else None
             if isinstance(sid, str) and sid:
                 return sid
             raise DeliveryError("Twilio accepted without a message sid", definite=False)
         code = response.status_code
-        definite = 400 <= code < 500 and code not in TRANSIENT_4XX
-        raise DeliveryError(f"Twilio answered {code}: {_error(data)}", definite=definite)
+        raise DeliveryError(f"Twilio answered {code}: {_error(data)}", definite=definite(code))
 
 
 def _encoded(form: list[tuple[str, str]]) -> dict[str, str | list[str]]:
@@ -139,13 +138,6 @@ def _encoded(form: list[tuple[str, str]]) -> dict[str, str | list[str]]:
         else:
             fields[name] = value
     return fields
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _error(data: Any) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from acf.adapters.channels.json_fields import as_list, as_object, as_text
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import ButtonReply, MediaRef, NewMessage
@@ -52,14 +53,15 @@ class WhatsAppBatch:
 def parse_webhook(tenant: str, agent: str, payload: Any) -> WhatsAppBatch:
     """The messages (sorted by provider timestamp) and statuses of one webhook body.
     Raises ``InvalidValue`` naming the first malformed field."""
-    body = _object(payload, "body")
+    body = as_object(payload, "body")
     if body.get("object") != "whatsapp_business_account":
         raise InvalidValue("object: expected 'whatsapp_business_account'")
     batch = WhatsAppBatch()
-    for e, entry in enumerate(_list(body.get("entry"), "entry")):
-        for c, change in enumerate(_list(_object(entry, f"entry[{e}]").get("changes"), "changes")):
+    for e, entry in enumerate(as_list(body.get("entry"), "entry")):
+        changes = as_object(entry, f"entry[{e}]").get("changes")
+        for c, change in enumerate(as_list(changes, "changes")):
             where = f"entry[{e}].changes[{c}]"
-            value = _object(_object(change, where).get("value"), f"{where}.value")
+            value = as_object(as_object(change, where).get("value"), f"{where}.value")
             names = _contact_names(value)
             for m, raw in enumerate(value.get("messages") or []):
                 parsed = _message(tenant, agent, raw, names, f"{where}.value.messages[{m}]")
@@ -87,11 +89,11 @@ def _contact_names(value: Mapping[str, Any]) -> dict[str, str]:
 def _message(
     tenant: str, agent: str, raw: Any, names: Mapping[str, str], where: str
 ) -> NewMessage | str:
-    msg = _object(raw, where)
-    sender = _text(msg.get("from"), f"{where}.from")
-    wamid = _text(msg.get("id"), f"{where}.id")
+    msg = as_object(raw, where)
+    sender = as_text(msg.get("from"), f"{where}.from")
+    wamid = as_text(msg.get("id"), f"{where}.id")
     at_ms = _timestamp_ms(msg.get("timestamp"), f"{where}.timestamp")
-    kind = _text(msg.get("type"), f"{where}.type")
+    kind = as_text(msg.get("type"), f"{where}.type")
     key = SessionKey(tenant, agent, sender, Channel.WHATSAPP)
     common: dict[str, Any] = {
         "key": key,
@@ -101,14 +103,14 @@ def _message(
     }
     try:
         if kind == "text":
-            body = _object(msg.get("text"), f"{where}.text").get("body")
-            return NewMessage(text=_text(body, f"{where}.text.body"), **common)
+            body = as_object(msg.get("text"), f"{where}.text").get("body")
+            return NewMessage(text=as_text(body, f"{where}.text.body"), **common)
         if kind in ("interactive", "button"):
             return NewMessage(button=_button(msg, kind, where), **common)
         if kind in MEDIA_TYPES:
-            media = _object(msg.get(kind), f"{where}.{kind}")
+            media = as_object(msg.get(kind), f"{where}.{kind}")
             ref = MediaRef(
-                _text(media.get("id"), f"{where}.{kind}.id"),
+                as_text(media.get("id"), f"{where}.{kind}.id"),
                 media.get("mime_type"),
                 media.get("caption"),
             )
@@ -120,20 +122,20 @@ def _message(
 
 def _button(msg: Mapping[str, Any], kind: str, where: str) -> ButtonReply:
     if kind == "button":  # a template's quick-reply button
-        button = _object(msg.get("button"), f"{where}.button")
+        button = as_object(msg.get("button"), f"{where}.button")
         payload = button.get("payload") or button.get("text")
-        return ButtonReply(_text(payload, f"{where}.button.payload"), button.get("text"))
-    interactive = _object(msg.get("interactive"), f"{where}.interactive")
+        return ButtonReply(as_text(payload, f"{where}.button.payload"), button.get("text"))
+    interactive = as_object(msg.get("interactive"), f"{where}.interactive")
     reply_kind = interactive.get("type")
     if reply_kind not in ("button_reply", "list_reply"):
         raise InvalidValue(f"{where}.interactive.type: expected button_reply or list_reply")
-    reply = _object(interactive.get(reply_kind), f"{where}.interactive.{reply_kind}")
-    return ButtonReply(_text(reply.get("id"), f"{where}.interactive.id"), reply.get("title"))
+    reply = as_object(interactive.get(reply_kind), f"{where}.interactive.{reply_kind}")
+    return ButtonReply(as_text(reply.get("id"), f"{where}.interactive.id"), reply.get("title"))
 
 
 def _status(tenant: str, raw: Any, where: str) -> DeliveryStatusSignal:
-    st = _object(raw, where)
-    status = _text(st.get("status"), f"{where}.status")
+    st = as_object(raw, where)
+    status = as_text(st.get("status"), f"{where}.status")
     if status not in STATUSES:
         raise InvalidValue(f"{where}.status: expected one of {', '.join(STATUSES)}")
     errors = st.get("errors") or []
@@ -142,29 +144,11 @@ def _status(tenant: str, raw: Any, where: str) -> DeliveryStatusSignal:
         error = f"{errors[0].get('code')}: {errors[0].get('title', '')}".strip()
     return DeliveryStatusSignal(
         tenant,
-        _text(st.get("id"), f"{where}.id"),
+        as_text(st.get("id"), f"{where}.id"),
         DeliveryStatus(status),
         _timestamp_ms(st.get("timestamp"), f"{where}.timestamp"),
         error,
     )
-
-
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidValue(f"{where}: expected an object")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise InvalidValue(f"{where}: expected a list")
-    return value
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidValue(f"{where}: expected a non-empty string")
-    return value
 
 
 def _timestamp_ms(value: Any, where: str) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from acf.adapters.channels.provider_http import definite, json_or_none
 from acf.config.secrets import resolve_secrets
 from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel
@@ -40,7 +41,6 @@ MAX_BUTTONS = 3
 BUTTON_TITLE_LIMIT = 20
 BUTTON_ID_LIMIT = 256
 BUTTON_BODY_LIMIT = 1024
-TRANSIENT_4XX = frozenset({408, 429})
 WHATSAPP = DEFAULT_CAPABILITIES[Channel.WHATSAPP]
 SERVICE_WINDOW_MS = 24 * 3600 * 1000
 TEMPLATE_PARAMETER_LIMIT = 1024
@@ -206,7 +206,7 @@ class WhatsAppCloudSender:
             response = await self._http.post(account.messages_url, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise DeliveryError(f"WhatsApp unreachable: {exc!r}", definite=False) from None
-        data = _json(response)
+        data = json_or_none(response)
         if response.is_success and not expect_id:
             return ""
         if response.is_success:
@@ -215,15 +215,7 @@ class WhatsAppCloudSender:
                 return str(messages[0].get("id") or "")
             raise DeliveryError("WhatsApp accepted without a message id", definite=False)
         code = response.status_code
-        definite = 400 <= code < 500 and code not in TRANSIENT_4XX
-        raise DeliveryError(f"WhatsApp answered {code}: {_error(data)}", definite=definite)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
+        raise DeliveryError(f"WhatsApp answered {code}: {_error(data)}", definite=definite(code))
 
 
 def _error(data: Any) -> str:
