@@ -39,3 +39,17 @@ def test_inconsistent_overrides_name_the_channel(tmp_path: Path) -> None:
     loaded = load_config(write(tmp_path, body))
     with pytest.raises(ConfigError, match=r"tenants\.acme\.capabilities\.sms: .*typing_lasts_ms"):
         build_agents(loaded, ToolBackends(httpx.AsyncClient()))
+
+
+def test_whatsapp_through_twilio_has_no_buttons_and_no_typing(tmp_path: Path) -> None:
+    body = base()
+    body["tenants"]["acme"]["twilio"] = {
+        "agent": "support",
+        "account_sid": "AC" + "0123456789abcdef" * 2,
+        "auth_token": "${TWILIO_AUTH_TOKEN}",
+        "from_number": "+15017122661",
+        "whatsapp_from": "+14155238886",
+    }
+    agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    whatsapp = agents.get("acme", "support").settings.capabilities_for(Channel.WHATSAPP)
+    assert (whatsapp.max_buttons, whatsapp.typing_indicator) == (0, False)

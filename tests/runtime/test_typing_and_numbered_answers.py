@@ -72,3 +72,13 @@ async def test_a_number_answers_buttons_shown_as_options(
         assert replies[0] == "Refund €20?"
         # On WhatsApp the buttons were shown: "2" is text, so it is asked again.
         assert replies[1] == (answer or "Refund €20?")
+
+
+async def test_a_number_never_answers_buttons_the_customer_did_not_see(tmp_path: Path) -> None:
+    async with Harness(tmp_path, HarnessOptions(pipeline=Ask())) as h:
+        h.channel.fail_next(1, definite=True)  # the question with buttons never arrives
+        await h.send("alice", "refund please", channel=Channel.SMS)
+        await h.run_until_idle()
+        await h.send("alice", "2", channel=Channel.SMS)
+        await h.run_until_idle()
+        assert h.replies("alice") == ["Refund €20?"]  # asked again: "2" was just text

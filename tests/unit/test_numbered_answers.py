@@ -17,8 +17,10 @@ def message(text: str, channel: Channel, seq: int = 1) -> InboundMessage:
     return InboundMessage(f"m{seq}", "s1", key, seq, f"p{seq}", 1_000, text=text)
 
 
-def mapped(messages: list[InboundMessage], last_reply: dict | None) -> list[ButtonReply | None]:
-    out = with_numbered_answers(messages, last_reply, DEFAULT_CAPABILITIES.__getitem__)
+def mapped(
+    messages: list[InboundMessage], last_reply: dict | None, shown_on: Channel = Channel.SMS
+) -> list[ButtonReply | None]:
+    out = with_numbered_answers(messages, last_reply, DEFAULT_CAPABILITIES[shown_on])
     assert [m.text for m in out] == [m.text for m in messages]  # the text is kept
     return [m.button for m in out]
 
@@ -29,7 +31,12 @@ def test_on_sms_the_number_is_the_button() -> None:
 
 
 def test_where_the_buttons_were_shown_a_number_is_just_text() -> None:
-    assert mapped([message("1", Channel.WHATSAPP)], ASKED) == [None]
+    assert mapped([message("1", Channel.WHATSAPP)], ASKED, Channel.WHATSAPP) == [None]
+
+
+def test_the_channel_the_reply_went_out_on_decides_not_the_answers() -> None:
+    # Asked by SMS (numbered), answered on WhatsApp: the number still answers it.
+    assert mapped([message("2", Channel.WHATSAPP)], ASKED, Channel.SMS) == [ButtonReply("no", "No")]
 
 
 def test_out_of_range_other_text_or_no_buttons_change_nothing() -> None:

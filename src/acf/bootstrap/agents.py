@@ -84,8 +84,13 @@ def _policies(
 def capabilities(
     source: str, tenant: str, fields: TenantFields
 ) -> dict[Channel, ChannelCapabilities]:
-    """acf's default capabilities with the tenant's overrides."""
+    """acf's default capabilities with the tenant's overrides. WhatsApp through Twilio
+    sends text only (no reply buttons, no typing indicator)."""
     resolved = dict(DEFAULT_CAPABILITIES)
+    if fields.twilio is not None and fields.twilio.whatsapp_from:
+        resolved[Channel.WHATSAPP] = resolved[Channel.WHATSAPP].with_overrides(
+            {"max_buttons": 0, "typing_indicator": False}
+        )
     for channel, changes in fields.capabilities.items():
         try:
             resolved[channel] = resolved[channel].with_overrides(

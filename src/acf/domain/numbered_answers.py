@@ -7,11 +7,10 @@ reply filled in, exactly as if the channel had shown the buttons.
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from acf.domain.capabilities import ChannelCapabilities
-from acf.domain.channels import Channel
 from acf.domain.formatting import shown_as_options
 from acf.domain.messages import ButtonReply, InboundMessage
 from acf.domain.replies import Button
@@ -37,20 +36,19 @@ def numbered_answer(text: str | None, buttons: Sequence[Button]) -> Button | Non
 
 def with_numbered_answers(
     messages: Sequence[InboundMessage],
-    last_reply: Mapping[str, Any] | None,
-    capabilities_for: Callable[[Channel], ChannelCapabilities],
+    last_seen: Mapping[str, Any] | None,
+    shown_on: ChannelCapabilities | None,
 ) -> list[InboundMessage]:
-    """``messages`` with a number that answers the session's last reply's buttons read as
-    that button, when the message's channel showed those buttons as numbered options."""
-    raw = (last_reply or {}).get("buttons") or []
+    """``messages`` with a number that answers the buttons of ``last_seen`` (the newest
+    reply that reached the customer) read as that button, when the channel it went out on
+    (``shown_on``) showed those buttons as numbered options."""
+    raw = (last_seen or {}).get("buttons") or []
     buttons = [Button(str(b["id"]), str(b["title"])) for b in raw]
+    if shown_on is None or not shown_as_options(shown_on, buttons):
+        return list(messages)
     mapped = []
     for message in messages:
-        chosen = None
-        if message.button is None and shown_as_options(
-            capabilities_for(message.key.channel), buttons
-        ):
-            chosen = numbered_answer(message.text, buttons)
+        chosen = None if message.button is not None else numbered_answer(message.text, buttons)
         if chosen is not None:
             message = dataclasses.replace(
                 message, button=ButtonReply(chosen.button_id, chosen.title)

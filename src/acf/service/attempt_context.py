@@ -12,11 +12,15 @@ from typing import Any
 
 from acf.domain.errors import Conflict
 from acf.domain.numbered_answers import with_numbered_answers
+from acf.domain.signals import DeliveryStatus
 from acf.domain.turns import TurnGroup
 from acf.service.agents import AgentBinding
 from acf.service.parts import Parts
 from acf.service.turn_context import RunningTurnContext, TurnFrame
 from acf.service.typing_indicator import keep_typing
+
+SEEN = frozenset({DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ})
+"""Replies that reached the customer's provider (a failed or pending one was not seen)."""
 
 
 async def attempt_context(
@@ -29,20 +33,27 @@ async def attempt_context(
         p.store.sessions.get(t.tenant, t.session_id),
         p.store.messages.read_range(t.tenant, t.session_id, t.from_seq, t.to_seq),
         p.store.messages.recent(t.tenant, t.session_id, t.from_seq, limit) if limit else _nothing(),
-        # The last reply at least: a number may answer its buttons.
-        p.store.outbox.for_session(t.tenant, t.session_id, last=max(limit, 1)),
+        # A few replies at least: a number may answer the buttons of the last one seen.
+        p.store.outbox.for_session(t.tenant, t.session_id, last=max(limit, 5)),
         p.store.turns.get_group(t.tenant, t.group_id),
     )
     if session is None or group is None:
         raise Conflict(f"turn {t.turn_id} lost its session or group")
-    last_reply = replies[-1].payload if replies else None
-    messages = with_numbered_answers(messages, last_reply, settings.capabilities_for)
+    seen = [r for r in replies if r.status in SEEN]
+    last_seen = seen[-1] if seen else None
+    shown_on = None
+    if last_seen is not None:
+        went_to = last_seen.route.channel if last_seen.route else frame.key.channel
+        shown_on = settings.capabilities_for(went_to)
+    messages = with_numbered_answers(
+        messages, None if last_seen is None else last_seen.payload, shown_on
+    )
     channel = messages[-1].key.channel if messages else frame.key.channel
     ctx = RunningTurnContext(
         frame,
         messages,
         history,
-        [dict(r.payload) for r in replies] if limit else [],
+        [dict(r.payload) for r in replies[-limit:]] if limit else [],
         session.state,
         binding.resolved,
         p.clock.now_ms() + settings.deadline_ms,
