@@ -196,3 +196,17 @@ async def test_it_reaches_sms_and_whatsapp_only_where_configured(twilio: FakeTwi
         assert sender.reachable("acme") == {Channel.SMS, Channel.WHATSAPP}
         assert sender.reachable("globex") == {Channel.SMS}
         assert sender.reachable("initech") == frozenset()
+
+
+async def test_a_retry_resumes_after_the_parts_already_accepted(twilio: FakeTwilio) -> None:
+    text = " ".join(f"Line {i} of the long answer." for i in range(40))
+    twilio.answers.extend([(201, {"sid": message_sid(1)}), (503, {"code": 20500})])
+    with pytest.raises(DeliveryError) as outage:
+        await send(twilio, reply(text), max_segments=2)
+    assert not outage.value.definite and outage.value.parts_accepted == 1
+    first, failed = (r.field("Body") for r in twilio.requests())
+    retry = replace(reply(text), parts_sent=1)  # what the relay recorded
+    await send(twilio, retry, max_segments=2)
+    rest = [r.field("Body") for r in twilio.requests()[2:]]
+    assert rest[0] == failed and len(rest) == 3  # part 1 is not sent again
+    assert " ".join([first, *rest]) == text

@@ -4,7 +4,7 @@ import pytest
 
 from acf.domain.errors import Conflict
 from acf.domain.signals import DeliveryStatus
-from acf.ports.outbox import ApplyDeliveryStatus, EnqueueReply, RecordAttempt
+from acf.ports.outbox import ApplyDeliveryStatus, EnqueueReply, RecordAttempt, RecordPartsSent
 from acf.ports.store import Store
 
 
@@ -75,3 +75,14 @@ async def test_a_guarded_stale_status_commits_nothing_of_its_unit(store: Store) 
         await store.uow.commit("t1", [late, second])
     rows = await store.outbox.for_session("t1", "s1")
     assert [(r.outbox_id, r.status) for r in rows] == [(oid, DeliveryStatus.READ)]
+
+
+async def test_parts_sent_only_grow(store: Store) -> None:
+    op = EnqueueReply("s1", "turnA", 0, {"text": "long"}, 1_000)
+    oid = (await store.uow.commit("t1", [op])).get(op)
+    await store.uow.commit("t1", [RecordPartsSent(oid, 2, 1_100)])
+    await store.uow.commit("t1", [RecordPartsSent(oid, 1, 1_200), RecordPartsSent(oid, 0, 1_300)])
+    row = await store.outbox.get("t1", oid)
+    assert row is not None and row.parts_sent == 3
+    with pytest.raises(Conflict):
+        await store.uow.commit("t1", [RecordPartsSent(oid + 1000, 1, 1_400)])

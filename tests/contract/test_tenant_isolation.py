@@ -39,7 +39,13 @@ from acf.ports.identities import LinkIdentities, RouteToSession, UnlinkIdentity
 from acf.ports.lease import CheckFence
 from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry, LedgerQuery
 from acf.ports.message_log import AppendMessage
-from acf.ports.outbox import ApplyDeliveryStatus, EnqueueFallback, EnqueueReply, RecordAttempt
+from acf.ports.outbox import (
+    ApplyDeliveryStatus,
+    EnqueueFallback,
+    EnqueueReply,
+    RecordAttempt,
+    RecordPartsSent,
+)
 from acf.ports.request_log import ReserveRequest, SaveResponse
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState, SessionFilter
 from acf.ports.step_memo import MemoKey, RememberStep
@@ -261,6 +267,7 @@ def _writes(b: World, clock: VirtualClock) -> dict[type[WriteOp[Any]], WriteOp[A
         AppendEvent: AppendEvent(FabricEvent(EventKind.TURN_FAILED, 1, Correlation(B, "tr"))),
         EnqueueReply: None,  # type: ignore[dict-item]  # creates A's own row: checked below
         RecordAttempt: RecordAttempt(b.outbox_id, 2_000),
+        RecordPartsSent: RecordPartsSent(b.outbox_id, 1, 2_000),
         ApplyDeliveryStatus: ApplyDeliveryStatus(b.outbox_id, DeliveryStatus.READ, 2_000),
         RememberStep: None,  # type: ignore[dict-item]  # creates A's own row: checked below
         CheckFence: CheckFence(b.session_id, 1, clock.now_ms()),

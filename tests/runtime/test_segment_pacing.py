@@ -47,3 +47,17 @@ async def test_later_segments_are_paced_with_typing(
         between = [t for t in h.channel.typing if t.at_ms >= first_sent]
         assert len(between) == typing_before
         assert all(t.last_inbound_id == "in-1" for t in between)
+
+
+async def test_a_retry_resumes_after_the_provider_messages_already_accepted(
+    tmp_path: Path,
+) -> None:
+    async with Harness(tmp_path, HarnessOptions(pipeline=ThreeParts())) as h:
+        h.channel.fail_next(1, definite=False, parts_accepted=2)  # 2 parts in, then a 503
+        await h.send("alice", "tell me everything", channel=Channel.WEB)
+        await h.run_until_idle()
+        first = h.channel.sends[0]
+        assert (first.text, first.parts_sent) == ("First.", 2)  # resumed after part 2
+        assert [s.parts_sent for s in h.channel.sends[1:]] == [0, 0]
+        row = await h.store.outbox.get("t1", first.outbox_id)
+        assert row is not None and (row.parts_sent, row.attempts) == (2, 2)

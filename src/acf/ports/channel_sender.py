@@ -14,8 +14,11 @@ class OutboundMessage:
     outbox_id: int
     payload: Mapping[str, Any]
     customer_last_message_at_ms: int | None = None
-    """When the customer last wrote in this session (the provider's time when it gave one):
-    channels with a customer-service window (WhatsApp's 24 hours) decide by it."""
+    """When the customer last wrote from where this goes (the provider's time when it gave
+    one): channels with a customer-service window (WhatsApp's 24 hours) decide by it."""
+    parts_sent: int = 0
+    """Provider messages of this row already accepted by an earlier attempt (a reply cut
+    in parts): the sender resumes after them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +33,14 @@ class DeliveryError(AcfError):
 
     ``definite`` means it never will (a 4xx, a blocked number): the row is marked failed.
     Otherwise (a timeout, a 5xx) the outcome is unknown and the relay sends again later.
+    ``parts_accepted``: of a reply sent in several provider messages, how many this call
+    got accepted before the failure (the retry resumes after them).
     """
 
-    def __init__(self, message: str, definite: bool) -> None:
+    def __init__(self, message: str, definite: bool, parts_accepted: int = 0) -> None:
         super().__init__(message)
         self.definite = definite
+        self.parts_accepted = parts_accepted
 
 
 @runtime_checkable

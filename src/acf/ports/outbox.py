@@ -35,6 +35,9 @@ class OutboxRow:
     notice), else by its first send attempt (so a retry goes where the first try went)."""
     fallback_of: int | None = None
     """The failed row this one is the fallback copy of."""
+    parts_sent: int = 0
+    """Provider messages of the row already accepted (a reply cut in parts whose later
+    part failed): a retry resumes after them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,15 @@ class RecordAttempt(WriteOp[int]):
     at_ms: int
     route: Route | None = None
     """Where this attempt went; kept only if the row had no route yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPartsSent(WriteOp[None]):
+    """``parts`` more provider messages of the row were accepted (only grows)."""
+
+    outbox_id: int
+    parts: int
+    at_ms: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from acf.ports.channel_sender import ChannelSender, DeliveryError, OutboundMessa
 from acf.ports.checkpoints import Phase
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import delivery_lease_id
-from acf.ports.outbox import ApplyDeliveryStatus, OutboxRow, RecordAttempt
+from acf.ports.outbox import ApplyDeliveryStatus, OutboxRow, RecordAttempt, RecordPartsSent
 from acf.ports.session_store import SessionRecord
 from acf.ports.unit_of_work import WriteOp
 from acf.service import fallbacks
@@ -116,7 +116,7 @@ class Relay:
                 route = row.route or default
                 key = SessionKey(tenant, session.key.agent, route.address, route.channel)
                 outbound = OutboundMessage(
-                    key, row.outbox_id, row.payload, last_wrote_at(newest, route)
+                    key, row.outbox_id, row.payload, last_wrote_at(newest, route), row.parts_sent
                 )
                 await self._pace(outbound, row, newest)
                 step = await self._send(outbound, row, route, session, correlations[row.turn_id])
@@ -252,11 +252,15 @@ class Relay:
     async def _transient(
         self, tenant: TenantId, row: OutboxRow, route: Route, attempt: int, exc: Exception
     ) -> int:
-        """Count the failed attempt; the row is sent again after the backoff, to the same
-        address (the first try may still arrive: it never falls back)."""
-        await self._parts.store.uow.commit(
-            tenant, [RecordAttempt(row.outbox_id, self._parts.clock.now_ms(), route)]
-        )
+        """Count the failed attempt (and the parts it got accepted); the row is sent again
+        after the backoff, to the same address, from its first part not accepted (the first
+        try may still arrive: it never falls back)."""
+        now = self._parts.clock.now_ms()
+        accepted = exc.parts_accepted if isinstance(exc, DeliveryError) else 0
+        ops: list[WriteOp[Any]] = [RecordAttempt(row.outbox_id, now, route)]
+        if accepted:
+            ops.append(RecordPartsSent(row.outbox_id, accepted, now))
+        await self._parts.store.uow.commit(tenant, ops)
         delay = retry_delay_ms(attempt)
         log.warning(
             "delivery.retry",

@@ -15,6 +15,8 @@ class Sent:
     text: str
     at_ms: int
     provider_message_id: str
+    parts_sent: int = 0
+    """Provider messages of the row an earlier attempt had got accepted (resumed after)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +38,21 @@ class RecordingChannel:
         self.sends: list[Sent] = []
         self.typing: list[Typed] = []
         """Every typing indicator shown, in order."""
-        self._failures: list[bool] = []
+        self._failures: list[tuple[bool, int]] = []
 
-    def fail_next(self, count: int = 1, definite: bool = False) -> None:
-        """Refuse the next ``count`` sends: definitely (a 4xx) or transiently (a 5xx)."""
-        self._failures.extend([definite] * count)
+    def fail_next(self, count: int = 1, definite: bool = False, parts_accepted: int = 0) -> None:
+        """Refuse the next ``count`` sends: definitely (a 4xx) or transiently (a 5xx),
+        after ``parts_accepted`` provider messages of the reply were accepted."""
+        self._failures.extend([(definite, parts_accepted)] * count)
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
         if self._failures:
-            definite = self._failures.pop(0)
-            raise DeliveryError("provider refused (scripted)", definite=definite)
+            definite, parts = self._failures.pop(0)
+            raise DeliveryError("provider refused (scripted)", definite, parts_accepted=parts)
         pid = f"rec-{len(self.sends) + 1}"
         text = str(message.payload.get("text", ""))
-        self.sends.append(Sent(message.key, message.outbox_id, text, self._clock.now_ms(), pid))
+        now = self._clock.now_ms()
+        self.sends.append(Sent(message.key, message.outbox_id, text, now, pid, message.parts_sent))
         return SendReceipt(pid)
 
     async def show_typing(self, key: SessionKey, last_inbound_id: str) -> None:

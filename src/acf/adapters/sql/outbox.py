@@ -19,11 +19,13 @@ from acf.ports.outbox import (
     EnqueueReply,
     OutboxRow,
     RecordAttempt,
+    RecordPartsSent,
 )
 
 _COLUMNS = (
     "outbox_id, session_id, turn_id, position, payload, status, attempts, "
-    "provider_message_id, error, created_at_ms, updated_at_ms, channel, address, fallback_of"
+    "provider_message_id, error, created_at_ms, updated_at_ms, channel, address, fallback_of, "
+    "parts_sent"
 )
 # A fallback copy is sent in its original's place.
 _ORDER = "COALESCE(sort_id, outbox_id), outbox_id"
@@ -44,6 +46,7 @@ def _row(r: tuple[Any, ...]) -> OutboxRow:
         updated_at_ms=r[10],
         route=None if r[11] is None else Route(Channel(r[11]), r[12]),
         fallback_of=r[13],
+        parts_sent=r[14],
     )
 
 
@@ -137,6 +140,19 @@ def _attempt(conn: SqlConnection, tenant: str, op: RecordAttempt) -> int:
     if row is None:
         raise Conflict(f"no outbox row {op.outbox_id}")
     return int(row[0])
+
+
+@executes(RecordPartsSent)
+def _parts(conn: SqlConnection, tenant: str, op: RecordPartsSent) -> None:
+    if op.parts < 1:
+        return
+    found = conn.execute(
+        "UPDATE outbox SET parts_sent = parts_sent + ?, updated_at_ms = ? "
+        "WHERE tenant = ? AND outbox_id = ? RETURNING parts_sent",
+        (op.parts, op.at_ms, tenant, op.outbox_id),
+    ).fetchone()
+    if found is None:
+        raise Conflict(f"no outbox row {op.outbox_id}")
 
 
 @executes(ApplyDeliveryStatus)

@@ -166,6 +166,8 @@ outbox = sa.Table(
     sa.Column("sort_id", sa.BigInteger, nullable=True),
     sa.Column("channel", sa.String(32), nullable=True),
     sa.Column("address", sa.String(256), nullable=True),
+    # Provider messages of the row already accepted (a reply cut in parts).
+    sa.Column("parts_sent", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Index("ix_outbox_session", "tenant", "session_id", "status", "outbox_id"),
     sa.Index("ix_outbox_provider", "tenant", "provider_message_id"),
     sa.Index("ux_outbox_fallback", "tenant", "fallback_of", unique=True),

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from acf.adapters.channels.provider_http import definite, json_or_none
+from acf.adapters.channels.provider_http import definite, json_or_none, send_parts
 from acf.config.secrets import resolve_secrets
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
@@ -91,11 +91,15 @@ class TelegramSender:
             token = resolve_secrets(account.bot_token, what="telegram")
         except InvalidValue as exc:
             raise DeliveryError(str(exc), definite=True) from None
-        results = [await self._call(account, token, "sendMessage", body) for body in bodies]
-        message_id = results[0].get("message_id") if isinstance(results[0], dict) else None
-        if not isinstance(message_id, int):
-            raise DeliveryError("Telegram accepted without a message_id", definite=False)
-        return SendReceipt(f"{chat_id}:{message_id}")
+
+        async def post(body: dict[str, Any]) -> str:
+            result = await self._call(account, token, "sendMessage", body)
+            message_id = result.get("message_id") if isinstance(result, dict) else None
+            if not isinstance(message_id, int):
+                raise DeliveryError("Telegram accepted without a message_id", definite=False)
+            return f"{chat_id}:{message_id}"
+
+        return SendReceipt(await send_parts(bodies, message.parts_sent, post))
 
     def reachable(self, tenant: TenantId) -> frozenset[Channel]:
         """Telegram for the tenants with a bot (``acf.ports.channel_reach``)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from acf.adapters.channels.provider_http import definite, json_or_none
+from acf.adapters.channels.provider_http import definite, json_or_none, send_parts
 from acf.adapters.channels.twilio.segments import sms_parts
 from acf.config.secrets import resolve_secrets
 from acf.domain.channels import Channel
@@ -99,8 +99,10 @@ class TwilioSender:
             token = resolve_secrets(account.auth_token, what="twilio")
         except InvalidValue as exc:
             raise DeliveryError(str(exc), definite=True) from None
-        sids = [await self._post(account, token, form) for form in forms]
-        return SendReceipt(sids[0])
+        first = await send_parts(
+            forms, message.parts_sent, lambda form: self._post(account, token, form)
+        )
+        return SendReceipt(first)
 
     def reachable(self, tenant: TenantId) -> frozenset[Channel]:
         """SMS for the tenants with a Twilio account, and WhatsApp for those with a

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from acf.adapters.channels.provider_http import definite, json_or_none
+from acf.adapters.channels.provider_http import definite, json_or_none, send_parts
 from acf.config.secrets import resolve_secrets
 from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel
@@ -169,8 +169,10 @@ class WhatsAppCloudSender:
                 bodies = message_bodies(to, message.payload, account.capabilities)
         except InvalidValue as exc:
             raise DeliveryError(str(exc), definite=True) from None
-        ids = [await self._post(account, token, body) for body in bodies]
-        return SendReceipt(ids[0])
+        first = await send_parts(
+            bodies, message.parts_sent, lambda body: self._post(account, token, body)
+        )
+        return SendReceipt(first)
 
     def _template(
         self, account: WhatsAppAccount, to: str, message: OutboundMessage
