@@ -137,10 +137,18 @@ async def test_a_mailgun_mail_posted_twice_is_stored_once_and_answered_once_thre
     assert mail.get_content().strip() == "Hi from acme"
 
 
+async def link_addresses(api: Api, *addresses: str) -> None:
+    identities = [{"channel": "email", "address": a} for a in addresses]
+    async with api.client("acme") as client:
+        answer = await client.put("/v1/customers/ann/identities", json={"identities": identities})
+    assert answer.status_code == 200, answer.text
+
+
 async def test_the_customers_answer_from_another_address_joins_their_session(
     api: Api, sink: tuple[SmtpSink, int]
 ) -> None:
     server, _port = sink
+    await link_addresses(api, "ann@example.com", "ann.lee@work.example")
     await post_mailgun(api, signed(mailgun(text="hello")))
     [ours] = await mails_at(server, 1)
     answer = mailgun(
@@ -164,6 +172,28 @@ async def test_the_customers_answer_from_another_address_joins_their_session(
         ours["Message-ID"],
         "<reply-1@work.example>",
     ]
+
+
+async def test_a_stranger_answering_the_thread_is_a_conversation_of_their_own(
+    api: Api, sink: tuple[SmtpSink, int]
+) -> None:
+    server, _port = sink
+    await post_mailgun(api, signed(mailgun(text="hello")))
+    [ours] = await mails_at(server, 1)
+    forwarded = mailgun(
+        text="yes",
+        message_id="<fwd-1@other.example>",
+        sender="Bob <bob@other.example>",
+        subject="Re: Order 1001",
+        in_reply_to=ours["Message-ID"],
+    )
+    assert (await post_mailgun(api, signed(forwarded))).json()["accepted"] == 1
+    [ann] = await sessions_of(api, "ann@example.com")
+    assert [m["text"] for m in ann["messages"]] == ["hello"]  # Bob's "yes" is not Ann's
+    [bob] = await sessions_of(api, "bob@other.example")
+    assert [m["text"] for m in bob["messages"]] == ["yes"]
+    _first, second = await mails_at(server, 2)
+    assert second["To"] == "bob@other.example"
 
 
 async def test_two_mails_get_two_replies(api: Api, sink: tuple[SmtpSink, int]) -> None:

@@ -5,7 +5,9 @@ Each mail is one message (email does not accumulate: one mail, one turn). It is 
 (deduplicated on a hash of Message-ID, sender and recipient) before the 200, its thread
 recorded first, so a provider's retry stores nothing twice and the reply finds what it
 answers. A mail whose In-Reply-To or References names a mail acf sent joins that mail's
-customer, whichever address it comes from; otherwise its From address is the customer.
+customer when it comes from them (the same address, or one linked to the same customer:
+``PUT /v1/customers/{id}/identities``); anyone else answering the thread, and any other
+mail, is the customer of its From address.
 
 Statuses: 401 when the Mailgun signature (or its timestamp, 15 minutes either way) or
 SendGrid's basic auth does not match, nothing stored. Mailgun reads 406 as "reject, do
@@ -31,10 +33,13 @@ from acf.adapters.channels.email.inbound import (
     parse_sendgrid,
 )
 from acf.config.channels.email import EmailFields
+from acf.domain.channels import Channel
+from acf.domain.fallback import Route
 from acf.entrypoints.http import webhooks
 from acf.entrypoints.http.context import ApiState, State
 from acf.entrypoints.http.errors import ApiError
 from acf.entrypoints.http.views import WebhookAccepted
+from acf.ports.store import Store
 
 router = APIRouter(prefix="/v1/channels/email", tags=["email"])
 
@@ -119,8 +124,10 @@ async def _take(
     await webhooks.admit(state, tenant)
     service = state.service
     threads = service.store.email_threads
-    customer = await threads.find_customer(tenant, mail.in_reply_to, mail.references)
-    customer = customer or mail.customer
+    thread = await threads.find_customer(tenant, mail.in_reply_to, mail.references)
+    customer = mail.customer
+    if thread is not None and await _same_customer(service.store, tenant, thread, customer):
+        customer = thread
     message = webhooks.parsed("invalid_mail", mail.message, tenant, account.agent, customer)
     # The thread first: the reply (after the accept) must find what it answers.
     await threads.record_inbound(
@@ -138,6 +145,18 @@ async def _take(
         statuses_applied=0,
         statuses_ignored=0,
         skipped=[],
+    )
+
+
+async def _same_customer(store: Store, tenant: str, thread: str, sender: str) -> bool:
+    """Whether a reply to ``thread``'s customer comes from them: the same address, or one
+    linked to the same customer. Anyone else answering the thread (a forward, a reply to
+    all) is a conversation of their own, never a voice in the customer's."""
+    if thread == sender:
+        return True
+    owner = await store.identities.owner(tenant, Route(Channel.EMAIL, sender))
+    return owner is not None and owner == await store.identities.owner(
+        tenant, Route(Channel.EMAIL, thread)
     )
 
 
