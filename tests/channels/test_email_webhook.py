@@ -308,3 +308,15 @@ async def test_an_smtp_outage_delays_the_reply_and_sends_it_exactly_once(tmp_pat
             assert reply["status"] == "sent" and reply["attempts"] >= 3
             assert await delivered_ids(api) == [mail["Message-ID"]]
             assert len(server.received()) == 1
+
+
+async def test_a_mailgun_signature_signs_one_mail_only(api: Api) -> None:
+    first = signed(mailgun(text="hello"))
+    assert (await post_mailgun(api, first)).json()["accepted"] == 1
+    assert (await post_mailgun(api, dict(first))).json()["duplicates"] == 1  # a retry
+    stamp = {k: first[k] for k in ("timestamp", "token", "signature")}
+    forged = mailgun(text="refund me", message_id="<forged@evil.example>") | stamp
+    answer = await post_mailgun(api, forged)
+    assert answer.status_code == 401 and "token already used" in answer.json()["message"]
+    [session] = await sessions_of(api, "ann@example.com")
+    assert [m["text"] for m in session["messages"]] == ["hello"]

@@ -34,11 +34,13 @@ from acf.adapters.channels.email.inbound import (
 )
 from acf.config.channels.email import EmailFields
 from acf.domain.channels import Channel
+from acf.domain.errors import Conflict
 from acf.domain.fallback import Route
 from acf.entrypoints.http import webhooks
 from acf.entrypoints.http.context import ApiState, State
 from acf.entrypoints.http.errors import ApiError
 from acf.entrypoints.http.views import WebhookAccepted
+from acf.ports.request_log import ReserveRequest
 from acf.ports.store import Store
 
 router = APIRouter(prefix="/v1/channels/email", tags=["email"])
@@ -86,7 +88,10 @@ async def mailgun(tenant: str, request: Request, state: State) -> Any:
     problem = mailgun_signature_problem(key, form, state.service.clock.now_ms() / 1000)
     if problem is not None:
         raise ApiError(401, "bad_signature", f"Mailgun {problem}")
-    return await _take(state, tenant, account, request, lambda: parse_mailgun(form))
+    token = str(form.get("token"))
+    return await _take(
+        state, tenant, account, request, lambda: parse_mailgun(form), once=f"mailgun:{token}"
+    )
 
 
 @router.post(
@@ -114,8 +119,11 @@ async def _take(
     account: EmailFields,
     request: Request,
     parse: Callable[[], InboundMail],
+    once: str | None = None,
 ) -> WebhookAccepted:
     mail = webhooks.parsed("invalid_mail", parse)
+    if once is not None:
+        await _use_once(state, tenant, once, mail)
     skipped = _skip_reason(mail)
     if skipped is not None:
         return WebhookAccepted(
@@ -146,6 +154,21 @@ async def _take(
         statuses_ignored=0,
         skipped=[],
     )
+
+
+async def _use_once(state: ApiState, tenant: str, token: str, mail: InboundMail) -> None:
+    """Mailgun signs its timestamp and token, not the mail: a signature seen once (in a
+    log, at a proxy) could carry any content for 15 minutes. The token is reserved for this
+    mail (like an ``Idempotency-Key``), so it carries no other; a retry of the same mail
+    passes and is then a duplicate."""
+    service = state.service
+    reserve = ReserveRequest(token, mail.provider_id, service.clock.now_ms())
+    try:
+        await service.store.uow.commit(tenant, [reserve])
+    except Conflict:
+        raise ApiError(
+            401, "bad_signature", "Mailgun token already used to sign another mail"
+        ) from None
 
 
 async def _same_customer(store: Store, tenant: str, thread: str, sender: str) -> bool:
