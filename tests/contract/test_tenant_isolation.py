@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import acf.ports.email_threads
 import acf.ports.event_store
 import acf.ports.identities
 import acf.ports.lease
@@ -76,6 +77,7 @@ PORTS = {
     "ledger": acf.ports.ledger.Ledger,
     "requests": acf.ports.request_log.RequestLog,
     "identities": acf.ports.identities.Identities,
+    "email_threads": acf.ports.email_threads.EmailThreads,
 }
 SHARED_WA = Route(Channel.WHATSAPP, "shared-customer")
 SHARED_SMS = Route(Channel.SMS, "+15550000")
@@ -136,6 +138,11 @@ async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
         ],
     )
     await store.lease.acquire(tenant, r.session_id, "holder", 60_000)
+    threads = store.email_threads
+    await threads.record_inbound(tenant, "ann@shared.example", "<in@shared>", [], "Hi", 1_000)
+    await threads.record_outbound(
+        tenant, "ann@shared.example", "<out@shared>", ["<in@shared>"], "Re: Hi", 1_000
+    )
     events = await store.events.query(tenant, EventQuery())
     return World(r.session_id, r.message_id, t.turn_id, "shared-group", outbox_id, len(events))
 
@@ -198,6 +205,19 @@ READS: dict[str, ReadCase] = {
     "identities.owner": lambda s, b, c: s.identities.owner(A, SHARED_WA),
     "identities.linked": lambda s, b, c: _linked(s),
     "identities.routed_session": lambda s, b, c: s.identities.routed_session(A, SHARED_SMS, 10**13),
+    "email_threads.find_customer": lambda s, b, c: s.email_threads.find_customer(
+        A, "<out@shared>", ["<out@shared>"]
+    ),
+    "email_threads.reply_context": lambda s, b, c: s.email_threads.reply_context(
+        A, "ann@shared.example"
+    ),
+    # A's own records of the same ids: B's thread must not see them (checked below).
+    "email_threads.record_inbound": lambda s, b, c: s.email_threads.record_inbound(
+        A, "ann@shared.example", "<in@shared>", [], "mine", 2_000
+    ),
+    "email_threads.record_outbound": lambda s, b, c: s.email_threads.record_outbound(
+        A, "mallory@a.example", "<out-a@shared>", ["<out@shared>"], "mine", 2_000
+    ),
 }
 
 
@@ -246,6 +266,9 @@ async def test_every_read_as_tenant_a_finds_nothing_of_b(store: Store, clock: Vi
         assert _empty(await case(store, b, clock)), f"{name} returned tenant B's data"
     # and B's own view is intact
     assert await store.messages.get(B, b.message_id) is not None
+    context = await store.email_threads.reply_context(B, "ann@shared.example")
+    assert context is not None and context.subject == "Hi"
+    assert await store.email_threads.find_customer(B, "<out@shared>", []) == "ann@shared.example"
     assert len(await store.events.query(B, EventQuery())) == b.event_count
 
 
