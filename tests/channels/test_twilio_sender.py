@@ -9,6 +9,7 @@ import pytest
 
 from acf.adapters.channels.twilio.outbound import TwilioAccount, TwilioSender
 from acf.adapters.channels.twilio.segments import segment_count
+from acf.adapters.channels.whatsapp.outbound import wall_ms
 from acf.domain.channels import Channel
 from acf.domain.session_key import SessionKey
 from acf.ports.channel_sender import DeliveryError, OutboundMessage
@@ -50,7 +51,7 @@ def reply(
 ) -> OutboundMessage:
     key = SessionKey("acme", "support", customer, channel)
     payload = {"text": text, "buttons": [{"id": i, "title": t} for i, t in buttons], **extra}
-    return OutboundMessage(key, 7, payload)
+    return OutboundMessage(key, 7, payload, customer_last_message_at_ms=wall_ms() - 60_000)
 
 
 async def send(twilio: FakeTwilio, message: OutboundMessage, **changes: object) -> str:
@@ -96,6 +97,18 @@ async def test_whatsapp_through_twilio_uses_the_whatsapp_addresses(twilio: FakeT
     [request] = twilio.requests()
     assert request.field("To") == "whatsapp:+14158675310"
     assert request.field("From") == f"whatsapp:{OUR_WHATSAPP}"
+
+
+async def test_whatsapp_through_twilio_outside_the_24_hours_is_refused_with_the_reason(
+    twilio: FakeTwilio,
+) -> None:
+    fresh = reply("hola", channel=Channel.WHATSAPP, customer="14158675310")
+    late = replace(fresh, customer_last_message_at_ms=wall_ms() - 25 * 3600 * 1000)
+    with pytest.raises(DeliveryError, match="24-hour customer-service window") as refused:
+        await send(twilio, late)
+    assert refused.value.definite and twilio.requests() == []
+    await send(twilio, replace(reply("hi"), customer_last_message_at_ms=None))  # SMS: no window
+    assert len(twilio.requests()) == 1
 
 
 async def test_a_long_reply_goes_in_parts_within_max_segments(twilio: FakeTwilio) -> None:

@@ -6,11 +6,16 @@ basic auth (the Account SID and the auth token). A reply's text goes out in part
 numbered options (SMS has none; acf sends WhatsApp through Twilio as plain messages);
 media URLs ride on the first part as ``MediaUrl``. A 2xx is acceptance (the JSON ``sid``),
 not delivery; 429 and 5xx and transport errors are retried by the relay; any other 4xx is a
-definite refusal, with Twilio's ``code`` and ``message``. Twilio has no idempotency key, so
-a row split in parts that fails after its first part is sent again whole on retry.
+definite refusal, with Twilio's ``code`` and ``message``. A row split in parts that fails
+after its first part resumes after the parts accepted (``send_parts``).
+
+WhatsApp through Twilio keeps WhatsApp's 24-hour customer-service window: outside it only
+an approved Content template may be sent, which acf does not send through Twilio yet, so
+such a row is refused definitely with the reason (and may fall back) instead of being
+accepted by Twilio and failed later (error 63016).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +23,7 @@ import httpx
 
 from acf.adapters.channels.provider_http import definite, json_or_none, send_parts
 from acf.adapters.channels.twilio.segments import sms_parts
+from acf.adapters.channels.whatsapp.outbound import outside_window, wall_ms
 from acf.config.secrets import resolve_secrets
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
@@ -86,9 +92,15 @@ def message_forms(
 
 
 class TwilioSender:
-    def __init__(self, http: httpx.AsyncClient, accounts: Mapping[TenantId, TwilioAccount]):
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        accounts: Mapping[TenantId, TwilioAccount],
+        now_ms: Callable[[], int] = wall_ms,
+    ) -> None:
         self._http = http
         self._accounts = dict(accounts)
+        self._now_ms = now_ms
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
         account = self._accounts.get(message.key.tenant)
@@ -99,6 +111,13 @@ class TwilioSender:
             token = resolve_secrets(account.auth_token, what="twilio")
         except InvalidValue as exc:
             raise DeliveryError(str(exc), definite=True) from None
+        whatsapp = message.key.channel is Channel.WHATSAPP
+        if whatsapp and outside_window(message.customer_last_message_at_ms, self._now_ms()):
+            raise DeliveryError(
+                "outside WhatsApp's 24-hour customer-service window: only an approved "
+                "template may be sent, and acf sends no templates through Twilio",
+                definite=True,
+            )
         first = await send_parts(
             forms, message.parts_sent, lambda form: self._post(account, token, form)
         )

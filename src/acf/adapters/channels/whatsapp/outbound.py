@@ -136,7 +136,7 @@ def message_bodies(
     return [{**head, "type": "text", "text": {"preview_url": False, "body": p}} for p in parts]
 
 
-def _wall_ms() -> int:
+def wall_ms() -> int:
     return int(time.time() * 1000)
 
 
@@ -145,7 +145,7 @@ class WhatsAppCloudSender:
         self,
         http: httpx.AsyncClient,
         accounts: Mapping[TenantId, WhatsAppAccount],
-        now_ms: Callable[[], int] = _wall_ms,
+        now_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self._http = http
         self._accounts = dict(accounts)
