@@ -6,7 +6,8 @@ from typing import Any
 import httpx
 import pytest
 
-from acf.adapters.channels.telegram.outbound import TelegramAccount, TelegramSender
+from acf.adapters.channels.telegram.outbound import TelegramAccount, TelegramSender, message_bodies
+from acf.domain.capabilities import DEFAULT_CAPABILITIES
 from acf.domain.channels import Channel
 from acf.domain.session_key import SessionKey
 from acf.ports.channel_reach import ChannelReach
@@ -185,3 +186,17 @@ async def test_a_button_press_is_answered(bot_api: FakeTelegram) -> None:
     async with httpx.AsyncClient() as http:
         await sender(http, bot_api.url).answer_callback("acme", "4382bfdwdsb323b2d9")
     assert bot_api.of("answerCallbackQuery") == [{"callback_query_id": "4382bfdwdsb323b2d9"}]
+
+
+def test_the_tenants_capabilities_shape_the_reply() -> None:
+    plain = DEFAULT_CAPABILITIES[Channel.TELEGRAM].with_overrides(
+        {"max_buttons": 0, "max_text_length": 40}
+    )
+    text = "Your refund of 20 euros is ready. Shall I send it now?"
+    payload = {"text": text, "buttons": [{"id": "yes", "title": "Yes"}]}
+    bodies = message_bodies(111, payload, plain)
+    assert [b["text"] for b in bodies] == [
+        "Your refund of 20 euros is ready.",
+        "Shall I send it now?\n\n1. Yes",
+    ]
+    assert all("reply_markup" not in b for b in bodies)

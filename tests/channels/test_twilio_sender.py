@@ -10,6 +10,7 @@ import pytest
 from acf.adapters.channels.twilio.outbound import TwilioAccount, TwilioSender
 from acf.adapters.channels.twilio.segments import segment_count
 from acf.adapters.channels.whatsapp.outbound import wall_ms
+from acf.domain.capabilities import DEFAULT_CAPABILITIES
 from acf.domain.channels import Channel
 from acf.domain.session_key import SessionKey
 from acf.ports.channel_sender import DeliveryError, OutboundMessage
@@ -223,3 +224,12 @@ async def test_a_retry_resumes_after_the_parts_already_accepted(twilio: FakeTwil
     rest = [r.field("Body") for r in twilio.requests()[2:]]
     assert rest[0] == failed and len(rest) == 3  # part 1 is not sent again
     assert " ".join([first, *rest]) == text
+
+
+async def test_the_tenants_text_length_caps_each_message(twilio: FakeTwilio) -> None:
+    short = DEFAULT_CAPABILITIES[Channel.SMS].with_overrides({"max_text_length": 60})
+    text = " ".join(f"Line {i} of the long answer." for i in range(8))
+    await send(twilio, reply(text), capabilities=short)
+    bodies = [r.field("Body") for r in twilio.requests()]
+    assert len(bodies) > 1 and all(len(b) <= 60 for b in bodies)
+    assert " ".join(bodies) == text

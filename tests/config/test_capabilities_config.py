@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from acf.bootstrap import ToolBackends, build_agents
+from acf.bootstrap.channels import telegram_accounts, twilio_accounts
 from acf.config.load import ConfigError, load_config
 from acf.domain.channels import Channel
 from tests.config.test_config_file import base, error_of, write
@@ -53,3 +54,23 @@ def test_whatsapp_through_twilio_has_no_buttons_and_no_typing(tmp_path: Path) ->
     agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
     whatsapp = agents.get("acme", "support").settings.capabilities_for(Channel.WHATSAPP)
     assert (whatsapp.max_buttons, whatsapp.typing_indicator) == (0, False)
+
+
+def test_overrides_reach_the_twilio_and_telegram_senders(tmp_path: Path) -> None:
+    body = base()
+    acme = body["tenants"]["acme"]
+    acme["capabilities"] = {"sms": {"max_text_length": 480}, "telegram": {"max_buttons": 0}}
+    acme["twilio"] = {
+        "agent": "support",
+        "account_sid": "AC" + "0123456789abcdef" * 2,
+        "auth_token": "${TWILIO_AUTH_TOKEN}",
+        "from_number": "+15017122661",
+    }
+    acme["telegram"] = {
+        "agent": "support",
+        "bot_token": "${TG_BOT_TOKEN}",
+        "secret_token": "${TG_SECRET_TOKEN}",
+    }
+    loaded = load_config(write(tmp_path, body))
+    assert twilio_accounts(loaded)["acme"].capabilities.max_text_length == 480
+    assert telegram_accounts(loaded)["acme"].capabilities.max_buttons == 0

@@ -69,8 +69,22 @@ def twilio_accounts(loaded: LoadedConfig) -> dict[str, TwilioAccount]:
             None if base is None else status_callback_url(base, tenant),
             str(tw.api_base_url),
             tw.max_segments,
+            capabilities(loaded.source, tenant, fields)[Channel.SMS],
         )
     return accounts
+
+
+def telegram_accounts(loaded: LoadedConfig) -> dict[str, TelegramAccount]:
+    """Each tenant's Telegram bot, with its capabilities."""
+    return {
+        tenant: TelegramAccount(
+            tg.bot_token,
+            str(tg.api_base_url),
+            capabilities(loaded.source, tenant, fields)[Channel.TELEGRAM],
+        )
+        for tenant, fields in loaded.config.tenants.items()
+        if (tg := fields.telegram) is not None
+    }
 
 
 def email_accounts(loaded: LoadedConfig) -> dict[str, EmailAccount]:
@@ -114,11 +128,7 @@ def channel_senders(
         whatsapp |= {tenant: sms for tenant, tw in twilio.items() if tw.whatsapp_from}
     if whatsapp:  # per tenant: Meta's Cloud API or Twilio
         senders[Channel.WHATSAPP] = TenantSenders(Channel.WHATSAPP, whatsapp)
-    bots = {
-        tenant: TelegramAccount(tg.bot_token, str(tg.api_base_url))
-        for tenant, fields in loaded.config.tenants.items()
-        if (tg := fields.telegram) is not None
-    }
+    bots = telegram_accounts(loaded)
     if bots:
         senders[Channel.TELEGRAM] = TelegramSender(http, bots)
     if mailboxes := email_accounts(loaded):

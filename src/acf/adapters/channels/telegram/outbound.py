@@ -19,9 +19,10 @@ import httpx
 
 from acf.adapters.channels.provider_http import definite, json_or_none, send_parts
 from acf.config.secrets import resolve_secrets
+from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
-from acf.domain.formatting import numbered_options, split_text
+from acf.domain.formatting import numbered_options, shown_as_options, split_text
 from acf.domain.ids import TenantId
 from acf.domain.replies import Button
 from acf.domain.session_key import SessionKey
@@ -37,6 +38,8 @@ class TelegramAccount:
     bot_token: str
     """The bot token, or a ``${NAME}`` reference read from the environment at send time."""
     api_base_url: str = "https://api.telegram.org"
+    capabilities: ChannelCapabilities = DEFAULT_CAPABILITIES[Channel.TELEGRAM]
+    """The tenant's (acf's defaults with its overrides): text length, buttons."""
 
     def method_url(self, token: str, method: str) -> str:
         return f"{self.api_base_url.rstrip('/')}/bot{token}/{method}"
@@ -55,19 +58,23 @@ def _buttons_fit(text: str, buttons: Sequence[Button]) -> bool:
     )
 
 
-def message_bodies(chat_id: int, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+def message_bodies(
+    chat_id: int,
+    payload: Mapping[str, Any],
+    caps: ChannelCapabilities = DEFAULT_CAPABILITIES[Channel.TELEGRAM],
+) -> list[dict[str, Any]]:
     """The ``sendMessage`` request bodies that carry one outbox row (pure)."""
     text = str(payload.get("text") or "")
     buttons = [Button(str(b["id"]), str(b["title"])) for b in payload.get("buttons") or []]
     if payload.get("media"):
         raise InvalidValue("media replies are not sent on Telegram by acf yet")
     keyboard = None
-    if buttons and _buttons_fit(text, buttons):
+    if buttons and not shown_as_options(caps, buttons) and _buttons_fit(text, buttons):
         rows = [[{"text": b.title, "callback_data": b.button_id}] for b in buttons]
         keyboard = {"inline_keyboard": rows}
     elif buttons:
         text = numbered_options(text, buttons)
-    parts = split_text(text, TEXT_LIMIT)
+    parts = split_text(text, min(TEXT_LIMIT, caps.max_text_length))
     if not parts:
         raise InvalidValue("the reply has no text to send")
     bodies: list[dict[str, Any]] = [{"chat_id": chat_id, "text": p} for p in parts]
@@ -87,7 +94,7 @@ class TelegramSender:
         account = self._account(message.key.tenant)
         try:
             chat_id = chat_id_of(message.key.customer)
-            bodies = message_bodies(chat_id, message.payload)
+            bodies = message_bodies(chat_id, message.payload, account.capabilities)
             token = resolve_secrets(account.bot_token, what="telegram")
         except InvalidValue as exc:
             raise DeliveryError(str(exc), definite=True) from None

@@ -25,9 +25,10 @@ from acf.adapters.channels.provider_http import definite, json_or_none, send_par
 from acf.adapters.channels.twilio.segments import sms_parts
 from acf.adapters.channels.whatsapp.outbound import outside_window, wall_ms
 from acf.config.secrets import resolve_secrets
+from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
-from acf.domain.formatting import numbered_options
+from acf.domain.formatting import numbered_options, split_text
 from acf.domain.ids import TenantId
 from acf.domain.replies import Button
 from acf.domain.session_key import SessionKey
@@ -48,6 +49,8 @@ class TwilioAccount:
     """Where Twilio posts this tenant's delivery statuses (none without a public URL)."""
     api_base_url: str = "https://api.twilio.com"
     max_segments: int = 10
+    capabilities: ChannelCapabilities = DEFAULT_CAPABILITIES[Channel.SMS]
+    """The tenant's SMS capabilities: ``max_text_length`` caps each message too."""
 
     @property
     def messages_url(self) -> str:
@@ -80,7 +83,12 @@ def message_forms(
         raise InvalidValue(f"Twilio takes at most {MAX_MEDIA} media URLs per message")
     if buttons:
         text = numbered_options(text, buttons)
-    parts = sms_parts(text, account.max_segments) or ([""] if media else [])
+    limit = account.capabilities.max_text_length
+    parts = [
+        piece
+        for part in sms_parts(text, account.max_segments)
+        for piece in (split_text(part, limit) if len(part) > limit else [part])
+    ] or ([""] if media else [])
     if not parts:
         raise InvalidValue("the reply has no text to send")
     head = list(_addresses(account, key).items())
