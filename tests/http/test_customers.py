@@ -99,3 +99,25 @@ async def test_continue_needs_a_linked_address_and_queues_the_notice(api: Api) -
         assert [e["data"] for e in events] == [
             {"channel": "sms", "address": "+15550001", "notified": True}
         ]
+
+
+async def test_addresses_are_written_as_the_channels_write_them(api: Api) -> None:
+    written = [
+        {"channel": "whatsapp", "address": "+1 (650) 555-1234"},
+        {"channel": "email", "address": "Ana@Example.COM"},
+    ]
+    async with api.client() as c:
+        linked = await c.put("/v1/customers/ana/identities", json={"identities": written})
+        assert linked.status_code == 200, linked.text
+        assert [(i["channel"], i["address"]) for i in linked.json()["identities"]] == [
+            ("email", "ana@example.com"),
+            ("whatsapp", "16505551234"),
+        ]
+        local = await c.put(
+            "/v1/customers/ana/identities",
+            json={"identities": [{"channel": "sms", "address": "650 555 1234"}]},
+        )
+        assert local.status_code == 422
+        assert "E.164" in local.json()["problems"][0]["message"]
+        gone = await c.delete("/v1/customers/ana/identities/whatsapp/+16505551234")
+        assert gone.status_code == 204, gone.text

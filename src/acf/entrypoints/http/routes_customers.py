@@ -11,9 +11,11 @@ to a linked address, and an operator can continue a conversation there.
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from acf.domain.addresses import normalised_address
 from acf.domain.channels import Channel
+from acf.domain.errors import InvalidValue
 from acf.domain.fallback import Route
 from acf.domain.ids import SessionId
 from acf.entrypoints.http.context import State, Tenant
@@ -38,7 +40,18 @@ Address = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\
 class IdentityBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channel: Channel
-    address: Address = Field(description="As the channel names the customer: +15550001, …")
+    address: Address = Field(
+        description="As the channel names the customer (normalised: a WhatsApp id as "
+        "digits, an SMS number in E.164, an email address lower-cased, a Telegram chat id)"
+    )
+
+    @model_validator(mode="after")
+    def _normalised(self) -> "IdentityBody":
+        try:
+            self.address = normalised_address(self.channel, self.address)
+        except InvalidValue as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class LinkBody(BaseModel):
@@ -147,6 +160,10 @@ async def unlink_identity(
     tenant: Tenant,
     state: State,
 ) -> Response:
+    try:
+        address = normalised_address(channel, address)
+    except InvalidValue as exc:
+        raise ApiError(422, "invalid_address", str(exc)) from None
     op = UnlinkIdentity(customer_id, Route(channel, address))
     if not (await state.service.store.uow.commit(tenant, [op])).get(op):
         raise ApiError(
