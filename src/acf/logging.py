@@ -5,7 +5,6 @@ import sys
 
 import structlog
 
-
 QUIET_LIBRARIES = ("httpx", "httpcore")
 """Their INFO lines print request URLs, and a Telegram bot's token is in its URL's path."""
 
