@@ -36,7 +36,8 @@ async def test_link_read_and_unlink_identities(api: Api) -> None:
             json={"identities": [{"channel": "fax", "address": "1"}]},
         )
         assert fax.status_code == 422
-        assert fax.json()["problems"][0]["field"] == "identities.0.channel"
+        assert fax.json()["problems"][0]["field"] == "identities.0"
+        assert "whatsapp" in fax.json()["problems"][0]["message"]  # the channels it takes
         assert (await c.get("/v1/customers/ana")).json() == body
         # Another tenant neither sees ana nor is refused her number.
         assert (await other.get("/v1/customers/ana")).status_code == 404
@@ -103,7 +104,7 @@ async def test_continue_needs_a_linked_address_and_queues_the_notice(api: Api) -
 
 async def test_addresses_are_written_as_the_channels_write_them(api: Api) -> None:
     written = [
-        {"channel": "whatsapp", "address": "+1 (650) 555-1234"},
+        {"channel": "whatsapp", "address": "+16505551234"},
         {"channel": "email", "address": "Ana@Example.COM"},
     ]
     async with api.client() as c:
@@ -121,3 +122,9 @@ async def test_addresses_are_written_as_the_channels_write_them(api: Api) -> Non
         assert "E.164" in local.json()["problems"][0]["message"]
         gone = await c.delete("/v1/customers/ana/identities/whatsapp/+16505551234")
         assert gone.status_code == 204, gone.text
+
+
+async def test_an_address_that_cannot_be_linked_is_not_found_on_delete(api: Api) -> None:
+    async with api.client() as c:
+        gone = await c.delete("/v1/customers/ana/identities/sms/650-555")
+    assert gone.status_code == 404 and "not an E.164 number" in gone.json()["message"]

@@ -8,12 +8,12 @@ belongs to at most one customer of the tenant. The fallback ladder sends a refus
 to a linked address, and an operator can continue a conversation there.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from acf.domain.addresses import normalised_address
+from acf.domain.addresses import OTHER_PATTERN, PATTERNS, normalised_address
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.fallback import Route
@@ -37,21 +37,62 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^\x00
 Address = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-class IdentityBody(BaseModel):
+class _Identity(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    channel: Channel
-    address: Address = Field(
-        description="As the channel names the customer (normalised: a WhatsApp id as "
-        "digits, an SMS number in E.164, an email address lower-cased, a Telegram chat id)"
+
+    @field_validator("address", check_fields=False)
+    @classmethod
+    def _as_its_channel_writes_it(cls, value: str, info: ValidationInfo) -> str:
+        channel = info.data.get("channel")
+        if channel is not None:
+            try:
+                normalised_address(Channel(channel), value)
+            except InvalidValue as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+def _address(channel: Channel, described: str) -> Any:
+    """The schema carries the channel's pattern; a value that does not match is refused
+    with a message that says what was expected."""
+    return Field(
+        min_length=1,
+        max_length=256,
+        description=f"As {described} webhooks name the customer",
+        json_schema_extra={"pattern": PATTERNS.get(channel, OTHER_PATTERN)},
     )
 
-    @model_validator(mode="after")
-    def _normalised(self) -> "IdentityBody":
-        try:
-            self.address = normalised_address(self.channel, self.address)
-        except InvalidValue as exc:
-            raise ValueError(str(exc)) from None
-        return self
+
+class WhatsAppIdentity(_Identity):
+    channel: Literal[Channel.WHATSAPP]
+    address: str = _address(Channel.WHATSAPP, "WhatsApp's (digits; a leading + is dropped)")
+
+
+class SmsIdentity(_Identity):
+    channel: Literal[Channel.SMS]
+    address: str = _address(Channel.SMS, "SMS (E.164)")
+
+
+class EmailIdentity(_Identity):
+    channel: Literal[Channel.EMAIL]
+    address: str = _address(Channel.EMAIL, "email (compared lower-cased)")
+
+
+class TelegramIdentity(_Identity):
+    channel: Literal[Channel.TELEGRAM]
+    address: str = _address(Channel.TELEGRAM, "Telegram (the chat id)")
+
+
+class OtherIdentity(_Identity):
+    channel: Literal[Channel.WEB, Channel.VOICE]
+    address: str = _address(Channel.WEB, "the web chat's and voice")
+
+
+IdentityBody = Annotated[
+    WhatsAppIdentity | SmsIdentity | EmailIdentity | TelegramIdentity | OtherIdentity,
+    Field(discriminator="channel"),
+]
+"""One address of a customer, checked as its channel writes it."""
 
 
 class LinkBody(BaseModel):
@@ -115,7 +156,9 @@ async def link_identities(
     """Adds the addresses (those already the customer's stay as they are). All or none: if
     one is another customer's, nothing is linked."""
     store = state.service.store
-    routes = tuple(Route(i.channel, i.address) for i in body.identities)
+    routes = tuple(
+        Route(i.channel, normalised_address(i.channel, i.address)) for i in body.identities
+    )
     try:
         await store.uow.commit(
             tenant, [LinkIdentities(customer_id, routes, state.service.clock.now_ms())]
@@ -162,8 +205,8 @@ async def unlink_identity(
 ) -> Response:
     try:
         address = normalised_address(channel, address)
-    except InvalidValue as exc:
-        raise ApiError(422, "invalid_address", str(exc)) from None
+    except InvalidValue as exc:  # it cannot have been linked: nothing to remove
+        raise ApiError(404, "not_found", f"not linked: {exc}") from None
     op = UnlinkIdentity(customer_id, Route(channel, address))
     if not (await state.service.store.uow.commit(tenant, [op])).get(op):
         raise ApiError(
