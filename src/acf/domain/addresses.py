@@ -11,10 +11,12 @@ import re
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 
+_PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"  # no @, whitespace or control character
+
 PATTERNS: dict[Channel, str] = {
     Channel.WHATSAPP: r"^\+?[1-9][0-9]{5,14}$",
     Channel.SMS: r"^\+[1-9][0-9]{6,14}$",
-    Channel.EMAIL: r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$",
+    Channel.EMAIL: rf"^{_PART}@{_PART}\.{_PART}$",
     Channel.TELEGRAM: r"^-?[0-9]{1,18}$",
 }
 OTHER_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
