@@ -18,11 +18,13 @@ from acf.domain.channels import Channel
 from acf.domain.events import EventKind, FabricEvent
 from acf.domain.fallback import LADDER_EXHAUSTED, Route
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, ChannelPolicy
+from acf.domain.replies import PipelineResult
 from acf.domain.signals import DeliveryStatus, DeliveryStatusSignal
 from acf.ports.channel_sender import DeliveryError, OutboundMessage, SendReceipt
 from acf.ports.event_store import EventQuery
 from acf.ports.identities import LinkIdentities
 from acf.ports.outbox import OutboxRow
+from acf.ports.pipeline import TurnContext
 from acf.service.continuity import NotLinked, continue_on
 from acf.service.delivery_statuses import DeliveryStatuses, StatusOutcome
 from acf.testing.channel import RecordingChannel
@@ -272,5 +274,33 @@ async def test_an_operator_continues_the_session_on_sms(tmp_path: Path) -> None:
         (continued,) = await events(h, EventKind.SESSION_CONTINUED)
         assert continued.data == {**SMS.as_payload(), "notified": True}
         assert await check_all(h.store, [TENANT], channel, h.tally) == []  # the notice too
+    finally:
+        await h.close()
+
+
+class Recalls:
+    """Answers with the replies its context says the conversation had."""
+
+    name = "recalls"
+    version = "1"
+
+    async def run(self, ctx: TurnContext) -> PipelineResult:
+        said = [str(r.get("text")) for r in ctx.replies_history]
+        return PipelineResult.reply(f"before: {said}")
+
+
+async def test_a_reply_that_fell_back_is_in_the_history_once(tmp_path: Path) -> None:
+    h = Harness(tmp_path, HarnessOptions(settings=options().settings, pipeline=Recalls()))
+    channel = PerChannel(h.clock)
+    h.channel = channel
+    await h.start()
+    try:
+        await h.store.uow.commit(TENANT, [LinkIdentities("ana", (WA, SMS), 0)])
+        channel.refuse(Channel.WHATSAPP, True)
+        await h.send(WA.address, "hello", Channel.WHATSAPP)
+        await h.run_until_idle()
+        await h.send(SMS.address, "and now?", Channel.SMS)
+        await h.run_until_idle()
+        assert [s.text for s in channel.sends] == ["before: []", "before: ['before: []']"]
     finally:
         await h.close()

@@ -14,6 +14,7 @@ from acf.domain.errors import Conflict
 from acf.domain.numbered_answers import with_numbered_answers
 from acf.domain.signals import DeliveryStatus
 from acf.domain.turns import TurnGroup
+from acf.ports.outbox import OutboxRow
 from acf.service.agents import AgentBinding
 from acf.service.parts import Parts
 from acf.service.turn_context import RunningTurnContext, TurnFrame
@@ -53,7 +54,7 @@ async def attempt_context(
         frame,
         messages,
         history,
-        [dict(r.payload) for r in replies[-limit:]] if limit else [],
+        [dict(r.payload) for r in _once(replies)[-limit:]] if limit else [],
         session.state,
         binding.resolved,
         p.clock.now_ms() + settings.deadline_ms,
@@ -61,6 +62,13 @@ async def attempt_context(
         settings.capabilities_for(channel),
     )
     return ctx, session.state_version, group
+
+
+def _once(replies: list[OutboxRow]) -> list[OutboxRow]:
+    """The replies as the conversation had them: a row that fell back appears once, as
+    its copy (the same words on the other channel)."""
+    replaced = {r.fallback_of for r in replies if r.fallback_of is not None}
+    return [r for r in replies if r.outbox_id not in replaced]
 
 
 def show_typing(p: Parts, frame: TurnFrame, ctx: RunningTurnContext) -> "asyncio.Task[None] | None":
