@@ -132,6 +132,9 @@ async def test_provider_errors_are_definite_or_retried(
         assert answer["description"] in str(failed.value)
     if status == 429:
         assert "retry after 35 s" in str(failed.value)
+        assert failed.value.retry_after_ms == 35_000  # the relay waits at least that long
+    else:
+        assert failed.value.retry_after_ms is None
     assert TOKEN not in str(failed.value)
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from acf.domain.channels import Channel
+from acf.domain.events import EventKind
 from acf.domain.replies import PipelineResult, ReplySegment
+from acf.ports.event_store import EventQuery
 from acf.ports.pipeline import TurnContext
 from acf.testing.harness import Harness, HarnessOptions
 
@@ -61,3 +63,17 @@ async def test_a_retry_resumes_after_the_provider_messages_already_accepted(
         assert [s.parts_sent for s in h.channel.sends[1:]] == [0, 0]
         row = await h.store.outbox.get("t1", first.outbox_id)
         assert row is not None and (row.parts_sent, row.attempts) == (2, 2)
+
+
+async def test_a_provider_asking_to_wait_is_waited_for(tmp_path: Path) -> None:
+    async with Harness(tmp_path, HarnessOptions(pipeline=ThreeParts())) as h:
+        h.channel.fail_next(1, definite=False, retry_after_ms=30_000)  # a 429, "retry after 30"
+        accepted = await h.send("alice", "tell me everything", channel=Channel.WEB)
+        await h.run_until_idle()
+        first = h.channel.sends[0]
+        assert first.text == "First."
+        events = await h.store.events.query(
+            "t1", EventQuery(session_id=accepted.session_id, kinds=(EventKind.MESSAGE_RECEIVED,))
+        )
+        received_at = events[0].at_ms
+        assert first.at_ms - received_at >= 30_000  # not the relay's own 1 s backoff

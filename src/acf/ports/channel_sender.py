@@ -34,13 +34,22 @@ class DeliveryError(AcfError):
     ``definite`` means it never will (a 4xx, a blocked number): the row is marked failed.
     Otherwise (a timeout, a 5xx) the outcome is unknown and the relay sends again later.
     ``parts_accepted``: of a reply sent in several provider messages, how many this call
-    got accepted before the failure (the retry resumes after them).
+    got accepted before the failure (the retry resumes after them). ``retry_after_ms``:
+    how long the provider asked to wait (a 429's ``Retry-After``); the retry waits at
+    least that long.
     """
 
-    def __init__(self, message: str, definite: bool, parts_accepted: int = 0) -> None:
+    def __init__(
+        self,
+        message: str,
+        definite: bool,
+        parts_accepted: int = 0,
+        retry_after_ms: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.definite = definite
         self.parts_accepted = parts_accepted
+        self.retry_after_ms = retry_after_ms
 
 
 @runtime_checkable

@@ -262,6 +262,8 @@ class Relay:
             ops.append(RecordPartsSent(row.outbox_id, accepted, now))
         await self._parts.store.uow.commit(tenant, ops)
         delay = retry_delay_ms(attempt)
+        if isinstance(exc, DeliveryError) and exc.retry_after_ms is not None:
+            delay = max(delay, exc.retry_after_ms)  # the provider asked to wait
         log.warning(
             "delivery.retry",
             tenant=tenant,

@@ -38,17 +38,24 @@ class RecordingChannel:
         self.sends: list[Sent] = []
         self.typing: list[Typed] = []
         """Every typing indicator shown, in order."""
-        self._failures: list[tuple[bool, int]] = []
+        self._failures: list[tuple[bool, int, int | None]] = []
 
-    def fail_next(self, count: int = 1, definite: bool = False, parts_accepted: int = 0) -> None:
-        """Refuse the next ``count`` sends: definitely (a 4xx) or transiently (a 5xx),
-        after ``parts_accepted`` provider messages of the reply were accepted."""
-        self._failures.extend([(definite, parts_accepted)] * count)
+    def fail_next(
+        self,
+        count: int = 1,
+        definite: bool = False,
+        parts_accepted: int = 0,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        """Refuse the next ``count`` sends: definitely (a 4xx) or transiently (a 5xx, or a
+        429 asking to wait ``retry_after_ms``), after ``parts_accepted`` provider messages
+        of the reply were accepted."""
+        self._failures.extend([(definite, parts_accepted, retry_after_ms)] * count)
 
     async def send(self, message: OutboundMessage) -> SendReceipt:
         if self._failures:
-            definite, parts = self._failures.pop(0)
-            raise DeliveryError("provider refused (scripted)", definite, parts_accepted=parts)
+            definite, parts, wait = self._failures.pop(0)
+            raise DeliveryError("provider refused (scripted)", definite, parts, wait)
         pid = f"rec-{len(self.sends) + 1}"
         text = str(message.payload.get("text", ""))
         now = self._clock.now_ms()

@@ -24,6 +24,23 @@ def json_or_none(response: httpx.Response) -> Any:
         return None
 
 
+MAX_RETRY_AFTER_MS = 3_600_000
+"""A provider asking for more than an hour is waited for an hour, then asked again."""
+
+
+def retry_after_ms(response: httpx.Response, seconds: Any = None) -> int | None:
+    """How long the provider asked to wait: ``seconds`` when its body says so (Telegram's
+    ``parameters.retry_after``), else the ``Retry-After`` header in seconds; capped."""
+    value = seconds if seconds is not None else response.headers.get("retry-after")
+    try:
+        wait = int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None  # an HTTP date, or nothing usable: the relay's own backoff
+    if wait is None or wait < 0:
+        return None
+    return min(wait * 1000, MAX_RETRY_AFTER_MS)
+
+
 def definite(status: int) -> bool:
     """Whether a failed answer with ``status`` is a definite refusal."""
     return 400 <= status < 500 and status not in TRANSIENT_4XX

@@ -17,7 +17,12 @@ from typing import Any
 
 import httpx
 
-from acf.adapters.channels.provider_http import definite, json_or_none, send_parts
+from acf.adapters.channels.provider_http import (
+    definite,
+    json_or_none,
+    retry_after_ms,
+    send_parts,
+)
 from acf.config.secrets import resolve_secrets
 from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel
@@ -156,7 +161,13 @@ class TelegramSender:
         if isinstance(data, dict) and isinstance(data.get("error_code"), int):
             code = data["error_code"]
         error = f"Telegram {method} answered {code}: {_error(data)}"
-        raise DeliveryError(_redact(error, token), definite=definite(code))
+        parameters = data.get("parameters") if isinstance(data, dict) else None
+        wait = parameters.get("retry_after") if isinstance(parameters, dict) else None
+        raise DeliveryError(
+            _redact(error, token),
+            definite=definite(code),
+            retry_after_ms=retry_after_ms(response, wait),
+        )
 
 
 def _redact(text: str, token: str) -> str:

@@ -21,7 +21,12 @@ from typing import Any
 
 import httpx
 
-from acf.adapters.channels.provider_http import definite, json_or_none, send_parts
+from acf.adapters.channels.provider_http import (
+    definite,
+    json_or_none,
+    retry_after_ms,
+    send_parts,
+)
 from acf.adapters.channels.twilio.segments import sms_parts
 from acf.adapters.channels.whatsapp.outbound import outside_window, wall_ms
 from acf.config.secrets import resolve_secrets
@@ -154,7 +159,11 @@ class TwilioSender:
                 return sid
             raise DeliveryError("Twilio accepted without a message sid", definite=False)
         code = response.status_code
-        raise DeliveryError(f"Twilio answered {code}: {_error(data)}", definite=definite(code))
+        raise DeliveryError(
+            f"Twilio answered {code}: {_error(data)}",
+            definite=definite(code),
+            retry_after_ms=retry_after_ms(response),
+        )
 
 
 def _encoded(form: list[tuple[str, str]]) -> dict[str, str | list[str]]:

@@ -25,7 +25,12 @@ from typing import Any
 
 import httpx
 
-from acf.adapters.channels.provider_http import definite, json_or_none, send_parts
+from acf.adapters.channels.provider_http import (
+    definite,
+    json_or_none,
+    retry_after_ms,
+    send_parts,
+)
 from acf.config.secrets import resolve_secrets
 from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel
@@ -217,7 +222,11 @@ class WhatsAppCloudSender:
                 return str(messages[0].get("id") or "")
             raise DeliveryError("WhatsApp accepted without a message id", definite=False)
         code = response.status_code
-        raise DeliveryError(f"WhatsApp answered {code}: {_error(data)}", definite=definite(code))
+        raise DeliveryError(
+            f"WhatsApp answered {code}: {_error(data)}",
+            definite=definite(code),
+            retry_after_ms=retry_after_ms(response),
+        )
 
 
 def _error(data: Any) -> str:
