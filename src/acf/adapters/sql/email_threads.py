@@ -75,8 +75,7 @@ class SqlEmailThreads:
         subject: str,
         at_ms: int,
     ) -> None:
-        args = (INBOUND, customer, message_id, tuple(references), subject, at_ms)
-        await self._db.write(tenant, lambda conn: _insert(conn, tenant, *args))
+        await self._record(tenant, INBOUND, customer, message_id, references, subject, at_ms)
 
     async def record_outbound(
         self,
@@ -87,7 +86,19 @@ class SqlEmailThreads:
         subject: str,
         at_ms: int,
     ) -> None:
-        args = (OUTBOUND, customer, message_id, tuple(references), subject, at_ms)
+        await self._record(tenant, OUTBOUND, customer, message_id, references, subject, at_ms)
+
+    async def _record(
+        self,
+        tenant: TenantId,
+        direction: str,
+        customer: str,
+        message_id: str,
+        references: Sequence[str],
+        subject: str,
+        at_ms: int,
+    ) -> None:
+        args = (direction, customer, message_id, tuple(references), subject, at_ms)
         await self._db.write(tenant, lambda conn: _insert(conn, tenant, *args))
 
     async def find_customer(
