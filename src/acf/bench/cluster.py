@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from acf.bench.databases import stored_rows
+from acf.bench.databases import analyze, stored_rows
 from acf.bench.figures import Figures, measure_figures
 from acf.bench.marks import Marks
 from acf.bench.processes import Processes, free_port, run_acf, wait_ready
@@ -30,15 +30,22 @@ class DistributedSubject:
         self.marks = marks
         self.rejected: list[str] = []
         self.sent: dict[str, float] = {}
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {key}"},
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            timeout=httpx.Timeout(60.0, pool=None),
-        )
-        # As many requests in flight as connections: a client that queues thousands of
-        # requests inside httpx's pool spends its CPU on the queue, not on the API.
-        self._in_flight = asyncio.Semaphore(connections)
+        # One client of one connection per request in flight: httpcore's pool looks at
+        # every connection for every request (a pool of 64 cost this process more CPU per
+        # turn than the API), and a client that queues thousands of requests spends its
+        # CPU on the queue, not on the API.
+        self._all = [
+            httpx.AsyncClient(
+                base_url=base_url,
+                headers={"Authorization": f"Bearer {key}"},
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                timeout=httpx.Timeout(60.0, pool=None),
+            )
+            for _ in range(connections)
+        ]
+        self._clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for client in self._all:
+            self._clients.put_nowait(client)
         self.retries = 0
 
     async def start(self, folder: Path) -> None:
@@ -46,26 +53,29 @@ class DistributedSubject:
 
     async def receive(self, session: str, text: str) -> None:
         body = {"agent": AGENT, "customer": session, "client_message_id": text, "text": text}
-        async with self._in_flight:
+        client = await self._clients.get()
+        try:
             self.sent[text] = time.perf_counter()
             try:
-                response = await self._post(body)
+                response = await self._post(client, body)
             except httpx.HTTPError as exc:
                 self._refused(text, repr(exc))
                 return
+        finally:
+            self._clients.put_nowait(client)
         if not response.is_success:
             self._refused(text, f"{response.status_code} {response.text[:200]}")
             return
         self.marks.acked[text] = time.perf_counter()
 
-    async def _post(self, body: dict[str, str]) -> httpx.Response:
+    async def _post(self, client: httpx.AsyncClient, body: dict[str, str]) -> httpx.Response:
         """One retry after a transport failure (a keep-alive connection the server closed
         as the request left): safe, the ``client_message_id`` makes it a duplicate."""
         try:
-            return await self._http.post("/v1/messages", json=body)
+            return await client.post("/v1/messages", json=body)
         except httpx.TransportError:
             self.retries += 1
-            return await self._http.post("/v1/messages", json=body)
+            return await client.post("/v1/messages", json=body)
 
     def _refused(self, text: str, why: str) -> None:
         """Not acknowledged: recorded (the run is then reported as invalid), not awaited."""
@@ -75,7 +85,8 @@ class DistributedSubject:
             waiter.set()
 
     async def stop(self) -> None:
-        await self._http.aclose()
+        for client in self._all:
+            await client.aclose()
 
 
 @dataclass(slots=True)
@@ -161,7 +172,16 @@ async def distributed(
         for name in names:
             processes.spawn(name, ["serve", "--role", "worker", "--config", str(config)])
         await wait_ready(processes, f"http://127.0.0.1:{api_port}", names)
-        figures = await measure_figures(subject, turns, sessions, timeout_s, folder)
+        pids = {label: process.pid for label, process in processes.running.items()}
+        figures = await measure_figures(
+            subject,
+            turns,
+            sessions,
+            timeout_s,
+            folder,
+            pids,
+            settle=lambda: asyncio.to_thread(analyze, database_url),
+        )
         processes.check_alive()
         await asyncio.sleep(0.5)  # late duplicates, if any, reach the sink
         _details(subject, turns, sessions, evidence)

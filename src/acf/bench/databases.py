@@ -50,3 +50,11 @@ def stored_rows(database_url: str) -> dict[str, int]:
             row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
             out[table] = int(row[0]) if row else -1
     return out
+
+
+def analyze(database_url: str) -> None:
+    """``ANALYZE`` the database: the planner's statistics, as autovacuum keeps them."""
+    import psycopg
+
+    with psycopg.connect(libpq(database_url), autocommit=True, connect_timeout=5) as conn:
+        conn.execute("ANALYZE")

@@ -196,6 +196,9 @@ def print_run(result: Run) -> None:
         )
     console = Console(width=max(Console().width, 140))
     console.print(out)
+    for r in (result.distributed, result.embedded, result.peer):
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in r.cpu_ms_per_turn.items())
+        console.print(f"CPU ms per turn (throughput run), {r.subject}: {parts}")
     for name, value in result.ratios().items():
         console.print(f"{name}: {value:.2f}")
     for name, met in result.verdicts().items():

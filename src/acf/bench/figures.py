@@ -3,11 +3,13 @@ subject, each measurement bounded in time.
 """
 
 import asyncio
-from collections.abc import Awaitable
-from dataclasses import dataclass
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from acf.bench.cpu import CpuMeter
 from acf.bench.marks import Marks, Subject
 from acf.bench.measure import Overhead, overhead, throughput
 
@@ -19,6 +21,8 @@ class Figures:
     subject: str
     overhead: Overhead
     turns_per_s: float
+    cpu_ms_per_turn: dict[str, float] = field(default_factory=dict)
+    """The throughput run's CPU per turn, per process (and PostgreSQL's, and the total)."""
 
 
 async def _bounded(what: str, marks: Marks, work: Awaitable[T], timeout_s: float) -> T:
@@ -33,13 +37,28 @@ async def _bounded(what: str, marks: Marks, work: Awaitable[T], timeout_s: float
 
 
 async def measure_figures(
-    subject: Subject, turns: int, sessions: int, timeout_s: float, folder: Path
+    subject: Subject,
+    turns: int,
+    sessions: int,
+    timeout_s: float,
+    folder: Path,
+    processes: Mapping[str, int] | None = None,
+    settle: Callable[[], Awaitable[None]] | None = None,
 ) -> Figures:
-    """Start ``subject`` in ``folder``, measure its overhead then its throughput, stop it."""
+    """Start ``subject`` in ``folder``, measure its overhead then its throughput, stop it.
+
+    ``processes`` (label → pid): whose CPU the throughput run is charged with, beside this
+    process (the client, the sink, an in-process subject) and PostgreSQL. ``settle``: run
+    between the two measurements (outside both)."""
     await subject.start(folder)
+    meter = CpuMeter({"benchmark process": os.getpid(), **(processes or {})})
     try:
         over = await _bounded("overhead", subject.marks, overhead(subject, turns), timeout_s)
+        if settle is not None:
+            await settle()
+        meter.start()
         rate = await _bounded("throughput", subject.marks, throughput(subject, sessions), timeout_s)
+        cpu = meter.per_turn_ms(sessions)
     finally:
         await subject.stop()
-    return Figures(subject.name, over, rate)
+    return Figures(subject.name, over, rate, cpu)
