@@ -2,11 +2,22 @@
 connections, each under row-level security for its tenant.
 
 The port adapters (``acf.adapters.sql``) are one set of SQL functions for both dialects.
-Here each ``read`` or ``write`` takes a connection from a ``psycopg_pool`` pool and runs
-the function in one transaction on a worker thread of a pool of the same size, so the
-event loop never waits on the network. The transaction starts by switching to the role
-``acf_tenant`` with ``acf.tenant`` set (or to ``acf_scanner`` for the cross-tenant scope):
-row-level security then keeps every statement inside the tenant, whatever its SQL says.
+Here a ``read`` or ``write`` is a job on a queue served by as many threads (lanes) as the
+pool has connections, so the event loop never waits on the network. A transaction starts
+by switching to the role ``acf_tenant`` with ``acf.tenant`` set (or to ``acf_scanner``
+for the cross-tenant scope): row-level security then keeps every statement inside the
+tenant, whatever its SQL says.
+
+Group commit: a lane that takes a job also takes the jobs queued behind it (up to
+``MAX_BATCH``) and runs them in one transaction, switching the tenant between them. Under
+load, concurrent reads and units of many sessions then share a BEGIN, a COMMIT and a WAL
+flush. No caller learns a result before that COMMIT has returned. If one job raises, the
+transaction is rolled back and every job of the batch runs again alone, in its own
+transaction (the SQL functions only write through the connection, so running one again
+after a rollback is running it once); a COMMIT that fails leaves every job of the batch
+with that error, as it would a job alone. A deadlock between two batches (PostgreSQL
+detects it after ``deadlock_timeout`` and aborts one) costs that wait and the re-runs,
+never a unit.
 
 Durability: a write returns after PostgreSQL's COMMIT, at the server's
 ``synchronous_commit`` level (``on`` by default: the commit is flushed to the WAL).
@@ -15,13 +26,17 @@ Durability: a write returns after PostgreSQL's COMMIT, at the server's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import queue
 import re
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
+import structlog
 from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool
 
@@ -29,6 +44,10 @@ from acf.adapters.sql.database import POSTGRESQL, Dialect, SqlCursor
 
 T = TypeVar("T")
 
+log = structlog.get_logger("acf.postgres")
+
+MAX_BATCH = 32
+"""Jobs run in one transaction at most."""
 TENANT_ROLE = "acf_tenant"
 SCANNER_ROLE = "acf_scanner"
 _PLACEHOLDER = re.compile(r"%|\?")
@@ -52,6 +71,29 @@ class PgConnection:
         return self._conn.execute(to_psycopg(sql), parameters)
 
 
+@dataclass(slots=True)
+class _Job:
+    tenant: str | None
+    fn: Callable[[PgConnection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+Outcome = tuple[bool, Any]
+"""(True, the job's result) or (False, the exception it raised)."""
+
+_NO_SCOPE = object()
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
 class PgDatabase:
     dialect: Dialect = POSTGRESQL
 
@@ -64,8 +106,9 @@ class PgDatabase:
         caller_clock: bool = False,
         name: str = "acf",
     ) -> None:
-        """``caller_clock``: compare deadlines with the callers' clock instead of the
-        database's (tests on a virtual clock; never in production)."""
+        """``max_size``: connections, and lanes running jobs. ``caller_clock``: compare
+        deadlines with the callers' clock instead of the database's (tests on a virtual
+        clock; never in production)."""
         self._caller_clock = caller_clock
         self._pool = ConnectionPool(
             conninfo,
@@ -76,8 +119,18 @@ class PgDatabase:
             kwargs={"autocommit": True, "application_name": name},
             name=name,
         )
-        self._threads = ThreadPoolExecutor(max_size, thread_name_prefix=f"{name}-pg")
+        self._name = name
+        self._lanes = [
+            threading.Thread(target=self._lane, name=f"{name}-pg-{i}", daemon=True)
+            for i in range(max_size)
+        ]
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._open = False
         self._closed = False
+        self.shared = 0
+        """Jobs that ran in a transaction with others (group commit at work)."""
+        self.rerun = 0
+        """Batches rolled back because one of their jobs raised, then run job by job."""
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         # JSON columns come back as their text, as on SQLite; the adapters parse them.
@@ -86,16 +139,12 @@ class PgDatabase:
             conn.execute("SET acf.clock = 'caller'")
 
     async def open(self, timeout_s: float = 10.0) -> None:
-        """Open the pool; raises if no connection could be made within ``timeout_s``."""
+        """Open the pool and start the lanes; raises if no connection could be made within
+        ``timeout_s``."""
         await asyncio.to_thread(self._pool.open, True, timeout_s)
-
-    def _run(self, tenant: str | None, fn: Callable[[PgConnection], T]) -> T:
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute(
-                "SELECT set_config('role', %s, true), set_config('acf.tenant', %s, true)",
-                (SCANNER_ROLE if tenant is None else TENANT_ROLE, tenant or ""),
-            )
-            return fn(PgConnection(conn))
+        for lane in self._lanes:
+            lane.start()
+        self._open = True
 
     async def read(self, tenant: str | None, fn: Callable[[PgConnection], T]) -> T:
         return await self._submit(tenant, fn)
@@ -104,15 +153,93 @@ class PgDatabase:
         return await self._submit(tenant, fn)
 
     async def _submit(self, tenant: str | None, fn: Callable[[PgConnection], T]) -> T:
-        if self._closed:
+        if self._closed or not self._open:
             raise RuntimeError("the PostgreSQL database is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._run, tenant, fn)
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(tenant, fn, future, loop))
+        return await future
+
+    # -- the lanes (threads) ---------------------------------------------------------------
+
+    def _lane(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stop = [first], False
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            for job, (ok, value) in zip(batch, self._run(batch), strict=True):
+                with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+                    job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+            if stop:
+                return
+
+    def _run(self, batch: list[_Job]) -> list[Outcome]:
+        try:
+            with self._pool.connection() as conn:
+                if len(batch) > 1:
+                    together = self._together(conn, batch)
+                    if together is not None:
+                        return together
+                return [self._alone(conn, job) for job in batch]
+        except Exception as exc:  # no connection, or returning it failed
+            return [(False, exc)] * len(batch)
+
+    def _alone(self, conn: psycopg.Connection[Any], job: _Job) -> Outcome:
+        try:
+            with conn.transaction():
+                _scope(conn, job.tenant)
+                return True, job.fn(PgConnection(conn))
+        except Exception as exc:
+            return False, exc
+
+    def _together(self, conn: psycopg.Connection[Any], batch: list[_Job]) -> list[Outcome] | None:
+        """The batch in one transaction; ``None`` when a job raised (all rolled back)."""
+        results: list[Any] = []
+        ran = False
+        try:
+            with conn.transaction():
+                scope: object = _NO_SCOPE
+                for job in batch:
+                    if job.tenant != scope:
+                        _scope(conn, job.tenant)
+                        scope = job.tenant
+                    results.append(job.fn(PgConnection(conn)))
+                ran = True
+        except Exception as exc:
+            if ran or conn.broken:  # the COMMIT failed, or the connection is gone
+                return [(False, exc)] * len(batch)
+            self.rerun += 1
+            log.info("postgres.batch_rerun", jobs=len(batch), error=repr(exc)[:200])
+            return None
+        self.shared += len(batch)
+        return [(True, result) for result in results]
 
     async def close(self) -> None:
-        """Stop taking work, let running transactions finish, close the connections."""
+        """Stop taking work, let queued and running jobs finish, close the connections."""
         if self._closed:
             return
         self._closed = True
-        await asyncio.to_thread(self._threads.shutdown, True)
+        if self._open:
+            for _ in self._lanes:
+                self._queue.put(None)
+            for lane in self._lanes:
+                await asyncio.to_thread(lane.join)
         await asyncio.to_thread(self._pool.close)
+
+
+def _scope(conn: psycopg.Connection[Any], tenant: str | None) -> None:
+    """The rest of the transaction runs as ``tenant`` (``None``: the cross-tenant scope)."""
+    conn.execute(
+        "SELECT set_config('role', %s, true), set_config('acf.tenant', %s, true)",
+        (SCANNER_ROLE if tenant is None else TENANT_ROLE, tenant or ""),
+    )

@@ -1,0 +1,145 @@
+"""Group commit on PostgreSQL: jobs queued together share one transaction, each still
+scoped to its own tenant, and one failing job neither loses nor half-applies the others."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from acf.adapters.postgres.database import MAX_BATCH, PgDatabase
+from acf.adapters.postgres.store import libpq_url
+from acf.adapters.sql import migrate
+from acf.adapters.sql.database import SCANNER
+from tests.integration.services import require_postgres, temporary_database
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    require_postgres()
+    with temporary_database() as made:
+        migrate.upgrade(made)
+        yield made
+
+
+async def _database(url: str, lanes: int) -> PgDatabase:
+    db = PgDatabase(libpq_url(url), min_size=1, max_size=lanes, name="acf-test")
+    await db.open()
+    return db
+
+
+@pytest.fixture
+async def one_lane(url: str) -> AsyncIterator[PgDatabase]:
+    """One lane: while a slow job holds it, everything submitted queues behind it and
+    runs as one batch."""
+    db = await _database(url, 1)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+def _slow(conn: Any) -> None:
+    time.sleep(0.3)  # on the lane's thread: the jobs submitted meanwhile queue up
+
+
+def _insert_lease(session_id: str, fail_after: bool = False) -> Any:
+    def run(conn: Any) -> str:
+        conn.execute(
+            "INSERT INTO session_leases (tenant, session_id, holder, fence, expires_at_ms) "
+            "VALUES (current_setting('acf.tenant'), ?, 'h', 1, 0)",
+            (session_id,),
+        )
+        if fail_after:
+            raise ValueError(f"{session_id} refused after its insert")
+        return str(conn.execute("SELECT current_setting('acf.tenant')").fetchone()[0])
+
+    return run
+
+
+def _count(conn: Any) -> int:
+    return int(conn.execute("SELECT count(*) FROM session_leases").fetchone()[0])
+
+
+async def _queued_behind_a_slow_job(db: PgDatabase, *jobs: Any) -> list[Any]:
+    slow = asyncio.create_task(db.write(SCANNER, _slow))
+    await asyncio.sleep(0.05)  # the lane is in the slow job
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    await slow
+    return results
+
+
+async def test_jobs_queued_together_share_a_transaction_each_in_its_tenant(
+    one_lane: PgDatabase,
+) -> None:
+    tenants = [f"gc-{i % 3}" for i in range(12)]
+    results = await _queued_behind_a_slow_job(
+        one_lane,
+        *(one_lane.write(t, _insert_lease(f"s{i}")) for i, t in enumerate(tenants)),
+        *(one_lane.read(t, _count) for t in ("gc-0", "gc-1", "gc-2", "gc-none")),
+    )
+
+    assert one_lane.shared >= 16  # the 12 writes and 4 reads ran as one batch
+    assert results[:12] == tenants  # each job ran as its own tenant
+    # Row-level security per job inside the shared transaction: each tenant sees its 4.
+    assert results[12:] == [4, 4, 4, 0]
+    assert await one_lane.read(SCANNER, _count) == 12
+
+
+async def test_a_failing_job_rolls_back_alone_and_the_others_commit(
+    one_lane: PgDatabase,
+) -> None:
+    results = await _queued_behind_a_slow_job(
+        one_lane,
+        one_lane.write("gc-f", _insert_lease("f1")),
+        one_lane.write("gc-f", _insert_lease("f2", fail_after=True)),
+        one_lane.write("gc-f", _insert_lease("f3")),
+    )
+
+    assert results[0] == "gc-f" and results[2] == "gc-f"
+    assert isinstance(results[1], ValueError)
+    assert one_lane.rerun == 1  # the batch was rolled back, then run job by job
+    rows = await one_lane.read(
+        "gc-f",
+        lambda conn: sorted(r[0] for r in conn.execute("SELECT session_id FROM session_leases")),
+    )
+    assert rows == ["f1", "f3"]  # f2's insert did not survive its failure
+
+
+async def test_a_database_error_in_a_batch_is_that_job_s_alone(one_lane: PgDatabase) -> None:
+    await one_lane.write("gc-d", _insert_lease("dup"))
+    results = await _queued_behind_a_slow_job(
+        one_lane,
+        one_lane.write("gc-d", _insert_lease("d1")),
+        one_lane.write("gc-d", _insert_lease("dup")),  # the primary key is taken
+        one_lane.write("gc-d", _insert_lease("d2")),
+    )
+
+    assert isinstance(results[1], psycopg.errors.UniqueViolation)
+    assert results[0] == results[2] == "gc-d"
+    assert await one_lane.read("gc-d", _count) == 3
+
+
+async def test_a_batch_is_at_most_max_batch_jobs(one_lane: PgDatabase) -> None:
+    def transaction_id(conn: Any) -> int:
+        return int(conn.execute("SELECT txid_current()").fetchone()[0])
+
+    ids = await _queued_behind_a_slow_job(
+        one_lane, *(one_lane.write("gc-m", transaction_id) for _ in range(MAX_BATCH + 5))
+    )
+
+    per_transaction = sorted({i: ids.count(i) for i in ids}.values(), reverse=True)
+    assert per_transaction == [MAX_BATCH, 5]
+
+
+async def test_close_finishes_the_queued_jobs_then_refuses(url: str) -> None:
+    db = await _database(url, 2)
+    queued = [asyncio.create_task(db.read("gc-c", _count)) for _ in range(50)]
+    await asyncio.sleep(0)  # all submitted
+    await db.close()
+
+    assert all(task.result() == 0 for task in queued)
+    with pytest.raises(RuntimeError, match="closed"):
+        await db.read("gc-c", _count)
