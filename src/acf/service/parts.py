@@ -31,6 +31,19 @@ class Parts:
     """The latest typing signal per session key (signals are not stored)."""
     show_typing: ShowTyping | None = None
     """The channels' typing indicator, when the sender has one."""
+    rescans: bool = False
+    """The runtime scans for unheld work continuously (distributed workers)."""
+
+    async def held_elsewhere(self, tenant: TenantId, lease_id: SessionId) -> int | None:
+        """What to do about work whose lease another holder has: with continuous
+        recovery, nothing (that holder answers its own wake-ups, and the scan finds the
+        work once its lease expires); else look again when that lease expires (ms)."""
+        if self.rescans:
+            return None
+        current = await self.store.lease.current(tenant, lease_id)
+        if current is None:
+            return 1  # released meanwhile
+        return max(1, current.expires_at_ms - self.clock.now_ms())
 
     def versions(self, binding: AgentBinding) -> Versions:
         return Versions(binding.agent_version, self.agents.config_version)

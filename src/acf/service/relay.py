@@ -15,7 +15,7 @@ session continued on another channel is answered there).
 
 One relay per session at a time, across processes: the relay holds the session's delivery
 lease (``delivery_lease_id``) while it sends, renewed in the background; a relay that
-cannot take it leaves the session to the holder and looks again when that lease expires.
+cannot take it leaves the session to the holder (``Parts.held_elsewhere``).
 """
 
 import asyncio
@@ -82,12 +82,7 @@ class Relay:
             p.holder,
         )
         if keeper is None:
-            current = await p.store.lease.current(tenant, delivery_lease_id(session_id))
-            return (
-                p.lease.ttl_ms
-                if current is None
-                else max(1, current.expires_at_ms - p.clock.now_ms())
-            )
+            return await p.held_elsewhere(tenant, delivery_lease_id(session_id))
         try:
             return await self._deliver(tenant, session_id, news, keeper)
         finally:

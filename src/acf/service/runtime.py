@@ -81,6 +81,7 @@ class Runtime:
             holder=self.holder,
             poke_relay=self._poke_relay,
             show_typing=sender.show_typing if isinstance(sender, TypingSender) else None,
+            rescans=self.settings.recovery_interval_ms is not None,
         )
         self._relay = Relay(self.parts, sender)
         self._slots = (
@@ -166,8 +167,10 @@ class Runtime:
         await self.parts.store.uow.commit(
             signal.key.tenant, [AppendEvent(FabricEvent(kind, signal.at_ms, correlation))]
         )
-        # Through the wake-ups: in distributed mode the session's driver is elsewhere.
-        await self._wakeups.notify(signal.key.tenant, session.session_id)
+        # Through the wake-ups: in distributed mode the session's driver is elsewhere. Only
+        # an open window reads typing, and a window has unconsumed messages.
+        if session.has_unconsumed:
+            await self._wakeups.notify(signal.key.tenant, session.session_id)
 
     async def stop(self, grace_s: float = 0.0) -> None:
         """Take no more work; let the work in hand finish for up to ``grace_s``; then cut

@@ -46,6 +46,11 @@ class SessionDriver:
         p = self._parts
         while True:
             news.clear()
+            # The lease first: a process that loses the race for it stops here, and what
+            # the holder reads next is after the previous holder's last commit.
+            keeper = await self._hold()
+            if keeper is None:
+                return await p.held_elsewhere(self._tenant, self._session_id)
             session, live = await asyncio.gather(
                 p.store.sessions.get(self._tenant, self._session_id),
                 p.store.turns.live_turn(self._tenant, self._session_id),
@@ -55,20 +60,6 @@ class SessionDriver:
             if live is None and not session.has_unconsumed:
                 p.typing.pop(session.key, None)
                 return None
-            if self._keeper is None or not self._keeper.held:
-                keeper = await self._hold()
-                if keeper is None:
-                    current = await p.store.lease.current(self._tenant, self._session_id)
-                    wait = (
-                        p.lease.ttl_ms
-                        if current is None
-                        else current.expires_at_ms - p.clock.now_ms()
-                    )
-                    return max(1, wait)
-                # What we read may predate the previous holder's last commit: look again,
-                # now that nobody else can write.
-                continue
-            keeper = self._keeper
             binding = p.agents.get(self._tenant, session.key.agent)
             if live is None:
                 live = await self._open_window(session, binding, keeper)
