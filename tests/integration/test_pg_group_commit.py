@@ -143,3 +143,27 @@ async def test_close_finishes_the_queued_jobs_then_refuses(url: str) -> None:
     assert all(task.result() == 0 for task in queued)
     with pytest.raises(RuntimeError, match="closed"):
         await db.read("gc-c", _count)
+
+
+async def test_a_job_alone_runs_before_the_batch_in_a_transaction_of_its_own(
+    one_lane: PgDatabase,
+) -> None:
+    done: list[str] = []
+
+    def transaction_id(conn: Any) -> int:
+        return int(conn.execute("SELECT txid_current()").fetchone()[0])
+
+    async def tracked(name: str, job: Any) -> int:
+        result: int = await job
+        done.append(name)
+        return result
+
+    ids = await _queued_behind_a_slow_job(
+        one_lane,
+        *(tracked(f"batch{i}", one_lane.write("gc-a", transaction_id)) for i in range(4)),
+        tracked("alone", one_lane.write_alone("gc-a", transaction_id)),
+    )
+
+    assert len(set(ids[:4])) == 1  # the four shared a transaction
+    assert ids[4] not in ids[:4]  # the lease write's was its own
+    assert done[0] == "alone"  # run first, though queued last

@@ -47,6 +47,7 @@ from acf.service.parts import Parts
 log = structlog.get_logger("acf.relay")
 
 MAX_BACKOFF_MS = 60_000
+_NO_SEQ_LIMIT = 2**62
 FIRST_BACKOFF_MS = 1_000
 
 
@@ -95,13 +96,13 @@ class Relay:
         correlations: dict[str, Correlation] = {}
         while True:
             news.clear()
-            rows, session = await asyncio.gather(
+            rows, session, newest = await asyncio.gather(
                 p.store.outbox.undelivered(tenant, session_id),
                 p.store.sessions.get(tenant, session_id),
+                self._newest(tenant, session_id),
             )
             if session is None or not rows:
                 return None
-            newest = await self._newest(tenant, session_id, session.last_seq)
             default = default_route(session, newest)
             for row in rows:
                 if not keeper.held:
@@ -133,11 +134,9 @@ class Relay:
             config_version=self._parts.agents.config_version,
         )
 
-    async def _newest(
-        self, tenant: TenantId, session_id: SessionId, seq: int
-    ) -> InboundMessage | None:
+    async def _newest(self, tenant: TenantId, session_id: SessionId) -> InboundMessage | None:
         """The customer's newest message: where and when they last wrote."""
-        last = await self._parts.store.messages.recent(tenant, session_id, seq, 1)
+        last = await self._parts.store.messages.recent(tenant, session_id, _NO_SEQ_LIMIT, 1)
         return last[-1] if last else None
 
     async def _pace(

@@ -11,7 +11,10 @@ tenant, whatever its SQL says.
 Group commit: a lane that takes a job also takes the jobs queued behind it (up to
 ``MAX_BATCH``) and runs them in one transaction, switching the tenant between them. Under
 load, concurrent reads and units of many sessions then share a BEGIN, a COMMIT and a WAL
-flush. No caller learns a result before that COMMIT has returned. If one job raises, the
+flush. No caller learns a result before that COMMIT has returned. Lease writes
+(``write_alone``) are never batched: they run at once in a transaction of their own, so
+the lease rows they lock are not held while other jobs run, and a renewal never waits
+behind a batch. If one job raises, the
 transaction is rolled back and every job of the batch runs again alone, in its own
 transaction (the SQL functions only write through the connection, so running one again
 after a rollback is running it once); a COMMIT that fails leaves every job of the batch
@@ -77,6 +80,7 @@ class _Job:
     fn: Callable[[PgConnection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    alone: bool = False
 
 
 Outcome = tuple[bool, Any]
@@ -152,12 +156,19 @@ class PgDatabase:
     async def write(self, tenant: str | None, fn: Callable[[PgConnection], T]) -> T:
         return await self._submit(tenant, fn)
 
-    async def _submit(self, tenant: str | None, fn: Callable[[PgConnection], T]) -> T:
+    async def write_alone(self, tenant: str | None, fn: Callable[[PgConnection], T]) -> T:
+        """``fn`` in a transaction of its own, ahead of the jobs queued for a batch: the row
+        locks it takes are held for its statements only (lease writes)."""
+        return await self._submit(tenant, fn, alone=True)
+
+    async def _submit(
+        self, tenant: str | None, fn: Callable[[PgConnection], T], alone: bool = False
+    ) -> T:
         if self._closed or not self._open:
             raise RuntimeError("the PostgreSQL database is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(tenant, fn, future, loop))
+        self._queue.put(_Job(tenant, fn, future, loop, alone))
         return await future
 
     # -- the lanes (threads) ---------------------------------------------------------------
@@ -167,6 +178,9 @@ class PgDatabase:
             first = self._queue.get()
             if first is None:
                 return
+            if first.alone:
+                _deliver([first], self._run([first]))
+                continue
             batch, stop = [first], False
             while len(batch) < MAX_BATCH:
                 try:
@@ -176,10 +190,11 @@ class PgDatabase:
                 if nxt is None:
                     stop = True
                     break
+                if nxt.alone:  # at once, before the batch
+                    _deliver([nxt], self._run([nxt]))
+                    continue
                 batch.append(nxt)
-            for job, (ok, value) in zip(batch, self._run(batch), strict=True):
-                with contextlib.suppress(RuntimeError):  # the caller's loop is closed
-                    job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+            _deliver(batch, self._run(batch))
             if stop:
                 return
 
@@ -235,6 +250,12 @@ class PgDatabase:
             for lane in self._lanes:
                 await asyncio.to_thread(lane.join)
         await asyncio.to_thread(self._pool.close)
+
+
+def _deliver(jobs: list[_Job], outcomes: list[Outcome]) -> None:
+    for job, (ok, value) in zip(jobs, outcomes, strict=True):
+        with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+            job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
 
 
 def _scope(conn: psycopg.Connection[Any], tenant: str | None) -> None:

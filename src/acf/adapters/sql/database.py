@@ -106,3 +106,8 @@ class Database(Protocol):
     async def write(self, tenant: str | None, fn: Callable[[SqlConnection], T]) -> T:
         """Run ``fn`` atomically; return once it is committed (and durable)."""
         ...
+
+    async def write_alone(self, tenant: str | None, fn: Callable[[SqlConnection], T]) -> T:
+        """As ``write``, in a transaction shared with no other job (lease writes: the
+        rows they lock are released at once, and their timing is the holder's safety)."""
+        ...

@@ -33,6 +33,15 @@ class SqlSessionLease:
         now = self._clock.now_ms()
 
         def run(conn: SqlConnection) -> Lease | None:
+            # A live lease is seen without locking its row: the loser of a race for it
+            # leaves nothing for the holder's renewals and fence checks to wait on.
+            held = conn.execute(
+                "SELECT 1 FROM session_leases WHERE tenant = ? AND session_id = ? "
+                "AND expires_at_ms > acf_now(?)",
+                (tenant, session_id, now),
+            ).fetchone()
+            if held is not None:
+                return None
             row = conn.execute(
                 "INSERT INTO session_leases (tenant, session_id, holder, fence, expires_at_ms) "
                 "VALUES (?,?,?,1,acf_now(?) + ?) ON CONFLICT (tenant, session_id) DO UPDATE SET "
@@ -43,7 +52,7 @@ class SqlSessionLease:
             ).fetchone()
             return None if row is None else Lease(tenant, session_id, holder, row[0], row[1])
 
-        return await self._db.write(tenant, run)
+        return await self._db.write_alone(tenant, run)
 
     async def renew(self, lease: Lease, ttl_ms: int) -> Lease | None:
         now = self._clock.now_ms()
@@ -59,7 +68,7 @@ class SqlSessionLease:
                 return None
             return Lease(lease.tenant, lease.session_id, lease.holder, lease.fence, row[0])
 
-        return await self._db.write(lease.tenant, run)
+        return await self._db.write_alone(lease.tenant, run)
 
     async def release(self, lease: Lease) -> None:
         def run(conn: SqlConnection) -> None:
@@ -70,7 +79,7 @@ class SqlSessionLease:
                 (lease.tenant, lease.session_id, lease.holder, lease.fence),
             )
 
-        await self._db.write(lease.tenant, run)
+        await self._db.write_alone(lease.tenant, run)
 
     async def current(self, tenant: TenantId, session_id: SessionId) -> Lease | None:
         now = self._clock.now_ms()

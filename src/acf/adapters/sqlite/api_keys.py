@@ -53,6 +53,9 @@ class _SideDatabase:
         async with self._lock:
             return await asyncio.to_thread(self._run, fn, True)
 
+    async def write_alone(self, tenant: str | None, fn: Callable[[SqlConnection], T]) -> T:
+        return await self.write(tenant, fn)  # every call is its own transaction here
+
 
 class SqliteApiKeys(SqlApiKeys):
     def __init__(self, path: Path) -> None:

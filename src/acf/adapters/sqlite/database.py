@@ -164,6 +164,11 @@ class SqliteDatabase:
         """Run ``fn`` atomically (its own savepoint) and return once it is committed."""
         return await self._submit(fn, writes=True)
 
+    async def write_alone(self, tenant: str | None, fn: Callable[[SqlConnection], T]) -> T:
+        """As ``write``: one writer holds the whole file for each batch, so a job alone
+        would hold no fewer locks."""
+        return await self._submit(fn, writes=True)
+
     async def _submit(self, fn: Callable[[SqlConnection], T], writes: bool) -> T:
         if self._closed or not self._alive:
             raise RuntimeError(f"database {self.path} is not open")
