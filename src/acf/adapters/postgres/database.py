@@ -11,10 +11,10 @@ tenant, whatever its SQL says.
 Group commit: a lane that takes a job also takes the jobs queued behind it (up to
 ``MAX_BATCH``) and runs them in one transaction, switching the tenant between them. Under
 load, concurrent reads and units of many sessions then share a BEGIN, a COMMIT and a WAL
-flush. No caller learns a result before that COMMIT has returned. Lease writes
-(``write_alone``) are never batched: they run at once in a transaction of their own, so
-the lease rows they lock are not held while other jobs run, and a renewal never waits
-behind a batch. If one job raises, the
+flush. No caller learns a result before that COMMIT has returned. Taking and renewing
+a lease (``write_alone``) are never batched: they run at once in a transaction of their
+own, so the lease rows they lock are not held while other jobs run, and a renewal never
+waits behind a batch. If one job raises, the
 transaction is rolled back and every job of the batch runs again alone, in its own
 transaction (the SQL functions only write through the connection, so running one again
 after a rollback is running it once); a COMMIT that fails leaves every job of the batch
@@ -158,7 +158,7 @@ class PgDatabase:
 
     async def write_alone(self, tenant: str | None, fn: Callable[[PgConnection], T]) -> T:
         """``fn`` in a transaction of its own, ahead of the jobs queued for a batch: the row
-        locks it takes are held for its statements only (lease writes)."""
+        locks it takes are held for its statements only (taking and renewing leases)."""
         return await self._submit(tenant, fn, alone=True)
 
     async def _submit(

@@ -108,6 +108,7 @@ class Database(Protocol):
         ...
 
     async def write_alone(self, tenant: str | None, fn: Callable[[SqlConnection], T]) -> T:
-        """As ``write``, in a transaction shared with no other job (lease writes: the
-        rows they lock are released at once, and their timing is the holder's safety)."""
+        """As ``write``, in a transaction shared with no other job (taking and renewing
+        leases: the rows they lock are released at once, and a renewal's timing is the
+        holder's safety)."""
         ...

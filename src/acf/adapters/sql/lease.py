@@ -79,7 +79,9 @@ class SqlSessionLease:
                 (lease.tenant, lease.session_id, lease.holder, lease.fence),
             )
 
-        await self._db.write_alone(lease.tenant, run)
+        # Batched: nobody waits on this row (a would-be holder sees the lease live without
+        # locking it, and the one about to release it answers its own wake-ups).
+        await self._db.write(lease.tenant, run)
 
     async def current(self, tenant: TenantId, session_id: SessionId) -> Lease | None:
         now = self._clock.now_ms()
