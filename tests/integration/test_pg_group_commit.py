@@ -3,7 +3,7 @@ scoped to its own tenant, and one failing job neither loses nor half-applies the
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -11,17 +11,7 @@ import pytest
 
 from acf.adapters.postgres.database import MAX_BATCH, PgDatabase
 from acf.adapters.postgres.store import libpq_url
-from acf.adapters.sql import migrate
 from acf.adapters.sql.database import SCANNER
-from tests.integration.services import require_postgres, temporary_database
-
-
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    require_postgres()
-    with temporary_database() as made:
-        migrate.upgrade(made)
-        yield made
 
 
 async def _database(url: str, lanes: int) -> PgDatabase:

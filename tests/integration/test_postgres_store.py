@@ -2,28 +2,18 @@
 database's clock, commit-ordered event ids."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
 
 from acf.adapters.postgres import PgStore, open_pg_store
 from acf.adapters.postgres.store import libpq_url
-from acf.adapters.sql import migrate
 from acf.adapters.sql.database import SCANNER
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.ports.event_store import AppendEvent, EventQuery
 from acf.testing import VirtualClock
 from tests.contract.helpers import append, key
-from tests.integration.services import require_postgres, temporary_database
-
-
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    require_postgres()
-    with temporary_database() as made:
-        migrate.upgrade(made)
-        yield made
 
 
 @pytest.fixture
