@@ -30,9 +30,15 @@ class ApiState:
     limits: TenantLimits
 
 
-def api_state(request: Request) -> ApiState:
+def state_of(request: Request) -> ApiState:
     state: ApiState = request.app.state.acf
     return state
+
+
+async def api_state(request: Request) -> ApiState:
+    """The ``State`` dependency. A coroutine: FastAPI runs a plain function's dependency
+    on a worker thread, a hop per request for a lookup."""
+    return state_of(request)
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
@@ -52,7 +58,7 @@ async def tenant_of(
             "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    service = api_state(request).service
+    service = state_of(request).service
     record = await service.api_keys.authenticate(key)
     if record is None:
         raise HTTPException(
