@@ -157,3 +157,21 @@ async def test_a_job_alone_runs_before_the_batch_in_a_transaction_of_its_own(
     assert len(set(ids[:4])) == 1  # the four shared a transaction
     assert ids[4] not in ids[:4]  # the lease write's was its own
     assert done[0] == "alone"  # run first, though queued last
+
+
+async def test_a_job_whose_caller_was_cancelled_before_it_ran_is_not_run(
+    one_lane: PgDatabase,
+) -> None:
+    slow = asyncio.create_task(one_lane.write(SCANNER, _slow))
+    await asyncio.sleep(0.05)  # the lane is in the slow job
+    gone = asyncio.create_task(one_lane.write_alone("gc-x", _insert_lease("gone")))
+    kept = asyncio.create_task(one_lane.write("gc-x", _insert_lease("kept")))
+    await asyncio.sleep(0)  # both queued
+    gone.cancel()
+    await slow
+    assert await kept == "gc-x"
+    rows = await one_lane.read(
+        "gc-x",
+        lambda conn: [r[0] for r in conn.execute("SELECT session_id FROM session_leases")],
+    )
+    assert rows == ["kept"]  # a lease for a caller that is gone would block its session

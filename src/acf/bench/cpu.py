@@ -2,7 +2,8 @@
 
 ``CpuMeter`` reads the user + system time of named processes (by pid) and of every
 PostgreSQL server process on the machine (``comm`` = ``postgres``: the bench's database is
-the only busy one while it runs) before and after a measurement; ``per_turn_ms`` divides
+the only busy one while it runs; backends that exited count through the postmaster)
+before and after a measurement; ``per_turn_ms`` divides
 the difference by the turns of that measurement.
 """
 
@@ -14,15 +15,17 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 POSTGRES = "postgresql (all server processes)"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` so far (0 if it is gone)."""
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU seconds of ``pid`` so far (0 if it is gone); ``children``: with
+    those of its children that exited and were waited for."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
     fields = stat[stat.rindex(")") + 2 :].split()
-    # after "pid (comm) ": state is field 3, utime 14, stime 15 (1-based)
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    # after "pid (comm) ": state is field 3, utime 14, stime 15, cutime 16, cstime 17
+    own = int(fields[11]) + int(fields[12])
+    return (own + (int(fields[13]) + int(fields[14]) if children else 0)) / _TICKS
 
 
 def postgres_seconds() -> float:
@@ -35,7 +38,8 @@ def postgres_seconds() -> float:
                 continue
         except OSError:
             continue
-        total += cpu_seconds(int(entry.name))
+        # With exited children: the postmaster's count those of backends that ended.
+        total += cpu_seconds(int(entry.name), children=True)
     return total
 
 

@@ -46,6 +46,10 @@ from acf.service.parts import Parts
 
 log = structlog.get_logger("acf.relay")
 
+SENDS_PER_TENANT = 16
+"""Provider calls in flight at once per tenant in one process: a slow provider queues
+that tenant's replies only, and the shared HTTP client's pool stays small (httpcore
+looks at every queued request and connection on each of its events)."""
 MAX_BACKOFF_MS = 60_000
 _NO_SEQ_LIMIT = 2**62
 FIRST_BACKOFF_MS = 1_000
@@ -67,6 +71,7 @@ class Relay:
     def __init__(self, parts: Parts, sender: ChannelSender) -> None:
         self._parts = parts
         self._sender = sender
+        self._sending: dict[TenantId, asyncio.Semaphore] = {}
 
     async def deliver(
         self, tenant: TenantId, session_id: SessionId, news: asyncio.Event
@@ -172,8 +177,10 @@ class Relay:
         p = self._parts
         tenant = outbound.key.tenant
         attempt = row.attempts + 1
+        sending = self._sending.setdefault(tenant, asyncio.Semaphore(SENDS_PER_TENANT))
         try:
-            receipt = await self._sender.send(outbound)
+            async with sending:
+                receipt = await self._sender.send(outbound)
         except DeliveryError as exc:
             if exc.definite:
                 return await self._failed(row, route, session, correlation, attempt, exc)

@@ -179,7 +179,7 @@ class PgDatabase:
             if first is None:
                 return
             if first.alone:
-                _deliver([first], self._run([first]))
+                self._run_and_deliver([first])
                 continue
             batch, stop = [first], False
             while len(batch) < MAX_BATCH:
@@ -191,12 +191,26 @@ class PgDatabase:
                     stop = True
                     break
                 if nxt.alone:  # at once, before the batch
-                    _deliver([nxt], self._run([nxt]))
+                    self._run_and_deliver([nxt])
                     continue
                 batch.append(nxt)
-            _deliver(batch, self._run(batch))
+            self._run_and_deliver(batch)
             if stop:
                 return
+
+    def _run_and_deliver(self, jobs: list[_Job]) -> None:
+        # A job whose caller was cancelled before it ran is not run (a lease taken for
+        # a driver that is gone would block its session until the lease expires).
+        jobs = [job for job in jobs if not job.future.cancelled()]
+        if not jobs:
+            return
+        try:
+            outcomes = self._run(jobs)
+        except BaseException as exc:  # not an Exception: the lane survives, callers learn
+            wrapped = RuntimeError(f"database job aborted: {exc!r}")
+            wrapped.__cause__ = exc
+            outcomes = [(False, wrapped)] * len(jobs)
+        _deliver(jobs, outcomes)
 
     def _run(self, batch: list[_Job]) -> list[Outcome]:
         try:
