@@ -90,7 +90,8 @@ async def test_a_failing_job_rolls_back_alone_and_the_others_commit(
 
     assert results[0] == "gc-f" and results[2] == "gc-f"
     assert isinstance(results[1], ValueError)
-    assert one_lane.rerun == 1  # the batch was rolled back, then run job by job
+    assert one_lane.rerun == 1  # the batch was rolled back
+    assert one_lane.shared == 2  # f1 and f3 ran again together, f2 alone
     rows = await one_lane.read(
         "gc-f",
         lambda conn: sorted(r[0] for r in conn.execute("SELECT session_id FROM session_leases")),

@@ -11,16 +11,20 @@ tenant, whatever its SQL says.
 Group commit: a lane that takes a job also takes the jobs queued behind it (up to
 ``MAX_BATCH``) and runs them in one transaction, switching the tenant between them. Under
 load, concurrent reads and units of many sessions then share a BEGIN, a COMMIT and a WAL
-flush. No caller learns a result before that COMMIT has returned. Taking and renewing
-a lease (``write_alone``) are never batched: they run at once in a transaction of their
-own, so the lease rows they lock are not held while other jobs run, and a renewal never
-waits behind a batch. If one job raises, the
-transaction is rolled back and every job of the batch runs again alone, in its own
-transaction (the SQL functions only write through the connection, so running one again
-after a rollback is running it once); a COMMIT that fails leaves every job of the batch
-with that error, as it would a job alone. A deadlock between two batches (PostgreSQL
-detects it after ``deadlock_timeout`` and aborts one) costs that wait and the re-runs,
-never a unit.
+flush. No caller learns a result before that COMMIT has returned.
+
+- A job that raises is taken out: the transaction is rolled back, the other jobs run
+  again together, then that job alone, in its own transaction (the SQL functions only
+  write through the connection, so running one again after a rollback is running it
+  once).
+- A COMMIT that fails leaves every job of the batch with that error, as it would a job
+  alone.
+- Taking and renewing a lease (``write_alone``) are never batched: they run at once in a
+  transaction of their own, so the lease rows they lock are not held while other jobs
+  run, and a renewal never waits behind a batch.
+- A deadlock between two batches (PostgreSQL detects it after ``deadlock_timeout`` and
+  aborts one) costs that wait and the re-runs, never a unit.
+- A job whose caller was cancelled before it ran is not run.
 
 Durability: a write returns after PostgreSQL's COMMIT, at the server's
 ``synchronous_commit`` level (``on`` by default: the commit is flushed to the WAL).
@@ -134,7 +138,8 @@ class PgDatabase:
         self.shared = 0
         """Jobs that ran in a transaction with others (group commit at work)."""
         self.rerun = 0
-        """Batches rolled back because one of their jobs raised, then run job by job."""
+        """Batches rolled back because one of their jobs raised (then run without it, and
+        it alone)."""
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         # JSON columns come back as their text, as on SQLite; the adapters parse them.
@@ -215,11 +220,7 @@ class PgDatabase:
     def _run(self, batch: list[_Job]) -> list[Outcome]:
         try:
             with self._pool.connection() as conn:
-                if len(batch) > 1:
-                    together = self._together(conn, batch)
-                    if together is not None:
-                        return together
-                return [self._alone(conn, job) for job in batch]
+                return self._batch(conn, batch)
         except Exception as exc:  # no connection, or returning it failed
             return [(False, exc)] * len(batch)
 
@@ -231,8 +232,11 @@ class PgDatabase:
         except Exception as exc:
             return False, exc
 
-    def _together(self, conn: psycopg.Connection[Any], batch: list[_Job]) -> list[Outcome] | None:
-        """The batch in one transaction; ``None`` when a job raised (all rolled back)."""
+    def _batch(self, conn: psycopg.Connection[Any], batch: list[_Job]) -> list[Outcome]:
+        """The batch in one transaction. A job that raises is taken out: the transaction
+        is rolled back, the others run again together, then that job alone."""
+        if len(batch) == 1:
+            return [self._alone(conn, batch[0])]
         results: list[Any] = []
         ran = False
         try:
@@ -247,9 +251,12 @@ class PgDatabase:
         except Exception as exc:
             if ran or conn.broken:  # the COMMIT failed, or the connection is gone
                 return [(False, exc)] * len(batch)
+            failed = len(results)  # the job that raised
             self.rerun += 1
             log.info("postgres.batch_rerun", jobs=len(batch), error=repr(exc)[:200])
-            return None
+            outcomes = self._batch(conn, batch[:failed] + batch[failed + 1 :])
+            outcomes.insert(failed, self._alone(conn, batch[failed]))
+            return outcomes
         self.shared += len(batch)
         return [(True, result) for result in results]
 
