@@ -9,9 +9,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from acf.adapters.memory.clock import SystemClock
 from acf.adapters.postgres.database import MAX_BATCH, PgDatabase
 from acf.adapters.postgres.store import libpq_url
 from acf.adapters.sql.database import SCANNER
+from acf.adapters.sql.lease import SqlSessionLease
 
 
 async def _database(url: str, lanes: int) -> PgDatabase:
@@ -176,3 +178,36 @@ async def test_a_job_whose_caller_was_cancelled_before_it_ran_is_not_run(
         lambda conn: [r[0] for r in conn.execute("SELECT session_id FROM session_leases")],
     )
     assert rows == ["kept"]  # a lease for a caller that is gone would block its session
+
+
+async def test_session_leases_skip_the_batches_and_a_live_one_is_seen_without_a_lock(
+    url: str, one_lane: PgDatabase
+) -> None:
+    leases = SqlSessionLease(one_lane, SystemClock())
+    held = await leases.acquire("gc-l", "s1", "holder-a", 60_000)
+    assert held is not None
+
+    # Behind a slow job and a queued batch, the renewal and a rival's try run first.
+    done: list[str] = []
+
+    async def tracked(name: str, job: Any) -> Any:
+        result = await job
+        done.append(name)
+        return result
+
+    results = await _queued_behind_a_slow_job(
+        one_lane,
+        *(tracked(f"batch{i}", one_lane.write("gc-l", _count)) for i in range(3)),
+        tracked("renew", leases.renew(held, 60_000)),
+        tracked("rival", leases.acquire("gc-l", "s1", "holder-b", 60_000)),
+    )
+    assert set(done[:2]) == {"renew", "rival"}
+    assert results[3] is not None and results[4] is None
+
+    # Another transaction holds the lease row locked (a batch of another process): the
+    # rival still learns at once that the lease is live, without waiting for that lock.
+    with psycopg.connect(libpq_url(url)) as other:
+        other.execute(
+            "SELECT 1 FROM session_leases WHERE tenant = 'gc-l' AND session_id = 's1' FOR UPDATE"
+        )
+        assert await asyncio.wait_for(leases.acquire("gc-l", "s1", "holder-b", 60_000), 5) is None

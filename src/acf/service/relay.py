@@ -51,8 +51,9 @@ SENDS_PER_TENANT = 16
 that tenant's replies only, and the shared HTTP client's pool stays small (httpcore
 looks at every queued request and connection on each of its events)."""
 MAX_BACKOFF_MS = 60_000
-_NO_SEQ_LIMIT = 2**62
 FIRST_BACKOFF_MS = 1_000
+_NO_SEQ_LIMIT = 2**62
+"""Above any message's seq: ``recent(…, _NO_SEQ_LIMIT, 1)`` is the newest message."""
 
 
 class _Reread:
