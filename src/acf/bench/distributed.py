@@ -11,6 +11,9 @@ embedded acf and LangGraph with its async PostgreSQL checkpointer, in the same r
   ``CLOCK_MONOTONIC``, one clock for every process of the machine).
 - The tenant's ``web_delivery_url`` is a sink served by this process: each reply's arrival
   is timestamped there.
+- the floor (:mod:`acf.bench.floor`): one process that takes the same POSTs and posts each
+  reply to the same sink at once, nothing stored, on acf's HTTP stack: what HTTP in and
+  HTTP out cost at least, and the turns/s the machine's CPUs allow at that cost.
 - overhead: one message at a time, from the API's 2xx (as the client reads it) to the
   pipeline's start in a worker, and from the pipeline's end to the reply's arrival at the
   sink; throughput: one message to each of N sessions at once, first POST to last delivery.
@@ -36,6 +39,7 @@ from typing import Any
 from acf.bench.cluster import Evidence, distributed
 from acf.bench.databases import libpq, temporary_databases
 from acf.bench.figures import Figures, measure_figures
+from acf.bench.floor import ceiling_turns_per_s, floor
 from acf.bench.langgraph_peers import LangGraphPostgresSubject
 from acf.bench.report import machine
 from acf.bench.sink import SEPARATOR
@@ -88,13 +92,26 @@ class Run:
     distributed: Figures
     embedded: Figures
     peer: Figures
+    floor: Figures
     evidence: Evidence
     settings: dict[str, Any]
     load: tuple[float, float] = (0.0, 0.0)
 
-    def ratios(self) -> dict[str, float]:
-        d, e, p = self.distributed, self.embedded, self.peer
+    def ceilings(self) -> dict[str, float]:
+        """Turns/s the machine's CPUs allow at each subject's CPU per turn (throughput run)."""
+        cpus = os.cpu_count() or 1
         return {
+            r.subject: ceiling_turns_per_s(r, cpus)
+            for r in (self.distributed, self.embedded, self.peer, self.floor)
+        }
+
+    def ratios(self) -> dict[str, float]:
+        d, e, p, f = self.distributed, self.embedded, self.peer, self.floor
+        return {
+            "distributed turns/s ÷ floor turns/s": d.turns_per_s / f.turns_per_s,
+            "distributed CPU per turn ÷ floor CPU per turn": (
+                d.cpu_ms_per_turn.get("total", 0.0) / f.cpu_ms_per_turn["total"]
+            ),
             "distributed turns/s ÷ LangGraph (AsyncPostgresSaver) turns/s": (
                 d.turns_per_s / p.turns_per_s
             ),
@@ -114,8 +131,11 @@ class Run:
         return {
             "machine": {**machine(), "load_average_1m_at_start_and_end": self.load},
             "settings": self.settings,
-            "results": [asdict(f) for f in (self.distributed, self.embedded, self.peer)],
+            "results": [
+                asdict(f) for f in (self.distributed, self.embedded, self.peer, self.floor)
+            ],
             "ratios": self.ratios(),
+            "ceilings_turns_per_s": self.ceilings(),
             "targets": self.verdicts(),
             "evidence": asdict(self.evidence),
         }
@@ -139,6 +159,8 @@ async def run(args: argparse.Namespace) -> Run:
         folder = Path(tmp)
         logs = args.logs or Path(tempfile.mkdtemp(prefix="acf-bench-dist-logs-"))
         logs.mkdir(parents=True, exist_ok=True)
+        _say("the floor: HTTP in → HTTP out, nothing stored")
+        base = await floor(logs, args.turns, args.sessions, args.connections, args.timeout)
         _say(f"distributed: 1 API + {args.workers} workers (logs in {logs})")
         dist, evidence = await distributed(
             acf_url,
@@ -163,7 +185,8 @@ async def run(args: argparse.Namespace) -> Run:
             args.timeout,
             folder,
         )
-    return Run(dist, embedded, peer, evidence, settings, (load_start, os.getloadavg()[0]))
+    load = (load_start, os.getloadavg()[0])
+    return Run(dist, embedded, peer, base, evidence, settings, load)
 
 
 def _say(what: str) -> None:
@@ -184,21 +207,27 @@ def print_run(result: Run) -> None:
         "turns/s",
     ):
         out.add_column(column, justify="left" if column == "subject" else "right")
-    for r in (result.distributed, result.embedded, result.peer):
+    for r in (result.distributed, result.embedded, result.peer, result.floor):
         o = r.overhead
+        # The floor posts the reply while it answers: its "start" precedes the 2xx.
+        start = r is not result.floor
         out.add_row(
             r.subject,
-            f"{o.to_start_p50_ms:.3f} ms",
-            f"{o.to_start_p99_ms:.3f} ms",
+            f"{o.to_start_p50_ms:.3f} ms" if start else "—",
+            f"{o.to_start_p99_ms:.3f} ms" if start else "—",
             f"{o.to_delivery_p50_ms:.3f} ms",
             f"{o.to_delivery_p99_ms:.3f} ms",
             f"{r.turns_per_s:,.0f}",
         )
     console = Console(width=max(Console().width, 140))
     console.print(out)
-    for r in (result.distributed, result.embedded, result.peer):
+    ceilings = result.ceilings()
+    for r in (result.distributed, result.embedded, result.peer, result.floor):
         parts = ", ".join(f"{k} {v:.2f}" for k, v in r.cpu_ms_per_turn.items())
         console.print(f"CPU ms per turn (throughput run), {r.subject}: {parts}")
+        console.print(
+            f"  turns/s {os.cpu_count()} busy CPUs allow at that cost: {ceilings[r.subject]:,.0f}"
+        )
     for name, value in result.ratios().items():
         console.print(f"{name}: {value:.2f}")
     for name, met in result.verdicts().items():

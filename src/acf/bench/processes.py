@@ -39,7 +39,8 @@ def free_port() -> int:
 
 
 class Processes:
-    """The API and worker subprocesses, their output in log files; always stopped."""
+    """The API and worker subprocesses (and the floor's), their output in log files; always
+    stopped."""
 
     def __init__(self, folder: Path, env: dict[str, str]) -> None:
         self._folder = folder
@@ -47,12 +48,16 @@ class Processes:
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
 
-    def spawn(self, label: str, args: Sequence[str]) -> None:
+    def spawn(self, label: str, args: Sequence[str], command: Sequence[str] = ()) -> None:
+        """``acf <args>`` (or ``<command> <args>``), its output in ``<label>.log``."""
         log = self._folder / f"{label}.log"
         self.logs[label] = log
         with log.open("wb") as out:
             self.running[label] = subprocess.Popen(
-                [*acf_command(), *args], env=self._env, stdout=out, stderr=subprocess.STDOUT
+                [*(command or acf_command()), *args],
+                env=self._env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def check_alive(self) -> None:
