@@ -2,6 +2,7 @@
 scoped to its own tenant, and one failing job neither loses nor half-applies the others."""
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,7 +11,7 @@ import psycopg
 import pytest
 
 from acf.adapters.memory.clock import SystemClock
-from acf.adapters.postgres.database import MAX_BATCH, PgDatabase
+from acf.adapters.postgres.database import MAX_BATCH, PgDatabase, _begin
 from acf.adapters.postgres.store import libpq_url
 from acf.adapters.sql.database import SCANNER
 from acf.adapters.sql.lease import SqlSessionLease
@@ -211,3 +212,31 @@ async def test_session_leases_skip_the_batches_and_a_live_one_is_seen_without_a_
             "SELECT 1 FROM session_leases WHERE tenant = 'gc-l' AND session_id = 's1' FOR UPDATE"
         )
         assert await asyncio.wait_for(leases.acquire("gc-l", "s1", "holder-b", 60_000), 5) is None
+
+
+def _swallow_a_failed_statement(conn: Any) -> None:
+    conn.execute(
+        "INSERT INTO session_leases (tenant, session_id, holder, fence, expires_at_ms) "
+        "VALUES (current_setting('acf.tenant'), 'kept', 'h', 1, 0)"
+    )
+    # No savepoint: the transaction is aborted, and a COMMIT would silently roll back.
+    with contextlib.suppress(psycopg.errors.DivisionByZero):
+        conn.execute("SELECT 1 / 0")
+
+
+async def test_a_transaction_aborted_under_a_job_that_caught_the_error_is_not_reported_committed(
+    one_lane: PgDatabase,
+) -> None:
+    with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+        await one_lane.write("gc-aborted", _swallow_a_failed_statement)
+    assert await one_lane.read("gc-aborted", _count) == 0
+    # The lane and its connection still work, in a fresh transaction scoped as asked.
+    assert await one_lane.write("gc-after", _insert_lease("after")) == "gc-after"
+    assert await one_lane.read("gc-aborted", _count) == 0
+
+
+def test_a_transaction_begins_in_one_round_trip_with_the_tenant_quoted() -> None:
+    begin = _begin("it's")
+    assert begin.startswith("BEGIN; SELECT set_config('role', 'acf_tenant', true)")
+    assert "set_config('acf.tenant', 'it''s', true)" in begin
+    assert "'acf_scanner'" in _begin(SCANNER)

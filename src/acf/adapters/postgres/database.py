@@ -38,12 +38,14 @@ import functools
 import queue
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
 import structlog
+from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool
 
@@ -89,8 +91,6 @@ class _Job:
 
 Outcome = tuple[bool, Any]
 """(True, the job's result) or (False, the exception it raised)."""
-
-_NO_SCOPE = object()
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -226,9 +226,9 @@ class PgDatabase:
 
     def _alone(self, conn: psycopg.Connection[Any], job: _Job) -> Outcome:
         try:
-            with conn.transaction():
-                _scope(conn, job.tenant)
-                return True, job.fn(PgConnection(conn))
+            with _transaction(conn, job.tenant):
+                result = job.fn(PgConnection(conn))
+            return True, result
         except Exception as exc:
             return False, exc
 
@@ -240,8 +240,8 @@ class PgDatabase:
         results: list[Any] = []
         ran = False
         try:
-            with conn.transaction():
-                scope: object = _NO_SCOPE
+            with _transaction(conn, batch[0].tenant):
+                scope: object = batch[0].tenant
                 for job in batch:
                     if job.tenant != scope:
                         _scope(conn, job.tenant)
@@ -277,6 +277,39 @@ def _deliver(jobs: list[_Job], outcomes: list[Outcome]) -> None:
     for job, (ok, value) in zip(jobs, outcomes, strict=True):
         with contextlib.suppress(RuntimeError):  # the caller's loop is closed
             job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+
+
+@contextlib.contextmanager
+def _transaction(conn: psycopg.Connection[Any], tenant: str | None) -> Iterator[None]:
+    """A transaction scoped to ``tenant``, begun in one round trip; committed when the
+    block ends, rolled back when it raises."""
+    conn.execute(_begin(tenant))
+    try:
+        yield
+    except BaseException:
+        if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):  # the pool discards a bad connection
+                conn.execute("ROLLBACK")
+        raise
+    if conn.info.transaction_status == TransactionStatus.INERROR:
+        # A job caught a statement's error without a savepoint: PostgreSQL would answer
+        # the COMMIT with a silent ROLLBACK.
+        conn.execute("ROLLBACK")
+        raise psycopg.errors.InFailedSqlTransaction("a statement failed in the transaction")
+    conn.execute("COMMIT")
+
+
+@functools.lru_cache(maxsize=1024)
+def _begin(tenant: str | None) -> str:
+    """BEGIN and the tenant's scope as one query: without parameters psycopg sends it by
+    the simple protocol, which takes several statements in one round trip."""
+    return (
+        sql.SQL("BEGIN; SELECT set_config('role', {}, true), set_config('acf.tenant', {}, true)")
+        .format(
+            sql.Literal(SCANNER_ROLE if tenant is None else TENANT_ROLE), sql.Literal(tenant or "")
+        )
+        .as_string(None)
+    )
 
 
 def _scope(conn: psycopg.Connection[Any], tenant: str | None) -> None:
