@@ -98,8 +98,25 @@ class Relay:
     async def _deliver(
         self, tenant: TenantId, session_id: SessionId, news: asyncio.Event, keeper: LeaseKeeper
     ) -> int | None:
+        # A row's correlation (its turn's trace) is read while the row is being sent: only
+        # the record after the send needs it.
+        correlations: dict[str, asyncio.Task[Correlation]] = {}
+        try:
+            return await self._rows(tenant, session_id, news, keeper, correlations)
+        finally:
+            for pending in correlations.values():
+                pending.cancel()
+            await asyncio.gather(*correlations.values(), return_exceptions=True)
+
+    async def _rows(
+        self,
+        tenant: TenantId,
+        session_id: SessionId,
+        news: asyncio.Event,
+        keeper: LeaseKeeper,
+        correlations: dict[str, "asyncio.Task[Correlation]"],
+    ) -> int | None:
         p = self._parts
-        correlations: dict[str, Correlation] = {}
         while True:
             news.clear()
             rows, session, newest = await asyncio.gather(
@@ -114,7 +131,9 @@ class Relay:
                 if not keeper.held:
                     return p.lease.ttl_ms  # another relay may have it now: look again later
                 if row.turn_id not in correlations:
-                    correlations[row.turn_id] = await self._correlation(session.key, row)
+                    correlations[row.turn_id] = asyncio.ensure_future(
+                        self._correlation(session.key, row)
+                    )
                 route = row.route or default
                 key = SessionKey(tenant, session.key.agent, route.address, route.channel)
                 outbound = OutboundMessage(
@@ -171,7 +190,7 @@ class Relay:
         row: OutboxRow,
         route: Route,
         session: SessionRecord,
-        correlation: Correlation,
+        correlating: "asyncio.Task[Correlation]",
     ) -> int | _Reread | None:
         """Send one row: ``None`` when done with it, a delay to retry after, or
         ``_REREAD`` when its fallback copy was queued."""
@@ -184,11 +203,13 @@ class Relay:
                 receipt = await self._sender.send(outbound)
         except DeliveryError as exc:
             if exc.definite:
+                correlation = await correlating
                 return await self._failed(row, route, session, correlation, attempt, exc)
             return await self._transient(tenant, row, route, attempt, exc)
         except Exception as exc:  # a timeout or a crash of the adapter: outcome unknown
             return await self._transient(tenant, row, route, attempt, exc)
         await p.checkpoints.reached(Phase.SEND_ACCEPTED, tenant, row.session_id)
+        correlation = await correlating
         await self._record(
             tenant,
             row,
