@@ -1,11 +1,19 @@
 """The lease keeper renews in time and says so when the lease is gone."""
 
 import asyncio
+from dataclasses import dataclass
 
+from acf.ports.lease import Lease
 from acf.ports.store import Store
 from acf.service.lease_keeper import LeaseKeeper, LeaseSettings
 from acf.service.tasks import TaskSet
 from acf.testing import VirtualClock
+
+
+@dataclass(frozen=True)
+class Claimed:
+    lease: Lease
+
 
 SETTINGS = LeaseSettings(ttl_ms=3_000, renew_every_ms=1_000, safety_margin_ms=500)
 
@@ -18,8 +26,11 @@ async def _tick(clock: VirtualClock, ms: int) -> None:
 
 async def test_renews_while_held_and_reports_loss(store: Store, clock: VirtualClock) -> None:
     tasks = TaskSet()
-    keeper = await LeaseKeeper.acquire(store.lease, clock, SETTINGS, tasks, "t1", "s1", "me")
-    assert keeper is not None and keeper.held
+    claiming = store.claims.claim_session("t1", "s1", "me", SETTINGS.ttl_ms)
+    held = await LeaseKeeper.claim(store.lease, clock, SETTINGS, tasks, claiming)
+    assert held is not None
+    keeper, claim = held
+    assert keeper.held and keeper.lease == claim.lease
     start = clock.now_ms()
     for _ in range(5):
         await _tick(clock, 1_000)
@@ -41,14 +52,13 @@ async def test_a_renewal_that_hangs_past_the_margin_loses_the_lease(clock: Virtu
         async def renew(self, lease: object, ttl_ms: int) -> None:
             await asyncio.Event().wait()
 
-        async def acquire(self, *args: object) -> object:
-            from acf.ports.lease import Lease
-
-            return Lease("t1", "s1", "me", 1, clock.now_ms() + 3_000)
+    async def claiming() -> Claimed:
+        return Claimed(Lease("t1", "s1", "me", 1, clock.now_ms() + 3_000))
 
     tasks = TaskSet()
-    keeper = await LeaseKeeper.acquire(Hanging(), clock, SETTINGS, tasks, "t1", "s1", "me")  # type: ignore[arg-type]
-    assert keeper is not None
+    held = await LeaseKeeper.claim(Hanging(), clock, SETTINGS, tasks, claiming())  # type: ignore[arg-type]
+    assert held is not None
+    keeper = held[0]
     await _tick(clock, 1_000)  # renewal starts and hangs
     assert keeper.held
     await _tick(clock, 1_499)  # 2499 ms: still inside ttl - margin

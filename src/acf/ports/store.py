@@ -2,6 +2,7 @@
 
 from typing import Protocol
 
+from acf.ports.claims import Claims
 from acf.ports.email_threads import EmailThreads
 from acf.ports.event_store import EventStore
 from acf.ports.identities import Identities
@@ -35,6 +36,11 @@ class Store(Protocol):
     def memo(self) -> StepMemo: ...
     @property
     def lease(self) -> SessionLease: ...
+    @property
+    def claims(self) -> Claims:
+        """A lease taken and what it guards read, in one transaction."""
+        ...
+
     @property
     def timers(self) -> Timers: ...
     @property

@@ -7,12 +7,21 @@ successful renewal was requested), ``lost`` is set and the holder cancels its pi
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
-from acf.domain.ids import SessionId, TenantId
 from acf.ports.clock import Clock
 from acf.ports.lease import Lease, SessionLease
 from acf.service.tasks import TaskSet
+
+
+class _Claim(Protocol):
+    @property
+    def lease(self) -> Lease: ...
+
+
+C = TypeVar("C", bound=_Claim)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,21 +54,22 @@ class LeaseKeeper:
         self._task = tasks.spawn(self._renew_loop(), f"lease:{lease.session_id}")
 
     @classmethod
-    async def acquire(
+    async def claim(
         cls,
         leases: SessionLease,
         clock: Clock,
         settings: LeaseSettings,
         tasks: TaskSet,
-        tenant: TenantId,
-        session_id: SessionId,
-        holder: str,
-    ) -> "LeaseKeeper | None":
+        claiming: Awaitable[C | None],
+    ) -> "tuple[LeaseKeeper, C] | None":
+        """Await ``claiming`` (a ``Claims`` call, or anything giving a ``.lease``) and keep
+        the lease it took; ``None`` when another holder has it. The safety margin counts
+        from before the request was made."""
         requested_at = clock.monotonic()
-        lease = await leases.acquire(tenant, session_id, holder, settings.ttl_ms)
-        if lease is None:
+        claim = await claiming
+        if claim is None:
             return None
-        return cls(leases, clock, settings, tasks, lease, requested_at)
+        return cls(leases, clock, settings, tasks, claim.lease, requested_at), claim
 
     @property
     def fence(self) -> int:

@@ -34,6 +34,7 @@ from acf.domain.signals import DeliveryStatus
 from acf.ports.channel_reach import ChannelReach
 from acf.ports.channel_sender import ChannelSender, DeliveryError, OutboundMessage
 from acf.ports.checkpoints import Phase
+from acf.ports.claims import DeliveryClaim
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import delivery_lease_id
 from acf.ports.outbox import ApplyDeliveryStatus, OutboxRow, RecordAttempt, RecordPartsSent
@@ -79,30 +80,29 @@ class Relay:
     ) -> int | None:
         p = self._parts
         news.clear()  # what this look covers; a poke from now on means another look
-        keeper = await LeaseKeeper.acquire(
-            p.store.lease,
-            p.clock,
-            p.lease,
-            p.tasks,
-            tenant,
-            delivery_lease_id(session_id),
-            p.holder,
-        )
-        if keeper is None:
+        claiming = p.store.claims.claim_delivery(tenant, session_id, p.holder, p.lease.ttl_ms)
+        held = await LeaseKeeper.claim(p.store.lease, p.clock, p.lease, p.tasks, claiming)
+        if held is None:
             return await p.held_elsewhere(tenant, delivery_lease_id(session_id))
+        keeper, claim = held
         try:
-            return await self._deliver(tenant, session_id, news, keeper)
+            return await self._deliver(tenant, session_id, claim, news, keeper)
         finally:
             await keeper.release()
 
     async def _deliver(
-        self, tenant: TenantId, session_id: SessionId, news: asyncio.Event, keeper: LeaseKeeper
+        self,
+        tenant: TenantId,
+        session_id: SessionId,
+        claim: DeliveryClaim,
+        news: asyncio.Event,
+        keeper: LeaseKeeper,
     ) -> int | None:
         # A row's correlation (its turn's trace) is read while the row is being sent: only
         # the record after the send needs it.
         correlations: dict[str, asyncio.Task[Correlation]] = {}
         try:
-            return await self._rows(tenant, session_id, news, keeper, correlations)
+            return await self._rows(tenant, session_id, claim, news, keeper, correlations)
         finally:
             for pending in correlations.values():
                 pending.cancel()
@@ -112,18 +112,14 @@ class Relay:
         self,
         tenant: TenantId,
         session_id: SessionId,
+        claim: DeliveryClaim,
         news: asyncio.Event,
         keeper: LeaseKeeper,
         correlations: dict[str, "asyncio.Task[Correlation]"],
     ) -> int | None:
         p = self._parts
+        rows, session, newest = claim.rows, claim.session, claim.newest  # read with the lease
         while True:
-            news.clear()
-            rows, session, newest = await asyncio.gather(
-                p.store.outbox.undelivered(tenant, session_id),
-                p.store.sessions.get(tenant, session_id),
-                self._newest(tenant, session_id),
-            )
             if session is None or not rows:
                 return None
             default = default_route(session, newest)
@@ -145,6 +141,12 @@ class Relay:
                     break  # a fallback copy took the failed row's place: read the order again
                 if isinstance(step, int):
                     return step
+            news.clear()
+            rows, session, newest = await asyncio.gather(
+                p.store.outbox.undelivered(tenant, session_id),
+                p.store.sessions.get(tenant, session_id),
+                self._newest(tenant, session_id),
+            )
 
     async def _correlation(self, key: SessionKey, row: OutboxRow) -> Correlation:
         tenant = key.tenant

@@ -15,6 +15,7 @@ from acf.domain.policy import AccumulationMode
 from acf.domain.session_key import SessionKey
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
 from acf.ports.checkpoints import Phase
+from acf.ports.claims import SessionClaim
 from acf.ports.event_store import AppendEvent
 from acf.ports.session_store import SessionRecord
 from acf.service import turn_units
@@ -48,13 +49,17 @@ class SessionDriver:
             news.clear()
             # The lease first: a process that loses the race for it stops here, and what
             # the holder reads next is after the previous holder's last commit.
-            keeper = await self._hold()
-            if keeper is None:
+            held = await self._hold()
+            if held is None:
                 return await p.held_elsewhere(self._tenant, self._session_id)
-            session, live = await asyncio.gather(
-                p.store.sessions.get(self._tenant, self._session_id),
-                p.store.turns.live_turn(self._tenant, self._session_id),
-            )
+            keeper, claim = held
+            if claim is not None:  # read with the lease, in its transaction
+                session, live = claim.session, claim.live
+            else:
+                session, live = await asyncio.gather(
+                    p.store.sessions.get(self._tenant, self._session_id),
+                    p.store.turns.live_turn(self._tenant, self._session_id),
+                )
             if session is None:
                 return None
             if live is None and not session.has_unconsumed:
@@ -73,16 +78,22 @@ class SessionDriver:
                 await self._lost(keeper)
                 return p.lease.ttl_ms
 
-    async def _hold(self) -> LeaseKeeper | None:
+    async def _hold(self) -> tuple[LeaseKeeper, SessionClaim | None] | None:
+        """The lease kept (no claim), or newly taken with what it guards, or ``None``."""
         if self._keeper is not None and self._keeper.held:
-            return self._keeper
+            return self._keeper, None
         if self._keeper is not None:
             self._keeper.abandon()
+            self._keeper = None
         p = self._parts
-        self._keeper = await LeaseKeeper.acquire(
-            p.store.lease, p.clock, p.lease, p.tasks, self._tenant, self._session_id, p.holder
+        claiming = p.store.claims.claim_session(
+            self._tenant, self._session_id, p.holder, p.lease.ttl_ms
         )
-        return self._keeper
+        held = await LeaseKeeper.claim(p.store.lease, p.clock, p.lease, p.tasks, claiming)
+        if held is None:
+            return None
+        self._keeper = held[0]
+        return held
 
     async def _lost(self, keeper: LeaseKeeper) -> None:
         keeper.abandon()

@@ -19,6 +19,30 @@ def _check(conn: SqlConnection, tenant: str, op: CheckFence) -> None:
         raise Conflict("fence")
 
 
+def take_lease(
+    conn: SqlConnection, tenant: str, session_id: str, holder: str, ttl_ms: int, now: int
+) -> Lease | None:
+    """The lease, unless another holder's is live (``None``)."""
+    # A live lease is seen without locking its row: the loser of a race for it leaves
+    # nothing for the holder's renewals and fence checks to wait on.
+    held = conn.execute(
+        "SELECT 1 FROM session_leases WHERE tenant = ? AND session_id = ? "
+        "AND expires_at_ms > acf_now(?)",
+        (tenant, session_id, now),
+    ).fetchone()
+    if held is not None:
+        return None
+    row = conn.execute(
+        "INSERT INTO session_leases (tenant, session_id, holder, fence, expires_at_ms) "
+        "VALUES (?,?,?,1,acf_now(?) + ?) ON CONFLICT (tenant, session_id) DO UPDATE SET "
+        "holder = excluded.holder, fence = session_leases.fence + 1, "
+        "expires_at_ms = excluded.expires_at_ms "
+        "WHERE session_leases.expires_at_ms <= acf_now(?) RETURNING fence, expires_at_ms",
+        (tenant, session_id, holder, now, ttl_ms, now),
+    ).fetchone()
+    return None if row is None else Lease(tenant, session_id, holder, row[0], row[1])
+
+
 class SqlSessionLease:
     """``acf_now`` is the store's clock: the caller's on SQLite, the database's on
     PostgreSQL, so processes with skewed clocks still agree on expiry."""
@@ -31,28 +55,9 @@ class SqlSessionLease:
         self, tenant: TenantId, session_id: SessionId, holder: str, ttl_ms: int
     ) -> Lease | None:
         now = self._clock.now_ms()
-
-        def run(conn: SqlConnection) -> Lease | None:
-            # A live lease is seen without locking its row: the loser of a race for it
-            # leaves nothing for the holder's renewals and fence checks to wait on.
-            held = conn.execute(
-                "SELECT 1 FROM session_leases WHERE tenant = ? AND session_id = ? "
-                "AND expires_at_ms > acf_now(?)",
-                (tenant, session_id, now),
-            ).fetchone()
-            if held is not None:
-                return None
-            row = conn.execute(
-                "INSERT INTO session_leases (tenant, session_id, holder, fence, expires_at_ms) "
-                "VALUES (?,?,?,1,acf_now(?) + ?) ON CONFLICT (tenant, session_id) DO UPDATE SET "
-                "holder = excluded.holder, fence = session_leases.fence + 1, "
-                "expires_at_ms = excluded.expires_at_ms "
-                "WHERE session_leases.expires_at_ms <= acf_now(?) RETURNING fence, expires_at_ms",
-                (tenant, session_id, holder, now, ttl_ms, now),
-            ).fetchone()
-            return None if row is None else Lease(tenant, session_id, holder, row[0], row[1])
-
-        return await self._db.write_alone(tenant, run)
+        return await self._db.write_alone(
+            tenant, lambda conn: take_lease(conn, tenant, session_id, holder, ttl_ms, now)
+        )
 
     async def renew(self, lease: Lease, ttl_ms: int) -> Lease | None:
         now = self._clock.now_ms()

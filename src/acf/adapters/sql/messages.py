@@ -118,6 +118,16 @@ def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult
     return result
 
 
+def newest_of(conn: SqlConnection, tenant: str, session_id: str) -> InboundMessage | None:
+    """The customer's newest message in the session: where and when they last wrote."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} {_FROM} WHERE m.tenant = ? AND m.session_id = ? "
+        "ORDER BY m.seq DESC LIMIT 1",
+        (tenant, session_id),
+    ).fetchone()
+    return None if row is None else _message(row)
+
+
 class SqlMessageLog:
     def __init__(self, db: Database) -> None:
         self._db = db

@@ -175,6 +175,18 @@ def _status(conn: SqlConnection, tenant: str, op: ApplyDeliveryStatus) -> bool:
     return True
 
 
+def undelivered_of(conn: SqlConnection, tenant: str, session_id: str) -> list[OutboxRow]:
+    """The session's pending rows, in delivery order."""
+    return [
+        _row(r)
+        for r in conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE tenant = ? AND session_id = ? "
+            f"AND status = 'pending' ORDER BY {_ORDER}",
+            (tenant, session_id),
+        )
+    ]
+
+
 class SqlOutbox:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -191,10 +203,7 @@ class SqlOutbox:
         return rows[0] if rows else None
 
     async def undelivered(self, tenant: TenantId, session_id: SessionId) -> list[OutboxRow]:
-        return await self._select(
-            f"tenant = ? AND session_id = ? AND status = 'pending' ORDER BY {_ORDER}",
-            (tenant, session_id),
-        )
+        return await self._db.read(tenant, lambda conn: undelivered_of(conn, tenant, session_id))
 
     async def find_by_provider_id(
         self, tenant: TenantId, provider_message_id: str

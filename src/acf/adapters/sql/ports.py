@@ -1,5 +1,6 @@
 """Every storage port over one ``Database``: what a store of either dialect is made of."""
 
+from acf.adapters.sql.claims import SqlClaims
 from acf.adapters.sql.database import Database
 from acf.adapters.sql.email_threads import SqlEmailThreads
 from acf.adapters.sql.events import SqlEventStore
@@ -28,6 +29,7 @@ class SqlPorts:
         self.outbox = SqlOutbox(db)
         self.memo = SqlStepMemo(db)
         self.lease = SqlSessionLease(db, clock)
+        self.claims = SqlClaims(db, clock)
         self.ledger = SqlLedger(db)
         self.timers = SqlTimers(db)
         self.uow: UnitOfWork = SqlUnitOfWork(db)

@@ -69,7 +69,7 @@ def open_session_id(conn: SqlConnection, key: SessionKey, at_ms: int) -> Session
     return session_id
 
 
-def _fetch(conn: SqlConnection, tenant: str, session_id: str) -> SessionRecord | None:
+def fetch_session(conn: SqlConnection, tenant: str, session_id: str) -> SessionRecord | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM sessions WHERE tenant = ? AND session_id = ?",
         (tenant, session_id),
@@ -78,7 +78,7 @@ def _fetch(conn: SqlConnection, tenant: str, session_id: str) -> SessionRecord |
 
 
 def _require(conn: SqlConnection, tenant: str, session_id: str) -> SessionRecord:
-    record = _fetch(conn, tenant, session_id)
+    record = fetch_session(conn, tenant, session_id)
     if record is None:
         raise Conflict(f"no session {session_id}")
     return record
@@ -141,7 +141,7 @@ class SqlSessionStore:
         self._db = db
 
     async def get(self, tenant: TenantId, session_id: SessionId) -> SessionRecord | None:
-        return await self._db.read(tenant, lambda conn: _fetch(conn, tenant, session_id))
+        return await self._db.read(tenant, lambda conn: fetch_session(conn, tenant, session_id))
 
     async def find_open(self, tenant: TenantId, key: SessionKey) -> SessionRecord | None:
         if key.tenant != tenant:

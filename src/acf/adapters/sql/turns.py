@@ -192,6 +192,16 @@ def _save_record(conn: SqlConnection, tenant: str, op: SaveTurnRecord) -> None:
         raise Conflict("record_exists") from None
 
 
+def live_turn_of(conn: SqlConnection, tenant: str, session_id: str) -> Turn | None:
+    """The session's accumulating or running turn, if any."""
+    row = conn.execute(
+        f"SELECT {_TURN} FROM turns WHERE tenant = ? AND session_id = ? "
+        "AND phase IN ('accumulating', 'running')",
+        (tenant, session_id),
+    ).fetchone()
+    return None if row is None else _turn(row)
+
+
 class SqlTurnStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -208,11 +218,7 @@ class SqlTurnStore:
         return rows[0] if rows else None
 
     async def live_turn(self, tenant: TenantId, session_id: SessionId) -> Turn | None:
-        rows = await self._turns(
-            "tenant = ? AND session_id = ? AND phase IN ('accumulating', 'running')",
-            (tenant, session_id),
-        )
-        return rows[0] if rows else None
+        return await self._db.read(tenant, lambda conn: live_turn_of(conn, tenant, session_id))
 
     async def list_turns(self, tenant: TenantId, session_id: SessionId) -> list[Turn]:
         return await self._turns(
