@@ -85,19 +85,6 @@ class Relay:
         if held is None:
             return await p.held_elsewhere(tenant, delivery_lease_id(session_id))
         keeper, claim = held
-        try:
-            return await self._deliver(tenant, session_id, claim, news, keeper)
-        finally:
-            await keeper.release()
-
-    async def _deliver(
-        self,
-        tenant: TenantId,
-        session_id: SessionId,
-        claim: DeliveryClaim,
-        news: asyncio.Event,
-        keeper: LeaseKeeper,
-    ) -> int | None:
         # A row's correlation (its turn's trace) is read while the row is being sent: only
         # the record after the send needs it.
         correlations: dict[str, asyncio.Task[Correlation]] = {}
@@ -107,6 +94,7 @@ class Relay:
             for pending in correlations.values():
                 pending.cancel()
             await asyncio.gather(*correlations.values(), return_exceptions=True)
+            await keeper.release()
 
     async def _rows(
         self,
