@@ -28,23 +28,21 @@ from acf.service.turn_units import (
 )
 
 
-def _enqueue(turn: Turn, segments: Sequence[ReplySegment], at_ms: int, versions: Versions) -> Ops:
-    ops: Ops = []
-    for position, segment in enumerate(segments):
-        ops.append(
-            EnqueueReply(turn.session_id, turn.turn_id, position, segment.to_payload(), at_ms)
+def _enqueue(
+    turn: Turn, segments: Sequence[ReplySegment], at_ms: int, versions: Versions
+) -> tuple[Ops, Ops]:
+    """The replies' outbox rows, and their ``response.queued`` events."""
+    rows: Ops = [
+        EnqueueReply(turn.session_id, turn.turn_id, position, segment.to_payload(), at_ms)
+        for position, segment in enumerate(segments)
+    ]
+    events: Ops = [
+        event_op(
+            EventKind.RESPONSE_QUEUED, turn, versions, at_ms, position=position, text=segment.text
         )
-        ops.append(
-            event_op(
-                EventKind.RESPONSE_QUEUED,
-                turn,
-                versions,
-                at_ms,
-                position=position,
-                text=segment.text,
-            )
-        )
-    return ops
+        for position, segment in enumerate(segments)
+    ]
+    return rows, events
 
 
 def _record(
@@ -83,15 +81,14 @@ def commit(
     extra: Sequence[WriteOp[Any]] = (),
 ) -> Ops:
     """The turn's one transaction (DESIGN §4 step 4); ``extra`` rides along (a
-    confirmation request's event)."""
+    confirmation request's event). The events come last, together (one statement)."""
     ops: Ops = [guard_op(turn, fence, at_ms), move_op(turn, TurnPhase.COMMITTED, fence, at_ms)]
     version_after = state_version
     if result.state_patch:
         ops.append(PatchState(turn.session_id, state_version, result.state_patch, at_ms))
         version_after = state_version + 1
-    ops += _enqueue(turn, result.segments, at_ms, versions)
-    if result.handoff:
-        ops += flag_for_person(turn, result.handoff, at_ms, versions)
+    rows, queued = _enqueue(turn, result.segments, at_ms, versions)
+    ops += rows
     ops += [
         _record(
             turn,
@@ -110,6 +107,13 @@ def commit(
                 **dict(result.details),
             },
         ),
+        ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, require_last_seq, at_ms),
+        UpdateGroup(group.group_id, GroupStatus.COMMITTED, group.restarts, group.attempts),
+        *queued,
+    ]
+    if result.handoff:
+        ops += flag_for_person(turn, result.handoff, at_ms, versions)
+    ops += [
         event_op(
             EventKind.TURN_COMMITTED,
             turn,
@@ -123,8 +127,6 @@ def commit(
             latency_ms=at_ms - group.created_at_ms,
         ),
         *extra,
-        ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, require_last_seq, at_ms),
-        UpdateGroup(group.group_id, GroupStatus.COMMITTED, group.restarts, group.attempts),
     ]
     return ops
 
@@ -207,11 +209,13 @@ def fail(
     ``started`` (a crash or a cut-off mid-call) are settled in the same unit, since no turn
     will ever learn their outcome: ``in_doubt`` when a side effect may have happened,
     ``failed`` when running them again is harmless."""
+    rows, queued = _enqueue(turn, [ReplySegment(fallback_text)], at_ms, versions)
     return [
         *_unfinished(turn, unfinished, at_ms, versions),
         guard_op(turn, fence, at_ms),
         move_op(turn, TurnPhase.FAILED, fence, at_ms),
-        *_enqueue(turn, [ReplySegment(fallback_text)], at_ms, versions),
+        *rows,
+        *queued,
         *flag_for_person(
             turn, f"turn failed after {turn.attempt} attempt(s): {error}", at_ms, versions
         ),

@@ -1,5 +1,6 @@
 """Event store (both dialects)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from acf.adapters.sql.database import Database, SqlConnection
@@ -15,12 +16,16 @@ _COLUMNS = (
 
 
 def insert_event(conn: SqlConnection, event: FabricEvent) -> int:
-    c = event.correlation
-    cur = conn.execute(
-        "INSERT INTO events (event_id, tenant, session_id, kind, at_ms, trace_id, turn_id, "
-        "group_id, agent_version, config_version, data) "
-        f"VALUES ({conn.dialect.event_id},?,?,?,?,?,?,?,?,?,?) RETURNING event_id",
-        (
+    return insert_events(conn, [event])[0]
+
+
+def insert_events(conn: SqlConnection, events: Sequence[FabricEvent]) -> list[int]:
+    """``events`` in one statement; their ids, in the order of ``events``."""
+    row = f"({conn.dialect.event_id},?,?,?,?,?,?,?,?,?,?)"
+    values: list[Any] = []
+    for event in events:
+        c = event.correlation
+        values += (
             c.tenant,
             c.session_id,
             event.kind.value,
@@ -31,15 +36,30 @@ def insert_event(conn: SqlConnection, event: FabricEvent) -> int:
             c.agent_version,
             c.config_version,
             dumps(dict(event.data)),
-        ),
+        )
+    cur = conn.execute(
+        "INSERT INTO events (event_id, tenant, session_id, kind, at_ms, trace_id, turn_id, "
+        f"group_id, agent_version, config_version, data) VALUES {','.join([row] * len(events))} "
+        "RETURNING event_id",
+        values,
     )
-    return int(cur.fetchone()[0])
+    # Rows are given their ids in the order of VALUES (a transaction's rank on PostgreSQL,
+    # the rowid on SQLite): ascending ids are the events' order, whatever order RETURNING
+    # lists them in.
+    return sorted(int(r[0]) for r in cur.fetchall())
 
 
 @executes(AppendEvent)
 def _append(conn: SqlConnection, tenant: str, op: AppendEvent) -> int:
     require_tenant(tenant, op.event.tenant)
     return insert_event(conn, op.event)
+
+
+def append_events(conn: SqlConnection, tenant: str, ops: Sequence[AppendEvent]) -> list[int]:
+    """Several ``AppendEvent`` of one unit in one statement."""
+    for op in ops:
+        require_tenant(tenant, op.event.tenant)
+    return insert_events(conn, [op.event for op in ops])
 
 
 def _event(row: tuple[Any, ...]) -> FabricEvent:

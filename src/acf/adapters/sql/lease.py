@@ -22,23 +22,21 @@ def _check(conn: SqlConnection, tenant: str, op: CheckFence) -> None:
 def take_lease(
     conn: SqlConnection, tenant: str, session_id: str, holder: str, ttl_ms: int, now: int
 ) -> Lease | None:
-    """The lease, unless another holder's is live (``None``)."""
-    # A live lease is seen without locking its row: the loser of a race for it leaves
-    # nothing for the holder's renewals and fence checks to wait on.
-    held = conn.execute(
-        "SELECT 1 FROM session_leases WHERE tenant = ? AND session_id = ? "
-        "AND expires_at_ms > acf_now(?)",
-        (tenant, session_id, now),
-    ).fetchone()
-    if held is not None:
-        return None
+    """The lease, unless another holder's is live (``None``).
+
+    One statement. A live lease is seen without locking its row (the ``NOT EXISTS`` reads
+    the snapshot): the loser of a race for it leaves nothing for the holder's renewals and
+    fence checks to wait on. Only an expired (or absent) lease is written, and the
+    ``ON CONFLICT`` condition is checked again on the row it locks."""
     row = conn.execute(
         "INSERT INTO session_leases (tenant, session_id, holder, fence, expires_at_ms) "
-        "VALUES (?,?,?,1,acf_now(?) + ?) ON CONFLICT (tenant, session_id) DO UPDATE SET "
+        "SELECT ?, ?, ?, 1, acf_now(?) + ? WHERE NOT EXISTS (SELECT 1 FROM session_leases "
+        "WHERE tenant = ? AND session_id = ? AND expires_at_ms > acf_now(?)) "
+        "ON CONFLICT (tenant, session_id) DO UPDATE SET "
         "holder = excluded.holder, fence = session_leases.fence + 1, "
         "expires_at_ms = excluded.expires_at_ms "
         "WHERE session_leases.expires_at_ms <= acf_now(?) RETURNING fence, expires_at_ms",
-        (tenant, session_id, holder, now, ttl_ms, now),
+        (tenant, session_id, holder, now, ttl_ms, tenant, session_id, now, now),
     ).fetchone()
     return None if row is None else Lease(tenant, session_id, holder, row[0], row[1])
 

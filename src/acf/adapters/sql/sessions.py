@@ -103,6 +103,30 @@ def _patch(conn: SqlConnection, tenant: str, op: PatchState) -> int:
 
 @executes(ConsumeRange)
 def _consume(conn: SqlConnection, tenant: str, op: ConsumeRange) -> None:
+    # One statement when the range may be consumed, its checks made on the row it locks.
+    # The next turn inherits the trace of the oldest message left unconsumed, if any.
+    cur = conn.execute(
+        "UPDATE sessions SET consumed_seq = ?, updated_at_ms = ?, pending_trace_id = "
+        "(SELECT trace_id FROM messages WHERE tenant = ? AND session_id = ? AND seq = ?) "
+        "WHERE tenant = ? AND session_id = ? AND consumed_seq = ? AND ? BETWEEN ? AND last_seq "
+        "AND (NOT ? OR last_seq = ?)",
+        (
+            op.to_seq,
+            op.at_ms,
+            tenant,
+            op.session_id,
+            op.to_seq + 1,
+            tenant,
+            op.session_id,
+            op.from_seq,
+            op.to_seq,
+            op.from_seq,
+            op.require_last_seq,
+            op.to_seq,
+        ),
+    )
+    if cur.rowcount == 1:
+        return
     row = conn.execute(
         "SELECT consumed_seq, last_seq FROM sessions WHERE tenant = ? AND session_id = ?",
         (tenant, op.session_id),
@@ -114,15 +138,7 @@ def _consume(conn: SqlConnection, tenant: str, op: ConsumeRange) -> None:
         raise Conflict("consumed_seq")
     if op.to_seq > last or op.to_seq < op.from_seq:
         raise Conflict("range")
-    if op.require_last_seq and last != op.to_seq:
-        raise Conflict("new_messages")
-    # The next turn inherits the trace of the oldest message left unconsumed, if any.
-    conn.execute(
-        "UPDATE sessions SET consumed_seq = ?, updated_at_ms = ?, pending_trace_id = "
-        "(SELECT trace_id FROM messages WHERE tenant = ? AND session_id = ? AND seq = ?) "
-        "WHERE tenant = ? AND session_id = ?",
-        (op.to_seq, op.at_ms, tenant, op.session_id, op.to_seq + 1, tenant, op.session_id),
-    )
+    raise Conflict("new_messages")
 
 
 @executes(FlagSession)

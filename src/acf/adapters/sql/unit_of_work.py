@@ -17,8 +17,10 @@ from acf.adapters.sql import (  # noqa: F401
     turns,
 )
 from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.events import append_events
 from acf.adapters.sql.registry import EXECUTORS, Executor
 from acf.domain.ids import TenantId
+from acf.ports.event_store import AppendEvent
 from acf.ports.unit_of_work import CommitResults, WriteOp
 
 
@@ -35,6 +37,21 @@ class SqlUnitOfWork:
             steps.append((executor, op))
 
         def run(conn: SqlConnection) -> list[object]:
-            return [executor(conn, tenant, op) for executor, op in steps]
+            results: list[object] = []
+            i = 0
+            while i < len(steps):
+                # Consecutive events go in one statement (their order is kept).
+                j = i
+                while j < len(steps) and isinstance(steps[j][1], AppendEvent):
+                    j += 1
+                if j - i > 1:
+                    events = [op for _, op in steps[i:j] if isinstance(op, AppendEvent)]
+                    results += append_events(conn, tenant, events)
+                    i = j
+                    continue
+                executor, op = steps[i]
+                results.append(executor(conn, tenant, op))
+                i += 1
+            return results
 
         return CommitResults(ops, await self._db.write(tenant, run))
