@@ -6,10 +6,12 @@ what they record and answer."""
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
+
+import httpx
 
 
 class LoopbackServer:
@@ -21,7 +23,9 @@ class LoopbackServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, answer = owner.answer(self.path, dict(self.headers.items()), raw)
+                # Header names are case-insensitive (clients send them in any case).
+                headers = httpx.Headers(list(self.headers.items()))
+                status, answer = owner.answer(self.path, headers, raw)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -38,7 +42,7 @@ class LoopbackServer:
             target=self.httpd.serve_forever, args=(poll_interval,), daemon=True
         )
 
-    def answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+    def answer(self, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, Any]:
         """The status and body answering one POST (called in the server's threads)."""
         raise NotImplementedError
 

@@ -4,6 +4,7 @@ with a wamid, or with the status and body the test sets."""
 import itertools
 import json
 import threading
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -19,7 +20,7 @@ class FakeGraph(LoopbackServer):
         self._lock = threading.Lock()
         super().__init__()
 
-    def answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+    def answer(self, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, Any]:
         with self._lock:
             self.received.append((path, headers, json.loads(raw)))
             if self.answers:

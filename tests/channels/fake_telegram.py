@@ -5,6 +5,7 @@ for a method (``{"ok": false, "error_code": ..., "description": ...}``)."""
 import itertools
 import json
 import threading
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ class FakeTelegram(LoopbackServer):
         with self._lock:
             self.answers.setdefault(method, []).append((status, answer))
 
-    def answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+    def answer(self, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, Any]:
         bot, _, method = path.lstrip("/").partition("/")
         body = json.loads(raw)
         with self._lock:

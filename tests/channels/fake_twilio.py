@@ -3,6 +3,7 @@ order) and answers 201 with a new message sid, or with the status and body the t
 
 import itertools
 import threading
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from tests.loopback import LoopbackServer, serving
 @dataclass(frozen=True)
 class Received:
     path: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     form: list[tuple[str, str]]
 
     def field(self, name: str) -> str:
@@ -36,7 +37,7 @@ class FakeTwilio(LoopbackServer):
         # A short poll interval: stop() waits for the loop to look at its flag.
         super().__init__(poll_interval=0.02)
 
-    def answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+    def answer(self, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, Any]:
         form = parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=True)
         received = Received(path, headers, form)
         with self._lock:

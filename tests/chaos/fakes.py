@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from tests.loopback import LoopbackServer
@@ -19,14 +20,16 @@ class _Server(LoopbackServer):
         super().__init__()
         self.httpd.daemon_threads = True
 
-    def answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+    def answer(self, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, Any]:
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
         return self.handle(path, headers, body)
 
-    def handle(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, path: str, headers: Mapping[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
         raise NotImplementedError
 
 
@@ -39,7 +42,9 @@ class FakeProvider(_Server):
         self.received: list[dict[str, Any]] = []
         self.malformed = 0
 
-    def handle(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, path: str, headers: Mapping[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
         if not isinstance(body, dict) or not isinstance(body.get("outbox_id"), int):
             # A request cut off by a kill -9 mid-body: like a real provider, refuse it.
             with self.lock:
@@ -71,7 +76,9 @@ class CountingBackend(_Server):
         super().__init__()
         self.counts: Counter[str] = Counter()
 
-    def handle(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, path: str, headers: Mapping[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
         key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), "")
         with self.lock:
             self.counts[key] += 1

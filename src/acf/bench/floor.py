@@ -1,11 +1,12 @@
 """The floor of the distributed benchmark: HTTP in, HTTP out, nothing stored.
 
 One process on the stack acf's API and relay stand on (FastAPI on uvicorn with uvloop and
-httptools, pydantic, httpx) takes the benchmark's ``POST /v1/messages``, answers 202, and
-posts the reply to the sink at once: no database, no lease, no turn. What it costs per
-turn is what any HTTP-in, HTTP-out system built on that stack costs at least, measured in
-the same run as acf (so the ratio holds on a noisy machine), and the turns per second the
-machine's CPUs allow at that cost bound every such system's throughput.
+httptools, pydantic; httpx on aiohttp's pool, :mod:`acf.adapters.outbound_http`) takes the
+benchmark's ``POST /v1/messages``, answers 202, and posts the reply to the sink at once: no
+database, no lease, no turn. What it costs per turn is what any HTTP-in, HTTP-out system
+built on that stack costs at least, measured in the same run as acf (so the ratio holds on
+a noisy machine), and the turns per second the machine's CPUs allow at that cost bound
+every such system's throughput.
 
 ``python -m acf.bench.floor --port N --sink URL`` serves it; :func:`floor` starts it as a
 subprocess and measures it like acf.
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from acf.adapters.outbound_http import outbound_client
 from acf.bench.cluster import DistributedSubject
 from acf.bench.figures import Figures, measure_figures
 from acf.bench.marks import Marks
@@ -51,7 +53,7 @@ def app(sink_url: str) -> Any:
 
     async def deliver(message: Message) -> None:
         if "http" not in state:
-            state["http"] = httpx.AsyncClient(limits=httpx.Limits(max_connections=_SENDS))
+            state["http"] = outbound_client(max_connections=_SENDS)
             state["sends"] = asyncio.Semaphore(_SENDS)
         started = time.perf_counter()
         text = f"{message.text}{SEPARATOR}{started!r}{SEPARATOR}{time.perf_counter()!r}"

@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import httpx
 from opentelemetry.trace import TracerProvider
 
 from acf.adapters.channels.routing import RoutingSender
 from acf.adapters.memory.clock import SystemClock
+from acf.adapters.outbound_http import outbound_client
 from acf.adapters.postgres import open_pg_store
 from acf.adapters.postgres.wakeup import PgWakeUps
 from acf.adapters.redis.rate_limits import RedisRateLimitStorage
@@ -95,7 +95,7 @@ async def open_distributed_service(
     """Connect to PostgreSQL (schema at head: ``acf db upgrade``) and, if set, Redis, and
     wire one process of ``role``. Call ``start()`` to begin work."""
     clock = clock or SystemClock()
-    backends = ToolBackends(httpx.AsyncClient(timeout=httpx.Timeout(30.0)))
+    backends = ToolBackends(outbound_client())
     agents = build_agents(loaded, backends)
     store = await open_pg_store(
         settings.database_url, clock, pool_size=settings.pool_size, name=f"acf-{role.value}"

@@ -7,13 +7,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from limits.aio.storage import Storage
 from opentelemetry.trace import TracerProvider
 
 from acf.adapters.channels.routing import RoutingSender
 from acf.adapters.memory.clock import SystemClock
 from acf.adapters.memory.wakeup import InProcessWakeUps
+from acf.adapters.outbound_http import outbound_client
 from acf.adapters.sqlite.api_keys import SqliteApiKeys
 from acf.adapters.sqlite.database import Durability
 from acf.adapters.sqlite.store import open_sqlite_store
@@ -96,7 +96,7 @@ async def open_service(
     With ``tracing``, every turn's phases become OpenTelemetry spans."""
     clock = clock or SystemClock()
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-    backends = ToolBackends(httpx.AsyncClient(timeout=httpx.Timeout(30.0)))
+    backends = ToolBackends(outbound_client())
     agents = build_agents(loaded, backends)
     store = await open_sqlite_store(database_path(data_dir), clock, durability)
     metrics = FabricMetrics()
