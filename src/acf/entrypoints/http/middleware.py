@@ -74,8 +74,13 @@ class TraceMiddleware:
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(trace_id=trace_id):
+        # Bound and reset by token: ``bound_contextvars`` copies the whole context to save
+        # what it replaces, on every request.
+        tokens = structlog.contextvars.bind_contextvars(trace_id=trace_id)
+        try:
             await self.app(scope, receive, send_with_trace)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
 
 class BodyLimitMiddleware:
