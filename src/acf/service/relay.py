@@ -129,9 +129,6 @@ class Relay:
                     break  # a fallback copy took the failed row's place: read the order again
                 if isinstance(step, int):
                     return step
-            else:
-                if not news.is_set():
-                    return None  # every row read is sent, and no new one was announced
             news.clear()
             rows, session, newest = await asyncio.gather(
                 p.store.outbox.undelivered(tenant, session_id),
