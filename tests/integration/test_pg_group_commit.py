@@ -240,3 +240,41 @@ def test_a_transaction_begins_in_one_round_trip_with_the_tenant_quoted() -> None
     assert begin.startswith("BEGIN; SELECT set_config('role', 'acf_tenant', true)")
     assert "set_config('acf.tenant', 'it''s', true)" in begin
     assert "'acf_scanner'" in _begin(SCANNER)
+
+
+async def test_a_job_that_left_the_transaction_aborted_is_taken_out_of_its_batch(
+    one_lane: PgDatabase,
+) -> None:
+    results = await _queued_behind_a_slow_job(
+        one_lane,
+        one_lane.write("gc-out-a", _insert_lease("a")),
+        one_lane.write("gc-out-x", _swallow_a_failed_statement),
+        one_lane.write("gc-out-b", _insert_lease("b")),
+    )
+    assert results[0] == "gc-out-a" and results[2] == "gc-out-b"
+    assert isinstance(results[1], psycopg.errors.InFailedSqlTransaction)
+    counts = [await one_lane.read(t, _count) for t in ("gc-out-a", "gc-out-x", "gc-out-b")]
+    assert counts == [1, 0, 1]
+
+
+async def test_a_transaction_that_fails_to_begin_is_rolled_back(
+    one_lane: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acf.adapters.postgres import database
+
+    begin = database._begin
+    failures = iter([False, True])  # the slow job begins, the batch behind it does not
+
+    def failing_once(tenant: str | None) -> str:
+        # BEGIN is taken, then the scope's statement fails (a role not granted, say).
+        return "BEGIN; SELECT 1 / 0" if next(failures, False) else begin(tenant)
+
+    monkeypatch.setattr(database, "_begin", failing_once)
+    results = await _queued_behind_a_slow_job(
+        one_lane,
+        one_lane.write("gc-begin", _insert_lease("a")),
+        one_lane.write("gc-begin", _insert_lease("b")),
+    )
+    # The batch's transaction was rolled back: on the same connection, each job ran again.
+    assert results == ["gc-begin", "gc-begin"]
+    assert await one_lane.read("gc-begin", _count) == 2

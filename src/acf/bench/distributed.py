@@ -107,10 +107,11 @@ class Run:
 
     def ratios(self) -> dict[str, float]:
         d, e, p, f = self.distributed, self.embedded, self.peer, self.floor
+        floor_cpu = f.cpu_ms_per_turn.get("total", 0.0)
         return {
             "distributed turns/s ÷ floor turns/s": d.turns_per_s / f.turns_per_s,
             "distributed CPU per turn ÷ floor CPU per turn": (
-                d.cpu_ms_per_turn.get("total", 0.0) / f.cpu_ms_per_turn["total"]
+                d.cpu_ms_per_turn.get("total", 0.0) / floor_cpu if floor_cpu else float("nan")
             ),
             "distributed turns/s ÷ LangGraph (AsyncPostgresSaver) turns/s": (
                 d.turns_per_s / p.turns_per_s

@@ -137,16 +137,26 @@ class Relay:
             )
 
     async def _correlation(self, key: SessionKey, row: OutboxRow) -> Correlation:
-        tenant = key.tenant
-        turn = await self._parts.store.turns.get(tenant, row.turn_id)
+        """The row's turn's correlation, read while the row is sent. It never raises: the
+        send may already be accepted, and a failure here must not keep its record (and
+        so the row's resend) waiting. Without the turn or the agent, the record goes out
+        with what is known."""
+        p, tenant = self._parts, key.tenant
+        try:
+            turn = await p.store.turns.get(tenant, row.turn_id)
+        except Exception as exc:  # the store failed: the record says less, the row is sent once
+            log.warning("delivery.correlation_unread", tenant=tenant, error=repr(exc))
+            turn = None
+        agents = p.agents
+        known = agents.has_agent(tenant, key.agent)  # an agent removed from the config
         return Correlation(
             tenant=tenant,
             trace_id=turn.trace_id if turn else new_trace_id(),
             session_id=row.session_id,
             turn_id=row.turn_id,
             group_id=turn.group_id if turn else None,
-            agent_version=self._parts.agents.get(tenant, key.agent).agent_version,
-            config_version=self._parts.agents.config_version,
+            agent_version=agents.get(tenant, key.agent).agent_version if known else None,
+            config_version=agents.config_version,
         )
 
     async def _newest(self, tenant: TenantId, session_id: SessionId) -> InboundMessage | None:

@@ -227,7 +227,7 @@ class PgDatabase:
     def _alone(self, conn: psycopg.Connection[Any], job: _Job) -> Outcome:
         try:
             with _transaction(conn, job.tenant):
-                result = job.fn(PgConnection(conn))
+                result = _call(conn, job)
             return True, result
         except Exception as exc:
             return False, exc
@@ -246,7 +246,7 @@ class PgDatabase:
                     if job.tenant != scope:
                         _scope(conn, job.tenant)
                         scope = job.tenant
-                    results.append(job.fn(PgConnection(conn)))
+                    results.append(_call(conn, job))
                 ran = True
         except Exception as exc:
             if ran or conn.broken:  # the COMMIT failed, or the connection is gone
@@ -282,21 +282,28 @@ def _deliver(jobs: list[_Job], outcomes: list[Outcome]) -> None:
 @contextlib.contextmanager
 def _transaction(conn: psycopg.Connection[Any], tenant: str | None) -> Iterator[None]:
     """A transaction scoped to ``tenant``, begun in one round trip; committed when the
-    block ends, rolled back when it raises."""
-    conn.execute(_begin(tenant))
+    block ends, rolled back when it (or its beginning) raises."""
     try:
+        conn.execute(_begin(tenant))
         yield
     except BaseException:
         if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):  # the pool discards a bad connection
                 conn.execute("ROLLBACK")
         raise
-    if conn.info.transaction_status == TransactionStatus.INERROR:
-        # A job caught a statement's error without a savepoint: PostgreSQL would answer
-        # the COMMIT with a silent ROLLBACK.
-        conn.execute("ROLLBACK")
-        raise psycopg.errors.InFailedSqlTransaction("a statement failed in the transaction")
     conn.execute("COMMIT")
+
+
+def _call(conn: psycopg.Connection[Any], job: _Job) -> Any:
+    """``job``'s function; it fails if it left the transaction aborted (it caught a
+    statement's error without a savepoint: PostgreSQL would answer the COMMIT with a silent
+    ROLLBACK, and the batch's other jobs would fail on it)."""
+    result = job.fn(PgConnection(conn))
+    if conn.info.transaction_status == TransactionStatus.INERROR:
+        raise psycopg.errors.InFailedSqlTransaction(
+            "a statement failed in the transaction and its error was caught"
+        )
+    return result
 
 
 @functools.lru_cache(maxsize=1024)

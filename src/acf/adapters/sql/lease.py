@@ -24,10 +24,11 @@ def take_lease(
 ) -> Lease | None:
     """The lease, unless another holder's is live (``None``).
 
-    One statement. A live lease is seen without locking its row (the ``NOT EXISTS`` reads
-    the snapshot): the loser of a race for it leaves nothing for the holder's renewals and
-    fence checks to wait on. Only an expired (or absent) lease is written, and the
-    ``ON CONFLICT`` condition is checked again on the row it locks."""
+    One statement. A lease seen live is not locked (the ``NOT EXISTS`` reads the snapshot),
+    so a loser leaves nothing for the holder's renewals and fence checks to wait on. Only
+    an expired (or absent) lease is written, and the ``ON CONFLICT`` condition is checked
+    again on the row it locks. A claimant racing a claim not yet committed waits for it,
+    then holds the row (without writing it) until its own COMMIT, one round trip later."""
     row = conn.execute(
         "INSERT INTO session_leases (tenant, session_id, holder, fence, expires_at_ms) "
         "SELECT ?, ?, ?, 1, acf_now(?) + ? WHERE NOT EXISTS (SELECT 1 FROM session_leases "
