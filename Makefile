@@ -5,13 +5,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint typecheck check clean bench browser
+.PHONY: install run test lint typecheck check clean bench browser upgrade-deps
 
-$(STAMP): pyproject.toml
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
+PIP_VERSION := 26.3
+
+# The virtualenv gets exactly the versions in $(LOCK), the ones CI last tested; pyproject.toml
+# keeps the ranges library users install against. `make upgrade-deps` refreshes the lock.
+$(STAMP): pyproject.toml $(LOCK)
+	@echo "setting up $(VENV): acf and its tools at the versions pinned in $(LOCK)"
+	@echo "(the first time this downloads about 150 packages and takes a few minutes)"
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/pip install --quiet --requirement $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --editable .
+	$(BIN)/pip check
 	touch $(STAMP)
+	@echo "$(VENV) is ready"
 
 install: $(STAMP)
 
@@ -39,6 +50,13 @@ typecheck: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+## upgrade-deps: resolve the newest versions pyproject.toml allows into $(LOCK), reinstall, run the suite
+upgrade-deps: $(STAMP)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --universal --upgrade --quiet --output-file $(LOCK)
+	rm -rf $(VENV)
+	$(MAKE) test
 
 ## bench: set up, then run the benchmark (acf beside a naive baseline and LangGraph)
 bench: $(STAMP)
