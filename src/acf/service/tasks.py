@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 
 import structlog
 
+from acf.observability.redaction import error_text
+
 T = TypeVar("T")
 
 log = structlog.get_logger("acf.tasks")
@@ -29,8 +31,8 @@ class TaskSet:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task.crashed", task=task.get_name(), error=repr(task.exception()))
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("task.crashed", task=task.get_name(), error=error_text(exc))
 
     def __len__(self) -> int:
         return len(self._tasks)
