@@ -99,6 +99,7 @@ def test_a_mailgun_mail_is_normalised() -> None:
         text="Where is it?",
         date_ms=1749466783000,
         sender_name="Ann Lee",
+        recipients=("support@acme.example",),
     )
     message = mail.message("acme", "support", mail.customer)
     assert message.key.channel is Channel.EMAIL and message.key.customer == "ann@example.com"
@@ -186,7 +187,10 @@ def test_a_mail_without_text_reads_as_its_subject() -> None:
             {"message-headers": '{"From": "x"}'},
             "message-headers: expected a JSON list of [name, value]",
         ),
-        ({"message-headers": '[["From"]]'}, "message-headers[0]: expected [name, value]"),
+        (
+            {"message-headers": '[["From"]]'},
+            "message-headers: item 0: expected [name, value]",
+        ),
         ({"from": "not an address", "sender": ""}, "from: expected the sender's email address"),
         ({"recipient": "nobody"}, "recipient: expected the recipient's email address"),
     ],

@@ -4,15 +4,18 @@ the customer's answer to our mail joins their session from any address."""
 
 import asyncio
 import base64
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
+from acf.domain.messages import MAX_TEXT_LENGTH
 from acf.entrypoints.http.context import ApiSettings
 from tests.channels.email_payloads import ADDRESS, SIGNING_KEY, mailgun, sendgrid, sign
 from tests.channels.smtp_sink import SmtpSink, free_port, smtp_sink
@@ -21,6 +24,7 @@ from tests.http.conftest import Api, config, serve_api, settled
 MAILGUN = "/v1/channels/email/acme/mailgun"
 SENDGRID = "/v1/channels/email/acme/sendgrid"
 PARSE_AUTH = "parse:s3cret"
+ATTACHMENT = {"attachment1": ("invoice.txt", b"not taken", "text/plain")}
 
 
 def email_config(smtp_port: int, rate: str = "50/second") -> dict[str, Any]:
@@ -320,3 +324,97 @@ async def test_a_mailgun_signature_signs_one_mail_only(api: Api) -> None:
     assert answer.status_code == 401 and "token already used" in answer.json()["message"]
     [session] = await sessions_of(api, "ann@example.com")
     assert [m["text"] for m in session["messages"]] == ["hello"]
+
+
+async def messages_of(api: Api, customer: str) -> list[str]:
+    return [m["text"] for s in await sessions_of(api, customer) for m in s["messages"]]
+
+
+async def test_invalid_utf_8_is_refused_naming_the_field_and_nothing_is_stored(
+    api: Api,
+) -> None:
+    form = signed(mailgun(text="caf\u00e9"))
+    raw = urlencode(form).replace("caf%C3%A9", "caf%FF").encode()
+    async with api.client(None) as client:
+        urlencoded = await client.post(
+            MAILGUN, content=raw, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        request = client.build_request(
+            "POST", MAILGUN, data=signed(mailgun(text="caf\u00e9")), files=ATTACHMENT
+        )
+        body = request.read().replace("caf\u00e9".encode(), b"caf\xff")
+        multipart = await client.post(
+            MAILGUN, content=body, headers={"Content-Type": request.headers["Content-Type"]}
+        )
+    assert (urlencoded.status_code, urlencoded.json()["error"]) == (400, "not_a_form")
+    assert "UTF-8" in urlencoded.json()["message"]
+    assert (multipart.status_code, multipart.json()["message"]) == (
+        422,
+        "body-plain: not valid utf-8",
+    )
+    assert await sessions_of(api, "ann@example.com") == []
+
+
+async def test_sendgrid_fields_are_read_in_the_charset_it_declares(api: Api) -> None:
+    # ISO-8859-15's euro sign is 0xA4, which a Latin-1 guess would store as "¤".
+    fields = sendgrid(text="caf\u00e9 for 5 \u20ac")
+    fields["charsets"] = json.dumps({"text": "iso-8859-15", "from": "UTF-8"})
+    headers = {"Authorization": "Basic " + base64.b64encode(PARSE_AUTH.encode()).decode()}
+    async with api.client(None) as client:
+        request = client.build_request(
+            "POST", SENDGRID, data=fields, files=ATTACHMENT, headers=headers
+        )
+        text = "caf\u00e9 for 5 \u20ac"
+        body = request.read().replace(text.encode(), text.encode("iso-8859-15"))
+        headers["Content-Type"] = request.headers["Content-Type"]
+        answer = await client.post(SENDGRID, content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert await messages_of(api, "bob@example.com") == ["caf\u00e9 for 5 \u20ac"]
+
+
+async def test_a_text_longer_than_a_message_is_cut_and_the_cut_is_recorded(api: Api) -> None:
+    answer = await post_mailgun(api, signed(mailgun(text="x" * 20_000)))
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1
+    [text] = await messages_of(api, "ann@example.com")
+    assert len(text) == MAX_TEXT_LENGTH and text.endswith("\u2026")
+    async with api.client("acme") as client:
+        events = (await client.get("/v1/events", params={"kind": "message.truncated"})).json()
+    [event] = events["items"]
+    assert event["data"]["original_length"] == 20_000
+    assert event["data"]["stored_length"] == MAX_TEXT_LENGTH
+    assert event["data"]["provider"] == "mailgun"
+
+
+async def test_a_mail_for_another_address_is_refused_and_audited(api: Api) -> None:
+    elsewhere = mailgun(text="hello") | {"recipient": "sales@other.example"}
+    refused = await post_mailgun(api, signed(elsewhere))
+    assert (refused.status_code, refused.json()["error"]) == (406, "not_tenant_address")
+    to_globex = sendgrid() | {"envelope": json.dumps({"to": ["help@globex.example"]})}
+    refused_sg = await post_sendgrid(api, to_globex)
+    assert (refused_sg.status_code, refused_sg.json()["error"]) == (403, "not_tenant_address")
+    assert await sessions_of(api, "ann@example.com") == []
+    assert await sessions_of(api, "bob@example.com") == []
+    async with api.client("acme") as client:
+        audited = (await client.get("/v1/events", params={"kind": "webhook.refused"})).json()
+    assert [(e["data"]["provider"], e["data"]["field"]) for e in audited["items"]] == [
+        ("mailgun", "recipient"),
+        ("sendgrid", "recipient"),
+    ]
+    assert "sales@other.example" in audited["items"][0]["data"]["reason"]
+    # One of several recipients being the tenant's is enough; it is the one recorded.
+    cc = mailgun(text="hello") | {"recipient": f"sales@other.example, {ADDRESS.upper()}"}
+    assert (await post_mailgun(api, signed(cc))).json()["accepted"] == 1
+
+
+async def test_aliases_are_the_tenant_s_addresses(
+    tmp_path: Path, sink: tuple[SmtpSink, int]
+) -> None:
+    body = email_config(sink[1])
+    body["tenants"]["acme"]["email"]["aliases"] = ["help@acme.example", "@acme-mail.example"]  # type: ignore[index]
+    settings = ApiSettings(max_webhook_bytes=64 * 1024)
+    async for served in serve_api(tmp_path, body, settings):
+        for n, to in enumerate(["help@acme.example", "any@acme-mail.example"]):
+            form = mailgun(text="hello", message_id=f"<{n}@mail>") | {"recipient": to}
+            assert (await post_mailgun(served, signed(form))).json()["accepted"] == 1
+        other = mailgun(text="hello", message_id="<3@mail>") | {"recipient": "x@other.example"}
+        assert (await post_mailgun(served, signed(other))).status_code == 406

@@ -16,7 +16,15 @@ from tests.channels.fake_graph import FakeGraph, fake_graph
 from tests.channels.fake_twilio import FakeTwilio, Received, fake_twilio
 from tests.channels.payloads import PHONE_NUMBER_ID, envelope, text, value
 from tests.channels.payloads import signed as meta_signed
-from tests.channels.twilio_payloads import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, sid, sms
+from tests.channels.twilio_payloads import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    OUR_NUMBER,
+    OUR_WHATSAPP,
+    sid,
+    sms,
+    whatsapp,
+)
 from tests.channels.twilio_payloads import signed as twilio_signed
 from tests.http.conftest import Api, config, serve_api
 
@@ -210,3 +218,27 @@ async def test_a_failed_status_falls_back_past_channels_the_tenant_cannot_send_o
     assert copy.field("To") == PHONE
     [fallback] = await events(api, "response.fallback")  # straight to SMS: one step
     assert fallback["data"]["to"] == {"channel": "sms", "address": PHONE}
+
+
+async def test_whatsapp_through_twilio_is_refused_where_whatsapp_goes_through_meta(
+    api: Api, graph: FakeGraph, twilio: FakeTwilio
+) -> None:
+    # acme's WhatsApp is Meta's: a Twilio WhatsApp message is not addressed to acme, and
+    # answering it would go out through the Graph API, from another number.
+    path = "/v1/channels/twilio/acme"
+    form = whatsapp(sid(90), "hello", wa_id=WA_ID, To=f"whatsapp:{OUR_WHATSAPP}")
+    raw, signature = twilio_signed(f"{PUBLIC}{path}", form)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
+        "X-Twilio-Signature": signature,
+    }
+    async with api.client(None) as client:
+        answer = await client.post(path, content=raw, headers=headers)
+    assert (answer.status_code, answer.json()["error"]) == (403, "not_tenant_number")
+    async with api.client("acme") as client:
+        listed = (await client.get("/v1/sessions", params={"customer": WA_ID})).json()
+    assert listed["items"] == []
+    [refused] = await events(api, "webhook.refused")
+    assert refused["data"]["reason"] == "the tenant's WhatsApp does not go through Twilio"
+    await asyncio.sleep(0.5)
+    assert whatsapp_sends(graph) == [] and twilio.requests() == []

@@ -13,6 +13,7 @@ import pytest
 
 from acf.entrypoints.http.context import ApiSettings
 from tests.channels.fake_telegram import FakeTelegram, failure, fake_telegram
+from tests.channels.stored_rows import message_count
 from tests.channels.telegram_updates import SECRET_TOKEN, button_press, chat, text_update
 from tests.http.conftest import Api, config, serve_api, settled
 
@@ -169,12 +170,12 @@ async def test_malformed_and_oversized_bodies_get_a_clear_4xx_and_lose_nothing(
     assert not_json.status_code == 400 and not_json.json()["error"] == "malformed_json"
     no_id = await post(tg_api, {"message": {"text": "hi"}})
     assert no_id.status_code == 422
-    assert no_id.json()["message"] == "update_id: expected an integer"
+    assert no_id.json()["message"] == "update_id: field required"
     float_chat = text_update(401, "hi")
     float_chat["message"]["chat"]["id"] = 111.0
     bad_chat = await post(tg_api, float_chat)
     assert bad_chat.status_code == 422
-    assert bad_chat.json()["message"] == "message.chat.id: expected an integer"
+    assert bad_chat.json()["message"] == "message.chat.id: input should be a valid integer"
     huge = await post(tg_api, text_update(402, "x" * 70_000))
     assert huge.status_code == 413
     assert await stored(tg_api) == ["hello"]
@@ -191,6 +192,46 @@ async def test_an_update_acf_does_not_take_is_acknowledged_and_skipped(tg_api: A
         "skipped": ["update 500: a group chat is not taken (private chats only)"],
     }
     assert await stored(tg_api) == []
+    async with tg_api.client("acme") as client:
+        answer = await client.get("/v1/events", params={"kind": "webhook.skipped"})
+    [event] = answer.json()["items"]
+    assert event["data"]["provider"] == "telegram"
+    assert event["data"]["reasons"] == [
+        "update 500: a group chat is not taken (private chats only)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("date", "complaint"),
+    [
+        (2**63, "message.date: 9223372036854775808 is not a time a message can have"),
+        (-5, "message.date: -5 is not a time a message can have"),
+        (0, "message.date: 0 is not a time a message can have"),
+    ],
+)
+async def test_a_date_no_message_can_have_is_a_422_and_nothing_is_stored(
+    tg_api: Api, tmp_path: Path, date: int, complaint: str
+) -> None:
+    answer = await post(tg_api, text_update(600, "hello", at=date))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["message"].startswith(complaint)
+    assert message_count(tmp_path / "data") == 0
+
+
+async def test_malformed_optional_fields_are_dropped_and_the_message_stored(
+    tg_api: Api, tmp_path: Path
+) -> None:
+    photo = text_update(700, "x")
+    del photo["message"]["text"]
+    photo["message"] |= {
+        "photo": [{"file_id": "p1", "width": "wide"}],
+        "caption": ["not", "text"],
+        "from": "Ada",
+        "edit_date": "later",
+    }
+    answer = await post(tg_api, photo)
+    assert (answer.status_code, answer.json()["accepted"]) == (200, 1), answer.text
+    assert message_count(tmp_path / "data") == 1
 
 
 async def test_a_button_press_is_stored_and_answered(tg_api: Api, bot_api: FakeTelegram) -> None:

@@ -88,7 +88,10 @@ def test_a_quick_reply_button_is_a_button_reply() -> None:
         ({"From": None}, "From: missing or empty"),
         ({"From": "14158675310"}, "From: expected an E.164 number"),
         ({"From": "whatsapp:14158675310"}, "From: expected whatsapp: and an E.164 number"),
-        ({"From": "whatsapp:+14158675310", "WaId": "+1415"}, "WaId: expected the number's"),
+        ({"AccountSid": None}, "AccountSid: missing or empty"),
+        ({"AccountSid": "AC123"}, "AccountSid: expected an account SID"),
+        ({"To": None}, "To: missing or empty"),
+        ({"To": "our number"}, "To: expected an E.164 number"),
         ({"Body": "x" * 1601}, "Body: 1601 characters; Twilio sends at most 1600"),
         ({"Body": "  "}, "Body: empty, and the message has no media"),
         ({"NumMedia": "two"}, "NumMedia: expected 0 to 10"),
@@ -101,6 +104,14 @@ def test_a_missing_or_invalid_field_is_named(change: dict[str, str | None], mess
     pairs = [(k, v) for k, v in form.items() if v is not None]
     with pytest.raises(InvalidValue, match=message):
         parse_message("acme", "support", pairs)
+
+
+def test_a_malformed_optional_field_is_left_out_and_the_message_kept() -> None:
+    bad_wa_id = whatsapp(sid(13), "hola", WaId="+1415")
+    assert parse_message("acme", "support", items(bad_wa_id)).key.customer == "14158675310"
+    long_button = whatsapp(sid(14), "Yes", ButtonPayload="x" * 257, ButtonText="y" * 257)
+    message = parse_message("acme", "support", items(long_button))
+    assert (message.button, message.text) == (None, "Yes")
 
 
 def test_a_field_sent_twice_is_refused() -> None:

@@ -311,3 +311,72 @@ async def test_an_unknown_tenant_or_a_missing_token_is_refused(
     missing = await post(tw_api, sms(sid(19), "hello"))
     assert missing.status_code == 503 and "TWILIO_AUTH_TOKEN" in missing.json()["message"]
     assert await stored_texts(tw_api) == []
+
+
+async def test_a_message_for_another_account_or_number_is_refused_and_audited(
+    tw_api: Api, twilio: FakeTwilio
+) -> None:
+    other_account = "AC" + "f" * 32
+    refused = {
+        "not_tenant_account": await post(tw_api, sms(sid(20), "hello", AccountSid=other_account)),
+        "not_tenant_number": await post(tw_api, sms(sid(21), "hello", To="+15550001111")),
+    }
+    wrong_whatsapp = whatsapp(sid(22), "hello", To="whatsapp:+15550001111")
+    sms_to_whatsapp = sms(sid(23), "hello", To=f"whatsapp:{OUR_WHATSAPP}")
+    for form in (wrong_whatsapp, sms_to_whatsapp):
+        answer = await post(tw_api, form)
+        assert (answer.status_code, answer.json()["error"]) == (403, "not_tenant_number")
+    for code, answer in refused.items():
+        assert (answer.status_code, answer.json()["error"]) == (403, code), answer.text
+    status_answer = await post(
+        tw_api, status(sid(24), "delivered", AccountSid=other_account), path=STATUS_PATH
+    )
+    assert (status_answer.status_code, status_answer.json()["error"]) == (
+        403,
+        "not_tenant_account",
+    )
+    assert await stored_texts(tw_api) == []
+    assert await stored_texts(tw_api, customer="14158675310") == []
+    events = await events_of(tw_api, "webhook.refused")
+    assert [(e["data"]["provider"], e["data"]["field"]) for e in events] == [
+        ("twilio", "AccountSid"),
+        ("twilio", "To"),
+        ("twilio", "To"),
+        ("twilio", "To"),
+        ("twilio", "AccountSid"),
+    ]
+    assert all(other_account not in str(e) for e in events)  # no account id is echoed
+    assert "+15550001111 is not one of the tenant's SMS numbers" in str(events[1]["data"])
+    await asyncio.sleep(0.5)
+    assert twilio.requests() == []
+
+
+async def test_whatsapp_through_twilio_for_a_tenant_without_it_is_refused(
+    tw_api: Api, twilio: FakeTwilio
+) -> None:
+    path = "/v1/channels/twilio/globex"  # globex has SMS through Twilio, no WhatsApp sender
+    answer = await post(tw_api, whatsapp(sid(25), "hello"), path=path, signed_url=None)
+    direct = await post(
+        tw_api, whatsapp(sid(26), "hello"), path=path, signed_url=f"{tw_api.base_url}{path}"
+    )
+    assert answer.status_code == 401  # signed over the wrong URL: the signature comes first
+    assert (direct.status_code, direct.json()["error"]) == (403, "not_tenant_number")
+    assert "WhatsApp does not go through Twilio" in direct.json()["message"]
+    assert await stored_texts(tw_api, customer="14158675310", tenant="globex") == []
+    assert twilio.requests() == []
+
+
+async def test_a_messaging_service_number_is_the_tenant_s(
+    tmp_path: Path, twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    body = twilio_config(twilio.url)
+    service_sid = "MG" + "1" * 32
+    body["tenants"]["acme"]["twilio"] |= {"messaging_service_sid": service_sid}
+    settings = ApiSettings(max_webhook_bytes=64 * 1024)
+    async for api in serve_api(tmp_path, body, settings):
+        pool = sms(sid(27), "hello", To="+15550002222", MessagingServiceSid=service_sid)
+        assert (await post(api, pool)).status_code == 200
+        other = sms(sid(28), "hello", To="+15550002222", MessagingServiceSid="MG" + "2" * 32)
+        assert (await post(api, other)).status_code == 403
+        assert await stored_texts(api) == ["hello"]

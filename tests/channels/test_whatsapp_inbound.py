@@ -1,15 +1,34 @@
 """WhatsApp webhooks in: signature, handshake and envelope parsing (pure functions)."""
 
+from typing import Any
+
 import pytest
 
 from acf.adapters.channels.whatsapp.inbound import (
+    WhatsAppBatch,
+    WhatsAppNumber,
     parse_webhook,
     signature_ok,
     verify_challenge,
 )
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
-from tests.channels.payloads import APP_SECRET, button_reply, envelope, signed, text, value
+from tests.channels.payloads import (
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    button_reply,
+    envelope,
+    signed,
+    text,
+    value,
+)
+
+NUMBER = WhatsAppNumber("acme", "support", PHONE_NUMBER_ID)
+NOW_MS = 1_750_000_000_000
+
+
+def parse(body: Any) -> WhatsAppBatch:
+    return parse_webhook(NUMBER, body, NOW_MS)
 
 
 def test_the_signature_is_an_hmac_sha256_of_the_raw_body() -> None:
@@ -40,7 +59,7 @@ def test_the_verify_handshake(params: dict[str, str], challenge: str | None) -> 
 
 
 def test_a_text_message_with_the_contact_name() -> None:
-    batch = parse_webhook("acme", "support", envelope(value([text("wamid.A", "Another color?")])))
+    batch = parse(envelope(value([text("wamid.A", "Another color?")])))
     [msg] = batch.messages
     assert msg.key.tenant == "acme" and msg.key.agent == "support"
     assert msg.key.customer == "16505551234" and msg.key.channel is Channel.WHATSAPP
@@ -63,9 +82,7 @@ def test_button_list_and_template_replies_carry_the_button_id() -> None:
         "type": "button",
         "button": {"payload": "stop-promos", "text": "Stop promotions"},
     }
-    batch = parse_webhook(
-        "acme",
-        "support",
+    batch = parse(
         envelope(value([button_reply("wamid.B", "cancel-button", "Cancel"), list_reply, template])),
     )
     buttons = [(m.button.button_id, m.button.title) for m in batch.messages if m.button]
@@ -84,7 +101,7 @@ def test_media_is_kept_as_a_reference() -> None:
         "type": "image",
         "image": {"id": "1479537139650973", "mime_type": "image/jpeg", "caption": "broken"},
     }
-    [msg] = parse_webhook("acme", "support", envelope(value([image]))).messages
+    [msg] = parse(envelope(value([image]))).messages
     [media] = msg.media
     assert (media.ref, media.mime_type, media.caption) == (
         "1479537139650973",
@@ -98,7 +115,7 @@ def test_a_batch_of_entries_is_ordered_by_provider_timestamp() -> None:
         value([text("wamid.3", "third", at=300), text("wamid.1", "first", at=100)]),
         value([text("wamid.2", "second", at=200)]),
     )
-    batch = parse_webhook("acme", "support", body)
+    batch = parse(body)
     assert [m.text for m in batch.messages] == ["first", "second", "third"]
 
 
@@ -120,7 +137,7 @@ def test_statuses_and_kinds_acf_does_not_take() -> None:
             "errors": [{"code": 131049, "title": "Not delivered to maintain ecosystem health"}],
         },
     ]
-    batch = parse_webhook("acme", "support", envelope(value([reaction], statuses=statuses)))
+    batch = parse(envelope(value([reaction], statuses=statuses)))
     assert batch.messages == []
     assert batch.skipped == ["wamid.R: message type 'reaction' is not taken"]
     assert [(s.provider_message_id, s.status) for s in batch.statuses] == [
@@ -134,27 +151,106 @@ def test_statuses_and_kinds_acf_does_not_take() -> None:
     ("body", "complaint"),
     [
         ([], "body: expected an object"),
-        ({"object": "page", "entry": []}, "object: expected 'whatsapp_business_account'"),
-        ({"object": "whatsapp_business_account"}, "entry: expected a list"),
+        ({"object": "page", "entry": []}, "object: input should be 'whatsapp_business_account'"),
+        ({"object": "whatsapp_business_account"}, "entry: field required"),
         (
-            envelope({"messages": [{"id": "w", "timestamp": "1", "type": "text"}]}),
-            "entry[0].changes[0].value.messages[0].from: expected a non-empty string",
+            {"object": "whatsapp_business_account", "entry": 5},
+            "entry: input should be a valid list",
         ),
+    ],
+)
+def test_a_body_that_is_not_the_envelope_is_refused_naming_the_field(
+    body: object, complaint: str
+) -> None:
+    with pytest.raises(InvalidValue) as refused:
+        parse(body)
+    assert str(refused.value) == complaint
+
+
+def _value(**fields: Any) -> dict[str, Any]:
+    return {**value([text("w", "x")]), **fields}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({**envelope(), "entry": [5]}, "entry[0]: expected an object"),
+        (envelope(_value(messages=5)), "entry[0].changes[0].value.messages: input should be"),
+        (envelope(_value(statuses="x")), "entry[0].changes[0].value.statuses: input should be"),
+        (
+            envelope({"messages": [text("w", "x")]}),
+            "entry[0].changes[0]: 1 message(s) and 0 status(es) addressed to phone number id "
+            "None, not the tenant's 106540352242922",
+        ),
+        (
+            envelope({**value([text("w", "x")]), "metadata": {"phone_number_id": "1"}}),
+            "addressed to phone number id '1'",
+        ),
+        (
+            envelope(value([{"id": "w", "timestamp": "1", "type": "text"}])),
+            "entry[0].changes[0].value.messages[0].from: field required",
+        ),
+        (envelope(value([text("w", "x", sender="abc")])), "messages[0].from: expected a wa_id"),
+        (envelope(value([text("w", "x", sender="+16505551234")])), "from: expected a wa_id"),
+        (envelope(value([text("w", "x", sender="1" * 16)])), "from: expected a wa_id"),
         (
             envelope(value([{**text("w", "x"), "timestamp": "soon"}])),
             "messages[0].timestamp: expected unix seconds",
         ),
+        (envelope(value([{**text("w", "x"), "timestamp": "-5"}])), "expected unix seconds"),
+        (envelope(value([{**text("w", "x"), "timestamp": 0}])), "0 is not a time"),
+        (envelope(value([{**text("w", "x"), "timestamp": True}])), "timestamp"),
+        (envelope(value([{**text("w", "x"), "timestamp": 1.5}])), "timestamp"),
         (
-            envelope(value([{**text("w", "x"), "text": {}}])),
-            "messages[0].text.body: expected a non-empty string",
+            envelope(value([text("w", "x", at=NOW_MS // 1000 + 2 * 86400)])),
+            "messages[0].timestamp: 1750172800 is not a time a message can have",
         ),
         (
+            envelope(value([{**text("w", "x"), "text": {}}])),
+            "messages[0].text.body: field required",
+        ),
+        (envelope(value([text("w", "x" * 20_000)])), "messages[0]: text is 20000 characters"),
+        (envelope(value([text("w", "a\x00b")])), "text.body: contains a NUL character"),
+        (envelope(value([text("w" * 300, "x")])), "messages[0].id: string should have at most"),
+        (
             envelope(value(statuses=[{"id": "w", "status": "lost", "timestamp": "1"}])),
-            "statuses[0].status: expected one of sent, delivered, read, failed",
+            "statuses[0].status: input should be 'sent', 'delivered', 'read' or 'failed'",
         ),
     ],
 )
-def test_malformed_bodies_name_the_field(body: object, complaint: str) -> None:
-    with pytest.raises(InvalidValue) as refused:
-        parse_webhook("acme", "support", body)
-    assert complaint in str(refused.value)
+def test_an_item_acf_cannot_take_is_skipped_with_its_reason(body: object, reason: str) -> None:
+    batch = parse(body)
+    assert (batch.messages, batch.statuses) == ([], [])
+    [why] = [*batch.refused, *batch.skipped]
+    assert reason in why, why
+
+
+def test_malformed_optional_fields_are_dropped_and_the_message_taken() -> None:
+    reply = button_reply("wamid.B", "cancel-button", "Cancel")
+    reply["interactive"]["button_reply"]["title"] = ["Cancel"]
+    image = {
+        "from": "16505551234",
+        "id": "wamid.I",
+        "timestamp": "1749416390",
+        "type": "image",
+        "image": {"id": "147953", "mime_type": 5, "caption": {"x": 1}},
+    }
+    body = value([reply, image])
+    body["contacts"] = [{"profile": "Sheena", "wa_id": "16505551234"}, 7]
+    failed = {"id": "wamid.o", "status": "failed", "timestamp": "5", "errors": "boom"}
+    body["statuses"] = [failed]
+    batch = parse(envelope(body))
+    assert batch.skipped == []
+    media, button = batch.messages  # in provider-timestamp order
+    assert button.button is not None and (button.button.button_id, button.button.title) == (
+        "cancel-button",
+        None,
+    )
+    assert button.sender_name is None
+    assert (media.media[0].ref, media.media[0].mime_type, media.media[0].caption) == (
+        "147953",
+        None,
+        None,
+    )
+    [status] = batch.statuses
+    assert (status.provider_message_id, status.error) == ("wamid.o", None)

@@ -14,7 +14,15 @@ import pytest
 
 from acf.entrypoints.http.context import ApiSettings
 from tests.channels.fake_graph import FakeGraph, fake_graph
-from tests.channels.payloads import PHONE_NUMBER_ID, envelope, signed, text, value
+from tests.channels.payloads import (
+    PHONE_NUMBER_ID,
+    button_reply,
+    envelope,
+    signed,
+    text,
+    value,
+)
+from tests.channels.stored_rows import message_count
 from tests.http.conftest import Api, config, serve_api
 
 PATH = "/v1/channels/whatsapp/acme"
@@ -174,7 +182,7 @@ async def test_malformed_and_oversized_bodies_get_a_clear_4xx(wa_api: Api) -> No
     assert not_json.status_code == 400 and not_json.json()["error"] == "malformed_json"
     invalid = await post(wa_api, {"object": "whatsapp_business_account", "entry": {}})
     assert invalid.status_code == 422
-    assert invalid.json()["message"] == "entry: expected a list"
+    assert invalid.json()["message"] == "entry: input should be a valid list"
     huge = envelope(value([text("wamid.h", "x" * 70_000)]))
     assert (await post(wa_api, json.dumps(huge).encode())).status_code == 413
     assert await stored_texts(wa_api) == []
@@ -287,3 +295,98 @@ async def test_the_session_shows_where_each_message_and_reply_went(
         "16505551234",
         None,
     )
+
+
+async def test_a_change_for_another_number_is_skipped_audited_and_not_stored(wa_api: Api) -> None:
+    foreign = value([text("wamid.f1", "hello", at=HOUR_AGO)])
+    foreign["metadata"]["phone_number_id"] = "999000111"
+    answer = await post(wa_api, envelope(foreign))
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["accepted"], answer.json()["duplicates"]) == (0, 0)
+    [reason] = answer.json()["skipped"]
+    assert "addressed to phone number id '999000111'" in reason
+    assert await stored_texts(wa_api) == []
+    [event] = await events_of(wa_api, "webhook.refused")
+    assert event["data"]["provider"] == "whatsapp" and event["data"]["reason"] == reason
+    assert event["data"]["field"] == "metadata.phone_number_id"
+
+
+def _with(message: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {**message, **fields}
+
+
+def _titled(title: Any) -> dict[str, Any]:
+    reply = button_reply("wamid.m", "cancel-button", "Cancel", at=HOUR_AGO)
+    reply["interactive"]["button_reply"]["title"] = title
+    return envelope(value([reply]))
+
+
+def _profile(profile: Any) -> dict[str, Any]:
+    body = value([text("wamid.m", "hello", at=HOUR_AGO)])
+    body["contacts"] = [{"profile": profile, "wa_id": "16505551234"}]
+    return envelope(body)
+
+
+def _field(name: str, content: Any) -> dict[str, Any]:
+    body = value([text("wamid.m", "hello", at=HOUR_AGO)], statuses=[])
+    body[name] = content
+    return envelope(body)
+
+
+HELLO = text("wamid.m", "hello", at=HOUR_AGO)
+
+
+@pytest.mark.parametrize(
+    ("body", "accepted", "reason"),
+    [
+        pytest.param(_profile("Sheena"), 1, None, id="profile-a-string"),
+        pytest.param(_profile(["Sheena"]), 1, None, id="profile-a-list"),
+        pytest.param(_field("contacts", 5), 1, None, id="contacts-a-number"),
+        pytest.param(_field("messages", 5), 0, "value.messages: input should be", id="messages-5"),
+        pytest.param(_field("statuses", 5), 0, "value.statuses: input should be", id="statuses-5"),
+        pytest.param(_titled(["Cancel"]), 1, None, id="title-a-list"),
+        pytest.param(_titled({"text": "Cancel"}), 1, None, id="title-an-object"),
+        pytest.param(
+            envelope(value([_with(HELLO, timestamp="9223372036854775808")])),
+            0,
+            "messages[0].timestamp: expected unix seconds",
+            id="timestamp-2**63",
+        ),
+        pytest.param(
+            envelope(value([_with(HELLO, timestamp="-5")])),
+            0,
+            "messages[0].timestamp: expected unix seconds",
+            id="timestamp-negative",
+        ),
+        pytest.param(
+            envelope(value([_with(HELLO, timestamp=2**63)])),
+            0,
+            "messages[0].timestamp: 9223372036854775808 is not a time a message can have",
+            id="timestamp-an-integer-2**63",
+        ),
+        pytest.param(
+            envelope(value([_with(HELLO, **{"from": "abc"})])),
+            0,
+            "messages[0].from: expected a wa_id",
+            id="from-abc",
+        ),
+    ],
+)
+async def test_a_malformed_item_is_skipped_with_its_reason_or_taken_without_the_field(
+    wa_api: Api, tmp_path: Path, body: dict[str, Any], accepted: int, reason: str | None
+) -> None:
+    """Meta retries every non-200 for days: never a 5xx, and a malformed item is skipped
+    (200, audited) rather than refusing the whole delivery."""
+    answer = await post(wa_api, body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == accepted
+    skipped = answer.json()["skipped"]
+    if reason is None:
+        assert skipped == []
+        assert message_count(tmp_path / "data") == 1
+        return
+    [why] = skipped
+    assert reason in why, why
+    assert message_count(tmp_path / "data") == 0
+    [event] = await events_of(wa_api, "webhook.skipped")
+    assert event["data"]["reasons"] == [why]

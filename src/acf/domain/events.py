@@ -11,6 +11,11 @@ from acf.domain.ids import GroupId, SessionId, TenantId, TraceId, TurnId
 class EventKind(StrEnum):
     MESSAGE_RECEIVED = "message.received"
     MESSAGE_DUPLICATE = "message.duplicate"
+    MESSAGE_TRUNCATED = "message.truncated"
+    WEBHOOK_REFUSED = "webhook.refused"
+    """A signed webhook addressed to an account or number the tenant does not own."""
+    WEBHOOK_SKIPPED = "webhook.skipped"
+    """Items of a signed webhook not taken (malformed, or of a kind acf does not take)."""
     TYPING_STARTED = "typing.started"
     TYPING_STOPPED = "typing.stopped"
     WINDOW_OPENED = "window.opened"

@@ -4,10 +4,13 @@
 email:
   agent: support                        # the agent that answers this address
   address: support@acme.example         # where customers write; From of every reply
+  aliases: [help@acme.example]          # optional: other addresses its routes forward
   display_name: Acme Support
   inbound:
-    mailgun: {signing_key: ${MAILGUN_SIGNING_KEY}}   # checks signature/timestamp/token
-    sendgrid: {basic_auth: ${SENDGRID_PARSE_AUTH}}   # "user:password" in the Parse URL
+    mailgun:
+      signing_key: ${MAILGUN_SIGNING_KEY}   # checks signature/timestamp/token
+    sendgrid:
+      basic_auth: ${SENDGRID_PARSE_AUTH}    # "user:password" in the Parse URL
   smtp:
     host: smtp.acme.example
     port: 587
@@ -20,7 +23,13 @@ email:
 SendGrid's Inbound Parse signs nothing, so its only credential is the HTTP basic auth put
 in the Parse URL (``https://user:password@host/...``); without ``basic_auth`` anyone who
 knows the route can post mail, which the configuration allows but does not recommend.
+
+Only mail delivered to ``address`` or one of ``aliases`` (``@acme.example`` for every
+address of a domain) is taken; any other is refused and audited (a route forwarding more
+than the tenant's own addresses, or a Parse URL copied to another domain).
 """
+
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
@@ -28,6 +37,8 @@ from acf.config.secrets import secret_ref
 from acf.config.tools import ConfigModel
 
 ADDRESS = r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$"
+ALIAS = r"^[^@\s<>]*@[^@\s<>]+\.[^@\s<>]+$"
+"""An address, or ``@domain``."""
 
 
 class MailgunInbound(ConfigModel):
@@ -94,6 +105,10 @@ class EmailFields(ConfigModel):
 
     agent: str = Field(min_length=1)
     address: str = Field(pattern=ADDRESS, max_length=254)
+    aliases: list[Annotated[str, Field(pattern=ALIAS, max_length=254)]] = Field(
+        default_factory=list
+    )
+    """Other addresses the tenant takes mail at (``@domain``: every address there)."""
     display_name: str | None = Field(default=None, min_length=1, max_length=128)
     inbound: InboundFields
     smtp: SmtpFields
@@ -102,6 +117,11 @@ class EmailFields(ConfigModel):
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
+
+    @field_validator("aliases")
+    @classmethod
+    def _lower_all(cls, values: list[str]) -> list[str]:
+        return [value.lower() for value in values]
 
     @property
     def domain(self) -> str:

@@ -17,29 +17,48 @@ once fixed) rather than dropped. SendGrid retries only 5xx: its 4xx drop the mai
 is right for a malformed one. 422 names the missing or malformed field; 413 (over the
 3 MB webhook limit, attachments included) and 429 (Retry-After) are retried by Mailgun.
 Mails acf does not answer (auto-replies, mails without text) are skipped with a 200.
+
+The form is read strictly: a field that is not valid in its charset (UTF-8, or the one
+SendGrid's ``charsets`` names) is 422 naming it, never stored garbled; a body that is not
+a form at all is 400. A mail delivered to none of the tenant's addresses (``address``,
+``aliases``) is refused and audited (``webhook.refused``): 406 to Mailgun (its "reject, do
+not retry"), 403 to SendGrid (which retries no 4xx). A text longer than a message holds
+is stored cut, with a ``message.truncated`` event (``original_length``) in the same
+transaction: refusing it would lose the mail (SendGrid drops a 4xx, Mailgun gives up
+after 8 hours of the same answer).
 """
 
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.datastructures import FormData
 
 from acf.adapters.channels.email.inbound import (
     InboundMail,
     basic_auth_ok,
     mailgun_signature_problem,
+    owned_recipient,
     parse_mailgun,
     parse_sendgrid,
 )
+from acf.adapters.channels.email.payload import MAILGUN_FIELDS, declared_charsets
+from acf.adapters.channels.form import (
+    decode_parts,
+    multipart_parts,
+    parse_urlencoded,
+    single,
+)
 from acf.config.channels.email import EmailFields
 from acf.domain.channels import Channel
-from acf.domain.errors import Conflict
+from acf.domain.errors import Conflict, InvalidValue
+from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.fallback import Route
-from acf.entrypoints.http import webhooks
+from acf.domain.messages import MAX_TEXT_LENGTH, NewMessage
+from acf.entrypoints.http import webhook_audit, webhooks
 from acf.entrypoints.http.context import ApiState, State
 from acf.entrypoints.http.errors import ApiError
 from acf.entrypoints.http.views import WebhookAccepted
+from acf.ports.event_store import AppendEvent
 from acf.ports.request_log import ReserveRequest
 from acf.ports.store import Store
 
@@ -48,7 +67,9 @@ router = APIRouter(prefix="/v1/channels/email", tags=["email"])
 _RESPONSES: webhooks.Responses = {
     400: webhooks.NOT_A_FORM,
     401: webhooks.error("Signature or basic auth does not match"),
+    403: webhooks.error("SendGrid: the mail is for none of the tenant's addresses"),
     404: webhooks.error("The tenant has no email address or provider"),
+    406: webhooks.error("Mailgun: the mail is for none of the tenant's addresses"),
     413: webhooks.TOO_LARGE,
     422: webhooks.error("A field is missing or malformed (named)"),
     429: webhooks.RATE_LIMITED,
@@ -60,17 +81,25 @@ def _account(state: ApiState, tenant: str) -> EmailFields:
     return webhooks.account(state, tenant, lambda fields: fields.email, "email address")
 
 
-def _fields(form: FormData) -> dict[str, str]:
-    """The form's text fields (attachments are not taken)."""
-    return {name: value for name, value in form.multi_items() if isinstance(value, str)}
-
-
-async def _form(request: Request) -> dict[str, str]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        raise ApiError(400, "not_a_form", "expected multipart/form-data or a urlencoded form")
-    async with request.form(max_part_size=3 * 1024 * 1024) as form:
-        return _fields(form)
+async def _form(request: Request) -> list[tuple[str, str]]:
+    """The form's text fields, strictly decoded (attachments are not taken)."""
+    content_type = request.headers.get("content-type", "")
+    kind = content_type.split(";")[0].strip().lower()
+    raw = await request.body()
+    try:
+        if kind == "application/x-www-form-urlencoded":
+            return parse_urlencoded(raw)
+        if kind != "multipart/form-data":
+            raise InvalidValue("expected multipart/form-data or a urlencoded form")
+        parts = multipart_parts(raw, content_type)
+    except InvalidValue as exc:
+        raise ApiError(400, "not_a_form", str(exc)) from None
+    declared = [p for p in parts if p.name == "charsets"]
+    charsets = webhooks.parsed(
+        "invalid_mail",
+        lambda: declared_charsets(dict(decode_parts(declared)).get("charsets")),
+    )
+    return webhooks.parsed("invalid_mail", decode_parts, parts, charsets)
 
 
 @router.post(
@@ -85,12 +114,19 @@ async def mailgun(tenant: str, request: Request, state: State) -> Any:
         raise ApiError(404, "not_found", f"tenant {tenant} takes no mail from Mailgun")
     key = webhooks.secret(account.inbound.mailgun.signing_key, "email")
     form = await _form(request)
-    problem = mailgun_signature_problem(key, form, state.service.clock.now_ms() / 1000)
+    fields = webhooks.parsed("invalid_mail", single, form, MAILGUN_FIELDS)
+    problem = mailgun_signature_problem(key, fields, state.service.clock.now_ms() / 1000)
     if problem is not None:
         raise ApiError(401, "bad_signature", f"Mailgun {problem}")
-    token = str(form.get("token"))
+    token = str(fields.get("token"))
     return await _take(
-        state, tenant, account, request, lambda: parse_mailgun(form), once=f"mailgun:{token}"
+        state,
+        tenant,
+        account,
+        request,
+        lambda: parse_mailgun(form),
+        provider="mailgun",
+        once=f"mailgun:{token}",
     )
 
 
@@ -110,7 +146,9 @@ async def sendgrid(tenant: str, request: Request, state: State) -> Any:
         if not basic_auth_ok(request.headers.get("authorization"), expected):
             raise ApiError(401, "bad_credentials", "Authorization: Basic does not match")
     form = await _form(request)
-    return await _take(state, tenant, account, request, lambda: parse_sendgrid(form))
+    return await _take(
+        state, tenant, account, request, lambda: parse_sendgrid(form), provider="sendgrid"
+    )
 
 
 async def _take(
@@ -119,9 +157,13 @@ async def _take(
     account: EmailFields,
     request: Request,
     parse: Callable[[], InboundMail],
+    provider: str,
     once: str | None = None,
 ) -> WebhookAccepted:
-    mail = webhooks.parsed("invalid_mail", parse)
+    parsed = webhooks.parsed("invalid_mail", parse)
+    mail = owned_recipient(parsed, [account.address, *account.aliases])
+    if mail is None:
+        raise await _not_ours(state, request, tenant, provider, parsed)
     if once is not None:
         await _use_once(state, tenant, once, mail)
     skipped = _skip_reason(mail)
@@ -146,7 +188,7 @@ async def _take(
         mail.subject,
         service.clock.now_ms(),
     )
-    duplicate = await webhooks.accept(state, request, tenant, message)
+    duplicate = await _accept(state, request, message, provider, mail.truncated_from)
     return WebhookAccepted(
         accepted=int(not duplicate),
         duplicates=int(duplicate),
@@ -154,6 +196,44 @@ async def _take(
         statuses_ignored=0,
         skipped=[],
     )
+
+
+async def _not_ours(
+    state: ApiState, request: Request, tenant: str, provider: str, mail: InboundMail
+) -> ApiError:
+    """Audits a mail for none of the tenant's addresses; the answer to raise (Mailgun's
+    406 is "reject, do not retry"; SendGrid retries no 4xx)."""
+    sent_to = ", ".join(mail.recipients)[:500]
+    reason = f"the mail is for {sent_to}, none of the tenant's addresses"
+    data = {"field": "recipient", "message_id": mail.message_id[:200]}
+    await webhook_audit.refused(state, request, tenant, provider, reason, data)
+    return ApiError(406 if provider == "mailgun" else 403, "not_tenant_address", reason)
+
+
+async def _accept(
+    state: ApiState,
+    request: Request,
+    message: NewMessage,
+    provider: str,
+    truncated_from: int | None,
+) -> bool:
+    """``webhooks.accept``, with the ``message.truncated`` event of a cut text committed
+    with the message (a retry of the same mail may record it again: same provider id)."""
+    service = state.service
+    guards = []
+    if truncated_from is not None:
+        data = {
+            "provider": provider,
+            "provider_message_id": message.provider_message_id,
+            "original_length": truncated_from,
+            "stored_length": MAX_TEXT_LENGTH,
+        }
+        correlation = Correlation(message.key.tenant, request.state.trace_id)
+        event = FabricEvent(EventKind.MESSAGE_TRUNCATED, service.clock.now_ms(), correlation, data)
+        guards.append(AppendEvent(event))
+    result = await service.ingress.accept(message, request.state.trace_id, guards)
+    service.metrics.message_accepted(message.key.tenant, result.duplicate)
+    return result.duplicate
 
 
 async def _use_once(state: ApiState, tenant: str, token: str, mail: InboundMail) -> None:

@@ -2,7 +2,9 @@
 
 Telegram POSTs one Update per request with the ``X-Telegram-Bot-Api-Secret-Token`` set by
 ``setWebhook`` (401 when it does not match, nothing read); a body that is not JSON is 400,
-one that is not an Update 422 naming the field. The update's message is stored
+one that is not an Update 422 naming the field (a ``date`` outside the bounds of
+``docs/channels.md`` included); an update acf does not take is answered 200 with the reason
+in ``skipped`` and audited (``webhook.skipped``). The update's message is stored
 (deduplicated on ``update_id``) before the 200, so Telegram's retries of a non-2xx store
 nothing twice. A button press is answered with ``answerCallbackQuery`` after the 200,
 best effort, so the client's spinner stops. No API key: the secret token is the credential.
@@ -21,7 +23,7 @@ from acf.adapters.channels.telegram.inbound import (
     secret_token_valid,
 )
 from acf.adapters.channels.telegram.outbound import TelegramAccount, TelegramSender
-from acf.entrypoints.http import webhooks
+from acf.entrypoints.http import webhook_skips, webhooks
 from acf.entrypoints.http.context import State
 from acf.entrypoints.http.errors import ApiError
 from acf.ports.channel_sender import DeliveryError
@@ -79,7 +81,8 @@ async def receive(tenant: str, request: Request, state: State, background: Backg
         raise ApiError(401, "bad_secret_token", f"{SECRET_HEADER} is missing or wrong")
     raw = await request.body()
     payload = webhooks.json_body(raw)
-    update = webhooks.parsed("invalid_update", parse_update, tenant, account.agent, payload)
+    now_ms = state.service.clock.now_ms()
+    update = webhooks.parsed("invalid_update", parse_update, tenant, account.agent, payload, now_ms)
     accepted = duplicates = 0
     if update.message is not None:  # over the rate (429), Telegram retries the update later
         duplicate = await webhooks.take(state, request, tenant, update.message)
@@ -89,4 +92,5 @@ async def receive(tenant: str, request: Request, state: State, background: Backg
         sender = TelegramSender(state.service.backends.http, {tenant: bot})
         background.add_task(_answer_callback, sender, tenant, update.callback_query_id)
     skipped = [] if update.skipped is None else [update.skipped]
+    await webhook_skips.skipped(state, request, tenant, "telegram", skipped)
     return TelegramAccepted(accepted=accepted, duplicates=duplicates, skipped=skipped)

@@ -6,22 +6,32 @@ Both take Twilio's form-encoded POST and check ``X-Twilio-Signature`` over the U
 requested (``public_url`` + path + query when the tenant sets it, since a proxy changes
 what the server sees; else the request URL) and every field received: 401 when it does not
 match, nothing stored. A body that is not a form is 400, one missing a field (or a Body
-over 1,600 characters) 422 naming the field. The message is stored (deduplicated on
-``MessageSid``) before the 200 and its empty TwiML, so Twilio's retries store nothing
-twice; the reply goes out later through the Messages API. No API key: the signature is the
-credential.
+over 1,600 characters) 422 naming the field. A signed webhook from another ``AccountSid``,
+or a message whose ``To`` is not one of the tenant's senders (``binding``), is 403
+``not_tenant_account`` / ``not_tenant_number`` with nothing stored and a ``webhook.refused``
+event in the tenant's audit trail (Twilio does not retry a 4xx). The message is stored
+(deduplicated on ``MessageSid``) before the 200 and its empty TwiML, so Twilio's retries
+store nothing twice; the reply goes out later through the Messages API, from the number it
+was sent to. No API key: the signature is the credential.
 """
 
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from acf.adapters.channels.twilio.binding import (
+    Refusal,
+    TwilioNumbers,
+    account_refusal,
+    message_refusal,
+)
 from acf.adapters.channels.twilio.inbound import parse_form, parse_message, parse_status
+from acf.adapters.channels.twilio.payload import message_form, status_form
 from acf.adapters.channels.twilio.signature import SIGNATURE_HEADER, Form, signature_ok
 from acf.config.channels.twilio import TwilioFields
 from acf.domain.errors import InvalidValue
-from acf.entrypoints.http import webhooks
-from acf.entrypoints.http.context import State
+from acf.entrypoints.http import webhook_audit, webhooks
+from acf.entrypoints.http.context import ApiState, State
 from acf.entrypoints.http.errors import ApiError
 from acf.entrypoints.http.views import WebhookAccepted
 
@@ -48,6 +58,7 @@ _FORM_BODY: dict[str, Any] = {
 _COMMON: webhooks.Responses = {
     400: webhooks.NOT_A_FORM,
     401: webhooks.error(f"{SIGNATURE_HEADER} is missing or wrong"),
+    403: webhooks.error("Signed, but from another account or to a number the tenant lacks"),
     404: webhooks.error("The tenant has no Twilio account"),
     413: webhooks.TOO_LARGE,
     415: webhooks.error(f"The body is not {FORM_TYPE}"),
@@ -77,6 +88,23 @@ def _signed_url(request: Request, account: TwilioFields) -> str:
     return f"{base}{request.url.path}" + (f"?{query}" if query else "")
 
 
+def _numbers(account: TwilioFields) -> TwilioNumbers:
+    return TwilioNumbers(
+        account.account_sid,
+        account.from_number,
+        account.whatsapp_from,
+        account.messaging_service_sid,
+    )
+
+
+async def _refuse(state: ApiState, request: Request, tenant: str, refusal: Refusal) -> ApiError:
+    """Audits the refusal and returns the 403 to raise."""
+    data = {"field": refusal.field}
+    await webhook_audit.refused(state, request, tenant, "twilio", refusal.reason, data)
+    code = "not_tenant_account" if refusal.field == "AccountSid" else "not_tenant_number"
+    return ApiError(403, code, refusal.reason)
+
+
 async def _signed_form(request: Request, account: TwilioFields) -> Form:
     """The request's form fields once the signature over them matches."""
     token = webhooks.secret(account.auth_token, "twilio")
@@ -103,7 +131,11 @@ async def _signed_form(request: Request, account: TwilioFields) -> Form:
 async def receive(tenant: str, request: Request, state: State) -> Response:
     account = _account(state, tenant)
     form = await _signed_form(request, account)
-    message = webhooks.parsed("invalid_webhook", parse_message, tenant, account.agent, form)
+    fields = webhooks.parsed("invalid_webhook", message_form, form)
+    refusal = message_refusal(_numbers(account), fields)
+    if refusal is not None:
+        raise await _refuse(state, request, tenant, refusal)
+    message = webhooks.parsed("invalid_webhook", parse_message, tenant, account.agent, fields)
     await webhooks.take(state, request, tenant, message)
     return Response(EMPTY_TWIML, media_type="text/xml")
 
@@ -118,6 +150,11 @@ async def receive(tenant: str, request: Request, state: State) -> Response:
 async def status(tenant: str, request: Request, state: State) -> Any:
     account = _account(state, tenant)
     form = await _signed_form(request, account)
+    refusal = account_refusal(
+        _numbers(account), webhooks.parsed("invalid_webhook", status_form, form)
+    )
+    if refusal is not None:
+        raise await _refuse(state, request, tenant, refusal)
     now_ms = state.service.clock.now_ms()
     signal = webhooks.parsed("invalid_webhook", parse_status, tenant, form, now_ms)
     applied = await webhooks.apply_statuses(state, [] if signal is None else [signal])

@@ -3,10 +3,13 @@
 GET is Meta's subscription handshake (the challenge echoed when the verify token matches,
 else 403). POST carries messages and delivery statuses (applied to the replies they name):
 the ``X-Hub-Signature-256`` over the raw body must match the app secret (401 otherwise,
-nothing read); a body that is not the documented envelope is refused with 400/422 naming
-the field; each message is stored (deduplicated on its wamid, in provider-timestamp order)
-before the 200, so Meta's retries of a batch store nothing twice. No API key: the
-signature is the credential.
+nothing read); a body that is not JSON is 400, one that is not the documented envelope 422
+naming the field. Meta retries every non-200 for days, so an item inside the envelope that
+acf does not take (malformed, of a kind acf does not take, or addressed to a number that is
+not the tenant's ``phone_number_id``) is listed in ``skipped`` with its reason, audited
+(``webhook.skipped`` / ``webhook.refused``), and the rest taken. Each message is stored
+(deduplicated on its wamid, in provider-timestamp order) before the 200, so Meta's retries
+of a batch store nothing twice. No API key: the signature is the credential.
 """
 
 from typing import Any
@@ -16,12 +19,13 @@ from fastapi.responses import PlainTextResponse
 
 from acf.adapters.channels.whatsapp.inbound import (
     SIGNATURE_HEADER,
+    WhatsAppNumber,
     parse_webhook,
     signature_ok,
     verify_challenge,
 )
 from acf.config.channels.whatsapp import WhatsAppFields
-from acf.entrypoints.http import webhooks
+from acf.entrypoints.http import webhook_audit, webhook_skips, webhooks
 from acf.entrypoints.http.context import State
 from acf.entrypoints.http.errors import ApiError
 from acf.entrypoints.http.views import WebhookAccepted
@@ -82,7 +86,14 @@ async def receive(tenant: str, request: Request, state: State) -> Any:
     if not signature_ok(raw, request.headers.get(SIGNATURE_HEADER), app_secret):
         raise ApiError(401, "bad_signature", f"{SIGNATURE_HEADER} does not match the body")
     payload = webhooks.json_body(raw)
-    batch = webhooks.parsed("invalid_webhook", parse_webhook, tenant, account.agent, payload)
+    number = WhatsAppNumber(tenant, account.agent, account.phone_number_id)
+    now_ms = state.service.clock.now_ms()
+    batch = webhooks.parsed("invalid_webhook", parse_webhook, number, payload, now_ms)
+    # Meta retries every non-200 for days: what is not taken is audited, then answered 200.
+    for reason in batch.refused:
+        field = {"field": "metadata.phone_number_id"}
+        await webhook_audit.refused(state, request, tenant, "whatsapp", reason, field)
+    await webhook_skips.skipped(state, request, tenant, "whatsapp", batch.skipped)
     accepted = duplicates = 0
     # Over the rate (429), Meta retries the batch: what was stored is a duplicate then.
     for message in batch.messages:
@@ -95,5 +106,5 @@ async def receive(tenant: str, request: Request, state: State) -> Any:
         duplicates=duplicates,
         statuses_applied=applied,
         statuses_ignored=len(batch.statuses) - applied,
-        skipped=batch.skipped,
+        skipped=[*batch.refused, *batch.skipped],
     )

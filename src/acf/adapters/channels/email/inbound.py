@@ -10,22 +10,28 @@ Parse URL is its only credential). Both retry: the same mail may arrive more tha
 
 The customer is the address of the ``From`` header, lower-cased (the envelope sender is
 often a bounce address that changes per mail); the thread store may map a reply to
-another customer (``acf.ports.email_threads``).
+another customer (``acf.ports.email_threads``). The forms are read through the typed
+models of ``payload``.
+
+A mail's text longer than a message holds (``MAX_TEXT_LENGTH``) is cut, not refused:
+SendGrid drops what it gets a 4xx for, and Mailgun would retry the same mail for 8 hours
+in vain. What was cut is said: ``truncated_from`` is the original length, and the route
+records a ``message.truncated`` event with the message.
 """
 
 import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
-from typing import Any
 
+from acf.adapters.channels.email.payload import mailgun_form, sendgrid_form
 from acf.adapters.channels.email.text import html_to_text, reply_text
+from acf.adapters.channels.form import Fields
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import MAX_TEXT_LENGTH, NewMessage
@@ -34,6 +40,8 @@ from acf.domain.session_key import SessionKey
 MAX_CLOCK_SKEW_S = 15 * 60
 """A Mailgun timestamp further than this from now is refused (a replayed request)."""
 MAX_REFERENCES_READ = 100
+MAX_MESSAGE_ID = 998
+"""RFC 5322's line limit: a longer Message-ID is not one (and is left out)."""
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 
 
@@ -42,6 +50,8 @@ class InboundMail:
     customer: str
     """The From address, lower-cased."""
     recipient: str
+    """The address it was delivered to (the first of ``recipients``, until the route picks
+    the tenant's own: ``owned_recipient``)."""
     message_id: str
     in_reply_to: str | None
     references: tuple[str, ...]
@@ -53,6 +63,8 @@ class InboundMail:
     auto_submitted: bool = False
     """An automatic mail (``Auto-Submitted`` other than ``no``, RFC 3834): answering
     out-of-office replies and bounces would make two robots talk forever."""
+    recipients: tuple[str, ...] = ()
+    """Every address the mail was delivered to, lower-cased."""
 
     @property
     def provider_id(self) -> str:
@@ -69,11 +81,18 @@ class InboundMail:
             return self.references
         return (self.in_reply_to,) if self.in_reply_to else ()
 
+    @property
+    def truncated_from(self) -> int | None:
+        """The length of the mail's text when it is longer than a message holds."""
+        length = len(self.text or self.subject)
+        return length if length > MAX_TEXT_LENGTH else None
+
     def message(self, tenant: str, agent: str, customer: str) -> NewMessage:
-        """The stored message, for ``customer`` (the sender, or the thread's customer)."""
+        """The stored message, for ``customer`` (the sender, or the thread's customer);
+        cut to ``MAX_TEXT_LENGTH`` with an ellipsis when longer (``truncated_from``)."""
         text = self.text or self.subject
-        if len(text) > MAX_TEXT_LENGTH:  # a long mail is cut, not refused: nothing is lost
-            text = text[: MAX_TEXT_LENGTH - 1] + "…"  # that a provider's retry would bring
+        if len(text) > MAX_TEXT_LENGTH:
+            text = text[: MAX_TEXT_LENGTH - 1] + "…"
         return NewMessage(
             key=SessionKey(tenant, agent, customer, Channel.EMAIL),
             provider_message_id=self.provider_id,
@@ -114,41 +133,45 @@ def basic_auth_ok(header: str | None, expected: str) -> bool:
     return hmac.compare_digest(given, expected.encode())
 
 
-def parse_mailgun(form: Mapping[str, str]) -> InboundMail:
+def owned_recipient(mail: InboundMail, owned: Sequence[str]) -> InboundMail | None:
+    """``mail`` as delivered to the first of its recipients that is ``owned`` (an address,
+    or ``@domain`` for every address of a domain), or None when it was sent to none."""
+    for address in mail.recipients:
+        domain = "@" + address.rpartition("@")[2]
+        if address in owned or domain in owned:
+            return replace(mail, recipient=address)
+    return None
+
+
+def parse_mailgun(form: Mapping[str, str] | Fields) -> InboundMail:
     """A Mailgun route's form; raises ``InvalidValue`` naming the field."""
-    headers = _mailgun_headers(form.get("message-headers"))
-    text = form.get("stripped-text") or reply_text(form.get("body-plain") or "")
+    fields = mailgun_form(list(form.items()) if isinstance(form, Mapping) else form)
+    headers = _headers(fields.message_headers or ())
+    text = fields.stripped_text or reply_text(fields.body_plain or "")
     return _mail(
-        from_header=form.get("from") or form.get("sender") or headers.get("from"),
+        from_header=fields.from_ or fields.sender or headers.get("from"),
         from_field="from",
-        recipient=form.get("recipient") or headers.get("to"),
+        recipient=fields.recipient or headers.get("to"),
         recipient_field="recipient",
-        subject=form.get("subject") or headers.get("subject") or "",
-        text=text or reply_text(_html_text(form.get("body-html"))),
+        subject=fields.subject or headers.get("subject") or "",
+        text=text or reply_text(_html_text(fields.body_html)),
         headers=headers,
     )
 
 
-def parse_sendgrid(form: Mapping[str, str]) -> InboundMail:
+def parse_sendgrid(form: Mapping[str, str] | Fields) -> InboundMail:
     """A SendGrid Inbound Parse form; raises ``InvalidValue`` naming the field."""
-    raw = form.get("headers")
-    if not raw:
-        raise InvalidValue("headers: expected the mail's raw headers")
-    parsed = HeaderParser().parsestr(raw)
+    fields = sendgrid_form(list(form.items()) if isinstance(form, Mapping) else form)
+    parsed = HeaderParser().parsestr(fields.headers)
     headers = {name.lower(): str(value) for name, value in parsed.items()}
-    envelope = _json(form.get("envelope") or "{}", "envelope")
-    to = envelope.get("to") if isinstance(envelope, dict) else None
-    if isinstance(to, list) and to and isinstance(to[0], str):
-        recipient: str | None = to[0]
-    else:
-        recipient = form.get("to") or headers.get("to")
-    text = reply_text(form.get("text") or "") or reply_text(_html_text(form.get("html")))
+    envelope_to = fields.envelope.to if fields.envelope is not None else []
+    text = reply_text(fields.text or "") or reply_text(_html_text(fields.html))
     return _mail(
-        from_header=form.get("from") or headers.get("from"),
+        from_header=fields.from_ or headers.get("from"),
         from_field="from",
-        recipient=recipient,
+        recipient=", ".join(envelope_to) or fields.to or headers.get("to"),
         recipient_field="envelope.to",
-        subject=form.get("subject") or headers.get("subject") or "",
+        subject=fields.subject or headers.get("subject") or "",
         text=text,
         headers=headers,
     )
@@ -187,6 +210,7 @@ def _mail(
         date_ms=_date_ms(headers.get("date")),
         sender_name=name or None,
         auto_submitted=headers.get("auto-submitted", "no").strip().lower() != "no",
+        recipients=tuple(dict.fromkeys(a.lower() for a in addresses)),
     )
 
 
@@ -200,36 +224,22 @@ def _derived_id(
 
 
 def _ids(value: str | None) -> list[str]:
-    """The ``<id>`` tokens of a header; a bare id without brackets is bracketed."""
+    """The ``<id>`` tokens of a header; a bare id without brackets is bracketed. One
+    longer than a header line (``MAX_MESSAGE_ID``) is not an id and is left out."""
     if not value:
         return []
     found = _MSG_ID.findall(value)
     if not found and value.strip() and not any(c.isspace() for c in value.strip()):
         found = [f"<{value.strip()}>"]
-    return found
+    return [token for token in found if len(token) <= MAX_MESSAGE_ID]
 
 
-def _mailgun_headers(raw: str | None) -> dict[str, str]:
-    if raw is None:
-        return {}
-    pairs = _json(raw, "message-headers")
-    if not isinstance(pairs, list):
-        raise InvalidValue("message-headers: expected a JSON list of [name, value]")
+def _headers(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Mailgun's ``message-headers``, by lower-cased name (the first of a repeated one)."""
     headers: dict[str, str] = {}
-    for index, pair in enumerate(pairs):
-        if not (
-            isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
-        ):
-            raise InvalidValue(f"message-headers[{index}]: expected [name, value]")
-        headers.setdefault(pair[0].lower(), pair[1])
+    for name, value in pairs:
+        headers.setdefault(name.lower(), value)
     return headers
-
-
-def _json(raw: str, field: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise InvalidValue(f"{field}: expected JSON") from None
 
 
 def _date_ms(value: str | None) -> int | None:
@@ -237,7 +247,7 @@ def _date_ms(value: str | None) -> int | None:
         return None
     try:
         return int(parsedate_to_datetime(value).timestamp() * 1000)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None  # senders write odd dates; the time of receipt orders them then
 
 

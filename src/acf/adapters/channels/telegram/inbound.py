@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from acf.adapters.channels.json_fields import as_list, as_object, as_text
+from acf.adapters.channels.payload_types import short, unix_ms, validated
+from acf.adapters.channels.telegram import payload as tg
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import ButtonReply, MediaRef, NewMessage
@@ -23,7 +24,6 @@ from acf.domain.session_key import SessionKey
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MEDIA_KINDS = ("photo", "document", "voice", "audio", "video")
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_INT64 = 2**63
 
 
 def secret_token_valid(value: str) -> bool:
@@ -54,29 +54,26 @@ class TelegramUpdate:
     """A button press to answer (``answerCallbackQuery``) so the client's spinner stops."""
 
 
-def parse_update(tenant: str, agent: str, payload: Any) -> TelegramUpdate:
+def parse_update(tenant: str, agent: str, payload: Any, now_ms: int) -> TelegramUpdate:
     """The message an Update carries, or why it is skipped. Raises ``InvalidValue`` naming
     the first malformed field."""
-    update = as_object(payload, "body")
-    update_id = _int(update.get("update_id"), "update_id")
-    if update_id < 0:
-        raise InvalidValue("update_id: expected a non-negative integer")
+    update_id = validated(tg.Update, payload, "").update_id
+    update: dict[str, Any] = payload
     parsed: NewMessage | str
     if "message" in update:
-        parsed = _message(tenant, agent, update_id, update["message"], "message", False)
+        parsed = _message(tenant, agent, update_id, update["message"], "message", now_ms)
     elif "edited_message" in update:
         raw = update["edited_message"]
-        parsed = _message(tenant, agent, update_id, raw, "edited_message", True)
+        parsed = _message(tenant, agent, update_id, raw, "edited_message", now_ms)
     elif "callback_query" in update:
-        query = as_object(update["callback_query"], "callback_query")
-        query_id = as_text(query.get("id"), "callback_query.id")
+        query = validated(tg.CallbackQuery, update["callback_query"], "callback_query")
         parsed = _callback(tenant, agent, update_id, query)
         if isinstance(parsed, str):
-            return TelegramUpdate(update_id, skipped=parsed, callback_query_id=query_id)
-        return TelegramUpdate(update_id, message=parsed, callback_query_id=query_id)
+            return TelegramUpdate(update_id, skipped=parsed, callback_query_id=query.id)
+        return TelegramUpdate(update_id, message=parsed, callback_query_id=query.id)
     else:
         kinds = sorted(k for k in update if k != "update_id")
-        what = f"{kinds[0]!r} is not taken" if kinds else "carries nothing"
+        what = f"{short(kinds[0])} is not taken" if kinds else "carries nothing"
         parsed = f"update {update_id}: {what}"
     if isinstance(parsed, str):
         return TelegramUpdate(update_id, skipped=parsed)
@@ -84,73 +81,60 @@ def parse_update(tenant: str, agent: str, payload: Any) -> TelegramUpdate:
 
 
 def _message(
-    tenant: str, agent: str, update_id: int, raw: Any, where: str, edited: bool
+    tenant: str, agent: str, update_id: int, raw: Any, where: str, now_ms: int
 ) -> NewMessage | str:
-    msg = as_object(raw, where)
-    _int(msg.get("message_id"), f"{where}.message_id")
-    chat_id, chat_type = _chat(msg.get("chat"), f"{where}.chat")
-    if chat_type != "private":
-        return f"update {update_id}: a {chat_type} chat is not taken (private chats only)"
+    msg = validated(tg.Message, raw, where)
+    if msg.chat.type != "private":
+        return f"update {update_id}: a {msg.chat.type[:32]} chat is not taken (private chats only)"
     # An edit's own time orders it after the original (its `date` is the original's).
-    stamp = "edit_date" if edited and "edit_date" in msg else "date"
+    edit = msg.edit_date if where == "edited_message" else None
+    stamp, seconds = ("date", msg.date) if edit is None else ("edit_date", edit)
     common: dict[str, Any] = {
-        "key": SessionKey(tenant, agent, str(chat_id), Channel.TELEGRAM),
+        "key": SessionKey(tenant, agent, str(msg.chat.id), Channel.TELEGRAM),
         "provider_message_id": provider_id(update_id),
-        "provider_timestamp_ms": _int(msg.get(stamp), f"{where}.{stamp}") * 1000,
-        "sender_name": _sender_name(msg.get("from")),
+        "provider_timestamp_ms": unix_ms(seconds, f"{where}.{stamp}", now_ms),
+        "sender_name": _sender_name(msg.sender),
     }
-    if "text" in msg:
-        text = as_text(msg["text"], f"{where}.text")
-        if not text.strip():
+    if msg.text is not None:
+        if not msg.text.strip():
             return f"update {update_id}: the text is blank"
-        return _new(where, text=text, **common)
-    media = _media(msg, where)
+        return _new(where, text=msg.text, **common)
+    media = _media(msg)
     if media is None:
         kinds = ", ".join(("text", *MEDIA_KINDS))
         return f"update {update_id}: a message with none of {kinds} is not taken"
     return _new(where, media=(media,), **common)
 
 
-def _media(msg: dict[str, Any], where: str) -> MediaRef | None:
-    caption = msg.get("caption") if isinstance(msg.get("caption"), str) else None
-    for kind in MEDIA_KINDS:
-        if kind not in msg:
-            continue
-        if kind == "photo":  # the sizes of one photo: keep the largest
-            sizes = as_list(msg["photo"], f"{where}.photo")
-            if not sizes:
-                raise InvalidValue(f"{where}.photo: expected at least one size")
-            index = max(range(len(sizes)), key=lambda i: (_area(sizes[i], where, i), i))
-            file_id = as_object(sizes[index], f"{where}.photo[{index}]").get("file_id")
-            return MediaRef(as_text(file_id, f"{where}.photo[{index}].file_id"), None, caption)
-        media = as_object(msg[kind], f"{where}.{kind}")
-        mime = media.get("mime_type") if isinstance(media.get("mime_type"), str) else None
-        return MediaRef(as_text(media.get("file_id"), f"{where}.{kind}.file_id"), mime, caption)
+def _media(msg: tg.Message) -> MediaRef | None:
+    if msg.photo is not None:  # the sizes of one photo: keep the largest
+        index = max(range(len(msg.photo)), key=lambda i: (_area(msg.photo or [], i), i))
+        return MediaRef(msg.photo[index].file_id, None, msg.caption)
+    for file in (msg.document, msg.voice, msg.audio, msg.video):
+        if file is not None:
+            return MediaRef(file.file_id, file.mime_type, msg.caption)
     return None
 
 
-def _area(size: Any, where: str, index: int) -> int:
-    size = as_object(size, f"{where}.photo[{index}]")
-    width, height = size.get("width"), size.get("height")
-    return width * height if isinstance(width, int) and isinstance(height, int) else 0
+def _area(sizes: list[tg.PhotoSize], index: int) -> int:
+    size = sizes[index]
+    return (size.width or 0) * (size.height or 0)
 
 
-def _callback(tenant: str, agent: str, update_id: int, query: dict[str, Any]) -> NewMessage | str:
-    if "data" not in query:
+def _callback(tenant: str, agent: str, update_id: int, query: tg.CallbackQuery) -> NewMessage | str:
+    if query.data is None:
         return f"update {update_id}: a callback query without data (a game) is not taken"
-    data = as_text(query["data"], "callback_query.data")
-    if query.get("message") is None:
+    if query.message is None:
         return f"update {update_id}: a button under an inline-mode message is not taken"
-    msg = as_object(query["message"], "callback_query.message")
-    chat_id, chat_type = _chat(msg.get("chat"), "callback_query.message.chat")
-    if chat_type != "private":
-        return f"update {update_id}: a {chat_type} chat is not taken (private chats only)"
+    msg = validated(tg.CallbackMessage, query.message, "callback_query.message")
+    if msg.chat.type != "private":
+        return f"update {update_id}: a {msg.chat.type[:32]} chat is not taken (private chats only)"
     return _new(
         "callback_query",
-        key=SessionKey(tenant, agent, str(chat_id), Channel.TELEGRAM),
+        key=SessionKey(tenant, agent, str(msg.chat.id), Channel.TELEGRAM),
         provider_message_id=provider_id(update_id),
-        button=ButtonReply(data, _button_title(msg.get("reply_markup"), data)),
-        sender_name=_sender_name(query.get("from")),
+        button=ButtonReply(query.data, _button_title(msg.reply_markup, query.data)),
+        sender_name=_sender_name(query.sender),
     )
 
 
@@ -161,33 +145,22 @@ def _new(where: str, **fields: Any) -> NewMessage:
         raise InvalidValue(f"{where}: {exc}") from None
 
 
-def _button_title(markup: Any, data: str) -> str | None:
-    """The pressed button's text, from the keyboard of the message it sits under."""
-    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+def _button_title(markup: dict[str, Any] | None, data: str) -> str | None:
+    """The pressed button's text, from the keyboard of the message it sits under (a
+    malformed keyboard or button only loses the title)."""
+    rows = (markup or {}).get("inline_keyboard")
     for row in rows if isinstance(rows, list) else []:
-        for button in row if isinstance(row, list) else []:
-            if isinstance(button, dict) and button.get("callback_data") == data:
-                text = button.get("text")
-                return text if isinstance(text, str) and text else None
+        for raw in row if isinstance(row, list) else []:
+            try:
+                button = validated(tg.InlineButton, raw, "button")
+            except InvalidValue:
+                continue
+            if button.callback_data == data:
+                return button.text
     return None
 
 
-def _chat(value: Any, where: str) -> tuple[int, str]:
-    chat = as_object(value, where)
-    chat_id = _int(chat.get("id"), f"{where}.id")
-    if not -_INT64 <= chat_id < _INT64:
-        raise InvalidValue(f"{where}.id: expected a 64-bit integer")
-    return chat_id, as_text(chat.get("type"), f"{where}.type")
-
-
-def _sender_name(value: Any) -> str | None:
-    if not isinstance(value, dict):
+def _sender_name(user: tg.User | None) -> str | None:
+    if user is None:
         return None
-    names = [value.get("first_name"), value.get("last_name")]
-    return " ".join(n for n in names if isinstance(n, str) and n) or None
-
-
-def _int(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidValue(f"{where}: expected an integer")
-    return value
+    return " ".join(n for n in (user.first_name, user.last_name) if n) or None

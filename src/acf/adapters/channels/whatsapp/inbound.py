@@ -4,6 +4,10 @@ Facts (``../shared/reference/channels.md``): ``X-Hub-Signature-256: sha256=<hex>
 HMAC-SHA256 of the raw body with the app secret; a batch holds entries, each with changes,
 each with ``messages`` and/or ``statuses``; Meta retries and does not order, so messages are
 deduplicated on their wamid (the store's provider message id) and sorted by timestamp.
+
+Meta retries every non-200 for days, so only a body that is not the envelope is refused;
+an item in it that acf cannot take (malformed, of a kind acf does not take, or addressed to
+a number that is not the tenant's) is skipped with its reason and the rest is taken.
 """
 
 import hashlib
@@ -12,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from acf.adapters.channels.json_fields import as_list, as_object, as_text
+from acf.adapters.channels.payload_types import MAX_ID_LENGTH, short, unix_ms, validated
+from acf.adapters.channels.whatsapp import payload as wa
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import ButtonReply, MediaRef, NewMessage
@@ -21,7 +26,6 @@ from acf.domain.signals import DeliveryStatus, DeliveryStatusSignal
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
-STATUSES = ("sent", "delivered", "read", "failed")
 
 
 def signature_ok(raw_body: bytes, header: str | None, app_secret: str) -> bool:
@@ -42,117 +46,160 @@ def verify_challenge(params: Mapping[str, str], verify_token: str) -> str | None
     return params.get("hub.challenge")
 
 
+@dataclass(frozen=True, slots=True)
+class WhatsAppNumber:
+    """The tenant's number a webhook is for: only what is addressed to it is taken."""
+
+    tenant: str
+    agent: str
+    phone_number_id: str
+
+
 @dataclass(slots=True)
 class WhatsAppBatch:
     messages: list[NewMessage] = field(default_factory=list)
     statuses: list[DeliveryStatusSignal] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    """Messages acf does not take (reactions, system notices...), each with its reason."""
+    """Items acf does not take (reactions, malformed items), each with its reason."""
+    refused: list[str] = field(default_factory=list)
+    """Changes addressed to a number that is not the tenant's, each with its reason."""
 
 
-def parse_webhook(tenant: str, agent: str, payload: Any) -> WhatsAppBatch:
-    """The messages (sorted by provider timestamp) and statuses of one webhook body.
-    Raises ``InvalidValue`` naming the first malformed field."""
-    body = as_object(payload, "body")
-    if body.get("object") != "whatsapp_business_account":
-        raise InvalidValue("object: expected 'whatsapp_business_account'")
+def parse_webhook(number: WhatsAppNumber, payload: Any, now_ms: int) -> WhatsAppBatch:
+    """The messages (sorted by provider timestamp) and statuses of one webhook body, and
+    the items skipped. Raises ``InvalidValue`` naming the field when the body is not the
+    envelope."""
+    envelope = validated(wa.Envelope, payload, "")
     batch = WhatsAppBatch()
-    for e, entry in enumerate(as_list(body.get("entry"), "entry")):
-        changes = as_object(entry, f"entry[{e}]").get("changes")
-        for c, change in enumerate(as_list(changes, "changes")):
-            where = f"entry[{e}].changes[{c}]"
-            value = as_object(as_object(change, where).get("value"), f"{where}.value")
-            names = _contact_names(value)
-            for m, raw in enumerate(value.get("messages") or []):
-                parsed = _message(tenant, agent, raw, names, f"{where}.value.messages[{m}]")
-                if isinstance(parsed, str):
-                    batch.skipped.append(parsed)
-                else:
-                    batch.messages.append(parsed)
-            for s, raw in enumerate(value.get("statuses") or []):
-                batch.statuses.append(_status(tenant, raw, f"{where}.value.statuses[{s}]"))
+    for e, raw in enumerate(envelope.entry):
+        try:
+            entry = validated(wa.Entry, raw, f"entry[{e}]")
+        except InvalidValue as exc:
+            batch.skipped.append(str(exc))
+            continue
+        for c, change in enumerate(entry.changes):
+            _change(number, change, f"entry[{e}].changes[{c}]", now_ms, batch)
     batch.messages.sort(key=lambda msg: msg.provider_timestamp_ms or 0)
     batch.statuses.sort(key=lambda st: st.at_ms)
     return batch
 
 
-def _contact_names(value: Mapping[str, Any]) -> dict[str, str]:
+def _change(
+    number: WhatsAppNumber, raw: Any, where: str, now_ms: int, batch: WhatsAppBatch
+) -> None:
+    try:
+        change = validated(wa.Change, raw, where)
+        value = validated(wa.Value, change.value, f"{where}.value")
+    except InvalidValue as exc:
+        batch.skipped.append(str(exc))
+        return
+    messages, statuses = value.messages or [], value.statuses or []
+    if not messages and not statuses:
+        return
+    addressed = value.metadata.phone_number_id if value.metadata else None
+    if addressed != number.phone_number_id:
+        batch.refused.append(
+            f"{where}: {len(messages)} message(s) and {len(statuses)} status(es) addressed "
+            f"to phone number id {short(addressed)}, not the tenant's {number.phone_number_id}"
+        )
+        return
+    names = _contact_names(value.contacts)
+    for m, item in enumerate(messages):
+        try:
+            parsed = _message(number, item, names, f"{where}.value.messages[{m}]", now_ms)
+        except InvalidValue as exc:
+            parsed = str(exc)
+        if isinstance(parsed, str):
+            batch.skipped.append(parsed)
+        else:
+            batch.messages.append(parsed)
+    for s, item in enumerate(statuses):
+        try:
+            batch.statuses.append(
+                _status(number.tenant, item, f"{where}.value.statuses[{s}]", now_ms)
+            )
+        except InvalidValue as exc:
+            batch.skipped.append(str(exc))
+
+
+def _contact_names(contacts: list[Any] | None) -> dict[str, str]:
+    """The profile names by wa_id; a malformed contact only loses its name."""
     names: dict[str, str] = {}
-    for contact in value.get("contacts") or []:
-        if isinstance(contact, dict) and isinstance(contact.get("wa_id"), str):
-            name = (contact.get("profile") or {}).get("name")
-            if isinstance(name, str) and name:
-                names[contact["wa_id"]] = name
+    for raw in contacts or []:
+        try:
+            contact = validated(wa.Contact, raw, "contacts")
+        except InvalidValue:
+            continue
+        if contact.profile is not None and contact.profile.name:
+            names[contact.wa_id] = contact.profile.name
     return names
 
 
 def _message(
-    tenant: str, agent: str, raw: Any, names: Mapping[str, str], where: str
+    number: WhatsAppNumber, raw: Any, names: Mapping[str, str], where: str, now_ms: int
 ) -> NewMessage | str:
-    msg = as_object(raw, where)
-    sender = as_text(msg.get("from"), f"{where}.from")
-    wamid = as_text(msg.get("id"), f"{where}.id")
-    at_ms = _timestamp_ms(msg.get("timestamp"), f"{where}.timestamp")
-    kind = as_text(msg.get("type"), f"{where}.type")
-    key = SessionKey(tenant, agent, sender, Channel.WHATSAPP)
+    head = validated(wa.MessageHead, raw, where)
+    kind = head.type
     common: dict[str, Any] = {
-        "key": key,
-        "provider_message_id": wamid,
-        "provider_timestamp_ms": at_ms,
-        "sender_name": names.get(sender),
+        "key": SessionKey(number.tenant, number.agent, head.sender, Channel.WHATSAPP),
+        "provider_message_id": head.id,
+        "provider_timestamp_ms": unix_ms(head.timestamp, f"{where}.timestamp", now_ms),
+        "sender_name": names.get(head.sender),
     }
     try:
         if kind == "text":
-            body = as_object(msg.get("text"), f"{where}.text").get("body")
-            return NewMessage(text=as_text(body, f"{where}.text.body"), **common)
+            text = validated(wa.TextContent, raw.get("text"), f"{where}.text")
+            return NewMessage(text=text.body, **common)
         if kind in ("interactive", "button"):
-            return NewMessage(button=_button(msg, kind, where), **common)
+            return NewMessage(button=_button(raw, kind, where), **common)
         if kind in MEDIA_TYPES:
-            media = as_object(msg.get(kind), f"{where}.{kind}")
-            ref = MediaRef(
-                as_text(media.get("id"), f"{where}.{kind}.id"),
-                media.get("mime_type"),
-                media.get("caption"),
-            )
-            return NewMessage(media=(ref,), **common)
+            media = validated(wa.Media, raw.get(kind), f"{where}.{kind}")
+            return NewMessage(media=(MediaRef(media.id, media.mime_type, media.caption),), **common)
     except InvalidValue as exc:
-        raise InvalidValue(f"{where}: {exc}") from None
-    return f"{wamid}: message type {kind!r} is not taken"
+        message = str(exc)
+        raise InvalidValue(
+            message if message.startswith(where) else f"{where}: {message}"
+        ) from None
+    return f"{head.id}: message type {short(kind)} is not taken"
 
 
-def _button(msg: Mapping[str, Any], kind: str, where: str) -> ButtonReply:
+def _button(raw: Mapping[str, Any], kind: str, where: str) -> ButtonReply:
     if kind == "button":  # a template's quick-reply button
-        button = as_object(msg.get("button"), f"{where}.button")
-        payload = button.get("payload") or button.get("text")
-        return ButtonReply(as_text(payload, f"{where}.button.payload"), button.get("text"))
-    interactive = as_object(msg.get("interactive"), f"{where}.interactive")
-    reply_kind = interactive.get("type")
-    if reply_kind not in ("button_reply", "list_reply"):
-        raise InvalidValue(f"{where}.interactive.type: expected button_reply or list_reply")
-    reply = as_object(interactive.get(reply_kind), f"{where}.interactive.{reply_kind}")
-    return ButtonReply(as_text(reply.get("id"), f"{where}.interactive.id"), reply.get("title"))
+        button = validated(wa.TemplateButton, raw.get("button"), f"{where}.button")
+        button_id = button.payload or button.text
+        if not button_id or len(button_id) > MAX_ID_LENGTH:
+            raise InvalidValue(
+                f"{where}.button: expected a payload or a text of 1 to {MAX_ID_LENGTH} characters"
+            )
+        return ButtonReply(button_id, button.text or None)
+    interactive = validated(wa.Interactive, raw.get("interactive"), f"{where}.interactive")
+    reply = (
+        interactive.button_reply if interactive.type == "button_reply" else interactive.list_reply
+    )
+    if reply is None:
+        raise InvalidValue(f"{where}.interactive.{interactive.type}: expected an object")
+    return ButtonReply(reply.id, reply.title or None)
 
 
-def _status(tenant: str, raw: Any, where: str) -> DeliveryStatusSignal:
-    st = as_object(raw, where)
-    status = as_text(st.get("status"), f"{where}.status")
-    if status not in STATUSES:
-        raise InvalidValue(f"{where}.status: expected one of {', '.join(STATUSES)}")
-    errors = st.get("errors") or []
-    error = None
-    if errors and isinstance(errors[0], dict):
-        error = f"{errors[0].get('code')}: {errors[0].get('title', '')}".strip()
+def _status(tenant: str, raw: Any, where: str, now_ms: int) -> DeliveryStatusSignal:
+    status = validated(wa.Status, raw, where)
     return DeliveryStatusSignal(
         tenant,
-        as_text(st.get("id"), f"{where}.id"),
-        DeliveryStatus(status),
-        _timestamp_ms(st.get("timestamp"), f"{where}.timestamp"),
-        error,
+        status.id,
+        DeliveryStatus(status.status),
+        unix_ms(status.timestamp, f"{where}.timestamp", now_ms),
+        _status_error(status.errors),
     )
 
 
-def _timestamp_ms(value: Any, where: str) -> int:
+def _status_error(errors: list[Any] | None) -> str | None:
+    """The first error's ``code: title``; a malformed one is no error text."""
+    if not errors:
+        return None
     try:
-        return int(value) * 1000
-    except (TypeError, ValueError):
-        raise InvalidValue(f"{where}: expected unix seconds") from None
+        error = validated(wa.StatusError, errors[0], "errors[0]")
+    except InvalidValue:
+        return None
+    if error.code is None:
+        return error.title or None
+    return f"{error.code}: {error.title or ''}".strip()
