@@ -2,6 +2,7 @@
 windows, attempts and failures, and what every series looks like; the outbox, tools,
 confirmations and the HTTP layer's counts are in ``test_metrics_edges``."""
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ def ev(
 ) -> FabricEvent:
     correlation = Correlation(
         tenant=tenant,
-        trace_id=TraceId("trace"),
+        trace_id=TraceId("0af7651916cd43dd8448eb211c80319c"),
         session_id=SessionId("s1"),
         turn_id=None if turn is None else TurnId(turn),
         group_id=GroupId("g1"),
@@ -285,3 +286,22 @@ def test_each_instance_has_its_own_registry() -> None:
     assert shared.get_sample_value("acf_turns_total", labels) == 1
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         FabricMetrics(shared)  # one FabricMetrics per registry
+
+
+def test_events_without_a_valid_trace_id_are_counted_by_kind(metrics: FabricMetrics) -> None:
+    traced = ev(EventKind.WINDOW_OPENED, "t4", close_at_ms=5, reason="default")
+    untraced = replace(traced, correlation=replace(traced.correlation, trace_id=TraceId("x")))
+    metrics.observe([traced, untraced, untraced])
+    found = samples(metrics)
+    counted = value(found, "acf_events_without_trace_total", tenant="t4", kind="window.opened")
+    assert counted == 2
+    assert not [
+        k
+        for k in found
+        if k[0] == "acf_events_without_trace_total"
+        and k
+        != (
+            "acf_events_without_trace_total",
+            frozenset({("tenant", "t4"), ("kind", "window.opened")}),
+        )
+    ]

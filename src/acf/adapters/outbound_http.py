@@ -10,6 +10,10 @@ tool gateway) expect: the transport maps aiohttp's errors it knows, and the ones
 not (a malformed status or header line: ``aiohttp.ClientResponseError``) become
 ``httpx.RemoteProtocolError``, as httpcore reports them. Header lines up to 64 KiB are
 read, as httpcore reads them (aiohttp alone refuses lines over 8 KiB).
+
+Every request carries the W3C Trace Context of the work that makes it (a request, a turn,
+the relay's send: ``acf.observability.trace_context``), so a tool backend, a provider or an
+agent sees the customer's trace.
 """
 
 from collections.abc import AsyncIterator
@@ -17,6 +21,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+
+from acf.observability.trace_context import inject_trace
 
 TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 100
@@ -41,8 +47,15 @@ def outbound_client(
         )
 
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_s), transport=_Transport(limits=limits, client=session)
+        timeout=httpx.Timeout(timeout_s),
+        transport=_Transport(limits=limits, client=session),
+        event_hooks={"request": [_pass_trace]},
     )
+
+
+async def _pass_trace(request: httpx.Request) -> None:
+    """Runs in the caller's task, so it sees the trace the caller's work is bound to."""
+    inject_trace(request.headers)
 
 
 class _Transport(AiohttpTransport):

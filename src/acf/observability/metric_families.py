@@ -2,8 +2,9 @@
 
 ``Families`` registers every family once per registry; ``TenantSeries`` binds one tenant's
 label children once, so counting an event costs a dict lookup or two. Which event feeds
-which series is ``acf.observability.metrics``. Every family carries the label ``tenant``;
-the other labels take values from the known sets below (anything else is ``OTHER``).
+which series is ``acf.observability.metrics``. Every family carries the label ``tenant``
+(but the requests', counted before a tenant is known); the other labels take values from
+the known sets below (anything else is ``OTHER``).
 """
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -164,6 +165,24 @@ class Families:
         )
         self.rate_limited = counter(
             "acf_rate_limited", "Requests refused with 429 by the tenant's rate limit."
+        )
+        self.events_without_trace = counter(
+            "acf_events_without_trace",
+            "Events stored without a valid W3C trace id, by kind (should stay 0).",
+            "kind",
+        )
+        self.requests = Counter(
+            "acf_requests",
+            "Requests to /v1, by route: api, or webhook_<provider>.",
+            ("route",),
+            registry=registry,
+        )
+        self.requests_without_trace = Counter(
+            "acf_requests_without_trace",
+            "Requests to /v1 that came without a valid traceparent (a new trace was "
+            "started), by route: the propagation rate is 1 - this / acf_requests.",
+            ("route",),
+            registry=registry,
         )
 
 

@@ -6,9 +6,10 @@ themselves (``waited_ms`` on ``window.closed``; ``run_ms`` and ``latency_ms`` on
 terminal event; ``duration_ms`` on a tool's outcome); the only state kept here is when each
 reply was queued, bounded, for the delivery latency when the delivery event does not say.
 
-Every metric carries the label ``tenant``. Labels that come from event data are held to a
-known set (anything else is counted as ``other``), so a stray value cannot blow up the
-number of series. The families and their label values: ``metric_families``.
+Every metric carries the label ``tenant``, except the requests' counters (``request``:
+the HTTP layer counts them before it knows the tenant). Labels that come from event data
+are held to a known set (anything else is counted as ``other``), so a stray value cannot
+blow up the number of series. The families and their label values: ``metric_families``.
 """
 
 from collections.abc import Callable, Iterable, Mapping
@@ -26,6 +27,7 @@ from acf.observability.metric_families import (
     TenantSeries,
     failure_reason,
 )
+from acf.observability.trace_context import valid_trace_id
 
 __all__ = ["MAX_PENDING_REPLIES", "MAX_TOOL_LABELS", "FabricMetrics", "failure_reason"]
 
@@ -83,6 +85,13 @@ class FabricMetrics:
         """A request was refused with 429 by the tenant's rate limit."""
         self._tenant(tenant).rate_limited.inc()
 
+    def request(self, route: str, traced: bool) -> None:
+        """A request reached ``route`` (``api``, ``webhook_<provider>``), with a trace id
+        from its caller or without one (seed 002 Q14: the propagation rate)."""
+        self._family.requests.labels(route).inc()
+        if not traced:
+            self._family.requests_without_trace.labels(route).inc()
+
     # -- events ----------------------------------------------------------------------
 
     def observe(self, events: Iterable[FabricEvent]) -> None:
@@ -91,6 +100,10 @@ class FabricMetrics:
         handlers = _HANDLERS
         tenants = self._tenants
         for event in events:
+            if not valid_trace_id(event.correlation.trace_id):
+                self._family.events_without_trace.labels(
+                    event.correlation.tenant, event.kind.value
+                ).inc()
             handler = handlers.get(event.kind)
             if handler is None:
                 continue

@@ -110,7 +110,7 @@ def configure_tracing(exporter: str) -> TracerProvider | None:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     else:
         try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
                 OTLPSpanExporter,
             )
         except ImportError:

@@ -38,6 +38,8 @@ class OutboxRow:
     parts_sent: int = 0
     """Provider messages of the row already accepted (a reply cut in parts whose later
     part failed): a retry resumes after them."""
+    trace_id: str | None = None
+    """Its turn's trace id, read with the row: the provider call carries that trace."""
 
 
 @dataclass(frozen=True, slots=True)

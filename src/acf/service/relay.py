@@ -31,6 +31,7 @@ from acf.domain.ids import SessionId, TenantId, new_trace_id
 from acf.domain.messages import InboundMessage
 from acf.domain.session_key import SessionKey
 from acf.domain.signals import DeliveryStatus
+from acf.observability.trace_context import traced
 from acf.ports.channel_reach import ChannelReach
 from acf.ports.channel_sender import ChannelSender, DeliveryError, OutboundMessage
 from acf.ports.checkpoints import Phase
@@ -123,8 +124,11 @@ class Relay:
                 outbound = OutboundMessage(
                     key, row.outbox_id, row.payload, last_wrote_at(newest, route), row.parts_sent
                 )
-                await self._pace(outbound, row, newest)
-                step = await self._send(outbound, row, route, session, correlations[row.turn_id])
+                with traced(row.trace_id):  # the provider's calls carry the turn's trace
+                    await self._pace(outbound, row, newest)
+                    step = await self._send(
+                        outbound, row, route, session, correlations[row.turn_id]
+                    )
                 if step is _REREAD:
                     break  # a fallback copy took the failed row's place: read the order again
                 if isinstance(step, int):

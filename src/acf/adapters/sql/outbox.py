@@ -25,7 +25,8 @@ from acf.ports.outbox import (
 _COLUMNS = (
     "outbox_id, session_id, turn_id, position, payload, status, attempts, "
     "provider_message_id, error, created_at_ms, updated_at_ms, channel, address, fallback_of, "
-    "parts_sent"
+    "parts_sent, (SELECT t.trace_id FROM turns t WHERE t.tenant = outbox.tenant "
+    "AND t.turn_id = outbox.turn_id)"
 )
 # A fallback copy is sent in its original's place.
 _ORDER = "COALESCE(sort_id, outbox_id), outbox_id"
@@ -47,6 +48,7 @@ def _row(r: tuple[Any, ...]) -> OutboxRow:
         route=None if r[11] is None else Route(Channel(r[11]), r[12]),
         fallback_of=r[13],
         parts_sent=r[14],
+        trace_id=r[15],
     )
 
 

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 import acf
 from acf.bootstrap import Service
 from acf.entrypoints.http import (
+    api_docs,
     errors,
     routes_customers,
     routes_email,
@@ -28,6 +29,7 @@ from acf.entrypoints.http.middleware import (
     ErrorMiddleware,
     TraceMiddleware,
 )
+from acf.entrypoints.http.webhook_paths import WebhookSlashMiddleware
 
 STATIC = Path(str(files("acf.entrypoints.http") / "static"))
 
@@ -42,7 +44,7 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
         title="acf",
         version=acf.__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # served with its assets: ``api_docs``
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -61,15 +63,17 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     app.include_router(routes_telegram.router)
     app.include_router(routes_twilio.router)
     app.include_router(routes_operations.router)
+    api_docs.serve_api_docs(app)
     _pages(app)
-    # The last added is the outermost: trace, then the body limit, then errors.
+    # The last added is the outermost: trace, the webhook slash, the body limit, errors.
     app.add_middleware(ErrorMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         webhook_bytes=settings.max_webhook_bytes,
     )
-    app.add_middleware(TraceMiddleware)
+    app.add_middleware(WebhookSlashMiddleware)
+    app.add_middleware(TraceMiddleware, on_request=service.metrics.request)
     return app
 
 

@@ -2,22 +2,29 @@
 
 The trace id comes from a valid W3C ``traceparent`` header, or is new; it is bound to every
 log line of the request, handed to ingress (so the turn that answers the message carries
-it) and returned in the ``traceparent`` and ``X-Trace-Id`` response headers.
+it) and returned in the ``traceparent`` and ``X-Trace-Id`` response headers. Outbound calls
+made while the request runs carry it too. A ``/v1`` request that came without a valid
+``traceparent`` is counted, by route (``route_of``), for the trace propagation rate.
 """
 
 import json
 import re
 import secrets
+from collections.abc import Callable
 
 import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from acf.domain.ids import new_trace_id
+from acf.observability.redaction import error_text
+from acf.observability.trace_context import traced
 
 log = structlog.get_logger("acf.http")
 
 WEBHOOK_PREFIX = "/v1/channels/"
+API_PREFIX = "/v1/"
+WEBHOOK_PROVIDERS = frozenset({"whatsapp", "twilio", "telegram", "email"})
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
 
@@ -33,6 +40,18 @@ def trace_from(header: str | None) -> str | None:
     if version == "ff" or (version == "00" and rest) or parent_id == "0" * 16:
         return None
     return None if trace_id == "0" * 32 else trace_id
+
+
+def route_of(path: str) -> str | None:
+    """The route kind counted for trace propagation: ``api``, ``webhook_<provider>``
+    (``webhook_other`` for an unknown provider), or None outside ``/v1`` (pages, health,
+    metrics: no caller there passes a trace)."""
+    if path.startswith(WEBHOOK_PREFIX):
+        provider = path[len(WEBHOOK_PREFIX) :].partition("/")[0]
+        return f"webhook_{provider if provider in WEBHOOK_PROVIDERS else 'other'}"
+    if path.startswith(API_PREFIX):
+        return "api"
+    return None
 
 
 async def send_json_error(send: Send, status: int, code: str, message: str) -> None:
@@ -52,8 +71,12 @@ async def send_json_error(send: Send, status: int, code: str, message: str) -> N
 
 
 class TraceMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """``on_request(route, traced)``: told of every ``/v1`` request, whether it came with
+    a valid ``traceparent``."""
+
+    def __init__(self, app: ASGIApp, on_request: Callable[[str, bool], None] | None = None) -> None:
         self.app = app
+        self.on_request = on_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,7 +84,12 @@ class TraceMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         raw = headers.get(b"traceparent")
-        trace_id = trace_from(raw.decode("latin-1") if raw else None) or new_trace_id()
+        given = trace_from(raw.decode("latin-1") if raw else None)
+        trace_id = given or new_trace_id()
+        if self.on_request is not None:
+            route = route_of(str(scope.get("path", "")))
+            if route is not None:
+                self.on_request(route, given is not None)
         scope.setdefault("state", {})["trace_id"] = trace_id
         span_id = secrets.token_hex(8)
 
@@ -74,13 +102,8 @@ class TraceMiddleware:
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
-        # Bound and reset by token: ``bound_contextvars`` copies the whole context to save
-        # what it replaces, on every request.
-        tokens = structlog.contextvars.bind_contextvars(trace_id=trace_id)
-        try:
+        with traced(trace_id):  # its log lines and outbound calls
             await self.app(scope, receive, send_with_trace)
-        finally:
-            structlog.contextvars.reset_contextvars(**tokens)
 
 
 class BodyLimitMiddleware:
@@ -140,7 +163,7 @@ class ErrorMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            log.exception("http.unexpected_error", path=scope.get("path"), error=repr(exc))
+            log.exception("http.unexpected_error", path=scope.get("path"), error=error_text(exc))
             if started:
                 return  # the response is under way: nothing better can be sent now
             await send_json_error(send, 500, "internal", "an unexpected error; it was logged")
