@@ -8,6 +8,7 @@ from acf.domain.messages import ButtonReply, MediaRef, NewMessage
 from acf.ports.event_store import EventQuery
 from acf.ports.message_log import AppendMessage
 from acf.ports.store import Store
+from tests.contract.event_horizon import readable
 from tests.contract.helpers import append, key
 
 
@@ -34,6 +35,7 @@ async def test_duplicate_returns_original_identity_and_is_recorded(store: Store)
     )
     session = await store.sessions.get("t1", first.session_id)
     assert session is not None and session.last_seq == 1
+    await readable(store)
     kinds = [e.kind for e in await store.events.query("t1", EventQuery())]
     assert kinds == [EventKind.MESSAGE_RECEIVED, EventKind.MESSAGE_DUPLICATE]
 

@@ -62,6 +62,7 @@ from acf.ports.turn_store import (
 )
 from acf.ports.unit_of_work import WriteOp
 from acf.testing import VirtualClock
+from tests.contract.event_horizon import readable
 from tests.contract.helpers import append, key, message, turn
 
 A, B = "tenant-a", "tenant-b"
@@ -143,6 +144,7 @@ async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
     await threads.record_outbound(
         tenant, "ann@shared.example", "<out@shared>", ["<in@shared>"], "Re: Hi", 1_000
     )
+    await readable(store)
     events = await store.events.query(tenant, EventQuery())
     return World(r.session_id, r.message_id, t.turn_id, "shared-group", outbox_id, len(events))
 
@@ -186,6 +188,7 @@ READS: dict[str, ReadCase] = {
     "turns.get_group": lambda s, b, c: s.turns.get_group(A, b.group_id),
     "turns.get_record": lambda s, b, c: s.turns.get_record(A, b.turn_id),
     "events.query": lambda s, b, c: s.events.query(A, EventQuery(session_id=b.session_id)),
+    "events.last_id": lambda s, b, c: _last_event_id(s),
     "outbox.get": lambda s, b, c: s.outbox.get(A, b.outbox_id),
     "outbox.undelivered": lambda s, b, c: s.outbox.undelivered(A, b.session_id),
     "outbox.find_by_provider_id": lambda s, b, c: s.outbox.find_by_provider_id(A, "wamid.out"),
@@ -256,6 +259,11 @@ async def _release_foreign(store: Store, b: World, clock: VirtualClock) -> Any:
     return None
 
 
+async def _last_event_id(store: Store) -> int | None:
+    """Tenant A's latest event id, None when it has none (B's events do not count)."""
+    return await store.events.last_id(A) or None
+
+
 def _empty(value: Any) -> bool:
     return value is None or value == [] or value == (False, None)
 
@@ -269,6 +277,7 @@ async def test_every_read_as_tenant_a_finds_nothing_of_b(store: Store, clock: Vi
     context = await store.email_threads.reply_context(B, "ann@shared.example")
     assert context is not None and context.subject == "Hi"
     assert await store.email_threads.find_customer(B, "<out@shared>", []) == "ann@shared.example"
+    await readable(store)
     assert len(await store.events.query(B, EventQuery())) == b.event_count
 
 
@@ -313,6 +322,7 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
     b = await _seed(store, B, clock)
 
     async def snapshot() -> tuple[Any, ...]:
+        await readable(store)
         return (
             await store.sessions.get(B, b.session_id),
             await store.turns.list_turns(B, b.session_id),

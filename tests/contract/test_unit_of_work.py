@@ -14,12 +14,14 @@ from acf.ports.session_store import ConsumeRange, PatchState
 from acf.ports.store import Store
 from acf.ports.turn_store import CreateTurn
 from acf.ports.unit_of_work import WriteOp
+from tests.contract.event_horizon import readable
 from tests.contract.helpers import append, key, message, turn
 
 
 async def _snapshot(store: Store, session_id: str) -> tuple[object, ...]:
     session = await store.sessions.get("t1", session_id)
     assert session is not None
+    await readable(store)
     return (
         session.state,
         session.state_version,

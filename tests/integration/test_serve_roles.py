@@ -30,8 +30,10 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def database() -> Iterator[str]:
+    """An empty database of the test's own (a module's would be upgraded by whichever test
+    ran first, and a schema behind could not be refused)."""
     require_postgres()
     with temporary_database() as url:
         yield libpq_url(url)

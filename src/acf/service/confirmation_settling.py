@@ -58,7 +58,11 @@ async def earlier_settlement(store: Store, frame: TurnFrame) -> dict[str, Any] |
     committed before the pipeline runs, so a crash or a supersede after it must not lose
     it), or None."""
     t = frame.turn
-    query = EventQuery(session_id=t.session_id, kinds=_SETTLED, limit=100_000)
+    # A lookup, not a cursor: the settlement committed before this run started must be seen
+    # even while an unrelated transaction on the server holds the commit-order horizon back.
+    query = EventQuery(
+        session_id=t.session_id, kinds=_SETTLED, limit=100_000, in_commit_order=False
+    )
     events = [
         e for e in await store.events.query(t.tenant, query) if e.correlation.group_id == t.group_id
     ]

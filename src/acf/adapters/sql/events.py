@@ -86,7 +86,7 @@ class SqlEventStore:
 
     async def query(self, tenant: TenantId, query: EventQuery) -> list[FabricEvent]:
         sql = [f"SELECT {_COLUMNS} FROM events WHERE tenant = ? AND event_id > ?"]
-        if self._db.dialect.visible_events:
+        if query.in_commit_order and self._db.dialect.visible_events:
             sql.append(self._db.dialect.visible_events)
         args: list[Any] = [tenant, query.after_id]
         if query.session_id is not None:
@@ -107,5 +107,16 @@ class SqlEventStore:
 
         def run(conn: SqlConnection) -> list[FabricEvent]:
             return [_event(r) for r in conn.execute(statement, args)]
+
+        return await self._db.read(tenant, run)
+
+    async def last_id(self, tenant: TenantId) -> int:
+        sql = "SELECT MAX(event_id) FROM events WHERE tenant = ?"
+        if self._db.dialect.visible_events:
+            sql += f" {self._db.dialect.visible_events}"
+
+        def run(conn: SqlConnection) -> int:
+            row = conn.execute(sql, [tenant]).fetchone()
+            return 0 if row is None or row[0] is None else int(row[0])
 
         return await self._db.read(tenant, run)

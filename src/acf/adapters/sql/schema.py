@@ -143,6 +143,9 @@ events = sa.Table(
     sa.Column("data", Json, nullable=False),
     sa.Index("ix_events_tenant", "tenant", "event_id"),
     sa.Index("ix_events_session", "tenant", "session_id", "event_id"),
+    # SQLite: AUTOINCREMENT, so an id is never given again once its row is deleted (a plain
+    # rowid takes the largest id + 1). PostgreSQL's ids come from acf_next_event_id().
+    sqlite_autoincrement=True,
 )
 
 outbox = sa.Table(

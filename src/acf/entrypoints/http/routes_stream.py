@@ -1,7 +1,9 @@
 """Server-sent events: a session's or a whole tenant's events, live.
 
-Each event's SSE id is its store id (increasing), so a client that reconnects with
-``Last-Event-ID`` gets exactly what it missed, then the live tail. A comment line every
+Each event's SSE id is its store id (increasing, read in commit order), so a client that
+reconnects with ``Last-Event-ID`` gets exactly what it missed, then the live tail. A
+session's stream starts with the session's history; the tenant's starts now (after its
+latest event) unless told where: ``?after_id=0`` for everything. A comment line every
 ``heartbeat_s`` keeps proxies from closing a quiet stream.
 """
 
@@ -28,7 +30,24 @@ BATCH = 500
 LastEventId = Annotated[
     int | None, Header(alias="Last-Event-ID", ge=0, le=2**62, description="Resume after it")
 ]
-AfterId = Annotated[int | None, Query(ge=0, le=2**62, description="Like Last-Event-ID")]
+AfterId = Annotated[
+    int | None,
+    Query(ge=0, le=2**62, description="Like Last-Event-ID (which wins when both are given)"),
+]
+TenantAfterId = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=2**62,
+        description="Like Last-Event-ID; without either the stream starts now, 0: from the start",
+    ),
+]
+
+
+def start_after(last_event_id: int | None, after_id: int | None) -> int | None:
+    """The id a stream starts after: ``Last-Event-ID``, else ``?after_id=``; None when the
+    client named neither."""
+    return last_event_id if last_event_id is not None else after_id
 
 
 async def _events(
@@ -72,7 +91,8 @@ async def session_stream(
     after_id: AfterId = None,
 ) -> EventSourceResponse:
     await session_of(state, tenant, session_id)
-    return _stream(request, state, tenant, session_id, last_event_id or after_id or 0)
+    start = start_after(last_event_id, after_id)
+    return _stream(request, state, tenant, session_id, 0 if start is None else start)
 
 
 @router.get("/stream", responses=_ERRORS, response_model=None)
@@ -81,6 +101,9 @@ async def tenant_stream(
     tenant: Tenant,
     state: State,
     last_event_id: LastEventId = None,
-    after_id: AfterId = None,
+    after_id: TenantAfterId = None,
 ) -> EventSourceResponse:
-    return _stream(request, state, tenant, None, last_event_id or after_id or 0)
+    start = start_after(last_event_id, after_id)
+    if start is None:  # from now
+        start = await state.service.store.events.last_id(tenant)
+    return _stream(request, state, tenant, None, start)
