@@ -48,7 +48,6 @@ SEED = int(os.environ.get("ACF_CHAOS_SEED", str(int(time.time()))))
 LEASE_ENV = {
     "ACF_LEASE_TTL_MS": "5000",
     "ACF_LEASE_RENEW_MS": "1000",
-    "ACF_LEASE_MARGIN_MS": "1500",
     "ACF_RECOVERY_INTERVAL_MS": "300",
     "ACF_SHUTDOWN_GRACE_S": "1",
 }
@@ -407,7 +406,8 @@ async def test_distributed_mode_survives_worker_kills_and_a_redis_restart(
             assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
             keys = {}
             for tenant in TENANTS:
-                made = run_cli("keys", "create", "--tenant", tenant, "--database-url", dsn)
+                where = ("--database-url", dsn, "--config", str(cfg))
+                made = run_cli("keys", "create", "--tenant", tenant, *where)
                 assert made.returncode == 0, made.stdout + made.stderr
                 keys[tenant] = made.stdout.split()[-1]
 

@@ -117,10 +117,11 @@ async def test_irreversible_gate(store: Store, clock: VirtualClock) -> None:
 
 async def test_gate_refuses_a_stale_holder(store: Store, clock: VirtualClock) -> None:
     r = await append(store, key())
-    assert await store.lease.acquire("t1", r.session_id, "old", 1_000) is not None
+    old = await store.lease.acquire("t1", r.session_id, "old", 1_000)
+    assert old is not None
     t = turn("t1", r.session_id, fence=1)
     await store.uow.commit("t1", [CreateTurn(t)])
-    clock.advance(1_000)  # expired, nobody else holds it yet: still refused
+    await store.lease.release(old)  # given up (a pipeline that ignored cancellation): refused
     with pytest.raises(Conflict, match="fence"):
         await store.uow.commit("t1", [MarkIrreversibleStarted(t.turn_id, 1, False, clock.now_ms())])
     assert await store.lease.acquire("t1", r.session_id, "new", 1_000) is not None

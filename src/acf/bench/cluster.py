@@ -154,12 +154,18 @@ async def distributed(
     if os.environ.get("ACF_BENCH_REDIS_URL"):
         env["ACF_REDIS_URL"] = os.environ["ACF_BENCH_REDIS_URL"]
     await asyncio.to_thread(run_acf, ["db", "upgrade"], env)
-    created = await asyncio.to_thread(run_acf, ["keys", "create", "--tenant", TENANT], env)
-    key = created.strip().splitlines()[0].strip()  # stdout holds the key alone
     marks = Marks()
     sink = Sink(marks)
     sink_port = await sink.start()
     config = _config(folder, sink_port)
+    try:  # the key's tenant must be in the configuration the processes serve
+        created = await asyncio.to_thread(
+            run_acf, ["keys", "create", "--tenant", TENANT, "--config", str(config)], env
+        )
+    except BaseException:
+        await sink.stop()
+        raise
+    key = created.strip().splitlines()[0].strip()  # stdout holds the key alone
     api_port = free_port()
     processes = Processes(folder, env)
     subject = DistributedSubject(f"http://127.0.0.1:{api_port}", key, marks, connections)

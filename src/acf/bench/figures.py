@@ -53,11 +53,15 @@ async def measure_figures(
     await subject.start(folder)
     meter = CpuMeter({"benchmark process": os.getpid(), **(processes or {})})
     try:
-        over = await _bounded("overhead", subject.marks, overhead(subject, turns), timeout_s)
+        over = await _bounded(
+            "overhead", subject.marks, overhead(subject, turns, timeout_s), timeout_s
+        )
         if settle is not None:
             await settle()
         meter.start()
-        rate = await _bounded("throughput", subject.marks, throughput(subject, sessions), timeout_s)
+        rate = await _bounded(
+            "throughput", subject.marks, throughput(subject, sessions, timeout_s), timeout_s
+        )
         cpu = meter.per_turn_ms(sessions)
     finally:
         await subject.stop()

@@ -5,6 +5,10 @@
 - throughput: one message to each of N sessions at once, turns per second from the first
   acknowledgement to the last delivery;
 - memory: Python heap still held per session once N sessions went idle (tracemalloc).
+
+Every wait is bounded (``timeout_s``) and ends early once every awaited turn is answered
+or answered otherwise (a fallback of a failed turn): a run never hangs, and the turns that
+failed or got the fallback are counted and reported, never waited for.
 """
 
 import asyncio
@@ -12,15 +16,17 @@ import gc
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from acf.bench.marks import Subject
+from acf.bench.marks import Accountable, Marks, Subject
 from acf.stats import percentile
 
 WARMUP = 20
+DEFAULT_TIMEOUT_S = 600.0
+"""The longest any one measurement may wait for its replies."""
 T = TypeVar("T")
 
 
@@ -38,6 +44,39 @@ class Result:
     overhead: Overhead
     turns_per_s: float
     bytes_per_idle_session: float
+    failed_turns: int = 0
+    """Turns that ended FAILED (from the subject's records) in the throughput run."""
+    fallback_replies: int = 0
+    """Replies in the throughput run that answered no message: a failed turn's fallback."""
+    lease_lost: int = 0
+
+
+class Unanswered(RuntimeError):
+    """Turns were not answered with their real reply within the time allowed."""
+
+
+async def answered(
+    marks: Marks, texts: Sequence[str], what: str, timeout_s: float, poll_s: float = 0.05
+) -> None:
+    """Wait until every one of ``texts`` got its reply. Raises :class:`Unanswered` after
+    ``timeout_s``, or as soon as the replies that answer nothing (fallbacks) account for
+    every turn still missing: those will never come."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout_s
+    before = marks.unexpected
+    while True:
+        missing = [t for t in texts if t in marks.waiters]  # a reply (or refusal) pops it
+        if not missing:
+            return
+        others = marks.unexpected - before
+        if others >= len(missing) or loop.time() >= give_up:
+            why = "answered otherwise" if others >= len(missing) else f"after {timeout_s:.0f} s"
+            raise Unanswered(
+                f"{what}: {len(missing)} of {len(texts)} turn(s) not answered with their "
+                f"reply ({why}); {others} other repl(ies) delivered meanwhile, such as a "
+                f"failed turn's fallback (first missing: {missing[:5]})"
+            )
+        await asyncio.sleep(poll_s)
 
 
 async def _idle(subject: Subject) -> None:
@@ -46,18 +85,18 @@ async def _idle(subject: Subject) -> None:
         await asyncio.sleep(0.001)
 
 
-async def _turn(subject: Subject, session: str, text: str) -> None:
-    done = subject.marks.expect(text)
+async def _turn(subject: Subject, session: str, text: str, timeout_s: float) -> None:
+    subject.marks.expect(text)
     await subject.receive(session, text)
-    await done.wait()
+    await answered(subject.marks, [text], "overhead", timeout_s, poll_s=0)
 
 
-async def overhead(subject: Subject, turns: int) -> Overhead:
+async def overhead(subject: Subject, turns: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> Overhead:
     for i in range(WARMUP):
-        await _turn(subject, f"warm{i}", f"warm-{i}")
+        await _turn(subject, f"warm{i}", f"warm-{i}", timeout_s)
     texts = [f"seq-{i}" for i in range(turns)]
     for i, text in enumerate(texts):
-        await _turn(subject, f"o{i % 50}", text)
+        await _turn(subject, f"o{i % 50}", text, timeout_s)
         await _idle(subject)
     m = subject.marks
     to_start = [(m.started[t] - m.acked[t]) * 1000 for t in texts]
@@ -70,24 +109,37 @@ async def overhead(subject: Subject, turns: int) -> Overhead:
     )
 
 
-async def throughput(subject: Subject, sessions: int) -> float:
+async def throughput(
+    subject: Subject, sessions: int, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> float:
+    """Turns per second: one message to each of ``sessions`` sessions at once, from the
+    first message sent to the last reply delivered."""
     texts = [f"tp-{i}" for i in range(sessions)]
-    events = [subject.marks.expect(t) for t in texts]
+    for text in texts:
+        subject.marks.expect(text)
     began = time.perf_counter()
     await asyncio.gather(*(subject.receive(f"tp{i}", t) for i, t in enumerate(texts)))
-    await asyncio.gather(*(e.wait() for e in events))
-    return sessions / (time.perf_counter() - began)
+    await answered(subject.marks, texts, "throughput", timeout_s)
+    last = max(subject.marks.delivered.get(t, began) for t in texts)
+    return sessions / (last - began) if last > began else float("nan")
 
 
-async def memory_per_session(subject: Subject, sessions: int) -> float:
-    await _turn(subject, "mem-warm", "mem-warm")
+async def outcomes(subject: Subject) -> dict[str, int]:
+    """What the subject's own records say of its turns (nothing for one that keeps none)."""
+    return await subject.outcomes() if isinstance(subject, Accountable) else {}
+
+
+async def memory_per_session(
+    subject: Subject, sessions: int, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> float:
+    await _turn(subject, "mem-warm", "mem-warm", timeout_s)
     await _idle(subject)
     gc.collect()
     before = tracemalloc.get_traced_memory()[0]
     texts = [f"mem-{i}" for i in range(sessions)]
     events = [subject.marks.expect(t) for t in texts]
     await asyncio.gather(*(subject.receive(f"mem{i}", t) for i, t in enumerate(texts)))
-    await asyncio.gather(*(e.wait() for e in events))
+    await answered(subject.marks, texts, "memory", timeout_s)
     await _idle(subject)
     # The marks are the benchmark's own bookkeeping, not the subject's: drop them, and copy
     # the emptied dicts (they keep their size) so only the subject's memory is left.
@@ -116,19 +168,48 @@ async def _fresh(
         await subject.stop()
 
 
+async def _counted_throughput(
+    subject: Subject, sessions: int, timeout_s: float
+) -> tuple[float, dict[str, int]]:
+    """Throughput, and how the subject's turns ended: counted also when some were not
+    answered (then :class:`Unanswered` says how many failed)."""
+    try:
+        rate = await throughput(subject, sessions, timeout_s)
+    except Unanswered as exc:
+        counts = await outcomes(subject)
+        raise Unanswered(f"{exc}; the subject's records: {counts or 'none kept'}") from None
+    counts = await outcomes(subject)
+    counts["fallback_replies"] = subject.marks.unexpected
+    return rate, counts
+
+
 async def measure(
-    make: Callable[[], Subject], turns: int, sessions: int, memory_sessions: int
+    make: Callable[[], Subject],
+    turns: int,
+    sessions: int,
+    memory_sessions: int,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Result:
     """Each measurement on a fresh subject and a fresh folder."""
     with tempfile.TemporaryDirectory(prefix="acf-bench-") as tmp:
         folder = Path(tmp)
-        over = await _fresh(make, folder / "o", lambda s: overhead(s, turns))
-        rate = await _fresh(make, folder / "t", lambda s: throughput(s, sessions))
+        over = await _fresh(make, folder / "o", lambda s: overhead(s, turns, timeout_s))
+        rate, counts = await _fresh(
+            make, folder / "t", lambda s: _counted_throughput(s, sessions, timeout_s)
+        )
         tracemalloc.start()
         try:
             per_session = await _fresh(
-                make, folder / "m", lambda s: memory_per_session(s, memory_sessions)
+                make, folder / "m", lambda s: memory_per_session(s, memory_sessions, timeout_s)
             )
         finally:
             tracemalloc.stop()
-    return Result(make().name, over, rate, per_session)
+    return Result(
+        make().name,
+        over,
+        rate,
+        per_session,
+        failed_turns=counts.get("failed_turns", 0),
+        fallback_replies=counts.get("fallback_replies", 0),
+        lease_lost=counts.get("lease_lost", 0),
+    )

@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from acf.bench.measure import Result
+from acf.bench.sweep import SweepPoint, flatness
 
 TARGETS: dict[str, Callable[[Result, Result | None], bool]] = {
     "overhead p50 <= 2 ms": lambda acf, peer: (
@@ -24,6 +25,9 @@ TARGETS: dict[str, Callable[[Result, Result | None], bool]] = {
         peer is not None and acf.turns_per_s >= 5 * peer.turns_per_s
     ),
     "<= 1 KB per idle session": lambda acf, peer: acf.bytes_per_idle_session <= 1024,
+    "no failed turn, no fallback reply": lambda acf, peer: (
+        acf.failed_turns == 0 and acf.fallback_replies == 0
+    ),
 }
 
 
@@ -45,6 +49,7 @@ def table(results: Sequence[Result]) -> Table:
         "end→delivery p50",
         "end→delivery p99",
         "turns/s",
+        "failed / fallback",
         "bytes / idle session",
     ):
         out.add_column(column, justify="left" if column == "subject" else "right")
@@ -57,6 +62,7 @@ def table(results: Sequence[Result]) -> Table:
             f"{o.to_delivery_p50_ms:.3f} ms",
             f"{o.to_delivery_p99_ms:.3f} ms",
             f"{r.turns_per_s:,.0f}",
+            f"{r.failed_turns} / {r.fallback_replies}",
             f"{r.bytes_per_idle_session:,.0f}",
         )
     return out
@@ -82,6 +88,41 @@ def write_json(path: Path, results: Sequence[Result], settings: dict[str, Any]) 
         "results": [asdict(r) for r in results],
         "ratios": ratios(acf, peer),
         "targets": verdicts(acf, peer),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body, indent=2) + "\n")
+
+
+def sweep_table(points: Sequence[SweepPoint]) -> Table:
+    out = Table(title="acf bench --sweep (embedded, one echo turn per session, all at once)")
+    for column in (
+        "sessions",
+        "turns/s",
+        "CPU ms / turn",
+        "failed turns",
+        "fallback replies",
+        "lease.lost",
+    ):
+        out.add_column(column, justify="right")
+    for p in points:
+        out.add_row(
+            f"{p.sessions:,}",
+            "—" if p.error else f"{p.turns_per_s:,.0f}",
+            f"{p.cpu_ms_per_turn:.3f}",
+            str(p.failed_turns),
+            str(p.fallback_replies),
+            str(p.lease_lost),
+        )
+    return out
+
+
+def write_sweep_json(path: Path, points: Sequence[SweepPoint], settings: dict[str, Any]) -> None:
+    body = {
+        "machine": machine(),
+        "settings": settings,
+        "points": [asdict(p) for p in points],
+        "cpu_per_turn_max_over_min": flatness(points),
+        "all_correct": all(p.correct for p in points),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(body, indent=2) + "\n")

@@ -63,8 +63,9 @@ class Sink:
             reply = str(json.loads(body)["payload"]["text"])
             text, started, ended = reply.rsplit(SEPARATOR, 2)
             start_mark, end_mark = float(started), float(ended)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):  # no marks: a failed turn's fallback
             self.unreadable += 1
+            self.marks.unexpected += 1
             return
         m = self.marks
         if text in m.delivered:

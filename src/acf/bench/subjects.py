@@ -16,6 +16,7 @@ from pathlib import Path
 
 from acf.adapters.memory.clock import SystemClock
 from acf.adapters.memory.wakeup import InProcessWakeUps
+from acf.adapters.sql.database import SqlConnection
 from acf.adapters.sqlite.database import Durability
 from acf.adapters.sqlite.store import SqliteStore, open_sqlite_store
 from acf.bench.langgraph_peers import LangGraphSubject
@@ -27,7 +28,7 @@ from acf.domain.policy import AccumulationMode, ChannelPolicy
 from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
 from acf.ports.channel_sender import OutboundMessage, SendReceipt
-from acf.ports.pipeline import TurnContext
+from acf.ports.pipeline import Pipeline, TurnContext
 from acf.service.agents import AgentBinding, Agents
 from acf.service.ingress import Ingress
 from acf.service.runtime import Runtime
@@ -76,10 +77,15 @@ class MarkingChannel:
 class AcfSubject:
     """The embedded runtime: SQLite (``synchronous=FULL`` unless told otherwise), window 0."""
 
-    def __init__(self, durability: Durability = Durability.FULL) -> None:
+    def __init__(
+        self,
+        durability: Durability = Durability.FULL,
+        pipeline: Callable[[Marks], Pipeline] = EchoPipeline,
+    ) -> None:
         self.name = f"acf (SQLite, synchronous={durability.value.upper()})"
         self.marks = Marks()
         self._durability = durability
+        self._pipeline = pipeline
         self._store: SqliteStore | None = None
         self._runtime: Runtime | None = None
         self._ingress: Ingress | None = None
@@ -90,7 +96,8 @@ class AcfSubject:
         settings = AgentSettings(
             channel_policies={Channel.WEB: ChannelPolicy(AccumulationMode.OFF)}
         )
-        agents = Agents({"bench": {"echo": AgentBinding(EchoPipeline(self.marks), settings)}})
+        binding = AgentBinding(self._pipeline(self.marks), settings)
+        agents = Agents({"bench": {"echo": binding}})
         wakeups = InProcessWakeUps()
         self._ingress = Ingress(agents, self._store.uow, wakeups, clock)
         self._runtime = Runtime(self._store, clock, agents, wakeups, MarkingChannel(self.marks))
@@ -105,6 +112,17 @@ class AcfSubject:
     @property
     def busy(self) -> int:
         return 0 if self._runtime is None else self._runtime.busy
+
+    async def outcomes(self) -> dict[str, int]:
+        """FAILED turns and ``lease.lost`` events in the database so far."""
+        assert self._store is not None
+
+        def count(conn: SqlConnection) -> dict[str, int]:
+            failed = conn.execute("SELECT COUNT(*) FROM turns WHERE phase = 'failed'")
+            lost = conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'lease.lost'")
+            return {"failed_turns": failed.fetchone()[0], "lease_lost": lost.fetchone()[0]}
+
+        return await self._store.db.read(None, count)
 
     async def stop(self) -> None:
         if self._runtime is not None:

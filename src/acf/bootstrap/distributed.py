@@ -55,7 +55,7 @@ class DistributedSettings:
     @classmethod
     def from_env(cls, database_url: str, redis_url: str | None) -> "DistributedSettings":
         """Settings from the environment (``ACF_DB_POOL_SIZE``, ``ACF_LEASE_TTL_MS``,
-        ``ACF_LEASE_RENEW_MS``, ``ACF_LEASE_MARGIN_MS``, ``ACF_RECOVERY_INTERVAL_MS``,
+        ``ACF_LEASE_RENEW_MS``, ``ACF_RECOVERY_INTERVAL_MS``,
         ``ACF_WORKER_SLOTS``, ``ACF_TENANT_SLOTS``, ``ACF_SHUTDOWN_GRACE_S``)."""
 
         def number(name: str, default: int) -> int:
@@ -75,7 +75,6 @@ class DistributedSettings:
             lease=LeaseSettings(
                 ttl_ms=number("ACF_LEASE_TTL_MS", base.ttl_ms),
                 renew_every_ms=number("ACF_LEASE_RENEW_MS", base.renew_every_ms),
-                safety_margin_ms=number("ACF_LEASE_MARGIN_MS", base.safety_margin_ms),
             ),
             recovery_interval_ms=number("ACF_RECOVERY_INTERVAL_MS", 1_000),
             slots=SlotSettings(

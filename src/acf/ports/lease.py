@@ -25,7 +25,12 @@ class Lease:
 @dataclass(frozen=True, slots=True)
 class CheckFence(WriteOp[None]):
     """Guard: raises ``Conflict("fence")`` unless ``fence`` is the session's current fence and
-    its lease has not expired at ``now_ms``. Stage it first in every write a turn makes."""
+    its holder has not released the lease. Stage it first in every write a turn makes.
+
+    Expiry alone does not refuse the write: a lease that expired and that nobody took over
+    is still the holder's (a take-over grows the fence, and the check and a take-over are
+    serialized by the store), so a busy process loses time, never its work. ``now_ms`` is
+    when the writer staged the unit."""
 
     session_id: SessionId
     fence: int
@@ -38,8 +43,10 @@ class SessionLease(Protocol):
 
     Guarantees: ``acquire`` succeeds for at most one holder while a lease is unexpired; each
     successful acquire returns a fence strictly greater than every earlier one for the
-    session, so a write guarded by ``CheckFence`` from an old holder always fails; ``renew``
-    extends only the current, unexpired lease; expiry is judged with the store's clock.
+    session, so a write guarded by ``CheckFence`` from an old holder always fails; expiry is
+    judged with the store's clock. Expiry only allows a take-over: ``renew`` extends the
+    lease as long as its fence is unchanged and it was not released, even after expiry, and
+    refuses once another holder took it (or it was released).
     """
 
     async def acquire(
@@ -49,7 +56,7 @@ class SessionLease(Protocol):
         ...
 
     async def renew(self, lease: Lease, ttl_ms: int) -> Lease | None:
-        """The extended lease, or ``None`` when it was lost (expired or taken over)."""
+        """The extended lease, or ``None`` when it was lost (taken over or released)."""
         ...
 
     async def release(self, lease: Lease) -> None:

@@ -4,6 +4,8 @@
 
 - At most ``per_tenant`` slots are held by one tenant and at most ``total`` in all; a slot
   handed to a waiter counts as held from that moment, before the waiter runs again.
+  ``resize`` changes ``total`` (admission control); after a shrink, slots are granted
+  again only once fewer than the new total are held.
 - No caller waits while it could run: whenever capacity is free, every tenant that still
   has waiters is at its own cap.
 - Waiters are served round-robin across tenants (one waiter per tenant in turn) and FIFO
@@ -39,6 +41,14 @@ class FairSlots:
         # the line, a served tenant is re-inserted at its end. Cancelled futures may
         # linger until their waiter cleans up; they are skipped.
         self._line: dict[TenantId, deque[asyncio.Future[None]]] = {}
+
+    def resize(self, total: int) -> None:
+        """Change the total. Growing hands the new slots out at once; shrinking takes none
+        back: slots held stay held, and no slot is granted until fewer than ``total`` are."""
+        if total < 1:
+            raise ValueError(f"total must be at least 1, got {total}")
+        self.total = total
+        self._grant()
 
     def in_use(self, tenant: TenantId) -> int:
         return self._held.get(tenant, 0)

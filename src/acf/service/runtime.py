@@ -4,8 +4,9 @@
 run (DESIGN §4): sessions with unconsumed messages or a live turn get their driver, and
 sessions with undelivered replies get the relay. With ``recovery_interval_ms`` (workers
 of the distributed mode) that scan repeats, for the work nobody holds: what a dead
-process left, or what a lost wake-up did not announce. With ``slots``, sessions are worked
-on under per-tenant limits, tenants served round-robin (DESIGN §15).
+process left, or what a lost wake-up did not announce. Sessions are worked on under
+per-tenant limits, tenants served round-robin (DESIGN §15), and the total follows what the
+process keeps up with (``admission.py``): a session waiting for a slot holds no lease.
 
 ``stop`` takes no more work, lets the work in hand finish for ``grace_s``, then cancels
 what is left and releases its leases; a turn cut off is re-run by whoever takes the
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from acf.domain.accumulation import Typing
+from acf.domain.admission import AdmissionBounds, target_lag_ms
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
 from acf.domain.signals import TypingSignal
@@ -28,6 +30,7 @@ from acf.ports.clock import Clock
 from acf.ports.event_store import AppendEvent
 from acf.ports.store import Store
 from acf.ports.wakeup import Subscription, WakeUps
+from acf.service.admission import AdmissionControl
 from acf.service.agents import Agents
 from acf.service.fair_slots import FairSlots
 from acf.service.lease_keeper import LeaseSettings
@@ -43,7 +46,12 @@ log = structlog.get_logger("acf.runtime")
 @dataclass(frozen=True, slots=True)
 class SlotSettings:
     total: int = 256
+    """The most sessions worked on at once in the process (the ceiling of admission)."""
     per_tenant: int = 64
+    adaptive: bool = True
+    """Size the total to what the process keeps up with (``service/admission.py``), between
+    ``min_total`` and ``total``."""
+    min_total: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +60,9 @@ class RuntimeSettings:
     recovery_batch: int = 100_000
     recovery_interval_ms: int | None = None
     """Scan for unheld work this often (distributed workers); ``None``: at start only."""
-    slots: SlotSettings | None = None
-    """Per-tenant limits on sessions worked on at once in this process; ``None``: none."""
+    slots: SlotSettings | None = field(default_factory=SlotSettings)
+    """Limits on sessions worked on at once in this process (admission, DESIGN §15);
+    ``None``: none (every poked session takes its lease and runs at once)."""
 
 
 class Runtime:
@@ -84,14 +93,22 @@ class Runtime:
             rescans=self.settings.recovery_interval_ms is not None,
         )
         self._relay = Relay(self.parts, sender)
-        self._slots = (
-            None
-            if self.settings.slots is None
-            else FairSlots(self.settings.slots.total, self.settings.slots.per_tenant)
-        )
+        self._slots: FairSlots | None = None
+        self._admission: AdmissionControl | None = None
+        if (slots := self.settings.slots) is not None:
+            self._slots = FairSlots(slots.total, slots.per_tenant)
+            if slots.adaptive:
+                lease = self.settings.lease
+                bounds = AdmissionBounds(
+                    min(slots.min_total, slots.total),
+                    slots.total,
+                    target_lag_ms(lease.ttl_ms, lease.renew_every_ms),
+                )
+                self._admission = AdmissionControl(self._slots, bounds)
         self._drivers = SessionWorkers("driver", self._tasks, clock, self._drive)
         self._deliveries = SessionWorkers("relay", self._tasks, clock, self._relay.deliver)
         self._started = False
+        self._admitting: asyncio.Task[None] | None = None
 
     async def _drive(
         self, tenant: TenantId, session_id: SessionId, news: asyncio.Event
@@ -115,6 +132,12 @@ class Runtime:
         self._started = True
         subscription = self._wakeups.subscribe()
         self._tasks.spawn(self._listen(subscription), "wakeups")
+        if self._admission is not None:
+            # Not among the runtime's tasks: it is no work of its own (an idle runtime is
+            # one whose tasks are the wake-up listener alone).
+            self._admitting = asyncio.get_running_loop().create_task(
+                self._admission.run(), name="admission"
+            )
         await self.recover()
         if self.settings.recovery_interval_ms is not None:
             self._tasks.spawn(self._keep_recovering(self.settings.recovery_interval_ms), "recovery")
@@ -180,10 +203,17 @@ class Runtime:
                 self._drivers.drain(grace_s), self._deliveries.drain(grace_s)
             )
             log.info("runtime.drained", holder=self.holder, unfinished=sum(left))
+        self._stop_admitting()
         await self._tasks.cancel_all()
+
+    def _stop_admitting(self) -> None:
+        if self._admitting is not None:
+            self._admitting.cancel()
+            self._admitting = None
 
     async def drop(self) -> None:
         """Simulate the process dying: every task stops where it is and nothing more is
         written (the harness closes the store first). For fault injection."""
+        self._stop_admitting()
         with contextlib.suppress(Exception):
             await self._tasks.cancel_all()

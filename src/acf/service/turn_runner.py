@@ -20,6 +20,7 @@ from acf.domain.state import combine_patches
 from acf.domain.supersede import SupersedeDecision, choose, may_commit_with_unseen
 from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS, LedgerStatus
 from acf.domain.turns import Turn, TurnGroup
+from acf.observability.trace_context import traced
 from acf.ports.checkpoints import Phase
 from acf.ports.ledger import LedgerQuery
 from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
@@ -84,6 +85,10 @@ class TurnRunner:
         """Run ``turn`` (RUNNING, its attempt recorded) until it is terminal or the lease
         is lost. A turn adopted from a dead holder (another fence) is re-run as the next
         attempt, or failed when it has used its attempts (a poison message)."""
+        with traced(turn.trace_id):  # its tool, agent and provider calls carry its trace
+            return await self._run(turn, key)
+
+    async def _run(self, turn: Turn, key: SessionKey) -> RunEnd:
         p = self._parts
         frame = TurnFrame(
             turn, key, p.store, p.clock, p.tasks, self._keeper, self._versions, p.checkpoints

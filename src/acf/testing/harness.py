@@ -27,7 +27,7 @@ from acf.ports.pipeline import Pipeline
 from acf.service.agents import AgentBinding, Agents
 from acf.service.ingress import Accepted, Ingress
 from acf.service.lease_keeper import LeaseSettings
-from acf.service.runtime import Runtime, RuntimeSettings
+from acf.service.runtime import Runtime, RuntimeSettings, SlotSettings
 from acf.testing.channel import RecordingChannel
 from acf.testing.clock import VirtualClock
 from acf.testing.pipeline import Script, ScriptedPipeline, Tally
@@ -97,7 +97,8 @@ class Harness:
             self._wakeups,
             self.channel,
             checkpoints=self,
-            settings=RuntimeSettings(lease=self.options.lease),
+            # Fixed slots: the loop's real lateness must not change what a scenario does.
+            settings=RuntimeSettings(lease=self.options.lease, slots=SlotSettings(adaptive=False)),
         )
 
     async def add_runtime(self) -> Runtime:

@@ -3,6 +3,9 @@
 A script is a list of steps run in order, then the reply. Steps (one key each):
 
 - ``sleep: MS``: wait on the runtime's clock (a virtual one in the harness);
+- ``busy: MS`` (with ``attempts: N``): hold the process for MS without yielding, as a
+  CPU-bound pipeline does: nothing else runs meanwhile (lease renewals included). On the
+  harness's virtual clock the time passes at once; on a real clock the thread sleeps;
 - ``absorb: true``: take newer messages into the turn (``ctx.absorb()``);
 - ``raise: TEXT`` (with ``attempts: N``: only while ``ctx.attempt <= N``);
 - ``crash: true`` (with ``attempts: N``): the process dies here (a poison message);
@@ -26,6 +29,7 @@ filled in.
 """
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +39,9 @@ from acf.domain.messages import InboundMessage
 from acf.domain.replies import PipelineResult, ReplySegment
 from acf.domain.supersede import SupersedeDecision
 from acf.ports.checkpoints import Checkpoints, NoCheckpoints, Phase
+from acf.ports.clock import Clock
 from acf.ports.pipeline import PendingInput, TurnContext
+from acf.testing.clock import VirtualClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +147,9 @@ class ScriptedPipeline:
             return
         if "sleep" in step:
             await ctx.clock.sleep(int(step["sleep"]) / 1000)
+        elif "busy" in step:
+            if self._applies(ctx, step):
+                _hold_the_process(ctx.clock, int(step["busy"]))
         elif "absorb" in step:
             await ctx.absorb()
         elif "raise" in step:
@@ -185,3 +194,11 @@ class ScriptedPipeline:
             self.tally.tool_runs[key] += 1
 
         await ctx.shielded(execute())
+
+
+def _hold_the_process(clock: Clock, ms: int) -> None:
+    """Time passes and nothing else in the process runs (no ``await``)."""
+    if isinstance(clock, VirtualClock):
+        clock.advance(ms)
+    else:
+        time.sleep(ms / 1000)  # blocking the loop is the point

@@ -1,4 +1,9 @@
-"""Session lease: a row per session with a fence that only grows, expiry in store time."""
+"""Session lease: a row per session with a fence that only grows, expiry in store time.
+
+Expiry lets another holder take the lease over; only a take-over (the fence grows) or a
+release (``expires_at_ms = 0``) ends a holder's right to write and to renew. A holder that
+was merely slow — its lease expired, nobody took it — keeps writing and renews it.
+"""
 
 from acf.adapters.sql.database import Database, SqlConnection
 from acf.adapters.sql.registry import executes
@@ -7,15 +12,20 @@ from acf.domain.ids import SessionId, TenantId
 from acf.ports.clock import Clock
 from acf.ports.lease import CheckFence, Lease
 
+RELEASED = 0
+"""``expires_at_ms`` of a lease its holder gave up: neither it nor its writes count any more."""
+
 
 @executes(CheckFence)
 def _check(conn: SqlConnection, tenant: str, op: CheckFence) -> None:
+    # FOR SHARE (PostgreSQL): a take-over waits for this unit's COMMIT, and this check
+    # waits for a take-over's, so the two never interleave.
     row = conn.execute(
-        "SELECT fence, expires_at_ms > acf_now(?) FROM session_leases "
+        "SELECT fence, expires_at_ms FROM session_leases "
         f"WHERE tenant = ? AND session_id = ?{conn.dialect.lock_shared}",
-        (op.now_ms, tenant, op.session_id),
+        (tenant, op.session_id),
     ).fetchone()
-    if row is None or row[0] != op.fence or not row[1]:
+    if row is None or row[0] != op.fence or row[1] == RELEASED:
         raise Conflict("fence")
 
 
@@ -62,11 +72,13 @@ class SqlSessionLease:
         now = self._clock.now_ms()
 
         def run(conn: SqlConnection) -> Lease | None:
+            # Late is fine while the row is still ours: same fence (nobody took it over),
+            # not released.
             row = conn.execute(
                 "UPDATE session_leases SET expires_at_ms = acf_now(?) + ? "
                 "WHERE tenant = ? AND session_id = ? AND holder = ? AND fence = ? "
-                "AND expires_at_ms > acf_now(?) RETURNING expires_at_ms",
-                (now, ttl_ms, lease.tenant, lease.session_id, lease.holder, lease.fence, now),
+                "AND expires_at_ms <> ? RETURNING expires_at_ms",
+                (now, ttl_ms, lease.tenant, lease.session_id, lease.holder, lease.fence, RELEASED),
             ).fetchone()
             if row is None:
                 return None
@@ -78,9 +90,9 @@ class SqlSessionLease:
         def run(conn: SqlConnection) -> None:
             # The row stays so the next fence is still greater than this one.
             conn.execute(
-                "UPDATE session_leases SET expires_at_ms = 0 WHERE tenant = ? AND session_id = ? "
+                "UPDATE session_leases SET expires_at_ms = ? WHERE tenant = ? AND session_id = ? "
                 "AND holder = ? AND fence = ?",
-                (lease.tenant, lease.session_id, lease.holder, lease.fence),
+                (RELEASED, lease.tenant, lease.session_id, lease.holder, lease.fence),
             )
 
         # Batched: nobody waits on this row (a would-be holder sees the lease live without

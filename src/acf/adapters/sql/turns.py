@@ -4,6 +4,7 @@ from dataclasses import asdict
 from typing import Any
 
 from acf.adapters.sql.database import INTEGRITY_ERRORS, Database, SqlConnection
+from acf.adapters.sql.lease import RELEASED
 from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
 from acf.domain.errors import Conflict
 from acf.domain.events import Correlation
@@ -23,11 +24,12 @@ _TURN = (
     "tenant, turn_id, session_id, group_id, phase, from_seq, to_seq, attempt, fence, "
     "irreversible_started, trace_id, created_at_ms, updated_at_ms"
 )
-# The turn's writer must hold the session's live lease with the given fence (params: fence,
-# now): a copy of the fence on the turn row alone would let an expired holder write.
+# The turn's writer must still hold the session's lease with the given fence (param: fence):
+# a copy of the fence on the turn row alone would let a holder that was taken over, or that
+# released the lease, write. Expiry alone does not end it (see ``lease.py``).
 _LEASE_HELD = (
     "EXISTS (SELECT 1 FROM session_leases l WHERE l.tenant = turns.tenant "
-    "AND l.session_id = turns.session_id AND l.fence = ? AND l.expires_at_ms > acf_now(?))"
+    f"AND l.session_id = turns.session_id AND l.fence = ? AND l.expires_at_ms <> {RELEASED})"
 )
 _GROUP = "tenant, group_id, session_id, status, restarts, attempts, created_at_ms"
 
@@ -147,7 +149,6 @@ def _move(conn: SqlConnection, tenant: str, op: MoveTurn) -> None:
             op.expected.value,
             op.fence,
             holder_fence,
-            op.at_ms,
         ),
     )
     if cur.rowcount == 0:
@@ -161,13 +162,13 @@ def _gate(conn: SqlConnection, tenant: str, op: MarkIrreversibleStarted) -> None
         f"WHERE tenant = ? AND turn_id = ? AND fence = ? AND phase = 'running' AND {_LEASE_HELD} "
         "AND (? OR to_seq = (SELECT last_seq FROM sessions s "
         "WHERE s.tenant = turns.tenant AND s.session_id = turns.session_id))",
-        (op.at_ms, tenant, op.turn_id, op.fence, op.fence, op.at_ms, op.force),
+        (op.at_ms, tenant, op.turn_id, op.fence, op.fence, op.force),
     )
     if cur.rowcount == 1:
         return
     row = conn.execute(
         f"SELECT fence, phase, {_LEASE_HELD} FROM turns WHERE tenant = ? AND turn_id = ?",
-        (op.fence, op.at_ms, tenant, op.turn_id),
+        (op.fence, tenant, op.turn_id),
     ).fetchone()
     if row is None or row[0] != op.fence or not row[2]:
         raise Conflict("fence")

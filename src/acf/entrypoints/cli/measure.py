@@ -2,11 +2,14 @@
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from acf.entrypoints.cli.common import app
+
+if TYPE_CHECKING:
+    from acf.adapters.sqlite.database import Durability
 
 
 @app.command("replay")
@@ -108,8 +111,24 @@ def bench(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON.")
     ] = None,
+    timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=1, help="Seconds a measurement may wait for its replies (600)."
+        ),
+    ] = 600.0,
+    sweep_sizes: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep",
+            help="Only acf's cost per turn at these session counts, e.g. 1000,5000,10000,20000.",
+        ),
+    ] = None,
 ) -> None:
-    """Fabric overhead, throughput and memory, beside a naive baseline and LangGraph."""
+    """Fabric overhead, throughput and memory, beside a naive baseline and LangGraph.
+
+    Turns that end FAILED and fallback replies are counted and reported (a run with any
+    misses its target and exits 1); a measurement never waits longer than ``--timeout``."""
     import asyncio
 
     from rich.console import Console
@@ -127,6 +146,9 @@ def bench(
         raise typer.Exit(code=2) from None
     configure_logging("CRITICAL")
     console = Console(stderr=True)
+    if sweep_sizes is not None:
+        _sweep(sweep_sizes, level, timeout_s, json_path)
+        return
     makers: list[tuple[str, Callable[[], Subject]]] = [
         ("acf", lambda: AcfSubject(level)),
         ("naive", NaiveSubject),
@@ -137,7 +159,9 @@ def bench(
     for label, make in makers:
         with console.status(f"measuring {label}"):
             try:
-                results.append(asyncio.run(measure(make, turns, sessions, memory_sessions)))
+                results.append(
+                    asyncio.run(measure(make, turns, sessions, memory_sessions, timeout_s))
+                )
             except RuntimeError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(code=1) from None
@@ -155,6 +179,56 @@ def bench(
             "sessions": sessions,
             "memory_sessions": memory_sessions,
             "durability": level.value,
+            "timeout_s": timeout_s,
         }
         report.write_json(json_path, results, settings)
         out.print(f"results written to {json_path}")
+    if acf_result.failed_turns or acf_result.fallback_replies:
+        out.print(
+            f"RUN INCORRECT: {acf_result.failed_turns} failed turn(s), "
+            f"{acf_result.fallback_replies} fallback repl(ies), "
+            f"{acf_result.lease_lost} lease.lost event(s)"
+        )
+        raise typer.Exit(code=1)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(n < 1 for n in sizes):
+        typer.echo(
+            f"error: --sweep takes session counts separated by commas, not {text!r}", err=True
+        )
+        raise typer.Exit(code=2)
+    return sizes
+
+
+def _sweep(text: str, level: "Durability", timeout_s: float, json_path: Path | None) -> None:
+    import asyncio
+
+    from rich.console import Console
+
+    from acf.bench import report
+    from acf.bench.subjects import AcfSubject
+    from acf.bench.sweep import flatness, point
+
+    sizes = _sizes(text)
+    points = []
+    for n in sizes:
+        with Console(stderr=True).status(f"sweep: {n:,} sessions"):
+            points.append(asyncio.run(point(lambda: AcfSubject(level), n, timeout_s)))
+    out = Console()
+    out.print(report.sweep_table(points))
+    out.print(f"CPU per turn, largest ÷ smallest: {flatness(points):.2f} (flat: 1.00)")
+    for p in points:
+        if p.error:
+            out.print(f"{p.sessions:,} sessions: {p.error}")
+    if json_path is not None:
+        settings = {"sizes": sizes, "durability": level.value, "timeout_s": timeout_s}
+        report.write_sweep_json(json_path, points, settings)
+        out.print(f"results written to {json_path}")
+    if not all(p.correct for p in points):
+        out.print("RUN INCORRECT: some turns failed or got the fallback (see above)")
+        raise typer.Exit(code=1)
