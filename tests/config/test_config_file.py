@@ -128,6 +128,36 @@ def test_yaml_syntax_errors_say_where(tmp_path: Path) -> None:
     assert "acf.yaml (line 3, column 1): invalid YAML" in message
 
 
+EMAIL_HEAD = "version: 1\ntenants:\n  acme:\n    email:\n      inbound:\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "quoted"),
+    [
+        ("        mailgun: {signing_key: ${MAILGUN_SIGNING_KEY}}", '"${MAILGUN_SIGNING_KEY}"'),
+        ("        mailgun: {a: b, signing_key: ${KEY_2}}", '"${KEY_2}"'),
+        ("        headers: {Authorization: Bearer ${TOKEN}}", '"Bearer ${TOKEN}"'),
+        ("        list: [${FIRST}]", '"${FIRST}"'),
+    ],
+)
+def test_an_unquoted_reference_in_braces_is_reported_with_how_to_quote_it(
+    tmp_path: Path, line: str, quoted: str
+) -> None:
+    message = error_of(tmp_path, EMAIL_HEAD + line + "\n")
+    column = line.index("${") + 1  # where the reference starts, on the file's 6th line
+    assert f"acf.yaml (line 6, column {column}): invalid YAML: the secret reference" in message
+    assert f"quote the value: {quoted}" in message, message
+
+
+def test_a_quoted_reference_in_braces_is_fine_and_other_yaml_errors_keep_their_text(
+    tmp_path: Path,
+) -> None:
+    quoted = EMAIL_HEAD + '        mailgun: {signing_key: "${MAILGUN_SIGNING_KEY}"}\n'
+    assert "secret reference" not in error_of(tmp_path, quoted)  # valid YAML, other errors
+    message = error_of(tmp_path, "version: 1\ntenants: {acme: {x: {y}}\n")
+    assert "invalid YAML: expected ',' or '}'" in message and "secret reference" not in message
+
+
 def test_rules_files_are_resolved_beside_the_config_and_checked(tmp_path: Path) -> None:
     body = base()
     body["tenants"]["acme"]["agents"]["support"]["pipeline"] = {

@@ -49,7 +49,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             time.sleep(0.1)
         # a key created by the CLI while the server holds the database
         created = subprocess.run(
-            [*ACF, "keys", "create", "--tenant", "acme", "--data-dir", str(data)],
+            [
+                *ACF,
+                "keys",
+                "create",
+                "--tenant",
+                "acme",
+                "--config",
+                str(path),
+                "--data-dir",
+                str(data),
+            ],
             capture_output=True,
             text=True,
             check=True,

@@ -3,12 +3,21 @@ heartbeats; health, readiness and metrics."""
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.http.conftest import Api, settled
+from acf.entrypoints.http.context import ApiSettings
+from tests.channels.fake_graph import FakeGraph
+from tests.channels.payloads import envelope, signed, text, value
+from tests.channels.test_whatsapp_webhook import HOUR_AGO, whatsapp_config
+from tests.http.conftest import Api, serve_api, settled
+from tests.loopback import serving
 
 
 async def _acme_session(api: Api) -> str:
@@ -187,3 +196,75 @@ async def test_readiness_fails_when_the_store_is_closed(api: Api) -> None:
         r = await c.get("/v1/sessions")
         assert r.status_code == 500 and r.json()["error"] == "internal"
         assert len(r.headers["x-trace-id"]) == 32
+
+
+class ReportingGraph(FakeGraph):
+    """A Graph API that reports each reply delivered as it accepts it: its status webhook
+    reaches acf before the answer to the send does (the provider's status system races
+    its own answer), so acf has not recorded the message id yet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acf_url = ""
+        self.status_answers: list[Any] = []
+
+    def answer(self, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, Any]:
+        status, body = super().answer(path, headers, raw)
+        sent = body.get("messages") if isinstance(body, dict) else None
+        if sent:
+            report = {"id": sent[0]["id"], "status": "delivered", "timestamp": str(HOUR_AGO + 9)}
+            report["recipient_id"] = "16505551234"
+            raw_status, signature = signed(envelope(value(statuses=[report])))
+            answered = httpx.post(
+                f"{self.acf_url}/v1/channels/whatsapp/acme",
+                content=raw_status,
+                headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+            )
+            self.status_answers.append(answered.json())
+        return status, body
+
+
+async def reply_statuses(client: httpx.AsyncClient, until: str) -> list[str]:
+    """The session's reply statuses, once one reads ``until`` (or after a long while)."""
+    shown: list[str] = []
+    for _ in range(600):  # 30 s: only a reply that never moves takes that long
+        items = (await client.get("/v1/sessions")).json()["items"]
+        if items:
+            detail = (await client.get(f"/v1/sessions/{items[0]['session_id']}")).json()
+            shown = [r["status"] for r in detail["replies"]]
+            if until in shown:
+                break
+        await asyncio.sleep(0.05)
+    return shown
+
+
+async def test_a_reply_the_provider_reported_delivered_reads_delivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WA_APP_SECRET", "wa-app-secret")
+    monkeypatch.setenv("WA_VERIFY_TOKEN", "verify-me")
+    monkeypatch.setenv("WA_ACCESS_TOKEN", "EAAG-token")
+    with serving(ReportingGraph()) as graph:
+        served = serve_api(tmp_path, whatsapp_config(graph.url), ApiSettings())
+        async with aclosing(served) as apis:
+            async for api in apis:
+                graph.acf_url = api.base_url
+                raw, signature = signed(envelope(value([text("wamid.in-1", "hello", at=HOUR_AGO)])))
+                async with api.client() as client:
+                    posted = await client.post(
+                        "/v1/channels/whatsapp/acme",
+                        content=raw,
+                        headers={
+                            "Content-Type": "application/json",
+                            "X-Hub-Signature-256": signature,
+                        },
+                    )
+                    assert posted.status_code == 200, posted.text
+                    shown = await reply_statuses(client, "delivered")
+                    kinds = {"kind": ["response.delivered", "response.status"]}
+                    events = (await client.get("/v1/events", params=kinds)).json()["items"]
+    # the status came before the relay's record of the send: not applied then, but later
+    assert [answer["statuses_ignored"] for answer in graph.status_answers] == [1]
+    assert shown == ["delivered"]
+    assert [e["kind"] for e in events] == ["response.delivered", "response.status"]
+    assert (events[1]["data"]["previous"], events[1]["data"]["status"]) == ("sent", "delivered")

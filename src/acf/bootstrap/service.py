@@ -33,6 +33,7 @@ from acf.service.delivery_statuses import DeliveryStatuses
 from acf.service.event_feed import EventFeed, Listener, ObservedUnitOfWork
 from acf.service.ingress import Ingress
 from acf.service.runtime import Runtime
+from acf.service.status_rechecks import StatusRechecks
 
 
 @dataclass(slots=True)
@@ -60,13 +61,19 @@ class Service:
     """A shared ``limits`` storage for the per-tenant limits (Redis), if any."""
     reachable: Callable[[TenantId], frozenset[Channel]] | None = None
     """The channels each tenant's replies can leave on (the configured senders)."""
+    rechecks: StatusRechecks | None = None
+    """Statuses that came before the relay recorded their reply (made on first use)."""
 
     @property
     def statuses(self) -> DeliveryStatuses:
         """Where providers' delivery statuses are applied to the replies they name; a
         process that delivers sends a fallback copy at once (else a worker's scan does)."""
         poke = self.runtime.parts.poke_relay if self.works else None
-        return DeliveryStatuses(self.store, self.agents, self.clock, poke, self.reachable)
+        if self.rechecks is None:
+            self.rechecks = StatusRechecks(self.clock)
+        return DeliveryStatuses(
+            self.store, self.agents, self.clock, poke, self.reachable, self.rechecks
+        )
 
     async def start(self) -> None:
         if self.works:
@@ -74,6 +81,8 @@ class Service:
 
     async def close(self) -> None:
         try:
+            if self.rechecks is not None:
+                await self.rechecks.close()
             await self.runtime.stop(self.grace_s)
         finally:
             try:

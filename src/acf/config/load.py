@@ -115,8 +115,38 @@ def load_config(path: Path) -> LoadedConfig:
     try:
         body = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+        raise ConfigError(yaml_error(str(path), text, exc)) from None
     return parse_config(body, str(path), path.parent)
+
+
+def yaml_error(source: str, text: str, exc: yaml.YAMLError) -> str:
+    """What is wrong with the YAML ``text``, and where. A secret reference left unquoted
+    inside ``{ }`` or ``[ ]`` (``{signing_key: ${KEY}}``) is the usual cause of a flow
+    collection's error there: YAML reads its ``{`` as a nested mapping, so say to quote it."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return f"{source}: invalid YAML: {problem}"
+    value = _unquoted_reference(text, mark.index)
+    if value is not None:
+        reference, whole = value
+        # the reference starts one character before the `{` YAML stumbled on
+        return (
+            f"{source} (line {mark.line + 1}, column {mark.column}): invalid YAML: the "
+            f"secret reference {reference} is inside {{ }} or [ ] without quotes, where YAML "
+            f'reads its {{ as the start of a mapping; quote the value: "{whole}"'
+        )
+    return f"{source} (line {mark.line + 1}, column {mark.column + 1}): invalid YAML: {problem}"
+
+
+def _unquoted_reference(text: str, index: int) -> tuple[str, str] | None:
+    """The ``${NAME}`` whose ``{`` is at ``index`` in ``text``, if there is one, and the
+    whole plain value it ends (``Bearer ${TOKEN}``)."""
+    if index < 1 or text[index - 1 : index + 1] != "${":
+        return None
+    found = SECRET_REF.match(text, index - 1)
+    if found is None:
+        return None
+    line_start = text.rfind("\n", 0, found.start()) + 1
+    value_start = 1 + max(text.rfind(c, line_start, found.start()) for c in ":,[{")
+    return found.group(0), text[max(value_start, line_start) : found.end()].strip()

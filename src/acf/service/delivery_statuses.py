@@ -4,8 +4,10 @@ A provider reports sent → delivered → read (or failed) for a message it acce
 the id it gave on acceptance. Statuses come late, twice and out of order, so each is
 applied monotonically (``DeliveryStatus.may_follow``): a row moves only forward, failed is
 terminal, and a ``response.status`` event is committed with the change, in the same unit,
-only when the row changed. A status for an id acf never recorded (another sender's
-message, or one that raced the relay's own record of the acceptance) changes nothing.
+only when the row changed. A status for an id acf has not recorded changes nothing now: it
+may have raced the relay's own record of the acceptance, so it is looked up again in the
+background (``acf.service.status_rechecks``) and applied once the record is there; else it
+was another sender's message.
 
 A ``failed`` status is a definite failure: in the same unit, the row's one fallback copy
 is queued on the next channel of the ladder (``acf.service.fallbacks``), and the relay is
@@ -31,6 +33,7 @@ from acf.ports.store import Store
 from acf.ports.unit_of_work import WriteOp
 from acf.service import fallbacks
 from acf.service.agents import Agents
+from acf.service.status_rechecks import StatusRechecks
 
 
 class StatusOutcome(StrEnum):
@@ -50,8 +53,21 @@ class DeliveryStatuses:
     """Who sends a fallback copy now; without it, the next recovery scan does."""
     reachable: Callable[[TenantId], frozenset[Channel]] | None = None
     """The channels a tenant's replies can leave on (``None``: any)."""
+    rechecks: StatusRechecks | None = None
+    """Where a status naming no recorded reply waits for the relay's record (``None``:
+    it is dropped at once)."""
 
     async def apply(self, signal: DeliveryStatusSignal) -> StatusOutcome:
+        """Apply ``signal`` now; UNKNOWN ones are looked up again later (``rechecks``)."""
+        outcome = await self._apply(signal)
+        if outcome is StatusOutcome.UNKNOWN and self.rechecks is not None:
+            self.rechecks.schedule(signal, self._found)
+        return outcome
+
+    async def _found(self, signal: DeliveryStatusSignal) -> bool:
+        return await self._apply(signal) is not StatusOutcome.UNKNOWN
+
+    async def _apply(self, signal: DeliveryStatusSignal) -> StatusOutcome:
         tenant = signal.tenant
         row = await self.store.outbox.find_by_provider_id(tenant, signal.provider_message_id)
         if row is None:

@@ -14,6 +14,37 @@ T = TypeVar("T")
 keys_app = typer.Typer(no_args_is_help=True, help="Tenants' API keys for the HTTP API.")
 app.add_typer(keys_app, name="keys")
 Tenant = Annotated[str, typer.Option("--tenant", help="The tenant the key acts for.")]
+KeysConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="ACF_CONFIG",
+        help="The configuration file acf serves: the key's tenant must be one of its tenants. "
+        "Default: the bundled demo configuration (tenant demo).",
+    ),
+]
+
+
+def _check_tenant(tenant: str, config: Path | None) -> None:
+    """Refuse a tenant the configuration does not have: its key would only ever get 401."""
+    from acf.config.load import ConfigError, load_config
+    from acf.entrypoints.cli.serve import demo_config_path
+
+    path = config or demo_config_path()
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configured = sorted(loaded.config.tenants)
+    if tenant not in configured:
+        hint = "" if config else " (the bundled demo: pass --config with the file acf serves)"
+        typer.echo(
+            f"error: tenant {tenant!r} is not in {path}{hint}; "
+            f"its tenants: {', '.join(configured)}",
+            err=True,
+        )
+        raise typer.Exit(2)
 
 
 def _sqlite_keys(data_dir: Path) -> object:
@@ -66,11 +97,14 @@ def create(
     name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "api",
     data_dir: DataDir = Path("data"),
     database_url: DatabaseUrl = None,
+    config: KeysConfig = None,
 ) -> None:
-    """Create a key and print it once: it cannot be shown again."""
+    """Create a key for a tenant of the configuration and print it once: it cannot be
+    shown again."""
     from acf.adapters.memory.clock import SystemClock
     from acf.ports.api_keys import new_api_key
 
+    _check_tenant(tenant, config)
     key = new_api_key()
     record = _with_keys(
         data_dir,

@@ -42,7 +42,8 @@ class WebhookAccepted(BaseModel):
     )
     statuses_ignored: int = Field(
         description="Delivery statuses repeated, older than the reply's, or for a message "
-        "acf did not send."
+        "acf has not recorded: such a status may have come before acf's record of the send, "
+        "so it is looked up again in the background for about a minute and applied then."
     )
     skipped: list[str] = Field(description="Messages of kinds acf does not take, and why.")
 
