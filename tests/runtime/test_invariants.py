@@ -21,7 +21,7 @@ from acf.domain.turns import Turn, TurnPhase
 from acf.ports.checkpoints import Phase
 from acf.ports.event_store import EventQuery
 from acf.ports.session_store import SessionRecord, SessionStatus
-from acf.service import turn_endings, turn_units
+from acf.service import turn_ending_units, turn_progress_units
 from acf.testing import invariants
 from acf.testing.harness import TENANT, Harness, HarnessOptions
 from acf.testing.pipeline import Script
@@ -117,17 +117,17 @@ async def test_inv3_a_holder_whose_lease_was_taken_writes_nothing(tmp_path: Path
         # The old holder's commit, built exactly as the runner builds it, is refused whole.
         group = await h.store.turns.get_group(TENANT, running.group_id)
         assert group is not None
-        versions = turn_units.Versions("v", "c")
-        ops = turn_endings.commit(
-            running,
-            group,
-            running.fence,
-            PipelineResult.reply("stale"),
-            0,
-            True,
-            0,
-            h.clock.now_ms(),
-            versions,
+        versions = turn_progress_units.Versions("v", "c")
+        ops = turn_ending_units.commit(
+            turn=running,
+            group=group,
+            fence=running.fence,
+            result=PipelineResult.reply("stale"),
+            state_version=0,
+            require_last_seq=True,
+            started_at_ms=0,
+            at_ms=h.clock.now_ms(),
+            versions=versions,
         )
         with pytest.raises(Conflict):
             await h.store.uow.commit(TENANT, ops)
@@ -183,16 +183,16 @@ async def test_inv5_a_refused_commit_leaves_nothing_behind(tmp_path: Path) -> No
         assert lease is not None
         await h.send("alice", "and my last payment?")  # last_seq moves: the commit check fails
         result = PipelineResult.reply("your balance is 3", state_patch={"data": {"x": 1}})
-        ops = turn_endings.commit(
-            running,
-            group,
-            lease.fence,
-            result,
-            session.state_version,
-            True,
-            0,
-            h.clock.now_ms(),
-            turn_units.Versions("v", "c"),
+        ops = turn_ending_units.commit(
+            turn=running,
+            group=group,
+            fence=lease.fence,
+            result=result,
+            state_version=session.state_version,
+            require_last_seq=True,
+            started_at_ms=0,
+            at_ms=h.clock.now_ms(),
+            versions=turn_progress_units.Versions("v", "c"),
         )
         with pytest.raises(Conflict):
             await h.store.uow.commit(TENANT, ops)

@@ -14,7 +14,7 @@ from acf.domain.replies import PipelineResult
 from acf.domain.supersede import SupersedeDecision
 from acf.ports.event_store import EventQuery
 from acf.ports.pipeline import TurnContext
-from acf.service import turn_runner
+from acf.service import running_turn
 from acf.testing import invariants
 from acf.testing.harness import TENANT, Harness, HarnessOptions
 from acf.testing.pipeline import Script
@@ -79,16 +79,16 @@ async def test_a_pipeline_raising_cancelled_error_is_a_failed_attempt(tmp_path: 
 async def test_a_runtime_error_mid_turn_stops_the_pipeline_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = turn_runner.TurnRunner._unseen
+    original = running_turn.RunningTurn.unseen
     calls = {"n": 0}
 
-    async def flaky(self: Any, frame: Any) -> Any:
+    async def flaky(self: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("database hiccup")
-        return await original(self, frame)
+        return await original(self)
 
-    monkeypatch.setattr(turn_runner.TurnRunner, "_unseen", flaky)
+    monkeypatch.setattr(running_turn.RunningTurn, "unseen", flaky)
     async with Harness(tmp_path, HarnessOptions(script=Script(steps=({"sleep": 3000},)))) as h:
         await h.send("alice", "first question?")
         await h.advance(500)

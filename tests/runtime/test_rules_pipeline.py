@@ -16,10 +16,11 @@ from acf.domain.turns import TurnPhase
 from acf.pipelines.rules import RulesPipeline
 from acf.pipelines.rules_load import load_rules, parse_rules
 from acf.pipelines.rules_model import RulesConfig
+from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Phase
 from acf.ports.ledger import LedgerQuery
-from acf.service.agents import AgentBinding, Agents
-from acf.service.tool_gateway import ToolRegistry
+from acf.ports.tool_registry import ToolRegistry
+from acf.service.agents import Agents
 from acf.testing.harness import AGENT, TENANT, Harness, HarnessOptions
 
 STATUS_1001 = "Order 1001 is shipped: it is on its way with DHL (tracking 00340434161094)."

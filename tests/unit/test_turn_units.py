@@ -12,14 +12,65 @@ from acf.ports.outbox import EnqueueReply
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState
 from acf.ports.timers import CancelTimer, SetTimer
 from acf.ports.turn_store import CreateTurn, MoveTurn, OpenGroup, SaveTurnRecord, UpdateGroup
-from acf.service import turn_endings as e
-from acf.service import turn_units as u
+from acf.service import turn_ending_units as e
+from acf.service import turn_progress_units as u
 
 V = u.Versions("acf/0 p/1", "sha256:x")
 TURN = Turn("t", "turn1", "s", "g", TurnPhase.RUNNING, 2, 5, 1, 7, False, "trace", 0, 0)
 ACC = Turn("t", "turn1", "s", "g", TurnPhase.ACCUMULATING, 2, 5, 0, 7, False, "trace", 0, 0)
 GROUP = TurnGroup("t", "g", "s", GroupStatus.OPEN, 1, 2, 0)
-RESTART = u.new_accumulating_turn("s", "t", "turn2", "g", "trace", 2, 6, 8, 10)
+RESTART = u.new_accumulating_turn(
+    session_id="s",
+    tenant="t",
+    turn_id="turn2",
+    group_id="g",
+    trace_id="trace",
+    from_seq=2,
+    last_seq=6,
+    fence=8,
+    at_ms=10,
+)
+
+
+def commit(result: PipelineResult, state_version: int, require_last_seq: bool) -> Any:
+    return e.commit(
+        turn=TURN,
+        group=GROUP,
+        fence=8,
+        result=result,
+        state_version=state_version,
+        require_last_seq=require_last_seq,
+        started_at_ms=0,
+        at_ms=10,
+        versions=V,
+    )
+
+
+def supersede(reason: str) -> Any:
+    return e.supersede(
+        turn=TURN,
+        group=GROUP,
+        fence=8,
+        restart=RESTART,
+        close_at_ms=20,
+        reason=reason,
+        started_at_ms=0,
+        at_ms=10,
+        versions=V,
+    )
+
+
+def fail(error: str, fallback_text: str) -> Any:
+    return e.fail(
+        turn=TURN,
+        group=GROUP,
+        fence=8,
+        error=error,
+        fallback_text=fallback_text,
+        started_at_ms=0,
+        at_ms=10,
+        versions=V,
+    )
 
 
 def kinds(ops: list[Any]) -> list[type]:
@@ -37,11 +88,11 @@ UNITS = [
     ("absorb", u.absorb(TURN, 8, 6, 10, V), TurnPhase.RUNNING),
     (
         "commit",
-        e.commit(TURN, GROUP, 8, PipelineResult.reply("hi"), 3, True, 0, 10, V),
+        commit(PipelineResult.reply("hi"), 3, True),
         TurnPhase.COMMITTED,
     ),
-    ("supersede", e.supersede(TURN, GROUP, 8, RESTART, 20, "new", 0, 10, V), TurnPhase.SUPERSEDED),
-    ("fail", e.fail(TURN, GROUP, 8, "boom", "sorry", 0, 10, V), TurnPhase.FAILED),
+    ("supersede", supersede("new"), TurnPhase.SUPERSEDED),
+    ("fail", fail("boom", "sorry"), TurnPhase.FAILED),
 ]
 
 
@@ -71,7 +122,7 @@ def test_commit_carries_every_effect_in_one_unit() -> None:
         state_patch={"data": {"k": 1}},
         handoff="asked for a person",
     )
-    ops = e.commit(TURN, GROUP, 8, result, 3, True, 0, 10, V)
+    ops = commit(result, 3, True)
     types = kinds(ops)
     assert types.count(EnqueueReply) == 2
     assert [op.position for op in ops if isinstance(op, EnqueueReply)] == [0, 1]
@@ -85,13 +136,13 @@ def test_commit_carries_every_effect_in_one_unit() -> None:
 
 
 def test_queue_commit_does_not_require_last_seq() -> None:
-    ops = e.commit(TURN, GROUP, 8, PipelineResult.reply("x"), 0, False, 0, 10, V)
+    ops = commit(PipelineResult.reply("x"), 0, False)
     (consume,) = [op for op in ops if isinstance(op, ConsumeRange)]
     assert not consume.require_last_seq
 
 
 def test_supersede_commits_no_effect_and_opens_the_restart_in_the_same_group() -> None:
-    ops = e.supersede(TURN, GROUP, 8, RESTART, 20, "new_messages", 0, 10, V)
+    ops = supersede("new_messages")
     types = kinds(ops)
     assert EnqueueReply not in types and PatchState not in types and ConsumeRange not in types
     (created,) = [op for op in ops if isinstance(op, CreateTurn)]
@@ -103,7 +154,7 @@ def test_supersede_commits_no_effect_and_opens_the_restart_in_the_same_group() -
 
 
 def test_fail_consumes_the_range_queues_the_fallback_and_flags() -> None:
-    ops = e.fail(TURN, GROUP, 8, "boom", "Sorry, a person will follow up.", 0, 10, V)
+    ops = fail("boom", "Sorry, a person will follow up.")
     (reply,) = [op for op in ops if isinstance(op, EnqueueReply)]
     assert reply.payload["text"] == "Sorry, a person will follow up."
     (consume,) = [op for op in ops if isinstance(op, ConsumeRange)]

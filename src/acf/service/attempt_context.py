@@ -14,10 +14,12 @@ from acf.domain.errors import Conflict
 from acf.domain.numbered_answers import with_numbered_answers
 from acf.domain.signals import DeliveryStatus
 from acf.domain.turns import TurnGroup
+from acf.ports.agent_binding import AgentBinding
 from acf.ports.outbox import OutboxRow
-from acf.service.agents import AgentBinding
-from acf.service.parts import Parts
-from acf.service.turn_context import RunningTurnContext, TurnFrame
+from acf.service.irreversible_gate import IrreversibleGate
+from acf.service.running_turn import RunningTurn
+from acf.service.runtime_parts import RuntimeParts
+from acf.service.turn_context import RunningTurnContext
 from acf.service.typing_indicator import keep_typing
 
 SEEN = frozenset({DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ})
@@ -25,10 +27,10 @@ SEEN = frozenset({DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.
 
 
 async def attempt_context(
-    p: Parts, binding: AgentBinding, frame: TurnFrame
+    p: RuntimeParts, binding: AgentBinding, run: RunningTurn, gate: IrreversibleGate
 ) -> tuple[RunningTurnContext, int, TurnGroup]:
     """The context of an attempt, the session's state version and the turn group."""
-    t, settings = frame.turn, binding.settings
+    t, settings = run.turn, binding.settings
     limit = settings.history_limit
     session, messages, history, replies, group = await asyncio.gather(
         p.store.sessions.get(t.tenant, t.session_id),
@@ -44,14 +46,15 @@ async def attempt_context(
     last_seen = seen[-1] if seen else None
     shown_on = None
     if last_seen is not None:
-        went_to = last_seen.route.channel if last_seen.route else frame.key.channel
+        went_to = last_seen.route.channel if last_seen.route else run.key.channel
         shown_on = settings.capabilities_for(went_to)
     messages = with_numbered_answers(
         messages, None if last_seen is None else last_seen.payload, shown_on
     )
-    channel = messages[-1].key.channel if messages else frame.key.channel
+    channel = messages[-1].key.channel if messages else run.key.channel
     ctx = RunningTurnContext(
-        frame,
+        run,
+        gate,
         messages,
         history,
         [dict(r.payload) for r in _once(replies)[-limit:]] if limit else [],
@@ -71,7 +74,9 @@ def _once(replies: list[OutboxRow]) -> list[OutboxRow]:
     return [r for r in replies if r.outbox_id not in replaced]
 
 
-def show_typing(p: Parts, frame: TurnFrame, ctx: RunningTurnContext) -> "asyncio.Task[None] | None":
+def show_typing(
+    p: RuntimeParts, run: RunningTurn, ctx: RunningTurnContext
+) -> "asyncio.Task[None] | None":
     """The typing indicator while the pipeline runs, where the channel shows one."""
     if p.show_typing is None or not ctx.capabilities.typing_indicator or not ctx.messages:
         return None
@@ -79,7 +84,7 @@ def show_typing(p: Parts, frame: TurnFrame, ctx: RunningTurnContext) -> "asyncio
     show = keep_typing(
         p.show_typing, newest.key, newest.provider_message_id, ctx.capabilities, p.clock
     )
-    return p.tasks.spawn(show, f"typing:{frame.turn.turn_id}")
+    return p.tasks.spawn(show, f"typing:{run.turn.turn_id}")
 
 
 async def _nothing() -> list[Any]:

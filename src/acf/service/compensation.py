@@ -9,14 +9,15 @@ import structlog
 from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.ports.ledger import LedgerQuery
 from acf.ports.store import Store
-from acf.service.turn_context import LeaseLost, RunningTurnContext, TurnFrame
+from acf.service.running_turn import LeaseLost, RunningTurn
+from acf.service.turn_context import RunningTurnContext
 
 log = structlog.get_logger("acf.runtime")
 
 
 async def compensate_group(
     store: Store,
-    frame: TurnFrame,
+    frame: RunningTurn,
     context: Callable[[], Awaitable[tuple[RunningTurnContext, int, object]]],
 ) -> None:
     """Compensate the group's succeeded COMPENSATABLE executions through the gateway of a

@@ -11,11 +11,12 @@ from acf.ports.event_store import AppendEvent, EventQuery
 from acf.ports.lease import CheckFence
 from acf.ports.session_store import PatchState
 from acf.ports.store import Store
-from acf.service.turn_context import RunningTurnContext, TurnFrame
+from acf.service.running_turn import RunningTurn
+from acf.service.turn_context import RunningTurnContext
 
 
 async def settle_confirmation(
-    frame: TurnFrame, ctx: RunningTurnContext, fence: int, state_version: int, clock: Clock
+    run: RunningTurn, ctx: RunningTurnContext, fence: int, state_version: int, clock: Clock
 ) -> dict[str, Any] | None:
     """How the pending confirmation was settled (``{"answer", "outcome"}``), or None when
     there is none or this turn does not settle it."""
@@ -39,12 +40,12 @@ async def settle_confirmation(
     settled = {"answer": answer.value, "outcome": outcome}
     data = {"confirmation_id": pending.confirmation_id, "tool": pending.tool, **settled}
     now = clock.now_ms()
-    t = frame.turn
-    await frame.commit(
+    t = run.turn
+    await run.commit(
         [
             CheckFence(t.session_id, fence, now),
             PatchState(t.session_id, state_version, {"meta": {"confirmation": None}}, now),
-            AppendEvent(FabricEvent(kind, now, frame.correlation, data)),
+            AppendEvent(FabricEvent(kind, now, run.correlation, data)),
         ]
     )
     return settled
@@ -53,11 +54,11 @@ async def settle_confirmation(
 _SETTLED = (EventKind.CONFIRMATION_RESOLVED, EventKind.CONFIRMATION_EXPIRED)
 
 
-async def earlier_settlement(store: Store, frame: TurnFrame) -> dict[str, Any] | None:
+async def earlier_settlement(store: Store, run: RunningTurn) -> dict[str, Any] | None:
     """How an earlier run of this turn group settled a confirmation (the settlement is
     committed before the pipeline runs, so a crash or a supersede after it must not lose
     it), or None."""
-    t = frame.turn
+    t = run.turn
     # A lookup, not a cursor: the settlement committed before this run started must be seen
     # even while an unrelated transaction on the server holds the commit-order horizon back.
     query = EventQuery(

@@ -15,7 +15,7 @@ session continued on another channel is answered there).
 
 One relay per session at a time, across processes: the relay holds the session's delivery
 lease (``delivery_lease_id``) while it sends, renewed in the background; a relay that
-cannot take it leaves the session to the holder (``Parts.held_elsewhere``).
+cannot take it leaves the session to the holder (``RuntimeParts.held_elsewhere``).
 """
 
 import asyncio
@@ -44,7 +44,7 @@ from acf.ports.unit_of_work import WriteOp
 from acf.service import fallbacks
 from acf.service.fallbacks import default_route
 from acf.service.lease_keeper import LeaseKeeper
-from acf.service.parts import Parts
+from acf.service.runtime_parts import RuntimeParts
 
 log = structlog.get_logger("acf.relay")
 
@@ -71,7 +71,7 @@ def retry_delay_ms(attempts: int) -> int:
 
 
 class Relay:
-    def __init__(self, parts: Parts, sender: ChannelSender) -> None:
+    def __init__(self, parts: RuntimeParts, sender: ChannelSender) -> None:
         self._parts = parts
         self._sender = sender
         self._sending: dict[TenantId, asyncio.Semaphore] = {}
@@ -215,12 +215,12 @@ class Relay:
         await p.checkpoints.reached(Phase.SEND_ACCEPTED, tenant, row.session_id)
         correlation = await correlating
         await self._record(
-            tenant,
-            row,
-            route,
-            DeliveryStatus.SENT,
-            correlation,
-            EventKind.RESPONSE_DELIVERED,
+            tenant=tenant,
+            row=row,
+            route=route,
+            status=DeliveryStatus.SENT,
+            correlation=correlation,
+            kind=EventKind.RESPONSE_DELIVERED,
             provider_message_id=receipt.provider_message_id,
             attempt=attempt,
         )
@@ -246,12 +246,12 @@ class Relay:
         )
         try:
             await self._record(
-                tenant,
-                row,
-                route,
-                DeliveryStatus.FAILED,
-                correlation,
-                EventKind.RESPONSE_FAILED,
+                tenant=tenant,
+                row=row,
+                route=route,
+                status=DeliveryStatus.FAILED,
+                correlation=correlation,
+                kind=EventKind.RESPONSE_FAILED,
                 error=str(exc),
                 attempt=attempt,
                 extra=plan.audit,
@@ -304,6 +304,7 @@ class Relay:
 
     async def _record(
         self,
+        *,
         tenant: TenantId,
         row: OutboxRow,
         route: Route,

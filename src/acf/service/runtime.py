@@ -34,8 +34,8 @@ from acf.service.admission import AdmissionControl
 from acf.service.agents import Agents
 from acf.service.fair_slots import FairSlots
 from acf.service.lease_keeper import LeaseSettings
-from acf.service.parts import Parts
 from acf.service.relay import Relay
+from acf.service.runtime_parts import RuntimeParts
 from acf.service.session_driver import SessionDriver
 from acf.service.session_workers import SessionWorkers
 from acf.service.tasks import TaskSet
@@ -80,7 +80,7 @@ class Runtime:
         self._wakeups = wakeups
         self._tasks = TaskSet()
         self.holder = f"runtime-{new_id()[:12]}"
-        self.parts = Parts(
+        self.parts = RuntimeParts(
             store=store,
             clock=clock,
             agents=agents,

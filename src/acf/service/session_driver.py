@@ -14,21 +14,21 @@ from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
 from acf.domain.policy import AccumulationMode
 from acf.domain.session_key import SessionKey
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
+from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Phase
 from acf.ports.claims import SessionClaim
 from acf.ports.event_store import AppendEvent
 from acf.ports.session_store import SessionRecord
-from acf.service import turn_units
-from acf.service.agents import AgentBinding
+from acf.service import turn_progress_units
 from acf.service.lease_keeper import LeaseKeeper
-from acf.service.parts import Parts
+from acf.service.runtime_parts import RuntimeParts
 from acf.service.turn_runner import RunEnd, TurnRunner
 
 log = structlog.get_logger("acf.runtime")
 
 
 class SessionDriver:
-    def __init__(self, parts: Parts, tenant: TenantId, session_id: SessionId) -> None:
+    def __init__(self, parts: RuntimeParts, tenant: TenantId, session_id: SessionId) -> None:
         self._parts = parts
         self._tenant = tenant
         self._session_id = session_id
@@ -119,21 +119,21 @@ class SessionDriver:
         p = self._parts
         now = p.clock.now_ms()
         group = TurnGroup(self._tenant, new_id(), self._session_id, GroupStatus.OPEN, 0, 0, now)
-        turn = turn_units.new_accumulating_turn(
-            self._session_id,
-            self._tenant,
-            new_id(),
-            group.group_id,
-            session.pending_trace_id or new_trace_id(),
-            session.consumed_seq,
-            session.last_seq,
-            keeper.fence,
-            now,
+        turn = turn_progress_units.new_accumulating_turn(
+            session_id=self._session_id,
+            tenant=self._tenant,
+            turn_id=new_id(),
+            group_id=group.group_id,
+            trace_id=session.pending_trace_id or new_trace_id(),
+            from_seq=session.consumed_seq,
+            last_seq=session.last_seq,
+            fence=keeper.fence,
+            at_ms=now,
         )
         versions = p.versions(binding)
         if binding.settings.policy_for(session.key.channel).mode is AccumulationMode.OFF:
             # Each message is its own turn: the window closes as it opens.
-            running, ops = turn_units.open_and_start(
+            running, ops = turn_progress_units.open_and_start(
                 turn, group, session.consumed_seq + 1, "off", versions
             )
             await p.store.uow.commit(self._tenant, ops)
@@ -146,7 +146,7 @@ class SessionDriver:
         close = p.decide_window(binding, session.key, messages, _confirming(session))
         await p.store.uow.commit(
             self._tenant,
-            turn_units.open_window(turn, group, close.close_at_ms, close.reason, versions),
+            turn_progress_units.open_window(turn, group, close.close_at_ms, close.reason, versions),
         )
         await p.checkpoints.reached(Phase.WINDOW_OPENED, self._tenant, self._session_id)
         return turn
@@ -163,7 +163,9 @@ class SessionDriver:
         ``None`` when the lease was lost while waiting."""
         p = self._parts
         versions = p.versions(binding)
-        timer = await p.store.timers.get(self._tenant, self._session_id, turn_units.WINDOW_TIMER)
+        timer = await p.store.timers.get(
+            self._tenant, self._session_id, turn_progress_units.WINDOW_TIMER
+        )
         window_from = (
             int(timer.payload.get("window_from_seq", turn.from_seq)) if timer else turn.from_seq
         )
@@ -182,7 +184,7 @@ class SessionDriver:
             if decision.close_at_ms != stored_close:
                 await p.store.uow.commit(
                     self._tenant,
-                    turn_units.extend_window(
+                    turn_progress_units.extend_window(
                         turn,
                         keeper.fence,
                         decision.close_at_ms,
@@ -201,7 +203,9 @@ class SessionDriver:
         to_seq = turn.from_seq + 1 if off else session.last_seq
         await p.store.uow.commit(
             self._tenant,
-            turn_units.start_run(turn, group, keeper.fence, to_seq, decision.reason, now, versions),
+            turn_progress_units.start_run(
+                turn, group, keeper.fence, to_seq, decision.reason, now, versions
+            ),
         )
         await p.checkpoints.reached(Phase.RUN_STARTED, self._tenant, self._session_id)
         return replace(
@@ -213,7 +217,7 @@ class SessionDriver:
         )
 
 
-async def _wait(p: Parts, news: asyncio.Event, keeper: LeaseKeeper, ms: int) -> bool:
+async def _wait(p: RuntimeParts, news: asyncio.Event, keeper: LeaseKeeper, ms: int) -> bool:
     """Wait for news or ``ms``; returns whether the lease is still held."""
     loop = asyncio.get_running_loop()
     waiters = {

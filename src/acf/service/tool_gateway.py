@@ -6,7 +6,7 @@ The whole execution is shielded: a supersede waits for it and its ledger row.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +28,13 @@ from acf.ports.checkpoints import Phase
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
 from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry
-from acf.ports.tool_backend import Handler, OutcomeUnknown, Reconciled, Tool, ToolCall
+from acf.ports.tool_backend import OutcomeUnknown, Reconciled, Tool, ToolCall
+from acf.ports.tool_registry import ToolRegistry
 from acf.ports.unit_of_work import WriteOp
-from acf.service import turn_endings
+from acf.service import turn_ending_units
 
-if TYPE_CHECKING:  # the context builds a gateway over its frame
-    from acf.service.turn_context import TurnFrame
+if TYPE_CHECKING:  # the context builds a gateway over its running turn
+    from acf.service.running_turn import RunningTurn
 
 
 IDEMPOTENT_ATTEMPTS = 3
@@ -45,42 +46,12 @@ class ToolTimeout(OutcomeUnknown):
     """The tool did not answer within its timeout: its outcome is unknown."""
 
 
-class ToolRegistry:
-    """The tools one agent may use: the allowlist is exactly what is registered here."""
-
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
-        self._tools: dict[str, Tool] = {}
-        for tool in tools:
-            self.add(tool)
-
-    def add(self, tool: Tool) -> None:
-        if tool.spec.name in self._tools:
-            raise ValueError(f"tool {tool.spec.name} is registered twice")
-        jsonschema.Draft202012Validator.check_schema(dict(tool.spec.args_schema))
-        self._tools[tool.spec.name] = tool
-
-    def tool(self, spec: ToolSpec) -> Callable[[Handler], Handler]:
-        """Decorator: ``@registry.tool(ToolSpec("refund", SideEffectPolicy.IRREVERSIBLE))``."""
-
-        def register(handler: Handler) -> Handler:
-            self.add(Tool(spec, handler))
-            return handler
-
-        return register
-
-    def get(self, name: str) -> Tool | None:
-        return self._tools.get(name)
-
-    def names(self) -> list[str]:
-        return sorted(self._tools)
-
-
 class ToolGateway:
     """Bound to one running turn (its frame) and the agent's registry."""
 
     def __init__(
         self,
-        frame: "TurnFrame",
+        frame: "RunningTurn",
         registry: ToolRegistry,
         customer: str,
         gate: Callable[[], Awaitable[None]],
@@ -296,7 +267,7 @@ class ToolGateway:
         ops.append(self._event(EventKind.TOOL_IN_DOUBT, now, spec, entry.execution_id))
         # Escalated: a person must find out what happened (the session shows it).
         reason = f"tool {spec.name} in doubt (execution {entry.execution_id})"
-        ops += turn_endings.flag_for_person(f.turn, reason, now, f.versions)
+        ops += turn_ending_units.flag_for_person(f.turn, reason, now, f.versions)
         await f.commit(ops)
         return ToolResult(
             Outcome.IN_DOUBT,

@@ -1,4 +1,4 @@
-"""What the runtime's pieces share: the store, the clock, the agents and in-memory signals."""
+"""The runtime's shared parts (``RuntimeParts``), and the window rule as the runtime calls it."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -7,18 +7,22 @@ from acf.domain.accumulation import Typing, WindowDecision, WindowMessage, decid
 from acf.domain.ids import SessionId, TenantId
 from acf.domain.messages import InboundMessage
 from acf.domain.session_key import SessionKey
+from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Checkpoints
 from acf.ports.clock import Clock
 from acf.ports.store import Store
-from acf.service.agents import AgentBinding, Agents
+from acf.service.agents import Agents
 from acf.service.lease_keeper import LeaseSettings
 from acf.service.tasks import TaskSet
-from acf.service.turn_units import Versions
+from acf.service.turn_progress_units import Versions
 from acf.service.typing_indicator import ShowTyping
 
 
 @dataclass(slots=True)
-class Parts:
+class RuntimeParts:
+    """The runtime's shared parts: the store, the clock, the agents, the task set, the lease
+    settings, this holder's id and the in-memory signals (typing, relay pokes)."""
+
     store: Store
     clock: Clock
     agents: Agents

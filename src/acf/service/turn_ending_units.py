@@ -17,7 +17,7 @@ from acf.ports.session_store import ConsumeRange, FlagSession, PatchState
 from acf.ports.timers import SetTimer
 from acf.ports.turn_store import CreateTurn, SaveTurnRecord, UpdateGroup
 from acf.ports.unit_of_work import WriteOp
-from acf.service.turn_units import (
+from acf.service.turn_progress_units import (
     Ops,
     Versions,
     correlation,
@@ -68,6 +68,7 @@ def _record(
 
 
 def commit(
+    *,
     turn: Turn,
     group: TurnGroup,
     fence: int,
@@ -140,6 +141,7 @@ def flag_for_person(turn: Turn, reason: str, at_ms: int, versions: Versions) -> 
 
 
 def supersede(
+    *,
     turn: Turn,
     group: TurnGroup,
     fence: int,
@@ -194,6 +196,7 @@ def supersede(
 
 
 def fail(
+    *,
     turn: Turn,
     group: TurnGroup,
     fence: int,

@@ -1,5 +1,5 @@
 """The units of work that open, start and advance a turn, built as values (pure: no I/O,
-table-testable); the ones that end it are in ``turn_endings``.
+table-testable); the ones that end it are in ``turn_ending_units``.
 
 Each unit starts with ``CheckFence`` and moves the turn by compare-and-set, so a holder
 whose lease expired or was taken over commits nothing (DESIGN §3 invariants 3 and 5).
@@ -76,6 +76,7 @@ def window_timer(turn: Turn, close_at_ms: int, window_from_seq: int) -> Timer:
 
 
 def new_accumulating_turn(
+    *,
     session_id: SessionId,
     tenant: str,
     turn_id: TurnId,

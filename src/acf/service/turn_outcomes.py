@@ -1,0 +1,174 @@
+"""Carrying out the end of a running turn: the commit (with its check for messages the
+turn never saw), the supersede and the failure, each one fenced unit (DESIGN §4 step 4,
+§6, §15). The units themselves are built in ``turn_ending_units``."""
+
+from dataclasses import replace
+
+import structlog
+
+from acf.domain.errors import AcfError, Conflict
+from acf.domain.ids import new_id
+from acf.domain.state import combine_patches
+from acf.domain.supersede import may_commit_with_unseen
+from acf.domain.tools import LedgerStatus
+from acf.domain.turn_steps import (
+    Fail,
+    Retry,
+    Supersede,
+    after_commit_refused,
+    after_failure,
+    default_decision,
+)
+from acf.domain.turns import TurnGroup
+from acf.ports.agent_binding import AgentBinding
+from acf.ports.checkpoints import Phase
+from acf.ports.ledger import LedgerQuery
+from acf.service import turn_ending_units, turn_progress_units
+from acf.service.compensation import compensate_group
+from acf.service.pipeline_attempt import Finished, PipelineAttempt
+from acf.service.running_turn import RunningTurn
+from acf.service.runtime_parts import RuntimeParts
+
+log = structlog.get_logger("acf.runtime")
+
+
+class TurnOutcomes:
+    """The three ends of one running turn (the runner picks one)."""
+
+    def __init__(
+        self,
+        parts: RuntimeParts,
+        binding: AgentBinding,
+        run: RunningTurn,
+        attempts: PipelineAttempt,
+        started_at_ms: int,
+    ) -> None:
+        self._parts = parts
+        self._binding = binding
+        self._settings = binding.settings
+        self._run = run
+        self._attempts = attempts
+        self._started_at_ms = started_at_ms
+
+    async def group(self) -> TurnGroup:
+        t = self._run.turn
+        group = await self._parts.store.turns.get_group(t.tenant, t.group_id)
+        if group is None:
+            raise Conflict(f"turn {t.turn_id} has no group")
+        return group
+
+    async def commit(self, done: Finished) -> Supersede | Retry | Fail | None:
+        """Commit the finished turn; None when committed, else the next step (a supersede
+        for unseen messages, a retry or failure when the store refused the unit)."""
+        p, run = self._parts, self._run
+        t, group = run.turn, done.group
+        await p.checkpoints.reached(Phase.PIPELINE_FINISHED, t.tenant, t.session_id)
+        # Optimistic: commit at once, guarded by last_seq = to_seq unless this turn may
+        # commit over unseen messages; only a refusal costs a look at what arrived.
+        decision = run.news_decision or default_decision(run.off, self._settings)
+        over_unseen = may_commit_with_unseen(
+            decision, t.irreversible_started, group.restarts, self._settings.restart_bound
+        )
+        result, extra = done.result, []
+        request = done.ctx.confirmation_request
+        if request is not None:  # a confirmation request rides along
+            patch = combine_patches(dict(result.state_patch or {}), request.state_patch)
+            result, extra = replace(result, state_patch=patch), request.events
+        mode = run.news_decision
+        while True:
+            ops = turn_ending_units.commit(
+                turn=t,
+                group=group,
+                fence=run.keeper.fence,
+                result=result,
+                state_version=done.state_version,
+                require_last_seq=not over_unseen,
+                started_at_ms=self._started_at_ms,
+                at_ms=p.clock.now_ms(),
+                versions=run.versions,
+                details={"mode": mode.value if mode else None},
+                extra=extra,
+            )
+            try:
+                await run.commit(ops)
+            except Conflict as conflict:
+                if conflict.reason != "new_messages":
+                    return self._failed(f"commit refused: {conflict}")
+                _, new = await run.unseen()
+                # An earlier answer (ABSORB, say) stands; the hook is asked only when none.
+                if run.news_decision is not None:
+                    decision = run.news_decision
+                else:
+                    decision = (
+                        await self._attempts.on_news(done.ctx, new, group.restarts)
+                    ).decision
+                step = after_commit_refused(
+                    decision, t.irreversible_started, group.restarts, self._settings
+                )
+                if isinstance(step, Supersede):
+                    return step
+                over_unseen = step.over_unseen
+                continue
+            except AcfError as exc:  # an invalid state patch, for one
+                return self._failed(f"{type(exc).__name__}: {exc}")
+            p.poke_relay(t.tenant, t.session_id)
+            await p.checkpoints.reached(Phase.COMMITTED, t.tenant, t.session_id)
+            return None
+
+    def _failed(self, error: str) -> Retry | Fail:
+        return after_failure(self._run.turn.attempt, error, self._settings)
+
+    async def supersede(self, reason: str) -> None:
+        p, run = self._parts, self._run
+        t = run.turn
+        group = await self.group()
+        last_seq, new = await run.unseen()
+        now = p.clock.now_ms()
+        close = p.decide_window(self._binding, run.key, new)
+        restart = turn_progress_units.new_accumulating_turn(
+            session_id=t.session_id,
+            tenant=t.tenant,
+            turn_id=new_id(),
+            group_id=t.group_id,
+            trace_id=t.trace_id,
+            from_seq=t.from_seq,
+            last_seq=last_seq,
+            fence=run.keeper.fence,
+            at_ms=now,
+        )
+        await run.commit(
+            turn_ending_units.supersede(
+                turn=t,
+                group=group,
+                fence=run.keeper.fence,
+                restart=restart,
+                close_at_ms=close.close_at_ms,
+                reason=reason,
+                started_at_ms=self._started_at_ms,
+                at_ms=now,
+                versions=run.versions,
+            )
+        )
+        log.info("turn.superseded", **run.correlation.fields(), reason=reason)
+
+    async def fail(self, error: str) -> None:
+        p, run = self._parts, self._run
+        t = run.turn
+        await compensate_group(p.store, run, self._attempts.context)
+        group = await self.group()
+        entries = await p.store.ledger.query(t.tenant, LedgerQuery(group_id=t.group_id))
+        await run.commit(
+            turn_ending_units.fail(
+                turn=t,
+                group=group,
+                fence=run.keeper.fence,
+                error=error,
+                fallback_text=self._settings.fallback_text,
+                started_at_ms=self._started_at_ms,
+                at_ms=p.clock.now_ms(),
+                versions=run.versions,
+                unfinished=[e for e in entries if e.status is LedgerStatus.STARTED],
+            )
+        )
+        log.warning("turn.failed", **run.correlation.fields(), error=error, attempts=t.attempt)
+        p.poke_relay(t.tenant, t.session_id)
