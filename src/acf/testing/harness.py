@@ -22,9 +22,11 @@ from acf.domain.ids import new_id
 from acf.domain.messages import ButtonReply, NewMessage
 from acf.domain.session_key import SessionKey
 from acf.domain.signals import TypingSignal
+from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Phase
 from acf.ports.pipeline import Pipeline
-from acf.service.agents import AgentBinding, Agents
+from acf.ports.tool_registry import ToolRegistry
+from acf.service.agents import Agents
 from acf.service.ingress import Accepted, Ingress
 from acf.service.lease_keeper import LeaseSettings
 from acf.service.runtime import Runtime, RuntimeSettings, SlotSettings
@@ -49,6 +51,9 @@ class HarnessOptions:
     durability: Durability = Durability.FULL
     tools: tuple[ToolBackend, ...] = ()
     """Tools the agent may call, with scripted backends."""
+    tool_registry: ToolRegistry | None = None
+    """Your own tools (real handlers) instead of the scripted ones (``tools`` is then
+    unused)."""
 
 
 class Harness:
@@ -60,7 +65,9 @@ class Harness:
         self.tally = Tally()
         self.pipeline = ScriptedPipeline(self.options.script, self.tally, self, self.crash)
         chosen: Pipeline = self.options.pipeline or self.pipeline
-        tools = registry(self.options.tools, self.clock, self.tally)
+        tools = self.options.tool_registry
+        if tools is None:
+            tools = registry(self.options.tools, self.clock, self.tally)
         binding = AgentBinding(chosen, self.options.settings, tools)
         self.agents = Agents({t: {AGENT: binding} for t in self.options.tenants})
         self.crashes = 0

@@ -8,7 +8,7 @@ from typing import Any
 from acf.domain.tools import SideEffectPolicy, ToolSpec
 from acf.ports.clock import Clock
 from acf.ports.tool_backend import Reconciled, Tool, ToolCall
-from acf.service.tool_gateway import ToolRegistry
+from acf.ports.tool_registry import ToolRegistry
 from acf.testing.pipeline import Tally
 
 
