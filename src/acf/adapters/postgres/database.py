@@ -8,10 +8,11 @@ by switching to the role ``acf_tenant`` with ``acf.tenant`` set (or to ``acf_sca
 for the cross-tenant scope): row-level security then keeps every statement inside the
 tenant, whatever its SQL says.
 
-Group commit: a lane that takes a job also takes the jobs queued behind it (up to
-``MAX_BATCH``) and runs them in one transaction, switching the tenant between them. Under
-load, concurrent reads and units of many sessions then share a BEGIN, a COMMIT and a WAL
-flush. No caller learns a result before that COMMIT has returned.
+Group commit (``acf.adapters.sql.group_commit``, the rules shared with SQLite): a lane
+that takes a job also takes the jobs queued behind it (up to ``MAX_BATCH``) and runs them
+in one transaction, switching the tenant between them. Under load, concurrent reads and
+units of many sessions then share a BEGIN, a COMMIT and a WAL flush. No caller learns a
+result before that COMMIT has returned.
 
 - A job that raises is taken out: the transaction is rolled back, the other jobs run
   again together, then that job alone, in its own transaction (the SQL functions only
@@ -35,11 +36,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import queue
 import re
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
@@ -50,6 +49,7 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool
 
 from acf.adapters.sql.database import POSTGRESQL, Dialect, SqlCursor
+from acf.adapters.sql.group_commit import Job, JobQueue, Outcome, Rerunning
 
 T = TypeVar("T")
 
@@ -80,26 +80,41 @@ class PgConnection:
         return self._conn.execute(to_psycopg(sql), parameters)
 
 
-@dataclass(slots=True)
-class _Job:
-    tenant: str | None
-    fn: Callable[[PgConnection], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-    alone: bool = False
+class _PgTransaction:
+    """A lane's pooled connection running its transactions (``RerunTransaction``)."""
 
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
 
-Outcome = tuple[bool, Any]
-"""(True, the job's result) or (False, the exception it raised)."""
+    @property
+    def broken(self) -> bool:
+        return self._conn.broken
 
+    def begin(self, tenant: str | None) -> None:
+        self._conn.execute(_begin(tenant))
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+    def scope(self, tenant: str | None) -> None:
+        _scope(self._conn, tenant)
+
+    def call(self, job: Job) -> Any:
+        """``job``'s function; it fails if it left the transaction aborted (it caught a
+        statement's error without a savepoint: PostgreSQL would answer the COMMIT with a
+        silent ROLLBACK, and the batch's other jobs would fail on it)."""
+        result = job.fn(PgConnection(self._conn))
+        if self._conn.info.transaction_status == TransactionStatus.INERROR:
+            raise psycopg.errors.InFailedSqlTransaction(
+                "a statement failed in the transaction and its error was caught"
+            )
+        return result
+
+    def commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        conn = self._conn
+        if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):  # the pool discards a bad connection
+                conn.execute("ROLLBACK")
 
 
 class PgDatabase:
@@ -128,18 +143,27 @@ class PgDatabase:
             name=name,
         )
         self._name = name
+        self._jobs = JobQueue(MAX_BATCH)
+        self._rerunning = Rerunning(_log_rerun)
         self._lanes = [
-            threading.Thread(target=self._lane, name=f"{name}-pg-{i}", daemon=True)
+            threading.Thread(
+                target=self._jobs.serve, args=(self._run,), name=f"{name}-pg-{i}", daemon=True
+            )
             for i in range(max_size)
         ]
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._open = False
         self._closed = False
-        self.shared = 0
+
+    @property
+    def shared(self) -> int:
         """Jobs that ran in a transaction with others (group commit at work)."""
-        self.rerun = 0
+        return self._rerunning.shared
+
+    @property
+    def rerun(self) -> int:
         """Batches rolled back because one of their jobs raised (then run without it, and
         it alone)."""
+        return self._rerunning.rerun
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         # JSON columns come back as their text, as on SQLite; the adapters parse them.
@@ -156,7 +180,7 @@ class PgDatabase:
         self._open = True
 
     async def read(self, tenant: str | None, fn: Callable[[PgConnection], T]) -> T:
-        return await self._submit(tenant, fn)
+        return await self._submit(tenant, fn, writes=False)
 
     async def write(self, tenant: str | None, fn: Callable[[PgConnection], T]) -> T:
         return await self._submit(tenant, fn)
@@ -167,98 +191,25 @@ class PgDatabase:
         return await self._submit(tenant, fn, alone=True)
 
     async def _submit(
-        self, tenant: str | None, fn: Callable[[PgConnection], T], alone: bool = False
+        self,
+        tenant: str | None,
+        fn: Callable[[PgConnection], T],
+        *,
+        writes: bool = True,
+        alone: bool = False,
     ) -> T:
         if self._closed or not self._open:
             raise RuntimeError("the PostgreSQL database is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(tenant, fn, future, loop, alone))
-        return await future
+        result: T = await self._jobs.submit(tenant, fn, writes=writes, alone=alone)
+        return result
 
-    # -- the lanes (threads) ---------------------------------------------------------------
-
-    def _lane(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            if first.alone:
-                self._run_and_deliver([first])
-                continue
-            batch, stop = [first], False
-            while len(batch) < MAX_BATCH:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                if nxt.alone:  # at once, before the batch
-                    self._run_and_deliver([nxt])
-                    continue
-                batch.append(nxt)
-            self._run_and_deliver(batch)
-            if stop:
-                return
-
-    def _run_and_deliver(self, jobs: list[_Job]) -> None:
-        # A job whose caller was cancelled before it ran is not run (a lease taken for
-        # a driver that is gone would block its session until the lease expires).
-        jobs = [job for job in jobs if not job.future.cancelled()]
-        if not jobs:
-            return
-        try:
-            outcomes = self._run(jobs)
-        except BaseException as exc:  # not an Exception: the lane survives, callers learn
-            wrapped = RuntimeError(f"database job aborted: {exc!r}")
-            wrapped.__cause__ = exc
-            outcomes = [(False, wrapped)] * len(jobs)
-        _deliver(jobs, outcomes)
-
-    def _run(self, batch: list[_Job]) -> list[Outcome]:
+    def _run(self, batch: list[Job]) -> list[Outcome]:
+        """A lane's batch on a pooled connection."""
         try:
             with self._pool.connection() as conn:
-                return self._batch(conn, batch)
+                return self._rerunning(_PgTransaction(conn), batch)
         except Exception as exc:  # no connection, or returning it failed
             return [(False, exc)] * len(batch)
-
-    def _alone(self, conn: psycopg.Connection[Any], job: _Job) -> Outcome:
-        try:
-            with _transaction(conn, job.tenant):
-                result = _call(conn, job)
-            return True, result
-        except Exception as exc:
-            return False, exc
-
-    def _batch(self, conn: psycopg.Connection[Any], batch: list[_Job]) -> list[Outcome]:
-        """The batch in one transaction. A job that raises is taken out: the transaction
-        is rolled back, the others run again together, then that job alone."""
-        if len(batch) == 1:
-            return [self._alone(conn, batch[0])]
-        results: list[Any] = []
-        ran = False
-        try:
-            with _transaction(conn, batch[0].tenant):
-                scope: object = batch[0].tenant
-                for job in batch:
-                    if job.tenant != scope:
-                        _scope(conn, job.tenant)
-                        scope = job.tenant
-                    results.append(_call(conn, job))
-                ran = True
-        except Exception as exc:
-            if ran or conn.broken:  # the COMMIT failed, or the connection is gone
-                return [(False, exc)] * len(batch)
-            failed = len(results)  # the job that raised
-            self.rerun += 1
-            log.info("postgres.batch_rerun", jobs=len(batch), error=repr(exc)[:200])
-            outcomes = self._batch(conn, batch[:failed] + batch[failed + 1 :])
-            outcomes.insert(failed, self._alone(conn, batch[failed]))
-            return outcomes
-        self.shared += len(batch)
-        return [(True, result) for result in results]
 
     async def close(self) -> None:
         """Stop taking work, let queued and running jobs finish, close the connections."""
@@ -266,44 +217,14 @@ class PgDatabase:
             return
         self._closed = True
         if self._open:
-            for _ in self._lanes:
-                self._queue.put(None)
+            self._jobs.stop(len(self._lanes))
             for lane in self._lanes:
                 await asyncio.to_thread(lane.join)
         await asyncio.to_thread(self._pool.close)
 
 
-def _deliver(jobs: list[_Job], outcomes: list[Outcome]) -> None:
-    for job, (ok, value) in zip(jobs, outcomes, strict=True):
-        with contextlib.suppress(RuntimeError):  # the caller's loop is closed
-            job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
-
-
-@contextlib.contextmanager
-def _transaction(conn: psycopg.Connection[Any], tenant: str | None) -> Iterator[None]:
-    """A transaction scoped to ``tenant``, begun in one round trip; committed when the
-    block ends, rolled back when it (or its beginning) raises."""
-    try:
-        conn.execute(_begin(tenant))
-        yield
-    except BaseException:
-        if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
-            with contextlib.suppress(psycopg.Error):  # the pool discards a bad connection
-                conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _call(conn: psycopg.Connection[Any], job: _Job) -> Any:
-    """``job``'s function; it fails if it left the transaction aborted (it caught a
-    statement's error without a savepoint: PostgreSQL would answer the COMMIT with a silent
-    ROLLBACK, and the batch's other jobs would fail on it)."""
-    result = job.fn(PgConnection(conn))
-    if conn.info.transaction_status == TransactionStatus.INERROR:
-        raise psycopg.errors.InFailedSqlTransaction(
-            "a statement failed in the transaction and its error was caught"
-        )
-    return result
+def _log_rerun(jobs: int, error: Exception) -> None:
+    log.info("postgres.batch_rerun", jobs=jobs, error=repr(error)[:200])
 
 
 @functools.lru_cache(maxsize=1024)

@@ -22,14 +22,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-import psycopg
-
 T = TypeVar("T")
 
 SCANNER: None = None
 """The tenant argument of a read that crosses tenants (recovery, API-key lookup)."""
 
-INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+def _integrity_errors() -> tuple[type[Exception], ...]:
+    # PostgreSQL's driver is the postgres extra: without it, no connection raises its error.
+    try:
+        from psycopg import IntegrityError
+    except ImportError:
+        return (sqlite3.IntegrityError,)
+    return (sqlite3.IntegrityError, IntegrityError)
+
+
+INTEGRITY_ERRORS = _integrity_errors()
 """What a unique or check constraint violation raises, in either dialect."""
 
 

@@ -1,10 +1,10 @@
 """SqliteDatabase: the one connection to an acf SQLite file, owned by one thread.
 
 Every read and write is a function run on that thread. Writes queued while the thread is
-busy are applied together in one transaction (group commit: many concurrent messages share
-one fsync), each inside its own SAVEPOINT so a failing unit rolls back alone. No caller
-learns a result before the batch's COMMIT has returned, so an acknowledged write is on disk
-at the stated durability:
+busy are applied together in one transaction (group commit, ``acf.adapters.sql.group_commit``:
+many concurrent messages share one fsync), each inside its own SAVEPOINT so a failing unit
+rolls back alone. No caller learns a result before the batch's COMMIT has returned, so an
+acknowledged write is on disk at the stated durability:
 
 - ``Durability.FULL`` (default): ``synchronous=FULL``; a commit survives power loss.
 - ``Durability.NORMAL``: ``synchronous=NORMAL`` in WAL; a commit survives a process crash,
@@ -17,19 +17,18 @@ A second process (or a second open in this one) on the same file is refused: an 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 from acf.adapters.sql.database import SQLITE, Dialect, SqlConnection
+from acf.adapters.sql.group_commit import Job, JobQueue, Outcome, in_savepoints
 from acf.domain.errors import AcfError
 
 T = TypeVar("T")
@@ -54,34 +53,34 @@ class DatabaseInUse(AcfError):
     """Another process already has this database file open."""
 
 
-@dataclass(slots=True)
-class _Job:
-    fn: Callable[[Any], Any]
-    writes: bool
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
+class _SqliteTransaction:
+    """The database's connection running its transactions (``SavepointTransaction``)."""
 
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
 
-_STOP = object()
+    def begin(self, tenant: str | None) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
 
+    def call(self, job: Job) -> Any:
+        return job.fn(self._conn)
 
-def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in outcomes:
-        if future.cancelled():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+    def commit(self) -> None:
+        self._conn.execute("COMMIT")
 
+    def rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
-def _deliverable(exc: BaseException) -> Exception:
-    """An exception safe to set on a caller's future (SystemExit there would stop its loop)."""
-    if isinstance(exc, Exception):
-        return exc
-    wrapped = RuntimeError(f"database job aborted: {exc!r}")
-    wrapped.__cause__ = exc
-    return wrapped
+    def savepoint(self) -> None:
+        self._conn.execute("SAVEPOINT unit")
+
+    def release(self) -> None:
+        self._conn.execute("RELEASE unit")
+
+    def rollback_to_savepoint(self) -> None:
+        self._conn.execute("ROLLBACK TO unit")
+        self._conn.execute("RELEASE unit")
 
 
 def lock_database(path: Path) -> int:
@@ -118,14 +117,11 @@ class SqliteDatabase:
     def __init__(self, path: Path, durability: Durability = Durability.FULL) -> None:
         self.path = path
         self.durability = durability
-        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._jobs = JobQueue(MAX_BATCH)
         self._lock_fd: int | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
         self._alive = False
-        self.submitted = 0
-        self.finished = 0
-        """Jobs handed to the thread and jobs it has answered (for quiescence checks)."""
 
     def open(self) -> None:
         """Lock the file, connect and start the thread (blocking; call once)."""
@@ -172,11 +168,8 @@ class SqliteDatabase:
     async def _submit(self, fn: Callable[[SqlConnection], T], writes: bool) -> T:
         if self._closed or not self._alive:
             raise RuntimeError(f"database {self.path} is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self.submitted += 1
-        self._queue.put(_Job(fn, writes, future, loop))
-        return await future
+        result: T = await self._jobs.submit(None, fn, writes=writes)
+        return result
 
     def _run(self, ready: queue.SimpleQueue[BaseException | None]) -> None:
         try:
@@ -186,85 +179,32 @@ class SqliteDatabase:
             return
         self._alive = True
         ready.put(None)
+        tx = _SqliteTransaction(conn)
+
+        def run(batch: list[Job]) -> list[Outcome]:
+            return in_savepoints(tx, batch)
+
         try:
-            while True:
-                first = self._queue.get()
-                if first is _STOP:
-                    return
-                batch = [first]
-                stop = False
-                while len(batch) < MAX_BATCH:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                self._run_batch(conn, batch)  # type: ignore[arg-type]
-                if stop:
-                    return
+            self._jobs.serve(run)
         finally:
             self._alive = False
             conn.close()
-            self._fail_queued()
+            self._jobs.fail_queued(RuntimeError(f"database {self.path} is closed"))
 
-    def _fail_queued(self) -> None:
-        closed = RuntimeError(f"database {self.path} is closed")
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(job, _Job):
-                self.finished += 1
-                with contextlib.suppress(RuntimeError):
-                    job.loop.call_soon_threadsafe(_deliver, [(job.future, False, closed)])
+    @property
+    def submitted(self) -> int:
+        """Jobs handed to the thread (for quiescence checks)."""
+        return self._jobs.submitted
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        results: list[tuple[bool, Any]] = []
-        writes = any(job.writes for job in batch)
-        try:
-            if writes:
-                conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                results.append(self._run_job(conn, job))
-            if writes:
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:  # the batch as a whole failed: nobody's write landed
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            results = [(False, exc)] * len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for job, (ok, value) in zip(batch, results, strict=True):
-            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
-        for loop, outcomes in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # that caller's loop has closed
-                loop.call_soon_threadsafe(_deliver, outcomes)
-        self.finished += len(batch)
-
-    @staticmethod
-    def _run_job(conn: sqlite3.Connection, job: _Job) -> tuple[bool, Any]:
-        if not job.writes:
-            try:
-                return True, job.fn(conn)
-            except BaseException as exc:  # never let a job kill the database thread
-                return False, _deliverable(exc)
-        conn.execute("SAVEPOINT unit")
-        try:
-            value = job.fn(conn)
-        except BaseException as exc:
-            conn.execute("ROLLBACK TO unit")
-            conn.execute("RELEASE unit")
-            return False, _deliverable(exc)
-        conn.execute("RELEASE unit")
-        return True, value
+    @property
+    def finished(self) -> int:
+        """Jobs the thread has answered, or skipped because their caller was gone."""
+        return self._jobs.finished
 
     @property
     def idle(self) -> bool:
         """No job is queued or running."""
-        return self.finished >= self.submitted
+        return self._jobs.finished >= self._jobs.submitted
 
     def abandon(self) -> None:
         """Refuse every new job at once, as if the process had died; call ``close`` after.
@@ -275,14 +215,14 @@ class SqliteDatabase:
         if not self._closed:
             self._closed = True
             if self._thread is not None:
-                self._queue.put(_STOP)
+                self._jobs.stop()
 
     async def close(self) -> None:
         """Finish queued work, stop the thread and release the file lock."""
         if not self._closed:
             self._closed = True
             if self._thread is not None:
-                self._queue.put(_STOP)
+                self._jobs.stop()
         try:
             if self._thread is not None:
                 await asyncio.to_thread(self._thread.join)
