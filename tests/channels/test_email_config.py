@@ -5,8 +5,8 @@ import re
 
 import yaml
 
-import acf.config.channels.email as email_config
-from acf.config.channels.email import EmailFields
+import acf.channels.email.config as email_config
+from acf.channels.email.config import EmailFields
 
 
 def test_the_documented_example_is_valid_yaml_and_a_valid_account() -> None:

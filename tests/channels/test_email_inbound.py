@@ -5,14 +5,14 @@ import base64
 
 import pytest
 
-from acf.adapters.channels.email.inbound import (
+from acf.channels.email.inbound import (
     InboundMail,
     basic_auth_ok,
     mailgun_signature_problem,
     parse_mailgun,
     parse_sendgrid,
 )
-from acf.adapters.channels.email.text import html_to_text, reply_text
+from acf.channels.email.text import html_to_text, reply_text
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import MAX_TEXT_LENGTH

@@ -6,12 +6,8 @@ from typing import Any
 
 import pytest
 
-from acf.adapters.channels.email.outbound import (
-    EmailAccount,
-    SmtpEmailSender,
-    build_mail,
-    reply_subject,
-)
+from acf.channels.email.mail import EmailAccount, build_mail, reply_subject
+from acf.channels.email.outbound import SmtpEmailSender
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.session_key import SessionKey

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from acf.adapters.channels.payload_types import (
+from acf.channels.payload_types import (
     MAX_UNIX_S,
     Lenient,
     NonEmpty,

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from acf.adapters.channels.telegram.inbound import (
+from acf.channels.telegram.inbound import (
     TelegramUpdate,
     parse_update,
     provider_id,

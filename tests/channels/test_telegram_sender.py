@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from acf.adapters.channels.telegram.outbound import TelegramAccount, TelegramSender, message_bodies
+from acf.channels.telegram.outbound import TelegramAccount, TelegramSender, message_bodies
 from acf.domain.capabilities import DEFAULT_CAPABILITIES
 from acf.domain.channels import Channel
 from acf.domain.session_key import SessionKey

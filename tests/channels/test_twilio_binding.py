@@ -2,12 +2,12 @@
 
 import pytest
 
-from acf.adapters.channels.twilio.binding import (
+from acf.channels.twilio.binding import (
     TwilioNumbers,
     account_refusal,
     message_refusal,
 )
-from acf.adapters.channels.twilio.payload import message_form, status_form
+from acf.channels.twilio.payload import message_form, status_form
 from tests.channels.twilio_payloads import (
     ACCOUNT_SID,
     OUR_NUMBER,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from acf.adapters.channels.twilio.inbound import parse_form, parse_message, parse_status
+from acf.channels.twilio.inbound import parse_form, parse_message, parse_status
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import ButtonReply, MediaRef

@@ -2,7 +2,7 @@
 
 import pytest
 
-from acf.adapters.channels.twilio.segments import (
+from acf.channels.twilio.segments import (
     Encoding,
     encoding,
     segment_count,

@@ -7,9 +7,9 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from acf.adapters.channels.twilio.outbound import TwilioAccount, TwilioSender
-from acf.adapters.channels.twilio.segments import segment_count
-from acf.adapters.channels.whatsapp.outbound import wall_ms
+from acf.channels.twilio.outbound import TwilioAccount, TwilioSender
+from acf.channels.twilio.segments import segment_count
+from acf.channels.whatsapp.outbound import wall_ms
 from acf.domain.capabilities import DEFAULT_CAPABILITIES
 from acf.domain.channels import Channel
 from acf.domain.session_key import SessionKey

@@ -6,7 +6,7 @@ import hmac
 
 import pytest
 
-from acf.adapters.channels.twilio.signature import signature, signature_ok, url_spellings
+from acf.channels.twilio.signature import signature, signature_ok, url_spellings
 
 URL = "https://example.com/myapp.php?foo=1&bar=2"
 PARAMS = [

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from acf.channels.twilio.routes import EMPTY_TWIML
 from acf.entrypoints.http.context import ApiSettings
-from acf.entrypoints.http.routes_twilio import EMPTY_TWIML
 from tests.channels.fake_twilio import FakeTwilio, Received, fake_twilio, message_sid
 from tests.channels.twilio_payloads import (
     ACCOUNT_SID,

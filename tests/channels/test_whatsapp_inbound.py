@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from acf.adapters.channels.whatsapp.inbound import (
+from acf.channels.whatsapp.inbound import (
     WhatsAppBatch,
     WhatsAppNumber,
     parse_webhook,

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 import httpx
 import pytest
 
-from acf.adapters.channels.whatsapp.outbound import (
+from acf.channels.whatsapp.outbound import (
     WhatsAppAccount,
     WhatsAppCloudSender,
     WindowTemplate,

@@ -2,7 +2,7 @@
 
 from urllib.parse import urlencode
 
-from acf.adapters.channels.twilio.signature import signature
+from acf.channels.twilio.signature import signature
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "twilio-auth-token"

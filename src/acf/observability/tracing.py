@@ -9,8 +9,8 @@ so a tracing backend shows the customer's request, the window, the run, the tool
 delivery in one trace.
 
 Off by default: with no tracer provider configured, the OpenTelemetry API does nothing.
-``configure_tracing("console")`` prints spans; ``"otlp"`` exports them when the
-``opentelemetry-exporter-otlp`` package is installed (``OTEL_EXPORTER_OTLP_*`` settings).
+``configure_tracing("console")`` prints spans; ``"otlp"`` exports them when the ``otel``
+extra is installed (``pip install 'acf[otel]'``; ``OTEL_EXPORTER_OTLP_*`` settings).
 """
 
 import random
@@ -28,6 +28,7 @@ from opentelemetry.trace import (
 )
 
 from acf.domain.events import EventKind, FabricEvent
+from acf.extras import missing_extra
 
 EXPORTERS = ("none", "console", "otlp")
 _MS = 1_000_000  # nanoseconds
@@ -114,9 +115,7 @@ def configure_tracing(exporter: str) -> TracerProvider | None:
                 OTLPSpanExporter,
             )
         except ImportError:
-            raise ValueError(
-                "tracing exporter otlp: install opentelemetry-exporter-otlp-proto-http"
-            ) from None
+            raise ValueError(str(missing_extra("otel", "tracing exporter otlp"))) from None
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     return provider

@@ -9,18 +9,15 @@ from fastapi.staticfiles import StaticFiles
 
 import acf
 from acf.bootstrap import Service
+from acf.channels import routers as channel_routers
 from acf.entrypoints.http import (
     api_docs,
     errors,
     routes_customers,
-    routes_email,
     routes_ingress,
     routes_operations,
     routes_sessions,
     routes_stream,
-    routes_telegram,
-    routes_twilio,
-    routes_whatsapp,
 )
 from acf.entrypoints.http.context import ApiSettings, ApiState
 from acf.entrypoints.http.limits import TenantLimits
@@ -58,10 +55,8 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     app.include_router(routes_sessions.router)
     app.include_router(routes_customers.router)
     app.include_router(routes_stream.router)
-    app.include_router(routes_whatsapp.router)
-    app.include_router(routes_email.router)
-    app.include_router(routes_telegram.router)
-    app.include_router(routes_twilio.router)
+    for router in channel_routers.ROUTERS:  # the providers' webhooks
+        app.include_router(router)
     app.include_router(routes_operations.router)
     api_docs.serve_api_docs(app)
     _pages(app)

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from acf.adapters.channels.payload_types import MAX_ID_LENGTH, short, unix_ms, validated
-from acf.adapters.channels.whatsapp import payload as wa
+from acf.channels.payload_types import MAX_ID_LENGTH, short, unix_ms, validated
+from acf.channels.whatsapp import payload as wa
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import ButtonReply, MediaRef, NewMessage

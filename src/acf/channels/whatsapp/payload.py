@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from acf.adapters.channels.payload_types import Id, Lenient, NonEmpty, Strict, Text
+from acf.channels.payload_types import Id, Lenient, NonEmpty, Strict, Text
 
 WA_ID_DIGITS = (6, 15)
 

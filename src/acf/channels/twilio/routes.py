@@ -19,16 +19,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from acf.adapters.channels.twilio.binding import (
+from acf.channels.twilio.binding import (
     Refusal,
     TwilioNumbers,
     account_refusal,
     message_refusal,
 )
-from acf.adapters.channels.twilio.inbound import parse_form, parse_message, parse_status
-from acf.adapters.channels.twilio.payload import message_form, status_form
-from acf.adapters.channels.twilio.signature import SIGNATURE_HEADER, Form, signature_ok
-from acf.config.channels.twilio import TwilioFields
+from acf.channels.twilio.config import TwilioFields
+from acf.channels.twilio.inbound import parse_form, parse_message, parse_status
+from acf.channels.twilio.payload import message_form, status_form
+from acf.channels.twilio.signature import SIGNATURE_HEADER, Form, signature_ok
 from acf.domain.errors import InvalidValue
 from acf.entrypoints.http import webhook_audit, webhooks
 from acf.entrypoints.http.context import ApiState, State

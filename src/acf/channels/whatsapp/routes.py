@@ -17,14 +17,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from acf.adapters.channels.whatsapp.inbound import (
+from acf.channels.whatsapp.config import WhatsAppFields
+from acf.channels.whatsapp.inbound import (
     SIGNATURE_HEADER,
     WhatsAppNumber,
     parse_webhook,
     signature_ok,
     verify_challenge,
 )
-from acf.config.channels.whatsapp import WhatsAppFields
 from acf.entrypoints.http import webhook_audit, webhook_skips, webhooks
 from acf.entrypoints.http.context import State
 from acf.entrypoints.http.errors import ApiError

@@ -11,8 +11,8 @@ The fields are read through the typed models of ``payload``.
 
 from collections.abc import Mapping
 
-from acf.adapters.channels.form import Fields, parse_urlencoded
-from acf.adapters.channels.twilio.payload import (
+from acf.channels.form import Fields, parse_urlencoded
+from acf.channels.twilio.payload import (
     MAX_BODY,
     MAX_ID,
     TwilioMessage,

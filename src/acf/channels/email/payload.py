@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from acf.adapters.channels.form import Fields, single, validated
+from acf.channels.form import Fields, single, validated
 
 Pairs = tuple[tuple[str, str], ...]
 

@@ -16,13 +16,13 @@ import structlog
 from fastapi import APIRouter, BackgroundTasks, Request
 from pydantic import BaseModel, Field
 
-from acf.adapters.channels.telegram.inbound import (
+from acf.channels.telegram.inbound import (
     SECRET_HEADER,
     parse_update,
     secret_token_ok,
     secret_token_valid,
 )
-from acf.adapters.channels.telegram.outbound import TelegramAccount, TelegramSender
+from acf.channels.telegram.outbound import TelegramAccount, TelegramSender
 from acf.entrypoints.http import webhook_skips, webhooks
 from acf.entrypoints.http.context import State
 from acf.entrypoints.http.errors import ApiError

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from acf.adapters.channels.form import Fields, single, validated
+from acf.channels.form import Fields, single, validated
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import MAX_MEDIA_PER_MESSAGE
 

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from acf.adapters.channels.payload_types import short, unix_ms, validated
-from acf.adapters.channels.telegram import payload as tg
+from acf.channels.payload_types import short, unix_ms, validated
+from acf.channels.telegram import payload as tg
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import ButtonReply, MediaRef, NewMessage

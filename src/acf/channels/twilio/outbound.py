@@ -27,8 +27,8 @@ from acf.adapters.channels.provider_http import (
     retry_after_ms,
     send_parts,
 )
-from acf.adapters.channels.twilio.segments import sms_parts
-from acf.adapters.channels.whatsapp.outbound import outside_window, wall_ms
+from acf.channels.twilio.segments import sms_parts
+from acf.channels.whatsapp.outbound import outside_window, wall_ms
 from acf.config.secrets import resolve_secrets
 from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel

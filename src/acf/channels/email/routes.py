@@ -33,7 +33,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from acf.adapters.channels.email.inbound import (
+from acf.channels.email.config import EmailFields
+from acf.channels.email.inbound import (
     InboundMail,
     basic_auth_ok,
     mailgun_signature_problem,
@@ -41,14 +42,13 @@ from acf.adapters.channels.email.inbound import (
     parse_mailgun,
     parse_sendgrid,
 )
-from acf.adapters.channels.email.payload import MAILGUN_FIELDS, declared_charsets
-from acf.adapters.channels.form import (
+from acf.channels.email.payload import MAILGUN_FIELDS, declared_charsets
+from acf.channels.form import (
     decode_parts,
     multipart_parts,
     parse_urlencoded,
     single,
 )
-from acf.config.channels.email import EmailFields
 from acf.domain.channels import Channel
 from acf.domain.errors import Conflict, InvalidValue
 from acf.domain.events import Correlation, EventKind, FabricEvent

@@ -11,7 +11,7 @@ any number of the tenant's Messaging Service (``MessagingServiceSid``).
 
 from dataclasses import dataclass
 
-from acf.adapters.channels.twilio.payload import WHATSAPP_PREFIX, TwilioForm, TwilioMessage
+from acf.channels.twilio.payload import WHATSAPP_PREFIX, TwilioForm, TwilioMessage
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from acf.adapters.channels.payload_types import Id, Int64, Lenient, NonEmpty, Strict, Text
+from acf.channels.payload_types import Id, Int64, Lenient, NonEmpty, Strict, Text
 
 
 class Update(Strict):

@@ -29,9 +29,9 @@ from dataclasses import dataclass, replace
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
-from acf.adapters.channels.email.payload import mailgun_form, sendgrid_form
-from acf.adapters.channels.email.text import html_to_text, reply_text
-from acf.adapters.channels.form import Fields
+from acf.channels.email.payload import mailgun_form, sendgrid_form
+from acf.channels.email.text import html_to_text, reply_text
+from acf.channels.form import Fields
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import MAX_TEXT_LENGTH, NewMessage
