@@ -6,8 +6,11 @@ import httpx
 import pytest
 
 from acf.bootstrap import ToolBackends, build_agents
-from acf.bootstrap.channels import telegram_accounts, twilio_accounts
+from acf.bootstrap.channels import tenant_accounts
+from acf.channels.telegram.provider import TELEGRAM, telegram_accounts
+from acf.channels.twilio.provider import TWILIO, twilio_accounts
 from acf.config.load import ConfigError, load_config
+from acf.demo import demo_tools
 from acf.domain.channels import Channel
 from tests.config.test_config_file import base, error_of, write
 
@@ -18,7 +21,9 @@ def test_overrides_reach_the_agents_settings(tmp_path: Path) -> None:
         "whatsapp": {"max_buttons": 0},
         "sms": {"max_text_length": 480},
     }
-    agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    agents = build_agents(
+        load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient(), demo_tools())
+    )
     settings = agents.get("acme", "support").settings
     assert settings.capabilities_for(Channel.WHATSAPP).max_buttons == 0
     assert settings.capabilities_for(Channel.WHATSAPP).max_text_length == 4096
@@ -39,7 +44,7 @@ def test_inconsistent_overrides_name_the_channel(tmp_path: Path) -> None:
     body["tenants"]["acme"]["capabilities"] = {"sms": {"typing_indicator": True}}
     loaded = load_config(write(tmp_path, body))
     with pytest.raises(ConfigError, match=r"tenants\.acme\.capabilities\.sms: .*typing_lasts_ms"):
-        build_agents(loaded, ToolBackends(httpx.AsyncClient()))
+        build_agents(loaded, ToolBackends(httpx.AsyncClient(), demo_tools()))
 
 
 def test_whatsapp_through_twilio_has_no_buttons_and_no_typing(tmp_path: Path) -> None:
@@ -51,7 +56,9 @@ def test_whatsapp_through_twilio_has_no_buttons_and_no_typing(tmp_path: Path) ->
         "from_number": "+15017122661",
         "whatsapp_from": "+14155238886",
     }
-    agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    agents = build_agents(
+        load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient(), demo_tools())
+    )
     whatsapp = agents.get("acme", "support").settings.capabilities_for(Channel.WHATSAPP)
     assert (whatsapp.max_buttons, whatsapp.typing_indicator) == (0, False)
 
@@ -72,5 +79,9 @@ def test_overrides_reach_the_twilio_and_telegram_senders(tmp_path: Path) -> None
         "secret_token": "${TG_SECRET_TOKEN}",
     }
     loaded = load_config(write(tmp_path, body))
-    assert twilio_accounts(loaded)["acme"].capabilities.max_text_length == 480
-    assert telegram_accounts(loaded)["acme"].capabilities.max_buttons == 0
+    assert (
+        twilio_accounts(tenant_accounts(loaded, TWILIO))["acme"].capabilities.max_text_length == 480
+    )
+    assert (
+        telegram_accounts(tenant_accounts(loaded, TELEGRAM))["acme"].capabilities.max_buttons == 0
+    )

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from acf.bootstrap import ToolBackends, build_agents, channel_policy
 from acf.config.load import ConfigError, load_config
 from acf.config.model import ChannelPolicyFields
+from acf.demo import demo_tools
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
@@ -54,7 +55,7 @@ def error_of(tmp_path: Path, body: object) -> str:
 
 def test_the_bundled_demo_configuration_is_valid() -> None:
     loaded = load_config(demo_config_path())
-    agents = build_agents(loaded, ToolBackends(httpx.AsyncClient()))
+    agents = build_agents(loaded, ToolBackends(httpx.AsyncClient(), demo_tools()))
     binding = agents.get("demo", "support")
     assert binding.tools.names() == [
         "cancel_subscription",
@@ -170,7 +171,9 @@ def test_rules_files_are_resolved_beside_the_config_and_checked(tmp_path: Path) 
     message = error_of(tmp_path, body)
     assert "rules.yaml" in message and "rules.0.match" in message
     write(tmp_path, RULES, "rules.yaml")
-    assert load_config(write(tmp_path, body)).rules[("acme", "support")].rules[0].name == "hi"
+    assert (
+        load_config(write(tmp_path, body)).pipeline_files[("acme", "support")].rules[0].name == "hi"
+    )
 
 
 def test_a_rule_calling_a_tool_the_agent_may_not_use_is_refused(tmp_path: Path) -> None:
@@ -189,7 +192,7 @@ def test_a_rule_calling_a_tool_the_agent_may_not_use_is_refused(tmp_path: Path) 
     body["tenants"]["acme"]["agents"]["support"]["pipeline"]["rules"] = rules
     loaded = load_config(write(tmp_path, body))
     with pytest.raises(InvalidValue, match="refund_order"):
-        build_agents(loaded, ToolBackends(httpx.AsyncClient()))
+        build_agents(loaded, ToolBackends(httpx.AsyncClient(), demo_tools()))
 
 
 def test_secret_references_that_the_environment_lacks_are_listed(tmp_path: Path) -> None:
@@ -253,13 +256,17 @@ def test_fallback_is_set_without_restating_the_mode(tmp_path: Path) -> None:
     body["tenants"]["acme"]["agents"]["support"]["channels"] = {
         "whatsapp": {"mode": "fixed", "window_ms": 900, "min_window_ms": 0}
     }
-    agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    agents = build_agents(
+        load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient(), demo_tools())
+    )
     policy = agents.get("acme", "support").settings.policy_for(Channel.WHATSAPP)
     assert (policy.mode, policy.window_ms) == (AccumulationMode.FIXED, 900)
     assert policy.fallback == (Channel.SMS, Channel.EMAIL)
     body["tenants"]["acme"]["channels"] = {"whatsapp": {"fallback": ["sms", "sms"]}}
     with pytest.raises(ConfigError, match=r"tenants\.acme\.channels\.whatsapp: .*twice"):
-        build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+        build_agents(
+            load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient(), demo_tools())
+        )
     body["tenants"]["acme"]["channels"] = {"whatsapp": {"fallback": ["fax"]}}
     with pytest.raises(ConfigError, match="fallback"):
         load_config(write(tmp_path, body))
@@ -272,7 +279,9 @@ def test_agent_settings_and_tenant_then_agent_channel_layers(tmp_path: Path) -> 
     }
     body["tenants"]["acme"]["agents"]["support"]["channels"] = {"sms": {"mode": "off"}}
     body["tenants"]["acme"]["agents"]["support"]["settings"] = {"max_attempts": 5}
-    agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    agents = build_agents(
+        load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient(), demo_tools())
+    )
     settings = agents.get("acme", "support").settings
     assert settings.max_attempts == 5
     assert settings.policy_for(Channel.WEB).mode is AccumulationMode.FIXED
@@ -312,7 +321,7 @@ def test_yaml_off_is_the_off_mode_and_a_zero_rate_is_refused(tmp_path: Path) -> 
     body = base()
     body["tenants"]["acme"]["channels"] = {"email": {"mode": False}}  # what `mode: off` reads as
     loaded = load_config(write(tmp_path, body))
-    agents = build_agents(loaded, ToolBackends(httpx.AsyncClient()))
+    agents = build_agents(loaded, ToolBackends(httpx.AsyncClient(), demo_tools()))
     assert agents.get("acme", "support").settings.policy_for(Channel.EMAIL).mode is (
         AccumulationMode.OFF
     )
@@ -327,12 +336,16 @@ def test_enabling_accumulation_on_an_off_channel_starts_from_a_generic_window(
 ) -> None:
     body = base()
     body["tenants"]["acme"]["channels"] = {"email": {"mode": "fixed", "window_ms": 900}}
-    agents = build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+    agents = build_agents(
+        load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient(), demo_tools())
+    )
     email = agents.get("acme", "support").settings.policy_for(Channel.EMAIL)
     assert (email.mode, email.window_ms) == (AccumulationMode.FIXED, 900)
     body["tenants"]["acme"]["channels"] = {"web": {"mode": "fixed", "window_ms": 9000}}
     with pytest.raises(ConfigError, match=r"acf.yaml: tenants.acme.channels.web: .*window_ms"):
-        build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+        build_agents(
+            load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient(), demo_tools())
+        )
 
 
 def test_a_python_factory_that_fails_or_returns_no_pipeline_is_named(tmp_path: Path) -> None:
@@ -343,10 +356,14 @@ def test_a_python_factory_that_fails_or_returns_no_pipeline_is_named(tmp_path: P
         "options": {"s": "1"},
     }
     with pytest.raises(ConfigError, match=r"pipeline.factory: json:loads returned int, not a"):
-        build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+        build_agents(
+            load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient(), demo_tools())
+        )
     body["tenants"]["acme"]["agents"]["support"]["pipeline"]["options"] = {"nope": 1}
     with pytest.raises(ConfigError, match=r"pipeline.factory: json:loads: TypeError"):
-        build_agents(load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient()))
+        build_agents(
+            load_config(write(tmp_path, body)), ToolBackends(httpx.AsyncClient(), demo_tools())
+        )
 
 
 def test_segment_pacing_is_a_delivery_field_kept_through_the_layers() -> None:

@@ -9,8 +9,10 @@ import httpx
 import pytest
 
 from acf.bootstrap import ToolBackends, build_agents
-from acf.bootstrap.channels import channel_senders, email_accounts
+from acf.bootstrap.channels import channel_senders, tenant_accounts
+from acf.channels.email.provider import EMAIL, email_accounts
 from acf.config.load import load_config
+from acf.demo import demo_tools
 from acf.domain.channels import Channel
 from acf.domain.policy import AccumulationMode
 from tests.config.test_config_file import base, error_of, write
@@ -49,7 +51,7 @@ def test_a_mailbox_loads_with_the_smtp_defaults(tmp_path: Path) -> None:
         "SMTP_PASSWORD",
         "SMTP_USER",
     ]
-    [account] = email_accounts(loaded).values()
+    [account] = email_accounts(tenant_accounts(loaded, EMAIL)).values()
     assert (account.host, account.port, account.username) == (
         "smtp.acme.example",
         587,
@@ -102,7 +104,7 @@ async def test_email_does_not_accumulate_and_has_a_sender_only_with_a_thread_sto
 ) -> None:
     loaded = load_config(write(tmp_path, with_mailbox()))
     async with httpx.AsyncClient() as http:
-        agents = build_agents(loaded, ToolBackends(http))
+        agents = build_agents(loaded, ToolBackends(http, demo_tools()))
         email = agents.get("acme", "support").settings.policy_for(Channel.EMAIL)
         assert email.mode is AccumulationMode.OFF
         with pytest.raises(ValueError, match="email_threads"):

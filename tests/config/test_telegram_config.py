@@ -5,8 +5,8 @@ from pathlib import Path
 
 import httpx
 
-from acf.adapters.channels.telegram.outbound import TelegramSender
 from acf.bootstrap.channels import channel_senders
+from acf.channels.telegram.outbound import TelegramSender
 from acf.config.load import load_config
 from acf.domain.channels import Channel
 from tests.config.test_config_file import base, error_of, write

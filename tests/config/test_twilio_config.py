@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from acf.bootstrap.channels import twilio_accounts
+from acf.bootstrap.channels import tenant_accounts
+from acf.channels.twilio.provider import TWILIO, twilio_accounts
 from acf.config.load import load_config
 from tests.config.test_config_file import base, error_of, write
 from tests.config.test_whatsapp_config import NUMBER
@@ -32,12 +33,14 @@ def test_an_account_loads_with_twilio_s_defaults(tmp_path: Path) -> None:
     assert str(account.api_base_url) == "https://api.twilio.com/"
     assert (account.max_segments, account.public_url, account.whatsapp_from) == (10, None, None)
     assert loaded.missing_secrets({}) == ["TWILIO_AUTH_TOKEN"]
-    assert twilio_accounts(loaded)["acme"].status_callback is None
+    assert twilio_accounts(tenant_accounts(loaded, TWILIO))["acme"].status_callback is None
 
 
 def test_statuses_are_asked_for_at_the_public_url(tmp_path: Path) -> None:
     body = with_account(public_url="https://acf.example.com", max_segments=3)
-    [(tenant, account)] = twilio_accounts(load_config(write(tmp_path, body))).items()
+    [(tenant, account)] = twilio_accounts(
+        tenant_accounts(load_config(write(tmp_path, body)), TWILIO)
+    ).items()
     assert tenant == "acme"
     assert account.status_callback == "https://acf.example.com/v1/channels/twilio/acme/status"
     assert (account.max_segments, account.api_base_url) == (3, "https://api.twilio.com/")

@@ -3,8 +3,8 @@ that exists, and the references listed when the environment lacks them."""
 
 from pathlib import Path
 
-from acf.adapters.channels.whatsapp.outbound import WindowTemplate
-from acf.bootstrap.channels import whatsapp_account
+from acf.channels.whatsapp.outbound import WindowTemplate
+from acf.channels.whatsapp.provider import whatsapp_account
 from acf.config.load import load_config
 from tests.config.test_config_file import base, error_of, write
 

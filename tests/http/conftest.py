@@ -13,8 +13,9 @@ import uvicorn
 import yaml
 from opentelemetry.trace import TracerProvider
 
-from acf.bootstrap import Service, open_service
+from acf.bootstrap import Service, open_service, read_settings
 from acf.config.load import load_config
+from acf.demo import demo_tools
 from acf.entrypoints.http.app import create_app
 from acf.entrypoints.http.context import ApiSettings
 from acf.ports.api_keys import new_api_key
@@ -98,7 +99,10 @@ async def serve_api(
 ) -> AsyncIterator[Api]:
     path = tmp_path / "acf.yaml"
     path.write_text(yaml.safe_dump(body), encoding="utf-8")
-    service = await open_service(load_config(path), tmp_path / "data", tracing=tracing)
+    process = read_settings({"data_dir": tmp_path / "data"}, environ={})
+    service = await open_service(
+        load_config(path), process, builtin_tools=demo_tools(), tracing=tracing
+    )
     await service.start()
     keys = {}
     for tenant in ("acme", "globex"):

@@ -3,33 +3,27 @@ channel policies layered acf's defaults → tenant → agent. Errors name the fi
 path of the field."""
 
 import dataclasses
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
 
 from acf.adapters.tools import declared
+from acf.bootstrap.builtin_tools import BuiltinTools
+from acf.config.kinds import pipeline_kind
 from acf.config.load import ConfigError, LoadedConfig
-from acf.config.model import (
-    BuiltinToolFields,
-    ChannelPolicyFields,
-    PythonPipelineFields,
-    TenantFields,
-)
+from acf.config.model import BuiltinToolFields, ChannelPolicyFields, PipelineFields, TenantFields
 from acf.config.tools import ToolDeclaration
-from acf.demo.commerce import CommerceBackend, commerce_tools
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
-from acf.pipelines.rules import RulesPipeline
-from acf.pipelines.rules_load import check_tools
+from acf.ports.agent_binding import AgentBinding
 from acf.ports.pipeline import Pipeline
 from acf.ports.tool_backend import Tool
-from acf.service.agents import AgentBinding, Agents
-from acf.service.tool_gateway import ToolRegistry
+from acf.ports.tool_registry import ToolRegistry
+from acf.service.agents import Agents
 
 GENERIC_WINDOW = ChannelPolicy(AccumulationMode.ADAPTIVE, 1000, 300, 4000, 0)
 """Where a channel that acf leaves OFF (email, voice) starts when configured to accumulate."""
@@ -103,62 +97,54 @@ def capabilities(
     return resolved
 
 
-def _python_pipeline(source: str, where: str, fields: PythonPipelineFields) -> Pipeline:
-    module_name, _, attribute = fields.factory.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-        pipeline = factory(**fields.options)
-    except Exception as exc:
-        raise ConfigError(f"{source}: {where}.factory: {fields.factory}: {exc!r}") from None
-    if not isinstance(pipeline, Pipeline):
-        raise ConfigError(
-            f"{source}: {where}.factory: {fields.factory} returned "
-            f"{type(pipeline).__name__}, not a Pipeline (name, version, async run)"
-        )
-    return pipeline
-
-
 def _pipeline(
-    loaded: LoadedConfig, tenant: str, agent: str, fields: object, registry: ToolRegistry
+    loaded: LoadedConfig, tenant: str, agent: str, fields: PipelineFields, registry: ToolRegistry
 ) -> Pipeline:
-    where = f"tenants.{tenant}.agents.{agent}.pipeline"
-    if isinstance(fields, PythonPipelineFields):
-        return _python_pipeline(loaded.source, where, fields)
-    rules = loaded.rules[(tenant, agent)]
+    where = f"{loaded.source}: tenants.{tenant}.agents.{agent}.pipeline"
     specs = [tool.spec for name in registry.names() if (tool := registry.get(name)) is not None]
+    files = loaded.pipeline_files.get((tenant, agent))
     try:
-        check_tools(rules, specs, f"{loaded.source}: {where}")
+        return pipeline_kind(fields.kind).build(fields, files, specs, where)
     except InvalidValue as exc:
         raise ConfigError(str(exc)) from None
-    return RulesPipeline(rules)
 
 
 @dataclass(slots=True)
 class ToolBackends:
-    """What declared tools run against: an HTTP client, the demo's commerce backend."""
+    """What configured tools run against: an HTTP client (``http`` tools) and the built-in
+    tool sets this process offers (``builtin`` tools)."""
 
     http: httpx.AsyncClient
-    commerce: dict[str, CommerceBackend] = field(default_factory=dict)
-    """The demo commerce backend of each tenant that uses it (never shared)."""
+    builtin: BuiltinTools = field(default_factory=BuiltinTools)
 
 
 def _tenant_tools(
     source: str, tenant: str, fields: TenantFields, backends: ToolBackends
 ) -> dict[str, Tool]:
-    commerce = backends.commerce.setdefault(tenant, CommerceBackend())
-    builtin = {tool.spec.name: tool for tool in commerce_tools(commerce)}
     tools: dict[str, Tool] = {}
     http = [t for t in fields.tools if isinstance(t, ToolDeclaration)]
     for tool in declared.build(http, backends.http):
         tools[tool.spec.name] = tool
+    sets: dict[str, dict[str, Tool]] = {}  # one set of each kind per tenant, shared by its tools
     for index, tool_fields in enumerate(fields.tools):
-        if isinstance(tool_fields, BuiltinToolFields):
-            if tool_fields.name not in builtin:
+        if not isinstance(tool_fields, BuiltinToolFields):
+            continue
+        where = f"{source}: tenants.{tenant}.tools.{index}"
+        if tool_fields.builtin not in sets:
+            made = backends.builtin.make(tool_fields.builtin)
+            if made is None:
                 raise ConfigError(
-                    f"{source}: tenants.{tenant}.tools.{index}.name: no builtin tool "
-                    f"{tool_fields.name!r}; the commerce backend has {sorted(builtin)}"
+                    f"{where}.builtin: no builtin tools {tool_fields.builtin!r} in this "
+                    f"process; it offers {backends.builtin.names()}"
                 )
-            tools[tool_fields.name] = builtin[tool_fields.name]
+            sets[tool_fields.builtin] = made
+        builtin = sets[tool_fields.builtin]
+        if tool_fields.name not in builtin:
+            raise ConfigError(
+                f"{where}.name: no builtin tool {tool_fields.name!r}; the "
+                f"{tool_fields.builtin} backend has {sorted(builtin)}"
+            )
+        tools[tool_fields.name] = builtin[tool_fields.name]
     return tools
 
 

@@ -1,25 +1,23 @@
-"""The service `acf serve` runs: configuration in, the wired runtime, ingress, API keys,
-metrics and event feed out, over one data directory (embedded) or one PostgreSQL database
-(distributed, ``acf.bootstrap.distributed``)."""
+"""The service `acf serve` runs, and the composition root that wires it: configuration and
+settings in, the runtime, ingress, API keys, metrics and event feed out, over one data
+directory (``acf.bootstrap.embedded``) or one PostgreSQL database
+(``acf.bootstrap.distributed``)."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from limits.aio.storage import Storage
 from opentelemetry.trace import TracerProvider
 
 from acf.adapters.channels.routing import RoutingSender
 from acf.adapters.memory.clock import SystemClock
-from acf.adapters.memory.wakeup import InProcessWakeUps
 from acf.adapters.outbound_http import outbound_client
-from acf.adapters.sqlite.api_keys import SqliteApiKeys
 from acf.adapters.sqlite.database import Durability
-from acf.adapters.sqlite.store import open_sqlite_store
 from acf.bootstrap.agents import ToolBackends, build_agents
+from acf.bootstrap.builtin_tools import BuiltinTools
 from acf.bootstrap.channels import channel_senders
-from acf.bootstrap.embedded import database_path
+from acf.bootstrap.embedded import open_embedded_backend
+from acf.bootstrap.settings import AcfSettings
 from acf.config.load import LoadedConfig
 from acf.domain.channels import Channel
 from acf.domain.ids import TenantId
@@ -95,41 +93,56 @@ class Service:
 
 async def open_service(
     loaded: LoadedConfig,
-    data_dir: Path,
+    settings: AcfSettings,
+    *,
+    builtin_tools: BuiltinTools | None = None,
     clock: Clock | None = None,
     durability: Durability = Durability.FULL,
     tracing: TracerProvider | None = None,
 ) -> Service:
-    """Open the embedded database in ``data_dir`` (created on first run) and wire the
-    runtime, ingress and what the HTTP API needs. Call ``start()`` to begin work.
-    With ``tracing``, every turn's phases become OpenTelemetry spans."""
+    """The composition root: the embedded backend in ``settings.data_dir`` (created on first
+    run), or with ``settings.database_url`` one process of the distributed mode (its
+    ``role``), wired with the runtime, ingress, metrics and event feed. Call ``start()`` to
+    begin work. ``builtin_tools``: the tool sets configurations may name (``builtin:``);
+    with ``tracing``, every turn's phases become OpenTelemetry spans."""
     clock = clock or SystemClock()
-    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-    backends = ToolBackends(outbound_client())
-    agents = build_agents(loaded, backends)
-    store = await open_sqlite_store(database_path(data_dir), clock, durability)
+    backends = ToolBackends(outbound_client(), builtin_tools or BuiltinTools())
+    try:
+        agents = build_agents(loaded, backends)
+        if settings.database_url is None:
+            backend = await open_embedded_backend(settings.data_dir, clock, durability)
+        else:  # imported here: the embedded mode needs neither PostgreSQL nor Redis
+            from acf.bootstrap.distributed import open_distributed_backend
+
+            backend = await open_distributed_backend(settings.database_url, settings, clock)
+    except BaseException:
+        await backends.http.aclose()
+        raise
+    store = backend.store
     metrics = FabricMetrics()
     feed = EventFeed()
     listeners: list[Listener] = [metrics.observe]
     if tracing is not None:
         listeners.append(PhaseSpans(tracing).observe)
     store.uow = ObservedUnitOfWork(store.uow, listeners, on_commit=[feed.wake])
-    wakeups = InProcessWakeUps()
-    ingress = Ingress(agents, store.uow, wakeups, clock)
+    ingress = Ingress(agents, store.uow, backend.wakeups, clock)
     senders = channel_senders(loaded, backends.http, email_threads=store.email_threads)
     sender = RoutingSender(senders)
-    runtime = Runtime(store, clock, agents, wakeups, sender)
-    keys = SqliteApiKeys(database_path(data_dir))
+    runtime = Runtime(store, clock, agents, backend.wakeups, sender, settings=backend.runtime)
     return Service(
         loaded,
         store,
         agents,
         ingress,
         runtime,
-        keys,
+        backend.api_keys,
         metrics,
         feed,
         backends,
         clock,
+        works=backend.works,
+        grace_s=backend.grace_s,
+        closers=backend.closers,
+        rate_storage=backend.rate_storage,
         reachable=sender.reachable,
     )

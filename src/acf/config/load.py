@@ -2,10 +2,10 @@
 
 Every error names the file, the path of the field and what was expected, e.g.
 ``acf.yaml: tenants.demo.agents.support.settings.deadline_ms: Input should be greater
-than 0``. Rules files named by a rules pipeline are loaded and checked too (their errors
-name their own file). Secrets stay references: ``missing_secrets`` lists the ``${NAME}``
-references that the environment does not define now (a warning: they are read at call
-time).
+than 0``. The files a pipeline names are loaded and checked too, by its kind
+(``acf.config.kinds``; their errors name their own file). Secrets stay references:
+``missing_secrets`` lists the ``${NAME}`` references that the environment does not define
+now (a warning: they are read at call time).
 """
 
 import hashlib
@@ -18,11 +18,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from acf.config.model import AcfConfig, RulesPipelineFields
+from acf.config.kinds import KIND_MODULES, pipeline_kind
+from acf.config.model import AcfConfig
 from acf.config.secrets import SECRET_REF
 from acf.domain.errors import InvalidValue
-from acf.pipelines.rules_load import load_rules, parse_rules
-from acf.pipelines.rules_model import RulesConfig
 
 
 class ConfigError(InvalidValue):
@@ -35,8 +34,9 @@ class LoadedConfig:
     source: str
     version: str
     """A content hash of the file and the rules files it names."""
-    rules: Mapping[tuple[str, str], RulesConfig] = field(default_factory=dict)
-    """The rules of each (tenant, agent) with a rules pipeline."""
+    pipeline_files: Mapping[tuple[str, str], object] = field(default_factory=dict)
+    """What each (tenant, agent)'s pipeline kind loaded from the files it names (a rules
+    pipeline: its ``RulesConfig``), for the kind's ``build`` (``acf.config.kinds``)."""
 
     def missing_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
         env = os.environ if environ is None else environ
@@ -45,7 +45,7 @@ class LoadedConfig:
 
 
 # Pydantic puts a union member's tag in the error's path; the file has no such level.
-_TAGS = {"pipeline": {"rules", "python"}, "tools": {"builtin", "http"}}
+_TAGS = {"pipeline": set(KIND_MODULES), "tools": {"builtin", "http"}}
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
@@ -80,30 +80,19 @@ def parse_config(body: Any, source: str, base_dir: Path | None = None) -> Loaded
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_problems(exc)}") from None
     digest = hashlib.sha256(yaml.safe_dump(body, sort_keys=True).encode("utf-8"))
-    rules: dict[tuple[str, str], RulesConfig] = {}
+    files: dict[tuple[str, str], object] = {}
     for tenant, tenant_fields in config.tenants.items():
         for agent, agent_fields in tenant_fields.agents.items():
             pipeline = agent_fields.pipeline
-            if not isinstance(pipeline, RulesPipelineFields):
-                continue
-            where = f"tenants.{tenant}.agents.{agent}.pipeline"
+            where = f"{source}: tenants.{tenant}.agents.{agent}.pipeline"
             try:
-                if pipeline.rules is not None:
-                    rules[(tenant, agent)] = parse_rules(pipeline.rules, f"{source}: {where}.rules")
-                    continue
-                assert pipeline.rules_file is not None
-                path = Path(pipeline.rules_file)
-                if not path.is_absolute():
-                    path = (base_dir or Path.cwd()) / path
-                if not path.is_file():
-                    raise ConfigError(f"{source}: {where}.rules_file: no such file {path}")
-                rules[(tenant, agent)] = load_rules(path)
-                digest.update(path.read_bytes())
-            except ConfigError:
-                raise
-            except InvalidValue as exc:  # the rules' own errors name their file and field
+                loaded = pipeline_kind(pipeline.kind).load(pipeline, where, base_dir or Path.cwd())
+            except InvalidValue as exc:  # a kind's files' errors name their file and field
                 raise ConfigError(str(exc)) from None
-    return LoadedConfig(config, source, "sha256:" + digest.hexdigest()[:16], rules)
+            if loaded is not None:
+                files[(tenant, agent)] = loaded.value
+                digest.update(loaded.content)
+    return LoadedConfig(config, source, "sha256:" + digest.hexdigest()[:16], files)
 
 
 def load_config(path: Path) -> LoadedConfig:

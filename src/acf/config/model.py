@@ -30,12 +30,12 @@ from typing import Annotated, Literal
 import limits
 from pydantic import AnyHttpUrl, Discriminator, Field, Tag, field_validator, model_validator
 
+from acf.channels.account import ChannelAccount
+from acf.channels.email.config import EmailFields
+from acf.channels.telegram.config import TelegramFields
+from acf.channels.twilio.config import TwilioFields
+from acf.channels.whatsapp.config import WhatsAppFields
 from acf.config.capabilities import CapabilityFields
-from acf.config.channels import ChannelAccount
-from acf.config.channels.email import EmailFields
-from acf.config.channels.telegram import TelegramFields
-from acf.config.channels.twilio import TwilioFields
-from acf.config.channels.whatsapp import WhatsAppFields
 from acf.config.tools import ConfigModel, ToolDeclaration
 from acf.domain.channels import Channel
 from acf.domain.policy import AccumulationMode
@@ -161,14 +161,14 @@ class TenantFields(ConfigModel):
     """POST each web-chat reply here as JSON (an integration that forwards replies);
     without it, web replies are read from the event stream."""
     whatsapp: WhatsAppFields | None = None
-    """The tenant's WhatsApp Cloud API number (``acf.config.channels.whatsapp``)."""
+    """The tenant's WhatsApp Cloud API number (``acf.channels.whatsapp.config``)."""
     twilio: TwilioFields | None = None
     """The tenant's Twilio account: SMS, and WhatsApp through Twilio when ``whatsapp_from``
-    is set (``acf.config.channels.twilio``)."""
+    is set (``acf.channels.twilio.config``)."""
     telegram: TelegramFields | None = None
-    """The tenant's Telegram bot (``acf.config.channels.telegram``)."""
+    """The tenant's Telegram bot (``acf.channels.telegram.config``)."""
     email: EmailFields | None = None
-    """The tenant's support address (``acf.config.channels.email``)."""
+    """The tenant's support address (``acf.channels.email.config``)."""
     limits: LimitsFields = Field(default_factory=LimitsFields)
     channels: dict[Channel, ChannelPolicyFields] = Field(default_factory=dict)
     capabilities: dict[Channel, CapabilityFields] = Field(default_factory=dict)

@@ -288,3 +288,12 @@ def commerce_tools(backend: CommerceBackend) -> list[Tool]:
         Tool(REFUND_ORDER, backend.refund_order, backend.reconcile_refund),
         Tool(CANCEL_SUBSCRIPTION, backend.cancel_subscription, backend.reconcile_cancel),
     ]
+
+
+COMMERCE = "commerce"
+"""The name configurations give these tools: ``{name: lookup_order, builtin: commerce}``."""
+
+
+def commerce_factory() -> list[Tool]:
+    """The four tools over a new backend: each tenant that names them gets its own."""
+    return commerce_tools(CommerceBackend())

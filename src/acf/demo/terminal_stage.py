@@ -17,13 +17,14 @@ from acf.domain.agent_settings import AgentSettings
 from acf.domain.channels import Channel
 from acf.domain.events import EventKind, FabricEvent
 from acf.pipelines.rules import RulesPipeline
+from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Phase
 from acf.ports.event_store import EventQuery
 from acf.ports.ledger import LedgerEntry, LedgerQuery
 from acf.ports.session_store import SessionRecord
-from acf.service.agents import AgentBinding, Agents
+from acf.ports.tool_registry import ToolRegistry
+from acf.service.agents import Agents
 from acf.service.ingress import Accepted
-from acf.service.tool_gateway import ToolRegistry
 from acf.testing.harness import AGENT, TENANT, Harness, HarnessOptions
 
 CHANNEL = Channel.WEB

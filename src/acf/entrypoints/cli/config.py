@@ -23,12 +23,13 @@ def validate(
 
     from acf.bootstrap import ToolBackends, build_agents
     from acf.config.load import ConfigError, load_config
+    from acf.demo import demo_tools
     from acf.domain.errors import InvalidValue
 
     client = httpx.AsyncClient()
     try:
         loaded = load_config(file)
-        build_agents(loaded, ToolBackends(client))
+        build_agents(loaded, ToolBackends(client, demo_tools()))
     except (ConfigError, InvalidValue) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

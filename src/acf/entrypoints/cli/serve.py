@@ -7,11 +7,17 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from acf.entrypoints.cli.common import DatabaseUrl, DataDir, app
+
+if TYPE_CHECKING:  # imported when a command runs: `acf --help` stays quick
+    from opentelemetry.trace import TracerProvider
+
+    from acf.bootstrap import AcfSettings, Service
+    from acf.config.load import LoadedConfig
 
 ConfigOption = Annotated[
     Path | None,
@@ -22,7 +28,6 @@ ConfigOption = Annotated[
     ),
 ]
 DEMO_KEY_FILE = "demo-api-key"
-ROLES = ("api", "worker", "all")
 
 
 def demo_config_path() -> Path:
@@ -32,13 +37,11 @@ def demo_config_path() -> Path:
     return Path(str(files("acf.demo") / "acf.yaml"))
 
 
-async def demo_key(service: object, data_dir: Path, tenant: str) -> str:
+async def demo_key(service: "Service", data_dir: Path, tenant: str) -> str:
     """The demo tenant's key: created on the first run, kept in the data directory (mode
     0600) so later runs can print it again. Only the demo configuration does this."""
-    from acf.bootstrap import Service
     from acf.ports.api_keys import new_api_key
 
-    assert isinstance(service, Service)
     path = data_dir / DEMO_KEY_FILE
     if path.exists():
         key = path.read_text(encoding="utf-8").strip()
@@ -103,35 +106,46 @@ def serve(
     --database-url, one process of the distributed mode (schema: `acf db upgrade`)."""
     from prometheus_client import disable_created_metrics
 
+    from acf.bootstrap import SettingsError, read_settings
     from acf.config.load import ConfigError, load_config
     from acf.logging import configure_logging
     from acf.observability.tracing import configure_tracing
 
-    configure_logging(log_level)
+    options = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "config": config,
+        "log_level": log_level,
+        "tracing": tracing,
+        "role": role,
+        "database_url": database_url,
+        "metrics_port": metrics_port,
+        "redis_url": redis_url,
+    }
+    try:  # the options (or their variables) over the environment's other ACF_* settings
+        settings = read_settings(options)
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_locals)
     # *_created series are noise. Called through a typed name: prometheus-client leaves it
     # unannotated today, and a `type: ignore` would turn into an error once it is typed.
     disable_created: Callable[[], None] = disable_created_metrics
     disable_created()
     try:
-        provider = configure_tracing(tracing)
+        provider = configure_tracing(settings.tracing)
     except ValueError as exc:
         typer.echo(f"error: --tracing: {exc}", err=True)
         raise typer.Exit(2) from None
-    path = config or demo_config_path()
+    path = settings.config or demo_config_path()
     try:
         loaded = load_config(path)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if role not in ROLES:
-        typer.echo(f"error: --role {role!r}: expected one of {', '.join(ROLES)}", err=True)
-        raise typer.Exit(2)
-    if role != "all" and not database_url:
-        typer.echo(f"error: --role {role} needs --database-url (ACF_DATABASE_URL)", err=True)
-        raise typer.Exit(2)
     is_demo = path.resolve() == demo_config_path().resolve()
-    where = Where(data_dir, database_url, redis_url, role, metrics_port)
-    code = _event_loop_run(_serve(loaded, is_demo, host, port, where, provider))
+    code = _event_loop_run(_serve(loaded, is_demo, settings, provider))
     if code:
         raise typer.Exit(code)
 
@@ -146,73 +160,56 @@ def _event_loop_run(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-class Where:
+def _label(settings: "AcfSettings") -> str:
     """Where the service keeps its data, and which part of it this process runs."""
+    if settings.database_url is None:
+        return f"with data in {settings.data_dir.resolve()}"
+    from sqlalchemy.engine import make_url
 
-    def __init__(
-        self,
-        data_dir: Path,
-        database_url: str | None,
-        redis_url: str | None,
-        role: str,
-        metrics_port: int | None = None,
-    ) -> None:
-        self.data_dir = data_dir
-        self.database_url = database_url
-        self.redis_url = redis_url
-        self.role = role
-        self.metrics_port = metrics_port
-
-    @property
-    def label(self) -> str:
-        if self.database_url is None:
-            return f"with data in {self.data_dir.resolve()}"
-        from sqlalchemy.engine import make_url
-
-        url = make_url(self.database_url).render_as_string(hide_password=True)
-        return f"as {self.role} over {url}" + (" with Redis" if self.redis_url else "")
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    role = settings.role.value
+    return f"as {role} over {url}" + (" with Redis" if settings.redis_url else "")
 
 
-async def _open(loaded: object, where: Where, tracing: object) -> object:
-    from opentelemetry.trace import TracerProvider
-
+async def _open(
+    loaded: "LoadedConfig", settings: "AcfSettings", tracing: "TracerProvider | None"
+) -> "Service":
     from acf.bootstrap import open_service
-    from acf.bootstrap.distributed import DistributedSettings, Role, open_distributed_service
-    from acf.config.load import LoadedConfig
+    from acf.demo import demo_tools
 
-    assert isinstance(loaded, LoadedConfig)
-    assert tracing is None or isinstance(tracing, TracerProvider)
-    if where.database_url is None:
-        return await open_service(loaded, where.data_dir, tracing=tracing)
-    settings = DistributedSettings.from_env(where.database_url, where.redis_url)
-    return await open_distributed_service(loaded, settings, Role(where.role), tracing=tracing)
+    # The demo's built-in tools (`builtin: commerce`) are offered to every configuration.
+    return await open_service(loaded, settings, builtin_tools=demo_tools(), tracing=tracing)
 
 
 async def _serve(
-    loaded: object, is_demo: bool, host: str, port: int, where: Where, tracing: object
+    loaded: "LoadedConfig",
+    is_demo: bool,
+    settings: "AcfSettings",
+    tracing: "TracerProvider | None",
 ) -> int:
     """Serve until SIGINT or SIGTERM; returns the exit code."""
-    import psycopg
     import uvicorn
-    from psycopg_pool import PoolTimeout
 
     from acf.adapters.sqlite.database import DatabaseInUse
-    from acf.bootstrap import Service
-    from acf.config.load import LoadedConfig
+    from acf.bootstrap import Role
     from acf.domain.errors import InvalidValue
     from acf.entrypoints.http.app import create_app
 
-    assert isinstance(loaded, LoadedConfig)
-    data_dir = where.data_dir
+    host, port = settings.host, settings.port
+    open_errors: tuple[type[Exception], ...] = (RuntimeError,)
+    if settings.database_url is not None:  # the postgres extra; the embedded mode needs none
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        open_errors = (RuntimeError, psycopg.Error, PoolTimeout)
     try:
-        service = await _open(loaded, where, tracing)
+        service = await _open(loaded, settings, tracing)
     except (InvalidValue, DatabaseInUse, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         return 1 if isinstance(exc, DatabaseInUse) else 2
-    except (RuntimeError, psycopg.Error, PoolTimeout) as exc:
+    except open_errors as exc:
         typer.echo(f"error: cannot open the database: {exc}", err=True)
         return 1
-    assert isinstance(service, Service)
     # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises the signal into the
     # handler that was there before: ours only records it, so the finally below closes the
     # runtime and the store instead of the process dying (SIGTERM's default). A signal
@@ -224,8 +221,8 @@ async def _serve(
     }
     try:
         await service.start()
-        if where.role == "worker":
-            return await _work(where, stops, service, host)
+        if settings.role is Role.WORKER:
+            return await _work(settings, stops, service)
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(service),
@@ -236,7 +233,7 @@ async def _serve(
                 lifespan="off",
             )
         )
-        key = await demo_key(service, data_dir, "demo") if is_demo else None
+        key = await demo_key(service, settings.data_dir, "demo") if is_demo else None
         try:
             listener = _bind(host, port)
         except OSError as exc:
@@ -250,7 +247,7 @@ async def _serve(
             await asyncio.sleep(0.05)
         if stops:
             server.should_exit = True
-        _announce(host, listener.getsockname()[1], where.label, loaded.source, key)
+        _announce(host, listener.getsockname()[1], _label(settings), loaded.source, key)
         await serving
         return 0
     finally:
@@ -260,24 +257,23 @@ async def _serve(
         typer.echo("acf stopped: the runtime and the store are closed.")
 
 
-async def _work(where: Where, stops: list[int], service: object, host: str) -> int:
+async def _work(settings: "AcfSettings", stops: list[int], service: "Service") -> int:
     """A worker runs turns and deliveries until SIGINT or SIGTERM; with --metrics-port it
     also serves its operations routes (its own metrics: the turns it ran)."""
     import uvicorn
 
-    from acf.bootstrap import Service
     from acf.entrypoints.http.routes_operations import operations_app
 
-    assert isinstance(service, Service)
-    typer.echo(f"acf worker running {where.label}. Press Ctrl+C to stop.")
+    host, metrics_port = settings.host, settings.metrics_port
+    typer.echo(f"acf worker running {_label(settings)}. Press Ctrl+C to stop.")
     serving: asyncio.Task[None] | None = None
     server: uvicorn.Server | None = None
-    if where.metrics_port is not None:
+    if metrics_port is not None:
         try:
-            listener = _bind(host, where.metrics_port)
+            listener = _bind(host, metrics_port)
         except OSError as exc:
             message = exc.strerror or exc
-            typer.echo(f"error: cannot listen on {host}:{where.metrics_port}: {message}", err=True)
+            typer.echo(f"error: cannot listen on {host}:{metrics_port}: {message}", err=True)
             return 1
         config = uvicorn.Config(
             operations_app(service),

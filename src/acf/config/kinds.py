@@ -1,0 +1,61 @@
+"""The registry of pipeline kinds: for each ``pipeline.kind`` of the configuration file,
+the module that knows how that kind loads and checks the files its fields name, and how it
+becomes a ``Pipeline``.
+
+A kind's module is imported when a configuration first uses the kind, so the configuration
+layer never imports the pipelines (nor their SDKs, for kinds behind an extra). A new kind is
+one line here, one module exposing ``KIND`` and one fields class in ``acf.config.model``.
+"""
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from acf.domain.errors import InvalidValue
+from acf.domain.tools import ToolSpec
+from acf.ports.pipeline import Pipeline
+
+KIND_MODULES: dict[str, str] = {
+    "rules": "acf.pipelines.rules_kind",
+    "python": "acf.pipelines.python_kind",
+}
+"""Each kind's module; it exposes ``KIND``, a ``PipelineKind``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFiles:
+    """What a kind read for one agent: the checked ``value`` (handed back to ``build``) and
+    the bytes of the files read, which count in the configuration's version."""
+
+    value: object
+    content: bytes = b""
+
+
+class PipelineKind(Protocol):
+    """How one kind of pipeline is configured. ``where`` names the file and the field
+    (``acf.yaml: tenants.demo.agents.support.pipeline``); errors are ``InvalidValue`` whose
+    message starts with it (or names the kind's own file and field)."""
+
+    def load(self, fields: Any, where: str, base_dir: Path) -> LoadedFiles | None:
+        """Read and check the files ``fields`` name (relative to ``base_dir``); ``None``
+        when the kind names no file."""
+        ...
+
+    def build(
+        self, fields: Any, files: object | None, tools: Sequence[ToolSpec], where: str
+    ) -> Pipeline:
+        """The pipeline of one agent, given its loaded files and the tools it may call."""
+        ...
+
+
+def pipeline_kind(name: str) -> PipelineKind:
+    """The kind called ``name``; raises ``InvalidValue`` for an unknown one."""
+    module_name = KIND_MODULES.get(name)
+    if module_name is None:
+        raise InvalidValue(
+            f"unknown pipeline kind {name!r}; expected one of {sorted(KIND_MODULES)}"
+        )
+    kind: PipelineKind = importlib.import_module(module_name).KIND
+    return kind
