@@ -41,9 +41,11 @@ browser:
 test: $(STAMP) browser lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## lint: ruff, and the import directions of DESIGN §14 (pyproject.toml's [tool.importlinter])
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

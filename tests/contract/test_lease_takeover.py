@@ -25,11 +25,12 @@ from acf.domain.policy import AccumulationMode, ChannelPolicy
 from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
 from acf.domain.turns import TurnPhase
+from acf.ports.agent_binding import AgentBinding
 from acf.ports.event_store import EventQuery
 from acf.ports.lease import Lease, SessionLease
 from acf.ports.pipeline import TurnContext
 from acf.ports.store import Store
-from acf.service.agents import AgentBinding, Agents
+from acf.service.agents import Agents
 from acf.service.ingress import Ingress
 from acf.service.lease_keeper import LeaseSettings
 from acf.service.runtime import Runtime, RuntimeSettings

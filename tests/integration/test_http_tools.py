@@ -29,12 +29,13 @@ from acf.domain.messages import NewMessage
 from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
 from acf.domain.tools import SideEffectPolicy, ToolSpec
+from acf.ports.agent_binding import AgentBinding
 from acf.ports.pipeline import TurnContext
 from acf.ports.tool_backend import OutcomeUnknown, ToolCall
-from acf.service.agents import AgentBinding, Agents
+from acf.ports.tool_registry import ToolRegistry
+from acf.service.agents import Agents
 from acf.service.ingress import Ingress
 from acf.service.runtime import Runtime
-from acf.service.tool_gateway import ToolRegistry
 from acf.testing.channel import RecordingChannel
 
 

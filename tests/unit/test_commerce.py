@@ -10,7 +10,7 @@ from acf.demo.commerce import (
 )
 from acf.domain.tools import DedupeScope, SideEffectPolicy, idempotency_key
 from acf.ports.tool_backend import ToolCall
-from acf.service.tool_gateway import ToolRegistry
+from acf.ports.tool_registry import ToolRegistry
 
 
 def _call(key: str = "k1", **args: str) -> ToolCall:

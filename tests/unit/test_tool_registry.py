@@ -7,7 +7,7 @@ import pytest
 
 from acf.domain.tools import SideEffectPolicy, ToolSpec
 from acf.ports.tool_backend import Tool
-from acf.service.tool_gateway import ToolRegistry
+from acf.ports.tool_registry import ToolRegistry
 
 
 async def _noop(args: Any) -> None:

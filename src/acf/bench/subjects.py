@@ -27,9 +27,10 @@ from acf.domain.messages import NewMessage
 from acf.domain.policy import AccumulationMode, ChannelPolicy
 from acf.domain.replies import PipelineResult
 from acf.domain.session_key import SessionKey
+from acf.ports.agent_binding import AgentBinding
 from acf.ports.channel_sender import OutboundMessage, SendReceipt
 from acf.ports.pipeline import Pipeline, TurnContext
-from acf.service.agents import AgentBinding, Agents
+from acf.service.agents import Agents
 from acf.service.ingress import Ingress
 from acf.service.runtime import Runtime
 

@@ -1,0 +1,1 @@
+"""Measure acf beside a naive baseline and LangGraph (``acf bench``, ``make bench-distributed``)."""
