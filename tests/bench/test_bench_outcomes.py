@@ -1,14 +1,18 @@
 """The benchmark counts turns that failed and replies that were fallbacks, and never waits
 for an echo that will not come (issue 17); ``acf bench --sweep`` reports cost per turn."""
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from acf.adapters.sqlite.database import Durability
 from acf.bench.marks import Marks
+from acf.bench.measure import Unanswered, answered
 from acf.bench.subjects import AcfSubject
 from acf.bench.sweep import point
 from acf.domain.replies import PipelineResult
@@ -67,3 +71,24 @@ def test_the_sweep_rejects_bad_sizes() -> None:
     )
     assert done.returncode == 2
     assert "--sweep takes session counts" in done.stderr
+
+
+async def test_a_reply_delivered_before_the_wait_begins_is_not_waited_for() -> None:
+    """The overhead loop waits after ``receive``, which may already have delivered."""
+    marks = Marks()
+    marks.expect("hello")
+    marks.deliver("hello")
+    await asyncio.wait_for(answered(marks, ["hello"], "overhead", timeout_s=600), 5)
+
+
+async def test_the_wait_wakes_on_each_delivery_and_gives_up_on_a_fallback() -> None:
+    """The wait sleeps until a delivery wakes it (no polling on the measured loop): an awaited
+    reply ends it, and a reply that answers nothing (a fallback) makes it give up at once."""
+    marks = Marks()
+    marks.expect("a")
+    marks.expect("b")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.01, marks.deliver, "a")
+    loop.call_later(0.02, marks.deliver, "the fallback reply")
+    with pytest.raises(Unanswered, match="1 of 2 turn"):
+        await asyncio.wait_for(answered(marks, ["a", "b"], "throughput", timeout_s=600), 5)

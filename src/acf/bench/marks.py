@@ -22,8 +22,11 @@ class Marks:
     waiters: dict[str, asyncio.Event] = field(default_factory=dict)
     unexpected: int = 0
     """Replies that answer no awaited text: fallbacks of failed turns (or repeats)."""
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by every delivery, awaited or not: a waiter wakes only when something arrived."""
 
     def deliver(self, text: str) -> None:
+        self.progress.set()
         waiter = self.waiters.pop(text, None)
         if waiter is None:
             self.unexpected += 1
