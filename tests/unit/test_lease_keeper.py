@@ -78,3 +78,20 @@ async def test_an_unreachable_store_does_not_lose_the_lease(
     await _tick(clock, 1_000)
     assert keeper.held
     await tasks.cancel_all()
+
+
+async def test_outside_effects_stop_once_the_lease_may_have_expired_by_our_own_clock(
+    store: Store, clock: VirtualClock
+) -> None:
+    """A provider send cannot be fenced: a holder whose renewal is late (it may have been
+    taken over without knowing it) must not send, though its fenced writes stay allowed;
+    once a renewal succeeds it may again."""
+    tasks = TaskSet()
+    keeper = await _keep(store, clock, tasks)
+    await _tick(clock, 0)  # the keeper waits for its first renewal
+    assert keeper.may_act_outside()
+    clock.advance(int(SETTINGS.ttl_ms * 0.8) + 1)  # stalled: no renewal ran meanwhile
+    assert keeper.held and not keeper.may_act_outside()
+    await _tick(clock, 0)  # the pending renewal runs now, late, and succeeds
+    assert keeper.held and keeper.may_act_outside()
+    await tasks.cancel_all()

@@ -73,9 +73,11 @@ class IrreversibleGate:
                 {"forced": why, "to_seq": turn.to_seq, "off": run.off},
             )
         )
-        ops: list[WriteOp[Any]] = [gate, event]
+        # The fence check first: on PostgreSQL it locks the lease row (FOR SHARE), so the
+        # gate and a take-over are serialized, as every other fenced unit is.
+        ops: list[WriteOp[Any]] = [CheckFence(turn.session_id, run.keeper.fence, now), gate, event]
         if why is not None and await run.has_unseen():
-            ops += self._force_complete(now, why)[1:]  # the gate itself is the fence check
+            ops += self._force_complete(now, why)[1:]  # its fence check is already first
         try:
             await run.commit(ops)
         except Conflict as conflict:

@@ -7,6 +7,12 @@ every write is fenced, so lateness costs time, never the work (issue 17). A stor
 cannot be reached is tried again at the next interval: while it is away the holder can
 write nothing anyway, and a holder that was taken over meanwhile learns it at the next
 renewal or at its next fenced write.
+
+An effect outside the store (a provider send) cannot be fenced: a holder that stalled past
+its TTL may have been taken over without knowing it yet, and would send what the new holder
+sends too. ``may_act_outside`` is the guard for such effects: it also requires that the
+lease cannot have expired by this process's own monotonic clock — counted from when the
+last successful renewal (or the claim) was requested, up to ``OUTSIDE_SHARE`` of the TTL.
 """
 
 import asyncio
@@ -23,6 +29,10 @@ from acf.ports.lease import Lease, SessionLease
 from acf.service.tasks import TaskSet
 
 log = structlog.get_logger("acf.runtime")
+
+OUTSIDE_SHARE = 0.8
+"""The share of the TTL, from the last successful renewal's request, during which a holder
+may still act outside the store (the rest is the margin for clocks and scheduling)."""
 
 
 class _Claim(Protocol):
@@ -52,12 +62,14 @@ class LeaseKeeper:
         settings: LeaseSettings,
         tasks: TaskSet,
         lease: Lease,
+        requested_at: float | None = None,
     ) -> None:
         self._leases = leases
         self._clock = clock
         self._settings = settings
         self.lease = lease
         self.lost = asyncio.Event()
+        self._renewed_at = requested_at if requested_at is not None else clock.monotonic()
         self._task = tasks.spawn(self._renew_loop(), f"lease:{lease.session_id}")
 
     @classmethod
@@ -71,10 +83,11 @@ class LeaseKeeper:
     ) -> "tuple[LeaseKeeper, C] | None":
         """Await ``claiming`` (a ``Claims`` call, or anything giving a ``.lease``) and keep
         the lease it took; ``None`` when another holder has it."""
+        requested_at = clock.monotonic()
         claim = await claiming
         if claim is None:
             return None
-        return cls(leases, clock, settings, tasks, claim.lease), claim
+        return cls(leases, clock, settings, tasks, claim.lease, requested_at), claim
 
     @property
     def fence(self) -> int:
@@ -84,9 +97,17 @@ class LeaseKeeper:
     def held(self) -> bool:
         return not self.lost.is_set()
 
+    def may_act_outside(self) -> bool:
+        """Held, and not expired by this process's own clock: the guard for an effect that no
+        fence can stop (a provider send). False while a late renewal is still pending; true
+        again once one succeeds."""
+        share = self._settings.ttl_ms * OUTSIDE_SHARE / 1000
+        return self.held and self._clock.monotonic() < self._renewed_at + share
+
     async def _renew_loop(self) -> None:
         while True:
             await self._clock.sleep(self._settings.renew_every_ms / 1000)
+            requested_at = self._clock.monotonic()
             try:
                 renewed = await self._leases.renew(self.lease, self._settings.ttl_ms)
             except asyncio.CancelledError:
@@ -103,6 +124,7 @@ class LeaseKeeper:
                 self.lost.set()
                 return
             self.lease = renewed
+            self._renewed_at = requested_at
 
     async def release(self) -> None:
         """Stop renewing and give the lease up (best effort: it expires anyway)."""

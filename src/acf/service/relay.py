@@ -113,7 +113,9 @@ class Relay:
                 return None
             default = default_route(session, newest)
             for row in rows:
-                if not keeper.held:
+                # A send cannot be fenced: stop unless the lease cannot have expired by our own
+                # clock (a stalled relay may have been taken over without knowing it yet).
+                if not keeper.may_act_outside():
                     return p.lease.ttl_ms  # another relay may have it now: look again later
                 if row.turn_id not in correlations:
                     correlations[row.turn_id] = asyncio.ensure_future(
