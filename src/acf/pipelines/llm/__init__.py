@@ -1,0 +1,2 @@
+"""The ``llm`` pipeline kind: an agent on any OpenAI-compatible chat-completions endpoint,
+its tools through acf's gateway (DESIGN §16)."""
