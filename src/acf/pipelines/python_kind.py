@@ -1,25 +1,50 @@
 """The ``python`` pipeline kind: your own pipeline, made by ``factory``
-(``"package.module:callable"``) called with ``options`` as keyword arguments."""
+(``"package.module:callable"``) called with ``options`` as keyword arguments.
+
+The module is looked up first next to the configuration file: ``agents.desk:build`` finds
+``agents/desk.py`` (or ``agents/desk/__init__.py``) in the configuration file's folder,
+which is then put first on ``sys.path`` so the module's own imports of its neighbours work
+too. No ``PYTHONPATH`` is needed. A module not found there is imported as usual (an
+installed package). The module file's bytes count in the configuration's version.
+"""
 
 import importlib
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from acf.config.kinds import LoadedFiles
 from acf.config.model import PythonPipelineFields
 from acf.domain.errors import InvalidValue
 from acf.domain.tools import ToolSpec
 from acf.ports.pipeline import Pipeline
 
 
+def module_file(module_name: str, base_dir: Path) -> Path | None:
+    """The file of ``module_name`` (dotted) under ``base_dir``, if there is one."""
+    relative = Path(*module_name.split("."))
+    for candidate in (base_dir / relative.with_suffix(".py"), base_dir / relative / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 class PythonKind:
-    def load(self, fields: Any, where: str, base_dir: Path) -> None:
-        return None  # the factory is imported when the pipeline is built
+    def load(self, fields: Any, where: str, base_dir: Path) -> LoadedFiles | None:
+        assert isinstance(fields, PythonPipelineFields)
+        module_name = fields.factory.partition(":")[0]
+        found = module_file(module_name, base_dir)
+        if found is None:
+            return None  # an installed module, imported when the pipeline is built
+        return LoadedFiles(base_dir.resolve(), found.read_bytes())
 
     def build(
         self, fields: Any, files: object | None, tools: Sequence[ToolSpec], where: str
     ) -> Pipeline:
         assert isinstance(fields, PythonPipelineFields)
+        if isinstance(files, Path) and str(files) not in sys.path:
+            sys.path.insert(0, str(files))
         module_name, _, attribute = fields.factory.partition(":")
         try:
             factory = getattr(importlib.import_module(module_name), attribute)
