@@ -61,6 +61,7 @@ class ToolSpecFields(ConfigModel):
     requires_confirmation: bool = False
     timeout_ms: int = DEFAULT_TOOL_TIMEOUT_MS
     status_text: str | None = None
+    description: str | None = Field(default=None, max_length=1024)
 
     def to_spec(self) -> ToolSpec:
         return ToolSpec(
@@ -74,6 +75,7 @@ class ToolSpecFields(ConfigModel):
             requires_confirmation=self.requires_confirmation,
             timeout_ms=self.timeout_ms,
             status_text=self.status_text,
+            description=self.description,
         )
 
 

@@ -249,6 +249,7 @@ LOOKUP_ORDER = ToolSpec(
     business_key="{order_id}",
     timeout_ms=5_000,
     status_text="Checking your order...",
+    description="Look up an order by its number: its status, items and total.",
 )
 CREATE_TICKET = ToolSpec(
     "create_ticket",
@@ -260,6 +261,7 @@ CREATE_TICKET = ToolSpec(
     business_key="ticket-{topic}",
     dedupe_scope=DedupeScope.SESSION,
     status_text="Opening a ticket...",
+    description="Open a support ticket for a person to follow up (one per topic and session).",
 )
 REFUND_ORDER = ToolSpec(
     "refund_order",
@@ -268,6 +270,7 @@ REFUND_ORDER = ToolSpec(
     business_key="order-{order_id}",
     requires_confirmation=True,
     status_text="Refunding your order...",
+    description="Refund an order in full. Irreversible: the customer confirms it first.",
 )
 CANCEL_SUBSCRIPTION = ToolSpec(
     "cancel_subscription",
@@ -276,6 +279,7 @@ CANCEL_SUBSCRIPTION = ToolSpec(
     business_key="subscription-{subscription_id}",
     requires_confirmation=True,
     status_text="Cancelling your subscription...",
+    description="Cancel a subscription. Irreversible: the customer confirms it first.",
 )
 COMMERCE_SPECS = (LOOKUP_ORDER, CREATE_TICKET, REFUND_ORDER, CANCEL_SUBSCRIPTION)
 

@@ -54,6 +54,8 @@ class ToolSpec:
     timeout_ms: int = DEFAULT_TOOL_TIMEOUT_MS
     status_text: str | None = None
     """What a progress event shows while it runs ("Checking your order...")."""
+    description: str | None = None
+    """What the tool does, for a model choosing it (an LLM agent's function schema)."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
