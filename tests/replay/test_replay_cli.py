@@ -61,3 +61,23 @@ def test_replay_rejects_a_bad_file_clearly(tmp_path: Path) -> None:
     done = subprocess.run([*ACF, "replay", str(bad)], capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert "header must name sender, timestamp and text" in done.stderr
+
+
+def test_replay_counts_tokens_when_the_pipeline_is_a_streaming_llm(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*ACF, "replay", str(sample(tmp_path)), "--llm-tokens-per-s", "30"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LLM 300 ms to first token, 30 tokens/s, 60-token answers (2300 ms)" in " ".join(
+        done.stdout.split()
+    )
+    rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if "│" in line}
+    naive = [cell.strip() for cell in rows["naive"].split("│")]
+    # 16 requests of 1000 prompt tokens plus their text, 60 answer tokens each, per 100 msgs
+    assert int(naive[7].replace(",", "")) > 100 * (1000 + 60) // 1
+    assert naive[8] == "0"

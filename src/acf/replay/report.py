@@ -7,28 +7,51 @@ from rich.table import Table
 
 from acf.replay.runs import Measure
 
+TOKEN_COLUMNS = ("tokens / 100 msgs", "cancelled gens", "cancelled: used / full answer")
+
 
 def table(measures: Sequence[Measure], title: str) -> Table:
     out = Table(title=title)
-    for column in (
+    metered = any(m.tokens is not None for m in measures)
+    columns = [
         "strategy",
         "replies",
         "replies / run",
         "runs answered once",
         "added wait p50",
         "added wait p95",
-    ):
+    ]
+    for column in [*columns, *(TOKEN_COLUMNS if metered else ())]:
         out.add_column(column, justify="left" if column == "strategy" else "right")
     for m in measures:
-        out.add_row(
+        row = [
             m.strategy,
             str(m.replies),
             f"{m.replies_per_run:.3f}",
             f"{m.answered_once:.1%}",
             f"{m.wait_p50_ms / 1000:.2f} s",
             f"{m.wait_p95_ms / 1000:.2f} s",
-        )
+        ]
+        if metered:
+            row += token_cells(m)
+        out.add_row(*row)
     return out
+
+
+def token_cells(m: Measure) -> list[str]:
+    """Tokens paid per 100 messages; cancelled generations and the share of their full
+    answers they streamed before their stream was closed."""
+    t = m.tokens
+    if t is None:
+        return ["", "", ""]
+    per_100 = 100 * t.paid / (m.messages or 1)
+    share = (
+        f"{t.cancelled_used} / {t.cancelled_would_use} "
+        f"({t.cancelled_used / t.cancelled_would_use:.0%})"
+        if t.cancelled_would_use
+        else "-"
+    )
+    return [f"{per_100:,.0f}", str(t.cancelled), share]
 
 
 def plot(measures: Sequence[Measure], title: str, path: Path) -> None:

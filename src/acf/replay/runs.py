@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from acf.replay.sources import ChatLine
+from acf.replay.tokens import TokenTally
 from acf.stats import percentile
 
 
@@ -46,6 +47,8 @@ class Measure:
     wait_p50_ms: float
     wait_p95_ms: float
     """Wait added after a run's last message, beyond the pipeline's own latency."""
+    tokens: TokenTally | None = None
+    """What the strategy paid, when the replayed pipeline is a metered generation."""
 
 
 def session_of(line: ChatLine) -> str:

@@ -8,8 +8,12 @@ in their channel policy and supersede decision, so they share every other mechan
   signals when a typing speed is given;
 - ``fixed N s``: a plain debounce (close N s after the last message) that never cancels;
 - ``naive``: every message is answered on its own.
+
+With a ``TokenModel`` the pipeline is a metered streaming generation instead of a plain
+pause (``acf.replay.tokens``): the measure then says what each strategy paid in tokens.
 """
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from acf.domain.supersede import SupersedeDecision
 from acf.ports.session_store import SessionFilter
 from acf.replay.runs import Measure, Reply, measure, runs_of, session_of
 from acf.replay.sources import ChatLine
+from acf.replay.tokens import MeteredGeneration, TokenModel
 from acf.testing.harness import TENANT, Harness, HarnessOptions
 from acf.testing.pipeline import Script
 
@@ -84,13 +89,19 @@ async def simulate(
     channel: Channel,
     typing_cps: float = 0.0,
     progress: Callable[[int], None] | None = None,
+    tokens: TokenModel | None = None,
 ) -> Measure:
+    """``latency_ms`` is ignored with ``tokens`` (a generation takes its model's time)."""
     settings = AgentSettings(
         supersede=strategy.supersede, channel_policies={channel: strategy.policy}
     )
+    metered = None if tokens is None else MeteredGeneration(tokens)
+    if tokens is not None:
+        latency_ms = tokens.latency_ms
     options = HarnessOptions(
         script=Script(steps=({"sleep": latency_ms},) if latency_ms else ()),
         settings=settings,
+        pipeline=metered,
         durability=Durability.NORMAL,  # a simulation: speed over power-loss safety
     )
     with tempfile.TemporaryDirectory(prefix="acf-replay-") as tmp:
@@ -109,7 +120,10 @@ async def simulate(
                     progress(n)
             await h.run_until_idle(limit_ms=24 * 3600 * 1000)
             replies = await _replies(h, origin - start)
-    return measure(strategy.name, runs_of(lines), replies, latency_ms)
+    result = measure(strategy.name, runs_of(lines), replies, latency_ms)
+    if metered is None:
+        return result
+    return dataclasses.replace(result, tokens=metered.tally)
 
 
 async def _replies(h: Harness, offset_ms: int) -> list[Reply]:

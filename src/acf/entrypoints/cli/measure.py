@@ -38,6 +38,29 @@ def replay(
     plot_path: Annotated[
         Path | None, typer.Option("--plot", help="Also write the comparison as a PNG image.")
     ] = None,
+    llm_tokens_per_s: Annotated[
+        float,
+        typer.Option(
+            "--llm-tokens-per-s",
+            min=0,
+            help="Replay a streaming LLM at this speed and count the tokens each strategy "
+            "pays (0: a plain pause of --latency-ms); its time per turn replaces --latency-ms.",
+        ),
+    ] = 0.0,
+    llm_ttft_ms: Annotated[
+        int, typer.Option("--llm-ttft-ms", min=0, help="Its time to first token.")
+    ] = 300,
+    llm_answer_tokens: Annotated[
+        int, typer.Option("--llm-answer-tokens", min=1, help="Tokens of each answer.")
+    ] = 60,
+    llm_prompt_tokens: Annotated[
+        int,
+        typer.Option(
+            "--llm-prompt-tokens",
+            min=0,
+            help="Tokens of each request besides the turn's messages (prompt, tools, history).",
+        ),
+    ] = 1000,
 ) -> None:
     """Replay real chat timing through acf and through fixed windows and naive replies."""
     import asyncio
@@ -49,6 +72,7 @@ def replay(
     from acf.replay import report
     from acf.replay.simulate import default_strategies, simulate
     from acf.replay.sources import SourceError, read
+    from acf.replay.tokens import TokenModel
 
     try:
         chosen = Channel(channel)
@@ -72,13 +96,25 @@ def replay(
         raise typer.Exit(code=2)
     configure_logging("CRITICAL")
     console = Console(stderr=True)
+    tokens = None
+    pipeline = f"pipeline {latency_ms} ms"
+    if llm_tokens_per_s > 0:
+        tokens = TokenModel(llm_ttft_ms, llm_tokens_per_s, llm_answer_tokens, llm_prompt_tokens)
+        pipeline = (
+            f"LLM {llm_ttft_ms} ms to first token, {llm_tokens_per_s:g} tokens/s, "
+            f"{llm_answer_tokens}-token answers ({tokens.latency_ms} ms)"
+        )
     measures = []
     for strategy in default_strategies(chosen, typing_cps > 0):
         with console.status(f"replaying {len(lines)} messages: {strategy.name}"):
-            measures.append(asyncio.run(simulate(lines, strategy, latency_ms, chosen, typing_cps)))
+            measures.append(
+                asyncio.run(
+                    simulate(lines, strategy, latency_ms, chosen, typing_cps, tokens=tokens)
+                )
+            )
     title = (
         f"{path.name}: {measures[0].messages} messages, {measures[0].runs} same-sender runs; "
-        f"pipeline {latency_ms} ms; typing {f'{typing_cps:g} cps' if typing_cps else 'off'}; "
+        f"{pipeline}; typing {f'{typing_cps:g} cps' if typing_cps else 'off'}; "
         f"{chosen.value} policy"
     )
     Console().print(report.table(measures, title))
