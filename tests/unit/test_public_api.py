@@ -41,13 +41,20 @@ PUBLIC = {
         "__version__",
     ],
     "acf.testing": [
+        "Answer",
+        "CutStream",
+        "FakeOpenAI",
+        "FakeRequest",
+        "FakeToolCall",
         "Harness",
         "HarnessOptions",
+        "HttpError",
         "RecordingChannel",
         "Script",
         "ScriptedPipeline",
         "ToolBackend",
         "VirtualClock",
+        "answer_by_model",
     ],
 }
 

@@ -3,21 +3,37 @@
 ``Harness`` runs the embedded runtime on a real SQLite file under a ``VirtualClock`` and
 delivers through a ``RecordingChannel``; ``HarnessOptions`` takes your pipeline and your
 ``ToolRegistry`` (or a ``ScriptedPipeline`` following a ``Script``, and scripted
-``ToolBackend``\\ s).
+``ToolBackend``\\ s). ``FakeOpenAI`` is an OpenAI-compatible server on loopback for LLM
+agents: scripted answers (``Answer``, ``FakeToolCall``, ``HttpError``, ``CutStream``),
+streamed as the real API streams, every request recorded (``FakeRequest``).
 """
 
 from acf.testing.channel import RecordingChannel
 from acf.testing.clock import VirtualClock
+from acf.testing.fake_openai import FakeOpenAI, FakeRequest, answer_by_model
+from acf.testing.fake_openai_script import (
+    Answer,
+    CutStream,
+    FakeToolCall,
+    HttpError,
+)
 from acf.testing.harness import Harness, HarnessOptions
 from acf.testing.pipeline import Script, ScriptedPipeline
 from acf.testing.tools import ToolBackend
 
 __all__ = [
+    "Answer",
+    "CutStream",
+    "FakeOpenAI",
+    "FakeRequest",
+    "FakeToolCall",
     "Harness",
     "HarnessOptions",
+    "HttpError",
     "RecordingChannel",
     "Script",
     "ScriptedPipeline",
     "ToolBackend",
     "VirtualClock",
+    "answer_by_model",
 ]
