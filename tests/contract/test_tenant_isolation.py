@@ -42,6 +42,7 @@ from acf.ports.ledger import BeginExecution, FinishExecution, LedgerEntry, Ledge
 from acf.ports.message_log import AppendMessage
 from acf.ports.outbox import (
     ApplyDeliveryStatus,
+    CutUnsentPart,
     EnqueueFallback,
     EnqueueReply,
     RecordAttempt,
@@ -300,6 +301,7 @@ def _writes(b: World, clock: VirtualClock) -> dict[type[WriteOp[Any]], WriteOp[A
         EnqueueReply: None,  # type: ignore[dict-item]  # creates A's own row: checked below
         RecordAttempt: RecordAttempt(b.outbox_id, 2_000),
         RecordPartsSent: RecordPartsSent(b.outbox_id, 1, 2_000),
+        CutUnsentPart: CutUnsentPart(b.outbox_id, 2_000),
         ApplyDeliveryStatus: ApplyDeliveryStatus(b.outbox_id, DeliveryStatus.READ, 2_000),
         RememberStep: None,  # type: ignore[dict-item]  # creates A's own row: checked below
         CheckFence: CheckFence(b.session_id, 1, clock.now_ms()),

@@ -23,15 +23,26 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    CUT = "cut"
+    """Never sent: a later part of a paced reply that had not gone out when the customer
+    wrote again (``reply.cut``). Only a pending row is cut; nothing follows it."""
 
     @property
     def rank(self) -> int:
         return _RANK[self]
 
+    @property
+    def is_terminal(self) -> bool:
+        """Failed and cut rows change no more."""
+        return self in _TERMINAL
+
     def may_follow(self, current: "DeliveryStatus") -> bool:
-        """Whether this status may replace ``current`` (failed is terminal)."""
-        if current is DeliveryStatus.FAILED:
+        """Whether this status may replace ``current`` (failed and cut are terminal; a
+        row is cut only while pending)."""
+        if current.is_terminal:
             return False
+        if self is DeliveryStatus.CUT:
+            return current is DeliveryStatus.PENDING
         return self.rank > current.rank
 
 
@@ -41,7 +52,9 @@ _RANK = {
     DeliveryStatus.DELIVERED: 2,
     DeliveryStatus.READ: 3,
     DeliveryStatus.FAILED: 4,
+    DeliveryStatus.CUT: 4,
 }
+_TERMINAL = frozenset({DeliveryStatus.FAILED, DeliveryStatus.CUT})
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 Rows come from three writers: a turn's commit (its reply segments), a definite failure
 (``EnqueueFallback``: one copy of the failed row on the next channel of the fallback
 ladder, DESIGN §9) and an operator continuing a session on another channel (a notice,
-``EnqueueReply`` with a ``route``).
+``EnqueueReply`` with a ``route``). A row ends sent (then delivered, read), failed, or
+cut: a later part of a paced reply that had not gone out when the customer wrote again
+(``CutUnsentPart``, the one exception to DESIGN §3 invariant 6).
 """
 
 from collections.abc import Mapping
@@ -111,6 +113,23 @@ class ApplyDeliveryStatus(WriteOp[bool]):
     provider_message_id: str | None = None
     error: str | None = None
     guard: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CutUnsentPart(WriteOp[None]):
+    """Cut one part of a paced reply that never went out: the row becomes ``cut``
+    (terminal, never sent, not in the history the pipeline sees).
+
+    The one exception to DESIGN §3 invariant 6, so it is narrow, and every condition is
+    checked in this write: the row is pending and was never attempted (``attempts`` and
+    ``parts_sent`` are 0: the relay has not claimed it), it is not its reply's first part
+    (``position > 0``), and the session holds a message newer than its turn's range
+    (``last_seq > to_seq``: a reply to the newest message is never cut). Otherwise
+    ``Conflict``, and nothing of the unit is committed (its ``reply.cut`` event).
+    """
+
+    outbox_id: int
+    at_ms: int
 
 
 @runtime_checkable

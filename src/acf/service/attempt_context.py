@@ -1,7 +1,9 @@
 """What one attempt's pipeline sees, and shows the customer while it runs.
 
 The context's reads go to the store together (one hop): the session, the turn's messages,
-the history window, the recent replies and the turn group. A number answering buttons the
+the history window, the recent replies and the turn group. The replies the pipeline sees
+are those the customer could see (``visible_replies``): never a part that was cut, failed
+or superseded by its fallback copy (DESIGN §16). A number answering buttons the
 channel showed as numbered options becomes that button (``domain.numbered_answers``); the
 capabilities are those of the channel of the turn's newest message (where the customer
 wrote last). While the pipeline runs, the typing indicator shows where the channel has one.
@@ -57,7 +59,7 @@ async def attempt_context(
         gate,
         messages,
         history,
-        [dict(r.payload) for r in _once(replies)[-limit:]] if limit else [],
+        visible_replies(replies)[-limit:] if limit else [],
         session.state,
         binding.resolved,
         p.clock.now_ms() + settings.deadline_ms,
@@ -65,6 +67,19 @@ async def attempt_context(
         settings.capabilities_for(channel),
     )
     return ctx, session.state_version, group
+
+
+def visible_replies(replies: list[OutboxRow]) -> list[dict[str, Any]]:
+    """What the customer could see of ``replies`` (oldest first): rows sent (or delivered,
+    read), and a pending row only if it is its reply's first part (it will go out: only
+    later parts are cut). Never a cut or failed part; a row that fell back appears once, as
+    its copy. Each entry is the row's payload with ``at_ms`` (when it was queued),
+    ``turn_id`` and ``status``."""
+    return [
+        {**r.payload, "at_ms": r.created_at_ms, "turn_id": r.turn_id, "status": r.status.value}
+        for r in _once(replies)
+        if r.status in SEEN or (r.status is DeliveryStatus.PENDING and r.position == 0)
+    ]
 
 
 def _once(replies: list[OutboxRow]) -> list[OutboxRow]:

@@ -7,7 +7,9 @@ the process died between the two (DESIGN §3 invariant 6). A definite refusal ma
 failed and, in the same unit, queues its one fallback copy on the next channel of the
 ladder (``acf.service.fallbacks``), which takes the failed row's place in the order;
 anything else (a timeout, a 5xx) is counted and retried with backoff, to the same address,
-keeping the order, and never falls back.
+keeping the order, and never falls back. A later part of a paced reply that has not gone
+out when the customer writes again is cut instead of sent (``acf.service.reply_cut``, the
+one exception to invariant 6): the newer message's turn answers.
 
 A row goes where it was addressed (a fallback copy, a notice) or where its first attempt
 went, else where the customer last wrote: their newest message's channel and address (a
@@ -44,6 +46,7 @@ from acf.ports.unit_of_work import WriteOp
 from acf.service import fallbacks
 from acf.service.fallbacks import default_route
 from acf.service.lease_keeper import LeaseKeeper
+from acf.service.reply_cut import CutOutcome, cut_if_answered_later, may_cut
 from acf.service.runtime_parts import RuntimeParts
 
 log = structlog.get_logger("acf.relay")
@@ -127,12 +130,17 @@ class Relay:
                     key, row.outbox_id, row.payload, last_wrote_at(newest, route), row.parts_sent
                 )
                 with traced(row.trace_id):  # the provider's calls carry the turn's trace
-                    await self._pace(outbound, row, newest)
-                    step = await self._send(
-                        outbound, row, route, session, correlations[row.turn_id]
-                    )
+                    paused = await self._pace(outbound, row, newest)
+                    step = None
+                    if may_cut(row, paused):
+                        step = await self._cut(claim, row, rows, correlations[row.turn_id])
+                    if step is None:
+                        step = await self._send(
+                            outbound, row, route, session, correlations[row.turn_id]
+                        )
                 if step is _REREAD:
-                    break  # a fallback copy took the failed row's place: read the order again
+                    break  # a fallback copy took the failed row's place, or the rest of a
+                    # reply was cut: read the order again
                 if isinstance(step, int):
                     return step
             news.clear()
@@ -172,10 +180,11 @@ class Relay:
 
     async def _pace(
         self, outbound: OutboundMessage, row: OutboxRow, newest: InboundMessage | None
-    ) -> None:
+    ) -> int:
         """Before a reply's later segment (its first try): the pipeline's ``delay_ms`` or the
         channel's ``segment_pacing_ms``, whichever is longer, with the typing indicator
-        shown meanwhile where the channel has one, so segments read as someone writing."""
+        shown meanwhile where the channel has one, so segments read as someone writing.
+        Returns the pause, in milliseconds."""
         p, key = self._parts, outbound.key
         delay = int(row.payload.get("delay_ms", 0) or 0)
         if row.position > 0 and row.attempts == 0 and p.agents.has_agent(key.tenant, key.agent):
@@ -189,6 +198,23 @@ class Relay:
                     log.info("typing.not_shown", tenant=key.tenant, error=repr(exc))
         if delay > 0:
             await p.clock.sleep(delay / 1000)
+        return delay
+
+    async def _cut(
+        self,
+        claim: DeliveryClaim,
+        row: OutboxRow,
+        rows: Sequence[OutboxRow],
+        correlating: "asyncio.Task[Correlation]",
+    ) -> int | _Reread | None:
+        """After a later part's pause: ``None`` to send it, ``_REREAD`` when it and the rest
+        of its reply were cut (the customer wrote again), or a delay to look again after
+        when the cut was refused (the delivery lease or the row changed meanwhile)."""
+        p = self._parts
+        cut = await cut_if_answered_later(p.store, p.clock, claim.lease, row, rows, correlating)
+        if cut is CutOutcome.KEEP:
+            return None
+        return _REREAD if cut is CutOutcome.CUT else FIRST_BACKOFF_MS
 
     async def _send(
         self,

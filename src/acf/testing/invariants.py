@@ -13,6 +13,7 @@ from acf.domain.signals import DeliveryStatus
 from acf.domain.turns import Turn, TurnPhase
 from acf.ports.event_store import EventQuery
 from acf.ports.ledger import LedgerQuery
+from acf.ports.outbox import OutboxRow
 from acf.ports.session_store import SessionFilter, SessionRecord
 from acf.ports.store import Store
 from acf.service.continuity import is_notice
@@ -146,6 +147,29 @@ def tool_events_name_ledger_rows(
     ]
 
 
+def cut_rows_explained(
+    rows: Sequence[OutboxRow], events: Sequence[FabricEvent], channel: RecordingChannel | None
+) -> list[str]:
+    """The one exception to invariant 6: a cut part was never sent, and a ``reply.cut``
+    event names it (the customer wrote again before it went out)."""
+    named = {
+        outbox_id
+        for e in events
+        if e.kind is EventKind.REPLY_CUT
+        for outbox_id in e.data.get("outbox_ids", ())
+    }
+    sent = set() if channel is None else {s.outbox_id for s in channel.sends}
+    problems = []
+    for row in rows:
+        if row.status is not DeliveryStatus.CUT:
+            continue
+        if row.outbox_id not in named:
+            problems.append(f"outbox row {row.outbox_id} was cut without a reply.cut event")
+        if row.outbox_id in sent or row.attempts or row.parts_sent:
+            problems.append(f"outbox row {row.outbox_id} was cut after it was sent")
+    return problems
+
+
 async def check_all(
     store: Store,
     tenants: Sequence[str],
@@ -191,6 +215,7 @@ async def check_all(
                 problems.append(f"outbox row {row.outbox_id} comes from a turn not committed")
             if row.status is DeliveryStatus.PENDING:
                 problems.append(f"outbox row {row.outbox_id} was never delivered")
+        problems += cut_rows_explained(rows, events, channel)
     if channel is not None and channel.repeats() > allowed_repeats:
         problems.append(
             f"{channel.repeats()} repeated sends; at most {allowed_repeats} allowed (crashes "

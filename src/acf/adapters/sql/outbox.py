@@ -15,6 +15,7 @@ from acf.domain.signals import DeliveryStatus
 from acf.ports.identities import RouteToSession
 from acf.ports.outbox import (
     ApplyDeliveryStatus,
+    CutUnsentPart,
     EnqueueFallback,
     EnqueueReply,
     OutboxRow,
@@ -175,6 +176,24 @@ def _status(conn: SqlConnection, tenant: str, op: ApplyDeliveryStatus) -> bool:
         (op.status.value, op.at_ms, op.provider_message_id, op.error, tenant, op.outbox_id),
     )
     return True
+
+
+@executes(CutUnsentPart)
+def _cut(conn: SqlConnection, tenant: str, op: CutUnsentPart) -> None:
+    # One statement: the row's own conditions and the newer message are read together, so
+    # a send recorded or a turn committed meanwhile cannot be overtaken.
+    cut = conn.execute(
+        "UPDATE outbox SET status = 'cut', updated_at_ms = ? "
+        "WHERE tenant = ? AND outbox_id = ? AND status = 'pending' AND attempts = 0 "
+        "AND parts_sent = 0 AND position > 0 AND EXISTS (SELECT 1 FROM turns t "
+        "JOIN sessions s ON s.tenant = t.tenant AND s.session_id = t.session_id "
+        "WHERE t.tenant = outbox.tenant AND t.turn_id = outbox.turn_id "
+        "AND t.session_id = outbox.session_id AND s.last_seq > t.to_seq) "
+        "RETURNING outbox_id",
+        (op.at_ms, tenant, op.outbox_id),
+    ).fetchone()
+    if cut is None:
+        raise Conflict(f"outbox row {op.outbox_id} may not be cut")
 
 
 def undelivered_of(conn: SqlConnection, tenant: str, session_id: str) -> list[OutboxRow]:

@@ -88,7 +88,10 @@ class ReplyView(BaseModel):
     position: int
     text: str
     buttons: list[dict[str, Any]]
-    status: str
+    status: str = Field(
+        description="pending, sent, delivered, read, failed, or cut (a later part not sent: "
+        "the customer wrote again first)"
+    )
     attempts: int
     created_at_ms: int
     channel: str | None = Field(

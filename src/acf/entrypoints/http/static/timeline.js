@@ -101,6 +101,8 @@ const SUMMARIES = {
   },
   "response.status": (d) => generic(d),
   "response.failed": (d) => `segment ${d.position + 1}: ${d.error ?? "failed"}`,
+  "reply.cut": (d) =>
+    `${d.outbox_ids.length} unsent part(s) cut: the customer wrote again (message ${d.newer_seq})`,
   "tool.refused": (d) => `${d.tool}: ${d.reason}`,
   "tool.execution_started": (d) => `${d.tool} (${d.policy})${d.status_text ? ` — ${d.status_text}` : ""}`,
   "tool.execution_completed": (d) => `${d.tool} succeeded in ${ms(d.duration_ms)}`,
