@@ -18,16 +18,17 @@ from tests.config.test_config_file import base, write
 
 
 def test_each_kind_of_the_configuration_model_is_registered() -> None:
-    from acf.config.model import PythonPipelineFields, RulesPipelineFields
+    from acf.config.model import LlmPipelineFields, PythonPipelineFields, RulesPipelineFields
 
     kinds = {RulesPipelineFields.model_fields["kind"].annotation.__args__[0]}
     kinds.add(PythonPipelineFields.model_fields["kind"].annotation.__args__[0])
+    kinds.add(LlmPipelineFields.model_fields["kind"].annotation.__args__[0])
     assert kinds == set(KIND_MODULES)
     for name in KIND_MODULES:
         kind = pipeline_kind(name)
         assert callable(kind.load) and callable(kind.build)
-    with pytest.raises(InvalidValue, match="unknown pipeline kind 'llm'"):
-        pipeline_kind("llm")
+    with pytest.raises(InvalidValue, match="unknown pipeline kind 'langgraph'"):
+        pipeline_kind("langgraph")
 
 
 def test_the_rules_kind_loads_its_file_and_counts_it_in_the_version(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from acf.domain.errors import InvalidValue
 from acf.domain.tools import ToolSpec
@@ -20,6 +20,7 @@ from acf.ports.pipeline import Pipeline
 KIND_MODULES: dict[str, str] = {
     "rules": "acf.pipelines.rules_kind",
     "python": "acf.pipelines.python_kind",
+    "llm": "acf.pipelines.llm.kind",
 }
 """Each kind's module; it exposes ``KIND``, a ``PipelineKind``."""
 
@@ -48,6 +49,25 @@ class PipelineKind(Protocol):
     ) -> Pipeline:
         """The pipeline of one agent, given its loaded files and the tools it may call."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSite:
+    """Where a pipeline serves: its tenant (and the tenant's display name) and agent."""
+
+    tenant: str
+    agent: str
+    tenant_display_name: str | None = None
+
+
+@runtime_checkable
+class SiteAwareKind(Protocol):
+    """Optional: a kind whose files depend on the agent's site (an LLM's system prompt
+    names the tenant). The loader calls ``load_at`` instead of ``load`` when it exists."""
+
+    def load_at(
+        self, fields: Any, where: str, base_dir: Path, site: AgentSite
+    ) -> LoadedFiles | None: ...
 
 
 def pipeline_kind(name: str) -> PipelineKind:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from acf.config.kinds import KIND_MODULES, pipeline_kind
+from acf.config.kinds import KIND_MODULES, AgentSite, SiteAwareKind, pipeline_kind
 from acf.config.model import AcfConfig
 from acf.config.secrets import SECRET_REF
 from acf.domain.errors import InvalidValue
@@ -85,8 +85,14 @@ def parse_config(body: Any, source: str, base_dir: Path | None = None) -> Loaded
         for agent, agent_fields in tenant_fields.agents.items():
             pipeline = agent_fields.pipeline
             where = f"{source}: tenants.{tenant}.agents.{agent}.pipeline"
+            base = base_dir or Path.cwd()
             try:
-                loaded = pipeline_kind(pipeline.kind).load(pipeline, where, base_dir or Path.cwd())
+                kind = pipeline_kind(pipeline.kind)
+                if isinstance(kind, SiteAwareKind):
+                    site = AgentSite(tenant, agent, tenant_fields.display_name)
+                    loaded = kind.load_at(pipeline, where, base, site)
+                else:
+                    loaded = kind.load(pipeline, where, base)
             except InvalidValue as exc:  # a kind's files' errors name their file and field
                 raise ConfigError(str(exc)) from None
             if loaded is not None:

@@ -7,7 +7,7 @@ which series is ``acf.observability.metrics``. Every family carries the label ``
 the known sets below (anything else is ``OTHER``).
 """
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 OTHER = "other"
 """The label value for anything outside a label's known values."""
@@ -20,6 +20,11 @@ DELIVERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 """Queued reply to the provider's acceptance: milliseconds, or minutes with retries."""
 TOOL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 """A tool call, up to its timeout (the default is 30 s)."""
+
+TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+"""A model's time to first token: a few hundred milliseconds to seconds."""
+TOOL_ROUND_BUCKETS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0)
+"""Tool rounds of one LLM turn (at most ``max_tool_rounds``, 6 by default)."""
 
 TURN_OUTCOMES = ("committed", "failed", "superseded")
 ENDED_OUTCOMES = ("committed", "failed")
@@ -43,6 +48,13 @@ CLOSE_REASONS = frozenset(
         "cap",
     }
 )
+TOKEN_KINDS = ("prompt", "completion")
+CIRCUIT_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+"""The circuit gauge's value per breaker state."""
+ENFORCEMENT_RULES = frozenset(
+    {"claimed_action", "banned_phrase", "max_length", "required_disclosure"}
+)
+ENFORCEMENT_ACTIONS = frozenset({"regenerate", "fallback", "cut", "append", "default_question"})
 FAILURE_REASONS = (
     "deadline",
     "cancelled",
@@ -171,6 +183,7 @@ class Families:
             "Events stored without a valid W3C trace id, by kind (should stay 0).",
             "kind",
         )
+        self.llm = LlmFamilies(registry)
         self.requests = Counter(
             "acf_requests",
             "Requests to /v1, by route: api, or webhook_<provider>.",
@@ -182,6 +195,85 @@ class Families:
             "Requests to /v1 that came without a valid traceparent (a new trace was "
             "started), by route: the propagation rate is 1 - this / acf_requests.",
             ("route",),
+            registry=registry,
+        )
+
+
+class LlmFamilies:
+    """The LLM pipeline's families (DESIGN §16), fed by its progress events. Labels:
+    ``agent``, ``model`` and ``config_version`` besides ``tenant``; ``endpoint`` for the
+    circuit (held to a bounded set of values by ``FabricMetrics``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        per_model = ("tenant", "agent", "model", "config_version")
+        self.tokens = Counter(
+            "acf_llm_tokens",
+            "Tokens paid for model calls, by kind (prompt, completion).",
+            (*per_model, "kind"),
+            registry=registry,
+        )
+        self.cost = Counter(
+            "acf_llm_cost",
+            "Cost of model calls from the agent's price table (its currency), priced models only.",
+            per_model,
+            registry=registry,
+        )
+        self.requests = Counter(
+            "acf_llm_requests",
+            "HTTP requests to the model, retries and fallbacks included.",
+            per_model,
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "acf_llm_time_to_first_token_seconds",
+            "Time to the first streamed token of a completion.",
+            per_model,
+            registry=registry,
+            buckets=TTFT_BUCKETS,
+        )
+        self.tool_rounds = Histogram(
+            "acf_llm_tool_rounds",
+            "Rounds of tool calls per LLM turn run to its end.",
+            ("tenant", "agent", "config_version"),
+            registry=registry,
+            buckets=TOOL_ROUND_BUCKETS,
+        )
+        self.cancelled = Counter(
+            "acf_llm_generations_cancelled",
+            "Generations whose stream was closed by a supersede (or a stop).",
+            per_model,
+            registry=registry,
+        )
+        self.tokens_saved = Counter(
+            "acf_llm_tokens_saved",
+            "Completion tokens a closed stream did not pay: the mean completion of the "
+            "agent's model so far minus what the cancelled one had streamed (an estimate).",
+            per_model,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "acf_llm_retries",
+            "Model requests retried (429, 5xx, connection errors, timeouts, cut streams).",
+            per_model,
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "acf_llm_fallback_models",
+            "Times a fallback model was tried, by the model tried.",
+            per_model,
+            registry=registry,
+        )
+        self.circuit = Gauge(
+            "acf_llm_circuit_state",
+            "The endpoint's circuit breaker as this tenant's turns last saw it: "
+            "0 closed, 1 half-open (a probe), 2 open.",
+            ("tenant", "endpoint"),
+            registry=registry,
+        )
+        self.enforcement = Counter(
+            "acf_llm_enforcement_hits",
+            "Replies that broke an enforcement rule, by rule and what was done.",
+            ("tenant", "agent", "rule", "action"),
             registry=registry,
         )
 

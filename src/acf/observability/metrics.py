@@ -6,6 +6,11 @@ themselves (``waited_ms`` on ``window.closed``; ``run_ms`` and ``latency_ms`` on
 terminal event; ``duration_ms`` on a tool's outcome); the only state kept here is when each
 reply was queued, bounded, for the delivery latency when the delivery event does not say.
 
+The LLM pipeline's metrics (tokens, cost, time to first token, tool rounds, generations
+cancelled and the tokens that saved, retries, the circuit, enforcement hits) come from its
+progress events (``turn.progress`` named ``llm.*`` and ``enforcement.hit``), per tenant,
+agent, model and config version.
+
 Every metric carries the label ``tenant``, except the requests' counters (``request``:
 the HTTP layer counts them before it knows the tenant). Labels that come from event data
 are held to a known set (anything else is counted as ``other``), so a stray value cannot
@@ -19,27 +24,47 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from acf.domain.events import EventKind, FabricEvent
 from acf.observability.metric_families import (
+    CIRCUIT_STATES,
     CLOSE_REASONS,
+    ENFORCEMENT_ACTIONS,
+    ENFORCEMENT_RULES,
     FORCE_REASONS,
     OTHER,
     SUPERSEDE_REASONS,
+    TOKEN_KINDS,
     Families,
     TenantSeries,
     failure_reason,
 )
 from acf.observability.trace_context import valid_trace_id
 
-__all__ = ["MAX_PENDING_REPLIES", "MAX_TOOL_LABELS", "FabricMetrics", "failure_reason"]
+__all__ = [
+    "MAX_LLM_LABELS",
+    "MAX_PENDING_REPLIES",
+    "MAX_TOOL_LABELS",
+    "FabricMetrics",
+    "failure_reason",
+]
 
 MAX_TOOL_LABELS = 200
 """Distinct tool names kept as label values; later ones are counted as ``other`` (a
 refused call names whatever tool the pipeline asked for)."""
+MAX_LLM_LABELS = 100
+"""Distinct values kept per LLM label (agents, models, config versions, endpoints); later
+ones are counted as ``other``."""
 MAX_PENDING_REPLIES = 10_000
 """Queued replies whose queue time is kept until they are delivered."""
 
 
 def _known(value: object, known: frozenset[str]) -> str:
     return value if isinstance(value, str) and value in known else OTHER
+
+
+def _amount(data: Mapping[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
 
 
 def _seconds(data: Mapping[str, Any], name: str) -> float | None:
@@ -74,6 +99,9 @@ class FabricMetrics:
         self._tool_names: set[str] = set()
         self._queued_at: dict[tuple[str, int], int] = {}
         """(turn_id, position) -> when the reply was queued, until it is delivered."""
+        self._llm_values: dict[str, set[str]] = {}
+        self._completions: dict[tuple[str, ...], tuple[float, int]] = {}
+        """(tenant, agent, model, config_version) -> completion tokens and completions."""
 
     # -- the HTTP layer calls these ------------------------------------------------
 
@@ -104,7 +132,11 @@ class FabricMetrics:
                 self._family.events_without_trace.labels(
                     event.correlation.tenant, event.kind.value
                 ).inc()
-            handler = handlers.get(event.kind)
+            if event.kind is EventKind.TURN_PROGRESS:  # by name: most feed no metric
+                name = event.data.get("name")
+                handler = _PROGRESS_HANDLERS.get(name) if isinstance(name, str) else None
+            else:
+                handler = handlers.get(event.kind)
             if handler is None:
                 continue
             tenant = event.correlation.tenant
@@ -233,6 +265,92 @@ class FabricMetrics:
         if child is not None:
             child.inc()
 
+    # -- the LLM pipeline's progress events (DESIGN §16) ---------------------------
+
+    def _llm_label(self, kind: str, value: object) -> str:
+        if not isinstance(value, str) or not value:
+            return OTHER
+        seen = self._llm_values.setdefault(kind, set())
+        if value in seen:
+            return value
+        if len(seen) >= MAX_LLM_LABELS:
+            return OTHER
+        seen.add(value)
+        return value
+
+    def _per_model(self, e: FabricEvent) -> tuple[str, str, str, str]:
+        return (
+            e.correlation.tenant,
+            self._llm_label("agent", e.data.get("agent")),
+            self._llm_label("model", e.data.get("model")),
+            self._llm_label("config_version", e.correlation.config_version),
+        )
+
+    def _llm_completion(self, t: TenantSeries, e: FabricEvent) -> None:
+        f, labels, data = self._family.llm, self._per_model(e), e.data
+        for kind in TOKEN_KINDS:
+            tokens = _amount(data, f"{kind}_tokens")
+            if tokens:
+                f.tokens.labels(*labels, kind).inc(tokens)
+        cost = _amount(data, "cost")
+        if cost is not None:
+            f.cost.labels(*labels).inc(cost)
+        f.requests.labels(*labels).inc(_amount(data, "requests") or 0)
+        ttft = _seconds(data, "ttft_ms")
+        if ttft is not None:
+            f.ttft.labels(*labels).observe(ttft)
+        completion = _amount(data, "completion_tokens")
+        if completion is not None and data.get("purpose") == "reply":
+            total, count = self._completions.get(labels, (0.0, 0))
+            self._completions[labels] = (total + completion, count + 1)
+
+    def _llm_turn(self, t: TenantSeries, e: FabricEvent) -> None:
+        rounds = _amount(e.data, "tool_rounds")
+        if rounds is not None:
+            agent = self._llm_label("agent", e.data.get("agent"))
+            version = self._llm_label("config_version", e.correlation.config_version)
+            self._family.llm.tool_rounds.labels(t.name, agent, version).observe(rounds)
+
+    def _llm_cancelled(self, t: TenantSeries, e: FabricEvent) -> None:
+        f, labels = self._family.llm, self._per_model(e)
+        f.cancelled.labels(*labels).inc()
+        streamed = _amount(e.data, "completion_tokens_streamed")
+        total, count = self._completions.get(labels, (0.0, 0))
+        if streamed is not None and count:
+            saved = round(total / count - streamed)
+            if saved > 0:
+                f.tokens_saved.labels(*labels).inc(saved)
+
+    def _llm_retry(self, t: TenantSeries, e: FabricEvent) -> None:
+        self._family.llm.retries.labels(*self._per_model(e)).inc()
+
+    def _llm_fallback(self, t: TenantSeries, e: FabricEvent) -> None:
+        self._family.llm.fallbacks.labels(*self._per_model(e)).inc()
+
+    def _llm_circuit(self, t: TenantSeries, e: FabricEvent) -> None:
+        state = e.data.get("state")
+        level = CIRCUIT_STATES.get(state) if isinstance(state, str) else None
+        if level is not None:
+            endpoint = self._llm_label("endpoint", e.data.get("endpoint"))
+            self._family.llm.circuit.labels(t.name, endpoint).set(level)
+
+    def _enforcement_hit(self, t: TenantSeries, e: FabricEvent) -> None:
+        agent = self._llm_label("agent", e.data.get("agent"))
+        rule = _known(e.data.get("rule"), ENFORCEMENT_RULES)
+        action = _known(e.data.get("action"), ENFORCEMENT_ACTIONS)
+        self._family.llm.enforcement.labels(t.name, agent, rule, action).inc()
+
+
+_PROGRESS_HANDLERS: dict[str, _Handler] = {
+    "llm.completion": FabricMetrics._llm_completion,
+    "llm.turn": FabricMetrics._llm_turn,
+    "llm.generation_cancelled": FabricMetrics._llm_cancelled,
+    "llm.retry": FabricMetrics._llm_retry,
+    "llm.fallback_model": FabricMetrics._llm_fallback,
+    "llm.circuit": FabricMetrics._llm_circuit,
+    "enforcement.hit": FabricMetrics._enforcement_hit,
+}
+"""The progress events (``turn.progress`` by ``name``) that feed a metric."""
 
 _HANDLERS: dict[EventKind, _Handler] = {
     EventKind.WINDOW_CLOSED: FabricMetrics._window_closed,
