@@ -86,7 +86,9 @@ def test_the_bundled_demo_configuration_is_valid() -> None:
             'limits.accepted_messages: Value error, expected one rate such as "20/second"',
         ),
         (
-            lambda b: b["tenants"]["acme"]["agents"]["support"]["pipeline"].update(kind="langgraph"),
+            lambda b: b["tenants"]["acme"]["agents"]["support"]["pipeline"].update(
+                kind="langgraph"
+            ),
             "agents.support.pipeline: Input tag 'langgraph' found using 'kind' does not match",
         ),
         (
