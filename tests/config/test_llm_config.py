@@ -12,7 +12,7 @@ from acf.bootstrap import ToolBackends, build_agents
 from acf.config.load import ConfigError, load_config
 from acf.demo import demo_tools
 from acf.pipelines.llm.completion import LlmUnavailable
-from acf.pipelines.llm.kind import LazyClient
+from acf.pipelines.llm.kind import LLM_HISTORY_LIMIT, LazyClient
 from acf.pipelines.llm.pipeline import LlmPipeline
 from acf.testing import VirtualClock
 from tests.config.test_config_file import base, error_of, write
@@ -156,3 +156,18 @@ def test_an_inline_prompt_and_no_prompt_at_all(tmp_path: Path) -> None:
     agents = build_agents(bare, ToolBackends(httpx.AsyncClient(), demo_tools()))
     pipeline = agents.get("acme", "support").pipeline
     assert isinstance(pipeline, LlmPipeline) and pipeline.setup.prompt.template is None
+
+
+async def test_an_llm_agent_reads_a_longer_history_unless_its_settings_say_otherwise(
+    tmp_path: Path,
+) -> None:
+    body = base()
+    agents = body["tenants"]["acme"]["agents"]
+    llm = {"kind": "llm", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    agents["support"]["pipeline"] = llm
+    agents["support"]["tools"] = []
+    agents["short"] = {"pipeline": llm, "settings": {"history_limit": 5}}
+    async with httpx.AsyncClient() as http:
+        built = build_agents(load_config(write(tmp_path, body)), ToolBackends(http, demo_tools()))
+    assert built.get("acme", "support").settings.history_limit == LLM_HISTORY_LIMIT
+    assert built.get("acme", "short").settings.history_limit == 5

@@ -10,7 +10,7 @@ import httpx
 
 from acf.adapters.tools import declared
 from acf.bootstrap.builtin_tools import BuiltinTools
-from acf.config.kinds import pipeline_kind
+from acf.config.kinds import SETTINGS_DEFAULTS, pipeline_kind
 from acf.config.load import ConfigError, LoadedConfig
 from acf.config.model import BuiltinToolFields, ChannelPolicyFields, PipelineFields, TenantFields
 from acf.config.tools import ToolDeclaration
@@ -160,7 +160,8 @@ def build_agents(loaded: LoadedConfig, backends: ToolBackends) -> Agents:
                 f"tenants.{tenant}.channels": tenant_fields.channels,
                 f"tenants.{tenant}.agents.{agent}.channels": fields.channels,
             }
-            overrides = fields.settings.model_dump(exclude_none=True)
+            kind_defaults = getattr(pipeline_kind(fields.pipeline.kind), SETTINGS_DEFAULTS, {})
+            overrides = {**kind_defaults, **fields.settings.model_dump(exclude_none=True)}
             try:
                 settings = AgentSettings(
                     **overrides,

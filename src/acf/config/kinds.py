@@ -60,6 +60,12 @@ class AgentSite:
     tenant_display_name: str | None = None
 
 
+SETTINGS_DEFAULTS = "settings_defaults"
+"""Optional attribute of a kind: agent settings it needs other than acf's defaults (an LLM
+reads a longer history, which its token budget then windows); the agent's own
+``settings`` still win."""
+
+
 @runtime_checkable
 class SiteAwareKind(Protocol):
     """Optional: a kind whose files depend on the agent's site (an LLM's system prompt

@@ -73,7 +73,14 @@ class LazyClient:
             await close()
 
 
+LLM_HISTORY_LIMIT = 200
+"""Messages (and replies) an LLM agent's turn reads by default: its ``history_tokens``
+budget and rolling summary decide what the model sees of them."""
+
+
 class LlmKind:
+    settings_defaults: Mapping[str, Any] = {"history_limit": LLM_HISTORY_LIMIT}
+
     def load(self, fields: Any, where: str, base_dir: Path) -> LoadedFiles:
         return self.load_at(fields, where, base_dir, None)
 
