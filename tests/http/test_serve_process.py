@@ -27,13 +27,13 @@ HANG_S = 600
 class Served:
     """A running `acf serve`, its output read as it comes (so a full pipe never blocks it)."""
 
-    def __init__(self, data: Path, port: int) -> None:
+    def __init__(self, data: Path, port: int, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [*ACF, "serve", "--data-dir", str(data), "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.out: list[str] = []
         self.err: list[str] = []

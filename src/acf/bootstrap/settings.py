@@ -63,6 +63,10 @@ class AcfSettings(BaseSettings):
     worker_slots: int = Field(default=256, ge=1)
     tenant_slots: int = Field(default=64, ge=1)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    llm_base_url: str | None = None
+    """The demo only: its agent runs on this OpenAI-compatible endpoint (``kind: llm``)."""
+    llm_model: str | None = None
+    """The demo only: the model to ask there (default ``gpt-4o-mini``)."""
 
     @field_validator("log_locals", mode="before")
     @classmethod

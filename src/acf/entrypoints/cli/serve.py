@@ -145,6 +145,14 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     is_demo = path.resolve() == demo_config_path().resolve()
+    if is_demo and settings.llm_base_url is not None:
+        from acf.demo.llm import llm_demo_config
+
+        try:
+            loaded = llm_demo_config(path, settings.llm_base_url, settings.llm_model, os.environ)
+        except ConfigError as exc:
+            typer.echo(f"error: ACF_LLM_BASE_URL: {exc}", err=True)
+            raise typer.Exit(2) from None
     code = _event_loop_run(_serve(loaded, is_demo, settings, provider))
     if code:
         raise typer.Exit(code)
@@ -247,7 +255,7 @@ async def _serve(
             await asyncio.sleep(0.05)
         if stops:
             server.should_exit = True
-        _announce(host, listener.getsockname()[1], _label(settings), loaded.source, key)
+        _announce(host, listener.getsockname()[1], _label(settings), loaded, key)
         await serving
         return 0
     finally:
@@ -318,10 +326,15 @@ def _base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _announce(host: str, port: int, where: str, source: str, key: str | None) -> None:
+def _announce(host: str, port: int, where: str, loaded: "LoadedConfig", key: str | None) -> None:
+    """What `acf serve` prints once it listens; with the demo's key, which brain answers."""
+    source = loaded.source
     base = _base_url(host, port)
     typer.echo(f"acf is serving {source} {where}")
     if key is not None:
+        from acf.demo.llm import brain
+
+        typer.echo(f"  brain:     {brain(loaded)}")
         typer.echo(f"  web chat:  {base}/?key={key}")
         typer.echo(f"  console:   {base}/console?key={key}")
         typer.echo(f"  demo API key (tenant demo): {key}")
