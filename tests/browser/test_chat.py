@@ -257,7 +257,7 @@ def test_after_the_stream_ends_the_page_resumes_from_the_last_event_id(
         body += f"data: {json.dumps(first)}\n\n"
         route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
 
-    chat.route("**/v1/sessions/*/stream", first_ends_early)
+    chat.route("**/v1/sessions/*/stream*", first_ends_early)
     type_and_send(chat, "hello")
     session_id = session_id_of(chat)
     replies = settle_page(chat, api, session_id)

@@ -5,20 +5,25 @@ Every process holds no state of its own that matters: the store is the truth. Wa
 through LISTEN/NOTIFY, or through Redis pub/sub when ``redis_url`` is set (falling back to
 NOTIFY while Redis is away); a lost wake-up costs only latency, because workers scan for
 unheld work every ``recovery_interval_ms``. The per-tenant message limits count in Redis
-when it is set (one budget across the API processes), else per process.
+when it is set (one budget across the API processes), else per process. Drafts (DESIGN
+§16) cross processes the same way: NOTIFY, or Redis with NOTIFY as the fallback.
 """
 
 from collections.abc import Awaitable, Callable
 
 from limits.aio.storage import Storage
 
+from acf.adapters.memory.drafts import InProcessDraftBus
 from acf.adapters.postgres import open_pg_store
+from acf.adapters.postgres.drafts import PgDraftBus
 from acf.adapters.postgres.wakeup import PgWakeUps
+from acf.adapters.redis.drafts import RedisDraftBus
 from acf.adapters.redis.rate_limits import RedisRateLimitStorage
 from acf.adapters.redis.wakeup import RedisWakeUps
 from acf.bootstrap.backend import Backend
 from acf.bootstrap.settings import AcfSettings, Role
 from acf.ports.clock import Clock
+from acf.ports.drafts import DraftBus
 from acf.ports.wakeup import WakeUps
 
 
@@ -53,3 +58,16 @@ async def open_distributed_backend(
         closers=closers,
         rate_storage=rate_storage,
     )
+
+
+def distributed_drafts(
+    database_url: str, settings: AcfSettings
+) -> tuple[DraftBus, list[Callable[[], Awaitable[None]]]]:
+    """The drafts' bus of one process, and its closers (in order). It connects only when
+    used: a worker publishes, an API process listens once a stream asks for drafts."""
+    local = InProcessDraftBus()
+    notify = PgDraftBus(database_url, local=local)
+    if not settings.redis_url:
+        return notify, [notify.close]
+    redis = RedisDraftBus(settings.redis_url, notify, local)
+    return redis, [redis.close, notify.close]

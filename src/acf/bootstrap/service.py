@@ -11,6 +11,7 @@ from opentelemetry.trace import TracerProvider
 
 from acf.adapters.channels.routing import RoutingSender
 from acf.adapters.memory.clock import SystemClock
+from acf.adapters.memory.drafts import InProcessDraftBus
 from acf.adapters.outbound_http import outbound_client
 from acf.adapters.sqlite.database import Durability
 from acf.bootstrap.agents import ToolBackends, build_agents
@@ -25,6 +26,7 @@ from acf.observability.metrics import FabricMetrics
 from acf.observability.tracing import PhaseSpans
 from acf.ports.api_keys import ApiKeys
 from acf.ports.clock import Clock
+from acf.ports.drafts import DraftBus
 from acf.ports.store import Store
 from acf.service.agents import Agents
 from acf.service.delivery_statuses import DeliveryStatuses
@@ -61,6 +63,8 @@ class Service:
     """The channels each tenant's replies can leave on (the configured senders)."""
     rechecks: StatusRechecks | None = None
     """Statuses that came before the relay recorded their reply (made on first use)."""
+    drafts: DraftBus = field(default_factory=InProcessDraftBus)
+    """Where running turns publish their drafts and session streams read them."""
 
     @property
     def statuses(self) -> DeliveryStatuses:
@@ -109,12 +113,16 @@ async def open_service(
     backends = ToolBackends(outbound_client(), builtin_tools or BuiltinTools())
     try:
         agents = build_agents(loaded, backends)
+        drafts: DraftBus
         if settings.database_url is None:
             backend = await open_embedded_backend(settings.data_dir, clock, durability)
+            drafts = InProcessDraftBus()
         else:  # imported here: the embedded mode needs neither PostgreSQL nor Redis
-            from acf.bootstrap.distributed import open_distributed_backend
+            from acf.bootstrap.distributed import distributed_drafts, open_distributed_backend
 
             backend = await open_distributed_backend(settings.database_url, settings, clock)
+            drafts, close_drafts = distributed_drafts(settings.database_url, settings)
+            backend.closers[:0] = close_drafts
     except BaseException:
         await backends.http.aclose()
         raise
@@ -129,6 +137,7 @@ async def open_service(
     senders = channel_senders(loaded, backends.http, email_threads=store.email_threads)
     sender = RoutingSender(senders)
     runtime = Runtime(store, clock, agents, backend.wakeups, sender, settings=backend.runtime)
+    runtime.parts.drafts = drafts
     return Service(
         loaded,
         store,
@@ -145,4 +154,5 @@ async def open_service(
         closers=backend.closers,
         rate_storage=backend.rate_storage,
         reachable=sender.reachable,
+        drafts=drafts,
     )

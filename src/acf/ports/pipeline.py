@@ -63,7 +63,9 @@ class TurnContext(Protocol):
 
     @property
     def replies_history(self) -> Sequence[Mapping[str, Any]]:
-        """Replies already committed in this session, oldest first."""
+        """What the customer could see of the replies committed in this session, oldest
+        first: never a part that was cut or failed. Each is the row's payload (``text``,
+        ``buttons``, ...) with ``at_ms``, ``turn_id`` and ``status``."""
         ...
 
     @property
@@ -133,6 +135,15 @@ class TurnContext(Protocol):
 
     async def emit(self, name: str, data: Mapping[str, Any] | None = None) -> None:
         """Record a progress event."""
+        ...
+
+    async def draft(self, text: str) -> None:
+        """The reply so far (the WHOLE text, not a delta) while the pipeline is still
+        writing it: shown at once on channels that can stream (web chat), coalesced, never
+        stored, sent or put in history. Call it as often as you like (each token, say): the
+        first goes out at once, then at most ten a second, the latest text winning. If the
+        attempt ends without its reply (superseded, failed), the drafts are withdrawn; the
+        committed reply replaces them."""
         ...
 
     async def step(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:

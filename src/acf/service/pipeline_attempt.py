@@ -74,6 +74,7 @@ class PipelineAttempt:
         self._news = news
         self._run = run
         self._gate = gate
+        run.drafts = parts.drafts  # where ``ctx.draft`` publishes
 
     async def context(self) -> tuple[RunningTurnContext, int, TurnGroup]:
         return await attempt_context(self._parts, self._binding, self._run, self._gate)
@@ -129,15 +130,18 @@ class PipelineAttempt:
             # superseded: the pipeline must still learn how (and say "done").
             ctx.settled = await earlier_settlement(p.store, run)
         task = p.tasks.spawn(self._binding.pipeline.run(ctx), f"pipeline:{run.turn.turn_id}")
-        await asyncio.sleep(0)  # let it start: a pipeline that never waits is done already
-        if task.done():
-            return self._ended(task, None, state_version, ctx, group)
-        stopped_for = await self._watch(task, ctx, group)
-        if not task.done():  # a supersede, a deadline or lease loss
-            task.cancel()
-            if not await self._stopped(task):
-                return self._end(AttemptEnding.LEASE_LOST)
-        return self._ended(task, stopped_for, state_version, ctx, group)
+        try:
+            await asyncio.sleep(0)  # let it start: a pipeline that never waits is done already
+            if task.done():
+                return self._ended(task, None, state_version, ctx, group)
+            stopped_for = await self._watch(task, ctx, group)
+            if not task.done():  # a supersede, a deadline or lease loss
+                task.cancel()
+                if not await self._stopped(task):
+                    return self._end(AttemptEnding.LEASE_LOST)
+            return self._ended(task, stopped_for, state_version, ctx, group)
+        finally:
+            ctx.end_drafts()  # what it drafts after its end would only mislead
 
     async def _watch(
         self, task: "asyncio.Task[PipelineResult]", ctx: RunningTurnContext, group: TurnGroup

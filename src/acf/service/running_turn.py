@@ -2,8 +2,10 @@
 
 The runner, the pipeline's context and the irreversible gate share this one object. Only
 ``turn`` changes while it runs (a new attempt, an absorb, the gate), and
-``news_decision`` (what the runner or the gate decided about newer messages); every other
-choice is a value returned by ``domain.turn_steps``.
+``news_decision`` (what the runner or the gate decided about newer messages), and
+``drafted`` (an attempt whose drafts are still shown); every other choice is a value
+returned by ``domain.turn_steps``. A unit recording that an attempt which drafted ended
+without its reply carries the drafts' withdrawal (``service.drafts.with_withdrawal``).
 """
 
 from collections.abc import Sequence
@@ -18,9 +20,11 @@ from acf.domain.supersede import SupersedeDecision
 from acf.domain.turns import Turn
 from acf.ports.checkpoints import Checkpoints, NoCheckpoints
 from acf.ports.clock import Clock
+from acf.ports.drafts import DraftBus
 from acf.ports.store import Store
 from acf.ports.unit_of_work import WriteOp
 from acf.service import turn_progress_units
+from acf.service.drafts import Drafted, with_withdrawal
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.tasks import TaskSet
 
@@ -46,6 +50,10 @@ class RunningTurn:
     news_decision: SupersedeDecision | None = None
     """What this run decided about newer messages (ABSORB, QUEUE, FORCE_COMPLETE), if
     anything yet; a FORCE_COMPLETE stays."""
+    drafts: DraftBus | None = None
+    """Where the attempts' drafts go (``ctx.draft``); None: nowhere."""
+    drafted: Drafted | None = None
+    """The attempt whose drafts are shown and not yet withdrawn or replaced by the reply."""
 
     @property
     def correlation(self) -> Correlation:
@@ -55,12 +63,16 @@ class RunningTurn:
         """Commit a fenced unit; a refused fence or turn row means the lease is lost."""
         if self.keeper.lost.is_set():
             raise LeaseLost("the lease is no longer held")  # before the database says so
+        ops, settles = with_withdrawal(ops, self.drafted)
         try:
-            return await self.store.uow.commit(self.turn.tenant, ops)
+            results = await self.store.uow.commit(self.turn.tenant, ops)
         except Conflict as conflict:
             if conflict.reason in ("fence", "turn"):
                 raise LeaseLost(conflict.reason) from conflict
             raise
+        if settles:
+            self.drafted = None
+        return results
 
     async def has_unseen(self) -> bool:
         """Whether the session holds messages this turn has not seen (never with

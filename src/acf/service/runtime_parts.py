@@ -10,6 +10,7 @@ from acf.domain.session_key import SessionKey
 from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Checkpoints
 from acf.ports.clock import Clock
+from acf.ports.drafts import DraftBus
 from acf.ports.store import Store
 from acf.service.agents import Agents
 from acf.service.lease_keeper import LeaseSettings
@@ -21,7 +22,8 @@ from acf.service.typing_indicator import ShowTyping
 @dataclass(slots=True)
 class RuntimeParts:
     """The runtime's shared parts: the store, the clock, the agents, the task set, the lease
-    settings, this holder's id and the in-memory signals (typing, relay pokes)."""
+    settings, this holder's id, the in-memory signals (typing, relay pokes) and the drafts'
+    bus."""
 
     store: Store
     clock: Clock
@@ -37,6 +39,8 @@ class RuntimeParts:
     """The channels' typing indicator, when the sender has one."""
     rescans: bool = False
     """The runtime scans for unheld work continuously (distributed workers)."""
+    drafts: DraftBus | None = None
+    """Where running attempts publish their drafts (``ctx.draft``); None: nowhere."""
 
     async def held_elsewhere(self, tenant: TenantId, lease_id: SessionId) -> int | None:
         """What to do about work whose lease another holder has: with continuous

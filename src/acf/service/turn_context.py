@@ -24,6 +24,7 @@ from acf.ports.step_memo import MemoKey, RememberStep
 from acf.ports.tool_registry import ToolRegistry
 from acf.ports.unit_of_work import WriteOp
 from acf.service import turn_progress_units
+from acf.service.drafts import Drafted, DraftSource, DraftStream
 from acf.service.irreversible_gate import IrreversibleGate
 from acf.service.running_turn import RunningTurn
 from acf.service.tool_gateway import ToolGateway
@@ -87,6 +88,8 @@ class RunningTurnContext:
         self._log = structlog.get_logger("acf.pipeline").bind(
             **run.correlation.fields(), attempt=run.turn.attempt
         )
+        self._drafts: DraftStream | None = None
+        self._drafts_ended = False
 
     @property
     def correlation(self) -> Correlation:
@@ -214,6 +217,24 @@ class RunningTurnContext:
         await f.commit(
             turn_progress_units.progress(f.turn, f.keeper.fence, name, data or {}, now, f.versions)
         )
+
+    async def draft(self, text: str) -> None:
+        stream = self._drafts
+        if stream is None:
+            f = self._run
+            if f.drafts is None or self._drafts_ended:
+                return
+            t, fence = f.turn, f.keeper.fence
+            source = DraftSource(t.tenant, t.session_id, t.turn_id, t.attempt, fence)
+            stream = self._drafts = DraftStream(f.drafts, source, f.clock, f.tasks.spawn)
+            f.drafted = Drafted(t.attempt, fence)  # its end without a reply withdraws them
+        stream.offer(text)
+
+    def end_drafts(self) -> None:
+        """The attempt ended: a pending draft is dropped, later ones are ignored."""
+        self._drafts_ended = True
+        if self._drafts is not None:
+            self._drafts.close()
 
     async def step(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         f = self._run

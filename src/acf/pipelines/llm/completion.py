@@ -79,9 +79,7 @@ class Completion:
             text=str(raw.get("text") or ""),
             tool_calls=tuple(ToolCall.from_json(c) for c in raw.get("tool_calls") or ()),
             finish_reason=raw.get("finish_reason"),
-            usage=Usage(
-                int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-            ),
+            usage=Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
             ttft_ms=raw.get("ttft_ms"),
             requests=int(raw.get("requests", 1)),
         )

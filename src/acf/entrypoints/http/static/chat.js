@@ -4,9 +4,12 @@
 // POST /v1/typing. Replies come in from the session's event stream: a reply bubble for each
 // delivered segment (`response.delivered`), a progress line while a tool runs, and
 // "typing…" while a turn runs. Output of a superseded turn is never delivered, so it never
-// shows.
+// shows. While a turn writes its reply, its drafts (`reply.draft`, asked for with
+// `?drafts=true`) grow a draft bubble; the reply's first delivered part takes its place,
+// and a withdrawal (`reply.draft_withdrawn`) or the turn's failure or supersede removes it.
 
 import { Api, askForKey, currentKey, el, forgetKey, randomId, sleep } from "./api.js";
+import { DraftTexts } from "./drafts.js";
 import { openEventStream, showStreamStatus } from "./sse.js";
 import { TypingSignals } from "./typing.js";
 
@@ -39,6 +42,8 @@ const chat = {
   deliveredOutbox: new Set(),
   messageTexts: new Map(), // message id -> text, for messages sent elsewhere (history)
   activity: new Map(), // key -> {text, turnId}
+  drafts: new DraftTexts(),
+  draftBubbles: new Map(), // turn id -> its draft bubble
   typing: new TypingSignals((active) => postTyping(active)),
 };
 
@@ -101,7 +106,7 @@ function follow(sessionId) {
   chat.sessionId = sessionId;
   document.body.dataset.sessionId = sessionId;
   chat.stream = openEventStream({
-    url: `/v1/sessions/${encodeURIComponent(sessionId)}/stream`,
+    url: `/v1/sessions/${encodeURIComponent(sessionId)}/stream?drafts=true`,
     key: chat.api.key,
     onEvent: (event) => {
       chat.incoming = chat.incoming.then(() => onEvent(event)).catch((err) => console.error(err));
@@ -125,17 +130,37 @@ async function onEvent(event) {
       replyDelivered(event, data);
       break;
     case "response.failed":
+      dropDraft(data.turn_id ?? event.turn_id);
       addSystemNote("A reply could not be delivered.");
       break;
+    case "reply.draft":
+      showDraft(event.turn_id, data);
+      break;
+    case "reply.draft_withdrawn":
+      if (chat.drafts.withdraw(event.turn_id, data.attempt)) dropDraft(event.turn_id);
+      break;
+    case "reply.cut":
+      dropDraft(event.turn_id);
+      break;
     case "turn.started":
+      if (chat.drafts.started(event.turn_id, data.attempt)) dropDraft(event.turn_id);
       setActivity(`turn:${event.turn_id}`, `${chat.agent} is typing…`, event.turn_id);
       break;
     case "turn.committed":
+      // The draft stays until the reply's first part is delivered and takes its place.
+      chat.drafts.close(event.turn_id);
+      if (!data.replies) dropDraft(event.turn_id);
+      clearTurnActivity(event.turn_id);
+      break;
     case "turn.failed":
+      chat.drafts.close(event.turn_id);
+      dropDraft(event.turn_id);
       clearTurnActivity(event.turn_id);
       break;
     case "turn.superseded":
       // Its output is discarded; the restart (over all the messages) is still typing.
+      chat.drafts.close(event.turn_id);
+      dropDraft(event.turn_id);
       clearTurnActivity(event.turn_id);
       if (data.restart_turn_id) {
         setActivity(`turn:${data.restart_turn_id}`, `${chat.agent} is typing…`, data.restart_turn_id);
@@ -204,7 +229,44 @@ function replyDelivered(event, data) {
   );
   const buttons = Array.isArray(data.buttons) ? data.buttons : [];
   if (buttons.length) bubble.append(buttonGroup(buttons));
-  append(bubble);
+  const draft = chat.draftBubbles.get(turnId);
+  if (draft) {
+    chat.draftBubbles.delete(turnId);
+    draft.replaceWith(bubble); // the reply takes the draft's place
+  } else {
+    append(bubble);
+  }
+}
+
+// ---------- drafts: the reply while it is being written ----------
+
+function showDraft(turnId, data) {
+  if (!turnId) return;
+  const text = chat.drafts.apply(turnId, data);
+  if (text === null) return;
+  let bubble = chat.draftBubbles.get(turnId);
+  if (!bubble) {
+    // Hidden from screen readers: the log is a live region, and a text changing ten times
+    // a second would be read out over and over; the reply is announced when it comes.
+    bubble = el(
+      "li",
+      { className: "bubble draft", dataset: { turnId }, "aria-hidden": "true" },
+      el("p", { className: "text" }, ""),
+    );
+    chat.draftBubbles.set(turnId, bubble);
+    append(bubble);
+  }
+  const atBottom =
+    ui.messages.scrollHeight - ui.messages.scrollTop - ui.messages.clientHeight < 80;
+  bubble.querySelector(".text").textContent = text;
+  if (atBottom) ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+function dropDraft(turnId) {
+  const bubble = chat.draftBubbles.get(turnId);
+  if (!bubble) return;
+  chat.draftBubbles.delete(turnId);
+  bubble.remove();
 }
 
 // ---------- bubbles ----------
