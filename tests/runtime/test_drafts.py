@@ -56,9 +56,7 @@ async def started(
     opts = HarnessOptions(pipeline=pipeline, settings=settings or AgentSettings())
     h = Harness(tmp_path, opts)
     await h.start()
-    bus = InProcessDraftBus()
-    h.runtime.parts.drafts = bus
-    return h, bus
+    return h, h.drafts
 
 
 async def events(h: Harness) -> list[FabricEvent]:

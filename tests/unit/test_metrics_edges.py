@@ -14,6 +14,19 @@ def metrics() -> FabricMetrics:
     return FabricMetrics()
 
 
+def test_cut_parts_are_counted_and_forgotten(metrics: FabricMetrics) -> None:
+    metrics.observe(
+        [
+            ev(EventKind.RESPONSE_QUEUED, "t1", 1_000, turn="a", position=p, text="x")
+            for p in range(3)
+        ]
+    )
+    metrics.observe([ev(EventKind.REPLY_CUT, "t1", 2_000, turn="a", positions=[1, 2])])
+    found = samples(metrics)
+    assert value(found, "acf_deliveries_total", tenant="t1", status="cut") == 2
+    assert set(metrics._queued_at) == {("a", 0)}  # the cut rows will never be delivered
+
+
 def test_deliveries_retries_and_delivery_latency(metrics: FabricMetrics) -> None:
     metrics.observe(
         [

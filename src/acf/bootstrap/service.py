@@ -27,6 +27,7 @@ from acf.observability.tracing import PhaseSpans
 from acf.ports.api_keys import ApiKeys
 from acf.ports.clock import Clock
 from acf.ports.drafts import DraftBus
+from acf.ports.pipeline import ClosablePipeline
 from acf.ports.store import Store
 from acf.service.agents import Agents
 from acf.service.delivery_statuses import DeliveryStatuses
@@ -90,6 +91,9 @@ class Service:
             try:
                 for close in self.closers:
                     await close()
+                for pipeline in self.agents.pipelines():
+                    if isinstance(pipeline, ClosablePipeline):
+                        await pipeline.aclose()  # its model client's connections
             finally:
                 await self.store.close()
                 await self.backends.http.aclose()
@@ -136,8 +140,9 @@ async def open_service(
     ingress = Ingress(agents, store.uow, backend.wakeups, clock)
     senders = channel_senders(loaded, backends.http, email_threads=store.email_threads)
     sender = RoutingSender(senders)
-    runtime = Runtime(store, clock, agents, backend.wakeups, sender, settings=backend.runtime)
-    runtime.parts.drafts = drafts
+    runtime = Runtime(
+        store, clock, agents, backend.wakeups, sender, settings=backend.runtime, drafts=drafts
+    )
     return Service(
         loaded,
         store,

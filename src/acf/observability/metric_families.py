@@ -287,6 +287,7 @@ class TenantSeries:
         "attempts",
         "confirmations_requested",
         "delivered",
+        "delivery_cut",
         "delivery_failed",
         "delivery_latency",
         "delivery_retries",
@@ -331,6 +332,7 @@ class TenantSeries:
         self.queued = f.queued.labels(tenant)
         self.delivered = f.deliveries.labels(tenant, "delivered")
         self.delivery_failed = f.deliveries.labels(tenant, "failed")
+        self.delivery_cut = f.deliveries.labels(tenant, "cut")
         self.delivery_retries = f.delivery_retries.labels(tenant)
         self.delivery_latency = f.delivery_latency.labels(tenant)
         self.tools: dict[str, dict[str, Counter]] = {}

@@ -249,6 +249,17 @@ class FabricMetrics:
     def _delivery_failed(self, t: TenantSeries, e: FabricEvent) -> None:
         self._sent(t, e, delivered=False)
 
+    def _cut(self, t: TenantSeries, e: FabricEvent) -> None:
+        """Parts of a reply not sent (the customer wrote again): counted, never delivered."""
+        positions = e.data.get("positions")
+        if not isinstance(positions, list):
+            return
+        t.delivery_cut.inc(len(positions))
+        turn_id = e.correlation.turn_id
+        for position in positions:
+            if isinstance(turn_id, str) and isinstance(position, int):
+                self._queued_at.pop((turn_id, position), None)
+
     def _tool(self, t: TenantSeries, e: FabricEvent) -> None:
         tool = self._tool_label(e.data.get("tool"))
         t.tool(tool)[_TOOL_OUTCOME_OF[e.kind]].inc()
@@ -366,6 +377,7 @@ _HANDLERS: dict[EventKind, _Handler] = {
     EventKind.RESPONSE_QUEUED: FabricMetrics._queued,
     EventKind.RESPONSE_DELIVERED: FabricMetrics._delivered,
     EventKind.RESPONSE_FAILED: FabricMetrics._delivery_failed,
+    EventKind.REPLY_CUT: FabricMetrics._cut,
     **{kind: FabricMetrics._tool for kind in _TOOL_OUTCOME_OF},
     EventKind.CONFIRMATION_REQUESTED: FabricMetrics._confirmation_requested,
     EventKind.CONFIRMATION_RESOLVED: FabricMetrics._confirmation_settled,

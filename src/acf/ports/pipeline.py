@@ -184,3 +184,11 @@ class SupersedeHook(Protocol):
     def on_new_messages(
         self, ctx: TurnContext, new_messages: Sequence[InboundMessage]
     ) -> SupersedeDecision | None: ...
+
+
+@runtime_checkable
+class ClosablePipeline(Protocol):
+    """Optional: a pipeline holding connections (an LLM client) closes them when the
+    service stops, after the last turn ended."""
+
+    async def aclose(self) -> None: ...

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from acf.domain.errors import UnknownAgent, UnknownTenant
 from acf.domain.ids import AgentId, TenantId
 from acf.ports.agent_binding import AgentBinding
+from acf.ports.pipeline import Pipeline
 
 
 class Agents:
@@ -24,6 +25,14 @@ class Agents:
         }
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         self.config_version = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def pipelines(self) -> list[Pipeline]:
+        """Every agent's pipeline (one object may serve several agents: listed once)."""
+        seen: dict[int, Pipeline] = {}
+        for agents in self._bindings.values():
+            for binding in agents.values():
+                seen.setdefault(id(binding.pipeline), binding.pipeline)
+        return list(seen.values())
 
     def has_tenant(self, tenant: TenantId) -> bool:
         return tenant in self._bindings

@@ -27,6 +27,7 @@ from acf.domain.signals import TypingSignal
 from acf.ports.channel_sender import ChannelSender, TypingSender
 from acf.ports.checkpoints import Checkpoints, NoCheckpoints
 from acf.ports.clock import Clock
+from acf.ports.drafts import DraftBus
 from acf.ports.event_store import AppendEvent
 from acf.ports.store import Store
 from acf.ports.wakeup import Subscription, WakeUps
@@ -75,7 +76,10 @@ class Runtime:
         sender: ChannelSender,
         checkpoints: Checkpoints | None = None,
         settings: RuntimeSettings | None = None,
+        drafts: DraftBus | None = None,
     ) -> None:
+        """``drafts``: where running turns publish what they draft (``ctx.draft``); none:
+        drafts go nowhere."""
         self.settings = settings or RuntimeSettings()
         self._wakeups = wakeups
         self._tasks = TaskSet()
@@ -91,6 +95,7 @@ class Runtime:
             poke_relay=self._poke_relay,
             show_typing=sender.show_typing if isinstance(sender, TypingSender) else None,
             rescans=self.settings.recovery_interval_ms is not None,
+            drafts=drafts,
         )
         self._relay = Relay(self.parts, sender)
         self._slots: FairSlots | None = None

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from acf.adapters.memory.drafts import InProcessDraftBus
 from acf.adapters.memory.wakeup import InProcessWakeUps
 from acf.adapters.sqlite.database import Durability
 from acf.adapters.sqlite.store import SqliteStore, open_sqlite_store
@@ -62,6 +63,8 @@ class Harness:
         self.options = options or HarnessOptions()
         self.clock = VirtualClock()
         self.channel = RecordingChannel(self.clock)
+        self.drafts = InProcessDraftBus()
+        """Where the runtime's turns publish their drafts (``ctx.draft``): subscribe to read."""
         self.tally = Tally()
         self.pipeline = ScriptedPipeline(self.options.script, self.tally, self, self.crash)
         chosen: Pipeline = self.options.pipeline or self.pipeline
@@ -106,6 +109,7 @@ class Harness:
             checkpoints=self,
             # Fixed slots: the loop's real lateness must not change what a scenario does.
             settings=RuntimeSettings(lease=self.options.lease, slots=SlotSettings(adaptive=False)),
+            drafts=self.drafts,
         )
 
     async def add_runtime(self) -> Runtime:
