@@ -5,7 +5,8 @@ delivers through a ``RecordingChannel``; ``HarnessOptions`` takes your pipeline 
 ``ToolRegistry`` (or a ``ScriptedPipeline`` following a ``Script``, and scripted
 ``ToolBackend``\\ s). ``FakeOpenAI`` is an OpenAI-compatible server on loopback for LLM
 agents: scripted answers (``Answer``, ``FakeToolCall``, ``HttpError``, ``CutStream``),
-streamed as the real API streams, every request recorded (``FakeRequest``).
+streamed as the real API streams, every request recorded (``FakeRequest``);
+``ScriptedModel`` answers an LLM agent in-process on the virtual clock.
 """
 
 from acf.testing.channel import RecordingChannel
@@ -18,6 +19,7 @@ from acf.testing.fake_openai_script import (
     HttpError,
 )
 from acf.testing.harness import Harness, HarnessOptions
+from acf.testing.model import ScriptedAnswer, ScriptedCall, ScriptedModel
 from acf.testing.pipeline import Script, ScriptedPipeline
 from acf.testing.tools import ToolBackend
 
@@ -32,6 +34,9 @@ __all__ = [
     "HttpError",
     "RecordingChannel",
     "Script",
+    "ScriptedAnswer",
+    "ScriptedCall",
+    "ScriptedModel",
     "ScriptedPipeline",
     "ToolBackend",
     "VirtualClock",

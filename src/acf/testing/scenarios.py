@@ -26,8 +26,9 @@ from acf.domain.tools import LedgerStatus
 from acf.domain.turns import TurnPhase
 from acf.ports.checkpoints import Phase
 from acf.service.lease_keeper import LeaseSettings
-from acf.testing import expectations, invariants
+from acf.testing import expectations, invariants, scenario_llm
 from acf.testing.harness import TENANT, Harness, HarnessOptions
+from acf.testing.scenario_llm import ModelSpec
 from acf.testing.pipeline import Script
 from acf.testing.tools import ToolBackend
 
@@ -150,6 +151,12 @@ class Expect(_Model):
     """Why each window closed, in order (``window.closed`` reasons, all sessions)."""
     replied_by_ms: dict[str, int] = Field(default_factory=dict)
     """Per customer, the last reply was accepted by the channel at most this late."""
+    model_requests: int | None = None
+    """Completions the scripted ``model`` was asked for (a recovery reusing one asks none)."""
+    outcomes: list[str] | None = None
+    """The outcome categories of the committed turns, in commit order (LLM agents)."""
+    model_cancelled: int | None = None
+    """Completions of the scripted ``model`` cancelled by a supersede."""
 
 
 class Scenario(_Model):
@@ -158,6 +165,7 @@ class Scenario(_Model):
     tenants: list[str] = Field(default_factory=lambda: [TENANT])
     agent: AgentSpec = Field(default_factory=AgentSpec)
     pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
+    model: ModelSpec | None = None
     lease: dict[str, int] = Field(default_factory=dict)
     tools: list[ToolDef] = Field(default_factory=list)
     runtimes: int = Field(1, ge=1, le=4)
@@ -229,8 +237,14 @@ def _options(s: Scenario) -> HarnessOptions:
         handoff=s.pipeline.handoff,
     )
     backends = tuple(ToolBackend(t.to_spec(), t.delay_ms, t.fails, t.reconcile) for t in s.tools)
+    pipeline = None if s.model is None else s.model.pipeline([t.to_spec() for t in s.tools])
     return HarnessOptions(
-        script, settings, tuple(s.tenants), LeaseSettings(**s.lease), tools=backends
+        script,
+        settings,
+        tuple(s.tenants),
+        LeaseSettings(**s.lease),
+        pipeline=pipeline,
+        tools=backends,
     )
 
 
@@ -314,6 +328,7 @@ async def run(scenario: Scenario, data_dir: Path, path: Path | None = None) -> S
                 str(exc) or f"not done after {scenario.wall_limit_s} s of real time (livelock?)"
             )
         result.problems += await expectations.check(h, scenario, start)
+        result.problems += await scenario_llm.check(h, scenario)
         result.problems += await invariants.check_all(
             h.store, scenario.tenants, h.channel, h.tally, allowed_repeats=scenario.expect.repeats
         )
