@@ -28,8 +28,8 @@ from acf.ports.checkpoints import Phase
 from acf.service.lease_keeper import LeaseSettings
 from acf.testing import expectations, invariants, scenario_llm
 from acf.testing.harness import TENANT, Harness, HarnessOptions
-from acf.testing.scenario_llm import ModelSpec
 from acf.testing.pipeline import Script
+from acf.testing.scenario_llm import ModelSpec
 from acf.testing.tools import ToolBackend
 
 
