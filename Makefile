@@ -68,3 +68,8 @@ bench: $(STAMP)
 .PHONY: bench-distributed
 bench-distributed: $(STAMP)
 	$(BIN)/python -m acf.bench.distributed --json benchmarks/results-distributed.json
+
+## bench-llm: acf's added latency in front of a streaming model (kind: llm, drafts) beside the openai SDK, on a fake model
+.PHONY: bench-llm
+bench-llm: $(STAMP)
+	$(BIN)/python -m acf.bench.llm --json benchmarks/results-llm.json
