@@ -90,3 +90,19 @@ async def test_a_module_found_nowhere_names_the_field(tmp_path: Path) -> None:
     async with httpx.AsyncClient() as http:
         with pytest.raises(ConfigError, match=r"support\.pipeline\.factory: no_such_module_here"):
             build_agents(loaded, ToolBackends(http, demo_tools()))
+
+
+async def test_a_module_shadowed_by_an_installed_one_is_an_error_that_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "json.py").write_text("def build(): ...\n", "utf-8")  # the stdlib has json
+    body = base()
+    body["tenants"]["acme"]["agents"]["support"]["pipeline"] = {
+        "kind": "python",
+        "factory": "json:build",
+    }
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    loaded = load_config(write(tmp_path, body))
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(ConfigError, match="json beside the configuration file is shadowed"):
+            build_agents(loaded, ToolBackends(http, demo_tools()))

@@ -1,11 +1,12 @@
 """The ``python`` pipeline kind: your own pipeline, made by ``factory``
 (``"package.module:callable"``) called with ``options`` as keyword arguments.
 
-The module is looked up first next to the configuration file: ``agents.desk:build`` finds
+The module is looked up next to the configuration file: ``agents.desk:build`` finds
 ``agents/desk.py`` (or ``agents/desk/__init__.py``) in the configuration file's folder,
-which is then put first on ``sys.path`` so the module's own imports of its neighbours work
-too. No ``PYTHONPATH`` is needed. A module not found there is imported as usual (an
-installed package). The module file's bytes count in the configuration's version.
+which is then added at the end of ``sys.path`` (so the module's own imports of its
+neighbours work, and a folder there never shadows an installed package acf imports). No
+``PYTHONPATH`` is needed. A module not found there is imported as usual (an installed
+package). The module file's bytes count in the configuration's version.
 """
 
 import importlib
@@ -30,6 +31,17 @@ def module_file(module_name: str, base_dir: Path) -> Path | None:
     return None
 
 
+def _check_origin(module_name: str, origin: str | None, folder: Path) -> None:
+    """The module imported must be the one beside the configuration file, not an installed
+    module of the same name."""
+    expected = module_file(module_name, folder)
+    if expected is not None and (origin is None or Path(origin).resolve() != expected.resolve()):
+        raise InvalidValue(
+            f"{module_name} beside the configuration file is shadowed by the installed module "
+            f"at {origin}: rename yours"
+        )
+
+
 class PythonKind:
     def load(self, fields: Any, where: str, base_dir: Path) -> LoadedFiles | None:
         assert isinstance(fields, PythonPipelineFields)
@@ -44,10 +56,13 @@ class PythonKind:
     ) -> Pipeline:
         assert isinstance(fields, PythonPipelineFields)
         if isinstance(files, Path) and str(files) not in sys.path:
-            sys.path.insert(0, str(files))
+            sys.path.append(str(files))
         module_name, _, attribute = fields.factory.partition(":")
         try:
-            factory = getattr(importlib.import_module(module_name), attribute)
+            module = importlib.import_module(module_name)
+            if isinstance(files, Path):
+                _check_origin(module_name, module.__file__, files)
+            factory = getattr(module, attribute)
             pipeline = factory(**fields.options)
         except Exception as exc:
             raise InvalidValue(f"{where}.factory: {fields.factory}: {exc!r}") from None

@@ -63,7 +63,8 @@ class FakeRequest:
     number: int
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
+    """Lower-cased; left out of the repr, so a failed assertion never prints a key."""
     body: Any
     """The JSON body (None when there was none or it was not JSON)."""
     arrived_at: float

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acf.pipelines.llm.completion import Completion, OnDelta, OnEvent, ToolCall, Usage
+from acf.pipelines.llm.streamed import estimate_prompt_tokens
 from acf.ports.clock import Clock
 
 _TOKEN = re.compile(r"\s*\S+")
@@ -40,13 +41,6 @@ def _newest_content(request: Mapping[str, Any]) -> str:
     messages = request.get("messages") or []
     content = messages[-1].get("content") if messages else None
     return content if isinstance(content, str) else json.dumps(content, default=str)
-
-
-def _prompt_tokens(request: Mapping[str, Any]) -> int:
-    """The same stated estimate as the fake server: characters / 4, plus 4 per message."""
-    messages = request.get("messages") or []
-    chars = sum(len(str(m.get("content") or "")) for m in messages)
-    return chars // 4 + 4 * len(messages)
 
 
 class ScriptedModel:
@@ -104,7 +98,7 @@ class ScriptedModel:
                 data = {
                     "model": self.model,
                     "completion_tokens_streamed": streamed,
-                    "prompt_tokens_estimate": _prompt_tokens(request),
+                    "prompt_tokens_estimate": estimate_prompt_tokens(request),
                 }
                 await asyncio.shield(on_event("llm.generation_cancelled", data))
             raise
@@ -118,6 +112,6 @@ class ScriptedModel:
             text=answer.text,
             tool_calls=calls,
             finish_reason="tool_calls" if calls else "stop",
-            usage=Usage(_prompt_tokens(request), streamed + len(calls)),
+            usage=Usage(estimate_prompt_tokens(request), streamed + len(calls)),
             ttft_ms=self.ttft_ms,
         )

@@ -234,7 +234,10 @@ class PgDraftBus:
             finally:
                 self._listening.clear()
                 if conn is not None:
-                    await conn.close()
+                    try:
+                        await conn.close()
+                    except Exception as exc:  # a broken connection must not end the listener
+                        log.warning("drafts.close_failed", transport="postgres", error=repr(exc))
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._max_backoff_s)
 

@@ -105,12 +105,12 @@ async def _events(
             # Until news or the next poll, drafts go on as they come (the store is read
             # first when both are there, so a turn's end is known before its late drafts).
             poll_at = loop.time() + state.settings.poll_s
-            while True:
+            while not news.is_set():
                 for draft in drafts.drain():
                     if shown.admit(draft):
                         yield _draft_event(draft)
                 left = poll_at - loop.time()
-                if news.is_set() or left <= 0:
+                if left <= 0:
                     break
                 await _first(news.wait(), drafts.wait(), timeout_s=left)
     finally:
