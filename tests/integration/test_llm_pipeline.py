@@ -23,6 +23,7 @@ from acf.ports.clock import Clock
 from acf.ports.event_store import EventQuery
 from acf.ports.ledger import LedgerQuery
 from acf.testing.harness import TENANT, Harness, HarnessOptions
+from acf.testing.pipeline import Script
 from acf.testing.tools import ToolBackend
 
 ORDER_ARGS = {
@@ -351,3 +352,71 @@ async def test_send_messages_and_a_reported_handoff(tmp_path: Path) -> None:
         assert record.details["outcomes"] == ["HANDOFF"]
         (flagged,) = await events(h, EventKind.SESSION_FLAGGED)
         assert "vip" in flagged.data["reason"]
+
+
+# -- a tool that needs confirmation runs only after the customer's yes ----------------------
+
+BILLING_REFUND = ToolSpec(
+    "billing.refund",
+    SideEffectPolicy.IRREVERSIBLE,
+    args_schema=ORDER_ARGS,
+    business_key="{order_id}",
+    requires_confirmation=True,
+    description="Refund an order",
+)
+
+
+async def test_a_confirmation_tool_called_by_its_tool_name_still_asks_first(
+    tmp_path: Path,
+) -> None:
+    """The model sees ``billing__refund`` but reads ``billing.refund`` in the history's tool
+    notes: either spelling is the same tool, asked for, never run without the yes."""
+    model = ScriptedCompleter(
+        calls(("billing.refund", {"order_id": "7"}), text="Shall I refund order 7?"),
+        answer("Done: order 7 is refunded."),
+    )
+    pipeline = LlmPipeline(fields(), PromptSource(), [LOOKUP, BILLING_REFUND], model)
+    tools = (ToolBackend(LOOKUP), ToolBackend(BILLING_REFUND))
+    async with Harness(tmp_path, HarnessOptions(pipeline=pipeline, tools=tools)) as h:
+        await h.send("alice", "Please refund order 7.")
+        await h.run_until_idle()
+        names = [f["function"]["name"] for f in model.requests[0]["tools"]]
+        assert "billing__refund" in names and "billing.refund" not in names
+        assert h.replies("alice") == ["Shall I refund order 7?"]
+        assert sum(h.tally.backend_calls.values()) == 0  # nothing ran before the yes
+        session = await h.store.sessions.find_open(TENANT, h.key("alice"))
+        assert session is not None
+        assert session.state["meta"]["confirmation"]["tool"] == "billing.refund"
+        await h.send("alice", "yes")
+        await h.run_until_idle()
+        assert h.replies("alice")[-1] == "Done: order 7 is refunded."
+        assert list(h.tally.tool_runs.values()) == [1]
+        settled = tool_replies(model.requests[-1])["call_1"]
+        assert settled["confirmation"] == "yes" and settled["outcome"] == "ok"
+
+
+async def test_the_gateway_refuses_a_direct_call_of_a_confirmation_tool(tmp_path: Path) -> None:
+    """Defence in depth: whatever a pipeline does, ``ctx.tools.call`` never runs a tool
+    that needs the customer's confirmation; only the confirmed action does."""
+    script = Script(
+        steps=(
+            {"call": "billing.refund", "args": {"order_id": "7"}, "when_text": "now"},
+            {"confirm": "billing.refund", "args": {"order_id": "7"}, "when_text": "ask"},
+        ),
+        reply="{tools} [{confirmation}]",
+    )
+    options = HarnessOptions(script=script, tools=(ToolBackend(BILLING_REFUND),))
+    async with Harness(tmp_path, options) as h:
+        await h.send("alice", "refund now")
+        await h.run_until_idle()
+        assert h.replies("alice") == ["refused []"]
+        assert not h.tally.backend_calls
+        (refused,) = await events(h, EventKind.TOOL_REFUSED)
+        assert refused.data["tool"] == "billing.refund"
+        assert refused.data["reason"] == "needs confirmation"
+        await h.send("alice", "please ask")
+        await h.run_until_idle()
+        await h.send("alice", "yes")
+        await h.run_until_idle()
+        assert h.replies("alice")[-1] == " [yes:ok]"
+        assert list(h.tally.tool_runs.values()) == [1]  # the confirmed action ran, once

@@ -34,6 +34,10 @@ RULES = e.Rules.from_fields(
         (["We guaranteed nothing."], set(), []),  # whole words only
         (["It is 100% safe."], set(), [("banned_phrase", "100%")]),
         (["This is not Legal Advice."], set(), [("banned_phrase", "legal advice")]),
+        # The words the customer reads, markdown or not:
+        (["I have **refunded** order 7."], set(), [("claimed_action", "refund_order")]),
+        (["I _have_ refunded it."], set(), [("claimed_action", "refund_order")]),
+        (["This is not **legal** advice."], set(), [("banned_phrase", "legal advice")]),
         (["x" * 61], set(), [("max_length", "61")]),
         (["x" * 30, "y" * 30], set(), []),
         (

@@ -9,11 +9,22 @@ from acf.domain.channels import Channel
 from acf.domain.messages import ButtonReply, InboundMessage, MediaRef
 from acf.domain.session_key import SessionKey
 from acf.domain.tools import Outcome, SideEffectPolicy, ToolResult, ToolSpec
-from acf.pipelines.llm.calls import default_prompt, parse_args
+from acf.pipelines.llm.calls import MAX_ARGS_DEPTH, default_prompt, parse_args
 from acf.pipelines.llm.messages import result_content, user_messages
 from acf.pipelines.llm.prompt import DEFAULT_PROMPT, PromptSource, Site, render, system_message
 
 SITE = Site("acme", "support", "cust-1", "sms", "de-CH")
+NESTED = f"the arguments are nested deeper than {MAX_ARGS_DEPTH} levels"
+
+
+def nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+NESTED_30 = nested(30)
 
 
 def test_known_placeholders_are_filled_and_other_braces_stay() -> None:
@@ -115,10 +126,19 @@ def test_tool_results_as_the_model_reads_them(
             "(Expecting property name enclosed in double quotes at character 1)",
         ),
         ("[1]", "the arguments must be a JSON object, not list"),
+        # Deeper than the parser's stack: answered, never a crash of the attempt.
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", NESTED),
+        ('{"a": ' + "[" * 40 + "]" * 40 + "}", NESTED),  # parsed, still too deep
+        ('{"a": ' + "[" * 30 + "]" * 30 + "}", {"a": NESTED_30}),
+        ('{"n": ' + "1" * 5000 + "}", "the arguments are not valid JSON (Exceeds the limit"),
     ],
 )
 def test_parse_args(arguments: str, expected: object) -> None:
-    assert parse_args(arguments) == expected
+    parsed = parse_args(arguments)
+    if isinstance(expected, str) and expected.endswith("limit"):
+        assert isinstance(parsed, str) and parsed.startswith(expected)
+    else:
+        assert parsed == expected
 
 
 def test_the_default_question() -> None:

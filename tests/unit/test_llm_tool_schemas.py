@@ -47,9 +47,19 @@ def test_dotted_names_are_spelled_for_the_model_and_mapped_back() -> None:
     function = schemas.functions[0]["function"]
     assert function["name"] == "crm__lookup"
     assert function["parameters"] == {"type": "object", "properties": {}}
-    assert schemas.tool_name("crm__lookup") == "crm.lookup"
+    assert schemas.spec("crm__lookup") is spec
     assert schemas.spec_of_tool("crm.lookup") is spec
-    assert schemas.tool_name("delete_everything") == "delete_everything"  # the gateway refuses
+    assert schemas.spec("delete_everything") is None  # sent as it is: the gateway refuses
+
+
+def test_a_call_may_name_the_function_or_the_tool_itself() -> None:
+    """The model reads tool names (``billing.refund``) in the history's notes: calling
+    one by that name must find its spec, so a confirmation is never skipped."""
+    spec = ToolSpec("billing.refund", SideEffectPolicy.IRREVERSIBLE, requires_confirmation=True)
+    schemas = tool_schemas([spec, ToolSpec("lookup", SideEffectPolicy.PURE)])
+    assert schemas.spec("billing__refund") is spec
+    assert schemas.spec("billing.refund") is spec
+    assert schemas.spec("billing") is None and schemas.spec("billing.refund.x") is None
 
 
 @pytest.mark.parametrize(

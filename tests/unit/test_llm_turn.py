@@ -277,6 +277,9 @@ async def test_a_confirmation_question_breaking_a_rule_becomes_the_default_one()
     assert ctx.asked == [("refund_order", {"order_id": "7"}, "Shall I refund order (order_id 7)?")]
     assert result.outcomes == ("ASKED_USER",)
     assert not ctx.tools.calls  # type: ignore[attr-defined]
+    hit = {"rule": "claimed_action", "detail": "refund_order", "action": "default_question"}
+    assert ("enforcement.hit", {"agent": "support", **hit}) in ctx.events  # counted per agent
+    assert result.details["llm"]["enforcement"] == [hit]
 
 
 async def test_two_questions_in_one_round_ask_the_first_and_answer_the_second() -> None:
@@ -308,3 +311,40 @@ async def test_drafts_stop_before_a_claimed_action_shows() -> None:
     assert not any("refunded" in d for d in ctx.drafts)
     assert ctx.drafts[-1] == "I can start a refund. "  # the regenerated answer drafts again
     assert [s.text for s in result.segments] == ["I can start a refund."]
+
+
+async def test_a_claim_in_markdown_is_neither_drafted_nor_sent() -> None:
+    model = ScriptedCompleter(
+        answer("Sure thing, I have **refunded** order 7."), answer("I can start a refund.")
+    )
+    ctx = Context("refund 7")
+    result = await pipeline(model).run(ctx)
+    assert ctx.drafts[:3] == ["Sure ", "Sure thing, ", "Sure thing, I "]
+    assert not any("refunded" in d for d in ctx.drafts)
+    assert [s.text for s in result.segments] == ["I can start a refund."]
+    assert [h["action"] for h in result.details["llm"]["enforcement"]] == ["regenerate"]
+
+
+@pytest.mark.parametrize("channel", [Channel.SMS, Channel.WHATSAPP, Channel.EMAIL, Channel.VOICE])
+async def test_a_channel_that_cannot_stream_gets_no_drafts(channel: Channel) -> None:
+    model = ScriptedCompleter(answer("Order 7 has shipped."))
+    ctx = Context("status?", capabilities=DEFAULT_CAPABILITIES[channel])
+    result = await pipeline(model).run(ctx)
+    assert ctx.drafts == []  # only the committed reply
+    assert [s.text for s in result.segments] == ["Order 7 has shipped."]
+
+
+async def test_drafts_are_shaped_as_the_reply_where_the_channel_has_no_markdown() -> None:
+    plain = ChannelCapabilities(1600, streams_drafts=True)
+    model = ScriptedCompleter(answer("**Order 7** has shipped."))
+    ctx = Context("status?", capabilities=plain)
+    result = await pipeline(model).run(ctx)
+    assert ctx.drafts == ["**Order", "Order 7", "Order 7 has", "Order 7 has shipped."]
+    assert [s.text for s in result.segments] == [ctx.drafts[-1]]
+
+
+def test_only_the_web_chat_streams_drafts_by_default() -> None:
+    """DESIGN §16: drafts go to channels that can stream; the others get committed replies."""
+    assert {c for c in Channel if DEFAULT_CAPABILITIES[c].streams_drafts} == {Channel.WEB}
+    web = DEFAULT_CAPABILITIES[Channel.WEB].with_overrides({"streams_drafts": False})
+    assert not web.streams_drafts and web.markdown

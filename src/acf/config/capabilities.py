@@ -25,3 +25,4 @@ class CapabilityFields(ConfigModel):
     typing_lasts_ms: int | None = Field(default=None, ge=0)
     read_receipts: bool | None = None
     markdown: bool | None = None
+    streams_drafts: bool | None = None

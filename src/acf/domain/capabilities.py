@@ -29,6 +29,9 @@ class ChannelCapabilities:
     """How long one typing indicator shows: the runtime refreshes it before then."""
     read_receipts: bool = False
     markdown: bool = False
+    streams_drafts: bool = False
+    """The channel shows a running turn's drafts (DESIGN §16): only acf's web chat, over
+    its SSE stream; every other channel gets only committed replies."""
 
     def __post_init__(self) -> None:
         if self.max_text_length < 1:
@@ -55,8 +58,10 @@ DEFAULT_CAPABILITIES: Mapping[Channel, ChannelCapabilities] = {
     ),
     # One message of up to 1,600 characters (Twilio concatenates the segments).
     Channel.SMS: ChannelCapabilities(1600),
-    # acf's own pages: buttons, typing signals (peers expire them after ~5 s).
-    Channel.WEB: ChannelCapabilities(16_384, 10, 64, True, True, 5_000, markdown=True),
+    # acf's own pages: buttons, typing signals (peers expire them after ~5 s), drafts.
+    Channel.WEB: ChannelCapabilities(
+        16_384, 10, 64, True, True, 5_000, markdown=True, streams_drafts=True
+    ),
     Channel.EMAIL: ChannelCapabilities(100_000, media=True),
     # Inline keyboards (callback data ≤ 64 bytes); sendChatAction lasts 5 s.
     Channel.TELEGRAM: ChannelCapabilities(4096, 10, 64, True, True, 5_000, markdown=True),

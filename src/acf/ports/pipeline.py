@@ -36,7 +36,8 @@ class ToolCaller(Protocol):
     async def call(self, name: str, args: Mapping[str, Any]) -> ToolResult:
         """Run tool ``name`` through the gateway. A refused tool, bad arguments, a failed or
         in-doubt run come back as a ``ToolResult``; ``PendingInput`` is raised when an
-        IRREVERSIBLE tool meets unseen messages (see ``enter_irreversible``)."""
+        IRREVERSIBLE tool meets unseen messages (see ``enter_irreversible``). A tool that
+        requires confirmation is refused: ask with ``request_confirmation``."""
         ...
 
     async def compensate(self, execution_id: str) -> ToolResult:

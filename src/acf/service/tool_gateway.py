@@ -3,6 +3,10 @@
 allowlist → argument validation → idempotency key → (irreversible gate) → ledger lookup →
 write-ahead ``started`` row, fenced → run, with the tool's timeout → outcome row → events.
 The whole execution is shielded: a supersede waits for it and its ledger row.
+
+A tool whose spec ``requires_confirmation`` runs only as a confirmed action
+(``call_confirmed``, after the customer's yes to ``request_confirmation``): ``call``
+refuses it, audited, whatever the pipeline or its model asked for.
 """
 
 import asyncio
@@ -64,6 +68,13 @@ class ToolGateway:
         self._shield = shield
 
     async def call(self, name: str, args: Mapping[str, Any]) -> ToolResult:
+        tool = self._registry.get(name)
+        if tool is not None and tool.spec.requires_confirmation:
+            await self._audit(EventKind.TOOL_REFUSED, tool=name, reason="needs confirmation")
+            return ToolResult(
+                Outcome.REFUSED,
+                error=f"tool {name!r} needs the customer's confirmation: use request_confirmation",
+            )
         checked = await self.prepare(name, args)
         if isinstance(checked, ToolResult):
             return checked

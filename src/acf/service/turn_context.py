@@ -219,6 +219,8 @@ class RunningTurnContext:
         )
 
     async def draft(self, text: str) -> None:
+        if not self._capabilities.streams_drafts:
+            return  # a channel that shows only committed replies (DESIGN §16)
         stream = self._drafts
         if stream is None:
             f = self._run

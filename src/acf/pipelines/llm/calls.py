@@ -1,17 +1,20 @@
 """One round of the model's tool calls, run through the gateway (DESIGN §8, §16).
 
 Each call in the order the model made it: the reserved functions are answered here
-(``report_outcome`` records the category, ``send_messages`` collects messages); any other
-name goes to ``ctx.tools.call`` as it is (the gateway refuses a tool outside the agent's
-allowlist, on the record); arguments that are not a JSON object never reach a tool. A tool
-whose spec requires confirmation is not called: the first such call asks the customer
+(``report_outcome`` records the category, ``send_messages`` collects messages); a call
+naming one of the agent's tools, by its function name or its tool name, goes to
+``ctx.tools.call`` under the tool's name; any other name goes as it is (the gateway
+refuses a tool outside the agent's allowlist, on the record). Arguments that are not a
+JSON object (or are nested deeper than ``MAX_ARGS_DEPTH``) never reach a tool. A tool
+whose spec requires confirmation is not called, whichever name the model used (the
+gateway would refuse it too): the first such call asks the customer
 (``ctx.request_confirmation``) and the round is kept (``rounds.PendingRound``); a second
 one in the same round is answered as not run. ``PendingInput`` and ``InDoubt`` from the
 gateway propagate: the runtime decides.
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,12 @@ from acf.ports.pipeline import TurnContext
 
 MAX_MESSAGES = 10
 """Messages one ``send_messages`` call may send."""
+MAX_ARGS_DEPTH = 32
+"""Nesting of a call's arguments (objects and arrays) beyond which they are invalid: tool
+arguments are shallow, and deeper values would overflow the stack of what handles them."""
+
+OnHit = Callable[[str, str, str], Awaitable[None]]
+"""Records an enforcement hit: ``(rule, detail, action)``."""
 
 
 @dataclass(slots=True)
@@ -67,9 +76,28 @@ def parse_args(arguments: str) -> dict[str, Any] | str:
         value = json.loads(arguments or "{}")
     except json.JSONDecodeError as exc:
         return f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})"
+    except RecursionError:
+        return f"the arguments are nested deeper than {MAX_ARGS_DEPTH} levels"
+    except ValueError as exc:  # a number too long to convert, say
+        return f"the arguments are not valid JSON ({exc})"
     if not isinstance(value, dict):
         return f"the arguments must be a JSON object, not {type(value).__name__}"
+    if _depth(value) > MAX_ARGS_DEPTH:
+        return f"the arguments are nested deeper than {MAX_ARGS_DEPTH} levels"
     return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value``'s objects and arrays nest (without recursion)."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        children = item.values() if isinstance(item, dict) else item
+        deepest = max(deepest, level)
+        if level <= MAX_ARGS_DEPTH:
+            todo += [(c, level + 1) for c in children if isinstance(c, (dict, list))]
+    return deepest
 
 
 def invalid(error: str) -> dict[str, Any]:
@@ -92,11 +120,13 @@ class RoundRunner:
         schemas: ToolSchemas,
         rules: enforcement.Rules,
         findings: TurnFindings,
+        on_hit: OnHit,
     ) -> None:
         self.ctx = ctx
         self.schemas = schemas
         self.rules = rules
         self.findings = findings
+        self.on_hit = on_hit
 
     async def run(self, completion: Completion) -> Asked | list[dict[str, Any]]:
         """Run the round: its tool messages (one per call id), or the question that ends
@@ -134,10 +164,8 @@ class RoundRunner:
         )
         return Asked(segment, kept)
 
-    async def _call(
-        self, spec: ToolSpec | None, function: str, args: dict[str, Any]
-    ) -> dict[str, Any]:
-        tool = self.schemas.tool_name(function)
+    async def _call(self, spec: ToolSpec | None, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        tool = name if spec is None else spec.name
         result = await self.ctx.tools.call(tool, args)
         self.findings.record(spec, tool, args, result, self.ctx.clock.now_ms())
         return messages.result_content(result)
@@ -153,10 +181,7 @@ class RoundRunner:
         if prompt:
             hits = enforcement.check(self.rules, [prompt], self.findings.done_tools)
             for hit in hits:
-                await self.ctx.emit(
-                    "enforcement.hit",
-                    {"rule": hit.rule, "detail": hit.detail, "action": "default_question"},
-                )
+                await self.on_hit(hit.rule, hit.detail, "default_question")
             if hits:
                 prompt = ""
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from acf.config.model import EnforcementFields
 from acf.domain.formatting import split_text
+from acf.pipelines.llm.shaping import strip_markdown
 
 CLAIMED_ACTION = "claimed_action"
 BANNED_PHRASE = "banned_phrase"
@@ -68,14 +69,17 @@ def _phrase(phrase: str) -> re.Pattern[str]:
 def check(rules: Rules, texts: Sequence[str], done_tools: Collection[str]) -> list[Hit]:
     """What is wrong with the reply ``texts`` (its messages), given the tools whose action
     is on record as done (``done_tools``). Patterns and phrases see the messages as one
-    text with its whitespace collapsed (a claim may span two messages or lines). The
-    disclosure is not checked here."""
-    text = " ".join(" ".join(texts).split())
+    text with its whitespace collapsed (a claim may span two messages or lines), both as
+    written and as the words the customer reads (markdown marks stripped: "I have
+    **refunded**" is a claim on any channel). The disclosure is not checked here."""
+    written = " ".join(" ".join(texts).split())
+    words = " ".join(strip_markdown(" ".join(texts)).split())
+    views = (written,) if words == written else (written, words)
     hits: list[Hit] = []
     for tool, patterns in sorted(rules.claims.items()):
         if tool in done_tools:
             continue
-        if any(p.search(text) for p in patterns):
+        if any(p.search(text) for p in patterns for text in views):
             hits.append(
                 Hit(
                     CLAIMED_ACTION,
@@ -85,7 +89,7 @@ def check(rules: Rules, texts: Sequence[str], done_tools: Collection[str]) -> li
                 )
             )
     for phrase in rules.banned:
-        if _phrase(phrase).search(text):
+        if any(_phrase(phrase).search(text) for text in views):
             hits.append(
                 Hit(BANNED_PHRASE, phrase, f'The reply uses the phrase "{phrase}"; never use it.')
             )

@@ -8,6 +8,10 @@ arguments, ledger, gate, confirmation), so a function name the model invents rea
 gateway as it is and is refused there, on the record.
 
 Function names allow letters, digits, ``_`` and ``-``; a tool name's dots become ``__``.
+A call may name either the function or the tool itself (the model reads tool names in the
+history's tool notes): both resolve to the same spec, so a tool that needs the customer's
+confirmation is asked for whichever spelling the model used. The two spellings never
+collide: names that would are refused when the functions are built.
 """
 
 import json
@@ -105,18 +109,16 @@ class ToolSchemas:
     specs: Mapping[str, ToolSpec]
     """Function name -> the tool's spec."""
 
-    def spec(self, function: str) -> ToolSpec | None:
-        return self.specs.get(function)
+    def spec(self, name: str) -> ToolSpec | None:
+        """The spec of the tool a call names, by its function name or its tool name; None
+        for a name the agent was not offered (a reserved function, an invented tool)."""
+        found = self.specs.get(name)
+        return found if found is not None else self.spec_of_tool(name)
 
     def spec_of_tool(self, tool: str) -> ToolSpec | None:
         """The spec of the tool named ``tool`` (not its function name)."""
         spec = self.specs.get(function_name(tool))
         return spec if spec is not None and spec.name == tool else None
-
-    def tool_name(self, function: str) -> str:
-        """The tool a function names, for the gateway: an unknown name goes as it is."""
-        spec = self.specs.get(function)
-        return function if spec is None else spec.name
 
 
 def tool_schemas(specs: Sequence[ToolSpec]) -> ToolSchemas:

@@ -3,10 +3,12 @@
 The request: the system message (prompt, user context, channel, rolling summary), the
 history window (what the customer saw), a confirmation's round replayed with its
 settlement, then this turn's messages. Each completion runs in ``ctx.step`` keyed by its
-exact request, so a retry or a recovery reuses a finished one; its text deltas are the
-turn's drafts (the whole text so far; a retry that restarts the answer starts it afresh),
-until the text breaks an enforcement rule (a claimed action, a banned phrase): from there
-that answer drafts nothing more, so the customer never sees what enforcement withholds.
+exact request, so a retry or a recovery reuses a finished one; where the channel streams
+drafts (``capabilities.streams_drafts``: the web chat), its text deltas are the turn's
+drafts (the whole text so far, shaped as the reply will be; a retry that restarts the
+answer starts it afresh), until that shaped text breaks an enforcement rule (a claimed
+action, a banned phrase) as the reply would be checked: from there that answer drafts
+nothing more, so the customer never sees what enforcement withholds.
 Tool calls run through the gateway (``calls``) for at most ``max_tool_rounds`` rounds; the
 last request then forbids tools, so the model must answer. The reply is checked
 (``enforcement``), shaped for the channel (``shaping``) and gets its outcome category
@@ -41,7 +43,7 @@ from acf.pipelines.llm.rounds import (
     settlement_reply,
     to_state,
 )
-from acf.pipelines.llm.shaping import shape
+from acf.pipelines.llm.shaping import shape, strip_markdown
 from acf.pipelines.llm.state import DONE, appended, done_within_ttl, llm_patch, llm_state, tool_log
 from acf.pipelines.llm.summary import TOOL_NOTE_GUIDE, TOOL_NOTE_PREFIX
 from acf.pipelines.llm.tool_schemas import RESERVED, ToolSchemas
@@ -88,7 +90,7 @@ class LlmTurn:
         self.site = site_of(ctx, setup.fields.locale)
         self.tally = UsageTally(setup.fields.prices)
         self.findings = TurnFindings()
-        self.runner = RoundRunner(ctx, setup.schemas, setup.rules, self.findings)
+        self.runner = RoundRunner(ctx, setup.schemas, setup.rules, self.findings, self._emit_hit)
         self.hits: list[dict[str, Any]] = []
         self._draft = ""
         self._muted = False
@@ -321,11 +323,12 @@ class LlmTurn:
             nonlocal fresh
             fresh = True
             self._draft, self._muted = "", False
+            drafts = streamed and ctx.capabilities.streams_drafts
             completion = await setup.completer.complete(
                 body,
                 clock=ctx.clock,
                 deadline_ms=ctx.deadline_ms,
-                on_delta=self._delta if streamed else None,
+                on_delta=self._delta if drafts else None,
                 on_event=self._event,
             )
             data = completion_event(completion, setup.fields.prices, self.site.agent, purpose)
@@ -345,11 +348,13 @@ class LlmTurn:
         done = self.findings.done_tools | done_within_ttl(
             tool_log(ctx.state), self.setup.specs, ctx.clock.now_ms()
         )
-        hits = enforcement.check(self.setup.rules, [self._draft], done)
+        shaped = shape([self._draft], ctx.capabilities)  # checked as the reply will be
+        hits = enforcement.check(self.setup.rules, shaped, done)
         if any(hit.rule != enforcement.MAX_LENGTH for hit in hits):
             self._muted = True  # a claim or a banned phrase is never shown, not even drafted
             return
-        await ctx.draft(self._draft)
+        markdown = ctx.capabilities.markdown
+        await ctx.draft(self._draft if markdown else strip_markdown(self._draft))
 
     async def _event(self, name: str, data: Mapping[str, Any]) -> None:
         if data.get("restart"):
