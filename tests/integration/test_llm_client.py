@@ -1,16 +1,22 @@
 """``LlmClient`` over real HTTP against ``FakeOpenAI``: streaming, tool calls, retries on the
-injected clock, the circuit breaker, fallback models, cancellation and the deadline."""
+injected clock, the circuit breaker, fallback models, cancellation and the deadline; and
+against ``RawSse``, a bare endpoint streaming malformed chunks ``FakeOpenAI`` never sends."""
 
 import asyncio
 import json
 import logging
 import socket
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
+import openai
 import pytest
+import structlog
+from aiohttp import web
 
-from acf.pipelines.llm.breaker import BreakerBoard, endpoint_key
+from acf.pipelines.llm.breaker import BreakerBoard, BreakerSettings, endpoint_key
 from acf.pipelines.llm.client import LlmClient, LlmTimeouts
 from acf.pipelines.llm.completion import LlmUnavailable, ToolCall, Usage
 from acf.pipelines.llm.retry import RetryPolicy
@@ -450,3 +456,297 @@ async def test_no_first_token_in_time_is_a_timeout_and_retried(fake: FakeOpenAI)
     slow = fake.completions[0]
     await slow.ended.wait()
     assert slow.client_closed
+
+
+async def test_an_http_client_passed_in_is_used_and_left_open(fake: FakeOpenAI) -> None:
+    fake.script(Answer("Through yours."))
+    async with openai.DefaultAsyncHttpxClient() as http:
+        client = client_for(fake.base_url, http_client=http)
+        try:
+            completion = await complete(client, VirtualClock(), Recorder())
+        finally:
+            await client.aclose()
+        assert (completion.text, http.is_closed) == ("Through yours.", False)
+
+
+# --- the half-open probe is never left taken --------------------------------------------
+
+
+async def open_circuit(fake: FakeOpenAI, board: BreakerBoard, clock: JumpClock) -> None:
+    """Open the endpoint's circuit (the board opens on one failure), then let 30 s pass:
+    the next request is the half-open probe."""
+    fake.script(HttpError(503))
+    opener = client_for(fake.base_url, breakers=board)
+    try:
+        with pytest.raises(LlmUnavailable, match="opened"):
+            await complete(opener, clock, Recorder())
+    finally:
+        await opener.aclose()
+    clock.advance(30_000)
+
+
+class ProbeTrouble(Exception):
+    pass
+
+
+@pytest.mark.parametrize("trouble", ["event_fails", "event_cancelled", "delta_fails"])
+async def test_a_probe_that_ends_without_an_outcome_lets_the_next_request_probe(
+    fake: FakeOpenAI, trouble: str
+) -> None:
+    board = BreakerBoard(BreakerSettings(failures=1))
+    clock = JumpClock()
+    await open_circuit(fake, board, clock)
+    reached = asyncio.Event()
+    recorder = Recorder()
+
+    async def on_event(name: str, data: Mapping[str, Any]) -> None:
+        await recorder.event(name, data)
+        if name == "llm.circuit" and data["state"] == "half_open":
+            if trouble == "event_fails":  # the fenced write of the event: the lease is lost
+                raise ProbeTrouble("lease lost")
+            if trouble == "event_cancelled":  # a supersede while the event is written
+                reached.set()
+                await asyncio.Event().wait()
+
+    async def on_delta(_text: str) -> None:
+        raise ProbeTrouble("the draft could not be published")
+
+    if trouble == "delta_fails":
+        fake.script(Answer("Probing."))  # the probe is sent; its answer is never taken
+    client = client_for(fake.base_url, breakers=board)
+    try:
+        probe = asyncio.create_task(
+            client.complete(
+                REQUEST,
+                clock=clock,
+                deadline_ms=clock.now_ms() + 60_000,
+                on_delta=on_delta if trouble == "delta_fails" else None,
+                on_event=on_event,
+            )
+        )
+        if trouble == "event_cancelled":
+            await reached.wait()
+            probe.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await probe
+        else:
+            with pytest.raises(ProbeTrouble):
+                await probe
+        assert [e["state"] for e in recorder.named("llm.circuit")] == ["half_open"]
+        fake.script(Answer("Back."))
+        after = Recorder()
+        completion = await complete(client, clock, after)  # the next request probes
+    finally:
+        await client.aclose()
+    assert completion.text == "Back."
+    assert [e["state"] for e in after.named("llm.circuit")] == ["closed"]  # it was the probe
+    assert fake.completions_requested == (3 if trouble == "delta_fails" else 2)
+
+
+# --- 429s are one tenant's quota, not the endpoint's failure ----------------------------
+
+
+async def test_429s_of_one_tenant_never_open_the_circuit_for_the_others(fake: FakeOpenAI) -> None:
+    board = BreakerBoard()
+    clock = JumpClock()
+    limited = client_for(fake.base_url, breakers=board, retry=RetryPolicy(backoff_ms=()))
+    other = client_for(fake.base_url, breakers=board)
+    recorder = Recorder()
+    try:
+        fake.script(*[HttpError(429, retry_after="1")] * 6)
+        for _ in range(6):
+            with pytest.raises(LlmUnavailable, match=r"HTTP 429.*retries_spent"):
+                await complete(limited, clock, recorder)
+        fake.script(Answer("Served."))
+        completion = await complete(other, clock, recorder)
+    finally:
+        await limited.aclose()
+        await other.aclose()
+    assert completion.text == "Served."
+    assert recorder.named("llm.circuit") == []
+    assert fake.completions_requested == 7
+
+
+async def test_a_probe_answered_by_429_closes_the_circuit_and_waits_retry_after(
+    fake: FakeOpenAI,
+) -> None:
+    board = BreakerBoard(BreakerSettings(failures=1))
+    clock = JumpClock()
+    await open_circuit(fake, board, clock)
+    fake.script(HttpError(429, retry_after="2"), Answer("After the wait."))
+    recorder = Recorder()
+    client = client_for(fake.base_url, breakers=board)
+    try:
+        completion = await complete(client, clock, recorder)
+    finally:
+        await client.aclose()
+    assert completion.text == "After the wait."
+    assert [e["state"] for e in recorder.named("llm.circuit")] == ["half_open", "closed"]
+    assert [e["delay_ms"] for e in recorder.named("llm.retry")] == [2_000]
+
+
+# --- a failed cancellation report never replaces the cancellation -----------------------
+
+
+async def test_a_cancellation_report_that_fails_is_logged_and_the_cancel_goes_on(
+    fake: FakeOpenAI,
+) -> None:
+    fake.script(Answer("late", ttft_ms=30_000))
+    recorder = Recorder()
+
+    async def on_event(name: str, data: Mapping[str, Any]) -> None:
+        await recorder.event(name, data)
+        if name == "llm.generation_cancelled":
+            raise ProbeTrouble(f"lease lost while writing with {KEY}")
+
+    client = client_for(fake.base_url)
+    clock = VirtualClock()
+    before = asyncio.all_tasks()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            task = asyncio.create_task(
+                client.complete(
+                    REQUEST, clock=clock, deadline_ms=clock.now_ms() + 60_000, on_event=on_event
+                )
+            )
+            (slow,) = await fake.wait_for_completions(1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await slow.ended.wait()
+    finally:
+        await client.aclose()
+    assert slow.client_closed
+    assert len(recorder.named("llm.generation_cancelled")) == 1
+    (logged,) = [e for e in logs if e["event"] == "llm.cancel_report_failed"]
+    assert (logged["log_level"], logged["error"]) == ("warning", "ProbeTrouble")
+    assert "lease lost" in logged["detail"] and KEY not in repr(logs)
+    assert client_tasks_left(before) == set()
+
+
+# --- malformed chunks ---------------------------------------------------------------------
+
+
+class RawSse:
+    """A bare chat-completions endpoint on loopback: each request gets the next scripted
+    stream, its ``data:`` lines written as given, malformed ones included."""
+
+    def __init__(self, *streams: list[bytes]) -> None:
+        self.streams = deque(streams)
+        self.requests = 0
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(runner, sock).start()
+        self._runner = runner
+        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        self.requests += 1
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for line in self.streams.popleft():
+            await response.write(line)
+        await response.write_eof()
+        return response
+
+
+def sse(payload: object) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def chunk(choices: object, **extra: object) -> dict[str, Any]:
+    return {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m1"} | {
+        "choices": choices,
+        **extra,
+    }
+
+
+def delta(content: object = None, finish: str | None = None, **fields: object) -> dict[str, Any]:
+    shape = {"content": content, **fields} if content is not None or fields else {}
+    return {"index": 0, "delta": shape, "finish_reason": finish}
+
+
+def call(**fields: object) -> dict[str, Any]:
+    return delta(tool_calls=[fields])
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+async def test_malformed_chunks_are_skipped_and_the_rest_assembled() -> None:
+    lookup = {"id": "call_a", "type": "function", "function": {"name": "lookup_order"}}
+    stream = [
+        sse(chunk([delta("", role="assistant")])),
+        sse(chunk(None)),  # choices: null
+        sse(chunk("abc")),
+        sse(chunk([{"index": 0, "delta": None, "finish_reason": None}])),
+        sse(chunk([delta(5)])),  # content that is not a string
+        sse(chunk([delta(["x"])])),
+        sse(chunk([{"delta": {"content": "Hello"}}])),  # no index: the first choice
+        sse(chunk([None, 7, delta(" there")])),
+        sse(None),
+        sse(5),
+        sse("a chunk?"),
+        sse(chunk([call(index=0, **lookup)])),
+        sse(chunk([call(index=0, function={"arguments": '{"order_id"'})])),
+        # a whole call without an index, between the fragments of an indexed one
+        sse(chunk([call(id="call_b", function={"name": "create_ticket", "arguments": "{}"})])),
+        sse(chunk([call(index=0, function={"arguments": ': "A-1"}'})])),
+        sse(chunk([delta(tool_calls={"index": 0})])),  # not a list
+        sse(chunk([call(index=0, function="zz")])),  # nothing usable
+        sse(chunk([call(index=1, type="function")])),
+        sse(chunk([delta(finish="tool_calls")])),
+        sse(chunk([], usage={"prompt_tokens": "many", "completion_tokens": 6})),
+        DONE,
+    ]
+    recorder = Recorder()
+    async with RawSse(stream) as raw:
+        client = client_for(raw.base_url)
+        try:
+            completion = await complete(client, JumpClock(), recorder)
+        finally:
+            await client.aclose()
+    assert (completion.text, completion.finish_reason) == ("Hello there", "tool_calls")
+    assert recorder.deltas == ["Hello", " there"]
+    assert completion.tool_calls == (
+        ToolCall("call_a", "lookup_order", '{"order_id": "A-1"}'),
+        ToolCall("call_b", "create_ticket", "{}"),
+    )
+    assert completion.usage == Usage(estimate_prompt_tokens(REQUEST), 6)  # usage unreadable
+    assert (raw.requests, recorder.events) == (1, [])
+
+
+async def test_a_stream_the_sdk_cannot_read_is_a_cut_stream_and_retried() -> None:
+    broken = [sse(chunk([delta("Hel")])), b"data: \xff\xfe\n\n", DONE]
+    clean = [sse(chunk([delta("Fine.")])), sse(chunk([delta(finish="stop")])), DONE]
+    clock, recorder = JumpClock(), Recorder()
+    async with RawSse(broken, clean) as raw:
+        client = client_for(raw.base_url)
+        try:
+            completion = await complete(client, clock, recorder)
+        finally:
+            await client.aclose()
+    assert (completion.text, completion.requests, raw.requests) == ("Fine.", 2, 2)
+    assert recorder.deltas == ["Hel", "Fine."]
+    assert recorder.named("llm.retry") == [
+        {"model": "m1", "attempt": 1, "reason": "cut_stream", "delay_ms": 1_000, "restart": True}
+    ]

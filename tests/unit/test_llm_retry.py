@@ -1,4 +1,5 @@
-"""When a failed model request is retried: backoff 1/2/4 s, Retry-After, 4xx, the deadline."""
+"""When a failed model request is retried: backoff 1/2/4 s, Retry-After, 4xx, the deadline;
+and which failures the endpoint's circuit breaker counts (not a 429)."""
 
 import pytest
 
@@ -100,18 +101,25 @@ def test_retry_after_ms(value: str | None, expected: int | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("failure", "retryable", "reason"),
+    ("failure", "retryable", "trips_breaker", "reason"),
     [
-        (status(429), True, "http_429"),
-        (status(500), True, "http_500"),
-        (status(599), True, "http_599"),
-        (status(408), True, "http_408"),
-        (status(400), False, "http_400"),
-        (status(409), False, "http_409"),
-        (Failure(K.CONNECTION), True, "connection"),
-        (Failure(K.TIMEOUT), True, "timeout"),
-        (Failure(K.CUT_STREAM), True, "cut_stream"),
+        # a 429 is retried, but the endpoint answered: one tenant's quota, not its failure
+        (status(429), True, False, "http_429"),
+        (status(429, "7"), True, False, "http_429"),
+        (status(500), True, True, "http_500"),
+        (status(503, "3"), True, True, "http_503"),
+        (status(599), True, True, "http_599"),
+        (status(408), True, True, "http_408"),
+        (status(400), False, False, "http_400"),
+        (status(409), False, False, "http_409"),
+        (Failure(K.CONNECTION), True, True, "connection"),
+        (Failure(K.TIMEOUT), True, True, "timeout"),
+        (Failure(K.CUT_STREAM), True, True, "cut_stream"),
     ],
 )
-def test_failure_kinds(failure: Failure, retryable: bool, reason: str) -> None:
-    assert (failure.retryable, failure.reason) == (retryable, reason)
+def test_failure_kinds(failure: Failure, retryable: bool, trips_breaker: bool, reason: str) -> None:
+    assert (failure.retryable, failure.trips_breaker, failure.reason) == (
+        retryable,
+        trips_breaker,
+        reason,
+    )

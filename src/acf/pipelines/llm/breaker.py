@@ -1,15 +1,18 @@
 """A circuit breaker per model endpoint, so a dead endpoint is not hammered (DESIGN §16).
 
-Pure: each call gives the time in milliseconds. ``failures`` transient failures (5xx, 429,
-connection, timeout, cut stream: what ``Failure.retryable`` says) within ``window_ms``, with
-no success between them, open the circuit for ``open_ms``: requests are refused without
-being sent. Then it is half-open and lets exactly one request through, the probe: its
-success closes the circuit, its failure opens it again for ``open_ms``. A failure that is
-not transient (a 400: the endpoint answered) counts as a sign of life, not a failure.
+Pure: each call gives the time in milliseconds. ``failures`` failures of the endpoint (5xx,
+408, connection, timeout, cut stream: what ``Failure.trips_breaker`` says) within
+``window_ms``, with no success between them, open the circuit for ``open_ms``: requests are
+refused without being sent. Then it is half-open and lets exactly one request through, the
+probe: its success closes the circuit, its failure opens it again for ``open_ms``, and a
+probe that ends without an outcome (cancelled) passes its turn on (``record_abandoned``).
+Any other answer of the endpoint (a 400, a 404, a 429) counts as a sign of life, not a
+failure: a 429 is about one caller's quota, and its ``Retry-After`` governs that caller.
 
 ``BreakerBoard`` holds one breaker per endpoint (``endpoint_key``: scheme, host, port and
-path of the base URL, never its credentials or query), shared by every agent of the process
-that talks to it (``shared_board``).
+path of the base URL, never its credentials or query), shared by every agent and tenant of
+the process that talks to it (``shared_board``); which is why only the endpoint's own
+failures count, never a tenant's rate limit.
 """
 
 import threading
@@ -66,7 +69,8 @@ class CircuitBreaker:
         return True, changed
 
     def record_success(self, now_ms: int) -> CircuitState | None:
-        """The endpoint answered (a success, or a failure that is not transient)."""
+        """The endpoint answered: a success, or an error that is not its failure (a 4xx,
+        429 included)."""
         del now_ms  # a success closes whenever it comes
         self._failures.clear()
         self._probe_out = False
@@ -76,7 +80,8 @@ class CircuitBreaker:
         return CircuitState.CLOSED
 
     def record_failure(self, now_ms: int) -> CircuitState | None:
-        """A transient failure of a request this breaker let through."""
+        """A failure of the endpoint (``Failure.trips_breaker``) on a request this breaker
+        let through."""
         if self._state is CircuitState.OPEN:
             return None  # sent before it opened: the open period stands
         if self._state is CircuitState.HALF_OPEN:
@@ -117,7 +122,9 @@ def endpoint_key(base_url: str) -> str:
 
 
 class BreakerBoard:
-    """The breakers of a process, one per endpoint, all with the same settings."""
+    """The breakers of a process, one per endpoint, all with the same settings. A breaker
+    is shared by every tenant calling its endpoint: it sees only the endpoint's health (a
+    tenant's 429 is not a failure of the endpoint)."""
 
     def __init__(self, settings: BreakerSettings = BreakerSettings()) -> None:
         self.settings = settings

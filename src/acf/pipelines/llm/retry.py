@@ -7,6 +7,11 @@ three times; a 429 or 503 with ``Retry-After`` (seconds or an HTTP date) waits w
 at most 30 s. Any other 4xx (400, 401, 403, 404, 422...) is never retried: the request
 itself is wrong for this model, so the client moves on to its next one. No retry is
 scheduled whose wait would end at or after the deadline.
+
+What the endpoint's circuit breaker counts (``Failure.trips_breaker``) is narrower: the
+transient failures but 429. A 429 is the endpoint answering, about one caller's quota (its
+``Retry-After`` governs that caller's wait): counted, one tenant's rate limit would open
+the circuit for every tenant of the endpoint.
 """
 
 from dataclasses import dataclass
@@ -38,11 +43,18 @@ class Failure:
 
     @property
     def retryable(self) -> bool:
-        """Whether trying again can help: the failures a circuit breaker counts too."""
+        """Whether trying again can help."""
         if self.kind is not FailureKind.HTTP_STATUS:
             return True
         status = self.status or 0
         return status >= 500 or status in RETRYABLE_4XX
+
+    @property
+    def trips_breaker(self) -> bool:
+        """Whether the endpoint's circuit breaker counts it as a failure: a 5xx, a 408, a
+        connection error, a timeout or a cut stream. Any other answer, a 429 included, is
+        a sign of life."""
+        return self.retryable and self.status != 429
 
     @property
     def reason(self) -> str:
