@@ -303,7 +303,8 @@ async def _button(h: Harness, spec: SendSpec) -> str | None:
     confirmation (its ids are generated)."""
     if spec.button is None or not spec.button.startswith("$confirm:"):
         return spec.button
-    session = await h.store.sessions.find_open(spec.tenant, h.key(spec.customer, spec.channel))
+    key = h.key(spec.customer, spec.channel, spec.tenant)
+    session = await h.store.sessions.find_open(spec.tenant, key)
     pending = None if session is None else session.state.get("meta", {}).get("confirmation")
     if pending is None:
         return "no-pending-confirmation"
