@@ -13,9 +13,9 @@ from typing import Any, Self
 
 import openai
 import pytest
-import structlog
 from aiohttp import web
 
+from acf.pipelines.llm import client as llm_client
 from acf.pipelines.llm.breaker import BreakerBoard, BreakerSettings, endpoint_key
 from acf.pipelines.llm.client import LlmClient, LlmTimeouts
 from acf.pipelines.llm.completion import LlmUnavailable, ToolCall, Usage
@@ -588,8 +588,19 @@ async def test_a_probe_answered_by_429_closes_the_circuit_and_waits_retry_after(
 # --- a failed cancellation report never replaces the cancellation -----------------------
 
 
+class Logs:
+    """Stands in for a module's structlog logger: what it was told, as dicts (a cached
+    logger of an earlier test's configuration would escape ``capture_logs``)."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.lines.append({"event": event, "log_level": "warning", **fields})
+
+
 async def test_a_cancellation_report_that_fails_is_logged_and_the_cancel_goes_on(
-    fake: FakeOpenAI,
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake.script(Answer("late", ttft_ms=30_000))
     recorder = Recorder()
@@ -602,17 +613,19 @@ async def test_a_cancellation_report_that_fails_is_logged_and_the_cancel_goes_on
     client = client_for(fake.base_url)
     clock = VirtualClock()
     before = asyncio.all_tasks()
+    recorded = Logs()
+    monkeypatch.setattr(llm_client, "log", recorded)
+    logs = recorded.lines
     try:
-        with structlog.testing.capture_logs() as logs:
-            task = asyncio.create_task(
-                client.complete(
-                    REQUEST, clock=clock, deadline_ms=clock.now_ms() + 60_000, on_event=on_event
-                )
+        task = asyncio.create_task(
+            client.complete(
+                REQUEST, clock=clock, deadline_ms=clock.now_ms() + 60_000, on_event=on_event
             )
-            (slow,) = await fake.wait_for_completions(1)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+        )
+        (slow,) = await fake.wait_for_completions(1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
         await slow.ended.wait()
     finally:
         await client.aclose()
