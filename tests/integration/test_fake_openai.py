@@ -193,7 +193,7 @@ async def test_it_runs_as_a_process() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "acf.testing.fake_openai",
+        "acf.testing.fake_openai_server",
         "--port",
         "0",
         "--ttft-ms",
@@ -203,6 +203,7 @@ async def test_it_runs_as_a_process() -> None:
         "--answer",
         "Hello from a process.",
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert process.stdout is not None
@@ -216,4 +217,5 @@ async def test_it_runs_as_a_process() -> None:
         assert text == "Hello from a process."
     finally:
         process.terminate()
-        await process.wait()
+        _, err = await process.communicate()
+    assert b"RuntimeWarning" not in err  # acf.testing does not import the module it runs

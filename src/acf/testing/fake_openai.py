@@ -23,13 +23,11 @@ the client closed the connection before the end. Usage: ``prompt_tokens`` is
 ``estimate_prompt_tokens`` of the request (characters of the messages // 4 + 4 per
 message), ``completion_tokens`` the tokens streamed.
 
-As a process: ``python -m acf.testing.fake_openai --port 8100 --ttft-ms 300
---tokens-per-s 30`` prints its base URL and answers with the default responder.
+As a process: ``python -m acf.testing.fake_openai_server --port 8100 --ttft-ms 300
+--tokens-per-s 30`` prints its base URL and answers every request alike.
 """
 
-import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import socket
@@ -44,7 +42,6 @@ from aiohttp import web
 
 from acf.pipelines.llm.streamed import estimate_prompt_tokens
 from acf.testing.fake_openai_script import (
-    Answer,
     CutStream,
     HttpError,
     Item,
@@ -317,34 +314,3 @@ def answer_by_model(items: Mapping[str, Item]) -> Responder:
 async def _sleep_ms(ms: float) -> None:
     if ms > 0:
         await asyncio.sleep(ms / 1000)
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    fake = FakeOpenAI(
-        host=args.host,
-        port=args.port,
-        ttft_ms=args.ttft_ms,
-        tokens_per_s=args.tokens_per_s,
-        responder=lambda _request: Answer(args.answer),
-    )
-    async with fake:
-        print(fake.base_url, flush=True)
-        await asyncio.Event().wait()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m acf.testing.fake_openai",
-        description="A fake OpenAI-compatible chat-completions server (for tests only).",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0: a free port")
-    parser.add_argument("--ttft-ms", type=int, default=0, help="time to first token")
-    parser.add_argument("--tokens-per-s", type=float, default=None, help="default: no pacing")
-    parser.add_argument("--answer", default="OK.", help="what every request is answered")
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends it
-        asyncio.run(_serve(parser.parse_args(argv)))
-
-
-if __name__ == "__main__":
-    main()
