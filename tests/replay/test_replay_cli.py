@@ -61,6 +61,14 @@ def test_replay_rejects_a_bad_file_clearly(tmp_path: Path) -> None:
     done = subprocess.run([*ACF, "replay", str(bad)], capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert "header must name sender, timestamp and text" in done.stderr
+    spaces = tmp_path / "spaces.csv"
+    spaces.write_text("sender,timestamp,text\nann,1546336800,hello\nann,1546336801,   \n")
+    done = subprocess.run([*ACF, "replay", str(spaces)], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr  # not a traceback
+    assert (
+        done.stderr.strip()
+        == f"error: {spaces}:line 3: text: only whitespace (leave it empty instead)"
+    )
 
 
 def test_replay_counts_tokens_when_the_pipeline_is_a_streaming_llm(tmp_path: Path) -> None:

@@ -54,6 +54,13 @@ def test_csv_and_jsonl_read_the_same(tmp_path: Path) -> None:
         ("d.jsonl", "{not json\n", "d.jsonl:line 1: not JSON"),
         ("e.xml", "<slack><message>", "not well-formed XML"),
         ("f.txt", "x", "cannot tell the format"),
+        ("g.csv", "sender,timestamp,text\nann,1,hi\nann,2,   \n", "g.csv:line 3: text: only"),
+        ("h.jsonl", '{"sender": "a", "timestamp": 1, "text": " "}\n', "h.jsonl:line 1: text"),
+        (
+            "i.xml",
+            "<slack><message><ts>1.5</ts><user>u</user><text> </text></message></slack>",
+            "<message> at ts 1: text: only whitespace",
+        ),
     ],
 )
 def test_bad_input_says_where_and_why(tmp_path: Path, name: str, body: str, message: str) -> None:

@@ -62,13 +62,13 @@ def read_slack_xml(path: Path) -> list[ChatLine]:
             user = element.findtext("user")
             if not ts or not user:
                 raise SourceError(f"{path}: a <message> lacks <ts> or <user>")
-            lines.append(
-                ChatLine(
-                    element.get("conversation_id", "0"),
-                    user,
-                    parse_timestamp(ts),
-                    element.findtext("text") or "",
+            text = element.findtext("text") or ""
+            if text and not text.strip():
+                raise SourceError(
+                    f"{path}: <message> at ts {ts}: text: only whitespace (leave it empty)"
                 )
+            lines.append(
+                ChatLine(element.get("conversation_id", "0"), user, parse_timestamp(ts), text)
             )
             element.clear()
     except ET.ParseError as exc:
@@ -84,12 +84,10 @@ def _from_record(path: Path, where: str, record: Mapping[str, Any]) -> ChatLine:
         at_ms = parse_timestamp(record["timestamp"])
     except ValueError as exc:
         raise SourceError(f"{path}:{where}: timestamp: {exc}") from None
-    return ChatLine(
-        str(record.get("conversation") or "0"),
-        str(record["sender"]),
-        at_ms,
-        str(record.get("text") or ""),
-    )
+    text = str(record.get("text") or "")
+    if text and not text.strip():
+        raise SourceError(f"{path}:{where}: text: only whitespace (leave it empty instead)")
+    return ChatLine(str(record.get("conversation") or "0"), str(record["sender"]), at_ms, text)
 
 
 def read_csv(path: Path) -> list[ChatLine]:
