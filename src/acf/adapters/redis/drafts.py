@@ -16,13 +16,14 @@ The fallback is the caller's: close it after this object's ``close``.
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
 from acf.adapters.memory.drafts import InProcessDraftBus, InProcessDraftSubscription
 from acf.adapters.postgres.drafts import QUEUE_BOUND, PgDraftBus, decode, encode
 from acf.adapters.redis.client import DEFAULT_TIMEOUT_S, describe, fail_fast_client
+from acf.adapters.redis.subscriber import subscribe_forever
 from acf.domain.ids import SessionId, TenantId, new_id
 from acf.ports.drafts import Draft
 
@@ -30,8 +31,6 @@ log = structlog.get_logger("acf.drafts")
 
 CHANNEL = "acf:drafts"
 BATCH = 64
-FIRST_BACKOFF_S = 0.05
-IDLE_READ_S = 5.0
 
 
 class RedisDraftBus:
@@ -140,33 +139,16 @@ class RedisDraftBus:
                 self._fallback.send(draft)
 
     async def _receive_forever(self) -> None:
-        backoff = FIRST_BACKOFF_S
-        down = False
-        while True:
-            pubsub = self._client.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                while True:
-                    message = await pubsub.get_message(timeout=IDLE_READ_S)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        self._subscribed.set()
-                        backoff = FIRST_BACKOFF_S
-                        if down:
-                            down = False
-                            log.info("drafts.redis_back", side="subscribe")
-                    elif message["type"] == "message":
-                        received = decode(message["data"])
-                        if received is not None and received[0] != self.origin:
-                            self._local.publish(received[1])
-            except Exception as exc:  # the receiver must outlive any failure
-                if not down:
-                    down = True
-                    log.warning("drafts.redis_down", side="subscribe", error=describe(exc))
-            finally:
-                self._subscribed.clear()
-                close: Callable[[], Awaitable[object]] = pubsub.aclose
-                await close()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._max_backoff_s)
+        await subscribe_forever(
+            self._client,
+            self._channel,
+            self._subscribed,
+            self._on_message,
+            what="drafts",
+            max_backoff_s=self._max_backoff_s,
+        )
+
+    async def _on_message(self, data: Any) -> None:
+        received = decode(data)
+        if received is not None and received[0] != self.origin:
+            self._local.publish(received[1])

@@ -18,21 +18,20 @@ The fallback is the caller's: start and close it around this object's ``start``/
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
 from acf.adapters.memory.wakeup import InProcessSubscription, InProcessWakeUps
 from acf.adapters.postgres.wakeup import decode, encode
 from acf.adapters.redis.client import DEFAULT_TIMEOUT_S, describe, fail_fast_client
+from acf.adapters.redis.subscriber import subscribe_forever
 from acf.domain.ids import SessionId, TenantId
 from acf.ports.wakeup import Subscription, WakeUps
 
 log = structlog.get_logger("acf.wakeup")
 
 CHANNEL = "acf:wakeup"
-FIRST_BACKOFF_S = 0.05
-IDLE_READ_S = 5.0  # a quiet subscriber wakes up this often
 
 
 class RedisWakeUps:
@@ -127,33 +126,15 @@ class RedisWakeUps:
             subscription.close()
 
     async def _subscribe_forever(self) -> None:
-        backoff = FIRST_BACKOFF_S
-        down = False
-        while True:
-            pubsub = self._client.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                while True:
-                    message = await pubsub.get_message(timeout=IDLE_READ_S)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        self._subscribed.set()
-                        backoff = FIRST_BACKOFF_S
-                        if down:
-                            down = False
-                            log.info("wakeup.redis_back", side="subscribe")
-                    elif message["type"] == "message" and (wake := decode(message["data"])):
-                        await self._hub.notify(*wake)
-            except Exception as exc:  # the subscriber must outlive any failure
-                if not down:
-                    down = True
-                    log.warning("wakeup.redis_down", side="subscribe", error=describe(exc))
-            finally:
-                self._subscribed.clear()
-                # Through a typed name: redis-py < 8.2 leaves `aclose` unannotated, 8.2 types it,
-                # and a `type: ignore` would be wrong on one of them.
-                close: Callable[[], Awaitable[object]] = pubsub.aclose
-                await close()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._max_backoff_s)
+        await subscribe_forever(
+            self._client,
+            self._channel,
+            self._subscribed,
+            self._on_message,
+            what="wakeup",
+            max_backoff_s=self._max_backoff_s,
+        )
+
+    async def _on_message(self, data: Any) -> None:
+        if wake := decode(data):
+            await self._hub.notify(*wake)
