@@ -9,12 +9,14 @@ A meta-test keeps this file honest: a port method or write op without a case fai
 import contextlib
 import inspect
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 
+import acf.ports.agent_sessions
+import acf.ports.dead_letters
 import acf.ports.email_threads
 import acf.ports.event_store
 import acf.ports.identities
@@ -35,6 +37,8 @@ from acf.domain.records import TurnRecord
 from acf.domain.signals import DeliveryStatus
 from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.domain.turns import GroupStatus, TurnGroup, TurnPhase
+from acf.ports.agent_sessions import AgentSessionRow, AgentSessionStatus, SaveAgentSession
+from acf.ports.dead_letters import DeadLetter, FinishReplay, RecordDeadLetter, RequestReplay
 from acf.ports.event_store import AppendEvent, EventQuery
 from acf.ports.identities import LinkIdentities, RouteToSession, UnlinkIdentity
 from acf.ports.lease import CheckFence
@@ -80,6 +84,8 @@ PORTS = {
     "requests": acf.ports.request_log.RequestLog,
     "identities": acf.ports.identities.Identities,
     "email_threads": acf.ports.email_threads.EmailThreads,
+    "agent_sessions": acf.ports.agent_sessions.AgentSessions,
+    "dead_letters": acf.ports.dead_letters.DeadLetters,
 }
 SHARED_WA = Route(Channel.WHATSAPP, "shared-customer")
 SHARED_SMS = Route(Channel.SMS, "+15550000")
@@ -128,6 +134,10 @@ async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
             SaveResponse("shared-idem", 202, {"secret": tenant}),
             LinkIdentities("shared-cust", (SHARED_WA, SHARED_SMS), 1_000),
             RouteToSession("support", SHARED_SMS, r.session_id, 1_000),
+            SaveAgentSession(_agent_session(tenant, r.session_id)),
+            RecordDeadLetter(_dead_letter(tenant, "shared-dl", r.session_id)),
+            RecordDeadLetter(_dead_letter(tenant, "shared-dl-2", r.session_id)),
+            RequestReplay("shared-dl", 1_000),
         ],
     )
     outbox_id = results.get(enqueue)
@@ -164,6 +174,40 @@ def _ledger_entry(tenant: str, session_id: str) -> LedgerEntry:
         customer="shared-customer",
         args={"secret": tenant},
         started_at_ms=1_000,
+    )
+
+
+def _agent_session(tenant: str, session_id: str) -> AgentSessionRow:
+    return AgentSessionRow(
+        tenant=tenant,
+        row_id="shared-row",
+        session_id=session_id,
+        agent="support",
+        profile="orders",
+        status=AgentSessionStatus.AWAITING_USER,
+        created_at_ms=1_000,
+        last_interaction_at_ms=1_000,
+        agent_session_id="shared-as",
+        pending_ask_id="shared-ask",
+        pending_question=f"secret of {tenant}?",
+        execution_key="shared-key",
+    )
+
+
+def _dead_letter(tenant: str, dead_letter_id: str, session_id: str) -> DeadLetter:
+    return DeadLetter(
+        tenant=tenant,
+        dead_letter_id=dead_letter_id,
+        session_id=session_id,
+        agent="support",
+        turn_id="shared-turn",
+        group_id="shared-group",
+        trace_id="tr",
+        pipeline="agent_service",
+        error="failed",
+        attempts=3,
+        created_at_ms=1_000,
+        request={"secret": tenant},
     )
 
 
@@ -215,6 +259,17 @@ READS: dict[str, ReadCase] = {
     "email_threads.reply_context": lambda s, b, c: s.email_threads.reply_context(
         A, "ann@shared.example"
     ),
+    "agent_sessions.open_for": lambda s, b, c: s.agent_sessions.open_for(A, b.session_id),
+    "agent_sessions.latest_for": lambda s, b, c: s.agent_sessions.latest_for(
+        A, b.session_id, "support"
+    ),
+    "agent_sessions.list_for": lambda s, b, c: _listed(s.agent_sessions.list_for(A, b.session_id)),
+    "agent_sessions.by_agent_session": lambda s, b, c: s.agent_sessions.by_agent_session(
+        A, "shared-as"
+    ),
+    "dead_letters.get": lambda s, b, c: s.dead_letters.get(A, "shared-dl"),
+    "dead_letters.list": lambda s, b, c: _listed(s.dead_letters.list(A, session_id=b.session_id)),
+    "dead_letters.pending_replay": lambda s, b, c: s.dead_letters.pending_replay(A, b.session_id),
     # A's own records of the same ids: B's thread must not see them (checked below).
     "email_threads.record_inbound": lambda s, b, c: s.email_threads.record_inbound(
         A, "ann@shared.example", "<in@shared>", [], "mine", 2_000
@@ -223,6 +278,10 @@ READS: dict[str, ReadCase] = {
         A, "mallory@a.example", "<out-a@shared>", ["<out@shared>"], "mine", 2_000
     ),
 }
+
+
+async def _listed(found: Awaitable[Sequence[Any]]) -> list[Any]:
+    return list(await found)
 
 
 async def _linked(store: Store) -> Any:
@@ -278,6 +337,11 @@ async def test_every_read_as_tenant_a_finds_nothing_of_b(store: Store, clock: Vi
     context = await store.email_threads.reply_context(B, "ann@shared.example")
     assert context is not None and context.subject == "Hi"
     assert await store.email_threads.find_customer(B, "<out@shared>", []) == "ann@shared.example"
+    assert await store.agent_sessions.open_for(B, b.session_id) == _agent_session(B, b.session_id)
+    assert [d.dead_letter_id for d in await store.dead_letters.list(B)] == [
+        "shared-dl-2",
+        "shared-dl",
+    ]
     await readable(store)
     assert len(await store.events.query(B, EventQuery())) == b.event_count
 
@@ -317,6 +381,12 @@ def _writes(b: World, clock: VirtualClock) -> dict[type[WriteOp[Any]], WriteOp[A
         EnqueueFallback: EnqueueFallback(
             b.outbox_id, SHARED_SMS, (), "x", Correlation(A, "tr"), 2_000
         ),
+        SaveAgentSession: SaveAgentSession(
+            replace(_agent_session(B, b.session_id), status=AgentSessionStatus.FAILED)
+        ),
+        RecordDeadLetter: RecordDeadLetter(_dead_letter(B, "dl-new", b.session_id)),
+        RequestReplay: RequestReplay("shared-dl-2", 2_000),
+        FinishReplay: FinishReplay("shared-dl", "t-new", 2_000),
     }
 
 
@@ -338,6 +408,8 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
             await store.requests.find(B, "shared-idem"),
             await store.identities.of_customer(B, "shared-cust"),
             await store.identities.routed_session(B, SHARED_SMS, 10**13),
+            await store.agent_sessions.list_for(B, b.session_id),
+            await store.dead_letters.list(B),
         )
 
     before = await snapshot()
@@ -356,6 +428,11 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
             BeginExecution(replace(_ledger_entry(A, b.session_id), args={"secret": A})),
             ReserveRequest("shared-idem", "h2", 3_000),
             SaveResponse("shared-idem", 202, {"secret": A}),
+            # The same row id, conversation id and open status as B's open row: A's own.
+            SaveAgentSession(_agent_session(A, b.session_id)),
+            RecordDeadLetter(_dead_letter(A, "shared-dl-2", b.session_id)),
+            RequestReplay("shared-dl-2", 3_000),
+            FinishReplay("shared-dl-2", "t-a", 3_000),
         ],
     )
     assert await snapshot() == before
@@ -364,6 +441,10 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
     mine = await store.ledger.get(A, "shared-exec")
     assert mine is not None and mine.args == {"secret": A}
     assert (await store.memo.recall(A, MemoKey("shared-group", "step", "fp")))[1] == {"secret": A}
+    assert await store.agent_sessions.open_for(A, b.session_id) == _agent_session(A, b.session_id)
+    letter = await store.dead_letters.get(A, "shared-dl-2")
+    assert letter is not None and letter.request == {"secret": A}
+    assert letter.replay_turn_id == "t-a"
 
 
 def test_every_port_method_and_write_op_has_an_isolation_case() -> None:

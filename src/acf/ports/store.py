@@ -2,7 +2,9 @@
 
 from typing import Protocol
 
+from acf.ports.agent_sessions import AgentSessions
 from acf.ports.claims import Claims
+from acf.ports.dead_letters import DeadLetters
 from acf.ports.email_threads import EmailThreads
 from acf.ports.event_store import EventStore
 from acf.ports.identities import Identities
@@ -51,6 +53,10 @@ class Store(Protocol):
     def identities(self) -> Identities: ...
     @property
     def email_threads(self) -> EmailThreads: ...
+    @property
+    def agent_sessions(self) -> AgentSessions: ...
+    @property
+    def dead_letters(self) -> DeadLetters: ...
     @property
     def uow(self) -> UnitOfWork: ...
     @property

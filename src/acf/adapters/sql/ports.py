@@ -1,7 +1,9 @@
 """Every storage port over one ``Database``: what a store of either dialect is made of."""
 
+from acf.adapters.sql.agent_sessions import SqlAgentSessions
 from acf.adapters.sql.claims import SqlClaims
 from acf.adapters.sql.database import Database
+from acf.adapters.sql.dead_letters import SqlDeadLetters
 from acf.adapters.sql.email_threads import SqlEmailThreads
 from acf.adapters.sql.events import SqlEventStore
 from acf.adapters.sql.identities import SqlIdentities
@@ -37,3 +39,5 @@ class SqlPorts:
         self.requests = SqlRequestLog(db)
         self.identities = SqlIdentities(db)
         self.email_threads = SqlEmailThreads(db)
+        self.agent_sessions = SqlAgentSessions(db)
+        self.dead_letters = SqlDeadLetters(db)

@@ -308,3 +308,63 @@ session_routes = sa.Table(
     sa.Column("session_id", Id, nullable=False),
     sa.Column("updated_at_ms", Ms, nullable=False),
 )
+
+# Agent sessions (DESIGN §16): which session of an external agent service a conversation
+# talks to. At most one open (ACTIVE or AWAITING_USER) row per conversation.
+OPEN_AGENT_SESSION = "status IN ('ACTIVE', 'AWAITING_USER')"
+
+agent_sessions = sa.Table(
+    "agent_sessions",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("row_id", Id, primary_key=True),
+    sa.Column("session_id", Id, nullable=False),
+    sa.Column("agent", sa.String(256), nullable=False),
+    sa.Column("profile", sa.String(256), nullable=False),
+    sa.Column("agent_session_id", sa.String(256), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("pending_ask_id", sa.String(256), nullable=True),
+    sa.Column("pending_question", sa.Text, nullable=True),
+    sa.Column("pending_options", Json, nullable=False),
+    sa.Column("asked_at_ms", Ms, nullable=True),
+    sa.Column("execution_key", sa.String(256), nullable=True),
+    sa.Column("execution_input", sa.String(256), nullable=True),
+    sa.Column("execution_open", sa.Boolean, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("last_interaction_at_ms", Ms, nullable=False),
+    sa.Index(
+        "ux_agent_sessions_open",
+        "tenant",
+        "session_id",
+        unique=True,
+        sqlite_where=sa.text(OPEN_AGENT_SESSION),
+        postgresql_where=sa.text(OPEN_AGENT_SESSION),
+    ),
+    sa.Index("ix_agent_sessions_session", "tenant", "session_id", "last_interaction_at_ms"),
+    sa.Index("ix_agent_sessions_agent_session", "tenant", "agent_session_id"),
+    sa.Index("ix_agent_sessions_status", "tenant", "status", "last_interaction_at_ms"),
+)
+
+# Dead letters (DESIGN §16): turns whose agent failed for good, kept to inspect and replay.
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("dead_letter_id", Id, primary_key=True),
+    sa.Column("session_id", Id, nullable=False),
+    sa.Column("agent", sa.String(256), nullable=False),
+    sa.Column("turn_id", Id, nullable=False),
+    sa.Column("group_id", Id, nullable=False),
+    sa.Column("trace_id", sa.String(64), nullable=False),
+    sa.Column("pipeline", sa.String(256), nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("request", Json, nullable=False),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("replay_requested_at_ms", Ms, nullable=True),
+    sa.Column("replay_turn_id", Id, nullable=True),
+    sa.Column("replayed_at_ms", Ms, nullable=True),
+    sa.Index("ix_dead_letters_created", "tenant", "created_at_ms"),
+    sa.Index("ix_dead_letters_session", "tenant", "session_id", "created_at_ms"),
+)
