@@ -43,6 +43,7 @@ PUBLIC = {
     "acf.testing": [
         "Answer",
         "CutStream",
+        "FakeAgentService",
         "FakeOpenAI",
         "FakeRequest",
         "FakeToolCall",

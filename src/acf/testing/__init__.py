@@ -7,10 +7,14 @@ delivers through a ``RecordingChannel``; ``HarnessOptions`` takes your pipeline 
 agents: scripted answers (``Answer``, ``FakeToolCall``, ``HttpError``, ``CutStream``),
 streamed as the real API streams, every request recorded (``FakeRequest``);
 ``ScriptedModel`` answers an LLM agent in-process on the virtual clock.
+``FakeAgentService`` is an agent service on loopback speaking acf's agent service protocol
+(DESIGN §16), scripted with the steps of ``acf.testing.fake_agent_steps`` (``Think``,
+``Tool``, ``Chunks``, ``Complete``, ``Ask``, ``Error``, ``Sleep``, ``Cut``, ``Reject``).
 """
 
 from acf.testing.channel import RecordingChannel
 from acf.testing.clock import VirtualClock
+from acf.testing.fake_agent_service import FakeAgentService
 from acf.testing.fake_openai import FakeOpenAI, FakeRequest, answer_by_model
 from acf.testing.fake_openai_script import (
     Answer,
@@ -26,6 +30,7 @@ from acf.testing.tools import ToolBackend
 __all__ = [
     "Answer",
     "CutStream",
+    "FakeAgentService",
     "FakeOpenAI",
     "FakeRequest",
     "FakeToolCall",
