@@ -1,0 +1,5 @@
+"""``python -m examples.agent_service --model M [--llm-base-url URL] [--port N]``."""
+
+from .app import main
+
+main()
