@@ -24,6 +24,8 @@ from acf.pipelines.llm.pipeline import LlmPipeline
 from acf.pipelines.llm.prompt import PromptSource
 from acf.pipelines.llm.rounds import PendingRound, from_state, to_state
 from acf.pipelines.llm.state import TOOL_LOG_LIMIT
+from acf.ports.agent_sessions import AgentSessionRow
+from acf.ports.dead_letters import DeadLetter
 from acf.ports.ledger import LedgerEntry
 from acf.ports.pipeline import PendingInput
 from acf.testing import VirtualClock
@@ -59,6 +61,26 @@ class Tools:
         raise AssertionError("not used")
 
 
+class AgentSessions:
+    """In-memory ``ctx.agent_sessions``: rows by id, the saves and their events."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, AgentSessionRow] = {}
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    async def open(self) -> AgentSessionRow | None:
+        return next((r for r in self.rows.values() if r.status.is_open), None)
+
+    async def latest(self) -> AgentSessionRow | None:
+        rows = sorted(self.rows.values(), key=lambda r: r.last_interaction_at_ms)
+        return rows[-1] if rows else None
+
+    async def save(self, row: AgentSessionRow, event: str | None = None, **data: Any) -> None:
+        self.rows[row.row_id] = row
+        if event is not None:
+            self.events.append((event, data))
+
+
 class Context:
     """An in-memory ``TurnContext``."""
 
@@ -91,6 +113,8 @@ class Context:
         self.steps: dict[tuple[str, str], Any] = {}
         self.step_names: list[str] = []
         self.asked: list[tuple[str, dict[str, Any], str]] = []
+        self.replay: DeadLetter | None = None
+        self.agent_sessions = AgentSessions()
 
     async def request_confirmation(
         self, tool: str, args: Mapping[str, Any], prompt: str, ttl_ms: int = 600_000
@@ -100,6 +124,9 @@ class Context:
 
     async def ledger_entries(self) -> list[LedgerEntry]:
         return []
+
+    async def linked_identities(self) -> dict[str, str]:
+        return {}
 
     async def has_pending_messages(self) -> bool:
         return False

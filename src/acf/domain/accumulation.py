@@ -1,9 +1,10 @@
 """When does an accumulation window close? The pure rule of DESIGN §5.
 
 ``decide`` looks at the window's messages, the latest typing signal, whether a confirmation
-is pending, and the channel policy, and returns the instant the window closes with the
-reason. It is called again on every new message or signal; the runtime persists the result
-as the window's ``close_at`` timer. A ``close_at_ms`` at or before ``now_ms`` means "close now".
+is pending or the agent awaits an answer to its question, and the channel policy, and
+returns the instant the window closes with the reason. It is called again on every new
+message or signal; the runtime persists the result as the window's ``close_at`` timer. A
+``close_at_ms`` at or before ``now_ms`` means "close now".
 """
 
 import re
@@ -37,6 +38,7 @@ class CloseReason(StrEnum):
     FIXED = "fixed"
     BUTTON = "button"
     CONFIRMATION_ANSWER = "confirmation_answer"
+    AWAITED_ANSWER = "awaited_answer"
     COMPLETE = "complete"
     INCOMPLETE = "incomplete"
     DEFAULT = "default"
@@ -95,8 +97,11 @@ def decide(
     typing: Typing | None,
     pending_confirmation: bool,
     now_ms: int,
+    awaiting_answer: bool = False,
 ) -> WindowDecision:
-    """The window's close instant. ``messages`` must not be empty, oldest first."""
+    """The window's close instant. ``messages`` must not be empty, oldest first.
+    ``awaiting_answer``: the last reply asked a question the agent waits for (an agent
+    service's ASK_USER), so the customer's next message is its answer: the window closes."""
     if not messages:
         raise ValueError("a window has at least one message")
     last = messages[-1]
@@ -108,6 +113,8 @@ def decide(
 
     if last.is_button:
         return WindowDecision(last.received_at_ms, CloseReason.BUTTON)
+    if awaiting_answer:
+        return WindowDecision(last.received_at_ms, CloseReason.AWAITED_ANSWER)
     if (
         pending_confirmation
         and len(messages) == 1

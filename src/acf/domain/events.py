@@ -52,6 +52,11 @@ class EventKind(StrEnum):
     CONFIRMATION_EXPIRED = "confirmation.expired"
     LEASE_LOST = "lease.lost"
     SESSION_FLAGGED = "session.flagged"
+    DEAD_LETTER_RECORDED = "dead_letter.recorded"
+    """A turn's agent failed for good: what it was asked is kept for a person to replay."""
+    DEAD_LETTER_REPLAY_REQUESTED = "dead_letter.replay_requested"
+    DEAD_LETTER_REPLAYED = "dead_letter.replayed"
+    """A REPLAY turn ran the dead letter again and ended (committed or failed)."""
 
 
 @dataclass(frozen=True, slots=True)

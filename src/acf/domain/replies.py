@@ -39,6 +39,17 @@ class ReplySegment:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedCall:
+    """What a pipeline asked its brain when it failed for good (a dead letter's content):
+    the request without headers or credentials, the error in words safe to show, and how
+    many attempts were made."""
+
+    request: Mapping[str, Any]
+    error: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineResult:
     """The outcome of one pipeline run, committed atomically with the turn (DESIGN §4)."""
 
@@ -49,6 +60,12 @@ class PipelineResult:
     handoff: str | None = None
     """A reason when the conversation needs a person: the session is flagged."""
     details: Mapping[str, Any] = field(default_factory=dict)
+    awaiting_answer: bool = False
+    """The reply asks the customer a question the agent waits for (an agent service's
+    ``ASK_USER``): like a pending confirmation, the customer's next message closes the
+    accumulation window at once."""
+    failed_call: "FailedCall | None" = None
+    """The brain failed for good and the reply is a fallback: recorded as a dead letter."""
 
     @classmethod
     def reply(cls, *texts: str, **kwargs: Any) -> "PipelineResult":

@@ -41,6 +41,9 @@ class StateMeta(BaseModel):
     lane: str | None = None
     sticky_until_ms: int | None = None
     confirmation: PendingConfirmation | None = None
+    awaiting_answer: bool | None = None
+    """The last reply asked a question the agent waits for (``PipelineResult.
+    awaiting_answer``): the customer's next message closes the window at once."""
 
     @model_validator(mode="after")
     def _sticky_needs_lane(self) -> "StateMeta":
@@ -120,8 +123,9 @@ def validate(state: Mapping[str, Any]) -> JsonObject:
             for err in exc.errors()
         )
         raise StateContractError(f"invalid session state: {problems}") from None
-    if normalised["meta"].get("confirmation") is None:
-        normalised["meta"].pop("confirmation", None)  # absent, as before it existed
+    for optional in ("confirmation", "awaiting_answer"):
+        if normalised["meta"].get(optional) is None:
+            normalised["meta"].pop(optional, None)  # absent, as before it existed
     return normalised
 
 

@@ -85,8 +85,6 @@ class DeadLetters(Protocol):
         """Newest first."""
         ...
 
-    async def pending_replay(
-        self, tenant: TenantId, session_id: SessionId
-    ) -> DeadLetter | None:
+    async def pending_replay(self, tenant: TenantId, session_id: SessionId) -> DeadLetter | None:
         """The session's oldest dead letter whose replay was requested and has not run."""
         ...

@@ -10,7 +10,9 @@ from acf.domain.replies import PipelineResult, ReplySegment
 from acf.domain.state import PendingConfirmation
 from acf.domain.supersede import SupersedeDecision
 from acf.domain.tools import ToolResult
+from acf.ports.agent_sessions import AgentSessionRow
 from acf.ports.clock import Clock
+from acf.ports.dead_letters import DeadLetter
 from acf.ports.ledger import LedgerEntry
 
 T = TypeVar("T")
@@ -43,6 +45,27 @@ class ToolCaller(Protocol):
     async def compensate(self, execution_id: str) -> ToolResult:
         """Undo a succeeded COMPENSATABLE execution of this session (its compensation tool),
         then mark it compensated in the ledger."""
+        ...
+
+
+class AgentSessionAccess(Protocol):
+    """The conversation's agent-service sessions (``acf.ports.agent_sessions``) as a
+    pipeline sees them (``ctx.agent_sessions``): reads scoped to the turn's tenant and
+    session, writes committed at once under the turn's fence."""
+
+    async def open(self) -> AgentSessionRow | None:
+        """The conversation's ACTIVE or AWAITING_USER row, if any."""
+        ...
+
+    async def latest(self) -> AgentSessionRow | None:
+        """The conversation's most recently used row of this turn's agent."""
+        ...
+
+    async def save(self, row: AgentSessionRow, event: str | None = None, **data: Any) -> None:
+        """Write ``row`` now, fenced like ``step`` and ``emit`` (the turn's lease lost: the
+        same error they raise; let it propagate), with the progress event ``event`` (its
+        ``data``) in the same transaction when given. Raises ``AgentSessionConflict`` for a
+        second open row of the conversation."""
         ...
 
 
@@ -87,6 +110,15 @@ class TurnContext(Protocol):
     def attempt(self) -> int: ...
 
     @property
+    def replay(self) -> DeadLetter | None:
+        """On a REPLAY turn (``acf dead-letters replay``): the dead letter it runs again.
+        Its message range is empty; the letter's ``request`` is what failed."""
+        ...
+
+    @property
+    def agent_sessions(self) -> AgentSessionAccess: ...
+
+    @property
     def clock(self) -> Clock: ...
 
     @property
@@ -122,6 +154,12 @@ class TurnContext(Protocol):
         timeout."""
         ...
 
+    async def linked_identities(self) -> Mapping[str, str]:
+        """The customer's addresses, one per channel (channel name → address), when the
+        tenant linked the address of this turn to a customer; empty otherwise. They
+        inform an agent (``user_context``); they never authorise anything."""
+        ...
+
     async def ledger_entries(self) -> Sequence[LedgerEntry]:
         """What this turn group already ran (a restart or a recovery sees earlier calls)."""
         ...
@@ -135,7 +173,8 @@ class TurnContext(Protocol):
         ...
 
     async def emit(self, name: str, data: Mapping[str, Any] | None = None) -> None:
-        """Record a progress event."""
+        """Record a progress event (``turn.progress`` named ``name``); its data carries the
+        turn's ``agent`` unless ``data`` names one."""
         ...
 
     async def draft(self, text: str) -> None:

@@ -16,7 +16,8 @@ class SessionWork:
     tenant: TenantId
     session_id: SessionId
     turns: bool
-    """Unconsumed messages or a live (ACCUMULATING or RUNNING) turn."""
+    """Unconsumed messages, a live (ACCUMULATING or RUNNING) turn, or a requested replay
+    of a dead letter."""
     deliveries: bool
     """Outbox rows not yet accepted by the provider."""
 

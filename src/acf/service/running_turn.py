@@ -20,6 +20,7 @@ from acf.domain.supersede import SupersedeDecision
 from acf.domain.turns import Turn
 from acf.ports.checkpoints import Checkpoints, NoCheckpoints
 from acf.ports.clock import Clock
+from acf.ports.dead_letters import DeadLetter
 from acf.ports.drafts import DraftBus
 from acf.ports.store import Store
 from acf.ports.unit_of_work import WriteOp
@@ -54,6 +55,8 @@ class RunningTurn:
     """Where the attempts' drafts go (``ctx.draft``); None: nowhere."""
     drafted: Drafted | None = None
     """The attempt whose drafts are shown and not yet withdrawn or replaced by the reply."""
+    replay: DeadLetter | None = None
+    """On a REPLAY turn (an empty range): the dead letter it runs again."""
 
     @property
     def correlation(self) -> Correlation:

@@ -181,6 +181,12 @@ class Runtime:
     def poke(self, tenant: TenantId, session_id: SessionId) -> None:
         self._drivers.poke(tenant, session_id)
 
+    async def notify(self, tenant: TenantId, session_id: SessionId) -> None:
+        """Wake the session wherever its driver runs: this process, or (distributed mode)
+        whichever worker hears the wake-up. Best effort, as every wake-up: the recovery
+        scan finds what a lost one did not announce."""
+        await self._wakeups.notify(tenant, session_id)
+
     async def typing(self, signal: TypingSignal) -> None:
         """Record the customer's typing (an event) and let an open window react to it."""
         session = await self.parts.store.sessions.find_open(signal.key.tenant, signal.key)

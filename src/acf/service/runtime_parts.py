@@ -62,6 +62,7 @@ class RuntimeParts:
         key: SessionKey,
         messages: list[InboundMessage],
         pending_confirmation: bool = False,
+        awaiting_answer: bool = False,
     ) -> WindowDecision:
         """When the window over ``messages`` (the unseen ones) closes (DESIGN §5)."""
         now = self.clock.now_ms()
@@ -69,4 +70,5 @@ class RuntimeParts:
             WindowMessage(m.received_at_ms, m.text, m.button is not None) for m in messages
         ] or [WindowMessage(now)]
         policy = binding.settings.policy_for(key.channel)
-        return decide(policy, window, self.typing.get(key), pending_confirmation, now)
+        typing = self.typing.get(key)
+        return decide(policy, window, typing, pending_confirmation, now, awaiting_answer)

@@ -2,6 +2,11 @@
 
 DESIGN §4 steps 2-3 and 6. The window's ``close_at`` is stored as a timer so a restart
 finds it; the loop sleeps until then unless news (a message, a typing signal) arrives.
+
+Before going idle (no live turn, nothing unconsumed), the session's dead letters are asked
+for a replay that was requested and has not run: it runs at once as a REPLAY turn with an
+empty range ``(consumed_seq, consumed_seq]`` (DESIGN §16). A live RUNNING turn with an
+empty range is such a replay cut off (a crash): it is run again with the same letter.
 """
 
 import asyncio
@@ -17,6 +22,7 @@ from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
 from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Phase
 from acf.ports.claims import SessionClaim
+from acf.ports.dead_letters import DeadLetter
 from acf.ports.event_store import AppendEvent
 from acf.ports.session_store import SessionRecord
 from acf.service import turn_progress_units
@@ -62,18 +68,25 @@ class SessionDriver:
                 )
             if session is None:
                 return None
+            replay: DeadLetter | None = None
             if live is None and not session.has_unconsumed:
-                p.typing.pop(session.key, None)
-                return None
+                replay = await p.store.dead_letters.pending_replay(self._tenant, self._session_id)
+                if replay is None:
+                    p.typing.pop(session.key, None)
+                    return None
+            elif live is not None and _is_replay(live):  # a replay cut off (a crash)
+                replay = await p.store.dead_letters.pending_replay(self._tenant, self._session_id)
             binding = p.agents.get(self._tenant, session.key.agent)
-            if live is None:
+            if live is None and replay is not None:
+                live = await self._open_replay(session, binding, keeper, replay)
+            elif live is None:
                 live = await self._open_window(session, binding, keeper)
             if live.phase is TurnPhase.ACCUMULATING:
                 running = await self._accumulate(live, session.key, binding, keeper, news)
                 if running is None:
                     continue
                 live = running
-            end = await TurnRunner(p, binding, keeper, news).run(live, session.key)
+            end = await TurnRunner(p, binding, keeper, news, replay).run(live, session.key)
             if end is RunEnd.LEASE_LOST:
                 await self._lost(keeper)
                 return p.lease.ttl_ms
@@ -143,13 +156,50 @@ class SessionDriver:
         messages = await p.store.messages.read_range(
             self._tenant, self._session_id, session.consumed_seq, session.last_seq
         )
-        close = p.decide_window(binding, session.key, messages, _confirming(session))
+        close = p.decide_window(binding, session.key, messages, *_asked(session))
         await p.store.uow.commit(
             self._tenant,
             turn_progress_units.open_window(turn, group, close.close_at_ms, close.reason, versions),
         )
         await p.checkpoints.reached(Phase.WINDOW_OPENED, self._tenant, self._session_id)
         return turn
+
+    async def _open_replay(
+        self,
+        session: SessionRecord,
+        binding: AgentBinding,
+        keeper: LeaseKeeper,
+        letter: DeadLetter,
+    ) -> Turn:
+        """A REPLAY turn of ``letter`` in a new group, RUNNING at once, on the letter's
+        trace (its events and spans join the turn that failed)."""
+        p = self._parts
+        now = p.clock.now_ms()
+        group = TurnGroup(self._tenant, new_id(), self._session_id, GroupStatus.OPEN, 0, 0, now)
+        turn = turn_progress_units.new_accumulating_turn(
+            session_id=self._session_id,
+            tenant=self._tenant,
+            turn_id=new_id(),
+            group_id=group.group_id,
+            trace_id=letter.trace_id,
+            from_seq=session.consumed_seq,
+            last_seq=session.consumed_seq,
+            fence=keeper.fence,
+            at_ms=now,
+        )
+        running, ops = turn_progress_units.open_replay(
+            turn, group, letter.dead_letter_id, p.versions(binding)
+        )
+        await p.store.uow.commit(self._tenant, ops)
+        log.info(
+            "replay.started",
+            tenant=self._tenant,
+            session_id=self._session_id,
+            turn_id=running.turn_id,
+            dead_letter_id=letter.dead_letter_id,
+        )
+        await p.checkpoints.reached(Phase.RUN_STARTED, self._tenant, self._session_id)
+        return running
 
     async def _accumulate(
         self,
@@ -177,7 +227,7 @@ class SessionDriver:
             messages = await p.store.messages.read_range(
                 self._tenant, self._session_id, window_from, session.last_seq
             )
-            decision = p.decide_window(binding, key, messages, _confirming(session))
+            decision = p.decide_window(binding, key, messages, *_asked(session))
             now = p.clock.now_ms()
             if decision.close_at_ms <= now:
                 break
@@ -233,6 +283,14 @@ async def _wait(p: RuntimeParts, news: asyncio.Event, keeper: LeaseKeeper, ms: i
     return keeper.held
 
 
-def _confirming(session: SessionRecord) -> bool:
-    """A confirmation is pending: a lone unambiguous answer closes the window at once."""
-    return bool(session.state.get("meta", {}).get("confirmation"))
+def _is_replay(turn: Turn) -> bool:
+    """Only a REPLAY turn runs over an empty range: a window holds at least one message."""
+    return turn.phase is TurnPhase.RUNNING and turn.from_seq == turn.to_seq
+
+
+def _asked(session: SessionRecord) -> tuple[bool, bool]:
+    """What the last reply asked that the customer's next message answers: a pending
+    confirmation (a lone unambiguous answer closes the window at once), and a question the
+    agent awaits (``PipelineResult.awaiting_answer``: any message closes it)."""
+    meta = session.state.get("meta", {})
+    return bool(meta.get("confirmation")), bool(meta.get("awaiting_answer"))

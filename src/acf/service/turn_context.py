@@ -12,12 +12,14 @@ import structlog
 from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.errors import InvalidValue
 from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.fallback import Route
 from acf.domain.ids import new_id
 from acf.domain.messages import InboundMessage
 from acf.domain.replies import Button, ReplySegment
 from acf.domain.state import PendingConfirmation, replacement_patch
 from acf.domain.tools import ToolResult
 from acf.ports.clock import Clock
+from acf.ports.dead_letters import DeadLetter
 from acf.ports.event_store import AppendEvent
 from acf.ports.ledger import LedgerEntry, LedgerQuery
 from acf.ports.step_memo import MemoKey, RememberStep
@@ -28,6 +30,7 @@ from acf.service.drafts import Drafted, DraftSource, DraftStream
 from acf.service.irreversible_gate import IrreversibleGate
 from acf.service.running_turn import RunningTurn
 from acf.service.tool_gateway import ToolGateway
+from acf.service.turn_agent_sessions import TurnAgentSessions
 
 T = TypeVar("T")
 
@@ -90,6 +93,7 @@ class RunningTurnContext:
         )
         self._drafts: DraftStream | None = None
         self._drafts_ended = False
+        self._agent_sessions = TurnAgentSessions(run)
 
     @property
     def correlation(self) -> Correlation:
@@ -122,6 +126,14 @@ class RunningTurnContext:
     @property
     def attempt(self) -> int:
         return self._run.turn.attempt
+
+    @property
+    def replay(self) -> DeadLetter | None:
+        return self._run.replay
+
+    @property
+    def agent_sessions(self) -> TurnAgentSessions:
+        return self._agent_sessions
 
     @property
     def clock(self) -> Clock:
@@ -185,6 +197,12 @@ class RunningTurnContext:
         self.confirmation_request = ConfirmationRequest(patch, [event])
         return ReplySegment(prompt, (Button(pending.yes_id, "Yes"), Button(pending.no_id, "No")))
 
+    async def linked_identities(self) -> Mapping[str, str]:
+        f = self._run
+        key = f.key
+        linked = await f.store.identities.linked(f.turn.tenant, Route(key.channel, key.customer))
+        return {channel.value: address for channel, address in linked.items()}
+
     async def ledger_entries(self) -> list[LedgerEntry]:
         f = self._run
         return await f.store.ledger.query(f.turn.tenant, LedgerQuery(group_id=f.turn.group_id))
@@ -214,8 +232,9 @@ class RunningTurnContext:
     async def emit(self, name: str, data: Mapping[str, Any] | None = None) -> None:
         f = self._run
         now = f.clock.now_ms()
+        body = {"agent": f.key.agent, **(data or {})}  # metrics count per agent
         await f.commit(
-            turn_progress_units.progress(f.turn, f.keeper.fence, name, data or {}, now, f.versions)
+            turn_progress_units.progress(f.turn, f.keeper.fence, name, body, now, f.versions)
         )
 
     async def draft(self, text: str) -> None:

@@ -206,9 +206,11 @@ def fail(
     at_ms: int,
     versions: Versions,
     unfinished: Sequence[LedgerEntry] = (),
+    extra: Sequence[WriteOp[Any]] = (),
 ) -> Ops:
     """The turn gave up (DESIGN §15): its range is consumed, the fallback reply queued and
-    the session flagged for a person, in one transaction. Tool calls of its group still
+    the session flagged for a person, in one transaction; ``extra`` rides along (its dead
+    letter). Tool calls of its group still
     ``started`` (a crash or a cut-off mid-call) are settled in the same unit, since no turn
     will ever learn their outcome: ``in_doubt`` when a side effect may have happened,
     ``failed`` when running them again is harmless."""
@@ -245,7 +247,18 @@ def fail(
         ),
         ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, False, at_ms),
         UpdateGroup(group.group_id, GroupStatus.FAILED, group.restarts, group.attempts),
+        *extra,
     ]
+
+
+def awaiting_patch(state: Mapping[str, Any], awaiting: bool) -> dict[str, Any] | None:
+    """The state patch for ``PipelineResult.awaiting_answer``: ``meta.awaiting_answer`` set
+    by a reply that awaits the customer's answer, cleared by the next commit that does not
+    (``None`` deletes it); no patch when nothing changes."""
+    was = bool((state.get("meta") or {}).get("awaiting_answer"))
+    if awaiting == was:
+        return None
+    return {"meta": {"awaiting_answer": True if awaiting else None}}
 
 
 def _unfinished(

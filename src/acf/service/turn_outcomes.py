@@ -1,13 +1,19 @@
 """Carrying out the end of a running turn: the commit (with its check for messages the
 turn never saw), the supersede and the failure, each one fenced unit (DESIGN §4 step 4,
-§6, §15). The units themselves are built in ``turn_ending_units``."""
+§6, §15). The units themselves are built in ``turn_ending_units``.
+
+A turn whose pipeline reports a call that failed for good (``PipelineResult.failed_call``)
+or that ends FAILED leaves a dead letter in the same unit; a REPLAY turn's commit or
+failure records that its letter ran (``dead_letter_units``), so a replay runs once."""
 
 from dataclasses import replace
+from typing import Any
 
 import structlog
 
 from acf.domain.errors import AcfError, Conflict
 from acf.domain.ids import new_id
+from acf.domain.replies import FailedCall
 from acf.domain.state import combine_patches
 from acf.domain.supersede import may_commit_with_unseen
 from acf.domain.tools import LedgerStatus
@@ -23,7 +29,8 @@ from acf.domain.turns import TurnGroup
 from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Phase
 from acf.ports.ledger import LedgerQuery
-from acf.service import turn_ending_units, turn_progress_units
+from acf.ports.unit_of_work import WriteOp
+from acf.service import dead_letter_units, turn_ending_units, turn_progress_units
 from acf.service.compensation import compensate_group
 from acf.service.pipeline_attempt import Finished, PipelineAttempt
 from acf.service.running_turn import RunningTurn
@@ -74,8 +81,18 @@ class TurnOutcomes:
         if request is not None:  # a confirmation request rides along
             patch = combine_patches(dict(result.state_patch or {}), request.state_patch)
             result, extra = replace(result, state_patch=patch), request.events
+        awaiting = turn_ending_units.awaiting_patch(done.ctx.state, result.awaiting_answer)
+        if awaiting is not None:
+            patch = combine_patches(dict(result.state_patch or {}), awaiting)
+            result = replace(result, state_patch=patch)
         mode = run.news_decision
+        details: dict[str, Any] = {"mode": mode.value if mode else None}
+        if run.replay is not None:
+            details["replay_of"] = run.replay.dead_letter_id
+        letter_id = new_id()
         while True:
+            at_ms = p.clock.now_ms()
+            ends = self._letters(result.failed_call, letter_id, at_ms)
             ops = turn_ending_units.commit(
                 turn=t,
                 group=group,
@@ -84,10 +101,10 @@ class TurnOutcomes:
                 state_version=done.state_version,
                 require_last_seq=not over_unseen,
                 started_at_ms=self._started_at_ms,
-                at_ms=p.clock.now_ms(),
+                at_ms=at_ms,
                 versions=run.versions,
-                details={"mode": mode.value if mode else None},
-                extra=extra,
+                details=details,
+                extra=[*extra, *ends],
             )
             try:
                 await run.commit(ops)
@@ -114,6 +131,27 @@ class TurnOutcomes:
             p.poke_relay(t.tenant, t.session_id)
             await p.checkpoints.reached(Phase.COMMITTED, t.tenant, t.session_id)
             return None
+
+    def _letters(self, failed: FailedCall | None, letter_id: str, at_ms: int) -> list[WriteOp[Any]]:
+        """The dead letter of a call that failed for good (if any), and the end of the
+        replay this turn ran (if it is a REPLAY turn)."""
+        run = self._run
+        ops: list[WriteOp[Any]] = []
+        if failed is not None:
+            ops += dead_letter_units.record(
+                run.turn,
+                run.versions,
+                dead_letter_id=letter_id,
+                agent=run.key.agent,
+                pipeline=self._binding.pipeline.name,
+                error=failed.error,
+                attempts=failed.attempts,
+                request=failed.request,
+                at_ms=at_ms,
+            )
+        if run.replay is not None:
+            ops += dead_letter_units.finish_replay(run.turn, run.versions, run.replay, at_ms)
+        return ops
 
     def _failed(self, error: str) -> Retry | Fail:
         return after_failure(self._run.turn.attempt, error, self._settings)
@@ -157,6 +195,9 @@ class TurnOutcomes:
         await compensate_group(p.store, run, self._attempts.context)
         group = await self.group()
         entries = await p.store.ledger.query(t.tenant, LedgerQuery(group_id=t.group_id))
+        messages = await p.store.messages.read_range(t.tenant, t.session_id, t.from_seq, t.to_seq)
+        asked = dead_letter_units.failed_turn_request(messages, run.replay)
+        at_ms = p.clock.now_ms()
         await run.commit(
             turn_ending_units.fail(
                 turn=t,
@@ -165,9 +206,10 @@ class TurnOutcomes:
                 error=error,
                 fallback_text=self._settings.fallback_text,
                 started_at_ms=self._started_at_ms,
-                at_ms=p.clock.now_ms(),
+                at_ms=at_ms,
                 versions=run.versions,
                 unfinished=[e for e in entries if e.status is LedgerStatus.STARTED],
+                extra=self._letters(FailedCall(asked, error, t.attempt), new_id(), at_ms),
             )
         )
         log.warning("turn.failed", **run.correlation.fields(), error=error, attempts=t.attempt)

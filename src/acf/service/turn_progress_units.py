@@ -180,6 +180,32 @@ def open_and_start(
     return running, ops
 
 
+def open_replay(
+    turn: Turn, group: TurnGroup, dead_letter_id: str, versions: Versions
+) -> tuple[Turn, Ops]:
+    """A REPLAY turn: an empty range ``(consumed_seq, consumed_seq]``, created RUNNING with
+    its first attempt recorded (nothing to accumulate), in one unit, in a new group."""
+    at = turn.created_at_ms
+    running = replace(turn, phase=TurnPhase.RUNNING, to_seq=turn.from_seq, attempt=1)
+    ops: Ops = [
+        guard_op(turn, turn.fence, at),
+        OpenGroup(replace(group, attempts=1)),
+        CreateTurn(running),
+        event_op(
+            EventKind.TURN_STARTED,
+            running,
+            versions,
+            at,
+            attempt=1,
+            from_seq=running.from_seq,
+            to_seq=running.to_seq,
+            reason="replay",
+            dead_letter_id=dead_letter_id,
+        ),
+    ]
+    return running, ops
+
+
 def extend_window(
     turn: Turn,
     fence: int,

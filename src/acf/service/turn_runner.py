@@ -27,6 +27,7 @@ from acf.domain.turns import Turn
 from acf.observability.trace_context import traced
 from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Phase
+from acf.ports.dead_letters import DeadLetter
 from acf.service import turn_progress_units
 from acf.service.irreversible_gate import IrreversibleGate
 from acf.service.lease_keeper import LeaseKeeper
@@ -50,8 +51,11 @@ class TurnRunner:
         binding: AgentBinding,
         keeper: LeaseKeeper,
         news: asyncio.Event,
+        replay: DeadLetter | None = None,
     ) -> None:
+        """``replay``: the dead letter a REPLAY turn runs again (its range is empty)."""
         self._parts = parts
+        self._replay = replay
         self._binding = binding
         self._settings = binding.settings
         self._keeper = keeper
@@ -71,6 +75,7 @@ class TurnRunner:
         run = RunningTurn(
             turn, key, p.store, p.clock, p.tasks, self._keeper, self._versions, p.checkpoints, off
         )
+        run.replay = self._replay
         gate = IrreversibleGate(run)
         attempts = PipelineAttempt(p, self._binding, self._keeper, self._news, run, gate)
         ends = TurnOutcomes(p, self._binding, run, attempts, p.clock.now_ms())

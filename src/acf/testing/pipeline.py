@@ -22,7 +22,8 @@ A script is a list of steps run in order, then the reply. Steps (one key each):
 Any step may carry ``when_text: TEXT``: it then runs only if a message of the turn
 contains TEXT.
 
-The reply is ``reply`` with ``{text}`` (the turn's texts joined by `` | ``), ``{count}``,
+The reply is ``reply`` with ``{text}`` (the turn's texts joined by `` | ``; on a REPLAY
+turn, which has no messages, the texts its dead letter holds), ``{count}``,
 ``{attempt}``, ``{state}``, ``{tools}`` (the tool outcomes of this run) and
 ``{confirmation}`` (how a pending confirmation was settled: ``yes:ok``, ``no``, ``expired``)
 filled in.
@@ -72,6 +73,8 @@ class Tally:
 
 def _fill(template: str, ctx: TurnContext, outcomes: list[str]) -> str:
     texts = [m.text or (m.button.title if m.button else "") or "" for m in ctx.messages]
+    if not texts and ctx.replay is not None:
+        texts = [str(t) for t in ctx.replay.request.get("messages") or ()]
     settled = ctx.confirmation
     confirmation = (
         "" if settled is None else ":".join(str(v) for v in settled.values() if v is not None)

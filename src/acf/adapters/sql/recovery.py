@@ -24,6 +24,9 @@ SELECT tenant, session_id, MAX(turns), MAX(deliveries) FROM (
   SELECT tenant, session_id, 1, 0 FROM turns
    WHERE phase IN ('accumulating', 'running'){free("turns")}
   UNION ALL
+  SELECT tenant, session_id, 1, 0 FROM dead_letters
+   WHERE replay_requested_at_ms IS NOT NULL AND replayed_at_ms IS NULL{free("dead_letters")}
+  UNION ALL
   SELECT tenant, session_id, 0, 1 FROM outbox WHERE status = 'pending'{free("outbox", relay)}
 ) AS work GROUP BY tenant, session_id ORDER BY tenant, session_id LIMIT ?"""
 
@@ -40,7 +43,7 @@ class SqlRecoveryScanner:
         self, limit: int = 1000, unheld_at_ms: int | None = None
     ) -> list[SessionWork]:
         statement = _SCAN_ALL if unheld_at_ms is None else _SCAN_UNHELD
-        args: tuple[Any, ...] = (limit,) if unheld_at_ms is None else (*[unheld_at_ms] * 3, limit)
+        args: tuple[Any, ...] = (limit,) if unheld_at_ms is None else (*[unheld_at_ms] * 4, limit)
 
         def run(conn: SqlConnection) -> list[SessionWork]:
             return [

@@ -312,6 +312,8 @@ session_routes = sa.Table(
 # Agent sessions (DESIGN §16): which session of an external agent service a conversation
 # talks to. At most one open (ACTIVE or AWAITING_USER) row per conversation.
 OPEN_AGENT_SESSION = "status IN ('ACTIVE', 'AWAITING_USER')"
+REPLAY_PENDING = "replay_requested_at_ms IS NOT NULL AND replayed_at_ms IS NULL"
+"""A dead letter whose replay was requested and has not run (the recovery scan's)."""
 
 agent_sessions = sa.Table(
     "agent_sessions",
@@ -367,4 +369,11 @@ dead_letters = sa.Table(
     sa.Column("replayed_at_ms", Ms, nullable=True),
     sa.Index("ix_dead_letters_created", "tenant", "created_at_ms"),
     sa.Index("ix_dead_letters_session", "tenant", "session_id", "created_at_ms"),
+    sa.Index(
+        "ix_dead_letters_replay_pending",
+        "tenant",
+        "session_id",
+        sqlite_where=sa.text(REPLAY_PENDING),
+        postgresql_where=sa.text(REPLAY_PENDING),
+    ),
 )

@@ -13,7 +13,9 @@ from acf.channels import routers as channel_routers
 from acf.entrypoints.http import (
     api_docs,
     errors,
+    routes_agent_answer,
     routes_customers,
+    routes_dead_letters,
     routes_ingress,
     routes_operations,
     routes_sessions,
@@ -54,6 +56,8 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     app.include_router(routes_ingress.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_customers.router)
+    app.include_router(routes_agent_answer.router)
+    app.include_router(routes_dead_letters.router)
     app.include_router(routes_stream.router)
     for router in channel_routers.ROUTERS:  # the providers' webhooks
         app.include_router(router)

@@ -1,6 +1,8 @@
-// The console: a tenant's sessions; for one session its live timeline and its ledger.
+// The console: a tenant's sessions and dead letters; for one session its live timeline and
+// its ledger.
 //
-// The session list is read every few seconds; the chosen session's events come from its
+// The session and dead-letter lists are read every few seconds (a dead letter's Replay
+// runs it again, once, as a turn of its session); the chosen session's events come from its
 // event stream (replayed from the start, then live), and its ledger is read again whenever
 // a tool or confirmation event arrives.
 
@@ -21,6 +23,8 @@ const ui = {
   refresh: $("refresh-sessions"),
   sessionsNote: $("sessions-note"),
   sessions: $("sessions"),
+  deadNote: $("dead-letters-note"),
+  deadLetters: $("dead-letters"),
   sessionTitle: $("session-title"),
   sessionView: $("session-view"),
   facts: $("session-facts"),
@@ -33,6 +37,8 @@ const ui = {
 const view = {
   api: null,
   listSignature: "",
+  deadSignature: "",
+  deadNoteFromList: true, // the note says how the list loaded (not what a replay did)
   selected: null, // session id
   stream: null,
   seenEvents: new Set(),
@@ -52,8 +58,11 @@ function start(key) {
   ui.statusFilter.addEventListener("change", () => loadSessions());
   ui.refresh.addEventListener("click", () => loadSessions());
   loadSessions();
+  loadDeadLetters();
   setInterval(() => {
-    if (!document.hidden) loadSessions();
+    if (document.hidden) return;
+    loadSessions();
+    loadDeadLetters();
   }, SESSIONS_REFRESH_MS);
   const fromHash = new URLSearchParams(window.location.hash.slice(1)).get("session");
   if (fromHash) select(fromHash);
@@ -125,6 +134,70 @@ function sessionItem(s) {
     ),
   );
   return el("li", {}, button);
+}
+
+// ---------- dead letters ----------
+
+function noteDeadLetters(text, fromList) {
+  ui.deadNote.textContent = text;
+  view.deadNoteFromList = fromList;
+}
+
+async function loadDeadLetters() {
+  let items;
+  try {
+    ({ items } = await view.api.get("/v1/dead-letters", { limit: 50 }));
+  } catch (err) {
+    noteDeadLetters(`Could not load dead letters: ${err.message}`, true);
+    return;
+  }
+  if (!items.length) noteDeadLetters("No dead letters.", true);
+  else if (view.deadNoteFromList) noteDeadLetters("", true); // a replay's note stays
+  const signature = JSON.stringify(items);
+  if (signature === view.deadSignature) return; // nothing changed: keep focus
+  view.deadSignature = signature;
+  ui.deadLetters.replaceChildren(...items.map(deadLetterItem));
+}
+
+function deadLetterItem(d) {
+  let state = "";
+  if (d.replayed_at_ms) state = ` · replayed in turn ${shortId(d.replay_turn_id)}`;
+  else if (d.replay_requested_at_ms) state = " · replay requested";
+  const replay = el(
+    "button",
+    {
+      type: "button",
+      className: "primary",
+      disabled: d.replay_requested_at_ms !== null,
+      "aria-label": `Replay dead letter ${shortId(d.dead_letter_id)}`,
+    },
+    "Replay",
+  );
+  replay.addEventListener("click", () => replayLetter(d, replay));
+  const open = el(
+    "button",
+    { type: "button", title: `Open session ${d.session_id}`, onclick: () => select(d.session_id) },
+    el("span", { className: "who" }, d.error),
+    el(
+      "span",
+      { className: "facts" },
+      `${d.pipeline} · ${d.attempts} attempt${d.attempts === 1 ? "" : "s"}`,
+      ` · ${clock(d.created_at_ms)}${state}`,
+    ),
+  );
+  return el("li", { dataset: { deadLetterId: d.dead_letter_id } }, open, replay);
+}
+
+async function replayLetter(d, button) {
+  button.disabled = true;
+  try {
+    await view.api.post(`/v1/dead-letters/${encodeURIComponent(d.dead_letter_id)}/replay`);
+    noteDeadLetters(`Replay of ${shortId(d.dead_letter_id)} requested.`, false);
+  } catch (err) {
+    noteDeadLetters(`Could not replay: ${err.message}`, false);
+    if (err.status !== 409) button.disabled = false;
+  }
+  loadDeadLetters();
 }
 
 // ---------- one session ----------

@@ -100,6 +100,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_dead_letters_session", "dead_letters", ["tenant", "session_id", "created_at_ms"]
     )
+    pending = sa.text("replay_requested_at_ms IS NOT NULL AND replayed_at_ms IS NULL")
+    op.create_index(
+        "ix_dead_letters_replay_pending",
+        "dead_letters",
+        ["tenant", "session_id"],
+        sqlite_where=pending,
+        postgresql_where=pending,
+    )
 
     if op.get_context().dialect.name != "postgresql":
         return
@@ -116,6 +124,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # The policies and grants go with the tables.
+    op.drop_index("ix_dead_letters_replay_pending", table_name="dead_letters")
     op.drop_index("ix_dead_letters_session", table_name="dead_letters")
     op.drop_index("ix_dead_letters_created", table_name="dead_letters")
     op.drop_table("dead_letters")
