@@ -160,7 +160,11 @@ def build_agents(loaded: LoadedConfig, backends: ToolBackends) -> Agents:
                 f"tenants.{tenant}.channels": tenant_fields.channels,
                 f"tenants.{tenant}.agents.{agent}.channels": fields.channels,
             }
-            kind_defaults = getattr(pipeline_kind(fields.pipeline.kind), SETTINGS_DEFAULTS, {})
+            kind = pipeline_kind(fields.pipeline.kind)
+            per_fields = getattr(kind, "settings_defaults_for", None)
+            kind_defaults = (
+                per_fields(fields.pipeline) if per_fields else getattr(kind, SETTINGS_DEFAULTS, {})
+            )
             overrides = {**kind_defaults, **fields.settings.model_dump(exclude_none=True)}
             try:
                 settings = AgentSettings(

@@ -21,6 +21,8 @@ KIND_MODULES: dict[str, str] = {
     "rules": "acf.pipelines.rules_kind",
     "python": "acf.pipelines.python_kind",
     "llm": "acf.pipelines.llm.kind",
+    "agent_service": "acf.pipelines.agent_service.kind",
+    "router": "acf.pipelines.routing.kind",
 }
 """Each kind's module; it exposes ``KIND``, a ``PipelineKind``."""
 

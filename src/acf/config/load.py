@@ -61,6 +61,8 @@ def field_path(loc: tuple[int | str, ...]) -> str:
             and (owner == "pipeline" or isinstance(loc[index - 1], int))
         ):
             continue
+        if index >= 2 and loc[index - 2] == "routes" and str(part) in _TAGS["pipeline"]:
+            continue  # a router's route: routes.<name>.<kind tag>
         parts.append(str(part))
     return ".".join(parts) or "(top level)"
 

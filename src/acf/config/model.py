@@ -36,6 +36,7 @@ from acf.channels.email.config import EmailFields
 from acf.channels.telegram.config import TelegramFields
 from acf.channels.twilio.config import TwilioFields
 from acf.channels.whatsapp.config import WhatsAppFields
+from acf.config.agent_service import AgentServicePipelineFields
 from acf.config.capabilities import CapabilityFields
 from acf.config.secrets import secret_ref
 from acf.config.tools import ConfigModel, ToolDeclaration
@@ -216,8 +217,84 @@ class LlmPipelineFields(ConfigModel):
         return tuple(dict.fromkeys([self.model, *self.fallback_models]))
 
 
+ChildPipelineFields = Annotated[
+    RulesPipelineFields | PythonPipelineFields | LlmPipelineFields | AgentServicePipelineFields,
+    Field(discriminator="kind"),
+]
+"""A pipeline a router can pick (any kind but a router)."""
+
+
+class RouteRuleFields(ConfigModel):
+    """When a turn goes to ``route``: its text starts with one of ``commands`` (``/agent``,
+    ``@agent``; the command is taken off the text the route sees), holds one of
+    ``keywords`` (as words, case-insensitive) or matches ``regex`` (case-insensitive)."""
+
+    route: Name
+    commands: list[Annotated[str, Field(min_length=2, pattern=r"^[/@][\w.-]+$")]] = Field(
+        default_factory=list
+    )
+    keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    regex: str | None = Field(default=None, min_length=1)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _some_test(self) -> "RouteRuleFields":
+        if not (self.commands or self.keywords or self.regex):
+            raise ValueError("expected at least one of commands, keywords and regex")
+        return self
+
+
+class RouterPipelineFields(ConfigModel):
+    """Picks one of ``routes`` per turn (``acf.pipelines.routing``): the first matching
+    rule, else the route an agent session is still open on (sticky), else ``default``;
+    ``fallback`` while the picked route's service is unavailable (circuit open or health
+    check failing)."""
+
+    kind: Literal["router"]
+    routes: dict[Name, ChildPipelineFields] = Field(min_length=1)
+    default: Name
+    fallback: Name | None = None
+    rules: list[RouteRuleFields] = Field(default_factory=list)
+    enabled: bool = True
+    """False: every turn goes to ``default`` (delegation switched off for this agent)."""
+    sticky_s: float = Field(default=600.0, ge=0)
+    """After an agent session's last answer, its route stays picked this long (0: only
+    while it runs or waits for the customer)."""
+    degraded_notice: str | None = Field(
+        default="Advanced features are temporarily unavailable, so I'm answering directly.",
+        min_length=1,
+    )
+    """Put before a fallback route's reply (once per outage and session); None: nothing."""
+
+    @model_validator(mode="after")
+    def _routes_known(self) -> "RouterPipelineFields":
+        names = set(self.routes)
+        named = [("default", self.default)]
+        if self.fallback is not None:
+            named.append(("fallback", self.fallback))
+        named += [(f"rules[{i}].route", r.route) for i, r in enumerate(self.rules)]
+        for where, name in named:
+            if name not in names:
+                raise ValueError(f"{where}: {name!r} is not one of the routes {sorted(names)}")
+        return self
+
+
 PipelineFields = Annotated[
-    RulesPipelineFields | PythonPipelineFields | LlmPipelineFields, Field(discriminator="kind")
+    RulesPipelineFields
+    | PythonPipelineFields
+    | LlmPipelineFields
+    | AgentServicePipelineFields
+    | RouterPipelineFields,
+    Field(discriminator="kind"),
 ]
 
 

@@ -287,6 +287,14 @@ class FakeAgentService:
             return 404, "unknown agent session"
         if body.answer is None:
             return None
+        old = self.executions.get(body.supersedes or "")
+        if (
+            old is not None
+            and old.final is None
+            and old.request.answer is not None
+            and old.request.answer.ask_id == body.answer.ask_id
+        ):
+            return None  # a corrected answer: the one it replaces was still being worked on
         if known is None or known.pending_ask_id is None:
             return 409, "no question is pending in this agent session"
         if known.pending_ask_id != body.answer.ask_id:

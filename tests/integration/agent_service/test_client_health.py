@@ -135,3 +135,30 @@ async def test_an_unreachable_service_is_unhealthy_and_a_bad_interval_is_refused
         assert found.error == "connection to http://127.0.0.1:9 failed (ConnectError)"
     finally:
         await availability.aclose()
+
+
+async def test_unwatch_stops_one_endpoint_and_a_later_watch_starts_it_again(
+    health: tuple[Health, RawService],
+) -> None:
+    _said, raw = health
+    clock, availability = VirtualClock(), Availability()
+    made: list[AgentServiceClient] = []
+
+    def factory() -> AgentServiceClient:
+        made.append(AgentServiceClient(raw.base_url, KEY, TIMEOUTS))
+        return made[-1]
+
+    try:
+        availability.watch(raw.base_url, factory, clock=clock)
+        await checked(clock)
+        await availability.unwatch(raw.base_url)
+        assert made[0].closed and clock.next_due_ms() is None
+        clock.advance(60_000)
+        await asyncio.sleep(0.05)
+        assert len(raw.requests) == 1  # stopped
+        assert availability.usable(raw.base_url, clock.now_ms())  # the last check stays
+        availability.watch(raw.base_url, factory, clock=clock)
+        await checked(clock)
+        assert len(made) == 2 and len(raw.requests) == 2
+    finally:
+        await availability.aclose()

@@ -236,6 +236,23 @@ async def test_an_ask_waits_for_its_answer(svc: FakeAgentService) -> None:
     assert late.status_code == 409  # nothing is pending any more
 
 
+async def test_a_corrected_answer_supersedes_the_answer_being_worked_on(
+    svc: FakeAgentService,
+) -> None:
+    svc.enqueue([Ask("Which order?")])
+    svc.enqueue([Think("checking"), Sleep(5.0), Complete("too late")])
+    await execute(svc)
+    follow = BODY | {"agent_session_id": "as-1", "answer": {"ask_id": "ask-1-0", "text": "A"}}
+    first = await execute(svc, follow, key="k2", stop_after="THOUGHT")
+    assert first.types == ["THOUGHT"]
+    corrected = follow | {"message": {"text": "B"}, "answer": {"ask_id": "ask-1-0", "text": "B"}}
+    again = await execute(svc, corrected | {"supersedes": "k2"}, key="k3")
+    assert again.status == 200 and again.events[-1] == CompleteData(
+        agent_session_id="as-1", answer="You said: B"
+    )
+    assert svc.executions["k2"].superseded_by == "k3"
+
+
 async def test_an_answer_without_a_pending_ask_is_a_conflict(svc: FakeAgentService) -> None:
     no_session = await refused(svc, body=BODY | {"answer": {"ask_id": "a", "text": "x"}})
     assert no_session.status_code == 409

@@ -124,6 +124,16 @@ class Availability:
             )
         return found
 
+    async def unwatch(self, base_url: str) -> None:
+        """Stop the poller of ``base_url``'s endpoint (awaited when it runs on this loop);
+        its last health check stays until the next ``watch`` replaces it."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            task = self._pollers.pop(endpoint_key(base_url), None)
+        if task is not None and task.get_loop() is loop:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def aclose(self) -> None:
         """Stop every poller (those of the running loop are awaited) and forget the health
         checks; the breakers stay."""

@@ -10,8 +10,9 @@ The timeline has three kinds of entries, ordered by time:
   there (``status`` ``failed`` or ``cut`` is skipped too). A reply without ``at_ms`` sits
   right after the nearest earlier reply that has one, else right before the nearest later
   one, else (no reply has a time) after the history's messages, keeping the replies' order;
-- earlier tool calls (the pipeline's ``data.llm.tool_log``: ``at_ms``, ``tool``, ``args``,
-  ``outcome``, ``summary``): short assistant-side notes such as
+- earlier tool calls (the pipeline's tool log, by default the LLM pipeline's
+  ``data.llm.tool_log``: ``at_ms``, ``tool``, ``args``, ``outcome``, ``summary``): short
+  assistant-side notes such as
   ``[earlier tool call] refund_order(order_id="R-1") -> succeeded: refund R-0001``, never
   tool-call messages (an API rejects a tool message without the call that asked for it).
 
@@ -23,7 +24,9 @@ the summary by one model call (``summarise``, memoised by the pipeline) at most 
 ``summary_every_turns`` committed turns; in between it is only dropped, and the older
 summary still shows (as it does when the summary call fails or answers nothing: the turn
 goes on, and the next turn tries again). A first summary, or a long gap, folds at most
-``FOLD_BUDGET_FACTOR`` times the budget (the newest of it): older entries are dropped.
+``FOLD_BUDGET_FACTOR`` times the budget (the newest of it): older entries are dropped. A
+caller without a model (``summarise`` None: the agent service's history) never refreshes
+the summary: what falls out of the window is dropped.
 
 Everything here is a function of the context's data: the same inputs give the same window
 and the same summary request (no clock is read).
@@ -97,6 +100,8 @@ class Entry:
 
 
 Summarise = Callable[[list[dict[str, Any]]], Awaitable[str]]
+LLM_TOOL_LOG: Any = object()
+"""``history_window``'s default ``tool_log``: the LLM pipeline's own (``data.llm.tool_log``)."""
 
 
 async def history_window(
@@ -104,15 +109,23 @@ async def history_window(
     *,
     budget_tokens: int,
     model: str,
-    summarise: Summarise,
+    summarise: Summarise | None,
     summary_every_turns: int,
+    tool_log: Any = LLM_TOOL_LOG,
 ) -> HistoryWindow:
-    """The history for this turn's request, within ``budget_tokens`` (see the module)."""
+    """The history for this turn's request, within ``budget_tokens`` (see the module).
+
+    ``summarise`` None: the summary is never refreshed (one already stored still shows,
+    and what falls out of the window is only dropped). ``tool_log``: the tool calls the
+    notes come from (``{at_ms, tool, args, outcome, summary}`` each), by default the LLM
+    pipeline's; ``model`` names the token encoding (an unknown one: the estimate)."""
     counter = await load_counter(model)
     budget = max(budget_tokens, 0)
     limit = min(budget, max(MIN_SUMMARY_TOKENS, budget // SUMMARY_SHARE))
     stored = StoredSummary.read(ctx.state)
-    everything = timeline(ctx.history, ctx.replies_history, llm_state(ctx.state).get("tool_log"))
+    if tool_log is LLM_TOOL_LOG:
+        tool_log = llm_state(ctx.state).get("tool_log")
+    everything = timeline(ctx.history, ctx.replies_history, tool_log)
     through = stored.through
     fresh = [e for e in everything if through is None or e.order > through]
     # A summary written under a larger budget is cut to this one's share.
@@ -120,7 +133,7 @@ async def history_window(
     kept = _fit(fresh, budget - _summary_tokens(summary, counter), counter)
     fallen = fresh[: len(fresh) - len(kept)]
     patch = None
-    if fallen and _refresh_due(everything, stored, summary_every_turns):
+    if summarise is not None and fallen and _refresh_due(everything, stored, summary_every_turns):
         folded = _fit(fallen, FOLD_BUDGET_FACTOR * budget, counter, merge=False)
         transcript = [(_SPEAKERS[e.kind], e.text) for e in folded]
         request = summary_request(stored.text, transcript, max_words=limit * 3 // 5)

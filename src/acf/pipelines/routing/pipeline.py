@@ -1,0 +1,240 @@
+"""``RouterPipeline``: picks one child pipeline per turn (``pipeline: {kind: router}``,
+DESIGN §16, seed 004 Story 4) and runs it.
+
+One run: look up the route an agent session keeps (sticky), decide (``decide``), record
+the decision as the progress event ``routing.decision`` before the child starts, run the
+child with a context whose text has the routing command taken off (``RoutedContext``),
+then mark its result with the route. While a route falls back because its service is
+unavailable, the first fallback reply of the outage in a session starts with the
+``degraded_notice`` (remembered in state under ``data.routing`` until the route is usable
+again).
+
+Sticky: an ``agent_service`` child's route is taken while the conversation's agent session
+for its profile is ACTIVE or AWAITING_USER, or COMPLETED less than ``sticky_s`` ago.
+Available: an ``agent_service`` child while its endpoint is usable (circuit not open, last
+health check not failing: ``acf.pipelines.agent_service.availability``); any other child
+always.
+
+A failed call the child reports carries the route under ``router.route`` in its request, so
+replaying its dead letter runs the same route again (``replay``).
+"""
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from acf.config.model import RouterPipelineFields
+from acf.domain.errors import InvalidValue
+from acf.domain.messages import InboundMessage
+from acf.domain.replies import PipelineResult, ReplySegment
+from acf.domain.state import combine_patches
+from acf.domain.supersede import SupersedeDecision
+from acf.pipelines.routing.context import ROUTE_KEY, RoutedContext, without_command
+from acf.pipelines.routing.decide import Decision, Reason, RouteRule, decide
+from acf.pipelines.rules import turn_text
+from acf.ports.agent_sessions import AgentSessionRow, AgentSessionStatus
+from acf.ports.pipeline import ClosablePipeline, Pipeline, SupersedeHook, TurnContext
+
+STATE_KEY = "routing"
+"""The router's part of session state: ``data.routing``."""
+
+
+class EndpointAvailability(Protocol):
+    """Whether an agent service's endpoint may be called now."""
+
+    def usable(self, base_url: str, now_ms: int) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """What routing needs of an ``agent_service`` child: its endpoint and profile."""
+
+    base_url: str
+    profile: str
+
+
+def router_version(fields: RouterPipelineFields, children: Mapping[str, Pipeline]) -> str:
+    """A content hash of the routing fields and each child's version."""
+    body = {
+        "routes": {name: child.version for name, child in sorted(children.items())},
+        "routing": fields.model_dump(mode="json", exclude={"routes"}),
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def decision_data(decision: Decision, decision_us: int) -> dict[str, Any]:
+    """The ``routing.decision`` event's data."""
+    data: dict[str, Any] = {"route": decision.route, "reason": decision.reason.value}
+    if decision.rule_index is not None:
+        data["rule"] = decision.rule_index
+    if decision.fallback_from is not None:
+        data["fallback_from"] = decision.fallback_from
+    data["decision_us"] = decision_us
+    return data
+
+
+def routing_state(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = state.get("data")
+    found = data.get(STATE_KEY) if isinstance(data, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
+def with_notice(segments: Sequence[ReplySegment], notice: str) -> tuple[ReplySegment, ...]:
+    """``segments`` with ``notice`` before the first one's text."""
+    first, *rest = segments
+    text = "\n\n".join(t for t in (notice, first.text.strip()) if t)
+    return (dataclasses.replace(first, text=text), *rest)
+
+
+class RouterPipeline:
+    """Implements ``Pipeline`` (with ``SupersedeHook`` and ``ClosablePipeline``) over
+    ``children``, one per route of ``fields``. ``services`` names the children that are
+    agent services; ``availability`` says whether their endpoints are usable (by default the
+    process's shared registry, ``shared_availability()``)."""
+
+    def __init__(
+        self,
+        fields: RouterPipelineFields,
+        children: Mapping[str, Pipeline],
+        services: Mapping[str, Service],
+        availability: EndpointAvailability | None = None,
+        name: str = "router",
+        version: str | None = None,
+    ) -> None:
+        missing = sorted(set(fields.routes) - set(children))
+        if missing:
+            raise InvalidValue(f"no pipeline for the routes {missing}")
+        self.fields = fields
+        self.children = dict(children)
+        self.services = dict(services)
+        self.rules = tuple(RouteRule.from_fields(r) for r in fields.rules)
+        self._availability = availability
+        self.name = name
+        self.version = version or router_version(fields, self.children)
+        self._running: dict[tuple[str | None, str | None], tuple[Pipeline, RoutedContext]] = {}
+
+    @property
+    def availability(self) -> EndpointAvailability:
+        if self._availability is None:  # a router without agent services never imports it
+            from acf.pipelines.agent_service.availability import shared_availability
+
+            self._availability = shared_availability()
+        return self._availability
+
+    def available(self, route: str, now_ms: int) -> bool:
+        service = self.services.get(route)
+        return service is None or self.availability.usable(service.base_url, now_ms)
+
+    async def sticky_route(self, ctx: TurnContext, now_ms: int) -> str | None:
+        """The agent-service route the conversation's agent session keeps, if any."""
+        if not self.services or not self.fields.enabled:
+            return None
+        row: AgentSessionRow | None = await ctx.agent_sessions.open()
+        if row is None:
+            row = await ctx.agent_sessions.latest()
+            sticky_ms = self.fields.sticky_s * 1000
+            if (
+                row is None
+                or row.status is not AgentSessionStatus.COMPLETED
+                or row.last_interaction_at_ms + sticky_ms <= now_ms
+            ):
+                return None
+        return next((n for n, s in self.services.items() if s.profile == row.profile), None)
+
+    def replay_route(self, ctx: TurnContext) -> str | None:
+        letter = ctx.replay
+        route = None if letter is None else letter.request.get(ROUTE_KEY)
+        return route if isinstance(route, str) and route in self.children else None
+
+    async def decide(self, ctx: TurnContext) -> tuple[Decision, int]:
+        """The turn's route, and how long deciding took (µs)."""
+        started = time.perf_counter_ns()
+        now_ms = ctx.clock.now_ms()
+        decision = decide(
+            turn_text(ctx.messages),
+            self.rules,
+            enabled=self.fields.enabled,
+            default=self.fields.default,
+            sticky_route=await self.sticky_route(ctx, now_ms),
+            available=lambda route: self.available(route, now_ms),
+            fallback=self.fields.fallback,
+            replay_route=self.replay_route(ctx),
+        )
+        return decision, (time.perf_counter_ns() - started) // 1000
+
+    async def run(self, ctx: TurnContext) -> PipelineResult:
+        decision, decision_us = await self.decide(ctx)
+        await ctx.emit("routing.decision", decision_data(decision, decision_us))
+        child = self.children[decision.route]
+        rewritten = (
+            {} if decision.command is None else without_command(ctx.messages, decision.command)
+        )
+        routed = RoutedContext(ctx, rewritten)
+        key = (ctx.correlation.session_id, ctx.correlation.turn_id)
+        running = self._running[key] = (child, routed)
+        try:
+            result = await child.run(routed)
+        finally:
+            if self._running.get(key) is running:
+                del self._running[key]
+        return self._marked(ctx, decision, result)
+
+    def _marked(
+        self, ctx: TurnContext, decision: Decision, result: PipelineResult
+    ) -> PipelineResult:
+        """The child's result with the route, the degraded notice and its state."""
+        now_ms = ctx.clock.now_ms()
+        degraded = routing_state(ctx.state).get("degraded_route")
+        segments = result.segments
+        changes: dict[str, Any] = {}
+        notice = self.fields.degraded_notice
+        if decision.reason is Reason.FALLBACK:
+            if degraded is None and notice is not None and segments:
+                segments = with_notice(segments, notice)
+                changes = {"degraded_since": now_ms, "degraded_route": decision.fallback_from}
+        elif isinstance(degraded, str) and self.available(degraded, now_ms):
+            changes = {"degraded_since": None, "degraded_route": None}
+        patch = result.state_patch
+        if changes:
+            patch = combine_patches(patch or {}, {"data": {STATE_KEY: changes}})
+        failed = result.failed_call
+        if failed is not None:
+            request = {**failed.request, ROUTE_KEY: decision.route}
+            failed = dataclasses.replace(failed, request=request)
+        details = {
+            **result.details,
+            "route": decision.route,
+            "routing_reason": decision.reason.value,
+        }
+        return dataclasses.replace(
+            result, segments=segments, state_patch=patch, details=details, failed_call=failed
+        )
+
+    def on_new_messages(
+        self, ctx: TurnContext, new_messages: Sequence[InboundMessage]
+    ) -> SupersedeDecision | None:
+        """What the child running this turn decides, when it implements ``SupersedeHook``."""
+        running = self._running.get((ctx.correlation.session_id, ctx.correlation.turn_id))
+        if running is None:
+            return None
+        child, routed = running
+        if not isinstance(child, SupersedeHook):
+            return None
+        return child.on_new_messages(routed, new_messages)
+
+    async def aclose(self) -> None:
+        """Close every child that holds connections (all of them, even if one fails)."""
+        errors: list[BaseException] = []
+        for child in self.children.values():
+            if isinstance(child, ClosablePipeline):
+                try:
+                    await child.aclose()
+                except Exception as exc:
+                    errors.append(exc)
+        if errors:
+            raise errors[0]

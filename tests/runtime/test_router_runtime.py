@@ -1,0 +1,126 @@
+"""The router on the embedded runtime (a real SQLite file, the real ingress, a virtual
+clock): new messages are decided by the child running the turn, the routed context keeps
+the command off the text after ``absorb()``, and a dead letter of a routed turn replays on
+the route that failed."""
+
+from pathlib import Path
+from typing import Any
+
+from acf.config.model import RouterPipelineFields
+from acf.domain.events import EventKind
+from acf.domain.replies import FailedCall, PipelineResult
+from acf.domain.supersede import SupersedeDecision
+from acf.pipelines.routing.pipeline import RouterPipeline
+from acf.ports.event_store import EventQuery
+from acf.ports.pipeline import Pipeline, TurnContext
+from acf.service.dead_letters import request_replay
+from acf.testing.harness import TENANT, Harness, HarnessOptions
+from acf.testing.invariants import check_all
+from acf.testing.pipeline import Script, ScriptedPipeline
+
+WINDOW_MS = 5000
+"""Longer than the web chat's accumulation window: the turn has started by then."""
+
+
+def routing(*routes: str) -> RouterPipelineFields:
+    """Routes named ``routes`` (the first is the default), each entered by ``/<name>``."""
+    return RouterPipelineFields.model_validate(
+        {
+            "kind": "router",
+            # the children are built by the test; their fields only name the routes
+            "routes": {r: {"kind": "python", "factory": f"tests.none:{r}"} for r in routes},
+            "default": routes[0],
+            "rules": [{"route": r, "commands": [f"/{r}"]} for r in routes],
+        }
+    )
+
+
+def router(children: dict[str, Pipeline]) -> RouterPipeline:
+    return RouterPipeline(routing(*children), children, {})
+
+
+async def decisions(h: Harness) -> list[tuple[str, str]]:
+    events = await h.store.events.query(
+        TENANT, EventQuery(kinds=(EventKind.TURN_PROGRESS,), limit=10_000)
+    )
+    return [
+        (e.data["route"], e.data["reason"]) for e in events if e.data["name"] == "routing.decision"
+    ]
+
+
+async def test_new_messages_are_decided_by_the_child_running_the_turn(tmp_path: Path) -> None:
+    slow = Script(
+        steps=({"sleep": 3 * WINDOW_MS},),
+        reply="slow: {text}",
+        on_new_messages=SupersedeDecision.QUEUE,
+    )
+    children: dict[str, Pipeline] = {
+        "plain": ScriptedPipeline(Script(reply="plain: {text}")),
+        "slow": ScriptedPipeline(slow),
+    }
+    async with Harness(tmp_path, HarnessOptions(pipeline=router(children))) as h:
+        await h.send("ana", "/slow a")
+        await h.advance(WINDOW_MS)
+        await h.send("ana", "b")  # the slow child says QUEUE: no restart
+        await h.run_until_idle()
+        assert h.replies("ana") == ["slow: a", "plain: b"]
+        assert await decisions(h) == [("slow", "command"), ("plain", "default")]
+        assert await check_all(h.store, [TENANT], h.channel, h.tally) == []
+
+
+async def test_a_child_that_absorbs_still_reads_the_text_without_the_command(
+    tmp_path: Path,
+) -> None:
+    absorbing = Script(
+        steps=({"sleep": 3 * WINDOW_MS}, {"absorb": True}),
+        reply="slow: {text}",
+        on_new_messages=SupersedeDecision.ABSORB,
+    )
+    children: dict[str, Pipeline] = {
+        "plain": ScriptedPipeline(Script(reply="plain: {text}")),
+        "slow": ScriptedPipeline(absorbing),
+    }
+    async with Harness(tmp_path, HarnessOptions(pipeline=router(children))) as h:
+        await h.send("ana", "/SLOW   a")
+        await h.advance(WINDOW_MS)
+        await h.send("ana", "b")
+        await h.run_until_idle()
+        assert h.replies("ana") == ["slow: a | b"]
+        assert await decisions(h) == [("slow", "command")]
+
+
+class GivesUpOnce:
+    """Reports a call that failed for good; on a replay, answers with what it was asked."""
+
+    name = "flaky"
+    version = "1"
+
+    def __init__(self) -> None:
+        self.replays: list[dict[str, Any]] = []
+
+    async def run(self, ctx: TurnContext) -> PipelineResult:
+        if ctx.replay is not None:
+            self.replays.append(dict(ctx.replay.request))
+            return PipelineResult.reply(f"replayed: {ctx.replay.request['asked']}")
+        asked = {"asked": " ".join(m.text or "" for m in ctx.messages)}
+        return PipelineResult.reply("Sorry, later.", failed_call=FailedCall(asked, "down", 3))
+
+
+async def test_a_dead_letter_replays_on_the_route_that_failed(tmp_path: Path) -> None:
+    flaky = GivesUpOnce()
+    children: dict[str, Pipeline] = {
+        "plain": ScriptedPipeline(Script(reply="plain: {text}")),
+        "flaky": flaky,
+    }
+    async with Harness(tmp_path, HarnessOptions(pipeline=router(children))) as h:
+        await h.send("ana", "/flaky where is it?")
+        await h.run_until_idle()
+        assert h.replies("ana") == ["Sorry, later."]
+        (letter,) = await h.store.dead_letters.list(TENANT)
+        assert letter.pipeline == "router"
+        assert letter.request == {"asked": "where is it?", "router.route": "flaky"}
+        await request_replay(h.store, h.runtime.notify, h.clock, TENANT, letter.dead_letter_id)
+        await h.run_until_idle()
+        assert h.replies("ana")[-1] == "replayed: where is it?"
+        assert flaky.replays == [{"asked": "where is it?"}]  # the router's key is its own
+        assert await decisions(h) == [("flaky", "command"), ("flaky", "replay")]
