@@ -9,12 +9,17 @@ reply was queued, bounded, for the delivery latency when the delivery event does
 The LLM pipeline's metrics (tokens, cost, time to first token, tool rounds, generations
 cancelled and the tokens that saved, retries, the circuit, enforcement hits) come from its
 progress events (``turn.progress`` named ``llm.*`` and ``enforcement.hit``), per tenant,
-agent, model and config version.
+agent, model and config version. The agent service's and the router's (``agent_service.*``,
+``routing.decision``, ``dead_letter.recorded``): ``agent_service_metrics``; the health of
+each agent service endpoint is set by the entry point (``set_agent_service_health``) from
+the process's availability registry, which this layer does not import.
 
 Every metric carries the label ``tenant``, except the requests' counters (``request``:
-the HTTP layer counts them before it knows the tenant). Labels that come from event data
-are held to a known set (anything else is counted as ``other``), so a stray value cannot
-blow up the number of series. The families and their label values: ``metric_families``.
+the HTTP layer counts them before it knows the tenant) and the agent service endpoints'
+gauges (a breaker and a health check serve every tenant of the process). Labels that
+come from event data are held to a known set (anything else is counted as ``other``), so
+a stray value cannot blow up the number of series. The families and their label values:
+``metric_families``.
 """
 
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +28,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from acf.domain.events import EventKind, FabricEvent
+from acf.observability.agent_service_metrics import AgentServiceMetrics
 from acf.observability.metric_families import (
     CIRCUIT_STATES,
     CLOSE_REASONS,
@@ -50,8 +56,8 @@ MAX_TOOL_LABELS = 200
 """Distinct tool names kept as label values; later ones are counted as ``other`` (a
 refused call names whatever tool the pipeline asked for)."""
 MAX_LLM_LABELS = 100
-"""Distinct values kept per LLM label (agents, models, config versions, endpoints); later
-ones are counted as ``other``."""
+"""Distinct values kept per label of the LLM and agent service metrics (agents, models,
+config versions, endpoints, profiles, routes); later ones are counted as ``other``."""
 MAX_PENDING_REPLIES = 10_000
 """Queued replies whose queue time is kept until they are delivered."""
 
@@ -102,6 +108,7 @@ class FabricMetrics:
         self._llm_values: dict[str, set[str]] = {}
         self._completions: dict[tuple[str, ...], tuple[float, int]] = {}
         """(tenant, agent, model, config_version) -> completion tokens and completions."""
+        self._agents = AgentServiceMetrics(self.registry, self._llm_label)
 
     # -- the HTTP layer calls these ------------------------------------------------
 
@@ -119,6 +126,12 @@ class FabricMetrics:
         self._family.requests.labels(route).inc()
         if not traced:
             self._family.requests_without_trace.labels(route).inc()
+
+    def set_agent_service_health(self, endpoint: str, up: bool, circuit: str | None) -> None:
+        """An agent service endpoint's health as the process's availability registry has
+        it (``up``: usable; ``circuit``: closed, half_open or open), read by the entry point
+        when ``/metrics`` or ``/readyz`` is asked."""
+        self._agents.set_health(endpoint, up, circuit)
 
     # -- events ----------------------------------------------------------------------
 
@@ -351,6 +364,20 @@ class FabricMetrics:
         action = _known(e.data.get("action"), ENFORCEMENT_ACTIONS)
         self._family.llm.enforcement.labels(t.name, agent, rule, action).inc()
 
+    # -- the agent service pipeline and the router (seed 004 Story 8) ---------------
+
+    def _agent_execution(self, t: TenantSeries, e: FabricEvent) -> None:
+        self._agents.execution(t.name, e.data)
+
+    def _agent_circuit(self, t: TenantSeries, e: FabricEvent) -> None:
+        self._agents.circuit_changed(e.data)
+
+    def _routing_decision(self, t: TenantSeries, e: FabricEvent) -> None:
+        self._agents.routing_decision(t.name, e.data)
+
+    def _dead_letter(self, t: TenantSeries, e: FabricEvent) -> None:
+        self._agents.dead_letter(t.name)
+
 
 _PROGRESS_HANDLERS: dict[str, _Handler] = {
     "llm.completion": FabricMetrics._llm_completion,
@@ -360,6 +387,9 @@ _PROGRESS_HANDLERS: dict[str, _Handler] = {
     "llm.fallback_model": FabricMetrics._llm_fallback,
     "llm.circuit": FabricMetrics._llm_circuit,
     "enforcement.hit": FabricMetrics._enforcement_hit,
+    "agent_service.execution": FabricMetrics._agent_execution,
+    "agent_service.circuit": FabricMetrics._agent_circuit,
+    "routing.decision": FabricMetrics._routing_decision,
 }
 """The progress events (``turn.progress`` by ``name``) that feed a metric."""
 
@@ -382,4 +412,5 @@ _HANDLERS: dict[EventKind, _Handler] = {
     EventKind.CONFIRMATION_REQUESTED: FabricMetrics._confirmation_requested,
     EventKind.CONFIRMATION_RESOLVED: FabricMetrics._confirmation_settled,
     EventKind.CONFIRMATION_EXPIRED: FabricMetrics._confirmation_settled,
+    EventKind.DEAD_LETTER_RECORDED: FabricMetrics._dead_letter,
 }

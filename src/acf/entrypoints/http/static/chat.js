@@ -2,11 +2,16 @@
 //
 // Messages go out with POST /v1/messages (one at a time, in order); typing signals with
 // POST /v1/typing. Replies come in from the session's event stream: a reply bubble for each
-// delivered segment (`response.delivered`), a progress line while a tool runs, and
-// "typing…" while a turn runs. Output of a superseded turn is never delivered, so it never
-// shows. While a turn writes its reply, its drafts (`reply.draft`, asked for with
-// `?drafts=true`) grow a draft bubble; the reply's first delivered part takes its place,
-// and a withdrawal (`reply.draft_withdrawn`) or the turn's failure or supersede removes it.
+// delivered segment (`response.delivered`), a progress line while a tool runs (acf's own,
+// `tool.execution_*`, or an agent service's, `turn.progress` named `tool.started` /
+// `tool.finished`), and "typing…" while a turn runs (an agent service's thoughts keep it
+// up). Output of a superseded turn is never delivered, so it never shows. While a turn
+// writes its reply, its drafts (`reply.draft`, asked for with `?drafts=true`) grow a draft
+// bubble; the reply's first delivered part takes its place, and a withdrawal
+// (`reply.draft_withdrawn`) or the turn's failure or supersede removes it. Events this page
+// does not know are ignored. When the stream cannot be held (a proxy that cuts or buffers
+// it), the page polls the session's events instead (sse.js) and only the drafts are
+// missed: the replies still come, a little later.
 
 import { Api, askForKey, currentKey, el, forgetKey, randomId, sleep } from "./api.js";
 import { DraftTexts } from "./drafts.js";
@@ -105,8 +110,10 @@ function follow(sessionId) {
   chat.stream?.close();
   chat.sessionId = sessionId;
   document.body.dataset.sessionId = sessionId;
+  const path = `/v1/sessions/${encodeURIComponent(sessionId)}`;
   chat.stream = openEventStream({
-    url: `/v1/sessions/${encodeURIComponent(sessionId)}/stream?drafts=true`,
+    url: `${path}/stream?drafts=true`,
+    pollUrl: `${path}/events`,
     key: chat.api.key,
     onEvent: (event) => {
       chat.incoming = chat.incoming.then(() => onEvent(event)).catch((err) => console.error(err));
@@ -182,8 +189,32 @@ async function onEvent(event) {
     case "confirmation.expired":
       disableButtonsOf(data.confirmation_id);
       break;
-    default:
+    case "turn.progress":
+      showProgress(event.turn_id, data);
       break;
+    default:
+      break; // an event this page does not show
+  }
+}
+
+/** A pipeline's progress (`turn.progress`, by name): what the customer may see of it. */
+function showProgress(turnId, data) {
+  switch (data.name) {
+    case "tool.started": // an agent service's tool: outside acf's ledger, shown alike
+      setActivity(
+        `tool:${turnId}/${data.tool}`,
+        data.status_text || `Working on it (${data.tool})…`,
+        turnId,
+      );
+      break;
+    case "tool.finished":
+      clearActivity(`tool:${turnId}/${data.tool}`);
+      break;
+    case "agent_service.thought": // the agent is thinking: "typing…", never the thought
+      setActivity(`turn:${turnId}`, `${chat.agent} is typing…`, turnId);
+      break;
+    default:
+      break; // routing decisions, model usage...: for the console, not the customer
   }
 }
 
