@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint typecheck check clean bench browser upgrade-deps
+.PHONY: install run test lint typecheck check clean bench browser promtool upgrade-deps
 
 LOCK := requirements.lock
 UV_VERSION := 0.13.9
@@ -37,14 +37,23 @@ browser:
 	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "warning: could not install chromium: the browser tests will skip (fail in CI)"; }
 
+## promtool: Prometheus's rule checker from Debian's package, into $(BIN) (once, if missing)
+promtool: $(STAMP)
+	@[ -x $(BIN)/promtool ] || command -v promtool >/dev/null 2>&1 || { \
+	  echo "extracting promtool from Debian's prometheus package for the deploy/ tests"; \
+	  tmp=$$(mktemp -d) && ( cd $$tmp && apt-get download -qq prometheus >/dev/null 2>&1 \
+	    && dpkg-deb -x prometheus_*.deb root ) && cp $$tmp/root/usr/bin/promtool $(BIN)/promtool; \
+	  rm -rf $$tmp; [ -x $(BIN)/promtool ] \
+	  || echo "warning: no promtool: tests/deploy checks the rules' structure only"; }
+
 ## test: set up, then lint, type-check and run the whole test suite
-test: $(STAMP) browser lint typecheck
+test: $(STAMP) browser promtool lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## lint: ruff, and the import directions of DESIGN §14 (pyproject.toml's [tool.importlinter])
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
@@ -73,3 +82,8 @@ bench-distributed: $(STAMP)
 .PHONY: bench-llm
 bench-llm: $(STAMP)
 	$(BIN)/python -m acf.bench.llm --json benchmarks/results-llm.json
+
+## load: 50 web-chat customers (Locust) for 10 min against acf serve, a fake model and a fake agent service
+.PHONY: load
+load: $(STAMP)
+	$(BIN)/python -m acf.bench.load --users 50 --duration 600 --json benchmarks/results-load.json
