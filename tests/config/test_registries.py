@@ -3,6 +3,7 @@ its own files) and built-in tool sets (the demo registers ``commerce``)."""
 
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from acf.bootstrap import BuiltinTools, ToolBackends, build_agents
 from acf.config.kinds import KIND_MODULES, pipeline_kind
 from acf.config.load import ConfigError, load_config
+from acf.config.pipelines import PipelineFields
 from acf.demo import demo_tools
 from acf.domain.errors import InvalidValue
 from acf.pipelines.rules_model import RulesConfig
@@ -18,12 +20,9 @@ from tests.config.test_config_file import base, write
 
 
 def test_each_kind_of_the_configuration_model_is_registered() -> None:
-    from acf.config.model import LlmPipelineFields, PythonPipelineFields, RulesPipelineFields
-
-    kinds = {RulesPipelineFields.model_fields["kind"].annotation.__args__[0]}
-    kinds.add(PythonPipelineFields.model_fields["kind"].annotation.__args__[0])
-    kinds.add(LlmPipelineFields.model_fields["kind"].annotation.__args__[0])
-    assert kinds == set(KIND_MODULES)
+    (union, _discriminator) = typing.get_args(PipelineFields)
+    kinds = {typing.get_args(f.model_fields["kind"].annotation)[0] for f in typing.get_args(union)}
+    assert kinds == set(KIND_MODULES) == {"rules", "python", "llm", "agent_service", "router"}
     for name in KIND_MODULES:
         kind = pipeline_kind(name)
         assert callable(kind.load) and callable(kind.build)

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from acf.config.model import LlmPipelineFields
+from acf.config.pipelines import LlmPipelineFields
 from acf.demo.llm import brain, llm_demo_config
 from acf.entrypoints.cli.serve import demo_config_path
 from acf.testing import Answer, FakeOpenAI, FakeToolCall

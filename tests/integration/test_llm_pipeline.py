@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from acf.config.model import LlmPipelineFields
+from acf.config.pipelines import LlmPipelineFields
 from acf.domain.agent_settings import DEFAULT_FALLBACK_TEXT
 from acf.domain.events import EventKind
 from acf.domain.tools import SideEffectPolicy, ToolSpec

@@ -3,7 +3,7 @@ length and the required disclosure (pure, table-tested)."""
 
 import pytest
 
-from acf.config.model import EnforcementFields
+from acf.config.pipelines import EnforcementFields
 from acf.pipelines.llm import enforcement as e
 
 RULES = e.Rules.from_fields(

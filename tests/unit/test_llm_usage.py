@@ -1,7 +1,7 @@
 """Usage of a turn's model calls: tokens, cost from the price table, time to first token,
 and the progress event that the metrics count."""
 
-from acf.config.model import PriceFields
+from acf.config.pipelines import PriceFields
 from acf.pipelines.llm.completion import Completion, ToolCall, Usage
 from acf.pipelines.llm.usage import UsageTally, completion_event, cost_of
 

@@ -10,9 +10,10 @@ import httpx
 
 from acf.adapters.tools import declared
 from acf.bootstrap.builtin_tools import BuiltinTools
-from acf.config.kinds import SETTINGS_DEFAULTS, pipeline_kind
+from acf.config.kinds import SETTINGS_DEFAULTS, SETTINGS_DEFAULTS_FOR, pipeline_kind
 from acf.config.load import ConfigError, LoadedConfig
-from acf.config.model import BuiltinToolFields, ChannelPolicyFields, PipelineFields, TenantFields
+from acf.config.model import BuiltinToolFields, ChannelPolicyFields, TenantFields
+from acf.config.pipelines import PipelineFields
 from acf.config.tools import ToolDeclaration
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
@@ -161,7 +162,7 @@ def build_agents(loaded: LoadedConfig, backends: ToolBackends) -> Agents:
                 f"tenants.{tenant}.agents.{agent}.channels": fields.channels,
             }
             kind = pipeline_kind(fields.pipeline.kind)
-            per_fields = getattr(kind, "settings_defaults_for", None)
+            per_fields = getattr(kind, SETTINGS_DEFAULTS_FOR, None)
             kind_defaults = (
                 per_fields(fields.pipeline) if per_fields else getattr(kind, SETTINGS_DEFAULTS, {})
             )

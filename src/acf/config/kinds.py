@@ -4,7 +4,7 @@ becomes a ``Pipeline``.
 
 A kind's module is imported when a configuration first uses the kind, so the configuration
 layer never imports the pipelines (nor their SDKs, for kinds behind an extra). A new kind is
-one line here, one module exposing ``KIND`` and one fields class in ``acf.config.model``.
+one line here, one module exposing ``KIND`` and one fields class in ``acf.config.pipelines``.
 """
 
 import importlib
@@ -66,6 +66,9 @@ SETTINGS_DEFAULTS = "settings_defaults"
 """Optional attribute of a kind: agent settings it needs other than acf's defaults (an LLM
 reads a longer history, which its token budget then windows); the agent's own
 ``settings`` still win."""
+SETTINGS_DEFAULTS_FOR = "settings_defaults_for"
+"""Optional method of a kind, ``(fields) -> Mapping``: the same, for one configuration
+(a router's depend on its routes); used instead of ``settings_defaults`` when present."""
 
 
 @runtime_checkable

@@ -4,7 +4,7 @@ Secrets are references (``${NAME}``, read from the environment at call time), ne
 """
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -19,6 +19,10 @@ class ConfigModel(BaseModel):
     """Configuration: unknown keys are errors; values are immutable once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+"""A name in the configuration: a tenant, an agent, a tool, a route."""
 
 
 class HttpDeclaration(ConfigModel):

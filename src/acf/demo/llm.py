@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from acf.config.load import LoadedConfig, parse_config
-from acf.config.model import LlmPipelineFields
+from acf.config.pipelines import LlmPipelineFields
 from acf.demo import DEMO_AGENT, DEMO_TENANT
 
 DEFAULT_MODEL = "gpt-4o-mini"

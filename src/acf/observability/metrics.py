@@ -6,11 +6,10 @@ themselves (``waited_ms`` on ``window.closed``; ``run_ms`` and ``latency_ms`` on
 terminal event; ``duration_ms`` on a tool's outcome); the only state kept here is when each
 reply was queued, bounded, for the delivery latency when the delivery event does not say.
 
-The LLM pipeline's metrics (tokens, cost, time to first token, tool rounds, generations
-cancelled and the tokens that saved, retries, the circuit, enforcement hits) come from its
-progress events (``turn.progress`` named ``llm.*`` and ``enforcement.hit``), per tenant,
-agent, model and config version. The agent service's and the router's (``agent_service.*``,
-``routing.decision``, ``dead_letter.recorded``): ``agent_service_metrics``; the health of
+Pipelines' metrics come from their progress events (``turn.progress`` by name): the LLM
+pipeline's (``llm.*``, ``enforcement.hit``) in ``llm_metrics``; the agent service's and the
+router's (``agent_service.*``, ``routing.decision``, and ``dead_letter.recorded``) in
+``agent_service_metrics``; the health of
 each agent service endpoint is set by the entry point (``set_agent_service_health``) from
 the process's availability registry, which this layer does not import.
 
@@ -29,15 +28,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from acf.domain.events import EventKind, FabricEvent
 from acf.observability.agent_service_metrics import AgentServiceMetrics
+from acf.observability.llm_metrics import LlmMetrics
 from acf.observability.metric_families import (
-    CIRCUIT_STATES,
     CLOSE_REASONS,
-    ENFORCEMENT_ACTIONS,
-    ENFORCEMENT_RULES,
     FORCE_REASONS,
     OTHER,
     SUPERSEDE_REASONS,
-    TOKEN_KINDS,
     Families,
     TenantSeries,
     failure_reason,
@@ -106,8 +102,7 @@ class FabricMetrics:
         self._queued_at: dict[tuple[str, int], int] = {}
         """(turn_id, position) -> when the reply was queued, until it is delivered."""
         self._llm_values: dict[str, set[str]] = {}
-        self._completions: dict[tuple[str, ...], tuple[float, int]] = {}
-        """(tenant, agent, model, config_version) -> completion tokens and completions."""
+        self._llm = LlmMetrics(self._family.llm, self._llm_label)
         self._agents = AgentServiceMetrics(self.registry, self._llm_label)
 
     # -- the HTTP layer calls these ------------------------------------------------
@@ -302,67 +297,26 @@ class FabricMetrics:
         seen.add(value)
         return value
 
-    def _per_model(self, e: FabricEvent) -> tuple[str, str, str, str]:
-        return (
-            e.correlation.tenant,
-            self._llm_label("agent", e.data.get("agent")),
-            self._llm_label("model", e.data.get("model")),
-            self._llm_label("config_version", e.correlation.config_version),
-        )
-
     def _llm_completion(self, t: TenantSeries, e: FabricEvent) -> None:
-        f, labels, data = self._family.llm, self._per_model(e), e.data
-        for kind in TOKEN_KINDS:
-            tokens = _amount(data, f"{kind}_tokens")
-            if tokens:
-                f.tokens.labels(*labels, kind).inc(tokens)
-        cost = _amount(data, "cost")
-        if cost is not None:
-            f.cost.labels(*labels).inc(cost)
-        f.requests.labels(*labels).inc(_amount(data, "requests") or 0)
-        ttft = _seconds(data, "ttft_ms")
-        if ttft is not None:
-            f.ttft.labels(*labels).observe(ttft)
-        completion = _amount(data, "completion_tokens")
-        if completion is not None and data.get("purpose") == "reply":
-            total, count = self._completions.get(labels, (0.0, 0))
-            self._completions[labels] = (total + completion, count + 1)
+        self._llm.completion(e)
 
     def _llm_turn(self, t: TenantSeries, e: FabricEvent) -> None:
-        rounds = _amount(e.data, "tool_rounds")
-        if rounds is not None:
-            agent = self._llm_label("agent", e.data.get("agent"))
-            version = self._llm_label("config_version", e.correlation.config_version)
-            self._family.llm.tool_rounds.labels(t.name, agent, version).observe(rounds)
+        self._llm.turn(t.name, e)
 
     def _llm_cancelled(self, t: TenantSeries, e: FabricEvent) -> None:
-        f, labels = self._family.llm, self._per_model(e)
-        f.cancelled.labels(*labels).inc()
-        streamed = _amount(e.data, "completion_tokens_streamed")
-        total, count = self._completions.get(labels, (0.0, 0))
-        if streamed is not None and count:
-            saved = round(total / count - streamed)
-            if saved > 0:
-                f.tokens_saved.labels(*labels).inc(saved)
+        self._llm.cancelled(e)
 
     def _llm_retry(self, t: TenantSeries, e: FabricEvent) -> None:
-        self._family.llm.retries.labels(*self._per_model(e)).inc()
+        self._llm.retry(e)
 
     def _llm_fallback(self, t: TenantSeries, e: FabricEvent) -> None:
-        self._family.llm.fallbacks.labels(*self._per_model(e)).inc()
+        self._llm.fallback(e)
 
     def _llm_circuit(self, t: TenantSeries, e: FabricEvent) -> None:
-        state = e.data.get("state")
-        level = CIRCUIT_STATES.get(state) if isinstance(state, str) else None
-        if level is not None:
-            endpoint = self._llm_label("endpoint", e.data.get("endpoint"))
-            self._family.llm.circuit.labels(t.name, endpoint).set(level)
+        self._llm.circuit(t.name, e)
 
     def _enforcement_hit(self, t: TenantSeries, e: FabricEvent) -> None:
-        agent = self._llm_label("agent", e.data.get("agent"))
-        rule = _known(e.data.get("rule"), ENFORCEMENT_RULES)
-        action = _known(e.data.get("action"), ENFORCEMENT_ACTIONS)
-        self._family.llm.enforcement.labels(t.name, agent, rule, action).inc()
+        self._llm.enforcement_hit(t.name, e)
 
     # -- the agent service pipeline and the router (seed 004 Story 8) ---------------
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from acf.config.kinds import LoadedFiles
-from acf.config.model import PythonPipelineFields
+from acf.config.pipelines import PythonPipelineFields
 from acf.domain.errors import InvalidValue
 from acf.domain.tools import ToolSpec
 from acf.ports.pipeline import Pipeline

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from acf.config.kinds import LoadedFiles
-from acf.config.model import RulesPipelineFields
+from acf.config.pipelines import RulesPipelineFields
 from acf.domain.errors import InvalidValue
 from acf.domain.tools import ToolSpec
 from acf.pipelines.rules import RulesPipeline

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from acf.config.model import LlmPipelineFields
+from acf.config.pipelines import LlmPipelineFields
 from acf.domain.tools import ToolSpec
 from acf.domain.turns import TurnPhase
 from acf.pipelines.llm.pipeline import LlmPipeline

@@ -16,7 +16,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from acf.config.model import EnforcementFields
+from acf.config.pipelines import EnforcementFields
 from acf.domain.formatting import split_text
 from acf.pipelines.llm.shaping import strip_markdown
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from acf.config.kinds import AgentSite, LoadedFiles
-from acf.config.model import LlmPipelineFields
+from acf.config.pipelines import LlmPipelineFields
 from acf.config.secrets import resolve_secrets
 from acf.domain.errors import InvalidValue
 from acf.domain.tools import ToolSpec

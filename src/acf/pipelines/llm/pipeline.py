@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from acf.config.model import LlmPipelineFields
+from acf.config.pipelines import LlmPipelineFields
 from acf.domain.replies import PipelineResult
 from acf.domain.tools import ToolSpec
 from acf.pipelines.llm.completion import Completer

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from acf.config.model import LlmPipelineFields
+from acf.config.pipelines import LlmPipelineFields
 from acf.domain.agent_settings import DEFAULT_FALLBACK_TEXT
 from acf.domain.replies import PipelineResult, ReplySegment
 from acf.domain.state import combine_patches

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from acf.config.model import PriceFields
+from acf.config.pipelines import PriceFields
 from acf.pipelines.llm.completion import Completion, Usage
 
 PER_TOKENS = 1_000_000
