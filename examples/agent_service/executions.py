@@ -96,6 +96,7 @@ class Executions:
         service does not run it."""
         if request.supersedes is not None and request.supersedes != key:
             await self.supersede(request.supersedes)
+            request = await self._corrected(request)
         while True:
             async with self._lock:
                 opened, blocker = await self._open(profile, key, request, after)
@@ -103,6 +104,20 @@ class Executions:
                     return opened
             assert blocker is not None
             await blocker.released.wait()  # a cancelled run finishing its tool
+
+    async def _corrected(self, request: ExecuteRequest) -> ExecuteRequest:
+        """A corrected answer (``supersedes`` + the same ``ask_id``) whose question the
+        answer it replaces already took: the correction reaches the model as the
+        customer's next message instead (the protocol: the service accepts it)."""
+        if request.answer is None or request.agent_session_id is None:
+            return request
+        session = await self.store.session(request.agent_session_id)
+        if session is None or session.pending_ask_id == request.answer.ask_id:
+            return request
+        text = f"(A correction of my answer) {request.message.text}"
+        return request.model_copy(
+            update={"answer": None, "message": request.message.model_copy(update={"text": text})}
+        )
 
     async def supersede(self, old_key: str) -> None:
         """Cancel execution ``old_key`` and end it with ``ERROR superseded`` (unless it had

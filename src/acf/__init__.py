@@ -7,7 +7,7 @@ the test helpers are in ``acf.testing``. Everything else is internal and may mov
 
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.messages import InboundMessage
-from acf.domain.replies import Button, PipelineResult, ReplySegment
+from acf.domain.replies import Button, FailedCall, PipelineResult, ReplySegment
 from acf.domain.supersede import SupersedeDecision
 from acf.domain.tools import DedupeScope, Outcome, SideEffectPolicy, ToolResult, ToolSpec
 from acf.ports.agent_binding import AgentBinding
@@ -28,6 +28,7 @@ __all__ = [
     "AgentSettings",
     "Button",
     "DedupeScope",
+    "FailedCall",
     "InDoubt",
     "InboundMessage",
     "Outcome",

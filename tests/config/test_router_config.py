@@ -1,6 +1,7 @@
 """``pipeline: {kind: router}`` in the configuration file: each route loaded, checked and
 built by its own kind (files beside the configuration file, errors naming the route), route
-names checked, no router inside a router, and the settings a router's children need."""
+names checked, no router inside a router, the settings a router's children need, and the
+classifier (an ``llm`` route's model, for the rules that ``classify``)."""
 
 from pathlib import Path
 from typing import Any, get_args
@@ -11,9 +12,10 @@ import pytest
 from acf.bootstrap import ToolBackends, build_agents
 from acf.config.kinds import pipeline_kind
 from acf.config.load import ConfigError, load_config
-from acf.config.model import ChildPipelineFields, LlmPipelineFields, RouterPipelineFields
+from acf.config.pipelines import ChildPipelineFields, LlmPipelineFields, RouterPipelineFields
 from acf.demo import demo_tools
 from acf.demo.commerce import LOOKUP_ORDER
+from acf.domain.errors import InvalidValue
 from acf.pipelines.agent_service.kind import AGENT_SERVICE_DEADLINE_MS
 from acf.pipelines.agent_service.pipeline import AgentServicePipeline
 from acf.pipelines.llm.kind import LLM_HISTORY_LIMIT
@@ -21,6 +23,7 @@ from acf.pipelines.llm.pipeline import LlmPipeline
 from acf.pipelines.routing.kind import CHILD_KINDS, KIND, largest_defaults
 from acf.pipelines.routing.pipeline import RouterPipeline, Service
 from acf.pipelines.rules import RulesPipeline
+from acf.testing.pipeline import Script, ScriptedPipeline
 from tests.config.test_config_file import RULES, base, error_of, write
 
 YAML = """
@@ -171,7 +174,40 @@ def test_a_routes_build_error_names_the_route(tmp_path: Path) -> None:
         ),
         (
             {"rules": [{"route": "scripted"}]},
-            "expected at least one of commands, keywords and regex",
+            "expected at least one of commands, keywords, regex and classify",
+        ),
+        (
+            {"rules": [{"route": "scripted", "classify": "questions about orders"}]},
+            "pipeline: Value error, classifier: rules[0].classify needs a route of kind llm to "
+            "classify with, and there is none",
+        ),
+        (
+            {"classifier": "scripted"},
+            "classifier: 'scripted' is a route of kind rules, expected a route of kind llm []",
+        ),
+        ({"classifier": "gone"}, "classifier: 'gone' is not one of the routes ['scripted']"),
+        (
+            {"rules": [{"route": "scripted", "classify": " \n "}]},
+            "pipeline.rules.0.classify: Value error, expected a description, not blank text",
+        ),
+        (
+            {"rules": [{"route": "scripted", "classify": "x" * 501}]},
+            "pipeline.rules.0.classify: String should have at most 500 characters",
+        ),
+        (
+            {
+                "routes": {
+                    "none": {"kind": "rules", "rules": RULES},
+                    "direct": {"kind": "llm", "model": "m", "base_url": "http://x/v1"},
+                },
+                "default": "direct",
+                "rules": [{"route": "none", "classify": "anything"}],
+            },
+            "rules[0].route: a route named 'none' cannot be classified to",
+        ),
+        (
+            {"classifier_timeout_s": 0},
+            "pipeline.classifier_timeout_s: Input should be greater than 0",
         ),
         ({"rules": [{"route": "scripted", "commands": ["agent"]}]}, "pipeline.rules.0.commands.0"),
         ({"rules": [{"route": "scripted", "regex": "("}]}, "invalid regular expression"),
@@ -233,3 +269,61 @@ def test_a_router_takes_the_largest_defaults_its_routes_need() -> None:
         update={"routes": {**fields.routes, "d": LlmPipelineFields.model_validate(llm)}}
     )
     assert kind.settings_defaults_for(fields) == {"history_limit": LLM_HISTORY_LIMIT}
+
+
+LLM = {"kind": "llm", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+
+
+def classifying(**fields: Any) -> RouterPipelineFields:
+    return RouterPipelineFields.model_validate(
+        {
+            "kind": "router",
+            "default": "scripted",
+            "routes": {
+                "scripted": {"kind": "rules", "rules": RULES},
+                "direct": LLM,
+                "big": {**LLM, "model": "big"},
+            },
+            "rules": [
+                {"route": "scripted", "commands": ["/rules"]},
+                {"route": "big", "classify": "needs\n  a file   analysed"},
+            ],
+            **fields,
+        }
+    )
+
+
+def test_a_classifying_rule_is_classified_by_the_first_llm_route_unless_one_is_named() -> None:
+    fields = classifying()
+    assert fields.rules[1].classify == "needs a file analysed"  # one line of the prompt
+    assert fields.classifier_route == "direct"
+    assert classifying(classifier="big").classifier_route == "big"
+    unclassified = classifying(rules=[{"route": "big", "keywords": ["file"]}], classifier="big")
+    assert unclassified.classifier_route is None  # no rule classifies: nothing is asked
+
+
+def built(fields: RouterPipelineFields, base_dir: Path) -> RouterPipeline:
+    pipeline = KIND.build(fields, KIND.load(fields, "x", base_dir).value, [], "x")
+    assert isinstance(pipeline, RouterPipeline)
+    return pipeline
+
+
+async def test_the_classifier_asks_the_classifier_routes_own_model_client(
+    tmp_path: Path,
+) -> None:
+    router = built(classifying(classifier="big"), tmp_path)
+    big = router.children["big"]
+    assert isinstance(big, LlmPipeline) and router.classifier is not None
+    assert router.classifier.completer is big.setup.completer
+    assert router.classifier.candidates == {"big": "needs a file analysed"}
+    assert router.classifier.timeout_ms == 5000
+    await router.aclose()
+    assert built(classifying(rules=[]), tmp_path).classifier is None
+
+
+def test_a_classifier_route_whose_pipeline_is_not_an_llm_agent_is_refused() -> None:
+    fields = classifying()
+    scripted = ScriptedPipeline(Script(reply="x"))
+    children = {"scripted": scripted, "direct": scripted, "big": scripted}
+    with pytest.raises(InvalidValue, match="classifier: the route 'direct' is not an llm"):
+        RouterPipeline(fields, children, {})

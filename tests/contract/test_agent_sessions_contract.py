@@ -16,14 +16,10 @@ from acf.adapters.postgres import PgStore, open_pg_store
 from acf.adapters.postgres.store import libpq_url
 from acf.adapters.sql.database import SqlConnection
 from acf.adapters.sql.registry import EXECUTORS
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.errors import InvalidValue
 from acf.domain.ids import new_id
-from acf.ports.agent_sessions import (
-    AgentSessionConflict,
-    AgentSessionRow,
-    AgentSessionStatus,
-    SaveAgentSession,
-)
+from acf.ports.agent_sessions import AgentSessionConflict, SaveAgentSession
 from acf.ports.dead_letters import DeadLetter, RecordDeadLetter
 from acf.ports.store import Store
 from acf.testing import VirtualClock

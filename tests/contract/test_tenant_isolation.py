@@ -29,6 +29,7 @@ import acf.ports.session_store
 import acf.ports.step_memo
 import acf.ports.timers
 import acf.ports.turn_store
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.channels import Channel
 from acf.domain.errors import Conflict, InvalidValue
 from acf.domain.events import Correlation, EventKind, FabricEvent
@@ -37,7 +38,7 @@ from acf.domain.records import TurnRecord
 from acf.domain.signals import DeliveryStatus
 from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.domain.turns import GroupStatus, TurnGroup, TurnPhase
-from acf.ports.agent_sessions import AgentSessionRow, AgentSessionStatus, SaveAgentSession
+from acf.ports.agent_sessions import SaveAgentSession
 from acf.ports.dead_letters import DeadLetter, FinishReplay, RecordDeadLetter, RequestReplay
 from acf.ports.event_store import AppendEvent, EventQuery
 from acf.ports.identities import LinkIdentities, RouteToSession, UnlinkIdentity

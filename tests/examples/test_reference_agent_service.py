@@ -146,6 +146,24 @@ async def test_ask_user_then_the_answer_continues_the_same_agent_session(
     assert (status["status"], status["pending_ask_id"]) == ("COMPLETED", None)
 
 
+async def test_a_corrected_answer_after_the_answer_was_taken_is_the_next_message(
+    svc: Served, fake: FakeOpenAI
+) -> None:
+    ask = FakeToolCall("ask_customer", {"question": "Which order?"})
+    fake.script(Answer("", (ask,)), Answer("1001 ships."), Answer("1002 ships."))
+    first = await execute(svc.http, body("Where is my order?"), "k-c-1")
+    session, asked = first.session_header, first.last
+    assert isinstance(asked, AskUserData)
+    await execute(svc.http, body("1001", session=session, answer=(asked.ask_id, "1001")), "k-c-2")
+    corrected = body(
+        "sorry, 1002", session=session, answer=(asked.ask_id, "sorry, 1002"), supersedes="k-c-2"
+    )
+    third = await execute(svc.http, corrected, "k-c-3")
+    assert third.last == CompleteData(agent_session_id=session, answer="1002 ships.")
+    said = fake.completions[2].messages[-1]
+    assert said == {"role": "user", "content": "(A correction of my answer) sorry, 1002"}
+
+
 async def test_the_same_key_replays_and_never_opens_a_second_ticket(
     svc: Served, fake: FakeOpenAI
 ) -> None:

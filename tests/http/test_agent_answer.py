@@ -3,9 +3,10 @@
 an unknown session; accepted, the answer is the customer's next message through ingress:
 sequenced, deduplicated by ``message_id`` (by the question without one), audited, answered."""
 
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.events import EventKind
 from acf.domain.ids import new_id
-from acf.ports.agent_sessions import AgentSessionRow, AgentSessionStatus, SaveAgentSession
+from acf.ports.agent_sessions import SaveAgentSession
 from acf.ports.event_store import EventQuery
 from tests.http.conftest import Api, settled
 

@@ -1,8 +1,8 @@
 """The ``router`` pipeline end to end over real HTTP: the embedded runtime on the system
 clock, a real SQLite file, a router whose routes are the ``llm`` pipeline (against
 ``FakeOpenAI``) and the ``agent_service`` pipeline (against ``FakeAgentService``), both on
-loopback, with their production clients. The email channel does not accumulate, so each
-message is a turn at once."""
+loopback, with their production clients; the classifier asks the ``llm`` route's model. The
+email channel does not accumulate, so each message is a turn at once."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -16,7 +16,7 @@ from acf.adapters.memory.clock import SystemClock
 from acf.adapters.memory.wakeup import InProcessWakeUps
 from acf.adapters.sqlite.store import SqliteStore, open_sqlite_store
 from acf.config.agent_service import AgentServicePipelineFields
-from acf.config.model import LlmPipelineFields, RouterPipelineFields
+from acf.config.pipelines import LlmPipelineFields, RouterPipelineFields
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.channels import Channel
 from acf.domain.events import EventKind, FabricEvent
@@ -40,7 +40,7 @@ from acf.testing.channel import RecordingChannel
 from acf.testing.fake_agent_service import FakeAgentService
 from acf.testing.fake_agent_steps import Ask
 from acf.testing.fake_openai import FakeOpenAI
-from acf.testing.fake_openai_script import Answer
+from acf.testing.fake_openai_script import Answer, HttpError
 
 TENANT, AGENT = "t1", "a1"
 NOTICE = "Our agent is resting; answering directly."
@@ -238,6 +238,25 @@ async def test_an_unusable_service_falls_back_with_the_notice_once_per_outage(
     assert [r.details["routing_reason"] for r in records][-1] == "fallback"
 
 
+async def test_a_request_the_circuit_refuses_after_the_decision_goes_to_the_fallback(
+    rig: Rig,
+) -> None:
+    """Half-open: the endpoint reads as usable, but its one probe is another turn's, so the
+    agent's request is refused without being sent: the fallback answers, with the notice."""
+    rig.llm.script(Answer("Direct."))
+    breaker = rig.availability.breaker(rig.svc.base_url)
+    opened = SystemClock().now_ms() - 40_000  # open 30 s by default: half-open now
+    for _ in range(5):
+        breaker.record_failure(opened)
+    assert breaker.allow(opened + 40_000)[0]  # another turn's probe
+    assert await rig.say("/agent hi") == f"{NOTICE}\n\nDirect."
+    assert rig.svc.requests == []
+    routes = [(d["route"], d["reason"], d.get("fallback_from")) for d in await rig.decisions()]
+    assert routes == [("agent", "command", None), ("direct", "fallback", "agent")]
+    (record,) = await rig.records()
+    assert record.details["routing_reason"] == "fallback"
+
+
 @pytest.mark.parametrize("rig", [{"enabled": False}], indirect=True)
 async def test_a_disabled_router_sends_everything_to_the_default(rig: Rig) -> None:
     rig.llm.script(Answer("Only the model here."))
@@ -245,3 +264,71 @@ async def test_a_disabled_router_sends_everything_to_the_default(rig: Rig) -> No
     assert rig.llm.completions[0].messages[-1] == {"role": "user", "content": "/agent hi"}
     assert not rig.svc.requests
     assert await rig.decisions() == [{"route": "direct", "reason": "disabled"}]
+
+
+SPREADSHEETS = "needs a spreadsheet, a file or data analysed"
+CLASSIFYING = {
+    "rules": [
+        {"route": "agent", "commands": ["/agent"]},
+        {"route": "agent", "classify": SPREADSHEETS},
+    ],
+    # past it the classifier gives up; short, so a failing model is not retried
+    "classifier_timeout_s": 0.5,
+}
+
+
+@pytest.mark.parametrize("rig", [CLASSIFYING], indirect=True)
+async def test_the_classifier_sends_what_it_describes_to_its_route(rig: Rig) -> None:
+    rig.llm.script(Answer("agent"))
+    text = "can you analyze this spreadsheet"
+    assert await rig.say(text) == f"You said: {text}"
+    (asked,) = rig.llm.completions  # the classifier's request, to the direct route's model
+    system, user = asked.messages
+    assert f"- agent: {SPREADSHEETS}\n" in system["content"] and "- none: " in system["content"]
+    assert user == {"role": "user", "content": text}
+    assert (asked.model, asked.body["temperature"], asked.body["max_tokens"]) == ("m1", 0, 32)
+    (request,) = rig.svc.requests
+    assert request.body.message.text == text
+    assert await rig.decisions() == [{"route": "agent", "reason": "classifier", "rule": 1}]
+    (record,) = await rig.records()
+    assert record.details["routing_reason"] == "classifier"
+    events = await rig.store.events.query(
+        TENANT, EventQuery(kinds=(EventKind.TURN_PROGRESS,), limit=10_000)
+    )
+    (usage,) = [e.data for e in events if e.data["name"] == "llm.completion"]
+    assert (usage["purpose"], usage["model"], usage["agent"]) == ("classify", "m1", AGENT)
+
+
+@pytest.mark.parametrize("rig", [CLASSIFYING], indirect=True)
+async def test_a_classifier_answering_none_leaves_the_turn_to_the_default(rig: Rig) -> None:
+    rig.llm.script(Answer(" None\n"), Answer("Directly."))
+    assert await rig.say("what are your opening hours?") == "Directly."
+    assert rig.llm.completions_requested == 2  # the classifier, then the direct route
+    assert rig.llm.completions[1].messages[-1] == {
+        "role": "user",
+        "content": "what are your opening hours?",
+    }
+    assert not rig.svc.requests
+    assert await rig.decisions() == [{"route": "direct", "reason": "default"}]
+
+
+@pytest.mark.parametrize("rig", [CLASSIFYING], indirect=True)
+async def test_a_failing_classifier_leaves_the_turn_to_the_default_and_says_why(
+    rig: Rig,
+) -> None:
+    rig.llm.script(HttpError(500), Answer("Directly."))
+    assert await rig.say("please analyze my data") == "Directly."
+    assert [r.status for r in rig.llm.completions] == [500, 200]  # not retried past 0.5 s
+    assert not rig.svc.requests
+    assert await rig.decisions() == [
+        {"route": "direct", "reason": "default", "classifier_error": "LlmUnavailable"}
+    ]
+
+
+@pytest.mark.parametrize("rig", [CLASSIFYING], indirect=True)
+async def test_a_command_or_an_open_agent_session_asks_no_classifier(rig: Rig) -> None:
+    assert await rig.say("/agent analyze this file") == "You said: analyze this file"
+    assert await rig.say("and that data too") == "You said: and that data too"  # sticky
+    assert rig.llm.completions_requested == 0
+    reasons = [(d["route"], d["reason"]) for d in await rig.decisions()]
+    assert reasons == [("agent", "command"), ("agent", "sticky")]

@@ -7,11 +7,12 @@ import contextlib
 from dataclasses import replace
 from pathlib import Path
 
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.errors import InvalidValue
 from acf.domain.events import EventKind
 from acf.domain.ids import new_id
 from acf.domain.replies import PipelineResult
-from acf.ports.agent_sessions import AgentSessionConflict, AgentSessionRow, AgentSessionStatus
+from acf.ports.agent_sessions import AgentSessionConflict
 from acf.ports.event_store import EventQuery
 from acf.ports.pipeline import TurnContext
 from acf.service.running_turn import LeaseLost
@@ -77,7 +78,11 @@ async def test_saves_are_fenced_scoped_and_one_open_row_per_conversation(
         (written,) = await h.store.events.query(
             TENANT, EventQuery(session_id=sid, kinds=(EventKind.TURN_PROGRESS,))
         )
-        assert written.data == {"name": "agent_service.key_written", "status": "ACTIVE"}
+        assert written.data == {
+            "name": "agent_service.key_written",
+            "agent": AGENT,
+            "status": "ACTIVE",
+        }
         assert written.correlation.turn_id is not None
 
         await h.steal_lease("ana")

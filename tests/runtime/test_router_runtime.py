@@ -1,16 +1,21 @@
 """The router on the embedded runtime (a real SQLite file, the real ingress, a virtual
 clock): new messages are decided by the child running the turn, the routed context keeps
-the command off the text after ``absorb()``, and a dead letter of a routed turn replays on
-the route that failed."""
+the command off the text after ``absorb()``, a dead letter of a routed turn replays on
+the route that failed, and a retried attempt reuses the classifier's answer."""
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from acf.config.model import RouterPipelineFields
+from acf.config.pipelines import LlmPipelineFields, RouterPipelineFields
 from acf.domain.events import EventKind
 from acf.domain.replies import FailedCall, PipelineResult
 from acf.domain.supersede import SupersedeDecision
+from acf.pipelines.llm.completion import Completion
+from acf.pipelines.llm.pipeline import LlmPipeline
+from acf.pipelines.llm.prompt import PromptSource
 from acf.pipelines.routing.pipeline import RouterPipeline
+from acf.ports.clock import Clock
 from acf.ports.event_store import EventQuery
 from acf.ports.pipeline import Pipeline, TurnContext
 from acf.service.dead_letters import request_replay
@@ -124,3 +129,51 @@ async def test_a_dead_letter_replays_on_the_route_that_failed(tmp_path: Path) ->
         assert h.replies("ana")[-1] == "replayed: where is it?"
         assert flaky.replays == [{"asked": "where is it?"}]  # the router's key is its own
         assert await decisions(h) == [("flaky", "command"), ("flaky", "replay")]
+
+
+class Classifying:
+    """A ``Completer`` (the model behind the ``llm`` route) whose every answer is
+    ``answer``; it counts the requests it gets."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+        self.requests: list[Mapping[str, Any]] = []
+
+    async def complete(
+        self,
+        request: Mapping[str, Any],
+        *,
+        clock: Clock,
+        deadline_ms: int,
+        on_delta: Any = None,
+        on_event: Any = None,
+    ) -> Completion:
+        self.requests.append(request)
+        return Completion("m", self.answer, finish_reason="stop")
+
+
+async def test_a_retried_attempt_reuses_the_classifiers_answer(tmp_path: Path) -> None:
+    llm = LlmPipelineFields(kind="llm", model="m", base_url="http://127.0.0.1:9/v1")
+    fields = RouterPipelineFields.model_validate(
+        {
+            "kind": "router",
+            "routes": {"direct": llm.model_dump(), "flaky": {"kind": "python", "factory": "x:y"}},
+            "default": "direct",
+            "rules": [{"route": "flaky", "classify": "anything that fails once"}],
+        }
+    )
+    model = Classifying("flaky")
+    children: dict[str, Pipeline] = {
+        "direct": LlmPipeline(llm, PromptSource("Help."), [], model),
+        "flaky": ScriptedPipeline(
+            Script(steps=({"raise": "down", "attempts": 1},), reply="flaky: {text}")
+        ),
+    }
+    async with Harness(
+        tmp_path, HarnessOptions(pipeline=RouterPipeline(fields, children, {}))
+    ) as h:
+        await h.send("ana", "please try this")
+        await h.run_until_idle()
+        assert h.replies("ana") == ["flaky: please try this"]
+        assert len(model.requests) == 1  # the second attempt read the stored answer
+        assert await decisions(h) == [("flaky", "classifier"), ("flaky", "classifier")]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
+from acf.domain.agent_sessions import AgentSessionRow
 from acf.domain.capabilities import DEFAULT_CAPABILITIES, ChannelCapabilities
 from acf.domain.channels import Channel
 from acf.domain.events import Correlation
@@ -24,7 +25,6 @@ from acf.pipelines.llm.pipeline import LlmPipeline
 from acf.pipelines.llm.prompt import PromptSource
 from acf.pipelines.llm.rounds import PendingRound, from_state, to_state
 from acf.pipelines.llm.state import TOOL_LOG_LIMIT
-from acf.ports.agent_sessions import AgentSessionRow
 from acf.ports.dead_letters import DeadLetter
 from acf.ports.ledger import LedgerEntry
 from acf.ports.pipeline import PendingInput

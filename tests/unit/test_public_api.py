@@ -19,6 +19,7 @@ PUBLIC = {
         "AgentSettings",
         "Button",
         "DedupeScope",
+        "FailedCall",
         "InDoubt",
         "InboundMessage",
         "Outcome",

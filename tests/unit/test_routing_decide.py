@@ -1,5 +1,7 @@
 """The router's decision, a pure function: every reason, commands taken off the text, whole
-words and case, rule order, explicit rules over stickiness, the switch, the fallback."""
+words and case, rule order, explicit rules over stickiness, the classifier's answer after
+every rule and before the default (and when it is asked at all), the switch, the
+fallback."""
 
 from dataclasses import dataclass
 
@@ -10,6 +12,8 @@ from acf.pipelines.routing.decide import (
     Decision,
     Reason,
     RouteRule,
+    classifier_needed,
+    classifying,
     decide,
     keyword_pattern,
     leading_command,
@@ -21,7 +25,11 @@ RULES = (
     RouteRule.of("agent", keywords=["search", "analyze file", "run code"]),
     RouteRule.of("orders", regex=r"order\s*#?\d+"),
     RouteRule.of("llm", keywords=["order"]),
+    RouteRule.of("agent", classify="needs a file or data analysed"),
+    RouteRule.of("orders", classify="asks about an order"),
+    RouteRule.of("agent", classify="needs code run"),
 )
+EXPLICIT_ONLY = RULES[:5]
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class Case:
     enabled: bool = True
     replay: str | None = None
     fallback_from: str | None = None
+    classified: str | None = None
 
 
 CASES = {
@@ -60,7 +69,7 @@ CASES = {
     "default": Case("hello", "llm", Reason.DEFAULT),
     "sticky": Case("and then?", "agent", Reason.STICKY, sticky="agent"),
     "rule beats sticky": Case("/llm hi", "llm", Reason.COMMAND, 1, "hi", sticky="agent"),
-    "keyword beats sticky": Case("order 7", "orders", Reason.REGEX, 3, sticky="agent"),
+    "sticky beats a keyword": Case("order 7", "agent", Reason.STICKY, sticky="agent"),
     "disabled": Case("/agent hi", "llm", Reason.DISABLED, routed_text="/agent hi", enabled=False),
     "disabled ignores sticky": Case("x", "llm", Reason.DISABLED, sticky="agent", enabled=False),
     "replay": Case("", "agent", Reason.REPLAY, replay="agent"),
@@ -83,6 +92,37 @@ CASES = {
     ),
     "keyword falls back": Case(
         "search", "llm", Reason.FALLBACK, 2, down=frozenset({"agent"}), fallback_from="agent"
+    ),
+    "classifier": Case(
+        "can you analyze this spreadsheet", "agent", Reason.CLASSIFIER, 5, classified="agent"
+    ),
+    "classifier's other route": Case(
+        "where did my parcel go", "orders", Reason.CLASSIFIER, 6, classified="orders"
+    ),
+    "classifier found none": Case("hello", "llm", Reason.DEFAULT, classified=None),
+    "classifier names no classifying route": Case("hello", "llm", Reason.DEFAULT, classified="llm"),
+    "classifier names no route": Case("hello", "llm", Reason.DEFAULT, classified="nope"),
+    "classifier on blank text": Case("  ", "llm", Reason.DEFAULT, classified="agent"),
+    "command beats classifier": Case("/llm hi", "llm", Reason.COMMAND, 1, "hi", classified="agent"),
+    "sticky beats classifier": Case(
+        "and then?", "agent", Reason.STICKY, sticky="agent", classified="orders"
+    ),
+    "keyword beats classifier": Case("search it", "agent", Reason.KEYWORD, 2, classified="orders"),
+    "regex beats classifier": Case("order 42", "orders", Reason.REGEX, 3, classified="agent"),
+    "disabled ignores classifier": Case(
+        "x", "llm", Reason.DISABLED, enabled=False, classified="agent"
+    ),
+    "replay beats classifier": Case(
+        "x", "orders", Reason.REPLAY, replay="orders", classified="agent"
+    ),
+    "classifier falls back": Case(
+        "analyze this",
+        "llm",
+        Reason.FALLBACK,
+        5,
+        down=frozenset({"agent"}),
+        fallback_from="agent",
+        classified="agent",
     ),
     "no fallback set": Case(
         "/agent hi", "agent", Reason.COMMAND, 0, "hi", down=frozenset({"agent"}), fallback=None
@@ -113,6 +153,7 @@ def test_decide(case: Case) -> None:
         available=available,
         fallback=case.fallback,
         replay_route=case.replay,
+        classified=case.classified,
     )
     expected_text = case.text if case.routed_text is None else case.routed_text
     assert (decision.route, decision.reason) == (case.route, case.reason)
@@ -197,3 +238,53 @@ def test_keyword_patterns_escape_and_skip_blank_keywords() -> None:
     assert pattern.search("see a.b")
     assert not pattern.search("see axb")
     assert keyword_pattern(["  "]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "rules", "sticky", "enabled", "replay", "needed"),
+    [
+        ("can you analyze this spreadsheet", RULES, None, True, None, True),
+        ("hello", RULES, None, True, None, True),
+        ("hello", EXPLICIT_ONLY, None, True, None, False),  # no rule classifies
+        ("   ", RULES, None, True, None, False),
+        ("/agent analyze this", RULES, None, True, None, False),
+        ("search it", RULES, None, True, None, False),
+        ("order 42", RULES, None, True, None, False),
+        ("and then?", RULES, "agent", True, None, False),
+        ("hello", RULES, None, False, None, False),
+        ("hello", RULES, None, True, "agent", False),
+    ],
+)
+def test_the_classifier_is_needed_only_when_its_answer_can_decide(
+    text: str,
+    rules: tuple[RouteRule, ...],
+    sticky: str | None,
+    enabled: bool,
+    replay: str | None,
+    needed: bool,
+) -> None:
+    assert (
+        classifier_needed(text, rules, enabled=enabled, sticky_route=sticky, replay_route=replay)
+        is needed
+    )
+    if needed:  # and then its answer is what decides
+        decision = decide(
+            text,
+            rules,
+            enabled=enabled,
+            default="llm",
+            sticky_route=sticky,
+            available=lambda _: True,
+            fallback=None,
+            replay_route=replay,
+            classified="orders",
+        )
+        assert decision.reason is Reason.CLASSIFIER
+
+
+def test_the_classifiers_candidates_join_each_routes_descriptions_in_rule_order() -> None:
+    assert classifying(RULES) == {
+        "agent": "needs a file or data analysed; needs code run",
+        "orders": "asks about an order",
+    }
+    assert classifying(EXPLICIT_ONLY) == {}

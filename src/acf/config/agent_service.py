@@ -18,13 +18,9 @@ from acf.config.secrets import secret_ref
 from acf.config.tools import ConfigModel
 
 AgentContextField = Literal["tenant", "customer_id", "channel", "locale", "linked_identities"]
-AGENT_CONTEXT: tuple[AgentContextField, ...] = (
-    "tenant",
-    "customer_id",
-    "channel",
-    "locale",
-    "linked_identities",
-)
+AGENT_CONTEXT: tuple[AgentContextField, ...] = ("tenant", "customer_id", "channel", "locale")
+"""The default: ``linked_identities`` (the customer's addresses on other channels) goes to
+the service only when an agent lists it."""
 
 
 class AgentServiceTimeoutFields(ConfigModel):
@@ -90,7 +86,8 @@ class AgentServicePipelineFields(ConfigModel):
     history_tokens: int = Field(default=4000, ge=0)
     """And at most this many tokens of them."""
     user_context: list[AgentContextField] = Field(default_factory=lambda: list(AGENT_CONTEXT))
-    """What ``user_context`` tells the service about the customer."""
+    """What ``user_context`` tells the service about the customer (add
+    ``linked_identities`` to send the customer's addresses on other channels)."""
     show_tool_status: bool = True
     """Send a tool's ``status_text`` to the customer on channels that show status text."""
     breaker: AgentServiceBreakerFields = Field(default_factory=AgentServiceBreakerFields)

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from acf.domain.agent_sessions import AgentSessionRow
 from acf.domain.errors import InvalidValue
 
 
@@ -66,6 +67,10 @@ class PipelineResult:
     accumulation window at once."""
     failed_call: "FailedCall | None" = None
     """The brain failed for good and the reply is a fallback: recorded as a dead letter."""
+    agent_session: AgentSessionRow | None = None
+    """The conversation's agent session as the turn leaves it: written with the turn's
+    commit, never if the turn is superseded (the restart then finds the row as it was
+    while the execution ran). It must be a row of the turn's tenant and session."""
 
     @classmethod
     def reply(cls, *texts: str, **kwargs: Any) -> "PipelineResult":

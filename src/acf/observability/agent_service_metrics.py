@@ -48,7 +48,17 @@ AGENT_FAILURE_KINDS = frozenset(
     }
 )
 ROUTING_REASONS = frozenset(
-    {"command", "keyword", "regex", "replay", "sticky", "default", "disabled", "fallback"}
+    {
+        "command",
+        "keyword",
+        "regex",
+        "replay",
+        "sticky",
+        "classifier",
+        "default",
+        "disabled",
+        "fallback",
+    }
 )
 MAX_EVENT_OFFSETS = 50
 """Offsets read from one execution's event (the pipeline sends at most this many)."""

@@ -3,6 +3,7 @@
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from acf.domain.agent_sessions import AgentSessionRow
 from acf.domain.capabilities import ChannelCapabilities
 from acf.domain.events import Correlation
 from acf.domain.messages import InboundMessage
@@ -10,7 +11,6 @@ from acf.domain.replies import PipelineResult, ReplySegment
 from acf.domain.state import PendingConfirmation
 from acf.domain.supersede import SupersedeDecision
 from acf.domain.tools import ToolResult
-from acf.ports.agent_sessions import AgentSessionRow
 from acf.ports.clock import Clock
 from acf.ports.dead_letters import DeadLetter
 from acf.ports.ledger import LedgerEntry

@@ -4,9 +4,9 @@ it for the customer. The answer is then an inbound message of the conversation l
 other (through ingress: deduplicated, sequenced, audited); this module only decides
 whether the conversation awaits that answer."""
 
+from acf.domain.agent_sessions import AgentSessionStatus
 from acf.domain.errors import Conflict
 from acf.domain.ids import SessionId, TenantId
-from acf.ports.agent_sessions import AgentSessionStatus
 from acf.ports.session_store import SessionRecord, SessionStatus
 from acf.ports.store import Store
 

@@ -10,8 +10,9 @@ A row of another tenant or conversation is refused before any write.
 from collections.abc import Mapping
 from typing import Any
 
+from acf.domain.agent_sessions import AgentSessionRow
 from acf.domain.errors import InvalidValue
-from acf.ports.agent_sessions import AgentSessionRow, SaveAgentSession
+from acf.ports.agent_sessions import SaveAgentSession
 from acf.service import turn_progress_units
 from acf.service.running_turn import RunningTurn
 

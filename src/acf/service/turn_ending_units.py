@@ -1,16 +1,23 @@
 """The units of work that end a turn: commit, supersede, fail (pure, table-testable).
 
 Each starts with ``CheckFence`` and moves the turn by compare-and-set (DESIGN §4, §6, §15).
+What the turn leaves for the next one rides in the same unit: its state patch, the agent
+session row (``PipelineResult.agent_session``) and ``meta.awaiting_answer`` (set by a reply
+that awaits an answer, cleared by any other commit and by a failure); a superseded turn
+leaves none of them.
 """
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from acf.domain.agent_sessions import AgentSessionRow
+from acf.domain.errors import InvalidValue
 from acf.domain.events import EventKind
 from acf.domain.records import TurnRecord
 from acf.domain.replies import PipelineResult, ReplySegment
 from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
+from acf.ports.agent_sessions import SaveAgentSession
 from acf.ports.ledger import FinishExecution, LedgerEntry
 from acf.ports.outbox import EnqueueReply
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState
@@ -82,7 +89,8 @@ def commit(
     extra: Sequence[WriteOp[Any]] = (),
 ) -> Ops:
     """The turn's one transaction (DESIGN §4 step 4); ``extra`` rides along (a
-    confirmation request's event). The events come last, together (one statement)."""
+    confirmation request's event). The events come last, together (one statement).
+    Raises ``InvalidValue`` when ``result.agent_session`` is another conversation's row."""
     ops: Ops = [guard_op(turn, fence, at_ms), move_op(turn, TurnPhase.COMMITTED, fence, at_ms)]
     version_after = state_version
     if result.state_patch:
@@ -110,6 +118,7 @@ def commit(
         ),
         ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, require_last_seq, at_ms),
         UpdateGroup(group.group_id, GroupStatus.COMMITTED, group.restarts, group.attempts),
+        *agent_session_ops(turn, result.agent_session),
         *queued,
     ]
     if result.handoff:
@@ -207,18 +216,28 @@ def fail(
     versions: Versions,
     unfinished: Sequence[LedgerEntry] = (),
     extra: Sequence[WriteOp[Any]] = (),
+    session_state: tuple[int, Mapping[str, Any]] | None = None,
 ) -> Ops:
     """The turn gave up (DESIGN §15): its range is consumed, the fallback reply queued and
     the session flagged for a person, in one transaction; ``extra`` rides along (its dead
     letter). Tool calls of its group still
     ``started`` (a crash or a cut-off mid-call) are settled in the same unit, since no turn
     will ever learn their outcome: ``in_doubt`` when a side effect may have happened,
-    ``failed`` when running them again is harmless."""
+    ``failed`` when running them again is harmless. ``session_state`` (the state's version
+    and content): a ``meta.awaiting_answer`` in it is cleared, since the fallback reply
+    asks nothing (the customer's next message waits for its window again)."""
     rows, queued = _enqueue(turn, [ReplySegment(fallback_text)], at_ms, versions)
+    cleared: Ops = []
+    if session_state is not None:
+        version, state = session_state
+        patch = awaiting_patch(state, False)
+        if patch is not None:
+            cleared.append(PatchState(turn.session_id, version, patch, at_ms))
     return [
         *_unfinished(turn, unfinished, at_ms, versions),
         guard_op(turn, fence, at_ms),
         move_op(turn, TurnPhase.FAILED, fence, at_ms),
+        *cleared,
         *rows,
         *queued,
         *flag_for_person(
@@ -249,6 +268,20 @@ def fail(
         UpdateGroup(group.group_id, GroupStatus.FAILED, group.restarts, group.attempts),
         *extra,
     ]
+
+
+def agent_session_ops(turn: Turn, row: AgentSessionRow | None) -> Ops:
+    """Save ``row``, the agent session as ``turn`` leaves it (``PipelineResult.
+    agent_session``), with the turn's commit. Raises ``InvalidValue`` for a row of another
+    tenant or conversation (nothing is written)."""
+    if row is None:
+        return []
+    if (row.tenant, row.session_id) != (turn.tenant, turn.session_id):
+        raise InvalidValue(
+            f"the agent session row {row.row_id} a pipeline returned belongs to another "
+            f"conversation than turn {turn.turn_id}'s"
+        )
+    return [SaveAgentSession(row)]
 
 
 def awaiting_patch(state: Mapping[str, Any], awaiting: bool) -> dict[str, Any] | None:

@@ -4,7 +4,9 @@ turn never saw), the supersede and the failure, each one fenced unit (DESIGN §4
 
 A turn whose pipeline reports a call that failed for good (``PipelineResult.failed_call``)
 or that ends FAILED leaves a dead letter in the same unit; a REPLAY turn's commit or
-failure records that its letter ran (``dead_letter_units``), so a replay runs once."""
+failure records that its letter ran (``dead_letter_units``), so a replay runs once. The
+agent session row a pipeline returns (``PipelineResult.agent_session``) is saved with the
+commit, so a supersede never leaves a row that describes a reply nobody saw."""
 
 from dataclasses import replace
 from typing import Any
@@ -93,20 +95,20 @@ class TurnOutcomes:
         while True:
             at_ms = p.clock.now_ms()
             ends = self._letters(result.failed_call, letter_id, at_ms)
-            ops = turn_ending_units.commit(
-                turn=t,
-                group=group,
-                fence=run.keeper.fence,
-                result=result,
-                state_version=done.state_version,
-                require_last_seq=not over_unseen,
-                started_at_ms=self._started_at_ms,
-                at_ms=at_ms,
-                versions=run.versions,
-                details=details,
-                extra=[*extra, *ends],
-            )
             try:
+                ops = turn_ending_units.commit(
+                    turn=t,
+                    group=group,
+                    fence=run.keeper.fence,
+                    result=result,
+                    state_version=done.state_version,
+                    require_last_seq=not over_unseen,
+                    started_at_ms=self._started_at_ms,
+                    at_ms=at_ms,
+                    versions=run.versions,
+                    details=details,
+                    extra=[*extra, *ends],
+                )
                 await run.commit(ops)
             except Conflict as conflict:
                 if conflict.reason != "new_messages":
@@ -126,7 +128,7 @@ class TurnOutcomes:
                     return step
                 over_unseen = step.over_unseen
                 continue
-            except AcfError as exc:  # an invalid state patch, for one
+            except AcfError as exc:  # an invalid state patch or agent session row, for one
                 return self._failed(f"{type(exc).__name__}: {exc}")
             p.poke_relay(t.tenant, t.session_id)
             await p.checkpoints.reached(Phase.COMMITTED, t.tenant, t.session_id)
@@ -197,6 +199,8 @@ class TurnOutcomes:
         entries = await p.store.ledger.query(t.tenant, LedgerQuery(group_id=t.group_id))
         messages = await p.store.messages.read_range(t.tenant, t.session_id, t.from_seq, t.to_seq)
         asked = dead_letter_units.failed_turn_request(messages, run.replay)
+        session = await p.store.sessions.get(t.tenant, t.session_id)
+        state = None if session is None else (session.state_version, session.state)
         at_ms = p.clock.now_ms()
         await run.commit(
             turn_ending_units.fail(
@@ -210,6 +214,7 @@ class TurnOutcomes:
                 versions=run.versions,
                 unfinished=[e for e in entries if e.status is LedgerStatus.STARTED],
                 extra=self._letters(FailedCall(asked, error, t.attempt), new_id(), at_ms),
+                session_state=state,
             )
         )
         log.warning("turn.failed", **run.correlation.fields(), error=error, attempts=t.attempt)

@@ -290,11 +290,10 @@ class FakeAgentService:
         old = self.executions.get(body.supersedes or "")
         if (
             old is not None
-            and old.final is None
             and old.request.answer is not None
             and old.request.answer.ask_id == body.answer.ask_id
         ):
-            return None  # a corrected answer: the one it replaces was still being worked on
+            return None  # a corrected answer replaces the one it supersedes (seen or not)
         if known is None or known.pending_ask_id is None:
             return 409, "no question is pending in this agent session"
         if known.pending_ask_id != body.answer.ask_id:
@@ -361,10 +360,14 @@ class FakeAgentService:
                 start(execution, self.pacing, self.tool_runs, self._on_final)
             await response.prepare(request)
             await pump(response, execution, connection, self.heartbeat_s)
-        except (asyncio.CancelledError, ConnectionError):
+        except asyncio.CancelledError:
             if not connection.dropped and not self._closing:
                 self._client_left(execution, connection)
             raise
+        except ConnectionError:  # the client went while an event was written: no traceback
+            if not connection.dropped and not self._closing:
+                self._client_left(execution, connection)
+            return response
         finally:
             execution.connections.remove(connection)
             execution.signal.fire()

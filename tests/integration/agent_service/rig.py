@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from acf.config.agent_service import AgentServicePipelineFields
+from acf.domain.agent_sessions import AgentSessionRow
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.channels import Channel
 from acf.domain.events import EventKind, FabricEvent
@@ -22,7 +23,6 @@ from acf.pipelines.agent_service.availability import Availability
 from acf.pipelines.agent_service.client import AgentServiceClient, ClientTimeouts, StreamedEvent
 from acf.pipelines.agent_service.pipeline import AgentServicePipeline
 from acf.pipelines.agent_service.protocol import Wire
-from acf.ports.agent_sessions import AgentSessionRow
 from acf.ports.event_store import EventQuery
 from acf.testing.fake_agent_service import FakeAgentService
 from acf.testing.harness import TENANT, Harness, HarnessOptions

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from acf.domain.agent_sessions import AgentSessionStatus
 from acf.domain.channels import Channel
 from acf.domain.events import EventKind
 from acf.pipelines.agent_service.protocol import Answer, HistoryItem, Role
-from acf.ports.agent_sessions import AgentSessionStatus
 from acf.testing.fake_agent_steps import Ask, Chunks, Complete, Think, Tool
 from acf.testing.harness import TENANT
 from tests.integration.agent_service.rig import API_KEY, open_rig

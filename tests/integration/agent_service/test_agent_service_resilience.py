@@ -2,17 +2,18 @@
 (seed 004 Stories 5 and 7, DESIGN §6 and §16): a correction before a side-effecting tool
 (the stream is closed, the restart supersedes the old execution) and after one (QUEUE),
 503s retried on the turn's clock, a 400 answered with the tenant's text and a dead
-letter, a cut stream resumed without a duplicate, and a crash that re-sends the same
-execution key."""
+letter, a cut stream resumed without a duplicate, a crash that re-sends the same execution key,
+and a dead letter replayed with the failed execution's key."""
 
 from pathlib import Path
 
 import pytest
 
+from acf.domain.agent_sessions import AgentSessionStatus
 from acf.domain.events import EventKind
 from acf.pipelines.agent_service.protocol import ExecuteRequest
-from acf.ports.agent_sessions import AgentSessionStatus
 from acf.ports.checkpoints import Phase
+from acf.service.dead_letters import request_replay
 from acf.testing.fake_agent_steps import (
     Chunks,
     Complete,
@@ -255,3 +256,37 @@ async def test_a_final_error_event_is_not_understood(
         assert (execution["outcome"], execution["error_kind"]) == ("error", "agent_error")
         (letter,) = await h.store.dead_letters.list(TENANT)
         assert letter.error == row.last_error and letter.attempts == 1
+
+
+async def test_a_replayed_dead_letter_sends_the_failed_execution_key_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_rig(tmp_path, monkeypatch) as rig:
+        h, svc = rig.h, rig.svc
+        svc.enqueue([Reject(503, times=4), Chunks("Order 7 is cancelled."), Complete()])
+        session_id = await rig.send("Cancel order 7")
+
+        assert h.replies("alice") == [UNAVAILABLE]
+        assert [r.status for r in svc.requests] == [503] * 4  # 3 retries, one key
+        key = svc.requests[0].key
+        (letter,) = await h.store.dead_letters.list(TENANT)
+        assert letter.request["execution_key"] == key
+        assert letter.request["agent_session_id"] is None  # the service named none
+        (failed,) = await rig.rows(session_id)
+        assert failed.status is S.FAILED and failed.execution_key == key
+
+        # The service is back: the replay asks the same execution, which it now runs.
+        await request_replay(h.store, h.runtime.notify, h.clock, TENANT, letter.dead_letter_id)
+        await rig.idle()
+
+        assert h.replies("alice") == [UNAVAILABLE, "Order 7 is cancelled."]
+        replayed = svc.requests[-1]
+        assert len(svc.requests) == 5 and replayed.status == 200
+        assert replayed.key == key and list(svc.executions) == [key]
+        assert replayed.body.message.text == "Cancel order 7"
+        assert replayed.body.supersedes is None
+        (row,) = await rig.rows(session_id)  # the row that failed, completed by the replay
+        assert row.row_id == failed.row_id and row.status is S.COMPLETED
+        assert row.execution_key == key and row.agent_session_id == "as-1"
+        done = await h.store.dead_letters.get(TENANT, letter.dead_letter_id)
+        assert done is not None and done.replayed_at_ms is not None

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.replies import Button
 from acf.pipelines.agent_service.asks import (
     SessionPlan,
@@ -16,7 +17,6 @@ from acf.pipelines.agent_service.asks import (
     question_segment,
     with_notice,
 )
-from acf.ports.agent_sessions import AgentSessionRow, AgentSessionStatus
 
 ASKED_AT = 1_000_000
 TIMEOUT_S = 300.0

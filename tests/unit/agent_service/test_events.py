@@ -18,6 +18,7 @@ from acf.pipelines.agent_service.protocol import (
     ToolEndData,
     ToolStartData,
 )
+from acf.ports.pipeline import InDoubt
 from acf.testing.clock import VirtualClock
 
 SID = "as-1"
@@ -31,6 +32,14 @@ class FakeContext:
     clock: VirtualClock = field(default_factory=VirtualClock)
     emitted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     drafts: list[str] = field(default_factory=list)
+    gate: list[bool] = field(default_factory=list)
+    """Each ``enter_irreversible`` call's ``force``."""
+    passed_before: bool = False
+
+    async def enter_irreversible(self, force: bool = False) -> None:
+        self.gate.append(force)
+        if self.passed_before:
+            raise InDoubt("an earlier attempt passed the gate")
 
     async def emit(self, name: str, data: dict[str, Any] | None = None) -> None:
         self.emitted.append((name, dict(data or {})))
@@ -108,6 +117,7 @@ async def test_events_become_progress_events_a_tool_log_and_drafts() -> None:
         {"at_ms": start + 40, "tool": "refund", "args": {"id": 7}, "outcome": "ok", "summary": ""},
     ]
     assert p.side_effect_started and p.side_effect_done
+    assert ctx.gate == [True]  # the side effect passed the irreversible gate, forced, once
     assert ctx.drafts == ["Refund **done**", "Refund **done** for order 7."]
     assert p.text == "Refund **done** for order 7."
     assert named == [SID]  # once
@@ -138,3 +148,15 @@ async def test_a_failed_side_effect_is_started_but_not_done_and_a_restart_voids_
     # An end without its start (a restart in between) is still logged.
     await p.on_event(streamed(4, ToolEndData(agent_session_id=SID, tool="other", ok=True)))
     assert p.tool_log[-1]["args"] == {} and not p.side_effect_done
+
+
+async def test_a_side_effect_passes_the_gate_once_and_a_recovered_attempt_goes_on() -> None:
+    ctx = FakeContext(DEFAULT_CAPABILITIES[Channel.SMS], passed_before=True)
+    p = EventProcessor(ctx, True)  # type: ignore[arg-type]
+    lookup = ToolStartData(agent_session_id=SID, tool="lookup")
+    ship = ToolStartData(agent_session_id=SID, tool="ship", side_effect=SideEffect.IRREVERSIBLE)
+    await p.on_event(streamed(1, lookup))
+    assert ctx.gate == [] and not p.side_effect_started  # no side effect: no gate
+    await p.on_event(streamed(2, ship))
+    await p.on_event(streamed(3, ship))
+    assert ctx.gate == [True] and p.side_effect_started  # InDoubt: marked before, goes on

@@ -22,6 +22,7 @@ from acf.pipelines.agent_service.hydration import (
     chat_history,
     customer_message,
     pressed_buttons,
+    replayed_text,
     turn_text,
     user_context,
 )
@@ -126,23 +127,34 @@ def test_a_replay_sends_the_text_of_the_request_that_failed() -> None:
     assert customer_message(ctx).text == "Cancel order 7"  # type: ignore[arg-type]
     broken = FakeContext(replay=replace(letter, request={}))
     assert customer_message(broken).text == ""  # type: ignore[arg-type]
+    # A turn that ended FAILED recorded its messages' texts (dead_letter_units).
+    failed = FakeContext(replay=replace(letter, request={"messages": ["Cancel", "order 7"]}))
+    assert customer_message(failed).text == "Cancel\norder 7"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("request_", "text"),
+    [
+        ({"message": {"text": "Cancel order 7"}, "messages": ["ignored"]}, "Cancel order 7"),
+        ({"messages": ["Cancel", "order 7"]}, "Cancel\norder 7"),
+        ({"messages": ["", "order 7", "  ", 7]}, "order 7"),  # media-only and odd entries
+        ({"messages": "Cancel order 7"}, ""),
+        ({"message": {"text": None}}, ""),
+        ({}, ""),
+    ],
+)
+def test_the_replayed_text(request_: dict[str, Any], text: str) -> None:
+    assert replayed_text(request_) == text
 
 
 @pytest.mark.parametrize(
     ("listed", "locale", "expected"),
     [
-        (
+        (  # the default: the customer's other addresses stay with acf
             None,
             "de-CH",
             UserContext(
-                tenant="acme",
-                customer_id="+14155550100",
-                channel="whatsapp",
-                locale="de-CH",
-                linked_identities=[
-                    LinkedIdentity(channel="email", address="ann@example.com"),
-                    LinkedIdentity(channel="web", address="w-7"),
-                ],
+                tenant="acme", customer_id="+14155550100", channel="whatsapp", locale="de-CH"
             ),
         ),
         (
@@ -173,7 +185,8 @@ async def test_the_user_context_holds_what_the_agent_lists(
 
 async def test_no_linked_identity_is_none() -> None:
     ctx = FakeContext(messages=[message(1, "hi")])
-    got = await user_context(ctx, fields())  # type: ignore[arg-type]
+    listed = fields(user_context=["tenant", "linked_identities"])
+    got = await user_context(ctx, listed)  # type: ignore[arg-type]
     assert got.linked_identities is None
 
 

@@ -1,7 +1,9 @@
 """What a turn sends (``acf.pipelines.agent_service.prepare``), over an in-memory row
 store: the key is written ahead before it returns; the same turn prepared again (its memo
 lost in a crash) gets the same key; more messages get a new key superseding the open one;
-a stale question is abandoned with its event; another profile's open row is closed."""
+a stale question is abandoned with its event; another profile's open row is closed; a
+REPLAY turn sends the failed execution's key again (on the row that failed), or, for a
+turn that failed outside an execution, a new one with its messages' text."""
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -11,12 +13,12 @@ import pytest
 import structlog
 
 from acf.config.agent_service import AgentServicePipelineFields
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.errors import Conflict
 from acf.domain.events import Correlation
 from acf.domain.messages import InboundMessage
 from acf.domain.session_key import SessionKey
 from acf.pipelines.agent_service.prepare import PREPARE_STEP, prepare, row_of
-from acf.ports.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.ports.dead_letters import DeadLetter
 from acf.testing.clock import VirtualClock
 
@@ -178,3 +180,52 @@ async def test_a_key_no_row_holds_is_a_conflict() -> None:
     ctx.agent_sessions.rows.clear()
     with pytest.raises(Conflict, match=prepared.key):
         await row_of(ctx, prepared)  # type: ignore[arg-type]
+
+
+def letter(request: dict[str, Any]) -> DeadLetter:
+    return DeadLetter(
+        tenant="acme",
+        dead_letter_id="d1",
+        session_id="s1",
+        agent="support",
+        turn_id="t0",
+        group_id="g0",
+        trace_id="0" * 31 + "1",
+        pipeline="agent_service",
+        error="HTTP 503",
+        attempts=4,
+        created_at_ms=1,
+        request=request,
+    )
+
+
+async def test_a_replay_sends_the_failed_key_again_on_the_row_that_failed() -> None:
+    asked = {
+        "conversation_id": "s1",
+        "message": {"text": "M"},
+        "user_context": {"tenant": "acme"},
+        "answer": {"ask_id": "ask-1", "text": "M"},
+        "execution_key": "k-failed",
+        "agent_session_id": "as-1",
+    }
+    ctx = FakeContext([], replay=letter(asked))
+    failed = replace(waiting(0), status=S.FAILED, execution_key="k-failed", pending_ask_id=None)
+    ctx.agent_sessions.rows["r0"] = failed
+    prepared = await prepare(ctx, FIELDS)  # type: ignore[arg-type]
+    assert (prepared.key, prepared.supersedes) == ("k-failed", None)
+    request = prepared.request
+    assert request.agent_session_id == "as-1" and request.message.text == "M"
+    assert request.answer is not None and request.answer.ask_id == "ask-1"
+    (row,) = ctx.agent_sessions.rows.values()  # the row that failed, open again
+    assert row.row_id == "r0" and row.status is S.ACTIVE and row.execution_open
+    assert row.execution_key == "k-failed" and row.agent_session_id == "as-1"
+    assert await row_of(ctx, prepared) == row  # type: ignore[arg-type]
+
+
+async def test_a_replay_of_a_failed_turn_is_a_new_execution_of_its_messages() -> None:
+    ctx = FakeContext([], replay=letter({"messages": ["Cancel", "order 7"]}))
+    prepared = await prepare(ctx, FIELDS)  # type: ignore[arg-type]
+    assert prepared.request.message.text == "Cancel\norder 7"
+    assert prepared.request.agent_session_id is None and prepared.request.answer is None
+    (row,) = ctx.agent_sessions.rows.values()
+    assert row.execution_key == prepared.key and row.execution_open

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.pipelines.agent_service.protocol import (
     Answer,
     CustomerMessage,
@@ -26,7 +27,6 @@ from acf.pipelines.agent_service.rows import (
     named,
     written_ahead,
 )
-from acf.ports.agent_sessions import AgentSessionRow, AgentSessionStatus
 
 S = AgentSessionStatus
 SITE = Site("t1", "s1", "a1", "support")
@@ -81,7 +81,7 @@ def mint() -> str:
             row(execution_key="k1", execution_input="fp", execution_open=True),
             KeyChoice("k1", None, True),
         ),
-        # ... even after it ended: the turn did not commit, the service replays it.
+        # ... even on a row that ended (written before the end moved into the commit).
         (
             row(status=S.COMPLETED, execution_key="k1", execution_input="fp"),
             KeyChoice("k1", None, True),
@@ -100,6 +100,39 @@ def mint() -> str:
 )
 def test_the_execution_key(subject: AgentSessionRow | None, expected: KeyChoice) -> None:
     assert choose_key(subject, "fp", mint) == expected
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        # A replay sends the failed execution's key again, on a new row...
+        (None, KeyChoice("k-failed", None, False)),
+        # ... or on the row that failed (reopened by the write ahead).
+        (
+            row(status=S.FAILED, execution_key="k-failed", execution_input="old"),
+            KeyChoice("k-failed", None, False),
+        ),
+        # An execution still open on the row is superseded by it.
+        (
+            row(execution_key="k1", execution_input="other", execution_open=True),
+            KeyChoice("k-failed", "k1", False),
+        ),
+        # ... but never the replayed key itself.
+        (
+            row(execution_key="k-failed", execution_input="other", execution_open=True),
+            KeyChoice("k-failed", None, False),
+        ),
+        # The replay's own input already written ahead (a lost memo): found again.
+        (
+            row(execution_key="k-failed", execution_input="fp", execution_open=True),
+            KeyChoice("k-failed", None, True),
+        ),
+    ],
+)
+def test_a_replay_sends_the_failed_key(
+    subject: AgentSessionRow | None, expected: KeyChoice
+) -> None:
+    assert choose_key(subject, "fp", mint, "k-failed") == expected
 
 
 def test_a_new_row_is_written_ahead_active_and_open() -> None:

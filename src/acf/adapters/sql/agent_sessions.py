@@ -14,13 +14,9 @@ from typing import Any
 from acf.adapters.sql.database import INTEGRITY_ERRORS, Database, SqlConnection
 from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
 from acf.adapters.sql.schema import OPEN_AGENT_SESSION
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.ids import AgentId, SessionId, TenantId
-from acf.ports.agent_sessions import (
-    AgentSessionConflict,
-    AgentSessionRow,
-    AgentSessionStatus,
-    SaveAgentSession,
-)
+from acf.ports.agent_sessions import AgentSessionConflict, SaveAgentSession
 
 _COLUMNS = (
     "tenant, row_id, session_id, agent, profile, agent_session_id, status, pending_ask_id, "

@@ -28,6 +28,9 @@ ConfigOption = Annotated[
     ),
 ]
 DEMO_KEY_FILE = "demo-api-key"
+KEEP_ALIVE_S = 75
+"""How long the API keeps an idle HTTP/1.1 connection (above the 60 s of common proxies, so
+the proxy closes first)."""
 
 
 def demo_config_path() -> Path:
@@ -239,6 +242,9 @@ async def _serve(
                 log_level="warning",
                 log_config=None,  # its records go through acf's redacting, bounded JSON lines
                 lifespan="off",
+                # Chat clients pause between messages: an idle connection kept 5 s (uvicorn's
+                # default) is often closed just as their next message goes out.
+                timeout_keep_alive=KEEP_ALIVE_S,
             )
         )
         key = await demo_key(service, settings.data_dir, "demo") if is_demo else None

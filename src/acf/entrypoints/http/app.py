@@ -14,6 +14,7 @@ from acf.entrypoints.http import (
     api_docs,
     errors,
     routes_agent_answer,
+    routes_agent_sessions,
     routes_customers,
     routes_dead_letters,
     routes_ingress,
@@ -57,6 +58,7 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     app.include_router(routes_sessions.router)
     app.include_router(routes_customers.router)
     app.include_router(routes_agent_answer.router)
+    app.include_router(routes_agent_sessions.router)
     app.include_router(routes_dead_letters.router)
     app.include_router(routes_stream.router)
     for router in channel_routers.ROUTERS:  # the providers' webhooks

@@ -21,8 +21,8 @@ is closed as ABANDONED, without notice, and the turn starts a fresh agent sessio
 
 from dataclasses import dataclass, replace
 
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.replies import Button, ReplySegment
-from acf.ports.agent_sessions import AgentSessionRow, AgentSessionStatus
 
 OPTION_ID = "option-{n}"
 """The id of the button of an ask's option ``n`` (from 1); its title is the option."""

@@ -6,9 +6,10 @@ order) becomes:
 - ``THOUGHT``: the progress event ``agent_service.thought`` (its text cut to
   ``THOUGHT_CHARS``); the channel's typing indicator shows anyway while the turn runs;
 - ``TOOL_START``: ``tool.started`` ``{tool, side_effect, status_text?, source}`` (the status
-  text only when the agent shows tool status); a side effect other than ``none`` marks the
-  execution as past the point where a supersede may close it (the turn then QUEUEs new
-  messages);
+  text only when the agent shows tool status); the first side effect other than ``none``
+  passes the turn's irreversible gate (``ctx.enter_irreversible(force=True)``): from then
+  on a supersede never closes the stream, new messages wait for the next turn (QUEUE), and
+  a commit refused for unseen messages, or a recovery, keeps that;
 - ``TOOL_END``: ``tool.finished`` ``{tool, ok, summary?, source}`` and an entry of the tool
   log (``{at_ms, tool, args, outcome, summary}``: the history shows earlier turns' tool
   calls as notes);
@@ -20,6 +21,7 @@ The first event naming the agent session (in its data or the stream's
 the execution ends.
 """
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +37,7 @@ from acf.pipelines.agent_service.protocol import (
 )
 from acf.pipelines.llm.messages import plain
 from acf.pipelines.llm.shaping import strip_markdown
-from acf.ports.pipeline import TurnContext
+from acf.ports.pipeline import InDoubt, TurnContext
 
 THOUGHT_CHARS = 200
 SUMMARY_CHARS = 200
@@ -111,8 +113,9 @@ class EventProcessor:
     async def _tool_started(self, event: ToolStartData) -> None:
         started = _Started(dict(event.args), event.side_effect)
         self._running.setdefault(event.tool, []).append(started)
-        if event.side_effect is not SideEffect.NONE:
+        if event.side_effect is not SideEffect.NONE and not self.side_effect_started:
             self.side_effect_started = True
+            await self._past_the_gate()
         data: dict[str, Any] = {
             "tool": event.tool,
             "side_effect": event.side_effect.value,
@@ -121,6 +124,14 @@ class EventProcessor:
         if self.show_tool_status and event.status_text:
             data["status_text"] = event.status_text
         await self.ctx.emit("tool.started", data)
+
+    async def _past_the_gate(self) -> None:
+        """The service started a tool with a side effect: the turn passes the irreversible
+        gate (forced: new messages then wait for the next turn, audited), so the decision
+        outlives this attempt. An earlier attempt that passed it already (a recovery: the
+        same execution key, which the service deduplicates) leaves the turn marked."""
+        with contextlib.suppress(InDoubt):  # marked before; the service runs it once per key
+            await self.ctx.enter_irreversible(force=True)
 
     async def _tool_finished(self, event: ToolEndData) -> None:
         stack = self._running.get(event.tool) or []

@@ -1,7 +1,8 @@
 """The ``ExecuteRequest`` of a turn, from its context (DESIGN §16, seed 004 Story 3).
 
 - ``message.text``: the turn's messages, one line each (a button reply reads as its title,
-  media as a note); on a REPLAY turn (no messages) the text of the request that failed;
+  media as a note); on a REPLAY turn (no messages) the text of the request that failed
+  (``replayed_text``), and the answer it carried, if any (``replays``);
   ``message.buttons``: the buttons of the last reply the customer saw, when they answered
   by pressing one;
 - ``chat_history``: what the customer saw before the turn, from the LLM agent's history
@@ -11,8 +12,9 @@
   ``assistant``; a rolling summary already in the session state (an LLM agent of the same
   conversation wrote it) comes first as a ``system`` item; none is ever written here;
 - ``user_context``: the fields the agent lists in ``user_context``, where known: the tenant,
-  the customer's address on the channel, the channel and the agent's locale. Linked
-  identities are not in the turn's context yet, so they are never sent.
+  the customer's address on the channel, the channel, the agent's locale and, when listed
+  (not by default: it tells the service the customer's other addresses), the customer's
+  linked identities on the other channels (``ctx.linked_identities()``).
 
 The same context gives the same request (no clock is read), so a retry or a recovery
 asks the same, and sends the same execution key.
@@ -62,10 +64,17 @@ def turn_text(messages: Sequence[InboundMessage]) -> str:
 
 
 def replayed_text(request: Mapping[str, Any]) -> str:
-    """The customer's text in a dead letter's request (empty when it has none)."""
+    """The customer's text in a dead letter's request: its ``message.text`` (a call this
+    pipeline recorded), else its ``messages``, one a line (a turn that ended FAILED:
+    ``acf.service.dead_letter_units.failed_turn_request``); empty when it has neither."""
     message = request.get("message")
     text = message.get("text") if isinstance(message, Mapping) else None
-    return text if isinstance(text, str) else ""
+    if isinstance(text, str):
+        return text
+    messages = request.get("messages")
+    if not isinstance(messages, list | tuple):
+        return ""
+    return "\n".join(m for m in messages if isinstance(m, str) and m.strip())
 
 
 def pressed_buttons(

@@ -5,13 +5,15 @@ execution key, written ahead on the agent session row before any request.
 dead letter a REPLAY turn runs): it settles a stale question (ABANDONED, the event
 ``agent_service.ask_expired``) or an open row of another profile, builds the request
 (``hydration``) for the agent session ``asks.plan`` picks, chooses its key
-(``rows.choose_key``) and saves the row ACTIVE with the execution open under that key
-(fenced) before it returns. A retry or a recovery of the turn finds the prepared request
-and key in the memo, so it sends the same key even when the row moved on since (the
-execution ended but the turn did not commit: the service replays it); a supersede (more
-messages) prepares again, and the new key ``supersedes`` the one still open. A crash
-between the row's write and the memo's loses only the expiry notice: the row then holds
-the same input, so the key is the same.
+(``rows.choose_key``; a REPLAY turn of a failed execution: that execution's key and agent
+session, ``replays``) and saves the row ACTIVE with the execution open under that key
+(fenced) before it returns. How the execution ends is written only with the turn's
+commit, so until then the row stays open under that key: a retry or a recovery of the
+turn finds the prepared request and key in the memo and sends the same key (the service
+replays or resumes the execution, even one that ended); a supersede (more messages, also
+after the execution ended) prepares again, and the new key ``supersedes`` the one still
+open. A crash between the row's write and the memo's loses only the expiry notice: the
+row then holds the same input, so the key is the same.
 """
 
 from collections.abc import Mapping, Sequence
@@ -19,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from acf.config.agent_service import AgentServicePipelineFields
+from acf.domain.agent_sessions import AgentSessionRow
 from acf.domain.errors import Conflict
 from acf.domain.ids import new_id
-from acf.pipelines.agent_service import asks, rows
+from acf.pipelines.agent_service import asks, replays, rows
 from acf.pipelines.agent_service.hydration import build_request
 from acf.pipelines.agent_service.protocol import ExecuteRequest
 from acf.pipelines.agent_service.state import tool_log
-from acf.ports.agent_sessions import AgentSessionRow
 from acf.ports.pipeline import TurnContext
 
 PREPARE_STEP = "agent_service.prepare"
@@ -84,8 +86,9 @@ async def prepare(ctx: TurnContext, fields: AgentServicePipelineFields) -> Prepa
 async def _prepare_now(ctx: TurnContext, fields: AgentServicePipelineFields) -> Prepared:
     sessions = ctx.agent_sessions
     now = ctx.clock.now_ms()
+    replayed = replays.replayed_execution(ctx.replay, ctx.messages)
     open_row = await sessions.open()
-    latest = await sessions.latest() if open_row is None else None
+    latest = await sessions.latest() if open_row is None or replayed is not None else None
     plan = asks.plan(
         open_row,
         latest,
@@ -100,9 +103,11 @@ async def _prepare_now(ctx: TurnContext, fields: AgentServicePipelineFields) -> 
         await sessions.save(asks.abandoned(stale, now), "agent_service.ask_expired", **expired)
     if plan.closed is not None:
         await sessions.save(asks.abandoned(plan.closed, now, OTHER_PROFILE))
+    if replayed is not None:
+        plan = replays.replay_plan(plan, latest, replayed, fields.profile)
     request = await build_request(ctx, fields, plan, tool_log(ctx.state))
     input_fp = rows.fingerprint(request, ctx.correlation.group_id or "")
-    choice = rows.choose_key(plan.row, input_fp, new_id)
+    choice = rows.choose_key(plan.row, input_fp, new_id, None if replayed is None else replayed.key)
     if not choice.reused:
         ahead = rows.written_ahead(
             plan.row,
@@ -119,8 +124,8 @@ async def _prepare_now(ctx: TurnContext, fields: AgentServicePipelineFields) -> 
 
 
 async def row_of(ctx: TurnContext, prepared: Prepared) -> AgentSessionRow:
-    """The row holding the prepared key: open while the execution runs; ended when a
-    recovery re-runs an execution that ended before the turn committed. Raises
+    """The row holding the prepared key: open until the turn commits how the execution
+    ended (the agent's latest row is looked at too, for a row ended another way). Raises
     ``Conflict`` when no row holds it (only this turn group writes the conversation's
     rows, so that is a row removed behind acf's back: the attempt fails)."""
     sessions = ctx.agent_sessions

@@ -7,7 +7,12 @@ key of the same fingerprint sends it again (a retry, a resumed stream, a recover
 crash, even after the execution ended: the service replays it); any other request gets a
 new key, and names the key of an execution still open on the row in ``supersedes`` (the
 customer corrected themself while it ran). So a new key is minted only after a definite
-end (COMPLETE, ASK_USER, a final ERROR) or a supersede.
+end (COMPLETE, ASK_USER, a final ERROR) or a supersede; a REPLAY turn of a failed
+execution's dead letter sends that execution's key again (``acf.pipelines.agent_service.
+replays``). The row as an execution ended is written with the turn's commit; a turn
+superseded after the end leaves the row as it was while it ran (ACTIVE, the execution
+open), so the restart names that key in ``supersedes`` and answers no question the
+customer never saw.
 """
 
 import hashlib
@@ -15,9 +20,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.ids import AgentId, SessionId, TenantId
 from acf.pipelines.agent_service.protocol import ExecuteRequest
-from acf.ports.agent_sessions import AgentSessionRow, AgentSessionStatus
 
 MAX_ERROR_CHARS = 300
 
@@ -44,12 +49,20 @@ class KeyChoice:
     """The row holds this key for this input already (nothing to write ahead)."""
 
 
-def choose_key(row: AgentSessionRow | None, input_fp: str, mint: Callable[[], str]) -> KeyChoice:
-    """The key of the execution asking ``input_fp`` on ``row`` (see the module)."""
+def choose_key(
+    row: AgentSessionRow | None,
+    input_fp: str,
+    mint: Callable[[], str],
+    replayed: str | None = None,
+) -> KeyChoice:
+    """The key of the execution asking ``input_fp`` on ``row`` (see the module);
+    ``replayed``: the key of the failed execution a REPLAY turn sends again, instead of a
+    new one."""
     if row is not None and row.execution_key and row.execution_input == input_fp:
         return KeyChoice(row.execution_key, None, True)
-    superseded = row.execution_key if row is not None and row.execution_open else None
-    return KeyChoice(mint(), superseded, False)
+    key = replayed or mint()
+    open_key = row.execution_key if row is not None and row.execution_open else None
+    return KeyChoice(key, None if open_key == key else open_key, False)
 
 
 @dataclass(frozen=True, slots=True)

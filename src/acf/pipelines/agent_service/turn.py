@@ -4,11 +4,16 @@
    ahead on the agent session row before any request.
 2. **Execute** (``execution.run_execution``): retries, resumes and the endpoint's circuit
    breaker; each event becomes the turn's effects (``events.EventProcessor``); the row
-   learns the agent session's id from the stream's first event.
-3. **End**: the reply (the answer; the question with its options as buttons; the tenant's
-   text for a failure), the row's new status with the ``agent_service.execution`` event
-   in the same write, the outcome category and, for a failure, the dead letter's content
-   (``PipelineResult.failed_call``).
+   learns the agent session's id from the stream's first event (the final one, when it
+   is the first to name it), so a restart continues that agent session.
+3. **End**: the ``agent_service.execution`` event (the execution ended so, whether or not
+   the turn commits), then the result: the reply (the answer; the question with its
+   options as buttons; the tenant's text for a failure), the row's new status
+   (``PipelineResult.agent_session``: written with the turn's commit, so a turn superseded
+   after the end leaves the row open under its key and the restart ``supersedes`` it), the
+   outcome category and, for a failure, the dead letter's content
+   (``PipelineResult.failed_call``: the request, the execution key and agent session, so a
+   replay sends the same key, ``replays``).
 
 A cancellation (a supersede, the deadline, the runtime stopping) closes the stream (the
 service cancels the execution), leaves the row's execution open under its key, reports
@@ -18,11 +23,11 @@ service cancels the execution), leaves the row's execution open under its key, r
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from acf.config.agent_service import AgentServicePipelineFields
+from acf.domain.agent_sessions import AgentSessionRow
 from acf.domain.agent_settings import DEFAULT_FALLBACK_TEXT
 from acf.domain.replies import FailedCall, PipelineResult, ReplySegment
 from acf.observability.trace_context import inject_trace, traced
@@ -38,16 +43,11 @@ from acf.pipelines.agent_service.outcome import (
     failure_text,
 )
 from acf.pipelines.agent_service.prepare import Prepared, prepare, row_of
-from acf.pipelines.agent_service.protocol import (
-    AskUserData,
-    CompleteData,
-    ErrorData,
-    ExecuteRequest,
-)
+from acf.pipelines.agent_service.protocol import AskUserData, CompleteData, ErrorData
+from acf.pipelines.agent_service.replays import request_record
 from acf.pipelines.agent_service.state import appended, service_patch, tool_log
 from acf.pipelines.llm.breaker import CircuitBreaker, CircuitState
 from acf.pipelines.llm.shaping import shape
-from acf.ports.agent_sessions import AgentSessionRow
 from acf.ports.pipeline import TurnContext
 
 log = structlog.get_logger("acf.agent_service")
@@ -73,11 +73,6 @@ def traceparent_of(trace_id: str) -> str | None:
     with traced(trace_id):
         inject_trace(headers)
     return headers.get("traceparent")
-
-
-def request_record(request: ExecuteRequest) -> dict[str, Any]:
-    """A request as a dead letter keeps it: the body, no header, no credential."""
-    return request.model_dump(mode="json", exclude={"supersedes"}, exclude_none=True)
 
 
 class AgentServiceTurn:
@@ -149,8 +144,10 @@ class AgentServiceTurn:
     async def _ended(self, prepared: Prepared, result: ExecutionResult) -> PipelineResult:
         final, now = result.final, self.ctx.clock.now_ms()
         self.processor.mark(final.type.value)
-        assert self.row is not None
         session_id = result.agent_session_id or self.processor.agent_session_id
+        if session_id:  # the final event was the first to name it: learnt at once too
+            await self._named(session_id)
+        assert self.row is not None
         if isinstance(final, CompleteData):
             ending = Ending.COMPLETE
             self.row = rows.completed(self.row, session_id, now)
@@ -166,9 +163,7 @@ class AgentServiceTurn:
             assert isinstance(final, ErrorData)
             return await self._error(prepared, result, final)
         facts = self._facts(ending, result)
-        await self.ctx.agent_sessions.save(
-            self.row, "agent_service.execution", **execution_event(facts)
-        )
+        await self.ctx.emit("agent_service.execution", execution_event(facts))
         if ending is Ending.ASK_USER:
             assert isinstance(final, AskUserData)
             await self.ctx.emit("agent_service.ask_user", {"ask_id": final.ask_id})
@@ -214,12 +209,11 @@ class AgentServiceTurn:
         assert self.row is not None
         now = self.ctx.clock.now_ms()
         self.row = rows.failed(self.row, error, now, self.processor.agent_session_id)
-        await self.ctx.agent_sessions.save(
-            self.row, "agent_service.execution", **execution_event(facts)
-        )
+        await self.ctx.emit("agent_service.execution", execution_event(facts))
         text = failure_text(None if failed is None else failed.kind, self.fields.texts)
         text = asks.with_notice(self._notice(prepared), text)
-        call = FailedCall(request_record(prepared.request), self.row.last_error or error, attempts)
+        asked = request_record(prepared.request, prepared.key, self.row.agent_session_id)
+        call = FailedCall(asked, self.row.last_error or error, attempts)
         segments = (ReplySegment(text),)
         return self._result(prepared, facts.ending, segments, facts, failed_call=call)
 
@@ -281,4 +275,5 @@ class AgentServiceTurn:
             details={"agent_service": details},
             awaiting_answer=ending is Ending.ASK_USER,
             failed_call=failed_call,
+            agent_session=row,
         )

@@ -23,13 +23,13 @@ from acf.config.kinds import (
     SiteAwareKind,
     pipeline_kind,
 )
-from acf.config.model import RouterPipelineFields
+from acf.config.pipelines import RouterPipelineFields
 from acf.domain.tools import ToolSpec
 from acf.pipelines.routing.pipeline import RouterPipeline, Service
 from acf.ports.pipeline import Pipeline
 
 CHILD_KINDS = ("rules", "python", "llm", "agent_service")
-"""The kinds a route may be (``acf.config.model.ChildPipelineFields``): any but a router."""
+"""The kinds a route may be (``acf.config.pipelines.ChildPipelineFields``): any but a router."""
 
 
 @dataclass(frozen=True, slots=True)

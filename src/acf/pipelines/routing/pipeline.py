@@ -1,10 +1,12 @@
 """``RouterPipeline``: picks one child pipeline per turn (``pipeline: {kind: router}``,
 DESIGN §16, seed 004 Story 4) and runs it.
 
-One run: look up the route an agent session keeps (sticky), decide (``decide``), record
-the decision as the progress event ``routing.decision`` before the child starts, run the
-child with a context whose text has the routing command taken off (``RoutedContext``),
-then mark its result with the route. While a route falls back because its service is
+One run: look up the route an agent session keeps (sticky), ask the classifier when only
+it can still decide (``classifier_needed``; ``classify``), decide (``decide``), record the
+decision as the progress event ``routing.decision`` before the child starts (with
+``classifier_error``, the failure's class name, when the classifier failed), run the child
+with a context whose text has the routing command taken off (``RoutedContext``), then mark
+its result with the route. While a route falls back because its service is
 unavailable, the first fallback reply of the outage in a session starts with the
 ``degraded_notice`` (remembered in state under ``data.routing`` until the route is usable
 again).
@@ -27,16 +29,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from acf.config.model import RouterPipelineFields
+from acf.config.pipelines import RouterPipelineFields
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.errors import InvalidValue
 from acf.domain.messages import InboundMessage
 from acf.domain.replies import PipelineResult, ReplySegment
 from acf.domain.state import combine_patches
 from acf.domain.supersede import SupersedeDecision
+from acf.pipelines.routing.classify import classifier_of
 from acf.pipelines.routing.context import ROUTE_KEY, RoutedContext, without_command
-from acf.pipelines.routing.decide import Decision, Reason, RouteRule, decide
+from acf.pipelines.routing.decide import Decision, Reason, RouteRule, classifier_needed, decide
 from acf.pipelines.rules import turn_text
-from acf.ports.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.ports.pipeline import ClosablePipeline, Pipeline, SupersedeHook, TurnContext
 
 STATE_KEY = "routing"
@@ -67,13 +70,27 @@ def router_version(fields: RouterPipelineFields, children: Mapping[str, Pipeline
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def decision_data(decision: Decision, decision_us: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class TurnDecision:
+    """A turn's decision, how long it took (µs, the classifier included) and the class
+    name of the classifier's failure, if it failed."""
+
+    decision: Decision
+    decision_us: int
+    classifier_error: str | None = None
+
+
+def decision_data(
+    decision: Decision, decision_us: int, classifier_error: str | None = None
+) -> dict[str, Any]:
     """The ``routing.decision`` event's data."""
     data: dict[str, Any] = {"route": decision.route, "reason": decision.reason.value}
     if decision.rule_index is not None:
         data["rule"] = decision.rule_index
     if decision.fallback_from is not None:
         data["fallback_from"] = decision.fallback_from
+    if classifier_error is not None:
+        data["classifier_error"] = classifier_error
     data["decision_us"] = decision_us
     return data
 
@@ -95,7 +112,9 @@ class RouterPipeline:
     """Implements ``Pipeline`` (with ``SupersedeHook`` and ``ClosablePipeline``) over
     ``children``, one per route of ``fields``. ``services`` names the children that are
     agent services; ``availability`` says whether their endpoints are usable (by default the
-    process's shared registry, ``shared_availability()``)."""
+    process's shared registry, ``shared_availability()``). Raises ``InvalidValue`` when a
+    route has no child, or when rules classify and the classifier route's child is not an
+    ``LlmPipeline``."""
 
     def __init__(
         self,
@@ -113,6 +132,7 @@ class RouterPipeline:
         self.children = dict(children)
         self.services = dict(services)
         self.rules = tuple(RouteRule.from_fields(r) for r in fields.rules)
+        self.classifier = classifier_of(fields, self.rules, self.children)
         self._availability = availability
         self.name = name
         self.version = version or router_version(fields, self.children)
@@ -151,25 +171,54 @@ class RouterPipeline:
         route = None if letter is None else letter.request.get(ROUTE_KEY)
         return route if isinstance(route, str) and route in self.children else None
 
-    async def decide(self, ctx: TurnContext) -> tuple[Decision, int]:
-        """The turn's route, and how long deciding took (µs)."""
+    async def decide(self, ctx: TurnContext) -> TurnDecision:
+        """The turn's route; the classifier's model is asked only when its answer can
+        decide (``classifier_needed``)."""
         started = time.perf_counter_ns()
-        now_ms = ctx.clock.now_ms()
+        text = turn_text(ctx.messages)
+        sticky = await self.sticky_route(ctx, ctx.clock.now_ms())
+        replay = self.replay_route(ctx)
+        classified = error = None
+        if self.classifier is not None and classifier_needed(
+            text, self.rules, enabled=self.fields.enabled, sticky_route=sticky, replay_route=replay
+        ):
+            verdict = await self.classifier.classify(ctx, text)
+            classified, error = verdict.route, verdict.error
+        now_ms = ctx.clock.now_ms()  # availability as it is after the classifier's wait
         decision = decide(
-            turn_text(ctx.messages),
+            text,
             self.rules,
             enabled=self.fields.enabled,
             default=self.fields.default,
-            sticky_route=await self.sticky_route(ctx, now_ms),
+            sticky_route=sticky,
             available=lambda route: self.available(route, now_ms),
             fallback=self.fields.fallback,
-            replay_route=self.replay_route(ctx),
+            replay_route=replay,
+            classified=classified,
         )
-        return decision, (time.perf_counter_ns() - started) // 1000
+        return TurnDecision(decision, (time.perf_counter_ns() - started) // 1000, error)
 
     async def run(self, ctx: TurnContext) -> PipelineResult:
-        decision, decision_us = await self.decide(ctx)
-        await ctx.emit("routing.decision", decision_data(decision, decision_us))
+        decided = await self.decide(ctx)
+        decision = decided.decision
+        data = decision_data(decision, decided.decision_us, decided.classifier_error)
+        await ctx.emit("routing.decision", data)
+        result = await self._run_child(ctx, decision)
+        refused = result.failed_call is not None and result.failed_call.attempts == 0
+        fallback = self.fields.fallback
+        if refused and decision.route in self.services and fallback not in (None, decision.route):
+            # Nothing reached the service (its circuit refused the request: it opened, or
+            # its one half-open probe was another turn's, after the decision): the fallback
+            # answers as if the decision had seen it.
+            assert fallback is not None
+            decision = dataclasses.replace(
+                decision, route=fallback, reason=Reason.FALLBACK, fallback_from=decision.route
+            )
+            await ctx.emit("routing.decision", decision_data(decision, 0))
+            result = await self._run_child(ctx, decision)
+        return self._marked(ctx, decision, result)
+
+    async def _run_child(self, ctx: TurnContext, decision: Decision) -> PipelineResult:
         child = self.children[decision.route]
         rewritten = (
             {} if decision.command is None else without_command(ctx.messages, decision.command)
@@ -178,11 +227,10 @@ class RouterPipeline:
         key = (ctx.correlation.session_id, ctx.correlation.turn_id)
         running = self._running[key] = (child, routed)
         try:
-            result = await child.run(routed)
+            return await child.run(routed)
         finally:
             if self._running.get(key) is running:
                 del self._running[key]
-        return self._marked(ctx, decision, result)
 
     def _marked(
         self, ctx: TurnContext, decision: Decision, result: PipelineResult
