@@ -1,8 +1,10 @@
 """The contract suites run against every backend: each test once per adapter.
 
-``--backend NAME`` restricts them to one. PostgreSQL runs on the machine's server in one
-migrated database per test session, emptied before each test; its store follows the
-tests' virtual clock (``caller_clock``), as the SQLite store does.
+``--backend NAME`` restricts them to one; ``@pytest.mark.backends("postgresql")`` runs a
+test of one backend's own feature only there (never as a skip elsewhere). PostgreSQL runs
+on the machine's server in one migrated database per test session, emptied before each
+test; its store follows the tests' virtual clock (``caller_clock``), as the SQLite store
+does.
 """
 
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +28,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("--backend")
         names = BACKENDS if chosen == "all" else (chosen,)
+        only = metafunc.definition.get_closest_marker("backends")
+        if only is not None:  # a test of one backend's own feature (row-level security)
+            names = tuple(n for n in names if n in only.args)
         metafunc.parametrize("backend", names)
 
 

@@ -208,11 +208,10 @@ async def _until_a_statement_waits_on_a_lock(url: str) -> None:
     raise AssertionError("the second unit never waited for the first")
 
 
+@pytest.mark.backends("postgresql")
 async def test_on_postgresql_the_second_unit_waits_for_the_first_then_fails(
     request: pytest.FixtureRequest, backend: str, store: Store, clock: VirtualClock
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite runs one write transaction at a time")
     assert isinstance(store, PgStore)
     url = request.getfixturevalue("postgres_url")
     other = await open_pg_store(url, clock, pool_size=2, caller_clock=True)
@@ -241,11 +240,10 @@ async def test_on_postgresql_the_second_unit_waits_for_the_first_then_fails(
     assert await store.agent_sessions.list_for("t1", "s1") == [first]
 
 
+@pytest.mark.backends("postgresql")
 async def test_on_postgresql_row_level_security_hides_other_tenants_rows(
     backend: str, store: Store
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("row-level security is PostgreSQL's")
     assert isinstance(store, PgStore)
     await store.uow.commit("t2", [SaveAgentSession(row(tenant="t2"))])
 

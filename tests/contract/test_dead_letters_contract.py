@@ -160,11 +160,10 @@ async def test_a_letter_of_another_tenant_is_refused(store: Store) -> None:
     assert await store.dead_letters.list("t2") == []
 
 
+@pytest.mark.backends("postgresql")
 async def test_on_postgresql_row_level_security_hides_other_tenants_letters(
     backend: str, store: Store
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("row-level security is PostgreSQL's")
     assert isinstance(store, PgStore)
     await store.uow.commit("t2", [RecordDeadLetter(letter("dl-1", tenant="t2"))])
 
