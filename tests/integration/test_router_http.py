@@ -255,6 +255,10 @@ async def test_a_request_the_circuit_refuses_after_the_decision_goes_to_the_fall
     assert routes == [("agent", "command", None), ("direct", "fallback", "agent")]
     (record,) = await rig.records()
     assert record.details["routing_reason"] == "fallback"
+    session = await rig.store.sessions.find_open(TENANT, rig.key("alice"))
+    assert session is not None
+    (row,) = await rig.store.agent_sessions.list_for(TENANT, session.session_id)
+    assert not row.status.is_open and not row.execution_open  # not left sticky: nothing ran
 
 
 @pytest.mark.parametrize("rig", [{"enabled": False}], indirect=True)

@@ -1,7 +1,8 @@
 """The router on the embedded runtime (a real SQLite file, the real ingress, a virtual
 clock): new messages are decided by the child running the turn, the routed context keeps
 the command off the text after ``absorb()``, a dead letter of a routed turn replays on
-the route that failed, and a retried attempt reuses the classifier's answer."""
+the route that failed, and a retried attempt reuses the decision (the classifier's answer,
+the route) of the first."""
 
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ from acf.domain.supersede import SupersedeDecision
 from acf.pipelines.llm.completion import Completion
 from acf.pipelines.llm.pipeline import LlmPipeline
 from acf.pipelines.llm.prompt import PromptSource
-from acf.pipelines.routing.pipeline import RouterPipeline
+from acf.pipelines.routing.pipeline import RouterPipeline, Service
 from acf.ports.clock import Clock
 from acf.ports.event_store import EventQuery
 from acf.ports.pipeline import Pipeline, TurnContext
@@ -175,5 +176,63 @@ async def test_a_retried_attempt_reuses_the_classifiers_answer(tmp_path: Path) -
         await h.send("ana", "please try this")
         await h.run_until_idle()
         assert h.replies("ana") == ["flaky: please try this"]
-        assert len(model.requests) == 1  # the second attempt read the stored answer
-        assert await decisions(h) == [("flaky", "classifier"), ("flaky", "classifier")]
+        assert len(model.requests) == 1  # the second attempt read the stored decision
+        assert await decisions(h) == [("flaky", "classifier")]  # one decision per turn input
+
+
+class Toggle:
+    """An availability the test flips."""
+
+    def __init__(self) -> None:
+        self.up = True
+
+    def usable(self, base_url: str, now_ms: int) -> bool:
+        return self.up
+
+
+class FailsOnceThenFlips:
+    """An ``agent`` child whose first attempt fails after the service went down: the
+    retry must not move the turn to another route (the child may have acted already)."""
+
+    name, version = "agent", "1"
+
+    def __init__(self, availability: Toggle) -> None:
+        self.availability = availability
+        self.runs = 0
+
+    async def run(self, ctx: TurnContext) -> PipelineResult:
+        self.runs += 1
+        if self.runs == 1:
+            self.availability.up = False
+            raise RuntimeError("cut after the service started")
+        return PipelineResult.reply("agent: done")
+
+
+async def test_a_retried_attempt_keeps_the_route_of_the_first(tmp_path: Path) -> None:
+    fields = RouterPipelineFields.model_validate(
+        {
+            "kind": "router",
+            "routes": {
+                "direct": {"kind": "python", "factory": "tests.none:direct"},
+                "agent": {"kind": "python", "factory": "tests.none:agent"},
+            },
+            "default": "direct",
+            "fallback": "direct",
+            "rules": [{"route": "agent", "commands": ["/agent"]}],
+            "degraded_notice": None,
+        }
+    )
+    toggle = Toggle()
+    agent = FailsOnceThenFlips(toggle)
+    children: dict[str, Pipeline] = {
+        "direct": ScriptedPipeline(Script(reply="direct: {text}")),
+        "agent": agent,
+    }
+    services = {"agent": Service("http://agent.invalid", "support")}
+    pipeline = RouterPipeline(fields, children, services, toggle)
+    async with Harness(tmp_path, HarnessOptions(pipeline=pipeline)) as h:
+        await h.send("ana", "/agent book it")
+        await h.run_until_idle()
+        assert h.replies("ana") == ["agent: done"]  # not the fallback: the same route
+        assert agent.runs == 2
+        assert await decisions(h) == [("agent", "command")]

@@ -107,7 +107,8 @@ async def test_another_conversations_row_fails_the_turn(tmp_path: Path) -> None:
         assert "belongs to another conversation" in failed.data["error"]
         assert len(pipeline.seen) == 2  # retried once, refused again
         (row,) = await h.store.agent_sessions.list_for(TENANT, accepted.session_id)
-        assert row.status is ACTIVE and row.execution_open  # only the write ahead
+        # Only the write ahead, then settled by the FAILED turn (nothing will finish it).
+        assert row.status is AgentSessionStatus.FAILED and not row.execution_open
         assert await h.store.agent_sessions.list_for(TENANT, "another-conversation") == []
 
 
@@ -153,3 +154,30 @@ async def test_a_failed_turn_clears_the_awaited_answer(tmp_path: Path) -> None:
             TENANT, EventQuery(session_id=sid, kinds=(EventKind.WINDOW_CLOSED,))
         )
         assert closes[-1].data["reason"] != CloseReason.AWAITED_ANSWER
+
+
+class WritesAheadThenBreaks:
+    """Writes its execution key ahead, then fails every attempt (the service is gone)."""
+
+    name = "agent_service"
+    version = "1"
+
+    async def run(self, ctx: TurnContext) -> PipelineResult:
+        c, now = ctx.correlation, ctx.clock.now_ms()
+        assert c.session_id is not None
+        row = await ctx.agent_sessions.open() or AgentSessionRow(
+            c.tenant, new_id(), c.session_id, AGENT, "support", ACTIVE, now, now
+        )
+        await ctx.agent_sessions.save(replace(row, execution_key="k", execution_open=True))
+        raise RuntimeError("the stream broke")
+
+
+async def test_a_failed_turn_settles_the_execution_it_left_open(tmp_path: Path) -> None:
+    options = HarnessOptions(pipeline=WritesAheadThenBreaks(), settings=TWO_ATTEMPTS)
+    async with Harness(tmp_path, options) as h:
+        accepted = await h.send("ana", "Book me a table.")
+        await h.run_until_idle()
+        (row,) = await h.store.agent_sessions.list_for(TENANT, accepted.session_id)
+        assert row.status is AgentSessionStatus.FAILED and not row.execution_open
+        assert row.last_error is not None and row.last_error.startswith("the turn failed")
+        assert await h.store.agent_sessions.open_for(TENANT, accepted.session_id) is None

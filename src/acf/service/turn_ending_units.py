@@ -8,9 +8,10 @@ leaves none of them.
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from acf.domain.agent_sessions import AgentSessionRow
+from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.errors import InvalidValue
 from acf.domain.events import EventKind
 from acf.domain.records import TurnRecord
@@ -282,6 +283,26 @@ def agent_session_ops(turn: Turn, row: AgentSessionRow | None) -> Ops:
             f"conversation than turn {turn.turn_id}'s"
         )
     return [SaveAgentSession(row)]
+
+
+def settle_open_agent_session(
+    row: AgentSessionRow | None, agent: str, error: str, at_ms: int
+) -> AgentSessionRow | None:
+    """The conversation's open agent session row as a FAILED turn of ``agent`` leaves it:
+    an execution this turn left open is FAILED (nothing will finish it; the next delegated
+    turn starts afresh), so the row does not keep the conversation sticky; a row waiting
+    for the customer's answer, or another agent's, stays as it is (None: nothing to write)."""
+    if row is None or row.agent != agent or not row.execution_open:
+        return None
+    if row.status is not AgentSessionStatus.ACTIVE:
+        return None
+    return replace(
+        row,
+        status=AgentSessionStatus.FAILED,
+        execution_open=False,
+        last_interaction_at_ms=at_ms,
+        last_error=(" ".join(f"the turn failed: {error}".split()))[:500],
+    )
 
 
 def awaiting_patch(state: Mapping[str, Any], awaiting: bool) -> dict[str, Any] | None:

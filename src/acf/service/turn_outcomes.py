@@ -202,6 +202,8 @@ class TurnOutcomes:
         session = await p.store.sessions.get(t.tenant, t.session_id)
         state = None if session is None else (session.state_version, session.state)
         at_ms = p.clock.now_ms()
+        open_row = await p.store.agent_sessions.open_for(t.tenant, t.session_id)
+        settled = turn_ending_units.settle_open_agent_session(open_row, run.key.agent, error, at_ms)
         await run.commit(
             turn_ending_units.fail(
                 turn=t,
@@ -213,7 +215,10 @@ class TurnOutcomes:
                 at_ms=at_ms,
                 versions=run.versions,
                 unfinished=[e for e in entries if e.status is LedgerStatus.STARTED],
-                extra=self._letters(FailedCall(asked, error, t.attempt), new_id(), at_ms),
+                extra=[
+                    *self._letters(FailedCall(asked, error, t.attempt), new_id(), at_ms),
+                    *turn_ending_units.agent_session_ops(t, settled),
+                ],
                 session_state=state,
             )
         )

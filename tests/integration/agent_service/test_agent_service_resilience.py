@@ -256,6 +256,8 @@ async def test_a_final_error_event_is_not_understood(
         assert (execution["outcome"], execution["error_kind"]) == ("error", "agent_error")
         (letter,) = await h.store.dead_letters.list(TENANT)
         assert letter.error == row.last_error and letter.attempts == 1
+        # The execution ended: its key would only replay the ERROR; a replay is a new one.
+        assert letter.request["execution_key"] is None
 
 
 async def test_a_replayed_dead_letter_sends_the_failed_execution_key_again(

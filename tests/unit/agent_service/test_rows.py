@@ -25,6 +25,7 @@ from acf.pipelines.agent_service.rows import (
     failed,
     fingerprint,
     named,
+    not_sent,
     written_ahead,
 )
 
@@ -233,3 +234,28 @@ def test_the_endings() -> None:
     assert len(broken.last_error) == 300 and broken.last_error.endswith("...")
     assert failed(running, "x", 990, "as-3").agent_session_id == "as-3"
     assert completed(replace(running, agent_session_id="as-1"), None, 1).agent_session_id == "as-1"
+
+
+@pytest.mark.parametrize(
+    ("pending", "agent_session_id", "status"),
+    [
+        ("ask-1", "as-1", S.AWAITING_USER),  # the answer never arrived: still asked
+        (None, "as-1", S.COMPLETED),  # the agent session stays resumable
+        (None, None, S.FAILED),  # the service never heard of it
+    ],
+)
+def test_a_call_that_reached_no_service_leaves_the_row_as_the_service_sees_it(
+    pending: str | None, agent_session_id: str | None, status: AgentSessionStatus
+) -> None:
+    ahead = replace(
+        WAITING,
+        status=S.ACTIVE,
+        pending_ask_id=pending,
+        agent_session_id=agent_session_id,
+        execution_key="k1",
+        execution_open=True,
+    )
+    left = not_sent(ahead, "circuit open", 900)
+    assert (left.status, left.execution_open, left.last_error) == (status, False, "circuit open")
+    assert left.pending_ask_id == pending and left.last_interaction_at_ms == 900
+    assert not left.status.is_open or left.status is S.AWAITING_USER

@@ -13,7 +13,8 @@ side effect of the failed execution does not run twice. The replay goes on the o
 when there is one (one open row per conversation), else on the row that failed when it is
 still the agent's latest (one row per conversation and agent session), else on a new row.
 A letter without an execution key (a turn that failed outside an execution: its
-``messages``) is replayed as a new execution of its text.
+``messages``; or an execution that ended in a final ``ERROR``, which the same key would
+only replay) is replayed as a new execution of its text.
 """
 
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ AGENT_SESSION_KEY = "agent_session_id"
 
 
 def request_record(
-    request: ExecuteRequest, execution_key: str, agent_session_id: str | None
+    request: ExecuteRequest, execution_key: str | None, agent_session_id: str | None
 ) -> dict[str, Any]:
     """A failed execution's request as its dead letter keeps it (see the module)."""
     body = request.model_dump(mode="json", exclude={"supersedes"}, exclude_none=True)

@@ -180,3 +180,24 @@ def failed(
         execution_open=False,
         last_error=text or "failed",
     )
+
+
+def not_sent(row: AgentSessionRow, error: str, now_ms: int) -> AgentSessionRow:
+    """After a call that reached no service (its circuit refused it, its key is not set): the
+    row as the service still sees it. A question being answered stays pending (the answer
+    never arrived; it can still expire), an agent session stays resumable (COMPLETED), and
+    a row the service never heard of is FAILED. Never left ACTIVE and open: nothing runs."""
+    text = " ".join(error.split())[:MAX_ERROR_CHARS] or "not sent"
+    if row.pending_ask_id is not None:
+        status = AgentSessionStatus.AWAITING_USER
+    elif row.agent_session_id is not None:
+        status = AgentSessionStatus.COMPLETED
+    else:
+        status = AgentSessionStatus.FAILED
+    return replace(
+        row,
+        status=status,
+        last_interaction_at_ms=now_ms,
+        execution_open=False,
+        last_error=text,
+    )

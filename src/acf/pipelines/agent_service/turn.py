@@ -208,11 +208,17 @@ class AgentServiceTurn:
     ) -> PipelineResult:
         assert self.row is not None
         now = self.ctx.clock.now_ms()
-        self.row = rows.failed(self.row, error, now, self.processor.agent_session_id)
+        if failed is not None and failed.attempts == 0:  # nothing reached the service
+            self.row = rows.not_sent(self.row, error, now)
+        else:
+            self.row = rows.failed(self.row, error, now, self.processor.agent_session_id)
         await self.ctx.emit("agent_service.execution", execution_event(facts))
         text = failure_text(None if failed is None else failed.kind, self.fields.texts)
         text = asks.with_notice(self._notice(prepared), text)
-        asked = request_record(prepared.request, prepared.key, self.row.agent_session_id)
+        # A replay resends the key of an execution that may have run in part (the service
+        # deduplicates it); after a final ERROR the execution ended: a replay is a new one.
+        key = prepared.key if failed is not None else None
+        asked = request_record(prepared.request, key, self.row.agent_session_id)
         call = FailedCall(asked, self.row.last_error or error, attempts)
         segments = (ReplySegment(text),)
         return self._result(prepared, facts.ending, segments, facts, failed_call=call)

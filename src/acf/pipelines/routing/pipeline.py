@@ -199,23 +199,46 @@ class RouterPipeline:
         return TurnDecision(decision, (time.perf_counter_ns() - started) // 1000, error)
 
     async def run(self, ctx: TurnContext) -> PipelineResult:
-        decided = await self.decide(ctx)
-        decision = decided.decision
-        data = decision_data(decision, decided.decision_us, decided.classifier_error)
-        await ctx.emit("routing.decision", data)
+        turn = _turn_input(ctx)
+        fresh: list[TurnDecision] = []
+
+        async def decided_now(*_turn: Any) -> dict[str, Any]:
+            fresh.append(await self.decide(ctx))
+            return _decision_json(fresh[-1].decision)
+
+        # One decision per turn input: a retried or recovered attempt takes the same route
+        # (the child may have acted already), whatever availability says by then.
+        decision = _decision_of(await ctx.step(ROUTE_STEP, decided_now, *turn))
+        if fresh:
+            decided = fresh[-1]
+            data = decision_data(decision, decided.decision_us, decided.classifier_error)
+            await ctx.emit("routing.decision", data)
+        else:  # an earlier attempt decided: did it fall back after a refused request?
+            earlier = await ctx.step(FALLBACK_STEP, _no_fallback, *turn)
+            if earlier is not None:
+                decision = _decision_of(earlier)
         result = await self._run_child(ctx, decision)
         refused = result.failed_call is not None and result.failed_call.attempts == 0
         fallback = self.fields.fallback
         if refused and decision.route in self.services and fallback not in (None, decision.route):
             # Nothing reached the service (its circuit refused the request: it opened, or
             # its one half-open probe was another turn's, after the decision): the fallback
-            # answers as if the decision had seen it.
+            # answers as if the decision had seen it; once per turn input (a step), never
+            # after an earlier attempt went to the service.
             assert fallback is not None
-            decision = dataclasses.replace(
+            revised = dataclasses.replace(
                 decision, route=fallback, reason=Reason.FALLBACK, fallback_from=decision.route
             )
-            await ctx.emit("routing.decision", decision_data(decision, 0))
-            result = await self._run_child(ctx, decision)
+
+            async def fall_back(*_turn: Any) -> dict[str, Any]:
+                return _decision_json(revised)
+
+            if await ctx.step(FALLBACK_STEP, fall_back, *turn) is not None:
+                await ctx.emit("routing.decision", decision_data(revised, 0))
+                refused_row = result.agent_session
+                decision, result = revised, await self._run_child(ctx, revised)
+                if result.agent_session is None:  # the refused route's row, left as it is
+                    result = dataclasses.replace(result, agent_session=refused_row)
         return self._marked(ctx, decision, result)
 
     async def _run_child(self, ctx: TurnContext, decision: Decision) -> PipelineResult:
@@ -286,3 +309,41 @@ class RouterPipeline:
                     errors.append(exc)
         if errors:
             raise errors[0]
+
+
+ROUTE_STEP = "router.route"
+FALLBACK_STEP = "router.fallback"
+
+
+def _turn_input(ctx: TurnContext) -> tuple[list[str], str | None]:
+    """What the route is decided for: the turn's messages (or the dead letter it replays)."""
+    letter = ctx.replay
+    return [m.message_id for m in ctx.messages], None if letter is None else letter.dead_letter_id
+
+
+async def _no_fallback(*_turn: Any) -> dict[str, Any] | None:
+    """Seals the fallback step of a turn input decided by an earlier attempt that did not
+    fall back: this attempt must not fall back either."""
+    return None
+
+
+def _decision_json(decision: Decision) -> dict[str, Any]:
+    return {
+        "route": decision.route,
+        "reason": decision.reason.value,
+        "rule_index": decision.rule_index,
+        "text_for_route": decision.text_for_route,
+        "fallback_from": decision.fallback_from,
+        "command": decision.command,
+    }
+
+
+def _decision_of(raw: Any) -> Decision:
+    return Decision(
+        route=str(raw["route"]),
+        reason=Reason(raw["reason"]),
+        rule_index=raw.get("rule_index"),
+        text_for_route=str(raw.get("text_for_route", "")),
+        fallback_from=raw.get("fallback_from"),
+        command=raw.get("command"),
+    )
