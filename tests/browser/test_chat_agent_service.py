@@ -40,6 +40,8 @@ AGENT = "concierge"
 STATUS = "Checking where your parcel is…"
 ANSWER = "Your parcel P1 left the depot this morning and arrives tomorrow before noon."
 TOOL_SECONDS = 3.0
+WAIT_MS = 20_000
+"""How long an expectation waits for the page (a bound: polling every 1.5 s, a 3 s tool)."""
 """Longer than a poll (1.5 s) and its request: a polling page still sees the tool run."""
 
 # Every activity line the page showed, with the browser's wall-clock time.
@@ -200,13 +202,13 @@ def activity_seen(page: Page) -> list[dict[str, Any]]:
 def expect_status_then_reply(page: Page) -> None:
     """The tool's status line while it runs, then the reply alone."""
     status = page.locator("#activity li", has_text=STATUS)
-    expect(status).to_be_visible()
-    expect(status).to_have_attribute("data-activity", "tool")
+    expect(status).to_be_visible(timeout=WAIT_MS)
+    expect(status).to_have_attribute("data-activity", "tool", timeout=WAIT_MS)
     reply = page.locator("#messages li.from-agent")
-    expect(reply.locator(".text")).to_have_text(ANSWER)
-    expect(reply).to_have_count(1)
-    expect(page.locator("#messages li.draft")).to_have_count(0)
-    expect(page.locator("#activity li")).to_have_count(0)
+    expect(reply.locator(".text")).to_have_text(ANSWER, timeout=WAIT_MS)
+    expect(reply).to_have_count(1, timeout=WAIT_MS)
+    expect(page.locator("#messages li.draft")).to_have_count(0, timeout=WAIT_MS)
+    expect(page.locator("#activity li")).to_have_count(0, timeout=WAIT_MS)
 
 
 def test_a_tools_status_then_the_streamed_answer_then_the_reply(
@@ -215,7 +217,7 @@ def test_a_tools_status_then_the_streamed_answer_then_the_reply(
     page = open_chat()
     send(page, "where is my parcel P1?")
     expect_status_then_reply(page)
-    expect(page.locator("#connection")).to_have_attribute("data-state", "open")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "open", timeout=WAIT_MS)
 
     turn_id = page.locator("#messages li.from-agent").get_attribute("data-turn-id")
     drafts = [d for d in drafts_seen(page, turn_id) if d["text"].strip()]
@@ -250,18 +252,20 @@ def test_without_a_stream_the_page_polls_and_the_customer_sees_the_same(
 
     page.on("request", note)
     send(page, "hello there")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "polling")
-    expect(page.locator("#connection")).to_have_text("connected")
-    expect(page.locator("#messages li.from-agent .text")).to_have_text("You said: hello there")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "polling", timeout=WAIT_MS)
+    expect(page.locator("#connection")).to_have_text("connected", timeout=WAIT_MS)
+    expect(page.locator("#messages li.from-agent .text")).to_have_text(
+        "You said: hello there", timeout=WAIT_MS
+    )
 
     send(page, "and where is my parcel P1?")
     status = page.locator("#activity li", has_text=STATUS)
-    expect(status).to_be_visible()
+    expect(status).to_be_visible(timeout=WAIT_MS)
     reply = page.locator("#messages li.from-agent").nth(1)
-    expect(reply.locator(".text")).to_have_text(ANSWER)
-    expect(page.locator("#messages li.from-agent")).to_have_count(2)
-    expect(page.locator("#messages li.from-customer")).to_have_count(2)
-    expect(page.locator("#activity li")).to_have_count(0)
+    expect(reply.locator(".text")).to_have_text(ANSWER, timeout=WAIT_MS)
+    expect(page.locator("#messages li.from-agent")).to_have_count(2, timeout=WAIT_MS)
+    expect(page.locator("#messages li.from-customer")).to_have_count(2, timeout=WAIT_MS)
+    expect(page.locator("#activity li")).to_have_count(0, timeout=WAIT_MS)
 
     assert polls and all("limit=" in url for url in polls)
     after = [int(re.search(r"after_id=(\d+)", url).group(1)) for url in polls]  # type: ignore[union-attr]
@@ -296,7 +300,7 @@ def test_once_the_stream_holds_again_polling_stops_and_nothing_comes_twice(
     (it holds once a heartbeat comes), each stored event once and in order throughout."""
     page = open_chat()
     send(page, "hello")
-    expect(page.locator("#messages li.from-agent")).to_have_count(1)
+    expect(page.locator("#messages li.from-agent")).to_have_count(1, timeout=WAIT_MS)
     session_id = page.locator("body").get_attribute("data-session-id")
     refused: list[str] = []
     polls: list[str] = []
@@ -318,7 +322,7 @@ def test_once_the_stream_holds_again_polling_stops_and_nothing_comes_twice(
     polled = len(polls)
 
     send(page, "hello again")  # its events come by the stream only
-    expect(page.locator("#messages li.from-agent")).to_have_count(2)
+    expect(page.locator("#messages li.from-agent")).to_have_count(2, timeout=WAIT_MS)
     with agent_server_api(agent_server) as api:
         stored = [
             e["event_id"] for e in api.get(f"/v1/sessions/{session_id}/events").json()["items"]
