@@ -35,7 +35,6 @@ Records: ``requests`` (every execute request whose body parsed, with the status 
 import asyncio
 import hmac
 import itertools
-import socket
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -72,6 +71,7 @@ from acf.testing.fake_agent_service_execution import (
     start,
 )
 from acf.testing.fake_agent_steps import Responder, Step, echo
+from acf.testing.loopback_server import serve
 
 HealthStatus = Literal["ok", "degraded", "down"]
 
@@ -177,21 +177,7 @@ class FakeAgentService:
         app.router.add_get(SESSION_PATH, self._session)
         app.router.add_get(HEALTH_PATH, self._health)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=0.2
-        )
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            self.port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-        except BaseException:
-            sock.close()
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        self._runner, self.port = await serve(app, self.host, self.port)
 
     async def aclose(self) -> None:
         """Stop serving; running executions are cancelled (not recorded as cancelled)."""

@@ -30,7 +30,6 @@ As a process: ``python -m acf.testing.fake_openai_server --port 8100 --ttft-ms 3
 import asyncio
 import itertools
 import json
-import socket
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -49,6 +48,7 @@ from acf.testing.fake_openai_script import (
     answer_ok,
     plan,
 )
+from acf.testing.loopback_server import serve
 
 COMPLETIONS = "/v1/chat/completions"
 
@@ -151,21 +151,7 @@ class FakeOpenAI:
         app.router.add_post(COMPLETIONS, self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=0.2
-        )
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            self.port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-        except BaseException:
-            sock.close()
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        self._runner, self.port = await serve(app, self.host, self.port)
 
     async def aclose(self) -> None:
         """Stop serving; answers still running are cancelled."""
