@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import acf.ports.agent_sessions
+import acf.ports.config_versions
 import acf.ports.dead_letters
 import acf.ports.email_threads
 import acf.ports.event_store
@@ -31,6 +32,7 @@ import acf.ports.timers
 import acf.ports.turn_store
 from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
 from acf.domain.channels import Channel
+from acf.domain.config_versions import ApplyMode
 from acf.domain.errors import Conflict, InvalidValue
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.fallback import Route
@@ -39,6 +41,15 @@ from acf.domain.signals import DeliveryStatus
 from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.domain.turns import GroupStatus, TurnGroup, TurnPhase
 from acf.ports.agent_sessions import SaveAgentSession
+from acf.ports.config_versions import (
+    PromoteVersion,
+    PushVersion,
+    RecordGate,
+    RollbackCanary,
+    RollbackLive,
+    SetCanaryShare,
+    StartCanary,
+)
 from acf.ports.dead_letters import DeadLetter, FinishReplay, RecordDeadLetter, RequestReplay
 from acf.ports.event_store import AppendEvent, EventQuery
 from acf.ports.identities import LinkIdentities, RouteToSession, UnlinkIdentity
@@ -54,7 +65,14 @@ from acf.ports.outbox import (
     RecordPartsSent,
 )
 from acf.ports.request_log import ReserveRequest, SaveResponse
-from acf.ports.session_store import ConsumeRange, FlagSession, PatchState, SessionFilter
+from acf.ports.session_store import (
+    CloseSession,
+    ConsumeRange,
+    FlagSession,
+    PatchState,
+    RepinSession,
+    SessionFilter,
+)
 from acf.ports.step_memo import MemoKey, RememberStep
 from acf.ports.store import Store
 from acf.ports.timers import CancelTimer, SetTimer, Timer
@@ -87,6 +105,7 @@ PORTS = {
     "email_threads": acf.ports.email_threads.EmailThreads,
     "agent_sessions": acf.ports.agent_sessions.AgentSessions,
     "dead_letters": acf.ports.dead_letters.DeadLetters,
+    "config_versions": acf.ports.config_versions.ConfigVersions,
 }
 SHARED_WA = Route(Channel.WHATSAPP, "shared-customer")
 SHARED_SMS = Route(Channel.SMS, "+15550000")
@@ -106,11 +125,22 @@ class World:
 
 async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
     k = key(tenant=tenant, customer="shared-customer")
+    # Configuration versions first, so the session opened below is pinned to one.
+    await store.uow.commit(
+        tenant,
+        [
+            _push(tenant, "sha256:shared-1"),
+            _push(tenant, "sha256:shared-2"),
+            PromoteVersion(tenant, 1, 500, "seed"),
+            StartCanary(tenant, 2, 50, 500, "seed"),
+            RecordGate(tenant, 2, "scenarios", True, {"secret": tenant}, 500),
+        ],
+    )
     r = await append(store, k, "wamid.shared")
     t = turn(tenant, r.session_id, group_id="shared-group")
     enqueue = EnqueueReply(r.session_id, t.turn_id, 0, {"text": "secret"}, 1_000)
     record = TurnRecord(
-        Correlation(tenant, "tr", r.session_id, t.turn_id, "shared-group"),
+        Correlation(tenant, "tr", r.session_id, t.turn_id, "shared-group", config_version="v1"),
         TurnPhase.COMMITTED,
         0,
         1,
@@ -159,6 +189,21 @@ async def _seed(store: Store, tenant: str, clock: VirtualClock) -> World:
     await readable(store)
     events = await store.events.query(tenant, EventQuery())
     return World(r.session_id, r.message_id, t.turn_id, "shared-group", outbox_id, len(events))
+
+
+def _push(tenant: str, content_hash: str) -> PushVersion:
+    return PushVersion(
+        tenant,
+        content_hash,
+        {"secret": tenant},
+        {"secret": tenant},
+        {},
+        "seed",
+        "m",
+        None,
+        ApplyMode.SESSION_CLOSE,
+        500,
+    )
 
 
 def _ledger_entry(tenant: str, session_id: str) -> LedgerEntry:
@@ -271,6 +316,12 @@ READS: dict[str, ReadCase] = {
     "dead_letters.get": lambda s, b, c: s.dead_letters.get(A, "shared-dl"),
     "dead_letters.list": lambda s, b, c: _listed(s.dead_letters.list(A, session_id=b.session_id)),
     "dead_letters.pending_replay": lambda s, b, c: s.dead_letters.pending_replay(A, b.session_id),
+    "config_versions.get": lambda s, b, c: s.config_versions.get(A, 1),
+    "config_versions.by_hash": lambda s, b, c: s.config_versions.by_hash(A, "sha256:shared-1"),
+    "config_versions.history": lambda s, b, c: s.config_versions.history(A),
+    "config_versions.pointer": lambda s, b, c: s.config_versions.pointer(A),
+    "config_versions.arm_stats": lambda s, b, c: _arm_stats(s),
+    "config_versions.open_sessions_on": lambda s, b, c: _open_on(s),
     # A's own records of the same ids: B's thread must not see them (checked below).
     "email_threads.record_inbound": lambda s, b, c: s.email_threads.record_inbound(
         A, "ann@shared.example", "<in@shared>", [], "mine", 2_000
@@ -279,6 +330,18 @@ READS: dict[str, ReadCase] = {
         A, "mallory@a.example", "<out-a@shared>", ["<out@shared>"], "mine", 2_000
     ),
 }
+
+
+async def _arm_stats(store: Store) -> Any:
+    stats = await store.config_versions.arm_stats(A, 1, 0)
+    return None if stats.turns == 0 else stats
+
+
+async def _open_on(store: Store) -> list[str]:
+    return [
+        *await store.config_versions.open_sessions_on(A, 1),
+        *await store.config_versions.open_sessions_on(A, 2),
+    ]
 
 
 async def _listed(found: Awaitable[Sequence[Any]]) -> list[Any]:
@@ -345,6 +408,11 @@ async def test_every_read_as_tenant_a_finds_nothing_of_b(store: Store, clock: Vi
     ]
     await readable(store)
     assert len(await store.events.query(B, EventQuery())) == b.event_count
+    pointer = await store.config_versions.pointer(B)
+    assert pointer is not None and (pointer.live, pointer.canary) == (1, 2)
+    assert (await store.config_versions.arm_stats(B, 1, 0)).turns == 1
+    session = await store.sessions.get(B, b.session_id)
+    assert session is not None and session.config_version in (1, 2)
 
 
 def _writes(b: World, clock: VirtualClock) -> dict[type[WriteOp[Any]], WriteOp[Any]]:
@@ -388,6 +456,16 @@ def _writes(b: World, clock: VirtualClock) -> dict[type[WriteOp[Any]], WriteOp[A
         RecordDeadLetter: RecordDeadLetter(_dead_letter(B, "dl-new", b.session_id)),
         RequestReplay: RequestReplay("shared-dl-2", 2_000),
         FinishReplay: FinishReplay("shared-dl", "t-new", 2_000),
+        # A's own ops naming B's versions and session: A has none of them.
+        PushVersion: None,  # type: ignore[dict-item]  # creates A's own row: checked below
+        PromoteVersion: PromoteVersion(A, 2, 2_000, "intruder"),
+        StartCanary: StartCanary(A, 2, 10, 2_000, "intruder"),
+        SetCanaryShare: SetCanaryShare(A, 2, 100, 2_000, "intruder"),
+        RollbackCanary: RollbackCanary(A, 2, "intruder", 2_000, "intruder"),
+        RollbackLive: RollbackLive(A, 2_000, "intruder", "intruder"),
+        RecordGate: RecordGate(A, 1, "scenarios", False, {}, 2_000),
+        RepinSession: RepinSession(A, b.session_id, 1, 2, "intruder", None, 2_000),
+        CloseSession: CloseSession(A, b.session_id, 2_000, "intruder", 0),
     }
 
 
@@ -411,6 +489,8 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
             await store.identities.routed_session(B, SHARED_SMS, 10**13),
             await store.agent_sessions.list_for(B, b.session_id),
             await store.dead_letters.list(B),
+            await store.config_versions.history(B),
+            await store.config_versions.pointer(B),
         )
 
     before = await snapshot()
@@ -420,6 +500,10 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
         with contextlib.suppress(Conflict, InvalidValue):
             await store.uow.commit(A, [op])
         assert await snapshot() == before, f"{op_type.__name__} as tenant A changed tenant B"
+        # The same op naming tenant B is refused outright in A's unit.
+        if hasattr(op, "tenant") and isinstance(op.tenant, str):
+            with pytest.raises(InvalidValue):
+                await store.uow.commit(A, [replace(op, tenant=B)])  # type: ignore[type-var]
     # Writes that create rows create them for A only.
     await store.uow.commit(
         A,
@@ -436,6 +520,11 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
             FinishReplay("shared-dl-2", "t-a", 3_000),
         ],
     )
+    # The same content as B's v1 is A's own v1: a push never finds another tenant's version.
+    pushed = _push(A, "sha256:shared-1")
+    result = (await store.uow.commit(A, [pushed])).get(pushed)
+    assert result.created and result.version.number == 1 and result.version.tenant == A
+    assert result.version.source == {"secret": A}
     assert await snapshot() == before
     own = await store.requests.find(A, "shared-idem")
     assert own is not None and own.body == {"secret": A}

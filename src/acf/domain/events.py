@@ -57,6 +57,19 @@ class EventKind(StrEnum):
     DEAD_LETTER_REPLAY_REQUESTED = "dead_letter.replay_requested"
     DEAD_LETTER_REPLAYED = "dead_letter.replayed"
     """A REPLAY turn ran the dead letter again and ended (committed or failed)."""
+    SESSION_CLOSED = "session.closed"
+    """The session closed (idle past its channel's timeout); the next message opens a new one."""
+    SESSION_REPINNED = "session.repinned"
+    """A session moved to another configuration version at a turn's start (a rollback, a
+    canary rolled back, or a version applied ``next_turn``), its state migrated if declared."""
+    CONFIG_PUSHED = "config.pushed"
+    CONFIG_PROMOTED = "config.promoted"
+    CONFIG_ROLLED_BACK = "config.rolled_back"
+    CONFIG_CANARY_STARTED = "config.canary_started"
+    CONFIG_CANARY_ADVANCED = "config.canary_advanced"
+    CONFIG_CANARY_ROLLED_BACK = "config.canary_rolled_back"
+    CONFIG_GATE_RECORDED = "config.gate_recorded"
+    """A scenario run or preview against a version was recorded (it gates ``promote``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 from acf.domain.ids import TenantId
 
 KEY_PREFIX = "acf_"
+KEY_SCOPES = ("api", "admin", "operator")
 
 
 def new_api_key() -> str:
@@ -28,6 +29,9 @@ class ApiKeyRecord:
     name: str
     created_at_ms: int
     revoked_at_ms: int | None = None
+    scope: str = "api"
+    """What the key may do: ``"api"`` (the tenant's API), ``"admin"`` (also the
+    configuration lifecycle), ``"operator"`` (reserved)."""
 
     @property
     def active(self) -> bool:
@@ -38,7 +42,11 @@ class ApiKeyRecord:
 class ApiKeys(Protocol):
     """Guarantees: the key itself is never stored; a revoked key authenticates nothing."""
 
-    async def create(self, tenant: TenantId, name: str, key: str, at_ms: int) -> ApiKeyRecord: ...
+    async def create(
+        self, tenant: TenantId, name: str, key: str, at_ms: int, scope: str = "api"
+    ) -> ApiKeyRecord:
+        """Store the key's hash; ``scope`` is one of ``KEY_SCOPES`` (else ``InvalidValue``)."""
+        ...
 
     async def authenticate(self, key: str) -> ApiKeyRecord | None:
         """The active key's record, or None for an unknown or revoked key."""

@@ -31,6 +31,12 @@ class SessionRecord:
     pending_trace_id: str | None = None
     """The trace id of the oldest unconsumed message (the request that started the next
     turn), so the turn's events and log lines carry the caller's trace."""
+    config_version: int | None = None
+    """The configuration version the session is pinned to (fixed when it opens, from the
+    tenant's pointer in the same transaction; None when the tenant had no live version)."""
+    canary: bool = False
+    """The session was assigned the canary version (its arm is sticky)."""
+    closed_at_ms: int | None = None
 
     @property
     def tenant(self) -> TenantId:
@@ -78,6 +84,46 @@ class FlagSession(WriteOp[None]):
     flagged: bool
     reason: str | None
     at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RepinSession(WriteOp[None]):
+    """Move the session to configuration version ``to_number`` (``canary`` cleared).
+
+    Guard: the session is pinned to ``from_number`` (None: to no version), else
+    ``Conflict``. With ``state_patch`` (an upcaster's result) the state is REPLACED by it
+    (validated: ``StateContractError``) and ``state_version`` bumped; with
+    ``expected_state_version`` too, only if the state is still at that version (else
+    ``VersionConflict``: the upcaster read an older state). Appends ``session.repinned``
+    {from, to, reason, migrated}.
+    """
+
+    tenant: TenantId
+    session_id: SessionId
+    from_number: int | None
+    to_number: int
+    reason: str
+    state_patch: Mapping[str, Any] | None
+    at_ms: int
+    expected_state_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSession(WriteOp[None]):
+    """Close the session: status CLOSED, ``closed_at_ms`` set.
+
+    Guard: the session is open, every message is consumed (``last_seq == consumed_seq``) and
+    no turn of it is live, else ``Conflict`` with reason ``"closed"``, ``"unconsumed"`` or
+    ``"live_turn"``. Commit it with the session's fence guard so it never races a turn. A
+    message appended after the close opens a new session (on the then-live version); the
+    closed one stays readable. Appends ``session.closed`` {reason, idle_since_ms}.
+    """
+
+    tenant: TenantId
+    session_id: SessionId
+    at_ms: int
+    reason: str
+    idle_since_ms: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from typing import Protocol
 
 from acf.ports.agent_sessions import AgentSessions
 from acf.ports.claims import Claims
+from acf.ports.config_versions import ConfigVersions
 from acf.ports.dead_letters import DeadLetters
 from acf.ports.email_threads import EmailThreads
 from acf.ports.event_store import EventStore
@@ -57,6 +58,8 @@ class Store(Protocol):
     def agent_sessions(self) -> AgentSessions: ...
     @property
     def dead_letters(self) -> DeadLetters: ...
+    @property
+    def config_versions(self) -> ConfigVersions: ...
     @property
     def uow(self) -> UnitOfWork: ...
     @property

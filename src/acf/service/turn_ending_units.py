@@ -113,6 +113,7 @@ def commit(
                 "outcomes": list(result.outcomes),
                 "expects_more_input": result.expects_more_input,
                 "queued_unseen": not require_last_seq,
+                "handoff": result.handoff,
                 **dict(details or {}),
                 **dict(result.details),
             },

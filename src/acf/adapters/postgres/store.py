@@ -7,6 +7,7 @@ from sqlalchemy.engine import make_url
 from acf.adapters.postgres.database import PgDatabase
 from acf.adapters.sql import migrate
 from acf.adapters.sql.api_keys import SqlApiKeys
+from acf.adapters.sql.config_versions import SqlConfigVersions
 from acf.adapters.sql.database import SCANNER
 from acf.adapters.sql.ports import SqlPorts
 from acf.ports.clock import Clock
@@ -29,6 +30,7 @@ class PgStore(SqlPorts):
     def __init__(self, db: PgDatabase, clock: Clock) -> None:
         super().__init__(db, clock)
         self.db = db
+        self.config_versions = SqlConfigVersions(db)
         self.api_keys = SqlApiKeys(db)
 
     async def ping(self) -> None:

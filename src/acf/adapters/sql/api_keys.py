@@ -3,28 +3,33 @@
 from typing import Any
 
 from acf.adapters.sql.database import SCANNER, Database, SqlConnection
+from acf.domain.errors import InvalidValue
 from acf.domain.ids import TenantId, new_id
-from acf.ports.api_keys import ApiKeyRecord, hash_key
+from acf.ports.api_keys import KEY_SCOPES, ApiKeyRecord, hash_key
 
-_COLUMNS = "tenant, key_id, name, created_at_ms, revoked_at_ms"
+_COLUMNS = "tenant, key_id, name, created_at_ms, revoked_at_ms, scope"
 
 
 def _record(r: tuple[Any, ...]) -> ApiKeyRecord:
-    return ApiKeyRecord(r[0], r[1], r[2], r[3], r[4])
+    return ApiKeyRecord(r[0], r[1], r[2], r[3], r[4], r[5])
 
 
 class SqlApiKeys:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, tenant: TenantId, name: str, key: str, at_ms: int) -> ApiKeyRecord:
-        record = ApiKeyRecord(tenant, new_id(), name, at_ms)
+    async def create(
+        self, tenant: TenantId, name: str, key: str, at_ms: int, scope: str = "api"
+    ) -> ApiKeyRecord:
+        if scope not in KEY_SCOPES:
+            raise InvalidValue(f"scope must be one of {', '.join(KEY_SCOPES)}, not {scope!r}")
+        record = ApiKeyRecord(tenant, new_id(), name, at_ms, scope=scope)
         await self._db.write(
             tenant,
             lambda conn: conn.execute(
-                "INSERT INTO api_keys (tenant, key_id, key_hash, name, created_at_ms) "
-                "VALUES (?,?,?,?,?)",
-                (tenant, record.key_id, hash_key(key), name, at_ms),
+                "INSERT INTO api_keys (tenant, key_id, key_hash, name, created_at_ms, scope) "
+                "VALUES (?,?,?,?,?,?)",
+                (tenant, record.key_id, hash_key(key), name, at_ms, scope),
             ),
         )
         return record

@@ -8,6 +8,7 @@ from acf.adapters.sql.identities import routed_session_id
 from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
 from acf.adapters.sql.sessions import open_session_id
 from acf.domain.channels import Channel
+from acf.domain.errors import Conflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import MessageId, SessionId, TenantId, new_id
 from acf.domain.messages import AppendResult, ButtonReply, InboundMessage, MediaRef
@@ -42,6 +43,17 @@ def _media(refs: tuple[MediaRef, ...]) -> str:
     return dumps([{"ref": m.ref, "mime_type": m.mime_type, "caption": m.caption} for m in refs])
 
 
+def _bump(conn: SqlConnection, tenant: str, session_id: str, op: AppendMessage) -> int | None:
+    """The session's next sequence number, or ``None`` when it is no longer open."""
+    row = conn.execute(
+        "UPDATE sessions SET last_seq = last_seq + 1, updated_at_ms = ?, "
+        "pending_trace_id = CASE WHEN last_seq = consumed_seq THEN ? ELSE pending_trace_id END "
+        "WHERE tenant = ? AND session_id = ? AND status = 'open' RETURNING last_seq",
+        (op.received_at_ms, op.trace_id, tenant, session_id),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
 @executes(AppendMessage)
 def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult:
     msg = op.message
@@ -53,12 +65,15 @@ def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult
     session_id = routed_session_id(
         conn, tenant, key.channel, key.customer, op.received_at_ms
     ) or open_session_id(conn, key, op.received_at_ms)
-    (seq,) = conn.execute(
-        "UPDATE sessions SET last_seq = last_seq + 1, updated_at_ms = ?, "
-        "pending_trace_id = CASE WHEN last_seq = consumed_seq THEN ? ELSE pending_trace_id END "
-        "WHERE tenant = ? AND session_id = ? RETURNING last_seq",
-        (op.received_at_ms, op.trace_id, tenant, session_id),
-    ).fetchone()
+    bumped = _bump(conn, tenant, session_id, op)
+    if bumped is None:
+        # The session closed between the read and this write (PostgreSQL, an idle close
+        # committing meanwhile): the message opens the key's next session instead.
+        session_id = open_session_id(conn, key, op.received_at_ms)
+        bumped = _bump(conn, tenant, session_id, op)
+    if bumped is None:
+        raise Conflict(f"session {session_id} closed while a message was appended")
+    seq = bumped
     message_id = new_id()
     inserted = conn.execute(
         "INSERT INTO messages (tenant, message_id, session_id, seq, channel, "

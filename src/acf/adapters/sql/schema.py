@@ -40,6 +40,10 @@ sessions = sa.Table(
     sa.Column("updated_at_ms", Ms, nullable=False),
     # The trace id of the oldest unconsumed message: the turn that answers it carries it.
     sa.Column("pending_trace_id", sa.String(64), nullable=True),
+    # The configuration version the session is pinned to (DESIGN §17), fixed when it opens.
+    sa.Column("config_version", sa.Integer, nullable=True),
+    sa.Column("canary", sa.Boolean, nullable=False, server_default=sa.text("false")),
+    sa.Column("closed_at_ms", Ms, nullable=True),
     sa.Index(
         "ux_sessions_open_key",
         "tenant",
@@ -51,6 +55,13 @@ sessions = sa.Table(
         postgresql_where=sa.text("status = 'open'"),
     ),
     sa.Index("ix_sessions_activity", "tenant", "updated_at_ms"),
+    sa.Index("ix_sessions_config_version", "tenant", "config_version", "status"),
+    sa.Index(
+        "ix_sessions_open_idle",
+        "updated_at_ms",
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    ),
 )
 
 messages = sa.Table(
@@ -125,6 +136,15 @@ turn_records = sa.Table(
     sa.Column("session_id", Id, nullable=False),
     sa.Column("record", Json, nullable=False),
     sa.Column("created_at_ms", Ms, nullable=False),
+    # Copied out of the record for the canary's comparison (``arm_stats``); NULL on records
+    # written before revision 0010.
+    sa.Column("config_version", sa.String(128), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("category", sa.String(64), nullable=True),
+    sa.Column("fallback", sa.Boolean, nullable=True),
+    sa.Column("handoff", sa.Boolean, nullable=True),
+    sa.Column("duration_ms", Ms, nullable=True),
+    sa.Index("ix_turn_records_config_version", "tenant", "config_version", "created_at_ms"),
 )
 
 events = sa.Table(
@@ -247,6 +267,8 @@ api_keys = sa.Table(
     sa.Column("name", sa.String(256), nullable=False),
     sa.Column("created_at_ms", Ms, nullable=False),
     sa.Column("revoked_at_ms", Ms, nullable=True),
+    # What the key may do: "api", "admin" (also the configuration lifecycle), "operator".
+    sa.Column("scope", sa.String(16), nullable=False, server_default=sa.text("'api'")),
 )
 
 # Responses to requests sent with an Idempotency-Key header, kept for replay.
@@ -376,4 +398,40 @@ dead_letters = sa.Table(
         sqlite_where=sa.text(REPLAY_PENDING),
         postgresql_where=sa.text(REPLAY_PENDING),
     ),
+)
+
+# Configuration versions (DESIGN §17): each tenant's immutable configurations, numbered per
+# tenant, and one pointer row per tenant (live, previous live, canary and its share).
+config_versions = sa.Table(
+    "config_versions",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("content_hash", sa.String(80), nullable=False),
+    sa.Column("source", Json, nullable=False),
+    sa.Column("resolved", Json, nullable=False),
+    sa.Column("provenance", Json, nullable=False),
+    sa.Column("author", sa.String(256), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("git_commit", sa.String(64), nullable=True),
+    sa.Column("apply", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("rolled_back", sa.Boolean, nullable=False),
+    sa.Column("gates", Json, nullable=False),
+    sa.Column("created_at_ms", Ms, nullable=False),
+    sa.Column("updated_at_ms", Ms, nullable=False),
+    sa.UniqueConstraint("tenant", "content_hash", name="ux_config_versions_hash"),
+)
+
+config_pointers = sa.Table(
+    "config_pointers",
+    metadata,
+    sa.Column("tenant", Tenant, primary_key=True),
+    sa.Column("live", sa.Integer, nullable=True),
+    sa.Column("previous_live", sa.Integer, nullable=True),
+    sa.Column("canary", sa.Integer, nullable=True),
+    sa.Column("canary_share", sa.Integer, nullable=False),
+    sa.Column("canary_started_at_ms", Ms, nullable=True),
+    sa.Column("canary_step_at_ms", Ms, nullable=True),
+    sa.Column("updated_at_ms", Ms, nullable=False),
 )

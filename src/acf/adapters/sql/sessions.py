@@ -1,17 +1,30 @@
-"""Session store (both dialects)."""
+"""Session store (both dialects).
+
+A new session is pinned to a configuration version in the transaction that opens it: the
+tenant's ``config_pointers`` row is read there (``FOR SHARE`` on PostgreSQL, so a promote,
+which takes the row ``FOR UPDATE``, and the open are ordered: a session whose open commits
+after a promote has the new version, one that read the old pointer commits before the
+promote can). On SQLite every write transaction is serial, which gives the same order.
+"""
 
 from typing import Any
 
 from acf.adapters.sql.database import Database, SqlConnection
-from acf.adapters.sql.registry import dumps, executes, loads
+from acf.adapters.sql.events import insert_event
+from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
+from acf.adapters.sql.schema import LIVE_PHASES
 from acf.domain import state as state_contract
+from acf.domain.config_versions import canary_arm, version_label
 from acf.domain.errors import Conflict, VersionConflict
-from acf.domain.ids import SessionId, TenantId, new_id
+from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
 from acf.domain.session_key import SessionKey
 from acf.ports.session_store import (
+    CloseSession,
     ConsumeRange,
     FlagSession,
     PatchState,
+    RepinSession,
     SessionFilter,
     SessionRecord,
     SessionStatus,
@@ -19,7 +32,8 @@ from acf.ports.session_store import (
 
 _COLUMNS = (
     "tenant, session_id, agent, customer, channel, status, last_seq, consumed_seq, state, "
-    "state_version, flagged, flag_reason, created_at_ms, updated_at_ms, pending_trace_id"
+    "state_version, flagged, flag_reason, created_at_ms, updated_at_ms, pending_trace_id, "
+    "config_version, canary, closed_at_ms"
 )
 
 
@@ -37,21 +51,51 @@ def _record(row: tuple[Any, ...]) -> SessionRecord:
         created_at_ms=row[12],
         updated_at_ms=row[13],
         pending_trace_id=row[14],
+        config_version=row[15],
+        canary=bool(row[16]),
+        closed_at_ms=row[17],
     )
 
 
+def _for_update(conn: SqlConnection) -> str:
+    return " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+
+
+def assigned_version(conn: SqlConnection, tenant: str, session_id: str) -> tuple[int | None, bool]:
+    """The version a session opening now is pinned to, and whether it is the canary's: read
+    from the tenant's pointer in this transaction (shared lock on PostgreSQL)."""
+    row = conn.execute(
+        "SELECT live, canary, canary_share FROM config_pointers WHERE tenant = ?"
+        + conn.dialect.lock_shared,
+        (tenant,),
+    ).fetchone()
+    if row is None:
+        return None, False
+    live, canary, share = row
+    if canary is not None and canary_arm(session_id, share):
+        return int(canary), True
+    return (None if live is None else int(live)), False
+
+
 def open_session_id(conn: SqlConnection, key: SessionKey, at_ms: int) -> SessionId:
-    """The id of the key's open session, creating the session if there is none."""
+    """The id of the key's open session, creating the session if there is none (pinned to
+    the version ``assigned_version`` reads).
+
+    The open session is locked (PostgreSQL) until the transaction ends, so a concurrent
+    ``CloseSession`` either commits first (then this finds no open session and opens a new
+    one) or waits for this transaction (then it sees the message this one appends)."""
     row = conn.execute(
         "SELECT session_id FROM sessions WHERE tenant = ? AND agent = ? AND customer = ? "
-        "AND channel = ? AND status = 'open'",
+        "AND channel = ? AND status = 'open'" + _for_update(conn),
         (key.tenant, key.agent, key.customer, key.channel.value),
     ).fetchone()
     if row is not None:
         return str(row[0])
     session_id = new_id()
+    version, canary = assigned_version(conn, key.tenant, session_id)
     cur = conn.execute(
-        f"INSERT INTO sessions ({_COLUMNS}) VALUES (?,?,?,?,?,'open',0,0,?,0,FALSE,NULL,?,?,NULL) "
+        f"INSERT INTO sessions ({_COLUMNS}) "
+        "VALUES (?,?,?,?,?,'open',0,0,?,0,FALSE,NULL,?,?,NULL,?,?,NULL) "
         "ON CONFLICT (tenant, agent, customer, channel) WHERE status = 'open' DO NOTHING",
         (
             key.tenant,
@@ -62,6 +106,8 @@ def open_session_id(conn: SqlConnection, key: SessionKey, at_ms: int) -> Session
             dumps(state_contract.initial_state()),
             at_ms,
             at_ms,
+            version,
+            canary,
         ),
     )
     if cur.rowcount == 0:  # another transaction opened it meanwhile (PostgreSQL)
@@ -150,6 +196,107 @@ def _flag(conn: SqlConnection, tenant: str, op: FlagSession) -> None:
     )
     if cur.rowcount == 0:
         raise Conflict(f"no session {op.session_id}")
+
+
+@executes(RepinSession)
+def _repin(conn: SqlConnection, tenant: str, op: RepinSession) -> None:
+    require_tenant(tenant, op.tenant)
+    pinned = "config_version IS NULL" if op.from_number is None else "config_version = ?"
+    guard: tuple[Any, ...] = (tenant, op.session_id)
+    if op.from_number is not None:
+        guard += (op.from_number,)
+    if op.state_patch is None:
+        cur = conn.execute(
+            "UPDATE sessions SET config_version = ?, canary = FALSE, updated_at_ms = ? "
+            f"WHERE tenant = ? AND session_id = ? AND {pinned}",
+            (op.to_number, op.at_ms, *guard),
+        )
+    else:
+        state = state_contract.upcast(op.state_patch)
+        if op.expected_state_version is not None:
+            current = fetch_session(conn, tenant, op.session_id)
+            if current is not None and current.state_version != op.expected_state_version:
+                raise VersionConflict(
+                    f"session {op.session_id} state is at version {current.state_version}, "
+                    f"not {op.expected_state_version}"
+                )
+        cur = conn.execute(
+            "UPDATE sessions SET config_version = ?, canary = FALSE, updated_at_ms = ?, "
+            "state = ?, state_version = state_version + 1 "
+            f"WHERE tenant = ? AND session_id = ? AND {pinned}",
+            (op.to_number, op.at_ms, dumps(state), *guard),
+        )
+    if cur.rowcount != 1:
+        current = fetch_session(conn, tenant, op.session_id)
+        if current is None:
+            raise Conflict(f"no session {op.session_id}")
+        raise Conflict(
+            f"session {op.session_id} is pinned to {_label(current.config_version)}, "
+            f"not {_label(op.from_number)}"
+        )
+    trace = conn.execute(
+        "SELECT pending_trace_id FROM sessions WHERE tenant = ? AND session_id = ?",
+        (tenant, op.session_id),
+    ).fetchone()[0]
+    insert_event(
+        conn,
+        FabricEvent(
+            EventKind.SESSION_REPINNED,
+            op.at_ms,
+            Correlation(
+                tenant,
+                trace or new_trace_id(),
+                op.session_id,
+                config_version=version_label(op.to_number),
+            ),
+            {
+                "from": None if op.from_number is None else version_label(op.from_number),
+                "to": version_label(op.to_number),
+                "reason": op.reason,
+                "migrated": op.state_patch is not None,
+            },
+        ),
+    )
+
+
+def _label(number: int | None) -> str:
+    return "no version" if number is None else version_label(number)
+
+
+@executes(CloseSession)
+def _close(conn: SqlConnection, tenant: str, op: CloseSession) -> None:
+    require_tenant(tenant, op.tenant)
+    cur = conn.execute(
+        "UPDATE sessions SET status = 'closed', closed_at_ms = ?, updated_at_ms = ? "
+        "WHERE tenant = ? AND session_id = ? AND status = 'open' AND last_seq = consumed_seq "
+        "AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.tenant = sessions.tenant "
+        f"AND t.session_id = sessions.session_id AND t.phase IN {LIVE_PHASES})",
+        (op.at_ms, op.at_ms, tenant, op.session_id),
+    )
+    current = fetch_session(conn, tenant, op.session_id)
+    if current is None:
+        raise Conflict(f"no session {op.session_id}")
+    if cur.rowcount != 1:
+        if current.status is not SessionStatus.OPEN:
+            raise Conflict("closed")
+        if current.has_unconsumed:
+            raise Conflict("unconsumed")
+        raise Conflict("live_turn")
+    pinned = current.config_version
+    insert_event(
+        conn,
+        FabricEvent(
+            EventKind.SESSION_CLOSED,
+            op.at_ms,
+            Correlation(
+                tenant,
+                new_trace_id(),
+                op.session_id,
+                config_version=None if pinned is None else version_label(pinned),
+            ),
+            {"reason": op.reason, "idle_since_ms": op.idle_since_ms},
+        ),
+    )
 
 
 class SqlSessionStore:

@@ -6,6 +6,7 @@ from typing import Any
 from acf.adapters.sql.database import INTEGRITY_ERRORS, Database, SqlConnection
 from acf.adapters.sql.lease import RELEASED
 from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
+from acf.domain.config_versions import record_facts
 from acf.domain.errors import Conflict
 from acf.domain.events import Correlation
 from acf.domain.ids import GroupId, SessionId, TenantId, TurnId
@@ -183,11 +184,25 @@ def _save_record(conn: SqlConnection, tenant: str, op: SaveTurnRecord) -> None:
     require_tenant(tenant, c.tenant)
     if c.turn_id is None or c.session_id is None:
         raise Conflict("a turn record needs turn_id and session_id")
+    facts = record_facts(op.record)
     try:
         conn.execute(
-            "INSERT INTO turn_records (tenant, turn_id, session_id, record, created_at_ms) "
-            "VALUES (?,?,?,?,?)",
-            (tenant, c.turn_id, c.session_id, _record_json(op.record), op.record.ended_at_ms),
+            "INSERT INTO turn_records (tenant, turn_id, session_id, record, created_at_ms, "
+            "config_version, outcome, category, fallback, handoff, duration_ms) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                tenant,
+                c.turn_id,
+                c.session_id,
+                _record_json(op.record),
+                op.record.ended_at_ms,
+                c.config_version,
+                op.record.outcome.value,
+                facts.category,
+                facts.fallback,
+                facts.handoff,
+                facts.duration_ms,
+            ),
         )
     except INTEGRITY_ERRORS:
         raise Conflict("record_exists") from None

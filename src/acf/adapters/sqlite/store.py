@@ -4,6 +4,7 @@ import asyncio
 from pathlib import Path
 
 from acf.adapters.sql import migrate
+from acf.adapters.sql.config_versions import SqlConfigVersions
 from acf.adapters.sql.database import SCANNER
 from acf.adapters.sql.ports import SqlPorts
 from acf.adapters.sqlite.database import Durability, SqliteDatabase
@@ -20,6 +21,7 @@ class SqliteStore(SqlPorts):
     def __init__(self, db: SqliteDatabase, clock: Clock) -> None:
         super().__init__(db, clock)
         self.db = db
+        self.config_versions = SqlConfigVersions(db)
 
     async def ping(self) -> None:
         await self.db.read(SCANNER, lambda conn: conn.execute("SELECT 1").fetchone())
