@@ -9,10 +9,12 @@ what it shows, through acf's own loaders:
 | a tenant's keys (`twilio:`, …) | a tenant's fragment, put in a minimal tenant | `parse_config` |
 | `rules` (and the rules document's keys) | a rules file | `parse_rules` |
 | `name` and `script` | a scenario file | `Scenario.model_validate` |
+| `pipeline` and other agent fields | a base agent's file | `AgentFields.model_validate` |
 
 A snippet of any other shape fails this test: give it one of these shapes (or teach the
 test a new one, with its loader). Rules files a configuration names are written beside
-it as a minimal valid rules file: the snippet's own fields are what is checked.
+it as a minimal valid rules file, and base agents' files as a minimal LLM agent: the
+snippet's own fields are what is checked.
 """
 
 import re
@@ -26,7 +28,7 @@ import yaml
 
 from acf.adapters.tools import declared
 from acf.config.load import parse_config
-from acf.config.model import TenantFields
+from acf.config.model import AgentFields, TenantFields
 from acf.pipelines.rules_load import parse_rules
 from acf.pipelines.rules_model import RulesConfig
 from acf.testing.scenarios import Scenario
@@ -36,6 +38,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[ \t]*$")
 MIN_RULES: dict[str, Any] = {
     "rules": [{"name": "hi", "lane": "info", "match": {"keywords": ["hi"]}, "reply": "hello"}]
+}
+MIN_BASE: dict[str, Any] = {
+    "pipeline": {"kind": "llm", "model": "m", "base_url": "http://127.0.0.1:11434/v1"}
 }
 
 
@@ -90,6 +95,10 @@ def merged(base: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_config(body: dict[str, Any], source: str, tmp: Path) -> None:
+    for named in (body.get("bases") or {}).values():
+        if isinstance(named, str) and not Path(named).is_absolute():
+            (tmp / named).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / named).write_text(yaml.safe_dump(MIN_BASE), encoding="utf-8")
     for tenant in body.get("tenants", {}).values():
         for agent in (tenant or {}).get("agents", {}).values():
             named = ((agent or {}).get("pipeline") or {}).get("rules_file")
@@ -116,6 +125,8 @@ def kind_of(body: Any) -> str | None:
         return "rules file"
     if {"name", "script"} <= keys:
         return "scenario"
+    if "pipeline" in keys and keys <= set(AgentFields.model_fields):
+        return "base agent"
     return None
 
 
@@ -131,6 +142,7 @@ def checker(kind: str) -> Callable[[dict[str, Any], str, Path], object]:
         "rules file": lambda body, source, _tmp: parse_rules(body, source),
         "tools file": lambda body, source, _tmp: declared.parse(body, source),
         "scenario": lambda body, _source, _tmp: Scenario.model_validate(body),
+        "base agent": lambda body, _source, _tmp: AgentFields.model_validate(body),
     }
     return checks[kind]
 

@@ -8,8 +8,8 @@ one line here, one module exposing ``KIND`` and one fields class in ``acf.config
 """
 
 import importlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -34,6 +34,11 @@ class LoadedFiles:
 
     value: object
     content: bytes = b""
+    files: Mapping[str, str] = field(default_factory=dict)
+    """The text of each file read, by its path as the configuration names it (relative to
+    the configuration file, or absolute): a version embeds them (``acf.config
+    .versions_source``). A Python module is not among them: code is pinned by the agent's
+    version, not the configuration's."""
 
 
 class PipelineKind(Protocol):

@@ -24,7 +24,7 @@ tenants:
         settings: {deadline_ms: 30000, fallback_text: "Sorry, a person will follow up."}
 ```"""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import limits
 from pydantic import AnyHttpUrl, Discriminator, Field, Tag, field_validator, model_validator
@@ -35,9 +35,11 @@ from acf.channels.telegram.config import TelegramFields
 from acf.channels.twilio.config import TwilioFields
 from acf.channels.whatsapp.config import WhatsAppFields
 from acf.config.capabilities import CapabilityFields
+from acf.config.lifecycle import CanaryFields, StateUpcaster
 from acf.config.pipelines import PipelineFields
 from acf.config.tools import ConfigModel, Name, ToolDeclaration
 from acf.domain.channels import Channel
+from acf.domain.config_versions import ApplyMode
 from acf.domain.policy import AccumulationMode
 from acf.domain.supersede import SupersedeDecision
 
@@ -63,6 +65,8 @@ class ChannelPolicyFields(ConfigModel):
     fallback: list[Channel] | None = None
     """Where a reply refused definitely on this channel goes next, in order, to the
     customer's linked address there (``[]``: nowhere)."""
+    idle_timeout_s: int | None = Field(default=None, ge=60)
+    """A session on this channel closes after this long without a message."""
 
 
 class SettingsFields(ConfigModel):
@@ -97,6 +101,27 @@ ToolFields = Annotated[
 ]
 
 
+class StepFields(ConfigModel):
+    """What a scenario or one of its steps changes of its agent: any of the agent's
+    fields, partially (``pipeline: {model: gpt-4o}``); merged over the agent's resolved
+    fields and checked as a whole when the configuration loads (``acf.config.resolve``)."""
+
+    pipeline: dict[str, Any] | None = None
+    tools: list[Name] | None = None
+    """Only narrows the agent's allowlist."""
+    settings: SettingsFields | None = None
+    channels: dict[Channel, ChannelPolicyFields] | None = None
+
+
+class ScenarioFields(StepFields):
+    """A named flow of an agent: its own changes, then each step's."""
+
+    steps: dict[Name, StepFields] = Field(default_factory=dict)
+
+
+OVERRIDABLE_ROOTS = ("pipeline", "tools", "settings", "channels")
+
+
 class AgentFields(ConfigModel):
     pipeline: PipelineFields
     tools: list[Name] = Field(default_factory=list)
@@ -104,6 +129,56 @@ class AgentFields(ConfigModel):
     settings: SettingsFields = Field(default_factory=SettingsFields)
     channels: dict[Channel, ChannelPolicyFields] = Field(default_factory=dict)
     """Per-channel policies for this agent, over the tenant's."""
+    base: Name | None = None
+    """The base agent (``bases``) this agent's fields are an overlay of."""
+    overridable: list[str] = Field(default_factory=list)
+    """Dotted keys a session's runtime override may set (``settings.deadline_ms``)."""
+    scenarios: dict[Name, ScenarioFields] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _overridable_known(self) -> "AgentFields":
+        for key in self.overridable:
+            problem = overridable_problem(key, self)
+            if problem is not None:
+                raise ValueError(f"overridable: {key!r} {problem}")
+        return self
+
+
+def overridable_problem(key: str, agent: AgentFields) -> str | None:
+    """Why ``key`` cannot be overridden at runtime on ``agent`` (None: it can)."""
+    parts = key.split(".")
+    root, rest = parts[0], parts[1:]
+    if root not in OVERRIDABLE_ROOTS:
+        return f"is not a key a runtime override may set; expected one under {OVERRIDABLE_ROOTS}"
+    if root == "tools":
+        return None if not rest else "names inside tools, a list: expected tools"
+    if root == "settings":
+        if len(rest) > 1 or (rest and rest[0] not in SettingsFields.model_fields):
+            return f"is not a setting; expected one of {sorted(SettingsFields.model_fields)}"
+        return None
+    if root == "channels":
+        if rest and rest[0] not in {c.value for c in Channel}:
+            return f"names no channel; expected one of {sorted(c.value for c in Channel)}"
+        if len(rest) > 2 or (len(rest) == 2 and rest[1] not in ChannelPolicyFields.model_fields):
+            return f"is not a channel policy field: {sorted(ChannelPolicyFields.model_fields)}"
+        return None
+    if not rest:
+        return "would replace the whole pipeline: name its fields (pipeline.model)"
+    if rest[-1] == "kind" or rest[-1].endswith("_file"):
+        return "names a pipeline's kind or file, which a runtime override cannot change"
+    node: Any = agent.pipeline.model_dump(mode="json")
+    for part in rest:
+        if not isinstance(node, dict) or part not in node:
+            return f"is not a field of this agent's {agent.pipeline.kind} pipeline"
+        node = node[part]
+    return None
+
+
+class AgentDefaultsFields(ConfigModel):
+    """The tenant's layer under each of its agents (over their base, if any)."""
+
+    settings: SettingsFields = Field(default_factory=SettingsFields)
+    channels: dict[Channel, ChannelPolicyFields] = Field(default_factory=dict)
 
 
 class LimitsFields(ConfigModel):
@@ -146,6 +221,13 @@ class TenantFields(ConfigModel):
     capabilities: dict[Channel, CapabilityFields] = Field(default_factory=dict)
     """Overrides of what each channel can show (``acf.config.capabilities``)."""
     tools: list[ToolFields] = Field(default_factory=list)
+    agent_defaults: AgentDefaultsFields = Field(default_factory=AgentDefaultsFields)
+    """Settings and channel policies for all the tenant's agents (the tenant layer)."""
+    apply: ApplyMode = ApplyMode.SESSION_CLOSE
+    """When a new live version reaches a running session: when it closes, or its next turn."""
+    state_upcaster: StateUpcaster | None = None
+    """With ``apply: next_turn``: how a moved session's state is migrated."""
+    canary: CanaryFields = Field(default_factory=CanaryFields)
     agents: dict[Name, AgentFields] = Field(min_length=1)
 
     def channel_accounts(self) -> dict[str, ChannelAccount]:
@@ -157,6 +239,12 @@ class TenantFields(ConfigModel):
             "email": self.email,
         }
         return {name: account for name, account in accounts.items() if account is not None}
+
+    @model_validator(mode="after")
+    def _upcaster_needs_next_turn(self) -> "TenantFields":
+        if self.state_upcaster is not None and self.apply is not ApplyMode.NEXT_TURN:
+            raise ValueError("state_upcaster: only with apply: next_turn")
+        return self
 
     @model_validator(mode="after")
     def _one_whatsapp_sender(self) -> "TenantFields":
@@ -189,4 +277,7 @@ class TenantFields(ConfigModel):
 
 class AcfConfig(ConfigModel):
     version: Literal[1] = 1
+    bases: dict[Name, str] = Field(default_factory=dict)
+    """Base agents shared across tenants: name -> a file (relative to this one) holding
+    one agent's fields; an agent names its base with ``base``."""
     tenants: dict[Name, TenantFields] = Field(min_length=1)

@@ -28,7 +28,8 @@ class RulesKind:
         if not path.is_file():
             raise InvalidValue(f"{where}.rules_file: no such file {path}")
         rules = load_rules(path)  # its errors name the rules file and the field
-        return LoadedFiles(rules, path.read_bytes())
+        content = path.read_bytes()
+        return LoadedFiles(rules, content, {fields.rules_file: content.decode("utf-8")})
 
     def build(
         self, fields: Any, files: object | None, tools: Sequence[ToolSpec], where: str

@@ -103,7 +103,8 @@ class LlmKind:
             raise InvalidValue(f"{where}.system_prompt_file: {path} is not UTF-8 text") from None
         if not template.strip():
             raise InvalidValue(f"{where}.system_prompt_file: {path} is empty")
-        return LoadedFiles(PromptSource(template, display_name), content)
+        files = {fields.system_prompt_file: template}
+        return LoadedFiles(PromptSource(template, display_name), content, files)
 
     def build(
         self, fields: Any, files: object | None, tools: Sequence[ToolSpec], where: str

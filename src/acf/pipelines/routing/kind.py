@@ -72,6 +72,7 @@ class RouterKind:
         assert isinstance(fields, RouterPipelineFields)
         routes: dict[str, object | None] = {}
         content = bytearray()
+        files: dict[str, str] = {}
         for name, child in fields.routes.items():
             kind = pipeline_kind(child.kind)
             child_where = f"{where}.routes.{name}"
@@ -80,10 +81,12 @@ class RouterKind:
             else:
                 loaded = kind.load(child, child_where, base_dir)
             routes[name] = None if loaded is None else loaded.value
+            if loaded is not None:
+                files.update(loaded.files)
             if loaded is not None and loaded.content:
                 # each route's bytes framed by its name and length: the version is unambiguous
                 content += f"{name}:{len(loaded.content)}:".encode() + loaded.content
-        return LoadedFiles(RouterFiles(routes), bytes(content))
+        return LoadedFiles(RouterFiles(routes), bytes(content), files)
 
     def build(
         self, fields: Any, files: object | None, tools: Sequence[ToolSpec], where: str
