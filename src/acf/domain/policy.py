@@ -1,11 +1,15 @@
-"""Channel policies: how acf behaves on a channel (accumulation, fallback), with DESIGN §5
-defaults. No channel falls back by default: a tenant chooses its ladder (DESIGN §9)."""
+"""Channel policies: how acf behaves on a channel (accumulation, fallback, idle close), with
+DESIGN §5 defaults. No channel falls back by default: a tenant chooses its ladder (DESIGN §9).
+A session closes after ``idle_timeout_s`` without activity (DESIGN §15, ``domain/idle_close``)."""
 
 from dataclasses import dataclass
 from enum import StrEnum
 
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
+
+DEFAULT_IDLE_TIMEOUT_S = 86_400
+"""24 hours: a conversation untouched this long is over (seed 003's session TTL)."""
 
 
 class AccumulationMode(StrEnum):
@@ -30,8 +34,15 @@ class ChannelPolicy:
     segment_pacing_ms: int = 0
     """The pause before each later segment of a reply (typing shown meanwhile), so a
     multi-part answer reads as written, and SMS parts arrive in order."""
+    idle_timeout_s: int = DEFAULT_IDLE_TIMEOUT_S
+    """A session on this channel closes after this long without activity (DESIGN §15); the
+    customer's next message opens a new one. Applies whatever the accumulation mode."""
 
     def __post_init__(self) -> None:
+        if self.idle_timeout_s <= 0:
+            raise InvalidValue(
+                f"channel policy: idle_timeout_s must be positive, got {self.idle_timeout_s}"
+            )
         if self.segment_pacing_ms < 0:
             raise InvalidValue("channel policy: segment_pacing_ms must not be negative")
         if len(set(self.fallback)) != len(self.fallback):

@@ -1,14 +1,16 @@
 """Recovery scanner: the one read that crosses tenants, for start-up and continuous recovery.
 
-It lists where work was left (DESIGN §4) and nothing else: ids, never content. Everything
-the recovery then does goes through the tenant-scoped ports. In distributed mode it runs
-under the role allowed to see all tenants.
+It lists where work was left (DESIGN §4), and the sessions that may close for idleness
+(DESIGN §15), and nothing else: ids, never content. Everything the recovery or the idle
+close then does goes through the tenant-scoped ports, under the session's lease. In
+distributed mode it runs under the role allowed to see all tenants.
 """
 
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from acf.domain.ids import SessionId, TenantId
+from acf.domain.channels import Channel
+from acf.domain.ids import AgentId, SessionId, TenantId
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,24 @@ class SessionWork:
     """Outbox rows not yet accepted by the provider."""
 
 
+@dataclass(frozen=True, slots=True)
+class IdleSession:
+    """An open session with nothing left to do, idle since ``idle_since_ms``."""
+
+    tenant: TenantId
+    session_id: SessionId
+    agent: AgentId
+    channel: Channel
+    """Its channel: whose policy's ``idle_timeout_s`` applies."""
+    idle_since_ms: int
+    """The session row's ``updated_at_ms`` (its last message, committed turn or flag)."""
+
+    @property
+    def cursor(self) -> tuple[int, TenantId, SessionId]:
+        """Where a scan that listed this session goes on (``idle_sessions(after=...)``)."""
+        return (self.idle_since_ms, self.tenant, self.session_id)
+
+
 @runtime_checkable
 class RecoveryScanner(Protocol):
     async def sessions_with_work(
@@ -30,4 +50,17 @@ class RecoveryScanner(Protocol):
         """Sessions with work, at most ``limit``. With ``unheld_at_ms``, only the work
         nobody holds at that time (in the store's clock): turn work whose session lease is
         not live, deliveries whose delivery lease is not live (continuous recovery)."""
+        ...
+
+    async def idle_sessions(
+        self,
+        idle_since_before_ms: int,
+        limit: int = 1000,
+        after: tuple[int, TenantId, SessionId] | None = None,
+    ) -> list[IdleSession]:
+        """Candidates for the idle close, across tenants: OPEN sessions idle since at or
+        before ``idle_since_before_ms`` with every message consumed, no live turn, no
+        undelivered reply and no requested replay. Longest idle first (then tenant, session
+        id); ``after``: the ``cursor`` of the last one a previous call listed. At most
+        ``limit``. A candidate is only that: the close decides again under the lease."""
         ...

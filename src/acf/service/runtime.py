@@ -7,6 +7,8 @@ of the distributed mode) that scan repeats, for the work nobody holds: what a de
 process left, or what a lost wake-up did not announce. Sessions are worked on under
 per-tenant limits, tenants served round-robin (DESIGN §15), and the total follows what the
 process keeps up with (``admission.py``): a session waiting for a slot holds no lease.
+Every ``idle_close.interval_ms`` the idle sessions due by their channel's policy close
+(``idle_close.py``, DESIGN §15), each under its lease, so a close never races a turn.
 
 ``stop`` takes no more work, lets the work in hand finish for ``grace_s``, then cancels
 what is left and releases its leases; a turn cut off is re-run by whoever takes the
@@ -34,6 +36,7 @@ from acf.ports.wakeup import Subscription, WakeUps
 from acf.service.admission import AdmissionControl
 from acf.service.agents import Agents
 from acf.service.fair_slots import FairSlots
+from acf.service.idle_close import IdleCloser, IdleCloseSettings
 from acf.service.lease_keeper import LeaseSettings
 from acf.service.relay import Relay
 from acf.service.runtime_parts import RuntimeParts
@@ -64,6 +67,8 @@ class RuntimeSettings:
     slots: SlotSettings | None = field(default_factory=SlotSettings)
     """Limits on sessions worked on at once in this process (admission, DESIGN §15);
     ``None``: none (every poked session takes its lease and runs at once)."""
+    idle_close: IdleCloseSettings | None = field(default_factory=IdleCloseSettings)
+    """Close idle sessions (DESIGN §15) with a sweep this often; ``None``: never."""
 
 
 class Runtime:
@@ -112,8 +117,14 @@ class Runtime:
                 self._admission = AdmissionControl(self._slots, bounds)
         self._drivers = SessionWorkers("driver", self._tasks, clock, self._drive)
         self._deliveries = SessionWorkers("relay", self._tasks, clock, self._relay.deliver)
+        self.idle_closer: IdleCloser | None = None
+        if self.settings.idle_close is not None:
+            self.idle_closer = IdleCloser(
+                self.parts, self.settings.idle_close, self.notify, self._drivers.active
+            )
         self._started = False
         self._admitting: asyncio.Task[None] | None = None
+        self._closing_idle: asyncio.Task[None] | None = None
 
     async def _drive(
         self, tenant: TenantId, session_id: SessionId, news: asyncio.Event
@@ -144,6 +155,12 @@ class Runtime:
                 self._admission.run(), name="admission"
             )
         await self.recover()
+        if self.idle_closer is not None:
+            # Not among the runtime's tasks either: a sweep that waits for its next turn is
+            # no work in hand (an idle runtime still closes idle sessions).
+            self._closing_idle = asyncio.get_running_loop().create_task(
+                self.idle_closer.run(), name="idle-close"
+            )
         if self.settings.recovery_interval_ms is not None:
             self._tasks.spawn(self._keep_recovering(self.settings.recovery_interval_ms), "recovery")
 
@@ -209,6 +226,7 @@ class Runtime:
     async def stop(self, grace_s: float = 0.0) -> None:
         """Take no more work; let the work in hand finish for up to ``grace_s``; then cut
         off what is left (re-run by whoever takes the session next) and release leases."""
+        await self._stop_closing_idle()
         if grace_s > 0:
             left = await asyncio.gather(
                 self._drivers.drain(grace_s), self._deliveries.drain(grace_s)
@@ -216,6 +234,13 @@ class Runtime:
             log.info("runtime.drained", holder=self.holder, unfinished=sum(left))
         self._stop_admitting()
         await self._tasks.cancel_all()
+
+    async def _stop_closing_idle(self) -> None:
+        # A close cut off keeps nothing: its lease expires, the session closes next time.
+        if self._closing_idle is not None:
+            task, self._closing_idle = self._closing_idle, None
+            task.cancel()
+            await asyncio.wait([task])  # its end, without taking its cancellation as ours
 
     def _stop_admitting(self) -> None:
         if self._admitting is not None:
@@ -225,6 +250,7 @@ class Runtime:
     async def drop(self) -> None:
         """Simulate the process dying: every task stops where it is and nothing more is
         written (the harness closes the store first). For fault injection."""
+        await self._stop_closing_idle()
         self._stop_admitting()
         with contextlib.suppress(Exception):
             await self._tasks.cancel_all()

@@ -1,10 +1,13 @@
-"""Recovery scanner: where work was left, across tenants (ids only)."""
+"""Recovery scanner: where work was left, and which sessions may close for idleness, across
+tenants (ids only)."""
 
 from typing import Any
 
 from acf.adapters.sql.database import SCANNER, Database, SqlConnection
+from acf.domain.channels import Channel
+from acf.domain.ids import SessionId, TenantId
 from acf.ports.lease import delivery_lease_id
-from acf.ports.recovery import SessionWork
+from acf.ports.recovery import IdleSession, SessionWork
 
 # A lease (the session's, or its relay's) live at acf_now(?): someone is on that work.
 _HELD = """EXISTS (SELECT 1 FROM session_leases l WHERE l.tenant = {t}.tenant
@@ -34,6 +37,22 @@ SELECT tenant, session_id, MAX(turns), MAX(deliveries) FROM (
 _SCAN_ALL = _scan(unheld=False)
 _SCAN_UNHELD = _scan(unheld=True)
 
+# Open sessions by activity (the partial index ix_sessions_open_idle), each checked for
+# work left by the indexes the recovery scan uses.
+_IDLE = """
+SELECT s.tenant, s.session_id, s.agent, s.channel, s.updated_at_ms FROM sessions s
+ WHERE s.status = 'open' AND s.updated_at_ms <= ?{after} AND s.last_seq = s.consumed_seq
+   AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.tenant = s.tenant
+       AND t.session_id = s.session_id AND t.phase IN ('accumulating', 'running'))
+   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.tenant = s.tenant
+       AND o.session_id = s.session_id AND o.status = 'pending')
+   AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.tenant = s.tenant
+       AND d.session_id = s.session_id AND d.replay_requested_at_ms IS NOT NULL
+       AND d.replayed_at_ms IS NULL)
+ ORDER BY s.updated_at_ms, s.tenant, s.session_id LIMIT ?"""
+_IDLE_FIRST = _IDLE.format(after="")
+_IDLE_AFTER = _IDLE.format(after=" AND (s.updated_at_ms, s.tenant, s.session_id) > (?, ?, ?)")
+
 
 class SqlRecoveryScanner:
     def __init__(self, db: Database) -> None:
@@ -48,6 +67,23 @@ class SqlRecoveryScanner:
         def run(conn: SqlConnection) -> list[SessionWork]:
             return [
                 SessionWork(r[0], r[1], bool(r[2]), bool(r[3]))
+                for r in conn.execute(statement, args)
+            ]
+
+        return await self._db.read(SCANNER, run)
+
+    async def idle_sessions(
+        self,
+        idle_since_before_ms: int,
+        limit: int = 1000,
+        after: tuple[int, TenantId, SessionId] | None = None,
+    ) -> list[IdleSession]:
+        statement = _IDLE_FIRST if after is None else _IDLE_AFTER
+        args: tuple[Any, ...] = (idle_since_before_ms, *(after or ()), limit)
+
+        def run(conn: SqlConnection) -> list[IdleSession]:
+            return [
+                IdleSession(r[0], r[1], r[2], Channel(r[3]), int(r[4]))
                 for r in conn.execute(statement, args)
             ]
 
