@@ -96,7 +96,7 @@ def test_retries_fallbacks_circuit_and_enforcement() -> None:
     assert value(found, "acf_llm_circuit_state", tenant="t1", endpoint=endpoint) == 2
     metrics.observe([progress("llm.circuit", endpoint=endpoint, state="half_open")])
     assert value(samples(metrics), "acf_llm_circuit_state", tenant="t1", endpoint=endpoint) == 1
-    hits = {"tenant": "t1", "agent": "support"}
+    hits = {"tenant": "t1", "agent": "support", "config_version": "c1"}
     assert (
         value(
             found,

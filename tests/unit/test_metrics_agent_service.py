@@ -16,8 +16,9 @@ from acf.pipelines.agent_service.protocol import EventType
 from acf.pipelines.routing.decide import Reason
 from tests.unit.test_metrics import ev, samples, value
 
-AGENT = {"tenant": "t1", "agent": "concierge"}
+AGENT = {"tenant": "t1", "agent": "concierge", "config_version": "c1"}
 ENDPOINT = "http://127.0.0.1:8700"
+OTHER_AGENT = {"tenant": "t1", "agent": "other", "config_version": "c1"}
 
 
 def progress(name: str, tenant: str = "t1", **data: Any) -> FabricEvent:
@@ -103,14 +104,14 @@ def test_malformed_execution_data_counts_the_execution_and_nothing_made_up() -> 
         ]
     )
     found = samples(metrics)
-    labels = {"tenant": "t1", "agent": "other", "profile": "other"}
+    labels = {**OTHER_AGENT, "profile": "other"}
     assert value(found, "acf_agent_service_requests_total", **labels, outcome="other") == 1
     assert value(found, "acf_agent_service_request_seconds_count", **labels) is None
     assert value(found, "acf_agent_service_first_chunk_seconds_count", **labels) is None
     by_type = "acf_agent_service_event_seconds_count"
-    assert value(found, by_type, tenant="t1", agent="other", type="other") == 1
-    assert value(found, by_type, tenant="t1", agent="other", type="COMPLETE") is None
-    assert value(found, "acf_agent_service_retries_total", tenant="t1", agent="other") is None
+    assert value(found, by_type, **OTHER_AGENT, type="other") == 1
+    assert value(found, by_type, **OTHER_AGENT, type="COMPLETE") is None
+    assert value(found, "acf_agent_service_retries_total", **OTHER_AGENT) is None
 
 
 def test_the_circuit_follows_its_events_and_the_health_the_entry_point_reads() -> None:

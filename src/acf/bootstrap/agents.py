@@ -12,7 +12,7 @@ from acf.adapters.tools import declared
 from acf.bootstrap.builtin_tools import BuiltinTools
 from acf.config.kinds import SETTINGS_DEFAULTS, SETTINGS_DEFAULTS_FOR, pipeline_kind
 from acf.config.load import ConfigError, LoadedConfig
-from acf.config.model import BuiltinToolFields, ChannelPolicyFields, TenantFields
+from acf.config.model import AgentFields, BuiltinToolFields, ChannelPolicyFields, TenantFields
 from acf.config.pipelines import PipelineFields
 from acf.config.tools import ToolDeclaration
 from acf.domain.agent_settings import AgentSettings
@@ -36,12 +36,20 @@ def channel_policy(
     """``fields`` over ``base``: the fields set win, the others keep ``base``'s values; when
     ``base`` does not accumulate, acf's default for the channel's (or the generic window's,
     for a channel acf leaves off). Without ``mode``, ``base``'s accumulation stays."""
-    # Delivery fields (fallback, pacing) apply whatever the accumulation mode.
+    # Delivery and lifecycle fields (fallback, pacing, idle timeout) apply whatever the
+    # accumulation mode.
     fallback = base.fallback if fields.fallback is None else tuple(fields.fallback)
     pacing = base.segment_pacing_ms
     if fields.segment_pacing_ms is not None:
         pacing = fields.segment_pacing_ms
-    delivery = {"fallback": fallback, "segment_pacing_ms": pacing}
+    idle = base.idle_timeout_s if fields.idle_timeout_s is None else fields.idle_timeout_s
+
+    def delivered(policy: ChannelPolicy) -> ChannelPolicy:
+        return dataclasses.replace(
+            policy, fallback=fallback, segment_pacing_ms=pacing, idle_timeout_s=idle
+        )
+
+    delivery = {"fallback", "segment_pacing_ms", "idle_timeout_s"}
     changes = {
         k: v for k, v in fields.model_dump(exclude={"mode", *delivery}).items() if v is not None
     }
@@ -50,17 +58,15 @@ def channel_policy(
             raise InvalidValue(
                 f"{', '.join(sorted(changes))} need a mode: this channel does not accumulate"
             )
-        return dataclasses.replace(base, fallback=fallback, segment_pacing_ms=pacing, **changes)
+        return delivered(dataclasses.replace(base, **changes))
     if fields.mode is AccumulationMode.OFF:
-        return ChannelPolicy(AccumulationMode.OFF, fallback=fallback, segment_pacing_ms=pacing)
+        return delivered(ChannelPolicy(AccumulationMode.OFF))
     start = base
     if start.mode is AccumulationMode.OFF:
         start = DEFAULT_CHANNEL_POLICIES[channel]
     if start.mode is AccumulationMode.OFF:
         start = GENERIC_WINDOW
-    return dataclasses.replace(
-        start, mode=fields.mode, fallback=fallback, segment_pacing_ms=pacing, **changes
-    )
+    return delivered(dataclasses.replace(start, mode=fields.mode, **changes))
 
 
 def _policies(
@@ -99,11 +105,15 @@ def capabilities(
 
 
 def _pipeline(
-    loaded: LoadedConfig, tenant: str, agent: str, fields: PipelineFields, registry: ToolRegistry
+    loaded: LoadedConfig,
+    tenant: str,
+    agent: str,
+    fields: PipelineFields,
+    registry: ToolRegistry,
+    files: object | None,
 ) -> Pipeline:
     where = f"{loaded.source}: tenants.{tenant}.agents.{agent}.pipeline"
     specs = [tool.spec for name in registry.names() if (tool := registry.get(name)) is not None]
-    files = loaded.pipeline_files.get((tenant, agent))
     try:
         return pipeline_kind(fields.kind).build(fields, files, specs, where)
     except InvalidValue as exc:
@@ -119,14 +129,21 @@ class ToolBackends:
     builtin: BuiltinTools = field(default_factory=BuiltinTools)
 
 
-def _tenant_tools(
-    source: str, tenant: str, fields: TenantFields, backends: ToolBackends
+def tenant_tools(
+    source: str,
+    tenant: str,
+    fields: TenantFields,
+    backends: ToolBackends,
+    sets: dict[str, dict[str, Tool]] | None = None,
 ) -> dict[str, Tool]:
+    """The tenant's tools by name. ``sets``: the built-in tool sets the tenant already has
+    (one set of each kind per tenant, shared by its tools and by its configuration
+    versions, so a new version keeps the backend's state); sets made here are added."""
     tools: dict[str, Tool] = {}
     http = [t for t in fields.tools if isinstance(t, ToolDeclaration)]
     for tool in declared.build(http, backends.http):
         tools[tool.spec.name] = tool
-    sets: dict[str, dict[str, Tool]] = {}  # one set of each kind per tenant, shared by its tools
+    sets = {} if sets is None else sets
     for index, tool_fields in enumerate(fields.tools):
         if not isinstance(tool_fields, BuiltinToolFields):
             continue
@@ -149,39 +166,71 @@ def _tenant_tools(
     return tools
 
 
-def build_agents(loaded: LoadedConfig, backends: ToolBackends) -> Agents:
-    """Every tenant's agents, ready for the runtime; raises ``ConfigError``."""
+def agent_binding(
+    loaded: LoadedConfig,
+    tenant: str,
+    agent: str,
+    fields: AgentFields,
+    tools: Mapping[str, Tool],
+    files: object | None = None,
+) -> AgentBinding:
+    """One agent's binding from its resolved ``fields`` (an agent's, a scenario step's or
+    an overridden one); ``files``: what its pipeline kind loaded (default: the agent's)."""
     source = loaded.source
-    bindings = {}
-    for tenant, tenant_fields in loaded.config.tenants.items():
-        tools = _tenant_tools(source, tenant, tenant_fields, backends)
-        agents = {}
-        for agent, fields in tenant_fields.agents.items():
-            layers = {
-                f"tenants.{tenant}.channels": tenant_fields.channels,
-                f"tenants.{tenant}.agents.{agent}.channels": fields.channels,
-            }
-            kind = pipeline_kind(fields.pipeline.kind)
-            per_fields = getattr(kind, SETTINGS_DEFAULTS_FOR, None)
-            kind_defaults = (
-                per_fields(fields.pipeline) if per_fields else getattr(kind, SETTINGS_DEFAULTS, {})
-            )
-            overrides = {**kind_defaults, **fields.settings.model_dump(exclude_none=True)}
-            try:
-                settings = AgentSettings(
-                    **overrides,
-                    channel_policies=_policies(source, layers),
-                    capabilities=capabilities(source, tenant, tenant_fields),
-                )
-            except InvalidValue as exc:
-                if isinstance(exc, ConfigError):
-                    raise
-                raise ConfigError(
-                    f"{source}: tenants.{tenant}.agents.{agent}.settings: {exc}"
-                ) from None
-            registry = ToolRegistry(tools[name] for name in fields.tools)
-            agents[agent] = AgentBinding(
-                _pipeline(loaded, tenant, agent, fields.pipeline, registry), settings, registry
-            )
-        bindings[tenant] = agents
+    tenant_fields = loaded.config.tenants[tenant]
+    layers = {
+        f"tenants.{tenant}.channels": tenant_fields.channels,
+        f"tenants.{tenant}.agents.{agent}.channels": fields.channels,
+    }
+    kind = pipeline_kind(fields.pipeline.kind)
+    per_fields = getattr(kind, SETTINGS_DEFAULTS_FOR, None)
+    kind_defaults = (
+        per_fields(fields.pipeline) if per_fields else getattr(kind, SETTINGS_DEFAULTS, {})
+    )
+    overrides = {**kind_defaults, **fields.settings.model_dump(exclude_none=True)}
+    try:
+        settings = AgentSettings(
+            **overrides,
+            channel_policies=_policies(source, layers),
+            capabilities=capabilities(source, tenant, tenant_fields),
+        )
+    except InvalidValue as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{source}: tenants.{tenant}.agents.{agent}.settings: {exc}") from None
+    registry = ToolRegistry(tools[name] for name in fields.tools)
+    if files is None:
+        files = loaded.pipeline_files.get((tenant, agent))
+    pipeline = _pipeline(loaded, tenant, agent, fields.pipeline, registry, files)
+    return AgentBinding(pipeline, settings, registry)
+
+
+def tenant_bindings(
+    loaded: LoadedConfig,
+    tenant: str,
+    backends: ToolBackends,
+    sets: dict[str, dict[str, Tool]] | None = None,
+) -> tuple[dict[str, AgentBinding], dict[str, Tool]]:
+    """The tenant's agents' bindings, and its tools (for its variants)."""
+    tenant_fields = loaded.config.tenants[tenant]
+    tools = tenant_tools(loaded.source, tenant, tenant_fields, backends, sets)
+    agents = {
+        agent: agent_binding(loaded, tenant, agent, fields, tools)
+        for agent, fields in tenant_fields.agents.items()
+    }
+    return agents, tools
+
+
+def build_agents(
+    loaded: LoadedConfig,
+    backends: ToolBackends,
+    sets: dict[str, dict[str, dict[str, Tool]]] | None = None,
+) -> Agents:
+    """Every tenant's agents, ready for the runtime; raises ``ConfigError``. ``sets``:
+    per tenant, its built-in tool sets (filled here; kept for its later versions)."""
+    sets = {} if sets is None else sets
+    bindings = {
+        tenant: tenant_bindings(loaded, tenant, backends, sets.setdefault(tenant, {}))[0]
+        for tenant in loaded.config.tenants
+    }
     return Agents(bindings)

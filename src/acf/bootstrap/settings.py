@@ -30,6 +30,16 @@ class Role(StrEnum):
     ALL = "all"
 
 
+class ConfigSource(StrEnum):
+    """Where ``acf serve`` takes each tenant's live configuration from when it starts:
+    ``file``: the configuration file is pushed as a version and promoted when it differs
+    from the live one; ``store``: the file is pushed, and promoted only for a tenant that
+    has no live version yet (what `acf config promote` made live stays)."""
+
+    FILE = "file"
+    STORE = "store"
+
+
 class SettingsError(InvalidValue):
     """A setting is invalid; the message names its variable or option."""
 
@@ -63,6 +73,11 @@ class AcfSettings(BaseSettings):
     worker_slots: int = Field(default=256, ge=1)
     tenant_slots: int = Field(default=64, ge=1)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    config_source: ConfigSource = ConfigSource.FILE
+    """``ACF_CONFIG_SOURCE``: ``file`` or ``store`` (``ConfigSource``)."""
+    config_refresh_s: float = Field(default=5.0, gt=0)
+    """How often each process reads its tenants' configuration pointers again (the safety
+    net behind the change notifications)."""
     llm_base_url: str | None = None
     """The demo only: its agent runs on this OpenAI-compatible endpoint (``kind: llm``)."""
     llm_model: str | None = None
@@ -81,6 +96,13 @@ class AcfSettings(BaseSettings):
     def _known_role(cls, value: object) -> object:
         if isinstance(value, str) and value not in {r.value for r in Role}:
             raise ValueError(f"expected one of {', '.join(r.value for r in Role)}")
+        return value
+
+    @field_validator("config_source", mode="before")
+    @classmethod
+    def _known_source(cls, value: object) -> object:
+        if isinstance(value, str) and value not in {s.value for s in ConfigSource}:
+            raise ValueError(f"expected one of {', '.join(s.value for s in ConfigSource)}")
         return value
 
     @model_validator(mode="after")

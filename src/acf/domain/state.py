@@ -61,6 +61,16 @@ class StateV2(BaseModel):
     meta: StateMeta = StateMeta()
     slots: dict[str, Any] = {}
     data: dict[str, Any] = {}
+    scenario: str | None = None
+    """The agent's scenario the session is in (set by the pipeline): its turns run with that
+    scenario's resolved configuration (``acf.config.layers``)."""
+    step: str | None = None
+    """The scenario's current step (set by the pipeline)."""
+    scenario_version: dict[str, Any] | None = None
+    """Stamped by acf when a turn runs under a scenario: ``{"label": "v3", "hash": …}``."""
+    config_overrides: dict[str, Any] | None = None
+    """The session's runtime overrides (``PUT /v1/sessions/{id}/config-overrides``), only
+    of the keys the agent lists as ``overridable``."""
 
     @model_validator(mode="after")
     def _version_is_current(self) -> "StateV2":
@@ -126,6 +136,9 @@ def validate(state: Mapping[str, Any]) -> JsonObject:
     for optional in ("confirmation", "awaiting_answer"):
         if normalised["meta"].get(optional) is None:
             normalised["meta"].pop(optional, None)  # absent, as before it existed
+    for optional in ("scenario", "step", "scenario_version", "config_overrides"):
+        if normalised.get(optional) is None:
+            normalised.pop(optional, None)
     return normalised
 
 

@@ -105,7 +105,7 @@ class AgentServiceMetrics:
 
     def __init__(self, registry: CollectorRegistry, label: Label) -> None:
         self._label = label
-        per_agent = ("tenant", "agent")
+        per_agent = ("tenant", "agent", "config_version")
 
         def counter(name: str, doc: str, *labels: str) -> Counter:
             return Counter(name, doc, (*per_agent, *labels), registry=registry)
@@ -185,30 +185,32 @@ class AgentServiceMetrics:
             registry=registry,
         )
 
-    def execution(self, tenant: str, data: Mapping[str, Any]) -> None:
-        """An ``agent_service.execution`` event: one execution ended."""
+    def execution(self, tenant: str, data: Mapping[str, Any], version: str | None = None) -> None:
+        """An ``agent_service.execution`` event: one execution ended (``version``: the
+        configuration version of its turn)."""
         agent = self._label("agent", data.get("agent"))
+        v = self._label("config_version", version)
         profile = self._label("profile", data.get("profile"))
         outcome = _known(data.get("outcome"), EXECUTION_OUTCOMES)
-        self.requests.labels(tenant, agent, profile, outcome).inc()
+        self.requests.labels(tenant, agent, v, profile, outcome).inc()
         duration = _ms_as_seconds(data.get("duration_ms"))
         if duration is not None:
-            self.duration.labels(tenant, agent, profile).observe(duration)
+            self.duration.labels(tenant, agent, v, profile).observe(duration)
         first_chunk = _ms_as_seconds(data.get("first_chunk_ms"))
         if first_chunk is not None:
-            self.first_chunk.labels(tenant, agent, profile).observe(first_chunk)
-        self._offsets(tenant, agent, data.get("event_offsets_ms"))
+            self.first_chunk.labels(tenant, agent, v, profile).observe(first_chunk)
+        self._offsets(tenant, agent, v, data.get("event_offsets_ms"))
         retries = _count(data, "attempts") - 1
         if retries > 0:
-            self.retries.labels(tenant, agent).inc(retries)
+            self.retries.labels(tenant, agent, v).inc(retries)
         resumes = _count(data, "resumes")
         if resumes:
-            self.resumes.labels(tenant, agent).inc(resumes)
+            self.resumes.labels(tenant, agent, v).inc(resumes)
         if outcome in ERROR_OUTCOMES:
             kind = _known(data.get("error_kind"), AGENT_FAILURE_KINDS)
-            self.errors.labels(tenant, agent, kind).inc()
+            self.errors.labels(tenant, agent, v, kind).inc()
 
-    def _offsets(self, tenant: str, agent: str, offsets: object) -> None:
+    def _offsets(self, tenant: str, agent: str, version: str, offsets: object) -> None:
         if not isinstance(offsets, list):
             return
         children: dict[str, Histogram] = {}
@@ -221,7 +223,7 @@ class AgentServiceMetrics:
             kind = _known(pair[0], AGENT_EVENT_TYPES)
             child = children.get(kind)
             if child is None:
-                child = children[kind] = self.event_time.labels(tenant, agent, kind)
+                child = children[kind] = self.event_time.labels(tenant, agent, version, kind)
             child.observe(seconds)
 
     def circuit_changed(self, data: Mapping[str, Any]) -> None:
@@ -230,15 +232,18 @@ class AgentServiceMetrics:
         if isinstance(state, str):
             self.set_circuit(self._label("agent_endpoint", data.get("endpoint")), state)
 
-    def routing_decision(self, tenant: str, data: Mapping[str, Any]) -> None:
-        """A ``routing.decision`` event."""
+    def routing_decision(
+        self, tenant: str, data: Mapping[str, Any], version: str | None = None
+    ) -> None:
+        """A ``routing.decision`` event (``version``: its turn's configuration version)."""
         agent = self._label("agent", data.get("agent"))
+        v = self._label("config_version", version)
         route = self._label("route", data.get("route"))
         reason = _known(data.get("reason"), ROUTING_REASONS)
-        self.routing.labels(tenant, agent, route, reason).inc()
+        self.routing.labels(tenant, agent, v, route, reason).inc()
         took = data.get("decision_us")
         if isinstance(took, int | float) and not isinstance(took, bool) and took >= 0:
-            self.routing_time.labels(tenant, agent).observe(took / 1_000_000)
+            self.routing_time.labels(tenant, agent, v).observe(took / 1_000_000)
 
     def dead_letter(self, tenant: str) -> None:
         """A ``dead_letter.recorded`` event."""

@@ -106,4 +106,5 @@ class LlmMetrics:
         agent = self._label("agent", e.data.get("agent"))
         rule = _known(e.data.get("rule"), ENFORCEMENT_RULES)
         action = _known(e.data.get("action"), ENFORCEMENT_ACTIONS)
-        self._f.enforcement.labels(tenant, agent, rule, action).inc()
+        version = self._label("config_version", e.correlation.config_version)
+        self._f.enforcement.labels(tenant, agent, version, rule, action).inc()

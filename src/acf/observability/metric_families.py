@@ -273,7 +273,7 @@ class LlmFamilies:
         self.enforcement = Counter(
             "acf_llm_enforcement_hits",
             "Replies that broke an enforcement rule, by rule and what was done.",
-            ("tenant", "agent", "rule", "action"),
+            ("tenant", "agent", "config_version", "rule", "action"),
             registry=registry,
         )
 

@@ -321,13 +321,13 @@ class FabricMetrics:
     # -- the agent service pipeline and the router (seed 004 Story 8) ---------------
 
     def _agent_execution(self, t: TenantSeries, e: FabricEvent) -> None:
-        self._agents.execution(t.name, e.data)
+        self._agents.execution(t.name, e.data, e.correlation.config_version)
 
     def _agent_circuit(self, t: TenantSeries, e: FabricEvent) -> None:
         self._agents.circuit_changed(e.data)
 
     def _routing_decision(self, t: TenantSeries, e: FabricEvent) -> None:
-        self._agents.routing_decision(t.name, e.data)
+        self._agents.routing_decision(t.name, e.data, e.correlation.config_version)
 
     def _dead_letter(self, t: TenantSeries, e: FabricEvent) -> None:
         self._agents.dead_letter(t.name)

@@ -6,7 +6,9 @@ pipeline attempt up to the commit, supersede or failure), ``acf.tool`` (one tool
 execution) and ``acf.delivery`` (queued to accepted by the channel). Every span of a turn
 lies in the trace of the request that started it (the ``traceparent`` given to the API),
 so a tracing backend shows the customer's request, the window, the run, the tools and the
-delivery in one trace.
+delivery in one trace. Each span carries its event's correlation as ``acf.*`` attributes,
+among them ``acf.config_version`` (the label of the configuration version the session is
+pinned to, ``"v3"``) and ``acf.agent_version``.
 
 Off by default: with no tracer provider configured, the OpenTelemetry API does nothing.
 ``configure_tracing("console")`` prints spans; ``"otlp"`` exports them when the ``otel``

@@ -1,23 +1,81 @@
-"""The agents the runtime serves: each tenant's agents with their pipeline and settings.
+"""The agents the runtime serves: each tenant's agents with their pipeline and settings,
+per configuration version (DESIGN §17).
 
-``config_version`` is the content hash of everything loaded (DESIGN §2) until versioned
-configuration exists: two runtimes with the same configuration report the same version.
+``Agents(bindings)`` is a static catalog (tests, and the file as loaded): its label,
+``config_version``, is the content hash of everything in it. Given the version store and a
+builder (``use_versions``), it also serves versions:
+
+- ``get``/``has_tenant``/``has_agent`` answer from each tenant's live version as this
+  process last learned it (``refresh``), else from the static catalog;
+- ``pinned(session)`` is the binding of the version the session is pinned to, for its
+  scenario's step and runtime overrides, labelled ``"v{n}"``;
+- a version is built once per content hash, fully, before anything can use it (concurrent
+  callers wait for the one build); at most ``max_versions`` stay built, the live and canary
+  versions always among them, the least recently used others closed.
 """
 
+import asyncio
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from acf.domain.errors import UnknownAgent, UnknownTenant
+import structlog
+
+from acf.domain.config_versions import ConfigPointer
+from acf.domain.errors import AcfError, InvalidValue, UnknownAgent, UnknownTenant
 from acf.domain.ids import AgentId, TenantId
+from acf.domain.policy import ChannelPolicy
 from acf.ports.agent_binding import AgentBinding
-from acf.ports.pipeline import Pipeline
+from acf.ports.config_versions import ConfigVersions
+from acf.ports.pipeline import ClosablePipeline, Pipeline
+from acf.ports.session_store import SessionRecord
+from acf.service import pinning
+from acf.service.built_version import BuiltVersion, VersionBuilder
+
+log = structlog.get_logger("acf.config")
+
+MAX_VERSIONS = 16
+
+
+class VersionMissing(AcfError):
+    """A session names a configuration version the store does not have."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pinned:
+    """What a session's turn runs under: the binding and its version's label."""
+
+    binding: AgentBinding
+    config_version: str
+    number: int | None = None
+    """The version's number; None for the static catalog (the tenant has no version)."""
+    scenario_stamp: Mapping[str, str] | None = None
+    """The scenario version stamp for the session's state, when it is in a scenario."""
+
+
+@dataclass(frozen=True, slots=True)
+class Repin:
+    """A session moving to the live version at its turn's start (``RepinSession``)."""
+
+    from_number: int | None
+    to_number: int
+    reason: str
+    state: dict[str, Any] | None
+    """The upcast state that replaces the session's, or None (unchanged)."""
 
 
 class Agents:
-    """Tenant -> agent -> binding. Also answers the ``Directory`` port for ingress."""
+    """Tenant -> agent -> binding, per version. Also the ``Directory`` port for ingress."""
 
-    def __init__(self, bindings: Mapping[TenantId, Mapping[AgentId, AgentBinding]]) -> None:
+    def __init__(
+        self,
+        bindings: Mapping[TenantId, Mapping[AgentId, AgentBinding]],
+        *,
+        max_versions: int = MAX_VERSIONS,
+    ) -> None:
         self._bindings = {tenant: dict(agents) for tenant, agents in bindings.items()}
         body = {
             tenant: {agent: b.describe() for agent, b in sorted(agents.items())}
@@ -25,25 +83,288 @@ class Agents:
         }
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         self.config_version = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        """The static catalog's label (its content hash)."""
+        self._max = max(2, max_versions)
+        self._versions: ConfigVersions | None = None
+        self._builder: VersionBuilder | None = None
+        self._built: OrderedDict[tuple[TenantId, int], BuiltVersion] = OrderedDict()
+        self._building: dict[tuple[TenantId, int], asyncio.Task[BuiltVersion]] = {}
+        self._live: dict[TenantId, BuiltVersion] = {}
+        self._pointers: dict[TenantId, ConfigPointer] = {}
+        self._refreshing: dict[TenantId, asyncio.Lock] = {}
+        self._labels: dict[int, str] = {}  # id(binding) -> its version's label
+        self._rolled_back: dict[tuple[TenantId, int], tuple[int, bool]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # -- the catalog (the live version as last learned, else the static one) --------
+
+    def use_versions(self, versions: ConfigVersions, builder: VersionBuilder) -> None:
+        """Serve versions from ``versions``, built by ``builder`` (the composition root)."""
+        self._versions = versions
+        self._builder = builder
+
+    @property
+    def versioned(self) -> bool:
+        return self._versions is not None
+
+    def _catalog(self, tenant: TenantId) -> Mapping[AgentId, AgentBinding] | None:
+        built = self._live.get(tenant)
+        return built.bindings if built is not None else self._bindings.get(tenant)
+
+    def channel_policies(self) -> list[ChannelPolicy]:
+        """Every channel policy of every binding this process serves (each version it
+        built): the idle-close sweep's floor is the shortest timeout among them."""
+        bindings = [b for agents in self._bindings.values() for b in agents.values()]
+        bindings += [b for built in self._built.values() for b in built.bindings.values()]
+        return [p for b in bindings for p in b.settings.channel_policies.values()]
 
     def pipelines(self) -> list[Pipeline]:
-        """Every agent's pipeline (one object may serve several agents: listed once)."""
+        """Every agent's pipeline, of every version built (listed once each)."""
         seen: dict[int, Pipeline] = {}
         for agents in self._bindings.values():
             for binding in agents.values():
                 seen.setdefault(id(binding.pipeline), binding.pipeline)
+        for built in self._built.values():
+            for pipeline in built.pipelines():
+                seen.setdefault(id(pipeline), pipeline)
         return list(seen.values())
 
+    def tenants(self) -> list[TenantId]:
+        return sorted({*self._bindings, *self._live, *self._pointers})
+
     def has_tenant(self, tenant: TenantId) -> bool:
-        return tenant in self._bindings
+        return self._catalog(tenant) is not None
 
     def has_agent(self, tenant: TenantId, agent: AgentId) -> bool:
-        return agent in self._bindings.get(tenant, {})
+        return agent in (self._catalog(tenant) or {})
 
     def get(self, tenant: TenantId, agent: AgentId) -> AgentBinding:
-        if tenant not in self._bindings:
+        catalog = self._catalog(tenant)
+        if catalog is None:
             raise UnknownTenant(tenant)
         try:
-            return self._bindings[tenant][agent]
+            return catalog[agent]
         except KeyError:
             raise UnknownAgent(tenant, agent) from None
+
+    def file_bindings(self, tenant: TenantId) -> Mapping[AgentId, AgentBinding]:
+        """The static catalog's agents of ``tenant`` (the file as loaded)."""
+        return self._bindings.get(tenant, {})
+
+    def label(self, tenant: TenantId) -> str:
+        """The label of the tenant's live version, as last learned (else the catalog's)."""
+        built = self._live.get(tenant)
+        return built.label if built is not None else self.config_version
+
+    def label_of(self, binding: AgentBinding) -> str:
+        """The label of the version ``binding`` belongs to."""
+        return self._labels.get(id(binding), self.config_version)
+
+    def pointer(self, tenant: TenantId) -> ConfigPointer | None:
+        """The tenant's pointer as last learned."""
+        return self._pointers.get(tenant)
+
+    # -- versions ---------------------------------------------------------------------
+
+    def adopt(self, built: BuiltVersion) -> None:
+        """Hold ``built`` as its version's build (made by the composition root from the
+        file it just pushed: the same content, so it need not be built again)."""
+        key = (built.version.tenant, built.version.number)
+        if key not in self._built:
+            self._publish(key, built)
+
+    def _publish(self, key: tuple[TenantId, int], built: BuiltVersion) -> None:
+        self._built[key] = built
+        for binding in built.bindings.values():
+            self._labels[id(binding)] = built.label
+        self._evict()
+
+    async def version(self, tenant: TenantId, number: int) -> BuiltVersion:
+        """Version ``number`` of ``tenant``, built (once, whoever asks meanwhile)."""
+        key = (tenant, number)
+        built = self._built.get(key)
+        if built is not None:
+            self._built.move_to_end(key)
+            return built
+        task = self._building.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._build(key))
+            self._building[key] = task
+            task.add_done_callback(lambda _: self._building.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _build(self, key: tuple[TenantId, int]) -> BuiltVersion:
+        tenant, number = key
+        if self._versions is None or self._builder is None:
+            raise VersionMissing(f"{tenant}: configuration versions are not served here")
+        version = await self._versions.get(tenant, number)
+        if version is None:
+            raise VersionMissing(f"{tenant}: no configuration version v{number}")
+        built = await self._builder(version)
+        self._publish(key, built)  # complete: nothing reads it before this line
+        log.info("config.version_built", tenant=tenant, config_version=built.label)
+        return built
+
+    def _evict(self) -> None:
+        keep = {(t, p.live) for t, p in self._pointers.items()}
+        keep |= {(t, p.canary) for t, p in self._pointers.items()}
+        keep |= {(t, b.version.number) for t, b in self._live.items()}
+        for key in list(self._built):
+            if len(self._built) <= self._max:
+                return
+            if key in keep:
+                continue
+            built = self._built.pop(key)
+            for binding in built.bindings_now():
+                self._labels.pop(id(binding), None)
+            self._close_later(built)
+
+    def _close_later(self, built: BuiltVersion) -> None:
+        static = {id(b.pipeline) for agents in self._bindings.values() for b in agents.values()}
+        closable = [
+            p for p in built.pipelines() if isinstance(p, ClosablePipeline) and id(p) not in static
+        ]
+        if not closable:
+            return
+
+        async def close() -> None:
+            for pipeline in closable:
+                try:
+                    await pipeline.aclose()
+                except Exception as exc:  # its connections go with the process anyway
+                    log.warning("config.close_failed", error=repr(exc))
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def refresh(self, tenant: TenantId) -> None:
+        """Read the tenant's pointer again and serve its live version (built first; the
+        canary's too). A version that fails to build is logged and the previous one kept:
+        never half-applied."""
+        if self._versions is None:
+            return
+        lock = self._refreshing.setdefault(tenant, asyncio.Lock())
+        async with lock:
+            pointer = await self._versions.pointer(tenant)
+            if pointer is None or pointer.live is None:
+                self._pointers.pop(tenant, None)
+                self._live.pop(tenant, None)
+                return
+            known = self._pointers.get(tenant)
+            if known is not None and known.updated_at_ms > pointer.updated_at_ms:
+                return  # an older read than what is served
+            try:
+                live = await self.version(tenant, pointer.live)
+                if pointer.canary is not None:
+                    await self.version(tenant, pointer.canary)
+            except Exception as exc:
+                log.error(
+                    "config.version_unbuilt",
+                    tenant=tenant,
+                    live=pointer.live,
+                    canary=pointer.canary,
+                    error=repr(exc),
+                )
+                return
+            changed = tenant not in self._live or self._live[tenant] is not live
+            self._pointers[tenant] = pointer
+            self._live[tenant] = live
+            if changed:
+                log.info("config.live", tenant=tenant, config_version=live.label)
+
+    async def refresh_all(self) -> None:
+        for tenant in self.tenants():
+            await self.refresh(tenant)
+
+    async def aclose(self) -> None:
+        """Wait for evicted versions' pipelines to close."""
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # -- sessions ---------------------------------------------------------------------
+
+    async def pinned(self, session: SessionRecord) -> Pinned:
+        """The binding of the session's pinned version for its scenario's step and runtime
+        overrides (a variant that does not fit is logged and the agent's own binding
+        served). Without versions: the live version's, else the static catalog's."""
+        tenant, agent = session.tenant, session.key.agent
+        built: BuiltVersion | None = None
+        if self._versions is not None:
+            if session.config_version is not None:
+                built = await self.version(tenant, session.config_version)
+            else:
+                built = self._live.get(tenant)
+        if built is None:
+            binding = self.get(tenant, agent)
+            return Pinned(binding, self.label_of(binding))
+        scenario, step = pinning.scenario_of(session.state)
+        overrides = pinning.overrides_of(session.state)
+        try:
+            binding = built.binding(agent, scenario, step, overrides)
+        except UnknownAgent:
+            raise
+        except InvalidValue as exc:
+            log.warning(
+                "config.variant_refused",
+                tenant=tenant,
+                session_id=session.session_id,
+                config_version=built.label,
+                scenario=scenario,
+                step=step,
+                error=str(exc),
+            )
+            binding = built.binding(agent)
+        self._labels[id(binding)] = built.label
+        stamp = None
+        if scenario is not None and (digest := built.scenario_hash(agent, scenario)):
+            stamp = pinning.scenario_stamp(built.label, scenario, digest)
+        return Pinned(binding, built.label, built.version.number, stamp)
+
+    async def repin(self, session: SessionRecord) -> Repin | None:
+        """Whether the session moves to the live version at this turn's start (pure rule:
+        ``service.pinning``), with its upcast state when the move migrates it."""
+        pointer = self._pointers.get(session.tenant)
+        if self._versions is None or pointer is None or pointer.live is None:
+            return None
+        pinned = session.config_version
+        if pinned == pointer.live:
+            return None
+        live = self._live.get(session.tenant)
+        if live is None:
+            return None
+        rolled_back = False
+        if pinned is not None and pinned != pointer.canary:
+            rolled_back = await self._is_rolled_back(session.tenant, pinned, pointer)
+        view = pinning.VersionView(pointer.live, live.version.apply, pointer.canary)
+        reason = pinning.repin_reason(pinned, rolled_back, view)
+        if reason is None:
+            return None
+        state = None
+        if pinning.upcasts(reason) and live.upcaster is not None:
+            state = live.upcaster(session.state)
+        return Repin(pinned, pointer.live, reason, state)
+
+    async def _is_rolled_back(self, tenant: TenantId, number: int, pointer: ConfigPointer) -> bool:
+        """Read once per pointer change: a version is rolled back only when the pointer
+        moves, and never un-rolled back."""
+        key = (tenant, number)
+        known = self._rolled_back.get(key)
+        if known is not None and (known[1] or known[0] == pointer.updated_at_ms):
+            return known[1]
+        assert self._versions is not None
+        version = await self._versions.get(tenant, number)
+        rolled_back = version is None or version.rolled_back
+        self._rolled_back[key] = (pointer.updated_at_ms, rolled_back)
+        return rolled_back
+
+
+async def pinned_or_none(agents: Agents, session: SessionRecord) -> Pinned | None:
+    """The session's pinned binding, or None when it cannot be had (its agent gone from the
+    version, the store away): for records and settings read outside a turn (deliveries,
+    statuses), which must not fail for it."""
+    try:
+        return await agents.pinned(session)
+    except Exception as exc:
+        log.info("config.pinned_unread", tenant=session.tenant, error=repr(exc))
+        return None

@@ -32,7 +32,7 @@ from acf.ports.session_store import SessionRecord
 from acf.ports.store import Store
 from acf.ports.unit_of_work import WriteOp
 from acf.service import fallbacks
-from acf.service.agents import Agents
+from acf.service.agents import Agents, pinned_or_none
 from acf.service.status_rechecks import StatusRechecks
 
 
@@ -114,15 +114,13 @@ class DeliveryStatuses:
         self, tenant: TenantId, row: OutboxRow, session: SessionRecord | None
     ) -> Correlation:
         turn = await self.store.turns.get(tenant, row.turn_id)
-        agent_version = None
-        if session is not None and self.agents.has_agent(tenant, session.key.agent):
-            agent_version = self.agents.get(tenant, session.key.agent).agent_version
+        pinned = None if session is None else await pinned_or_none(self.agents, session)
         return Correlation(
             tenant=tenant,
             trace_id=turn.trace_id if turn else new_trace_id(),
             session_id=row.session_id,
             turn_id=row.turn_id,
             group_id=turn.group_id if turn else None,
-            agent_version=agent_version,
-            config_version=self.agents.config_version,
+            agent_version=pinned.binding.agent_version if pinned else None,
+            config_version=pinned.config_version if pinned else self.agents.label(tenant),
         )

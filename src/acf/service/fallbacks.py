@@ -19,7 +19,7 @@ from acf.ports.outbox import EnqueueFallback, OutboxRow
 from acf.ports.session_store import SessionRecord
 from acf.ports.store import Store
 from acf.ports.unit_of_work import WriteOp
-from acf.service.agents import Agents
+from acf.service.agents import Agents, pinned_or_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +65,10 @@ async def plan(
     tenant = session.key.tenant
     tried = tried_before(row)
     started_on = Channel(tried[0]) if tried else route.channel
-    if not agents.has_agent(tenant, session.key.agent):
+    pinned = await pinned_or_none(agents, session)  # the session's version's policies
+    if pinned is None:
         return FallbackPlan(FallbackDecision(None, "the session's agent is not configured"))
-    policy = agents.get(tenant, session.key.agent).settings.policy_for(started_on)
+    policy = pinned.binding.settings.policy_for(started_on)
     if not policy.fallback:
         return FallbackPlan(next_route(route.channel, (), (), {}))
     linked = await store.identities.linked(tenant, route)

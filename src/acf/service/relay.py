@@ -44,6 +44,7 @@ from acf.ports.outbox import ApplyDeliveryStatus, OutboxRow, RecordAttempt, Reco
 from acf.ports.session_store import SessionRecord
 from acf.ports.unit_of_work import WriteOp
 from acf.service import fallbacks
+from acf.service.agents import pinned_or_none
 from acf.service.fallbacks import default_route
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.reply_cut import CutOutcome, cut_if_answered_later, may_cut
@@ -122,7 +123,7 @@ class Relay:
                     return p.lease.ttl_ms  # another relay may have it now: look again later
                 if row.turn_id not in correlations:
                     correlations[row.turn_id] = asyncio.ensure_future(
-                        self._correlation(session.key, row)
+                        self._correlation(session, row)
                     )
                 route = row.route or default
                 key = SessionKey(tenant, session.key.agent, route.address, route.channel)
@@ -130,7 +131,7 @@ class Relay:
                     key, row.outbox_id, row.payload, last_wrote_at(newest, route), row.parts_sent
                 )
                 with traced(row.trace_id):  # the provider's calls carry the turn's trace
-                    paused = await self._pace(outbound, row, newest)
+                    paused = await self._pace(outbound, row, newest, session)
                     step = None
                     if may_cut(row, paused):
                         step = await self._cut(claim, row, rows, correlations[row.turn_id])
@@ -150,27 +151,26 @@ class Relay:
                 self._newest(tenant, session_id),
             )
 
-    async def _correlation(self, key: SessionKey, row: OutboxRow) -> Correlation:
+    async def _correlation(self, session: SessionRecord, row: OutboxRow) -> Correlation:
         """The row's turn's correlation, read while the row is sent. It never raises: the
         send may already be accepted, and a failure here must not keep its record (and
         so the row's resend) waiting. Without the turn or the agent, the record goes out
-        with what is known."""
-        p, tenant = self._parts, key.tenant
+        with what is known. The versions are those the session is pinned to."""
+        p, tenant = self._parts, session.key.tenant
         try:
             turn = await p.store.turns.get(tenant, row.turn_id)
         except Exception as exc:  # the store failed: the record says less, the row is sent once
             log.warning("delivery.correlation_unread", tenant=tenant, error=repr(exc))
             turn = None
-        agents = p.agents
-        known = agents.has_agent(tenant, key.agent)  # an agent removed from the config
+        pinned = await pinned_or_none(p.agents, session)
         return Correlation(
             tenant=tenant,
             trace_id=turn.trace_id if turn else new_trace_id(),
             session_id=row.session_id,
             turn_id=row.turn_id,
             group_id=turn.group_id if turn else None,
-            agent_version=agents.get(tenant, key.agent).agent_version if known else None,
-            config_version=agents.config_version,
+            agent_version=pinned.binding.agent_version if pinned else None,
+            config_version=pinned.config_version if pinned else p.agents.label(tenant),
         )
 
     async def _newest(self, tenant: TenantId, session_id: SessionId) -> InboundMessage | None:
@@ -179,16 +179,23 @@ class Relay:
         return last[-1] if last else None
 
     async def _pace(
-        self, outbound: OutboundMessage, row: OutboxRow, newest: InboundMessage | None
+        self,
+        outbound: OutboundMessage,
+        row: OutboxRow,
+        newest: InboundMessage | None,
+        session: SessionRecord,
     ) -> int:
         """Before a reply's later segment (its first try): the pipeline's ``delay_ms`` or the
-        channel's ``segment_pacing_ms``, whichever is longer, with the typing indicator
-        shown meanwhile where the channel has one, so segments read as someone writing.
-        Returns the pause, in milliseconds."""
+        channel's ``segment_pacing_ms`` (in the session's version), whichever is longer,
+        with the typing indicator shown meanwhile where the channel has one, so segments
+        read as someone writing. Returns the pause, in milliseconds."""
         p, key = self._parts, outbound.key
         delay = int(row.payload.get("delay_ms", 0) or 0)
-        if row.position > 0 and row.attempts == 0 and p.agents.has_agent(key.tenant, key.agent):
-            settings = p.agents.get(key.tenant, key.agent).settings
+        pinned = None
+        if row.position > 0 and row.attempts == 0:
+            pinned = await pinned_or_none(p.agents, session)  # its version's channel policy
+        if pinned is not None:
+            settings = pinned.binding.settings
             delay = max(delay, settings.policy_for(key.channel).segment_pacing_ms)
             caps = settings.capabilities_for(key.channel)
             if delay > 0 and caps.typing_indicator and p.show_typing and newest is not None:

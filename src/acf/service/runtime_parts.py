@@ -54,7 +54,9 @@ class RuntimeParts:
         return max(1, current.expires_at_ms - self.clock.now_ms())
 
     def versions(self, binding: AgentBinding) -> Versions:
-        return Versions(binding.agent_version, self.agents.config_version)
+        """The agent version and the label of the configuration version ``binding``
+        belongs to (the session's pinned version: ``Agents.pinned``)."""
+        return Versions(binding.agent_version, self.agents.label_of(binding))
 
     def decide_window(
         self,

@@ -7,13 +7,21 @@ Before going idle (no live turn, nothing unconsumed), the session's dead letters
 for a replay that was requested and has not run: it runs at once as a REPLAY turn with an
 empty range ``(consumed_seq, consumed_seq]`` (DESIGN §16). A live RUNNING turn with an
 empty range is such a replay cut off (a crash): it is run again with the same letter.
+
+Every turn runs under the session's pinned configuration version (DESIGN §17,
+``Agents.pinned``), one version from its window's opening to its end: the session moves to
+another version only as a turn starts, under the lease (``_repin``). The turn's log lines
+carry the version's label and the agent version (structlog contextvars).
 """
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import structlog
 
+from acf.domain.errors import Conflict, StateContractError
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
 from acf.domain.policy import AccumulationMode
@@ -24,8 +32,10 @@ from acf.ports.checkpoints import Phase
 from acf.ports.claims import SessionClaim
 from acf.ports.dead_letters import DeadLetter
 from acf.ports.event_store import AppendEvent
-from acf.ports.session_store import SessionRecord
+from acf.ports.lease import CheckFence
+from acf.ports.session_store import PatchState, RepinSession, SessionRecord
 from acf.service import turn_progress_units
+from acf.service.agents import Pinned
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.runtime_parts import RuntimeParts
 from acf.service.turn_runner import RunEnd, TurnRunner
@@ -76,20 +86,79 @@ class SessionDriver:
                     return None
             elif live is not None and _is_replay(live):  # a replay cut off (a crash)
                 replay = await p.store.dead_letters.pending_replay(self._tenant, self._session_id)
-            binding = p.agents.get(self._tenant, session.key.agent)
-            if live is None and replay is not None:
-                live = await self._open_replay(session, binding, keeper, replay)
-            elif live is None:
-                live = await self._open_window(session, binding, keeper)
-            if live.phase is TurnPhase.ACCUMULATING:
-                running = await self._accumulate(live, session.key, binding, keeper, news)
-                if running is None:
-                    continue
-                live = running
-            end = await TurnRunner(p, binding, keeper, news, replay).run(live, session.key)
+            if live is None:  # a turn starts: the session may move to the live version
+                session = await self._repin(session, keeper)
+                if session is None:
+                    return None
+            pinned = await p.agents.pinned(session)
+            binding = pinned.binding
+            with _logged(
+                tenant=self._tenant,
+                session_id=self._session_id,
+                config_version=pinned.config_version,
+                agent_version=binding.agent_version,
+            ):
+                if live is None and replay is not None:
+                    live = await self._open_replay(session, binding, keeper, replay)
+                elif live is None:
+                    live = await self._open_window(session, pinned, keeper)
+                if live.phase is TurnPhase.ACCUMULATING:
+                    running = await self._accumulate(live, session.key, binding, keeper, news)
+                    if running is None:
+                        continue
+                    live = running
+                end = await TurnRunner(p, binding, keeper, news, replay).run(live, session.key)
             if end is RunEnd.LEASE_LOST:
                 await self._lost(keeper)
                 return p.lease.ttl_ms
+
+    async def _repin(self, session: SessionRecord, keeper: LeaseKeeper) -> SessionRecord | None:
+        """Move the session to the live version when its rules say so (``Agents.repin``:
+        its version rolled back, or the live one applies ``next_turn``), fenced, with its
+        state migrated when the live version declares an upcaster; audited by the store
+        (``session.repinned``). Returns the session as it is now."""
+        p = self._parts
+        move = await p.agents.repin(session)
+        if move is None:
+            return session
+        now = p.clock.now_ms()
+        op = RepinSession(
+            self._tenant,
+            self._session_id,
+            move.from_number,
+            move.to_number,
+            move.reason,
+            move.state,
+            now,
+        )
+        try:
+            await p.store.uow.commit(
+                self._tenant, [CheckFence(self._session_id, keeper.fence, now), op]
+            )
+        except (Conflict, StateContractError) as exc:
+            # Conflict: moved meanwhile (or the fence is gone: the next write says so).
+            # An upcast the state contract refuses leaves the session where it was.
+            log.warning(
+                "session.repin_refused",
+                tenant=self._tenant,
+                session_id=self._session_id,
+                to=f"v{move.to_number}",
+                reason=move.reason,
+                error=str(exc),
+            )
+            return session if isinstance(exc, StateContractError) else await self._reread()
+        log.info(
+            "session.repinned",
+            tenant=self._tenant,
+            session_id=self._session_id,
+            to=f"v{move.to_number}",
+            reason=move.reason,
+            migrated=move.state is not None,
+        )
+        return await self._reread()
+
+    async def _reread(self) -> SessionRecord | None:
+        return await self._parts.store.sessions.get(self._tenant, self._session_id)
 
     async def _hold(self) -> tuple[LeaseKeeper, SessionClaim | None] | None:
         """The lease kept (no claim), or newly taken with what it guards, or ``None``."""
@@ -127,10 +196,12 @@ class SessionDriver:
             log.warning("lease.lost_event_failed", error=repr(exc))
 
     async def _open_window(
-        self, session: SessionRecord, binding: AgentBinding, keeper: LeaseKeeper
+        self, session: SessionRecord, pinned: Pinned, keeper: LeaseKeeper
     ) -> Turn:
         p = self._parts
+        binding = pinned.binding
         now = p.clock.now_ms()
+        stamp = _stamp_op(session, pinned, now)
         group = TurnGroup(self._tenant, new_id(), self._session_id, GroupStatus.OPEN, 0, 0, now)
         turn = turn_progress_units.new_accumulating_turn(
             session_id=self._session_id,
@@ -149,7 +220,7 @@ class SessionDriver:
             running, ops = turn_progress_units.open_and_start(
                 turn, group, session.consumed_seq + 1, "off", versions
             )
-            await p.store.uow.commit(self._tenant, ops)
+            await p.store.uow.commit(self._tenant, [*ops, *stamp])
             await p.checkpoints.reached(Phase.WINDOW_OPENED, self._tenant, self._session_id)
             await p.checkpoints.reached(Phase.RUN_STARTED, self._tenant, self._session_id)
             return running
@@ -159,7 +230,12 @@ class SessionDriver:
         close = p.decide_window(binding, session.key, messages, *_asked(session))
         await p.store.uow.commit(
             self._tenant,
-            turn_progress_units.open_window(turn, group, close.close_at_ms, close.reason, versions),
+            [
+                *turn_progress_units.open_window(
+                    turn, group, close.close_at_ms, close.reason, versions
+                ),
+                *stamp,
+            ],
         )
         await p.checkpoints.reached(Phase.WINDOW_OPENED, self._tenant, self._session_id)
         return turn
@@ -286,6 +362,28 @@ async def _wait(p: RuntimeParts, news: asyncio.Event, keeper: LeaseKeeper, ms: i
 def _is_replay(turn: Turn) -> bool:
     """Only a REPLAY turn runs over an empty range: a window holds at least one message."""
     return turn.phase is TurnPhase.RUNNING and turn.from_seq == turn.to_seq
+
+
+def _stamp_op(session: SessionRecord, pinned: Pinned, at_ms: int) -> list[PatchState]:
+    """The state patch recording the scenario version stamp, when the session is in a
+    scenario whose stamp its state does not hold yet."""
+    stamp = pinned.scenario_stamp
+    if stamp is None:
+        return []
+    if session.state.get("scenario_version") == stamp:
+        return []
+    patch = {"scenario_version": dict(stamp)}
+    return [PatchState(session.session_id, session.state_version, patch, at_ms)]
+
+
+@contextmanager
+def _logged(**fields: str) -> Iterator[None]:
+    """Every log line written meanwhile carries ``fields`` (structlog contextvars)."""
+    tokens = structlog.contextvars.bind_contextvars(**fields)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def _asked(session: SessionRecord) -> tuple[bool, bool]:

@@ -189,7 +189,13 @@ async def _open(
     from acf.demo import demo_tools
 
     # The demo's built-in tools (`builtin: commerce`) are offered to every configuration.
-    return await open_service(loaded, settings, builtin_tools=demo_tools(), tracing=tracing)
+    service = await open_service(loaded, settings, builtin_tools=demo_tools(), tracing=tracing)
+    try:  # each tenant of the file as a version, live per ACF_CONFIG_SOURCE (DESIGN §17)
+        await service.serve_file_versions(settings.config_source)
+    except BaseException:
+        await service.close()
+        raise
+    return service
 
 
 async def _serve(
