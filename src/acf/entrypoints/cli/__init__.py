@@ -2,6 +2,7 @@
 
 from acf.entrypoints.cli import (
     config,
+    config_preview,
     db,
     dead_letters,
     demo,
@@ -16,6 +17,7 @@ from acf.entrypoints.cli.common import app
 __all__ = [
     "app",
     "config",
+    "config_preview",
     "db",
     "dead_letters",
     "demo",

@@ -95,6 +95,14 @@ def _with_keys(data_dir: Path, database_url: str | None, use: Callable[[Any], Aw
 def create(
     tenant: Tenant,
     name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "api",
+    scope: Annotated[
+        str,
+        typer.Option(
+            "--scope",
+            help="api: the tenant's API; admin: also the configuration lifecycle "
+            "(/v1/config, `acf config push|promote|canary|rollback`).",
+        ),
+    ] = "api",
     data_dir: DataDir = Path("data"),
     database_url: DatabaseUrl = None,
     config: KeysConfig = None,
@@ -102,18 +110,24 @@ def create(
     """Create a key for a tenant of the configuration and print it once: it cannot be
     shown again."""
     from acf.adapters.memory.clock import SystemClock
-    from acf.ports.api_keys import new_api_key
+    from acf.ports.api_keys import KEY_SCOPES, new_api_key
 
+    if scope not in KEY_SCOPES:
+        typer.echo(
+            f"error: --scope must be one of {', '.join(KEY_SCOPES)}, not {scope!r}", err=True
+        )
+        raise typer.Exit(2)
     _check_tenant(tenant, config)
     key = new_api_key()
     record = _with_keys(
         data_dir,
         database_url,
-        lambda keys: keys.create(tenant, name, key, SystemClock().now_ms()),
+        lambda keys: keys.create(tenant, name, key, SystemClock().now_ms(), scope=scope),
     )
     typer.echo(key)
     typer.echo(
-        f"key {record.key_id} for tenant {tenant}; store it now, it is not shown again", err=True
+        f"key {record.key_id} ({scope}) for tenant {tenant}; store it now, it is not shown again",
+        err=True,
     )
 
 
@@ -121,10 +135,10 @@ def create(
 def list_keys(
     tenant: Tenant, data_dir: DataDir = Path("data"), database_url: DatabaseUrl = None
 ) -> None:
-    """The tenant's keys (ids and names, never the keys)."""
+    """The tenant's keys (id, name, state, created, scope; never the keys)."""
     for r in _with_keys(data_dir, database_url, lambda keys: keys.list_keys(tenant)):
         state = "active" if r.active else "revoked"
-        typer.echo(f"{r.key_id}\t{r.name}\t{state}\t{r.created_at_ms}")
+        typer.echo(f"{r.key_id}\t{r.name}\t{state}\t{r.created_at_ms}\t{r.scope}")
 
 
 @keys_app.command("revoke")

@@ -15,6 +15,7 @@ from acf.entrypoints.http import (
     errors,
     routes_agent_answer,
     routes_agent_sessions,
+    routes_config,
     routes_customers,
     routes_dead_letters,
     routes_ingress,
@@ -35,7 +36,8 @@ STATIC = Path(str(files("acf.entrypoints.http") / "static"))
 
 DESCRIPTION = """The Agent Conversation Fabric's API. Every `/v1` route is scoped by the
 tenant of the API key (`Authorization: Bearer <key>` or `X-API-Key`); another tenant's
-objects answer 404. Keys are created with `acf keys create --tenant T`."""
+objects answer 404. Keys are created with `acf keys create --tenant T`; the configuration
+lifecycle (`/v1/config`) needs a key made with `--scope admin`."""
 
 
 def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI:
@@ -60,6 +62,7 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     app.include_router(routes_agent_answer.router)
     app.include_router(routes_agent_sessions.router)
     app.include_router(routes_dead_letters.router)
+    app.include_router(routes_config.router)
     app.include_router(routes_stream.router)
     for router in channel_routers.ROUTERS:  # the providers' webhooks
         app.include_router(router)
@@ -88,3 +91,7 @@ def _pages(app: FastAPI) -> None:
     @app.get("/console", include_in_schema=False)
     async def console() -> FileResponse:
         return FileResponse(STATIC / "console.html")
+
+    @app.get("/console/versions", include_in_schema=False)
+    async def console_versions() -> FileResponse:
+        return FileResponse(STATIC / "versions.html")

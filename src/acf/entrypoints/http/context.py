@@ -1,14 +1,21 @@
 """What every route needs: the wired service, the API's settings, the caller's tenant."""
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from acf.bootstrap import Service
 from acf.domain.ids import TenantId
+from acf.entrypoints.http.errors import ApiError
 from acf.entrypoints.http.limits import TenantLimits
+from acf.ports.api_keys import ApiKeyRecord
+
+if TYPE_CHECKING:
+    from acf.service.config_lifecycle import ConfigLifecycle
+
+ADMIN_SCOPE = "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,8 @@ class ApiState:
     service: Service
     settings: ApiSettings
     limits: TenantLimits
+    lifecycle: "ConfigLifecycle | None" = None
+    """The configuration lifecycle's operations (made on first use)."""
 
 
 def state_of(request: Request) -> ApiState:
@@ -45,12 +54,13 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Or `X-API-Key: <key>`")
 
 
-async def tenant_of(
+async def key_of(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
-) -> TenantId:
-    """The tenant the API key belongs to; 401 without a valid key."""
+) -> ApiKeyRecord:
+    """The caller's API key record; 401 without a valid key or for a tenant this
+    configuration does not serve. Cached per request, so routes may ask for it twice."""
     key = bearer.credentials if bearer is not None else header
     if not key:
         raise HTTPException(
@@ -70,8 +80,29 @@ async def tenant_of(
             f"the API key's tenant {record.tenant!r} is not in this configuration",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return record
+
+
+async def tenant_of(record: Annotated[ApiKeyRecord, Depends(key_of)]) -> TenantId:
+    """The tenant the API key belongs to; 401 without a valid key."""
     return record.tenant
 
 
+async def admin_key_of(record: Annotated[ApiKeyRecord, Depends(key_of)]) -> ApiKeyRecord:
+    """The caller's key when its scope is ``admin`` (the configuration lifecycle); 403 for
+    any other scope, saying which scope is needed and how to get a key with it."""
+    if record.scope != ADMIN_SCOPE:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this route needs an API key with scope {ADMIN_SCOPE!r}; this key's scope is "
+            f"{record.scope!r} (create one with `acf keys create --tenant {record.tenant} "
+            f"--scope {ADMIN_SCOPE}`)",
+        )
+    return record
+
+
 Tenant = Annotated[TenantId, Depends(tenant_of)]
+AdminKey = Annotated[ApiKeyRecord, Depends(admin_key_of)]
+"""An ``admin`` key; its ``tenant`` scopes everything the route reads or writes."""
 State = Annotated[ApiState, Depends(api_state)]
