@@ -46,9 +46,12 @@ promtool: $(STAMP)
 	  rm -rf $$tmp; [ -x $(BIN)/promtool ] \
 	  || echo "warning: no promtool: tests/deploy checks the rules' structure only"; }
 
-## test: set up, then lint, type-check and run the whole test suite
+## test: set up, then lint, type-check and run the whole test suite: one pytest-xdist worker
+## per CPU (at most 4), then the tests marked `solo` (Locust, chaos), which load the machine
+## by design, alone (exit status 5, "no test selected", is no failure when PYTEST_ARGS narrows)
 test: $(STAMP) browser promtool lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist worksteal -m "not solo" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/pytest -m solo $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 ## lint: ruff, and the import directions of DESIGN §14 (pyproject.toml's [tool.importlinter])
 lint: $(STAMP)

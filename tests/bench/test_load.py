@@ -1,11 +1,14 @@
-"""The load test (`make load`, seed 004 Story 8): its parts in-process, then a one-minute run
+"""The load test (`make load`, seed 004 Story 8): its parts in-process, then a 40-second run
 of the real thing: Locust in its own process, 50 web-chat customers against `acf serve`
 routing between the fake model and the fake agent service, the invariants checked through
 the API at the end.
 
 The CI run asserts that nothing failed and that the invariants hold, never a timing. It
 sends half the conversations to the agent service (the full run: 30 %) so that at least 20
-delegated conversations are in flight at once within one minute and 50 customers.
+delegated conversations are in flight at once within 40 s and 50 customers. 40 s keeps
+every figure asserted below at about twice its bound on a calm machine (a 30-s run gave 210
+conversations, 98 direct and 112 delegated, 31 at once; under a load average of 10 it gave
+88), and the test runs alone (`solo`), after the parallel part of `make test`.
 """
 
 import json
@@ -323,9 +326,11 @@ def test_the_configuration_routes_between_the_model_and_the_agent_service(tmp_pa
     assert config.tenants["load"].channels == {}  # the web channel's default accumulation
 
 
-def test_a_one_minute_run_has_no_error_and_keeps_the_invariants(tmp_path: Path) -> None:
+@pytest.mark.solo  # 50 customers load the machine: it runs alone, after the parallel part
+@pytest.mark.timeout(300)  # about 70 s alone; over 120 s (the default) when it shared the machine
+def test_a_40_s_run_has_no_error_and_keeps_the_invariants(tmp_path: Path) -> None:
     out = tmp_path / "load.json"
-    argv = ["--users", "50", "--spawn-rate", "25", "--duration", "60", "--delegated", "0.5"]
+    argv = ["--users", "50", "--spawn-rate", "25", "--duration", "40", "--delegated", "0.5"]
     code = main([*argv, "--settle", "15", "--logs", str(tmp_path / "logs"), "--json", str(out)])
     report = json.loads(out.read_text())
     conversations = report["conversations"]

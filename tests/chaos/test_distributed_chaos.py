@@ -378,6 +378,7 @@ def check_no_overlap(events: list[tuple[Any, ...]]) -> list[str]:
     return problems
 
 
+@pytest.mark.solo  # 5 processes, 200 sessions: it runs alone, after the parallel part
 @pytest.mark.timeout(300)
 async def test_distributed_mode_survives_worker_kills_and_a_redis_restart(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
