@@ -224,7 +224,7 @@ async def test_canary_state_machine(store: Store) -> None:
     await run(store, StartCanary(T, 5, 10, 10_000, "ann"))
     back = await run(store, RollbackLive(T, 11_000, "ann", "bad"))
     assert (back.live, back.previous_live, back.canary, back.canary_share) == (4, None, None, 0)
-    assert await status(store, 5) == (VersionStatus.RETIRED, False)
+    assert await status(store, 5) == (VersionStatus.RETIRED, True)  # its sessions re-pin
     assert await status(store, 3) == (VersionStatus.RETIRED, True)
 
     await readable(store)
@@ -355,3 +355,16 @@ async def test_the_watchs_guards_refuse_a_stale_decision(store: Store) -> None:
         await run(store, PromoteVersion(T, 2, 4_001, "canary watch", canary_only=True))
     pointer = await store.config_versions.pointer(T)
     assert pointer is not None and (pointer.live, pointer.canary) == (3, None)
+
+
+async def test_a_live_rollback_rolls_back_the_canary_it_cancels(store: Store) -> None:
+    """Nobody judges a canary once the live version it was compared with is rolled back:
+    it is retired as rolled back too, so its sessions move to the restored version."""
+    await pushed(store, 3)
+    await run(store, PromoteVersion(T, 1, 1_000, "ann"))
+    await run(store, PromoteVersion(T, 2, 2_000, "ann"))
+    await run(store, StartCanary(T, 3, 10, 3_000, "ann"))
+    back = await run(store, RollbackLive(T, 4_000, "ann", "v2 is broken"))
+    assert (back.live, back.canary) == (1, None)
+    assert await status(store, 3) == (VersionStatus.RETIRED, True)
+    assert await status(store, 2) == (VersionStatus.RETIRED, True)

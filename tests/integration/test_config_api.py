@@ -81,7 +81,7 @@ async def test_push_history_diff_promote_canary_rollback(backend: str, tmp_path:
         refused = await admin.post("/v1/config/versions/2/promote", json={})
         assert refused.status_code == 409, refused.text
         assert "no passed scenarios gate" in refused.json()["message"]
-        assert "acf scenarios run --tenant acme --version 2" in refused.json()["message"]
+        assert "acf scenarios run PATH --tenant acme --version 2" in refused.json()["message"]
         await passed_gate(served, "acme", 2)
         promoted = await admin.post("/v1/config/versions/2/promote")
         assert promoted.status_code == 200, promoted.text
@@ -96,6 +96,9 @@ async def test_push_history_diff_promote_canary_rollback(backend: str, tmp_path:
 
         # canary: start, move its share, status, stop
         v4 = await push(admin, tenant_yaml(deadline_ms=6000), "canary candidate")
+        gated = await admin.post(f"/v1/config/versions/{v4['number']}/canary", json={"share": 10})
+        assert gated.status_code == 409 and "no passed scenarios gate" in gated.text
+        await passed_gate(served, "acme", 4)
         started = await admin.post(f"/v1/config/versions/{v4['number']}/canary", json={"share": 10})
         assert started.status_code == 200, started.text
         assert (started.json()["canary"], started.json()["canary_share"]) == (4, 10)

@@ -71,8 +71,10 @@ async def test_the_lifecycle_from_the_command_line(tmp_path: Path) -> None:
         third = tmp_path / "edits" / "acme3.yaml"
         third.write_text(tenant_yaml(deadline_ms=4000), encoding="utf-8")
         assert (await run("push", str(third), *remote))[0] == 0
-        code, out, err = await run("canary", "3", "--share", "10", *remote)
-        assert code == 0 and "v3 on canary at 10%" in out, err
+        code, _, err = await run("canary", "3", "--share", "10", *remote)
+        assert code == 1 and "no passed scenarios gate" in err and "HTTP 409" in err
+        code, out, err = await run("canary", "V3", "--share", "10", "--force", *remote)
+        assert code == 0 and "v3 on canary at 10% of new sessions (forced)" in out, err
         code, out, _ = await run("status", *remote)
         assert "canary: v3 at 10%" in out and "canary" in out
         code, out, _ = await run("rollback", "--canary", *remote)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import typer
+import yaml
 
 from acf.config.load import ConfigError
 from acf.domain.config_versions import ApplyMode, ConfigVersion, VersionStatus
@@ -70,7 +71,9 @@ def test_promote_is_gated_by_the_scenarios_suite(
         assert said is None
     else:
         assert said is not None and refusal in said
-        assert "acf scenarios run --tenant acme --version 4" in said
+        assert "acf scenarios run PATH --tenant acme --version 4" in said
+        canary = promote_refusal(version(gates), force, "start the canary")
+        assert canary is not None and "or start the canary with force" in canary
 
 
 @pytest.mark.parametrize(
@@ -198,6 +201,27 @@ def test_paths_the_yaml_names_stay_inside_the_upload() -> None:
 
 
 @pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({"settings.deadline_ms": 5, "settings.deadline_ms.x": 1}, "settings.deadline_ms.x"),
+        ({"settings.deadline_ms.x": 1, "settings.deadline_ms": 5}, "settings.deadline_ms.x"),
+        ({"settings": 1, "settings.deadline_ms": 5}, "settings.deadline_ms"),
+        ({"settings.deadline_ms": 5, "settings.fallback_text": "x"}, None),
+    ],
+)
+def test_nesting_overrides_refuses_a_value_with_keys_inside(
+    overrides: dict[str, Any], refused: str | None
+) -> None:
+    from acf.config.layers import _nest
+
+    if refused is None:
+        assert _nest(overrides) == {"settings": {"deadline_ms": 5, "fallback_text": "x"}}
+        return
+    with pytest.raises(ConfigError, match=refused):
+        _nest(overrides)
+
+
+@pytest.mark.parametrize(
     ("message", "problems"),
     [
         (
@@ -218,12 +242,22 @@ def test_a_config_error_splits_into_field_problems(
     assert [(p.path, p.message) for p in config_problems(message)] == problems
 
 
-@pytest.mark.parametrize(("text", "number"), [("3", 3), ("v3", 3), (" v12 ", 12)])
+@pytest.mark.parametrize(("text", "number"), [("3", 3), ("v3", 3), ("V3", 3), (" v12 ", 12)])
 def test_versions_on_the_command_line(text: str, number: int) -> None:
     assert parse_version(text) == number
 
 
-@pytest.mark.parametrize("text", ["0", "v", "three", "-1", "v0"])
+@pytest.mark.parametrize("text", ["0", "v", "three", "-1", "v0", "vv3", "x3"])
 def test_not_versions(text: str) -> None:
     with pytest.raises(typer.Exit):
         parse_version(text)
+
+
+def test_push_writes_yaml_aliases_out() -> None:
+    from acf.entrypoints.cli.config_upload import without_aliases
+
+    text = "a: &x {k: 1}\nb: *x\n"
+    out = without_aliases(text)
+    assert "*" not in out and "&" not in out
+    assert yaml.safe_load(out) == yaml.safe_load(text)
+    assert without_aliases("plain: 1\n") == "plain: 1\n"

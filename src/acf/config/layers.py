@@ -117,13 +117,23 @@ def _flat_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted keys as nested mappings; ``ConfigError`` naming a key that sets a value where
+    another key needs a mapping (``settings.deadline_ms`` and ``settings.deadline_ms.x``)."""
     out: dict[str, Any] = {}
-    for key, value in flat.items():
+    for key in sorted(flat, key=lambda k: k.count(".")):
         node = out
         *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
+        for index, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                taken = ".".join(parents[: index + 1])
+                raise ConfigError(
+                    f"runtime override: {key}: {taken} is set to a value by another key, "
+                    "so nothing can be set inside it"
+                )
+            node = child
+        value = flat[key]
+        node[last] = dict(value) if isinstance(value, dict) else value
     return out
 
 

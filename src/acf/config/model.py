@@ -171,7 +171,29 @@ def overridable_problem(key: str, agent: AgentFields) -> str | None:
         if not isinstance(node, dict) or part not in node:
             return f"is not a field of this agent's {agent.pipeline.kind} pipeline"
         node = node[part]
+    if _unsafe(rest[-1]) or _holds_unsafe(node):
+        return (
+            "names code, an endpoint or a credential (factory, base_url, url, api_key, "
+            "headers), which only the configuration file may set"
+        )
     return None
+
+
+_UNSAFE_KEYS = frozenset({"factory", "base_url", "url", "api_key", "headers"})
+
+
+def _unsafe(name: str) -> bool:
+    return name in _UNSAFE_KEYS or name.endswith("_file")
+
+
+def _holds_unsafe(node: Any) -> bool:
+    """Whether a value a runtime override would replace holds code, an endpoint or a
+    credential anywhere inside (a router's routes, a whole sub-mapping)."""
+    if isinstance(node, dict):
+        return any(_unsafe(str(k)) or _holds_unsafe(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_holds_unsafe(v) for v in node)
+    return False
 
 
 class AgentDefaultsFields(ConfigModel):

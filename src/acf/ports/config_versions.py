@@ -45,6 +45,8 @@ class PushVersion(WriteOp[PushResult]):
     git_commit: str | None
     apply: ApplyMode
     at_ms: int
+    actor: str | None = None
+    """Who pushed (an API key's id and name, never the key); ``author`` is what they said."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +71,15 @@ class StartCanary(WriteOp[ConfigPointer]):
     """Put ``number`` (DRAFT, or RETIRED not rolled back) on canary at ``share`` percent
     (0..100, else ``InvalidValue``; 0 pauses it: new sessions all get the live version).
     Needs a live version and no running canary (the Conflict names the running one). Event
-    ``config.canary_started``."""
+    ``config.canary_started`` (``forced``: started without a passed gate, said in the
+    event)."""
 
     tenant: TenantId
     number: int
     share: int
     at_ms: int
     actor: str
+    forced: bool = False
 
 
 @dataclass(frozen=True, slots=True)

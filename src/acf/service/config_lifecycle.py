@@ -8,9 +8,10 @@ unknown one (``NoSuchVersion``), and a configuration naming another tenant is re
 ``config_changes.announce(tenant)``, so every process learns of it at once (or at its next
 periodic re-read).
 
-``promote`` is gated: the version needs a passed ``scenarios`` gate (``acf scenarios run
---tenant T --version N`` records it) unless forced, and a forced promote says so in its
-audit event.
+``promote`` and starting a canary are gated: the version needs a passed ``scenarios`` gate
+(``acf scenarios run PATH --tenant T --version N`` records it) unless forced, and a forced
+promote or canary says so in its audit event (``forced``). Moving a running canary's
+share needs no gate.
 
 The configuration layer itself (parsing, merging, explaining) is ``ConfigFiles``, given by
 the caller: the service never imports ``acf.config``.
@@ -163,14 +164,15 @@ def gate_passed(version: ConfigVersion, name: str = SCENARIOS_GATE) -> bool | No
     return gate.get("passed") is True
 
 
-def promote_refusal(version: ConfigVersion, force: bool) -> str | None:
-    """Why ``promote`` refuses ``version`` (None: it may go live). Pure."""
+def promote_refusal(version: ConfigVersion, force: bool, action: str = "promote") -> str | None:
+    """Why ``promote`` (or ``action``: starting a canary) refuses ``version`` (None: it may
+    go ahead). Pure."""
     passed = gate_passed(version)
     if force or passed:
         return None
-    run = f"acf scenarios run --tenant {version.tenant} --version {version.number}"
+    run = f"acf scenarios run PATH --tenant {version.tenant} --version {version.number}"
     state = "failed its scenarios gate" if passed is False else "has no passed scenarios gate"
-    return f"{version.label} {state}: run `{run}`, or promote with force (audited)"
+    return f"{version.label} {state}: run `{run}`, or {action} with force (audited)"
 
 
 def foreign_tenants(tenant: TenantId, named: Sequence[str]) -> str | None:
@@ -221,6 +223,7 @@ class ConfigLifecycle:
         author: str,
         message: str,
         git_commit: str | None = None,
+        actor: str | None = None,
     ) -> PushResult:
         """Store the tenant's configuration as a DRAFT version (or return the version with
         the same content, ``created=False``). Refused: an invalid configuration or an
@@ -238,8 +241,12 @@ class ConfigLifecycle:
             git_commit=git_commit or source.git_commit,
             apply=ApplyMode(source.apply),
             at_ms=self._clock.now_ms(),
+            actor=actor,
         )
-        pushed = (await self.store.uow.commit(tenant, [op])).get(op)
+        try:
+            pushed = (await self.store.uow.commit(tenant, [op])).get(op)
+        except Conflict as exc:  # concurrent pushes kept taking the number
+            raise Refused(exc.reason) from None
         if pushed.created:
             await self._changes.announce(tenant)  # a new draft: nothing to apply, but news
         return pushed
@@ -299,16 +306,24 @@ class ConfigLifecycle:
         op = PromoteVersion(tenant, number, self._clock.now_ms(), actor, forced=forced)
         return await self._commit(tenant, op)
 
-    async def canary(self, tenant: TenantId, number: int, share: int, actor: str) -> ConfigPointer:
-        """Put ``number`` on canary at ``share`` percent of new sessions, or move the
-        running canary ``number`` to ``share``."""
-        await self.get(tenant, number)
+    async def canary(
+        self, tenant: TenantId, number: int, share: int, actor: str, force: bool = False
+    ) -> ConfigPointer:
+        """Put ``number`` on canary at ``share`` percent of new sessions (refused without a
+        passed scenarios gate unless ``force``, audited), or move the running canary
+        ``number`` to ``share`` (no gate)."""
+        version = await self.get(tenant, number)
         pointer = await self.pointer(tenant)
         now = self._clock.now_ms()
         if pointer is not None and pointer.canary == number:
             reason = f"share set to {share}% by {actor}"
             return await self._commit(tenant, SetCanaryShare(tenant, number, share, now, reason))
-        return await self._commit(tenant, StartCanary(tenant, number, share, now, actor))
+        refusal = promote_refusal(version, force, "start the canary")
+        if refusal is not None:
+            raise Refused(refusal)
+        forced = force and not gate_passed(version)
+        op = StartCanary(tenant, number, share, now, actor, forced=forced)
+        return await self._commit(tenant, op)
 
     async def rollback(
         self, tenant: TenantId, actor: str, reason: str, canary_only: bool = False

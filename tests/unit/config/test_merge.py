@@ -234,6 +234,8 @@ def test_runtime_overrides_refused(overrides: dict[str, Any], error: str) -> Non
         ("pipeline", "whole pipeline"),
         ("channels.fax", "names no channel"),
         ("scenarios", "not a key a runtime override may set"),
+        ("pipeline.base_url", "code, an endpoint or a credential"),  # a session's key
+        # must never redirect the model's requests, or send its credential elsewhere
     ],
 )
 def test_overridable_keys_must_exist(key: str, error: str) -> None:

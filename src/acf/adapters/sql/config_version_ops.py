@@ -186,6 +186,7 @@ def _push(conn: SqlConnection, tenant: str, op: PushVersion) -> PushResult:
                 "message": op.message,
                 "git_commit": op.git_commit,
                 "apply": version.apply.value,
+                "actor": op.actor,
             },
         )
         return PushResult(version, created=True)
@@ -264,7 +265,13 @@ def _start_canary(conn: SqlConnection, tenant: str, op: StartCanary) -> ConfigPo
         EventKind.CONFIG_CANARY_STARTED,
         op.number,
         op.at_ms,
-        {"version": label, "live": _label(p.live), "share": share, "actor": op.actor},
+        {
+            "version": label,
+            "live": _label(p.live),
+            "share": share,
+            "actor": op.actor,
+            "forced": op.forced,
+        },
     )
     return pointer
 
@@ -338,8 +345,8 @@ def _rollback_live(conn: SqlConnection, tenant: str, op: RollbackLive) -> Config
     if p.live is None or p.previous_live is None:
         raise Conflict("there is no previous live version to roll back to")
     _set_status(conn, tenant, p.live, VersionStatus.RETIRED, op.at_ms, rolled_back=True)
-    if p.canary is not None:
-        _set_status(conn, tenant, p.canary, VersionStatus.RETIRED, op.at_ms)
+    if p.canary is not None:  # nobody judges it any more: its sessions re-pin too
+        _set_status(conn, tenant, p.canary, VersionStatus.RETIRED, op.at_ms, rolled_back=True)
     _set_status(conn, tenant, p.previous_live, VersionStatus.LIVE, op.at_ms)
     pointer = _save_pointer(conn, _no_canary(p, op.at_ms, live=p.previous_live, previous_live=None))
     _audit(

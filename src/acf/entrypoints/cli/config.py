@@ -136,7 +136,7 @@ def promote(
     key: Key = None,
 ) -> None:
     """Make VERSION live for every new session (blue-green). Needs a passed scenarios gate
-    (`acf scenarios run --tenant T --version N`) unless --force."""
+    (`acf scenarios run PATH --tenant T --version N`) unless --force."""
     number = parse_version(version)
     body = {"force": force}
     pointer = Remote.of(url, key).call("POST", f"/v1/config/versions/{number}/promote", body=body)
@@ -148,15 +148,21 @@ def promote(
 def canary(
     version: Annotated[str, typer.Argument(help="The version to try (3 or v3).")],
     share: Annotated[int, typer.Option("--share", min=1, max=100, help="Percent of new sessions.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Start it without a passed scenarios gate (audited).")
+    ] = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
 ) -> None:
     """Give VERSION to a share of new sessions (sticky per session); acf then rolls it back
-    on a breach or moves it up step by step. On the running canary: set its share."""
+    on a breach or moves it up step by step. Starting it needs a passed scenarios gate
+    (`acf scenarios run PATH --tenant T --version N`) unless --force. On the running
+    canary: set its share (no gate)."""
     number = parse_version(version)
-    body = {"share": share}
+    body = {"share": share, "force": force}
     pointer = Remote.of(url, key).call("POST", f"/v1/config/versions/{number}/canary", body=body)
-    typer.echo(f"v{number} on canary at {pointer['canary_share']}% of new sessions")
+    forced = " (forced)" if force else ""
+    typer.echo(f"v{number} on canary at {pointer['canary_share']}% of new sessions{forced}")
 
 
 @config_app.command("rollback")

@@ -37,8 +37,9 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 def parse_version(text: str) -> int:
-    """``3`` or ``v3`` → 3; exit 2 otherwise."""
-    digits = text.strip().removeprefix("v")
+    """``3``, ``v3`` or ``V3`` → 3; exit 2 otherwise."""
+    digits = text.strip()
+    digits = digits[1:] if digits[:1] in ("v", "V") else digits
     if not digits.isdigit() or int(digits) < 1:
         fail(f"{text!r} is not a version: expected a number such as 3 or v3", 2)
     return int(digits)

@@ -1,6 +1,8 @@
 """What ``acf config push`` sends: one tenant of a configuration file, with every file it
 names (rules, prompts, base agents), checked here first so a mistake is told before
-anything reaches acf."""
+anything reaches acf. acf refuses YAML aliases in an upload (``&a`` … ``*a``), so a YAML
+file using them is sent written out (the same configuration, the same version hash for the
+configuration and its bases)."""
 
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -49,9 +51,13 @@ def tenant_upload(file: Path, tenant: str | None) -> dict[str, Any]:
             document["bases"] = dict(declared)
         document["tenants"] = {tenant: loaded.document["tenants"][tenant]}
         text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    files = {
+        name: without_aliases(content) if name.lower().endswith((".yaml", ".yml")) else content
+        for name, content in files.items()
+    }
     return {
         "name": file.name,
-        "yaml": text,
+        "yaml": without_aliases(text),
         "files": files,
         "git_commit": sources[tenant].git_commit,
     }
@@ -62,3 +68,21 @@ def _read(folder: Path, relative: str) -> str:
         return (folder / relative).read_text(encoding="utf-8")
     except OSError as exc:
         fail(f"cannot read {relative}: {exc.strerror or exc}", 2)
+
+
+class _Expanded(yaml.SafeDumper):
+    """Writes every value out, never as an alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def without_aliases(text: str) -> str:
+    """``text`` itself, or, when it uses YAML aliases, its document written out in full."""
+    try:
+        if not any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, yaml.SafeLoader)):
+            return text
+        body = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text  # acf says what is wrong with it
+    return yaml.dump(body, Dumper=_Expanded, sort_keys=False, allow_unicode=True)

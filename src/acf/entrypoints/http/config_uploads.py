@@ -4,17 +4,20 @@ base agents), turned into a validated ``LoadedConfig`` without trusting its path
 The upload is written to a private temporary folder and read back with the file loader, so
 an uploaded configuration is checked exactly as ``acf config validate`` checks a file. A
 file name that is absolute or climbs out of the folder (``..``) is refused before anything
-is written, and so is a path in the YAML (``rules_file``, ``system_prompt_file``, a base
-agent's file) that would read outside the upload: a tenant's admin key reads nothing of the
-server's disk. Python files are refused too: code is pinned by the agent version installed
-with acf, never uploaded (a ``python`` pipeline's module found beside the configuration
-would be imported). Errors name the upload's own paths (``acf.yaml: tenants.acme.…``),
-never the temporary folder.
+is written, and so is a path that would read outside the upload (``rules_file``,
+``system_prompt_file``, a base agent's file), in the YAML and in every base agent's file:
+a tenant's admin key reads nothing of the server's disk. After loading, every file the
+load read is checked once more to resolve (symbolic links followed) inside the folder.
+YAML aliases are refused (``&a`` … ``*a`` expands exponentially) before any YAML is
+parsed into objects, in every file read as YAML, and so is an upload of more than
+``MAX_NODES`` YAML nodes. Python files are refused too: code is pinned by the agent version
+installed with acf, never uploaded. Errors name the upload's own paths (``acf.yaml:
+tenants.acme.…``), never the temporary folder, and never a file's content.
 """
 
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -28,6 +31,8 @@ UPLOAD_NAME = "acf.yaml"
 FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml$")
 MAX_FILES = 200
 MAX_PATH = 500
+MAX_NODES = 200_000
+"""YAML nodes (scalars, mappings, sequences) in all of an upload's YAML together."""
 _PART = re.compile(r"[\w][\w.\- ]{0,199}")
 """One folder or file name: no ``..``, no control characters, no drive letter."""
 CODE_SUFFIXES = frozenset({".py", ".pyc", ".pyo", ".pyd", ".pyw", ".so", ".pth", ".dll", ".dylib"})
@@ -76,33 +81,92 @@ def named_paths(body: object, where: str = "") -> list[tuple[str, str]]:
     return found
 
 
+def yaml_nodes(text: str, name: str) -> int:
+    """How many YAML nodes ``text`` holds, read as events (linear time, nothing expanded);
+    ``ConfigError`` at an alias. A YAML error is left to the loader (it says where)."""
+    nodes = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise ConfigError(
+                    f"{name} (line {line}): YAML aliases are not accepted in an upload: "
+                    "write the value out (`acf config push` does)"
+                )
+            if isinstance(event, yaml.NodeEvent):
+                nodes += 1
+    except yaml.YAMLError:
+        pass
+    return nodes
+
+
+def _parsed(text: str) -> object:
+    """``text`` parsed (alias-free, checked first), or None when it is not YAML."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+def _refuse_outside(where: str, value: str, name: str) -> None:
+    try:
+        safe_relpath(value)
+    except ConfigError:
+        raise ConfigError(
+            f"{name}: {where}: expected a path relative to the configuration, "
+            f"inside the upload (its file sent in `files`), got {value!r}"
+        ) from None
+
+
 def check_named_paths(text: str, name: str = UPLOAD_NAME) -> None:
     """Refuse YAML naming a file outside the upload; ``ConfigError`` naming the field. A
-    YAML error is left to the loader (it says where)."""
-    try:
-        body = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return
-    for where, value in named_paths(body):
-        try:
-            safe_relpath(value)
-        except ConfigError:
-            raise ConfigError(
-                f"{name}: {where}: expected a path relative to the configuration, "
-                f"inside the upload (its file sent in `files`), got {value!r}"
-            ) from None
+    YAML error is left to the loader (it says where). Check the text's aliases first."""
+    for where, value in named_paths(_parsed(text)):
+        _refuse_outside(where, value, name)
 
 
-def load_upload(upload: Upload) -> LoadedConfig:
+def check_upload(upload: Upload) -> None:
+    """Everything checked before the upload is written out or loaded: no YAML alias and at
+    most ``MAX_NODES`` nodes in any file read as YAML (the configuration, its base agents'
+    files, rules files, any ``.yaml``), and every path named by the configuration or a base
+    agent's file inside the upload. ``ConfigError`` naming the file and field."""
+    nodes = yaml_nodes(upload.yaml, upload.name)
+    body = _parsed(upload.yaml)
+    named = named_paths(body)
+    for where, value in named:
+        _refuse_outside(where, value, upload.name)
+    files = {str(safe_relpath(n)): text for n, text in upload.files.items()}
+    bases = {str(PurePosixPath(v)) for w, v in named if w.startswith("bases.")}
+    for base in sorted(bases & set(files)):
+        nodes += yaml_nodes(files[base], base)
+        for where, value in named_paths(_parsed(files[base])):
+            _refuse_outside(where, value, base)
+            named.append((f"{base}: {where}", value))
+    as_yaml = {  # every file a loader may parse as YAML (a prompt is read as text)
+        str(PurePosixPath(v)) for w, v in named if not w.endswith("system_prompt_file")
+    } | {n for n in files if n.lower().endswith((".yaml", ".yml"))}
+    for path in sorted((as_yaml - bases) & set(files)):
+        nodes += yaml_nodes(files[path], path)
+    if nodes > MAX_NODES:
+        raise ConfigError(
+            f"{upload.name}: the upload holds {nodes} YAML nodes; at most {MAX_NODES}"
+        )
+
+
+def load_upload(
+    upload: Upload, check: Callable[[LoadedConfig], None] | None = None
+) -> LoadedConfig:
     """Validate ``upload`` as the file loader would a file: ``ConfigError`` naming the
-    upload's paths when it is invalid. Blocking (file I/O): call it on a worker thread."""
+    upload's paths when it is invalid. ``check`` runs on the loaded configuration while its
+    files are still there (its errors lose the temporary folder too). Blocking (file I/O):
+    call it on a worker thread."""
     try:
-        return _load_upload(upload)
+        return _load_upload(upload, check)
     except RecursionError:
         raise ConfigError(f"{upload.name}: nested too deeply to be a configuration") from None
 
 
-def _load_upload(upload: Upload) -> LoadedConfig:
+def _load_upload(upload: Upload, check: Callable[[LoadedConfig], None] | None) -> LoadedConfig:
     if len(upload.files) > MAX_FILES:
         raise ConfigError(f"files: at most {MAX_FILES} files, got {len(upload.files)}")
     if not FILE_NAME.match(upload.name):
@@ -110,7 +174,7 @@ def _load_upload(upload: Upload) -> LoadedConfig:
     relpaths = {name: safe_relpath(name) for name in upload.files}
     if any(str(p) == upload.name for p in relpaths.values()):
         raise ConfigError(f"files: {upload.name!r} is the configuration's own name")
-    check_named_paths(upload.yaml, upload.name)
+    check_upload(upload)
     with tempfile.TemporaryDirectory(prefix="acf-upload-") as folder:
         root = Path(folder)
         main = root / upload.name
@@ -124,9 +188,36 @@ def _load_upload(upload: Upload) -> LoadedConfig:
             problem = _without_folder(str(exc), root)
             raise ConfigError(f"the upload cannot be written out as files: {problem}") from None
         try:
-            return load_config(main)
+            loaded = load_config(main)
+            check_files_read(loaded, root, upload.name)
+            if check is not None:
+                check(loaded)
         except ConfigError as exc:
             raise ConfigError(_without_folder(str(exc), root)) from None
+        return loaded
+
+
+def files_read(loaded: LoadedConfig) -> list[tuple[str, str]]:
+    """(what, path as named) of every file loading ``loaded`` read: base agents' files and
+    each tenant's rules and prompt files."""
+    read = [(f"bases.{name}", base.path) for name, base in loaded.bases.items()]
+    for tenant, resolution in loaded.resolutions.items():
+        read += [(f"tenants.{tenant}", path) for path in resolution.files]
+    return read
+
+
+def check_files_read(loaded: LoadedConfig, root: Path, name: str = UPLOAD_NAME) -> None:
+    """``ConfigError`` naming the path (never its content) of a file the load read that
+    does not resolve, symbolic links followed, inside ``root``."""
+    top = root.resolve()
+    for where, path in files_read(loaded):
+        target = Path(path) if Path(path).is_absolute() else root / path
+        resolved = target.resolve()
+        if resolved != top and top not in resolved.parents:
+            raise ConfigError(
+                f"{name}: {where}: {path!r} is outside the upload: an uploaded configuration "
+                "reads only the files sent with it"
+            )
 
 
 def _without_folder(message: str, root: Path) -> str:

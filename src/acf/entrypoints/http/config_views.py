@@ -110,6 +110,11 @@ class PromoteBody(BaseModel):
 class CanaryBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     share: int = Field(ge=1, le=100, description="Percent of new sessions given the version.")
+    force: bool = Field(
+        default=False,
+        description="Start the canary without a passed scenarios gate (audited); "
+        "moving a running canary's share needs no gate.",
+    )
 
 
 class RollbackBody(BaseModel):

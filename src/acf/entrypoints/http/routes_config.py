@@ -80,7 +80,8 @@ VersionNumber = Annotated[int, Path(ge=1, le=2**31, description="The version's n
 def lifecycle_of(state: ApiState) -> ConfigLifecycle:
     if state.lifecycle is None:
         service = state.service
-        files = FileConfigs(service.loaded)
+        # what uploads may use (python factories, secrets) is what the served file uses
+        files = FileConfigs(service.loaded, service.backends.builtin)
         changes = service.config_changes
         state.lifecycle = ConfigLifecycle(service.store, service.clock, changes, files)
     return state.lifecycle
@@ -159,6 +160,7 @@ async def push_version(
             author=body.author or key.name,
             message=body.message,
             git_commit=body.git_commit,
+            actor=actor_of(key),
         )
     if not pushed.created:
         response.status_code = 200
@@ -205,13 +207,16 @@ async def promote(
     "/config/versions/{number}/canary",
     response_model=PointerView,
     responses=_WRITE_ERRORS,
-    summary="Give a version to a share of new sessions (or move the running canary's share)",
+    summary="Give a version to a share of new sessions (409 without a passed scenarios gate "
+    "unless forced), or move the running canary's share",
 )
 async def canary(
     number: VersionNumber, body: CanaryBody, key: AdminKey, state: State
 ) -> PointerView:
     with refusals():
-        pointer = await lifecycle_of(state).canary(key.tenant, number, body.share, actor_of(key))
+        pointer = await lifecycle_of(state).canary(
+            key.tenant, number, body.share, actor_of(key), body.force
+        )
     return PointerView(**pointer_fields(pointer))
 
 
