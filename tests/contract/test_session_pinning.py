@@ -17,7 +17,12 @@ from acf.domain.errors import Conflict, StateContractError, VersionConflict
 from acf.domain.events import EventKind
 from acf.domain.ids import new_id
 from acf.domain.turns import TurnPhase
-from acf.ports.config_versions import PromoteVersion, SetCanaryShare, StartCanary
+from acf.ports.config_versions import (
+    PromoteVersion,
+    RollbackLive,
+    SetCanaryShare,
+    StartCanary,
+)
 from acf.ports.event_store import EventQuery
 from acf.ports.session_store import (
     CloseSession,
@@ -116,9 +121,12 @@ async def test_repin_guards_the_pinned_version(store: Store) -> None:
     assert moved.state == s.state
 
     # With an upcaster's result the state is replaced (not merged) and its version bumped.
+    await run(store, PromoteVersion(T, 3, 3_500, "ann"))
     upcast = state_contract.initial_state()
     upcast["slots"] = {"order": "A1"}
-    await run(store, RepinSession(T, s.session_id, 1, 3, "next_turn", upcast, 4_000))
+    with pytest.raises(VersionConflict, match="state is at version 0, not 7"):
+        await run(store, RepinSession(T, s.session_id, 1, 3, "next_turn", upcast, 4_000, 7))
+    await run(store, RepinSession(T, s.session_id, 1, 3, "next_turn", upcast, 4_000, 0))
     migrated = await session(store, s.session_id)
     assert (migrated.config_version, migrated.state_version) == (3, 1)
     assert migrated.state["slots"] == {"order": "A1"}
@@ -128,20 +136,51 @@ async def test_repin_guards_the_pinned_version(store: Store) -> None:
         await run(store, RepinSession(T, s.session_id, 3, 1, "x", {"nonsense": 1}, 5_000))
     assert await session(store, s.session_id) == migrated
 
-    await run(store, RepinSession(T, unpinned.session_id, None, 1, "first version", None, 6_000))
-    assert (await session(store, unpinned.session_id)).config_version == 1
+    await run(store, RepinSession(T, unpinned.session_id, None, 3, "first version", None, 6_000))
+    assert (await session(store, unpinned.session_id)).config_version == 3
 
     await readable(store)
     events = await store.events.query(T, EventQuery(kinds=[EventKind.SESSION_REPINNED]))
     repinned = [(e.correlation.session_id, e.correlation.config_version) for e in events]
-    assert repinned == [(s.session_id, "v1"), (s.session_id, "v3"), (unpinned.session_id, "v1")]
+    assert repinned == [(s.session_id, "v1"), (s.session_id, "v3"), (unpinned.session_id, "v3")]
     assert [e.data for e in events] == [
         {"from": "v2", "to": "v1", "reason": "canary rolled back", "migrated": False},
         {"from": "v1", "to": "v3", "reason": "next_turn", "migrated": True},
-        {"from": None, "to": "v1", "reason": "first version", "migrated": False},
+        {"from": None, "to": "v3", "reason": "first version", "migrated": False},
     ]
     # The repin's event carries the trace of the message waiting for the next turn.
     assert events[0].correlation.trace_id == "trace-1"
+
+
+async def test_repin_moves_a_session_only_to_the_live_version_now(store: Store) -> None:
+    """The target is checked against the pointer in the repin's transaction, not against a
+    process's cached view: a worker that has not yet learned of a promote (or a rollback)
+    cannot move a session back to the version it retired, nor onto one rolled back."""
+    await pushed(store, 3)
+    await run(store, PromoteVersion(T, 1, 2_000, "ann"))
+    on_v1 = await open_new(store)
+    await run(store, PromoteVersion(T, 2, 2_100, "ann"))
+    on_v2 = await open_new(store)
+    assert (on_v1.config_version, on_v2.config_version) == (1, 2)
+
+    # A stale worker (it still believes v1 is live, applied next_turn) moves v2 back: refused.
+    with pytest.raises(Conflict, match="v1 is not the live version of t1 \\(live: v2\\)"):
+        await run(store, RepinSession(T, on_v2.session_id, 2, 1, "next_turn", None, 3_000))
+    upcast = state_contract.initial_state()
+    with pytest.raises(Conflict, match="v3 is not the live version"):
+        await run(store, RepinSession(T, on_v2.session_id, 2, 3, "next_turn", upcast, 3_000, 0))
+    assert await session(store, on_v2.session_id) == on_v2  # nothing of it committed
+
+    # After a rollback of v2, the way back to v1 is open, onto v2 is not.
+    await run(store, RollbackLive(T, 3_100, "ann", "bad"))
+    with pytest.raises(Conflict, match="v2 is not the live version of t1 \\(live: v1\\)"):
+        await run(store, RepinSession(T, on_v1.session_id, 1, 2, "next_turn", None, 3_200))
+    await run(store, RepinSession(T, on_v2.session_id, 2, 1, "rolled_back", None, 3_200))
+    assert (await session(store, on_v2.session_id)).config_version == 1
+
+    await readable(store)
+    events = await store.events.query(T, EventQuery(kinds=[EventKind.SESSION_REPINNED]))
+    assert [(e.correlation.session_id, e.data["to"]) for e in events] == [(on_v2.session_id, "v1")]
 
 
 async def test_close_guards_and_the_next_message_opens_a_new_session(store: Store) -> None:

@@ -12,6 +12,7 @@ ops while it runs, messages through the real ingress.
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ from acf.ports.config_versions import (
     StartCanary,
 )
 from acf.ports.event_store import EventQuery
-from acf.ports.session_store import PatchState, SessionRecord
+from acf.ports.session_store import PatchState, SessionRecord, SessionStatus
+from acf.service.idle_close import IdleCloser, IdleCloseSettings
 from tests.integration.services import require_postgres, temporary_database
 
 TENANT = "acme"
@@ -299,3 +301,182 @@ async def test_a_turn_runs_its_scenario_step_and_runtime_overrides(
     assert pinned.scenario_stamp is not None
     assert pinned.scenario_stamp["label"] == f"v{number}"
     assert pinned.scenario_stamp["hash"].startswith("sha256:")
+
+
+def stop_periodic_refresh(service: Service) -> None:
+    """This process then learns of a pointer change only when it is announced (or when it
+    reads the pointer itself): what a worker sees while a NOTIFY is on its way."""
+    refreshing = service._refreshing
+    assert refreshing is not None
+    refreshing.cancel()
+
+
+async def promote_unannounced(service: Service, number: int) -> None:
+    now = service.clock.now_ms()
+    await service.store.uow.commit(TENANT, [PromoteVersion(TENANT, number, now, "elsewhere")])
+
+
+async def repinned(service: Service, sid: SessionId) -> list[tuple[Any, ...]]:
+    events = await service.store.events.query(
+        TENANT,
+        EventQuery(session_id=sid, kinds=[EventKind.SESSION_REPINNED], in_commit_order=False),
+    )
+    return [(e.data["from"], e.data["to"], e.data["reason"], e.data["migrated"]) for e in events]
+
+
+async def test_a_stale_view_of_the_pointer_never_moves_a_session_off_the_live_version(
+    service: Service, tmp_path: Path
+) -> None:
+    """Review of issue 21, bug 1: a worker whose cached live version is behind (v2,
+    applied next_turn) must not move a session opened on the live v3 back to v2."""
+    stop_periodic_refresh(service)
+    await push_and_promote(service, tmp_path, body("two", apply="next_turn"))
+    three = await push(service, tmp_path, body("three"))
+    await promote_unannounced(service, three)  # another process promoted it
+    assert service.agents.label(TENANT) == "v2"  # this one does not know yet
+
+    sid, reply = await say(service, "gus")  # opened on v3 (the store's pointer)
+    assert reply == "three"
+    assert (await session(service, sid)).config_version == three
+    assert await repinned(service, sid) == []
+    assert service.agents.label(TENANT) == f"v{three}"  # the refusal made it read again
+
+
+async def test_a_repin_upcast_never_overwrites_a_state_written_meanwhile(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of issue 21, bug 4: the state is written through the API between the
+    driver's read and the re-pin's commit; the upcast is made again from the new state."""
+    sid, _ = await say(service, "hal")
+    upcaster = {"set": {"slots": {"migrated": True}}}
+    number = await push_and_promote(
+        service, tmp_path, body("three", apply="next_turn", state_upcaster=upcaster)
+    )
+    decide = service.agents.repin
+    written: list[int] = []
+
+    async def api_writes_meanwhile(record: SessionRecord) -> Any:
+        move = await decide(record)
+        if move is not None and not written:
+            patch = {"data": {"note": "from the API"}}
+            op = PatchState(sid, record.state_version, patch, service.clock.now_ms())
+            written.append((await service.store.uow.commit(TENANT, [op])).get(op))
+        return move
+
+    monkeypatch.setattr(service.agents, "repin", api_writes_meanwhile)
+    again, reply = await say(service, "hal")
+    assert (again, reply) == (sid, "three")
+    moved = await session(service, sid)
+    assert moved.config_version == number
+    assert moved.state["data"]["note"] == "from the API"  # kept
+    assert moved.state["slots"] == {"migrated": True}  # and migrated
+    assert await repinned(service, sid) == [("v1", f"v{number}", "next_turn", True)]
+
+
+def two_agents(reply: str, *, sales: bool = True) -> dict[str, Any]:
+    """``body(reply)`` with a second agent ``sales`` (answering ``sales <reply>``)."""
+    document = body(reply)
+    if sales:
+        agents = document["tenants"][TENANT]["agents"]
+        rule = {"name": "hi", "lane": "info", "match": {"keywords": ["hi"]}, "reply": "hi"}
+        rules = {"fallback": f"sales {reply}", "rules": [rule]}
+        agents["sales"] = {"pipeline": {"kind": "rules", "rules": rules}}
+    return document
+
+
+async def turns_of(service: Service, sid: SessionId) -> list[TurnPhase]:
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            turns = await service.store.turns.list_turns(TENANT, sid)
+            if turns and all(t.phase.is_terminal for t in turns):
+                return [t.phase for t in turns]
+            await asyncio.sleep(0.02)
+
+
+async def test_a_session_whose_version_lacks_its_agent_moves_to_the_live_version(
+    service: Service, tmp_path: Path
+) -> None:
+    """Review of issue 21, bug 3: a canary without agent ``sales`` takes every new session;
+    a message for ``sales`` is pinned to it, cannot be served there, and moves to live."""
+    await push_and_promote(service, tmp_path, two_agents("one"))
+    canary = await push(service, tmp_path, two_agents("canary", sales=False))
+    now = service.clock.now_ms()
+    await service.store.uow.commit(TENANT, [StartCanary(TENANT, canary, 100, now, "test")])
+    await service.config_changes.announce(TENANT)
+
+    key = SessionKey(TENANT, "sales", "ivy", Channel.WEB)
+    accepted = await service.ingress.accept(NewMessage(key, new_id(), "hello"))
+    sid = accepted.session_id
+    assert (await session(service, sid)).config_version == canary
+    assert await turns_of(service, sid) == [TurnPhase.COMMITTED]
+    turn = (await service.store.turns.list_turns(TENANT, sid))[0]
+    record = await service.store.turns.get_record(TENANT, turn.turn_id)
+    assert record is not None and list(record.replies) == ["sales one"]
+    assert record.correlation.config_version == "v2"
+    assert (await session(service, sid)).config_version == 2
+    assert await repinned(service, sid) == [(f"v{canary}", "v2", "unservable", False)]
+
+
+async def test_a_session_no_version_can_serve_fails_its_turn_instead_of_looping(
+    service: Service, tmp_path: Path
+) -> None:
+    """Review of issue 21, bug 3: the live version lacks the agent too (this process
+    accepted the message on its stale view): the turn fails as a pipeline error does —
+    the fallback reply, a failed turn record — and the driver does not crash in a loop."""
+    stop_periodic_refresh(service)
+    await push_and_promote(service, tmp_path, two_agents("one"))
+    without = await push(service, tmp_path, two_agents("three", sales=False))
+    await promote_unannounced(service, without)
+
+    key = SessionKey(TENANT, "sales", "jay", Channel.WEB)
+    accepted = await service.ingress.accept(NewMessage(key, new_id(), "hello"))
+    sid = accepted.session_id
+    assert (await session(service, sid)).config_version == without
+    assert await turns_of(service, sid) == [TurnPhase.FAILED]
+    turn = (await service.store.turns.list_turns(TENANT, sid))[0]
+    record = await service.store.turns.get_record(TENANT, turn.turn_id)
+    assert record is not None
+    assert record.correlation.config_version == f"v{without}"
+    assert len(record.replies) == 1  # the fallback reply
+    assert await repinned(service, sid) == []
+    assert (await session(service, sid)).config_version == without
+
+
+class Later:
+    """The service's clock, ``ahead_ms`` later (a sweep run as if time had passed)."""
+
+    def __init__(self, clock: Any, ahead_ms: int) -> None:
+        self._clock, self._ahead_ms = clock, ahead_ms
+
+    def now_ms(self) -> int:
+        return int(self._clock.now_ms()) + self._ahead_ms
+
+    def monotonic(self) -> float:
+        return float(self._clock.monotonic()) + self._ahead_ms / 1000
+
+    async def sleep(self, seconds: float) -> None:
+        await self._clock.sleep(seconds)
+
+
+async def test_idle_close_decides_by_the_pinned_versions_timeout(
+    service: Service, tmp_path: Path
+) -> None:
+    """Review of issue 21, bug 6: a session pinned to a version whose web sessions close
+    after a minute closes after a minute, though the live version keeps them for a day."""
+    short = body("short")
+    short["tenants"][TENANT]["channels"]["web"]["idle_timeout_s"] = 60
+    await push_and_promote(service, tmp_path, short)
+    sid, reply = await say(service, "kim")
+    assert reply == "short"
+    await push_and_promote(service, tmp_path, body("day"))  # idle_timeout_s: acf's 24 h
+    assert service.agents.get(TENANT, AGENT).settings.policy_for(Channel.WEB).idle_timeout_s > 60
+
+    closer = service.runtime.idle_closer
+    assert closer is not None
+    parts = replace(service.runtime.parts, clock=Later(service.clock, 59_000))
+    early = IdleCloser(parts, IdleCloseSettings(), closer._wake, closer._busy)
+    assert await early.sweep() == 0  # not yet due by its version
+    parts = replace(service.runtime.parts, clock=Later(service.clock, 61_000))
+    later = IdleCloser(parts, IdleCloseSettings(), closer._wake, closer._busy)
+    assert await later.sweep() == 1
+    assert (await session(service, sid)).status is SessionStatus.CLOSED

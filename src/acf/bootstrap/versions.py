@@ -23,7 +23,7 @@ from acf.bootstrap.settings import ConfigSource
 from acf.config.layers import override_fields, step_fields, step_files
 from acf.config.load import LoadedConfig
 from acf.config.versions_source import load_version, version_sources
-from acf.domain.config_versions import ApplyMode, ConfigVersion
+from acf.domain.config_versions import ApplyMode, ConfigVersion, VersionStatus, version_label
 from acf.domain.errors import Conflict, UnknownAgent
 from acf.domain.ids import AgentId
 from acf.ports.agent_binding import AgentBinding
@@ -105,9 +105,12 @@ async def sync_file_versions(
     author: str = SERVE_AUTHOR,
 ) -> dict[str, ConfigVersion]:
     """Push each tenant of ``loaded`` as a version (nothing new when its content is
-    stored already) and promote it: ``file`` when it is not the live version, ``store``
-    only when the tenant has no live version. A promote refused (the version was rolled
-    back, or another process promoted meanwhile) is logged and the store's live version
+    stored already) and promote it when the tenant has no live version, or — ``file`` only
+    — when the file changed since it was last pushed: this push stored a new version, or
+    found it still a draft (a start that stopped before promoting it). Otherwise the
+    store's live version stays (and is logged): a restart never undoes what the lifecycle
+    made live (a promote, a rollback, a canary) since the file last changed. A promote
+    refused (another process promoted meanwhile) is logged and the store's live version
     kept. Returns each tenant's pushed version."""
     sources = await asyncio.to_thread(version_sources, loaded)
     pushed: dict[str, ConfigVersion] = {}
@@ -128,7 +131,16 @@ async def sync_file_versions(
         version = pushed[tenant] = result.version
         pointer = await store.config_versions.pointer(tenant)
         live = pointer.live if pointer is not None else None
-        if live == version.number or (mode is ConfigSource.STORE and live is not None):
+        if live == version.number:
+            continue
+        if live is not None and not promotes_at_start(mode, result.created, version):
+            log.info(
+                "config.live_kept",
+                tenant=tenant,
+                config_version=version_label(live),
+                file_version=version.label,
+                source=mode.value,
+            )
             continue
         promote = PromoteVersion(tenant, version.number, clock.now_ms(), author, forced=True)
         try:
@@ -143,6 +155,15 @@ async def sync_file_versions(
             continue
         log.info("config.promoted_at_start", tenant=tenant, config_version=version.label)
     return pushed
+
+
+def promotes_at_start(mode: ConfigSource, created: bool, version: ConfigVersion) -> bool:
+    """Whether ``acf serve`` makes the file's version live over the tenant's live one:
+    with ``ACF_CONFIG_SOURCE=file``, only when the file changed since it was last pushed
+    (the push created the version, or it is a draft that never went live)."""
+    if mode is not ConfigSource.FILE:
+        return False
+    return created or version.status is VersionStatus.DRAFT
 
 
 def adopt_file_versions(

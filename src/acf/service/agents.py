@@ -10,15 +10,21 @@ builder (``use_versions``), it also serves versions:
 - ``pinned(session)`` is the binding of the version the session is pinned to, for its
   scenario's step and runtime overrides, labelled ``"v{n}"``;
 - a version is built once per content hash, fully, before anything can use it (concurrent
-  callers wait for the one build); at most ``max_versions`` stay built, the live and canary
-  versions always among them, the least recently used others closed.
+  callers wait for the one build). Per tenant, besides its live and canary versions, at most
+  ``max_versions`` others stay built (least recently used out), and never one a turn holds
+  (``holding``) nor the one just published: a version is closed only when no turn uses it;
+- a session whose version cannot serve it (its agent not in it, the version missing or
+  unbuildable) is moved to the live version (``unservable``); when the live version cannot
+  serve it either, its turn runs ``unserved``: it fails at once, like a pipeline error (the
+  fallback reply, a turn record, a dead letter), rather than crashing its driver.
 """
 
 import asyncio
 import hashlib
 import json
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +39,34 @@ from acf.ports.config_versions import ConfigVersions
 from acf.ports.pipeline import ClosablePipeline, Pipeline
 from acf.ports.session_store import SessionRecord
 from acf.service import pinning
-from acf.service.built_version import BuiltVersion, VersionBuilder
+from acf.service.built_version import BuiltVersion, VersionBuilder, unserved_binding
 
 log = structlog.get_logger("acf.config")
 
-MAX_VERSIONS = 16
+MAX_VERSIONS = 4
+"""Versions kept built per tenant besides its live and canary ones (and those in use)."""
+
+MAX_UNSERVED = 64
+"""Stand-in bindings kept for agents no version can serve (``Agents.unserved``)."""
+
+Key = tuple[TenantId, int]
 
 
 class VersionMissing(AcfError):
     """A session names a configuration version the store does not have."""
+
+
+class VersionUnbuilt(AcfError):
+    """A stored version could not be built (its content no longer loads here)."""
+
+
+UNSERVABLE: tuple[type[Exception], ...] = (
+    UnknownAgent,
+    UnknownTenant,
+    VersionMissing,
+    VersionUnbuilt,
+)
+"""What ``pinned`` raises when the session's version cannot serve it (not a store outage)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +109,18 @@ class Agents:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         self.config_version = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
         """The static catalog's label (its content hash)."""
-        self._max = max(2, max_versions)
+        self._max = max(1, max_versions)
         self._versions: ConfigVersions | None = None
         self._builder: VersionBuilder | None = None
-        self._built: OrderedDict[tuple[TenantId, int], BuiltVersion] = OrderedDict()
-        self._building: dict[tuple[TenantId, int], asyncio.Task[BuiltVersion]] = {}
+        self._built: OrderedDict[Key, BuiltVersion] = OrderedDict()
+        self._building: dict[Key, asyncio.Task[BuiltVersion]] = {}
+        self._holds: Counter[Key] = Counter()
+        self._unserved: OrderedDict[tuple[TenantId, AgentId, str], AgentBinding] = OrderedDict()
         self._live: dict[TenantId, BuiltVersion] = {}
         self._pointers: dict[TenantId, ConfigPointer] = {}
         self._refreshing: dict[TenantId, asyncio.Lock] = {}
         self._labels: dict[int, str] = {}  # id(binding) -> its version's label
-        self._rolled_back: dict[tuple[TenantId, int], tuple[int, bool]] = {}
+        self._rolled_back: dict[Key, tuple[int, bool]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     # -- the catalog (the live version as last learned, else the static one) --------
@@ -173,11 +200,12 @@ class Agents:
         if key not in self._built:
             self._publish(key, built)
 
-    def _publish(self, key: tuple[TenantId, int], built: BuiltVersion) -> None:
+    def _publish(self, key: Key, built: BuiltVersion) -> None:
         self._built[key] = built
+        self._built.move_to_end(key)
         for binding in built.bindings.values():
             self._labels[id(binding)] = built.label
-        self._evict()
+        self._evict(key)
 
     async def version(self, tenant: TenantId, number: int) -> BuiltVersion:
         """Version ``number`` of ``tenant``, built (once, whoever asks meanwhile)."""
@@ -193,26 +221,53 @@ class Agents:
             task.add_done_callback(lambda _: self._building.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _build(self, key: tuple[TenantId, int]) -> BuiltVersion:
+    async def _build(self, key: Key) -> BuiltVersion:
         tenant, number = key
         if self._versions is None or self._builder is None:
             raise VersionMissing(f"{tenant}: configuration versions are not served here")
         version = await self._versions.get(tenant, number)
         if version is None:
             raise VersionMissing(f"{tenant}: no configuration version v{number}")
-        built = await self._builder(version)
+        try:
+            built = await self._builder(version)
+        except Exception as exc:
+            raise VersionUnbuilt(f"{tenant}: v{number} could not be built: {exc!r}") from exc
         self._publish(key, built)  # complete: nothing reads it before this line
         log.info("config.version_built", tenant=tenant, config_version=built.label)
         return built
 
-    def _evict(self) -> None:
+    @contextmanager
+    def holding(self, tenant: TenantId, number: int | None) -> Iterator[None]:
+        """While a turn runs on version ``number`` of ``tenant``: it is not evicted (its
+        pipelines are not closed under the turn)."""
+        if number is None:
+            yield
+            return
+        key = (tenant, number)
+        self._holds[key] += 1
+        try:
+            yield
+        finally:
+            self._holds[key] -= 1
+            if self._holds[key] <= 0:
+                del self._holds[key]
+                self._evict()
+
+    def _evict(self, published: Key | None = None) -> None:
+        """Per tenant, keep its live and canary versions, those held and ``published``, and
+        the ``max_versions`` most recently used others; close the rest."""
         keep = {(t, p.live) for t, p in self._pointers.items()}
         keep |= {(t, p.canary) for t, p in self._pointers.items()}
         keep |= {(t, b.version.number) for t, b in self._live.items()}
-        for key in list(self._built):
-            if len(self._built) <= self._max:
-                return
+        keep |= set(self._holds)
+        if published is not None:
+            keep.add(published)
+        others: Counter[TenantId] = Counter()
+        for key in reversed(list(self._built)):  # most recently used first
             if key in keep:
+                continue
+            others[key[0]] += 1
+            if others[key[0]] <= self._max:
                 continue
             built = self._built.pop(key)
             for binding in built.bindings_now():
@@ -251,13 +306,17 @@ class Agents:
                 self._pointers.pop(tenant, None)
                 self._live.pop(tenant, None)
                 return
-            known = self._pointers.get(tenant)
-            if known is not None and known.updated_at_ms > pointer.updated_at_ms:
-                return  # an older read than what is served
+            # Reads are serialised by the lock: this one is the newest (no timestamp
+            # comparison: the clocks of the processes that wrote the pointer may differ).
+            previous = self._live.get(tenant)
             try:
-                live = await self.version(tenant, pointer.live)
-                if pointer.canary is not None:
-                    await self.version(tenant, pointer.canary)
+                with self.holding(tenant, pointer.live), self.holding(tenant, pointer.canary):
+                    live = await self.version(tenant, pointer.live)
+                    if pointer.canary is not None:
+                        await self.version(tenant, pointer.canary)
+                    # Served before the holds end, so the versions stay kept.
+                    self._pointers[tenant] = pointer
+                    self._live[tenant] = live
             except Exception as exc:
                 log.error(
                     "config.version_unbuilt",
@@ -267,10 +326,7 @@ class Agents:
                     error=repr(exc),
                 )
                 return
-            changed = tenant not in self._live or self._live[tenant] is not live
-            self._pointers[tenant] = pointer
-            self._live[tenant] = live
-            if changed:
+            if previous is not live:
                 log.info("config.live", tenant=tenant, config_version=live.label)
 
     async def refresh_all(self) -> None:
@@ -344,6 +400,34 @@ class Agents:
         if pinning.upcasts(reason) and live.upcaster is not None:
             state = live.upcaster(session.state)
         return Repin(pinned, pointer.live, reason, state)
+
+    def unservable(self, session: SessionRecord) -> Repin | None:
+        """The move to the live version (as last learned) of a session whose version cannot
+        serve it (``UNSERVABLE``); None when it is on the live version already, or the
+        tenant has none. Its state is kept as it is."""
+        pointer = self._pointers.get(session.tenant)
+        if self._versions is None or pointer is None or pointer.live is None:
+            return None
+        if session.config_version == pointer.live:
+            return None
+        reason = pinning.RepinReason.UNSERVABLE
+        return Repin(session.config_version, pointer.live, reason, None)
+
+    def unserved(self, session: SessionRecord, error: Exception) -> Pinned:
+        """What a turn of a session no version can serve runs: a binding whose pipeline
+        fails at once (``unserved_binding``), labelled with the session's version."""
+        tenant, agent, number = session.tenant, session.key.agent, session.config_version
+        label = self.label(tenant) if number is None else f"v{number}"
+        key = (tenant, agent, label)
+        binding = self._unserved.get(key)
+        if binding is None:
+            binding = unserved_binding(f"{tenant}/{agent} cannot be served by {label}: {error}")
+            self._unserved[key] = binding
+            if len(self._unserved) > MAX_UNSERVED:
+                _, old = self._unserved.popitem(last=False)
+                self._labels.pop(id(old), None)
+        self._labels[id(binding)] = label
+        return Pinned(binding, label, number)
 
     async def _is_rolled_back(self, tenant: TenantId, number: int, pointer: ConfigPointer) -> bool:
         """Read once per pointer change: a version is rolled back only when the pointer

@@ -13,11 +13,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from acf.domain.agent_settings import AgentSettings
 from acf.domain.config_versions import ConfigVersion
-from acf.domain.errors import UnknownAgent
+from acf.domain.errors import AcfError, UnknownAgent
 from acf.domain.ids import AgentId
+from acf.domain.replies import PipelineResult
 from acf.ports.agent_binding import AgentBinding
-from acf.ports.pipeline import Pipeline
+from acf.ports.pipeline import Pipeline, TurnContext
 
 MAX_VARIANTS = 256
 """Bindings kept per version for (agent, scenario, step, overrides) combinations."""
@@ -104,3 +106,27 @@ class BuiltVersion:
 
 VersionBuilder = Callable[[ConfigVersion], Awaitable[BuiltVersion]]
 """Turns a stored version into its built form (the composition root's)."""
+
+
+class AgentUnservable(AcfError):
+    """No configuration version can serve the session's agent (the error of its turn)."""
+
+
+class UnservedPipeline:
+    """Stands in for an agent no version can serve: every run raises ``AgentUnservable``."""
+
+    name = "unserved"
+    version = "0"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def run(self, ctx: TurnContext) -> PipelineResult:
+        raise AgentUnservable(self.reason)
+
+
+def unserved_binding(reason: str) -> AgentBinding:
+    """A binding whose turn fails at its first attempt (no retry: the configuration, not
+    the moment, is at fault) and ends as a failed turn does: acf's default fallback reply,
+    a turn record, a dead letter to replay once the configuration serves the agent again."""
+    return AgentBinding(UnservedPipeline(reason), AgentSettings(max_attempts=1))

@@ -20,8 +20,10 @@ first; each that is due by its own channel's policy is closed under its session 
    is published, so a driver that found the lease held during those milliseconds does
    not wait for the lease to expire.
 
-Which policy decides: the sweep pre-selects its candidates by the agent's live binding; the
-close decides by the binding of the version the session is pinned to (``Agents.pinned``).
+Which policy decides: the version the session is pinned to (``Agents.pinned``), never the
+live one (a session pinned to a version with a shorter timeout closes on time). The scan
+selects by the floor only; each candidate's own timeout is read first without the lease
+(a plain read, so sessions not yet due cost no lease write), then decided again under it.
 
 A closed session's messages, turns and events stay readable; the next message for its
 key opens a new session (``open_session_id`` selects only an open one), with a fresh
@@ -44,6 +46,7 @@ from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, ChannelPolicy
 from acf.domain.turns import Turn
 from acf.observability.redaction import error_text
 from acf.ports.lease import CheckFence, Lease
+from acf.ports.recovery import IdleSession
 from acf.ports.session_store import CloseSession, SessionRecord, SessionStatus
 from acf.service.runtime_parts import RuntimeParts
 
@@ -128,8 +131,8 @@ class IdleCloser:
                 log.warning("idle_close.failed", error=error_text(exc))
 
     def timeout_ms(self, tenant: TenantId, agent: AgentId, channel: Channel) -> int:
-        """The channel's timeout by the agent's live binding (what the scan's candidates
-        are sorted with); acf's default for the channel when the agent is not served."""
+        """The channel's timeout by the agent's live binding; acf's default for the channel
+        when the agent is not served (what decides when the pinned version cannot)."""
         try:
             policy = self._parts.agents.get(tenant, agent).settings.policy_for(channel)
         except (UnknownTenant, UnknownAgent):
@@ -164,12 +167,11 @@ class IdleCloser:
             )
             for candidate in page:
                 tenant, session_id = candidate.tenant, candidate.session_id
-                due = candidate.idle_since_ms + self.timeout_ms(
-                    tenant, candidate.agent, candidate.channel
-                )
-                if now < due or self._busy(tenant, session_id):
+                if self._busy(tenant, session_id):
                     continue
                 try:
+                    if not await self._due(candidate, now):
+                        continue
                     decision = await self.close_if_idle(tenant, session_id)
                 except Exception as exc:  # one session's trouble stops no other's close
                     log.warning(
@@ -188,6 +190,15 @@ class IdleCloser:
         if closed:
             log.info("idle_close.swept", closed=closed, holder=self._holder)
         return closed
+
+    async def _due(self, candidate: IdleSession, now: int) -> bool:
+        """Whether the candidate's timeout, by the version its session is pinned to, has
+        passed (read without the lease: the close decides again under it)."""
+        p = self._parts
+        session = await p.store.sessions.get(candidate.tenant, candidate.session_id)
+        if session is None or session.status is not SessionStatus.OPEN:
+            return False
+        return now >= candidate.idle_since_ms + await self.session_timeout_ms(session)
 
     async def close_if_idle(self, tenant: TenantId, session_id: SessionId) -> CloseDecision | None:
         """Close the session if it is due, under its lease. ``None`` when it could not be

@@ -7,7 +7,10 @@ the live version (``RepinSession``, audited) only when:
 - the live version applies ``next_turn`` and the session is on another version that is not
   the running canary — ``next_turn`` (its state upcast when the live version declares an
   upcaster);
-- it was opened before the tenant had any version — ``unpinned``.
+- it was opened before the tenant had any version — ``unpinned``;
+- its version cannot serve it (its agent is not in it, the version is missing or cannot be
+  built) and it is not the live one — ``unservable`` (decided by the driver when the
+  binding cannot be had, not by ``repin_reason``).
 
 What the session's state says about its scenario, step and runtime overrides is read here
 too: the state's ``scenario``, ``step`` (set by the pipeline) and ``config_overrides`` (set
@@ -25,6 +28,7 @@ class RepinReason:
     ROLLED_BACK = "rolled_back"
     NEXT_TURN = "next_turn"
     UNPINNED = "unpinned"
+    UNSERVABLE = "unservable"
 
 
 @dataclass(frozen=True, slots=True)

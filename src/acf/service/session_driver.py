@@ -9,9 +9,13 @@ empty range ``(consumed_seq, consumed_seq]`` (DESIGN §16). A live RUNNING turn 
 empty range is such a replay cut off (a crash): it is run again with the same letter.
 
 Every turn runs under the session's pinned configuration version (DESIGN §17,
-``Agents.pinned``), one version from its window's opening to its end: the session moves to
-another version only as a turn starts, under the lease (``_repin``). The turn's log lines
-carry the version's label and the agent version (structlog contextvars).
+``Agents.pinned``), one version from its window's opening to its end, held meanwhile
+(``Agents.holding``: its pipelines are not closed under it): the session moves to another
+version only as a turn starts, under the lease (``_repin``), and only to the tenant's live
+version as the store has it (a stale view of the pointer is read again, the session left
+where it is). A session whose version cannot serve it moves to the live version
+(``unservable``), else its turn fails as a pipeline error would (``_pinned``). The turn's
+log lines carry the version's label and the agent version (structlog contextvars).
 """
 
 import asyncio
@@ -21,7 +25,8 @@ from dataclasses import replace
 
 import structlog
 
-from acf.domain.errors import Conflict, StateContractError
+from acf.domain.config_versions import version_label
+from acf.domain.errors import Conflict, StateContractError, VersionConflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
 from acf.domain.policy import AccumulationMode
@@ -35,12 +40,15 @@ from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
 from acf.ports.session_store import PatchState, RepinSession, SessionRecord
 from acf.service import turn_progress_units
-from acf.service.agents import Pinned
+from acf.service.agents import UNSERVABLE, Pinned, Repin
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.runtime_parts import RuntimeParts
 from acf.service.turn_runner import RunEnd, TurnRunner
 
 log = structlog.get_logger("acf.runtime")
+
+REPIN_TRIES = 3
+"""Times a re-pin is decided again when the session's state was written meanwhile."""
 
 
 class SessionDriver:
@@ -90,13 +98,19 @@ class SessionDriver:
                 session = await self._repin(session, keeper)
                 if session is None:
                     return None
-            pinned = await p.agents.pinned(session)
+            served = await self._pinned(session, keeper, starting=live is None)
+            if served is None:
+                return None
+            session, pinned = served
             binding = pinned.binding
-            with _logged(
-                tenant=self._tenant,
-                session_id=self._session_id,
-                config_version=pinned.config_version,
-                agent_version=binding.agent_version,
+            with (
+                p.agents.holding(self._tenant, pinned.number),  # not closed under the turn
+                _logged(
+                    tenant=self._tenant,
+                    session_id=self._session_id,
+                    config_version=pinned.config_version,
+                    agent_version=binding.agent_version,
+                ),
             ):
                 if live is None and replay is not None:
                     live = await self._open_replay(session, binding, keeper, replay)
@@ -116,12 +130,72 @@ class SessionDriver:
         """Move the session to the live version when its rules say so (``Agents.repin``:
         its version rolled back, or the live one applies ``next_turn``), fenced, with its
         state migrated when the live version declares an upcaster; audited by the store
-        (``session.repinned``). Returns the session as it is now."""
+        (``session.repinned``). Returns the session as it is now (None: it is gone)."""
+        for _ in range(REPIN_TRIES):
+            move = await self._parts.agents.repin(session)
+            if move is None:
+                return session
+            moved = await self._move(session, keeper, move)
+            if not isinstance(moved, _StateChanged):
+                return moved
+            current = await self._reread()  # written meanwhile (the API): decide again
+            if current is None:
+                return None
+            session = current
+        return session
+
+    async def _pinned(
+        self, session: SessionRecord, keeper: LeaseKeeper, starting: bool
+    ) -> tuple[SessionRecord, Pinned] | None:
+        """The session's binding (``Agents.pinned``). When its version cannot serve it (its
+        agent not in it, the version missing or unbuildable) and a turn starts, it moves to
+        the live version (reason ``unservable``); when that cannot serve it either (or a
+        turn is under way), the turn runs ``Agents.unserved``, which fails it as a pipeline
+        error would: the customer gets the fallback reply, never a driver crashing in a loop.
+        None: the session is gone."""
         p = self._parts
-        move = await p.agents.repin(session)
-        if move is None:
-            return session
+        try:
+            return session, await p.agents.pinned(session)
+        except UNSERVABLE as exc:
+            error: Exception = exc
+        move = p.agents.unservable(session) if starting else None
+        if move is not None:
+            log.warning(
+                "session.unservable",
+                tenant=self._tenant,
+                session_id=self._session_id,
+                config_version=_label(session.config_version),
+                error=str(error),
+            )
+            moved = await self._move(session, keeper, move)
+            if moved is None:
+                return None
+            if isinstance(moved, SessionRecord):
+                session = moved
+            try:
+                return session, await p.agents.pinned(session)
+            except UNSERVABLE as exc:
+                error = exc
+        log.error(
+            "session.unserved",
+            tenant=self._tenant,
+            session_id=self._session_id,
+            config_version=_label(session.config_version),
+            error=str(error),
+        )
+        return session, p.agents.unserved(session, error)
+
+    async def _move(
+        self, session: SessionRecord, keeper: LeaseKeeper, move: Repin
+    ) -> "SessionRecord | _StateChanged | None":
+        """Commit ``move`` (fenced); the session as it is now. The store moves it only to
+        the tenant's live version now: refused (this process's view of the pointer is
+        behind, or the session moved meanwhile), the pointer is read again and the turn
+        goes on where the session is. ``_STATE_CHANGED``: the state was written since it
+        was read (the upcast would overwrite that write): decide again."""
+        p = self._parts
         now = p.clock.now_ms()
+        migrates = move.state is not None
         op = RepinSession(
             self._tenant,
             self._session_id,
@@ -130,13 +204,13 @@ class SessionDriver:
             move.reason,
             move.state,
             now,
+            session.state_version if migrates else None,
         )
         try:
             await p.store.uow.commit(
                 self._tenant, [CheckFence(self._session_id, keeper.fence, now), op]
             )
-        except (Conflict, StateContractError) as exc:
-            # Conflict: moved meanwhile (or the fence is gone: the next write says so).
+        except (Conflict, VersionConflict, StateContractError) as exc:
             # An upcast the state contract refuses leaves the session where it was.
             log.warning(
                 "session.repin_refused",
@@ -146,14 +220,19 @@ class SessionDriver:
                 reason=move.reason,
                 error=str(exc),
             )
-            return session if isinstance(exc, StateContractError) else await self._reread()
+            if isinstance(exc, VersionConflict):
+                return _STATE_CHANGED
+            if isinstance(exc, StateContractError):
+                return session
+            await p.agents.refresh(self._tenant)  # the pointer as it is now
+            return await self._reread()
         log.info(
             "session.repinned",
             tenant=self._tenant,
             session_id=self._session_id,
             to=f"v{move.to_number}",
             reason=move.reason,
-            migrated=move.state is not None,
+            migrated=migrates,
         )
         return await self._reread()
 
@@ -357,6 +436,17 @@ async def _wait(p: RuntimeParts, news: asyncio.Event, keeper: LeaseKeeper, ms: i
         for waiter in waiters:
             waiter.cancel()
     return keeper.held
+
+
+class _StateChanged:
+    """A re-pin's upcast was refused: the session's state was written since it was read."""
+
+
+_STATE_CHANGED = _StateChanged()
+
+
+def _label(number: int | None) -> str:
+    return "none" if number is None else version_label(number)
 
 
 def _is_replay(turn: Turn) -> bool:

@@ -7,7 +7,7 @@ after a promote has the new version, one that read the old pointer commits befor
 promote can). On SQLite every write transaction is serial, which gives the same order.
 """
 
-from typing import Any
+from typing import Any, NoReturn
 
 from acf.adapters.sql.database import Database, SqlConnection
 from acf.adapters.sql.events import insert_event
@@ -200,11 +200,22 @@ def _flag(conn: SqlConnection, tenant: str, op: FlagSession) -> None:
 
 @executes(RepinSession)
 def _repin(conn: SqlConnection, tenant: str, op: RepinSession) -> None:
+    """Guards, in this order: the session exists and is pinned to ``from_number``
+    (``Conflict``), its state is at ``expected_state_version`` when given
+    (``VersionConflict``), and ``to_number`` is the tenant's live version now — the pointer
+    read in this transaction (shared lock on PostgreSQL, so a promote in progress is waited
+    for), never a process's cached view (``Conflict``)."""
     require_tenant(tenant, op.tenant)
+    pointer = conn.execute(
+        "SELECT live FROM config_pointers WHERE tenant = ?" + conn.dialect.lock_shared,
+        (tenant,),
+    ).fetchone()
+    live = None if pointer is None or pointer[0] is None else int(pointer[0])
     pinned = "config_version IS NULL" if op.from_number is None else "config_version = ?"
     guard: tuple[Any, ...] = (tenant, op.session_id)
     if op.from_number is not None:
         guard += (op.from_number,)
+    migrated = op.state_patch is not None
     if op.state_patch is None:
         cur = conn.execute(
             "UPDATE sessions SET config_version = ?, canary = FALSE, updated_at_ms = ? "
@@ -213,26 +224,22 @@ def _repin(conn: SqlConnection, tenant: str, op: RepinSession) -> None:
         )
     else:
         state = state_contract.upcast(op.state_patch)
+        expected = ""
         if op.expected_state_version is not None:
-            current = fetch_session(conn, tenant, op.session_id)
-            if current is not None and current.state_version != op.expected_state_version:
-                raise VersionConflict(
-                    f"session {op.session_id} state is at version {current.state_version}, "
-                    f"not {op.expected_state_version}"
-                )
+            expected = " AND state_version = ?"
+            guard += (op.expected_state_version,)
         cur = conn.execute(
             "UPDATE sessions SET config_version = ?, canary = FALSE, updated_at_ms = ?, "
             "state = ?, state_version = state_version + 1 "
-            f"WHERE tenant = ? AND session_id = ? AND {pinned}",
+            f"WHERE tenant = ? AND session_id = ? AND {pinned}{expected}",
             (op.to_number, op.at_ms, dumps(state), *guard),
         )
     if cur.rowcount != 1:
-        current = fetch_session(conn, tenant, op.session_id)
-        if current is None:
-            raise Conflict(f"no session {op.session_id}")
+        _repin_refused(conn, tenant, op)
+    if live != op.to_number:  # raised after the update: the unit rolls it back
         raise Conflict(
-            f"session {op.session_id} is pinned to {_label(current.config_version)}, "
-            f"not {_label(op.from_number)}"
+            f"{version_label(op.to_number)} is not the live version of {tenant} "
+            f"(live: {_label(live)})"
         )
     trace = conn.execute(
         "SELECT pending_trace_id FROM sessions WHERE tenant = ? AND session_id = ?",
@@ -253,9 +260,25 @@ def _repin(conn: SqlConnection, tenant: str, op: RepinSession) -> None:
                 "from": None if op.from_number is None else version_label(op.from_number),
                 "to": version_label(op.to_number),
                 "reason": op.reason,
-                "migrated": op.state_patch is not None,
+                "migrated": migrated,
             },
         ),
+    )
+
+
+def _repin_refused(conn: SqlConnection, tenant: str, op: RepinSession) -> NoReturn:
+    """Why ``op``'s update matched no row."""
+    current = fetch_session(conn, tenant, op.session_id)
+    if current is None:
+        raise Conflict(f"no session {op.session_id}")
+    if current.config_version != op.from_number:
+        raise Conflict(
+            f"session {op.session_id} is pinned to {_label(current.config_version)}, "
+            f"not {_label(op.from_number)}"
+        )
+    raise VersionConflict(
+        f"session {op.session_id} state is at version {current.state_version}, "
+        f"not {op.expected_state_version}"
     )
 
 
