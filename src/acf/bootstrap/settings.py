@@ -32,9 +32,11 @@ class Role(StrEnum):
 
 class ConfigSource(StrEnum):
     """Where ``acf serve`` takes each tenant's live configuration from when it starts:
-    ``file``: the configuration file is pushed as a version and promoted when it differs
-    from the live one; ``store``: the file is pushed, and promoted only for a tenant that
-    has no live version yet (what `acf config promote` made live stays)."""
+    ``file``: the configuration file is pushed as a version and promoted when the file
+    changed since it was last pushed (a new version, or a draft never made live) or the
+    tenant has no live version, so a restart never undoes a promote, canary or rollback made
+    through the lifecycle; ``store``: the file is pushed, and promoted only for a tenant
+    that has no live version yet."""
 
     FILE = "file"
     STORE = "store"

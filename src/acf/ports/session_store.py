@@ -90,9 +90,11 @@ class FlagSession(WriteOp[None]):
 class RepinSession(WriteOp[None]):
     """Move the session to configuration version ``to_number`` (``canary`` cleared).
 
-    Guard: the session is pinned to ``from_number`` (None: to no version), else
-    ``Conflict``. With ``state_patch`` (an upcaster's result) the state is REPLACED by it
-    (validated: ``StateContractError``) and ``state_version`` bumped; with
+    Guards: the session is pinned to ``from_number`` (None: to no version), and
+    ``to_number`` is the tenant's live version in this transaction (its pointer read
+    with the lock session opens take), else ``Conflict``. With ``state_patch`` (an
+    upcaster's result) the state is REPLACED by it (validated: ``StateContractError``)
+    and ``state_version`` bumped; with
     ``expected_state_version`` too, only if the state is still at that version (else
     ``VersionConflict``: the upcaster read an older state). Appends ``session.repinned``
     {from, to, reason, migrated}.

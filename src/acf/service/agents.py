@@ -9,10 +9,9 @@ builder (``use_versions``), it also serves versions:
   process last learned it (``refresh``), else from the static catalog;
 - ``pinned(session)`` is the binding of the version the session is pinned to, for its
   scenario's step and runtime overrides, labelled ``"v{n}"``;
-- a version is built once per content hash, fully, before anything can use it (concurrent
-  callers wait for the one build). Per tenant, besides its live and canary versions, at most
-  ``max_versions`` others stay built (least recently used out), and never one a turn holds
-  (``holding``) nor the one just published: a version is closed only when no turn uses it;
+- a version is built once per content hash, fully, before anything can use it, and kept
+  built per tenant as ``service.version_cache`` says (its live and canary versions always,
+  never evicting one a turn holds: ``holding``);
 - a session whose version cannot serve it (its agent not in it, the version missing or
   unbuildable) is moved to the live version (``unservable``); when the live version cannot
   serve it either, its turn runs ``unserved``: it fails at once, like a pipeline error (the
@@ -22,24 +21,37 @@ builder (``use_versions``), it also serves versions:
 import asyncio
 import hashlib
 import json
-from collections import Counter, OrderedDict
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections import OrderedDict
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from acf.domain.config_versions import ConfigPointer
-from acf.domain.errors import AcfError, InvalidValue, UnknownAgent, UnknownTenant
+from acf.domain.errors import InvalidValue, UnknownAgent, UnknownTenant
 from acf.domain.ids import AgentId, TenantId
 from acf.domain.policy import ChannelPolicy
 from acf.ports.agent_binding import AgentBinding
 from acf.ports.config_versions import ConfigVersions
-from acf.ports.pipeline import ClosablePipeline, Pipeline
+from acf.ports.pipeline import Pipeline
 from acf.ports.session_store import SessionRecord
 from acf.service import pinning
 from acf.service.built_version import BuiltVersion, VersionBuilder, unserved_binding
+from acf.service.version_cache import Key, VersionCache, VersionMissing, VersionUnbuilt
+
+__all__ = [
+    "MAX_UNSERVED",
+    "MAX_VERSIONS",
+    "UNSERVABLE",
+    "Agents",
+    "Pinned",
+    "Repin",
+    "VersionMissing",
+    "VersionUnbuilt",
+    "pinned_or_none",
+]
 
 log = structlog.get_logger("acf.config")
 
@@ -48,17 +60,6 @@ MAX_VERSIONS = 4
 
 MAX_UNSERVED = 64
 """Stand-in bindings kept for agents no version can serve (``Agents.unserved``)."""
-
-Key = tuple[TenantId, int]
-
-
-class VersionMissing(AcfError):
-    """A session names a configuration version the store does not have."""
-
-
-class VersionUnbuilt(AcfError):
-    """A stored version could not be built (its content no longer loads here)."""
-
 
 UNSERVABLE: tuple[type[Exception], ...] = (
     UnknownAgent,
@@ -109,26 +110,21 @@ class Agents:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         self.config_version = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
         """The static catalog's label (its content hash)."""
-        self._max = max(1, max_versions)
         self._versions: ConfigVersions | None = None
-        self._builder: VersionBuilder | None = None
-        self._built: OrderedDict[Key, BuiltVersion] = OrderedDict()
-        self._building: dict[Key, asyncio.Task[BuiltVersion]] = {}
-        self._holds: Counter[Key] = Counter()
         self._unserved: OrderedDict[tuple[TenantId, AgentId, str], AgentBinding] = OrderedDict()
         self._live: dict[TenantId, BuiltVersion] = {}
         self._pointers: dict[TenantId, ConfigPointer] = {}
         self._refreshing: dict[TenantId, asyncio.Lock] = {}
-        self._labels: dict[int, str] = {}  # id(binding) -> its version's label
         self._rolled_back: dict[Key, tuple[int, bool]] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        static = frozenset(id(b.pipeline) for a in self._bindings.values() for b in a.values())
+        self._cache = VersionCache(max_versions, self._kept, static)
 
     # -- the catalog (the live version as last learned, else the static one) --------
 
     def use_versions(self, versions: ConfigVersions, builder: VersionBuilder) -> None:
         """Serve versions from ``versions``, built by ``builder`` (the composition root)."""
         self._versions = versions
-        self._builder = builder
+        self._cache.use(versions, builder)
 
     @property
     def versioned(self) -> bool:
@@ -142,7 +138,7 @@ class Agents:
         """Every channel policy of every binding this process serves (each version it
         built): the idle-close sweep's floor is the shortest timeout among them."""
         bindings = [b for agents in self._bindings.values() for b in agents.values()]
-        bindings += [b for built in self._built.values() for b in built.bindings.values()]
+        bindings += [b for built in self._cache.built() for b in built.bindings.values()]
         return [p for b in bindings for p in b.settings.channel_policies.values()]
 
     def pipelines(self) -> list[Pipeline]:
@@ -151,7 +147,7 @@ class Agents:
         for agents in self._bindings.values():
             for binding in agents.values():
                 seen.setdefault(id(binding.pipeline), binding.pipeline)
-        for built in self._built.values():
+        for built in self._cache.built():
             for pipeline in built.pipelines():
                 seen.setdefault(id(pipeline), pipeline)
         return list(seen.values())
@@ -185,7 +181,8 @@ class Agents:
 
     def label_of(self, binding: AgentBinding) -> str:
         """The label of the version ``binding`` belongs to."""
-        return self._labels.get(id(binding), self.config_version)
+        label = self._cache.label_of(binding)
+        return self.config_version if label is None else label
 
     def pointer(self, tenant: TenantId) -> ConfigPointer | None:
         """The tenant's pointer as last learned."""
@@ -196,102 +193,23 @@ class Agents:
     def adopt(self, built: BuiltVersion) -> None:
         """Hold ``built`` as its version's build (made by the composition root from the
         file it just pushed: the same content, so it need not be built again)."""
-        key = (built.version.tenant, built.version.number)
-        if key not in self._built:
-            self._publish(key, built)
-
-    def _publish(self, key: Key, built: BuiltVersion) -> None:
-        self._built[key] = built
-        self._built.move_to_end(key)
-        for binding in built.bindings.values():
-            self._labels[id(binding)] = built.label
-        self._evict(key)
+        self._cache.adopt(built)
 
     async def version(self, tenant: TenantId, number: int) -> BuiltVersion:
         """Version ``number`` of ``tenant``, built (once, whoever asks meanwhile)."""
-        key = (tenant, number)
-        built = self._built.get(key)
-        if built is not None:
-            self._built.move_to_end(key)
-            return built
-        task = self._building.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._build(key))
-            self._building[key] = task
-            task.add_done_callback(lambda _: self._building.pop(key, None))
-        return await asyncio.shield(task)
+        return await self._cache.version(tenant, number)
 
-    async def _build(self, key: Key) -> BuiltVersion:
-        tenant, number = key
-        if self._versions is None or self._builder is None:
-            raise VersionMissing(f"{tenant}: configuration versions are not served here")
-        version = await self._versions.get(tenant, number)
-        if version is None:
-            raise VersionMissing(f"{tenant}: no configuration version v{number}")
-        try:
-            built = await self._builder(version)
-        except Exception as exc:
-            raise VersionUnbuilt(f"{tenant}: v{number} could not be built: {exc!r}") from exc
-        self._publish(key, built)  # complete: nothing reads it before this line
-        log.info("config.version_built", tenant=tenant, config_version=built.label)
-        return built
-
-    @contextmanager
-    def holding(self, tenant: TenantId, number: int | None) -> Iterator[None]:
+    def holding(self, tenant: TenantId, number: int | None) -> AbstractContextManager[None]:
         """While a turn runs on version ``number`` of ``tenant``: it is not evicted (its
         pipelines are not closed under the turn)."""
-        if number is None:
-            yield
-            return
-        key = (tenant, number)
-        self._holds[key] += 1
-        try:
-            yield
-        finally:
-            self._holds[key] -= 1
-            if self._holds[key] <= 0:
-                del self._holds[key]
-                self._evict()
+        return self._cache.holding(tenant, number)
 
-    def _evict(self, published: Key | None = None) -> None:
-        """Per tenant, keep its live and canary versions, those held and ``published``, and
-        the ``max_versions`` most recently used others; close the rest."""
-        keep = {(t, p.live) for t, p in self._pointers.items()}
-        keep |= {(t, p.canary) for t, p in self._pointers.items()}
-        keep |= {(t, b.version.number) for t, b in self._live.items()}
-        keep |= set(self._holds)
-        if published is not None:
-            keep.add(published)
-        others: Counter[TenantId] = Counter()
-        for key in reversed(list(self._built)):  # most recently used first
-            if key in keep:
-                continue
-            others[key[0]] += 1
-            if others[key[0]] <= self._max:
-                continue
-            built = self._built.pop(key)
-            for binding in built.bindings_now():
-                self._labels.pop(id(binding), None)
-            self._close_later(built)
-
-    def _close_later(self, built: BuiltVersion) -> None:
-        static = {id(b.pipeline) for agents in self._bindings.values() for b in agents.values()}
-        closable = [
-            p for p in built.pipelines() if isinstance(p, ClosablePipeline) and id(p) not in static
-        ]
-        if not closable:
-            return
-
-        async def close() -> None:
-            for pipeline in closable:
-                try:
-                    await pipeline.aclose()
-                except Exception as exc:  # its connections go with the process anyway
-                    log.warning("config.close_failed", error=repr(exc))
-
-        task = asyncio.get_running_loop().create_task(close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+    def _kept(self) -> set[Key]:
+        """The versions kept built whatever their use: each tenant's live and canary ones
+        (as its pointer says, and as served)."""
+        numbers = [(t, n) for t, p in self._pointers.items() for n in (p.live, p.canary)]
+        keep = {(t, n) for t, n in numbers if n is not None}
+        return keep | {(t, b.version.number) for t, b in self._live.items()}
 
     async def refresh(self, tenant: TenantId) -> None:
         """Read the tenant's pointer again and serve its live version (built first; the
@@ -335,8 +253,7 @@ class Agents:
 
     async def aclose(self) -> None:
         """Wait for evicted versions' pipelines to close."""
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._cache.aclose()
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -371,7 +288,7 @@ class Agents:
                 error=str(exc),
             )
             binding = built.binding(agent)
-        self._labels[id(binding)] = built.label
+        self._cache.mark(binding, built.label)
         stamp = None
         if scenario is not None and (digest := built.scenario_hash(agent, scenario)):
             stamp = pinning.scenario_stamp(built.label, scenario, digest)
@@ -425,8 +342,8 @@ class Agents:
             self._unserved[key] = binding
             if len(self._unserved) > MAX_UNSERVED:
                 _, old = self._unserved.popitem(last=False)
-                self._labels.pop(id(old), None)
-        self._labels[id(binding)] = label
+                self._cache.unmark(old)
+        self._cache.mark(binding, label)
         return Pinned(binding, label, number)
 
     async def _is_rolled_back(self, tenant: TenantId, number: int, pointer: ConfigPointer) -> bool:

@@ -10,12 +10,11 @@ empty range is such a replay cut off (a crash): it is run again with the same le
 
 Every turn runs under the session's pinned configuration version (DESIGN §17,
 ``Agents.pinned``), one version from its window's opening to its end, held meanwhile
-(``Agents.holding``: its pipelines are not closed under it): the session moves to another
-version only as a turn starts, under the lease (``_repin``), and only to the tenant's live
-version as the store has it (a stale view of the pointer is read again, the session left
-where it is). A session whose version cannot serve it moves to the live version
-(``unservable``), else its turn fails as a pipeline error would (``_pinned``). The turn's
-log lines carry the version's label and the agent version (structlog contextvars).
+(``Agents.holding``: its pipelines are not closed under it). The session moves to another
+version only as a turn starts, under the lease, and only to the tenant's live version as
+the store has it; a session whose version cannot serve it moves to the live version, else
+its turn fails as a pipeline error would (``session_repin``). The turn's log lines carry
+the version's label and the agent version (structlog contextvars).
 """
 
 import asyncio
@@ -25,8 +24,6 @@ from dataclasses import replace
 
 import structlog
 
-from acf.domain.config_versions import version_label
-from acf.domain.errors import Conflict, StateContractError, VersionConflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
 from acf.domain.policy import AccumulationMode
@@ -37,18 +34,15 @@ from acf.ports.checkpoints import Phase
 from acf.ports.claims import SessionClaim
 from acf.ports.dead_letters import DeadLetter
 from acf.ports.event_store import AppendEvent
-from acf.ports.lease import CheckFence
-from acf.ports.session_store import PatchState, RepinSession, SessionRecord
+from acf.ports.session_store import SessionRecord
 from acf.service import turn_progress_units
-from acf.service.agents import UNSERVABLE, Pinned, Repin
+from acf.service.agents import Pinned
 from acf.service.lease_keeper import LeaseKeeper
 from acf.service.runtime_parts import RuntimeParts
+from acf.service.session_repin import SessionRepin, stamp_ops
 from acf.service.turn_runner import RunEnd, TurnRunner
 
 log = structlog.get_logger("acf.runtime")
-
-REPIN_TRIES = 3
-"""Times a re-pin is decided again when the session's state was written meanwhile."""
 
 
 class SessionDriver:
@@ -57,6 +51,7 @@ class SessionDriver:
         self._tenant = tenant
         self._session_id = session_id
         self._keeper: LeaseKeeper | None = None
+        self._pin = SessionRepin(parts, tenant, session_id)
 
     async def drive(self, news: asyncio.Event) -> int | None:
         """Work until idle; returns ms to wait when another holder has the lease."""
@@ -95,10 +90,10 @@ class SessionDriver:
             elif live is not None and _is_replay(live):  # a replay cut off (a crash)
                 replay = await p.store.dead_letters.pending_replay(self._tenant, self._session_id)
             if live is None:  # a turn starts: the session may move to the live version
-                session = await self._repin(session, keeper)
+                session = await self._pin.repin(session, keeper)
                 if session is None:
                     return None
-            served = await self._pinned(session, keeper, starting=live is None)
+            served = await self._pin.pinned(session, keeper, starting=live is None)
             if served is None:
                 return None
             session, pinned = served
@@ -125,119 +120,6 @@ class SessionDriver:
             if end is RunEnd.LEASE_LOST:
                 await self._lost(keeper)
                 return p.lease.ttl_ms
-
-    async def _repin(self, session: SessionRecord, keeper: LeaseKeeper) -> SessionRecord | None:
-        """Move the session to the live version when its rules say so (``Agents.repin``:
-        its version rolled back, or the live one applies ``next_turn``), fenced, with its
-        state migrated when the live version declares an upcaster; audited by the store
-        (``session.repinned``). Returns the session as it is now (None: it is gone)."""
-        for _ in range(REPIN_TRIES):
-            move = await self._parts.agents.repin(session)
-            if move is None:
-                return session
-            moved = await self._move(session, keeper, move)
-            if not isinstance(moved, _StateChanged):
-                return moved
-            current = await self._reread()  # written meanwhile (the API): decide again
-            if current is None:
-                return None
-            session = current
-        return session
-
-    async def _pinned(
-        self, session: SessionRecord, keeper: LeaseKeeper, starting: bool
-    ) -> tuple[SessionRecord, Pinned] | None:
-        """The session's binding (``Agents.pinned``). When its version cannot serve it (its
-        agent not in it, the version missing or unbuildable) and a turn starts, it moves to
-        the live version (reason ``unservable``); when that cannot serve it either (or a
-        turn is under way), the turn runs ``Agents.unserved``, which fails it as a pipeline
-        error would: the customer gets the fallback reply, never a driver crashing in a loop.
-        None: the session is gone."""
-        p = self._parts
-        try:
-            return session, await p.agents.pinned(session)
-        except UNSERVABLE as exc:
-            error: Exception = exc
-        move = p.agents.unservable(session) if starting else None
-        if move is not None:
-            log.warning(
-                "session.unservable",
-                tenant=self._tenant,
-                session_id=self._session_id,
-                config_version=_label(session.config_version),
-                error=str(error),
-            )
-            moved = await self._move(session, keeper, move)
-            if moved is None:
-                return None
-            if isinstance(moved, SessionRecord):
-                session = moved
-            try:
-                return session, await p.agents.pinned(session)
-            except UNSERVABLE as exc:
-                error = exc
-        log.error(
-            "session.unserved",
-            tenant=self._tenant,
-            session_id=self._session_id,
-            config_version=_label(session.config_version),
-            error=str(error),
-        )
-        return session, p.agents.unserved(session, error)
-
-    async def _move(
-        self, session: SessionRecord, keeper: LeaseKeeper, move: Repin
-    ) -> "SessionRecord | _StateChanged | None":
-        """Commit ``move`` (fenced); the session as it is now. The store moves it only to
-        the tenant's live version now: refused (this process's view of the pointer is
-        behind, or the session moved meanwhile), the pointer is read again and the turn
-        goes on where the session is. ``_STATE_CHANGED``: the state was written since it
-        was read (the upcast would overwrite that write): decide again."""
-        p = self._parts
-        now = p.clock.now_ms()
-        migrates = move.state is not None
-        op = RepinSession(
-            self._tenant,
-            self._session_id,
-            move.from_number,
-            move.to_number,
-            move.reason,
-            move.state,
-            now,
-            session.state_version if migrates else None,
-        )
-        try:
-            await p.store.uow.commit(
-                self._tenant, [CheckFence(self._session_id, keeper.fence, now), op]
-            )
-        except (Conflict, VersionConflict, StateContractError) as exc:
-            # An upcast the state contract refuses leaves the session where it was.
-            log.warning(
-                "session.repin_refused",
-                tenant=self._tenant,
-                session_id=self._session_id,
-                to=f"v{move.to_number}",
-                reason=move.reason,
-                error=str(exc),
-            )
-            if isinstance(exc, VersionConflict):
-                return _STATE_CHANGED
-            if isinstance(exc, StateContractError):
-                return session
-            await p.agents.refresh(self._tenant)  # the pointer as it is now
-            return await self._reread()
-        log.info(
-            "session.repinned",
-            tenant=self._tenant,
-            session_id=self._session_id,
-            to=f"v{move.to_number}",
-            reason=move.reason,
-            migrated=migrates,
-        )
-        return await self._reread()
-
-    async def _reread(self) -> SessionRecord | None:
-        return await self._parts.store.sessions.get(self._tenant, self._session_id)
 
     async def _hold(self) -> tuple[LeaseKeeper, SessionClaim | None] | None:
         """The lease kept (no claim), or newly taken with what it guards, or ``None``."""
@@ -280,7 +162,7 @@ class SessionDriver:
         p = self._parts
         binding = pinned.binding
         now = p.clock.now_ms()
-        stamp = _stamp_op(session, pinned, now)
+        stamp = stamp_ops(session, pinned, now)
         group = TurnGroup(self._tenant, new_id(), self._session_id, GroupStatus.OPEN, 0, 0, now)
         turn = turn_progress_units.new_accumulating_turn(
             session_id=self._session_id,
@@ -438,32 +320,9 @@ async def _wait(p: RuntimeParts, news: asyncio.Event, keeper: LeaseKeeper, ms: i
     return keeper.held
 
 
-class _StateChanged:
-    """A re-pin's upcast was refused: the session's state was written since it was read."""
-
-
-_STATE_CHANGED = _StateChanged()
-
-
-def _label(number: int | None) -> str:
-    return "none" if number is None else version_label(number)
-
-
 def _is_replay(turn: Turn) -> bool:
     """Only a REPLAY turn runs over an empty range: a window holds at least one message."""
     return turn.phase is TurnPhase.RUNNING and turn.from_seq == turn.to_seq
-
-
-def _stamp_op(session: SessionRecord, pinned: Pinned, at_ms: int) -> list[PatchState]:
-    """The state patch recording the scenario version stamp, when the session is in a
-    scenario whose stamp its state does not hold yet."""
-    stamp = pinned.scenario_stamp
-    if stamp is None:
-        return []
-    if session.state.get("scenario_version") == stamp:
-        return []
-    patch = {"scenario_version": dict(stamp)}
-    return [PatchState(session.session_id, session.state_version, patch, at_ms)]
 
 
 @contextmanager
