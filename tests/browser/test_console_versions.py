@@ -120,6 +120,10 @@ def test_the_versions_page(running: Running, browser: Browser) -> None:
         v3 = page.locator('#version-rows tr[data-version="3"]')
         expect(v3).to_contain_text("draft", timeout=WAIT_MS)
         page.fill("#canary-share", "20")
+        page.uncheck("#force-promote")  # a canary needs the gate too ...
+        v3.get_by_role("button", name="Canary v3").click()
+        expect(note).to_contain_text("no passed scenarios gate", timeout=WAIT_MS)
+        page.check("#force-promote")  # ... or force
         v3.get_by_role("button", name="Canary v3").click()
         expect(note).to_have_text("v3 on canary at 20%.", timeout=WAIT_MS)
         expect(page.locator("#canary-summary")).to_contain_text(

@@ -136,7 +136,8 @@ function versionRow(v, pointer) {
   );
   canary.addEventListener("click", () => {
     const share = Number(ui.share.value);
-    act(`/v1/config/versions/${v.number}/canary`, { share }, `${v.label} on canary at ${share}%.`);
+    const body = { share, force: ui.force.checked };
+    act(`/v1/config/versions/${v.number}/canary`, body, `${v.label} on canary at ${share}%.`);
   });
   const actions = [promote, " ", canary];
   if (v.status === "canary") {
