@@ -35,7 +35,7 @@ from acf.domain.records import TurnRecord
 from acf.domain.session_key import SessionKey
 from acf.domain.turns import TurnPhase
 from acf.observability.config_metrics import ConfigMetrics
-from acf.ports.config_versions import PromoteVersion, PushVersion, StartCanary
+from acf.ports.config_versions import PromoteVersion, PushVersion, RecordGate, StartCanary
 from acf.ports.event_store import EventQuery
 from acf.ports.message_log import AppendMessage
 from acf.ports.store import Store
@@ -278,10 +278,14 @@ async def test_a_failing_canary_is_rolled_back_within_two_minutes(
     assert not (await store.config_versions.arm_stats(TENANT, 2, clock.now_ms())).turns
 
 
+@pytest.mark.parametrize("gated", [True, False], ids=["gate_passed", "started_forced"])
 async def test_a_sound_canary_advances_step_by_step_and_is_promoted(
-    store: Store, clock: VirtualClock
+    store: Store, clock: VirtualClock, gated: bool
 ) -> None:
     await live_v1_canary_v2(store, clock)
+    if gated:
+        gate = RecordGate(TENANT, 2, "scenarios", True, {"scenarios": 3}, clock.now_ms())
+        await store.uow.commit(TENANT, [gate])
     # Never failing: with min_turns 20 a single failed turn is 5 % of a step's window,
     # a breach of the 2-point margin (the default min_turns 50 makes one failure 2 %).
     traffic = Traffic(store, clock, fail_every=10**9)
@@ -309,6 +313,8 @@ async def test_a_sound_canary_advances_step_by_step_and_is_promoted(
     promotes = await events(store, EventKind.CONFIG_PROMOTED)
     (promoted,) = [e for e in promotes if e.data["version"] == "v2"]
     assert promoted.data["from_canary"] is True and promoted.data["actor"] == "canary watch"
+    # a canary started without a passed gate is promoted as forced: the audit says so
+    assert promoted.data["forced"] is (not gated)
     assert promoted.at_ms - steps_at[-1] >= POLICY.bake_s * 1000
     assert not await events(store, EventKind.CONFIG_CANARY_ROLLED_BACK)
     p = await pointer(store)

@@ -212,7 +212,12 @@ class CanaryWatch:
             log.debug("canary.hold", reason=decision.reason, **labels)
             return checked
         stats = {"live": _stats(live, started), "canary": _stats(canary, step)}
-        op = _op(tenant, pointer.canary, pointer.live, pointer.canary_share, decision, stats, now)
+        forced = isinstance(decision, Promote) and not await self._gate_passed(
+            tenant, pointer.canary
+        )
+        op = _op(
+            tenant, pointer.canary, pointer.live, pointer.canary_share, decision, stats, now, forced
+        )
         try:
             await self._store.uow.commit(tenant, [op])
         except Conflict as exc:  # another watch (or a person) acted first
@@ -222,6 +227,13 @@ class CanaryWatch:
         log.info("canary.acted", decision=_describe(decision), stats=stats, **labels)
         await self._changes.announce(tenant)  # never raises: a lost one costs seconds
         return Checked(tenant, pointer.canary, pointer.canary_share, decision, acted=True)
+
+    async def _gate_passed(self, tenant: TenantId, number: int) -> bool:
+        """Whether the canary passed its scenarios gate: a canary started with ``force``
+        is promoted as forced too, so the audit of the promote says so."""
+        version = await self._store.config_versions.get(tenant, number)
+        gate = None if version is None else version.gates.get("scenarios")
+        return isinstance(gate, Mapping) and gate.get("passed") is True
 
     def _acted(self, tenant: TenantId, decision: CanaryDecision) -> None:
         match decision:
@@ -246,6 +258,7 @@ def _op(
     decision: Rollback | Advance | Promote,
     stats: dict[str, Any],
     now: int,
+    forced: bool = False,
 ) -> WriteOp[ConfigPointer]:
     """The guarded op that carries ``decision`` out (each needs ``number`` still on canary)."""
     match decision:
@@ -260,7 +273,7 @@ def _op(
             )
             return SetCanaryShare(tenant, number, following, now, text, from_share=share)
         case Promote():
-            return PromoteVersion(tenant, number, now, ACTOR, canary_only=True)
+            return PromoteVersion(tenant, number, now, ACTOR, forced=forced, canary_only=True)
 
 
 def _describe(decision: CanaryDecision) -> str:
