@@ -11,10 +11,8 @@ real tool backend, model or channel. The result, recorded with ``RecordGate`` as
 version's ``scenarios`` gate, is what ``promote`` checks.
 """
 
-import asyncio
 import dataclasses
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,9 +29,8 @@ from acf.ports.agent_binding import AgentBinding
 from acf.ports.pipeline import Pipeline
 from acf.preview.recorded import PreviewError
 from acf.service.lease_keeper import LeaseSettings
-from acf.testing import expectations, invariants, scenario_llm
-from acf.testing.harness import Harness, HarnessOptions
-from acf.testing.scenarios import Scenario, ScenarioError, ScenarioResult, _act, discover, load
+from acf.testing.harness import HarnessOptions
+from acf.testing.scenarios import Scenario, ScenarioError, ScenarioResult, discover, load, run
 from acf.testing.tools import ToolBackend
 
 SET_BY_VERSION = ("agent", "pipeline")
@@ -79,7 +76,7 @@ async def run_against(
                 continue
             with tempfile.TemporaryDirectory(prefix="acf-scenario-") as tmp:
                 try:
-                    results.append(await _run(scenario, options, Path(tmp), file))
+                    results.append(await run(scenario, Path(tmp), file, options))
                 except InvalidValue as exc:
                     results.append(ScenarioResult(scenario.name, file, [f"{file}: {exc}"]))
     return results
@@ -158,35 +155,3 @@ def _script_models(pipeline: Pipeline, s: Scenario) -> None:
             if s.model is None:
                 raise PreviewError("the router classifies with a model: give a `model:`")
             pipeline.classifier.completer = s.model.scripted()
-
-
-async def _run(
-    scenario: Scenario, options: HarnessOptions, data_dir: Path, path: Path
-) -> ScenarioResult:
-    """``acf.testing.scenarios.run`` with the version's agent in the harness."""
-    result = ScenarioResult(scenario.name, path)
-    began = time.perf_counter()
-    async with Harness(data_dir, options) as h:
-        for _ in range(scenario.runtimes - 1):
-            await h.add_runtime()
-        start = h.clock.now_ms()
-        try:
-            async with asyncio.timeout(scenario.wall_limit_s):
-                for step in sorted(scenario.script, key=lambda x: x.at):
-                    await h.advance(max(0, start + step.at - h.clock.now_ms()))
-                    await _act(h, step)
-                await h.run_until_idle(scenario.run_for_ms)
-        except TimeoutError as exc:
-            result.problems.append(
-                str(exc) or f"not done after {scenario.wall_limit_s} s of real time (livelock?)"
-            )
-        result.problems += await expectations.check(h, scenario, start)
-        result.problems += await scenario_llm.check(h, scenario)
-        result.problems += await invariants.check_all(
-            h.store, scenario.tenants, h.channel, h.tally, allowed_repeats=scenario.expect.repeats
-        )
-        result.replies = len(h.replies())
-        result.crashes = h.crashes
-        result.virtual_ms = h.clock.now_ms() - start
-    result.wall_ms = round((time.perf_counter() - began) * 1000)
-    return result

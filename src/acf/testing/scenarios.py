@@ -311,10 +311,18 @@ async def _button(h: Harness, spec: SendSpec) -> str | None:
     return str(pending["yes_id"] if spec.button.endswith(":yes") else pending["no_id"])
 
 
-async def run(scenario: Scenario, data_dir: Path, path: Path | None = None) -> ScenarioResult:
+async def run(
+    scenario: Scenario,
+    data_dir: Path,
+    path: Path | None = None,
+    options: HarnessOptions | None = None,
+) -> ScenarioResult:
+    """Run ``scenario`` on a fresh harness in ``data_dir`` and check its expectations and
+    the invariants. ``options``: the harness's agents and tools, when not the scenario's
+    own (``acf scenarios run --version`` runs a stored version's agent)."""
     result = ScenarioResult(scenario.name, path)
     began = time.perf_counter()
-    async with Harness(data_dir, _options(scenario)) as h:
+    async with Harness(data_dir, options or _options(scenario)) as h:
         for _ in range(scenario.runtimes - 1):
             await h.add_runtime()
         start = h.clock.now_ms()
