@@ -187,6 +187,35 @@ def test_overlays_that_do_not_fit_are_refused_naming_the_keys(
     assert error in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("overlay", "error"),
+    [
+        (
+            {"tools": ["lookup_order", "refund"]},
+            "scenarios.refund: tools ['refund'] are not allowed by the base layer below "
+            "(bases/support.yaml), which allows ['lookup_order']",
+        ),
+        (
+            {"steps": {"collect": {"tools": ["lookup_order", "refund"]}}},
+            "scenarios.refund.steps.collect: tools ['refund'] are not allowed by the base layer",
+        ),
+    ],
+)
+def test_an_overlay_cannot_widen_a_base_scenarios_allowlist(
+    tmp_path: Path, overlay: dict[str, Any], error: str
+) -> None:
+    refund = {"tools": ["lookup_order"], "steps": {"collect": {"tools": ["lookup_order"]}}}
+    base = {**BASE, "scenarios": {"refund": refund}}
+    agent = {"base": "support", "scenarios": {"refund": overlay}}
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, config(agent), base))
+    assert error in str(info.value)
+    # narrowing it is fine, and the step resolves to the narrower list
+    narrow = {"base": "support", "scenarios": {"refund": {"steps": {"collect": {"tools": []}}}}}
+    loaded = load_config(write(tmp_path, config(narrow), base))
+    assert step_fields(loaded, "demo", "support", "refund", "collect").tools == []
+
+
 def test_a_base_that_changed_under_its_overlay_is_refused(tmp_path: Path) -> None:
     # the base moves to a rules pipeline: the overlay's LLM temperature no longer fits
     base = {**BASE, "pipeline": {"kind": "rules", "rules_file": "rules.yaml"}, "scenarios": {}}

@@ -1,31 +1,38 @@
 """The idle-close sweep (``acf.service.idle_close``) over every backend: it closes what is due
 and only that, under the session's lease and its fence, never over a lease someone holds,
-and a message that lands under it wins (the session stays open and is woken)."""
+a message that lands under it wins (the session stays open and is woken), and a session
+whose configuration version this process cannot build is held, never closed by acf's
+default timeout instead of its version's."""
 
 from typing import Any
 
 from acf.domain.events import EventKind
 from acf.domain.ids import SessionId, TenantId
 from acf.ports.checkpoints import NoCheckpoints
+from acf.ports.config_versions import ConfigVersion, PromoteVersion
 from acf.ports.event_store import EventQuery
 from acf.ports.session_store import ConsumeRange, SessionStatus
 from acf.ports.store import Store
 from acf.service.agents import Agents
+from acf.service.built_version import BuiltVersion
 from acf.service.idle_close import IdleCloser, IdleCloseSettings
 from acf.service.lease_keeper import LeaseSettings
 from acf.service.runtime_parts import RuntimeParts
 from acf.service.tasks import TaskSet
 from acf.testing import VirtualClock
 from tests.contract.helpers import append, key
+from tests.contract.test_config_versions import pushed, run
 
 DAY_MS = 86_400_000
 
 
-def closer(store: Any, clock: VirtualClock, woken: list[str]) -> IdleCloser:
+def closer(
+    store: Any, clock: VirtualClock, woken: list[str], agents: Agents | None = None
+) -> IdleCloser:
     parts = RuntimeParts(
         store=store,
         clock=clock,
-        agents=Agents({}),  # no agent served: acf's default policies (24 h)
+        agents=agents or Agents({}),  # no agent served: acf's default policies (24 h)
         tasks=TaskSet(),
         checkpoints=NoCheckpoints(),
         lease=LeaseSettings(),
@@ -127,3 +134,29 @@ async def test_a_message_landing_under_the_close_wins(store: Store, clock: Virtu
     assert await store.lease.current("t1", a) is None
     events = await store.events.query("t1", EventQuery(session_id=a))
     assert EventKind.SESSION_CLOSED not in {e.kind for e in events}
+
+
+async def _unbuildable(version: ConfigVersion) -> BuiltVersion:
+    raise RuntimeError("this worker cannot build it")
+
+
+async def test_a_session_whose_version_cannot_be_built_here_is_held(
+    store: Store, clock: VirtualClock
+) -> None:
+    t0 = clock.now_ms()
+    unpinned = await idle_session(store, "t1", "before", t0)  # opened before any version
+    await pushed(store, 1)
+    await run(store, PromoteVersion("t1", 1, t0, "ann"))
+    pinned = await idle_session(store, "t1", "after", t0)
+    record = await store.sessions.get("t1", pinned)
+    assert record is not None and record.config_version == 1
+    agents = Agents({})
+    agents.use_versions(store.config_versions, _unbuildable)  # e.g. idle_timeout_s: 604800
+    sweeper = closer(store, clock, [], agents)
+
+    clock.advance_to(t0 + DAY_MS + 1_000)  # past acf's default: not a reason to close
+    assert await sweeper.sweep() == 0
+    assert await sweeper.close_if_idle("t1", pinned) is None
+    assert await status(store, "t1", pinned) is SessionStatus.OPEN
+    assert await status(store, "t1", unpinned) is SessionStatus.OPEN  # the live one decides
+    assert await store.lease.current("t1", pinned) is None

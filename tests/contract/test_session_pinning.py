@@ -23,7 +23,9 @@ from acf.ports.config_versions import (
     SetCanaryShare,
     StartCanary,
 )
+from acf.ports.dead_letters import DeadLetter, RecordDeadLetter, RequestReplay
 from acf.ports.event_store import EventQuery
+from acf.ports.outbox import EnqueueReply
 from acf.ports.session_store import (
     CloseSession,
     ConsumeRange,
@@ -225,6 +227,42 @@ async def test_close_guards_and_the_next_message_opens_a_new_session(store: Stor
     assert [(e.correlation.session_id, e.correlation.config_version, e.data) for e in events] == [
         (other.session_id, "v1", {"reason": "idle", "idle_since_ms": 3_000})
     ]
+
+
+async def test_close_refuses_a_pending_reply_or_a_requested_replay(store: Store) -> None:
+    """The idle scan's guards hold in the close's own transaction too: a reply queued or a
+    replay requested after the sweep looked (a late fallback copy, the API) refuses it."""
+
+    async def consumed(customer: str) -> str:
+        appended = await append(store, key(tenant=T, customer=customer), at_ms=1_000)
+        await store.uow.commit(T, [ConsumeRange(appended.session_id, 0, 1, True, 1_000)])
+        return appended.session_id
+
+    undelivered = await consumed("undelivered")
+    await store.uow.commit(T, [EnqueueReply(undelivered, "turn-x", 0, {"text": "hi"}, 2_000)])
+    replay = await consumed("replay")
+    letter = DeadLetter(
+        tenant=T,
+        dead_letter_id="dl-1",
+        session_id=replay,
+        agent="support",
+        turn_id="turn-dl",
+        group_id="group-dl",
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+        pipeline="agent_service",
+        error="503",
+        attempts=3,
+        created_at_ms=1_000,
+        request={},
+    )
+    await store.uow.commit(T, [RecordDeadLetter(letter), RequestReplay("dl-1", 2_000)])
+    for sid, reason in [(undelivered, "undelivered"), (replay, "replay")]:
+        with pytest.raises(Conflict, match=f"^{reason}$"):
+            await store.uow.commit(T, [CloseSession(T, sid, 10_000, "idle", 1_000)])
+        assert (await session(store, sid)).status is SessionStatus.OPEN
+    idle = await consumed("idle")
+    await store.uow.commit(T, [CloseSession(T, idle, 10_000, "idle", 1_000)])
+    assert (await session(store, idle)).status is SessionStatus.CLOSED
 
 
 async def _open_many(store: Store, count: int, stagger_s: float = 0.0) -> list[Opened]:

@@ -8,7 +8,9 @@ Rules (docs/configuration.md, "Layers and provenance"):
 - Mappings merge key by key; scalars and lists are replaced whole, except a mapping whose
   ``kind`` differs from the one below (a pipeline of another kind), which replaces it whole.
 - ``tools`` (an allowlist) only narrows: a layer naming a tool the nearest layer below that
-  set ``tools`` did not allow is an error naming the tools.
+  set ``tools`` did not allow is an error naming the tools. The same holds for each
+  ``scenarios.X.tools`` and ``scenarios.X.steps.Y.tools``, against the value a layer below
+  set for that same key (an overlay cannot widen a base scenario's or step's allowlist).
 - Every value set records who set it (``Origin``: layer, source, value) under its dotted
   key; a value set by a layer and set differently by a later one is a ``Conflict`` (listed,
   the later layer winning).
@@ -84,7 +86,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def merge_layers(layers: Sequence[Layer], start: Merged | None = None) -> Merged:
     """``layers`` merged in order over ``start`` (nothing by default). Raises
-    ``ConfigError`` when a layer's ``tools`` widen the allowlist below."""
+    ``ConfigError`` when a layer's ``tools`` (top-level, a scenario's or a step's) widen the
+    allowlist a layer below set for the same key."""
     body = copy.deepcopy(start.body) if start else {}
     log = dict(start.log) if start else {}
     conflicts = list(start.conflicts) if start else []
@@ -94,18 +97,41 @@ def merge_layers(layers: Sequence[Layer], start: Merged | None = None) -> Merged
     return Merged(body, log, tuple(conflicts))
 
 
+def _allowlists(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The allowlists ``body`` sets, by dotted key: ``tools``, ``scenarios.X.tools`` and
+    ``scenarios.X.steps.Y.tools``."""
+    out = {"tools": body["tools"]} if "tools" in body else {}
+    scenarios = body.get("scenarios")
+    if not isinstance(scenarios, Mapping):
+        return out
+    for name, scenario in scenarios.items():
+        if not isinstance(scenario, Mapping):
+            continue
+        if "tools" in scenario:
+            out[f"scenarios.{name}.tools"] = scenario["tools"]
+        steps = scenario.get("steps")
+        if not isinstance(steps, Mapping):
+            continue
+        for step, step_body in steps.items():
+            if isinstance(step_body, Mapping) and "tools" in step_body:
+                out[f"scenarios.{name}.steps.{step}.tools"] = step_body["tools"]
+    return out
+
+
 def _check_narrows(layer: Layer, log: Mapping[str, Origin]) -> None:
-    tools = layer.body.get("tools")
-    below = log.get("tools")
-    if not isinstance(tools, list) or below is None or not isinstance(below.value, list):
-        return
-    wider = sorted({str(t) for t in tools} - {str(t) for t in below.value})
-    if wider:
-        raise ConfigError(
-            f"{layer.source}: tools {wider} are not allowed by the {below.layer} layer below "
-            f"({below.source}), which allows {sorted(map(str, below.value))}: an allowlist "
-            "may only narrow"
-        )
+    """Each allowlist ``layer`` sets narrows the one a layer below set for the same key."""
+    for key, tools in _allowlists(layer.body).items():
+        below = log.get(key)
+        if not isinstance(tools, list) or below is None or not isinstance(below.value, list):
+            continue
+        wider = sorted({str(t) for t in tools} - {str(t) for t in below.value})
+        if wider:
+            what = "tools" if key == "tools" else f"{key.removesuffix('.tools')}: tools"
+            raise ConfigError(
+                f"{layer.source}: {what} {wider} are not allowed by the {below.layer} layer "
+                f"below ({below.source}), which allows {sorted(map(str, below.value))}: an "
+                "allowlist may only narrow"
+            )
 
 
 def _kind_changed(below: Mapping[str, Any], above: Mapping[str, Any]) -> bool:

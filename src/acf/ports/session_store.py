@@ -114,11 +114,12 @@ class RepinSession(WriteOp[None]):
 class CloseSession(WriteOp[None]):
     """Close the session: status CLOSED, ``closed_at_ms`` set.
 
-    Guard: the session is open, every message is consumed (``last_seq == consumed_seq``) and
-    no turn of it is live, else ``Conflict`` with reason ``"closed"``, ``"unconsumed"`` or
-    ``"live_turn"``. Commit it with the session's fence guard so it never races a turn. A
-    message appended after the close opens a new session (on the then-live version); the
-    closed one stays readable. Appends ``session.closed`` {reason, idle_since_ms}.
+    Guard: the session is open, every message is consumed (``last_seq == consumed_seq``), no
+    turn of it is live, no reply of it is undelivered and no replay of it is requested, else
+    ``Conflict`` with reason ``"closed"``, ``"unconsumed"``, ``"live_turn"``,
+    ``"undelivered"`` or ``"replay"``. Commit it with the session's fence guard so it never
+    races a turn. A message appended after the close opens a new session (on the then-live
+    version); the closed one stays readable. Appends ``session.closed`` {reason, idle_since_ms}.
     """
 
     tenant: TenantId

@@ -1,20 +1,31 @@
 """A version's agents, made safe to replay: every tool over the recorded results, every
 model over the recorded completions (and a live model only when one is given).
 
+The version is built as the runtime builds it (``acf.bootstrap.versions.VersionBuilds``),
+so a session's turn runs what it would run live: the agent's own binding, or the variant
+for the scenario's step and the runtime overrides its state names (``Agents.pinned``).
+Every binding, variants included, goes through the same sandboxing before it can run.
+
 An agent answered by an external agent service (``agent_service``, or a router with such a
 route) is refused: its own tools act outside acf's ledger, so no replay of it could
-promise to leave the world alone.
+promise to leave the world alone. A step variant that is one is not run: its turn fails
+(``refused`` says why, and the preview reports it).
 """
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
+import structlog
 
-from acf.bootstrap import BuiltinTools, ToolBackends, build_agents
+from acf.bootstrap import BuiltinTools, ToolBackends
+from acf.bootstrap.versions import VersionBuilds
 from acf.config.load import ConfigError, LoadedConfig
 from acf.config.pipelines import LlmPipelineFields
-from acf.domain.errors import InvalidValue
+from acf.domain.config_versions import ConfigVersion
+from acf.domain.errors import InvalidValue, UnknownAgent
+from acf.domain.ids import AgentId
 from acf.pipelines.agent_service.pipeline import AgentServicePipeline
 from acf.pipelines.llm.completion import Completer
 from acf.pipelines.llm.kind import LazyClient
@@ -22,10 +33,15 @@ from acf.pipelines.llm.pipeline import LlmPipeline
 from acf.pipelines.routing.pipeline import RouterPipeline
 from acf.ports.agent_binding import AgentBinding
 from acf.ports.pipeline import Pipeline
+from acf.ports.session_store import SessionRecord
 from acf.preview.recorded import PreviewError
 from acf.preview.recorded_model import InFlight, ModelTally, RecordedModel, Recordings
 from acf.preview.recorded_tools import RecordedResults
-from acf.service.agents import Agents
+from acf.service import pinning
+from acf.service.agents import Agents, Pinned
+from acf.service.built_version import BuiltVersion, unserved_binding
+
+log = structlog.get_logger("acf.preview")
 
 
 @dataclasses.dataclass(slots=True)
@@ -47,36 +63,104 @@ class ModelWiring:
         )
 
 
+class SandboxAgents(Agents):
+    """The static catalog of one version's sandboxed agents that, like a versioned
+    ``Agents``, serves a session the variant its state names (scenario, step, runtime
+    overrides), built by the version's own variant builder and sandboxed."""
+
+    def __init__(self, built: BuiltVersion) -> None:
+        super().__init__({built.version.tenant: built.bindings})
+        self._built = built
+        self.refused: list[str] = []
+        """Variants not run because they could not be sandboxed (their turns failed)."""
+
+    def pipelines(self) -> list[Pipeline]:
+        seen = {id(p): p for p in super().pipelines()}
+        for pipeline in self._built.pipelines():
+            seen.setdefault(id(pipeline), pipeline)
+        return list(seen.values())
+
+    async def pinned(self, session: SessionRecord) -> Pinned:
+        """As ``Agents.pinned`` does for a version: the session's variant (one that does
+        not fit is logged and the agent's own binding served), labelled as the catalog."""
+        built, agent = self._built, session.key.agent
+        if session.tenant != built.version.tenant:
+            return await super().pinned(session)
+        scenario, step = pinning.scenario_of(session.state)
+        overrides = pinning.overrides_of(session.state)
+        try:
+            binding = built.binding(agent, scenario, step, overrides)
+        except UnknownAgent:
+            raise
+        except InvalidValue as exc:
+            log.warning(
+                "preview.variant_refused",
+                session_id=session.session_id,
+                scenario=scenario,
+                step=step,
+                error=str(exc),
+            )
+            binding = built.binding(agent)
+        stamp = None
+        if scenario is not None and (digest := built.scenario_hash(agent, scenario)):
+            stamp = pinning.scenario_stamp(built.label, scenario, digest)
+        return Pinned(binding, self.config_version, None, stamp)
+
+
 def _refusing(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError("the preview never calls a tool backend", request=request)
 
 
 def sandbox_agents(
+    version: ConfigVersion,
     loaded: LoadedConfig,
-    tenant: str,
     results: RecordedResults,
     wiring: ModelWiring,
     builtin: BuiltinTools | None = None,
-) -> tuple[Agents, httpx.AsyncClient]:
-    """The tenant's agents of ``loaded``; the client (to close) refuses every request: the
-    tools are replaced, it is there only because HTTP tools are built over one."""
+) -> tuple[SandboxAgents, httpx.AsyncClient]:
+    """The agents of ``version`` (its content: ``loaded``); the client (to close) refuses
+    every request: the tools are replaced, it is there only because HTTP tools are built
+    over one."""
+    tenant = version.tenant
+    if tenant not in loaded.config.tenants:
+        raise PreviewError(f"the version holds no tenant {tenant}")
     client = httpx.AsyncClient(transport=httpx.MockTransport(_refusing))
+    builds = VersionBuilds(ToolBackends(client, builtin or BuiltinTools()))
     try:
-        built = build_agents(loaded, ToolBackends(client, builtin or BuiltinTools()))
+        built = builds.from_loaded(version, loaded)
     except (ConfigError, InvalidValue) as exc:
         raise PreviewError(f"the version does not build here: {exc}") from None
-    tenant_fields = loaded.config.tenants.get(tenant)
-    if tenant_fields is None:
-        raise PreviewError(f"the version holds no tenant {tenant}")
-    bindings: dict[str, AgentBinding] = {}
-    for agent in tenant_fields.agents:
-        binding = built.get(tenant, agent)
-        _sandbox(binding.pipeline, f"agent {agent}", wiring)
-        bindings[agent] = AgentBinding(
-            binding.pipeline, binding.settings, results.registry(binding.tools)
-        )
-    catalog: Mapping[str, Mapping[str, AgentBinding]] = {tenant: bindings}
-    return Agents(catalog), client
+    bindings = {
+        agent: _sandboxed(binding, f"agent {agent}", results, wiring)
+        for agent, binding in built.bindings.items()
+    }
+    variant = built.variant
+    agents: SandboxAgents
+
+    def sandboxed_variant(
+        agent: AgentId, scenario: str | None, step: str | None, overrides: Mapping[str, Any]
+    ) -> AgentBinding:
+        assert variant is not None
+        binding = variant(agent, scenario, step, overrides)
+        where = f"agent {agent} in scenario {scenario} step {step}"
+        try:
+            return _sandboxed(binding, where, results, wiring)
+        except PreviewError as exc:
+            agents.refused.append(str(exc))
+            return unserved_binding(str(exc))
+
+    sandboxed = BuiltVersion(
+        version, bindings, sandboxed_variant if variant is not None else None, built.upcaster
+    )
+    agents = SandboxAgents(sandboxed)
+    return agents, client
+
+
+def _sandboxed(
+    binding: AgentBinding, where: str, results: RecordedResults, wiring: ModelWiring
+) -> AgentBinding:
+    _sandbox(binding.pipeline, where, wiring)
+    return AgentBinding(binding.pipeline, binding.settings, results.registry(binding.tools))
 
 
 def _sandbox(pipeline: Pipeline, where: str, wiring: ModelWiring) -> None:

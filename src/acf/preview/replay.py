@@ -2,10 +2,12 @@
 
 The chosen sessions' inbound messages are accepted again, in their recorded order and at
 their recorded times (a virtual clock that starts at the first one), by the sandbox's real
-ingress and runtime under the version's agents. The tenant's store is only read: the
-version, the sessions, their ledger rows (served back as tool results) and their memoised
-completions. A replayed turn is attributed to the recorded session whose message ends its
-range; a session whose key had an earlier chosen session starts, as it did, on a fresh
+ingress and runtime under the version's agents (each turn under the variant its session's
+state names: scenario, step, runtime overrides), for at most ``run_limit_ms`` of virtual
+time after the last one. The tenant's store is only read: the version, the sessions, their
+ledger rows (served back as tool results, each replayed session only its own) and their
+memoised completions. A replayed turn is attributed to the recorded session whose message
+ends its range; a session whose key had an earlier chosen session starts, as it did, on a fresh
 session (the earlier one is closed in the sandbox when idle).
 
 A recorded press of a confirmation's button names the question asked then; it is replayed
@@ -102,9 +104,11 @@ async def preview(store: Store, request: PreviewRequest) -> PreviewReport:
         wiring = ModelWiring(
             Recordings(store.memo, tenant, groups), inflight, tally, request.llm_base_url
         )
-        agents, client = sandbox_agents(loaded, tenant, results, wiring, request.builtin)
+        agents, client = sandbox_agents(version, loaded, results, wiring, request.builtin)
         try:
-            replayed = await _replay(Path(tmp) / "sandbox", agents, recorded, inflight, results)
+            replayed = await _replay(
+                Path(tmp) / "sandbox", agents, recorded, inflight, results, request.run_limit_ms
+            )
         finally:
             for pipeline in agents.pipelines():
                 close = getattr(pipeline, "aclose", None)
@@ -112,6 +116,8 @@ async def preview(store: Store, request: PreviewRequest) -> PreviewReport:
                     await close()
             await client.aclose()
     diffs, sends, notes = replayed
+    if agents.refused:
+        raise PreviewError(agents.refused[0])
     if tally.misses:
         shown = "; ".join(repr(m) for m in tally.misses[:3])
         raise PreviewError(
@@ -138,6 +144,7 @@ async def _replay(
     recorded: Sequence[RecordedSession],
     inflight: InFlight,
     results: RecordedResults,
+    run_limit_ms: int,
 ) -> tuple[list[SessionDiff], int, list[str]]:
     timeline = sorted(
         (
@@ -152,8 +159,24 @@ async def _replay(
     notes: list[str] = []
     start = timeline[0][0] if timeline else 0
     sandbox = Sandbox(data_dir, agents, start, inflight)
+    last_on_key: dict[SessionKey, SessionId] = {}
+
+    async def recorded_session_of(execution_id: str) -> SessionId | None:
+        """The recorded session a sandbox tool call replays: the one whose message ends
+        its turn's range (else the one replayed last on its session's key)."""
+        tenant = recorded[0].record.key.tenant
+        entry = await sandbox.store.ledger.get(tenant, execution_id)
+        if entry is None:
+            return None
+        turn = await sandbox.store.turns.get(tenant, entry.turn_id)
+        found = None if turn is None else owner.get((turn.session_id, turn.to_seq))
+        if found is None:
+            session = await sandbox.store.sessions.get(tenant, entry.session_id)
+            found = None if session is None else last_on_key.get(session.key)
+        return found
+
+    results.session_of = recorded_session_of
     async with sandbox:
-        last_on_key: dict[SessionKey, SessionId] = {}
         for at_ms, _, _, session, message in timeline:
             await sandbox.advance(max(0, at_ms - sandbox.clock.now_ms()))
             rid, key = session.record.session_id, session.record.key
@@ -181,10 +204,14 @@ async def _replay(
                 problems[rid].append(f"message {message.seq} not accepted: {exc}")
                 continue
             owner[(accepted.session_id, accepted.seq)] = rid
+            await sandbox.settle()
         try:
-            await sandbox.run_until_idle(limit_ms=DAY_MS)
+            await sandbox.run_until_idle(limit_ms=run_limit_ms)
         except TimeoutError as exc:
-            notes.append(f"the sandbox was still busy a day after the last message: {exc}")
+            notes.append(
+                f"the sandbox was still busy {run_limit_ms} ms (virtual) after the last "
+                f"message: {exc}"
+            )
         diffs = [
             await _diff(sandbox, session, owner, problems[session.record.session_id], results)
             for session in recorded

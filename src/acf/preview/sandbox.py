@@ -32,11 +32,11 @@ class Sandbox(Harness):
         self._inflight = inflight
 
     async def accept(self, message: NewMessage) -> Accepted:
+        """Accept ``message`` once everything before it settled; the caller settles again
+        (after noting which recorded session the accepted message replays)."""
         await self.settle()
         assert self._ingress is not None, "the sandbox is not started"
-        accepted = await self._ingress.accept(message)
-        await self.settle()
-        return accepted
+        return await self._ingress.accept(message)
 
     async def close_open(self, key: SessionKey, reason: str) -> bool:
         """Close the key's open session if it is idle (so the next message opens a new one,

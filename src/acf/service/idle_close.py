@@ -13,15 +13,19 @@ first; each that is due by its own channel's policy is closed under its session 
    the lease, with the undelivered replies and a requested replay;
 3. ``CloseSession`` commits together with ``CheckFence``, the guard of every turn write: a
    take-over meanwhile refuses the close, and the store refuses it too if a message
-   arrived (``last_seq`` moved) or a turn went live. ``session.closed`` is appended in the
-   same transaction;
+   arrived (``last_seq`` moved), a turn went live, a reply was queued or a replay was
+   requested (the scan's guards, again in the close's statement). ``session.closed`` is
+   appended in the same transaction;
 4. the lease is released. If the session did not close and has work (a message that
    raced the close, a live turn left by a dead holder, a requested replay), its wake-up
    is published, so a driver that found the lease held during those milliseconds does
    not wait for the lease to expire.
 
 Which policy decides: the version the session is pinned to (``Agents.pinned``), never the
-live one (a session pinned to a version with a shorter timeout closes on time). The scan
+live one (a session pinned to a version with a shorter timeout closes on time). When that
+version cannot be had in this process (it does not build here, the store is away), the
+session is held, not closed by a fallback timeout (a 7-day timeout must not become acf's
+24 h on one worker): ``session_timeout_ms``. The scan
 selects by the floor only; each candidate's own timeout is read first without the lease
 (a plain read, so sessions not yet due cost no lease write), then decided again under it.
 
@@ -139,13 +143,22 @@ class IdleCloser:
             policy = DEFAULT_CHANNEL_POLICIES[channel]
         return policy.idle_timeout_s * 1000
 
-    async def session_timeout_ms(self, session: SessionRecord) -> int:
+    async def session_timeout_ms(self, session: SessionRecord) -> int | None:
         """The timeout of the session's channel by the version it is pinned to (what
-        decides); the live binding's when that version cannot be had."""
+        decides). None: hold the session (not closed this sweep) — its version, or its
+        tenant's live version when it is not pinned, cannot be had in this process (not
+        built here, missing, the store away), so no fallback timeout may close it early;
+        a process that has the version decides, or this one at a later sweep. The live
+        binding's (else acf's default) only when the tenant has no version, or the version
+        was had and does not serve the session's agent (every process agrees on that)."""
         key = session.key
+        agents = self._parts.agents
         try:
-            binding = (await self._parts.agents.pinned(session)).binding
+            binding = (await agents.pinned(session)).binding
         except AcfError as exc:
+            if await self._version_wanted(session, exc):
+                self._log_held(session, exc)
+                return None
             log.info(
                 "idle_close.unpinned",
                 tenant=key.tenant,
@@ -153,7 +166,37 @@ class IdleCloser:
                 error=error_text(exc),
             )
             return self.timeout_ms(key.tenant, key.agent, key.channel)
+        if session.config_version is None and await self._live_unbuilt(key.tenant):
+            self._log_held(session, None)  # served by the file, not the tenant's live version
+            return None
         return binding.settings.policy_for(key.channel).idle_timeout_s * 1000
+
+    async def _version_wanted(self, session: SessionRecord, error: AcfError) -> bool:
+        """Whether ``pinned`` failed because the version that decides could not be had here
+        (rather than the version, had, not serving the agent)."""
+        if session.config_version is None:
+            return await self._live_unbuilt(session.tenant)
+        # Pinned: only a version built here can say UnknownAgent; anything else (missing,
+        # unbuilt, versions not served by this process, the store away) is not having it.
+        return not (self._parts.agents.versioned and isinstance(error, UnknownAgent))
+
+    async def _live_unbuilt(self, tenant: TenantId) -> bool:
+        """The tenant has a live version that this process does not serve (yet)."""
+        agents = self._parts.agents
+        if not agents.versioned or agents.pointer(tenant) is not None:
+            return False
+        pointer = await self._parts.store.config_versions.pointer(tenant)
+        return pointer is not None and pointer.live is not None
+
+    def _log_held(self, session: SessionRecord, error: AcfError | None) -> None:
+        log.warning(
+            "idle_close.held",
+            tenant=session.tenant,
+            session_id=session.session_id,
+            config_version=session.config_version,
+            reason="its configuration version cannot be had in this process",
+            error=None if error is None else error_text(error),
+        )
 
     async def sweep(self) -> int:
         """Close the sessions that are due now; returns how many closed."""
@@ -198,11 +241,13 @@ class IdleCloser:
         session = await p.store.sessions.get(candidate.tenant, candidate.session_id)
         if session is None or session.status is not SessionStatus.OPEN:
             return False
-        return now >= candidate.idle_since_ms + await self.session_timeout_ms(session)
+        timeout = await self.session_timeout_ms(session)
+        return timeout is not None and now >= candidate.idle_since_ms + timeout
 
     async def close_if_idle(self, tenant: TenantId, session_id: SessionId) -> CloseDecision | None:
         """Close the session if it is due, under its lease. ``None`` when it could not be
-        looked at (its lease is held, it does not exist, or it changed under the close)."""
+        looked at (its lease is held, it does not exist, it changed under the close, or its
+        configuration version cannot be had here: held)."""
         p = self._parts
         claim = await p.store.claims.claim_session(tenant, session_id, self._holder, p.lease.ttl_ms)
         if claim is None:
@@ -235,6 +280,8 @@ class IdleCloser:
         )
         activity = activity_of(session, live, bool(undelivered), replay is not None)
         timeout = await self.session_timeout_ms(session)
+        if timeout is None:
+            return None  # held: its version cannot be had here (logged)
         now = p.clock.now_ms()
         decision = decide_close(activity, timeout, now)
         if not decision.close:

@@ -122,6 +122,53 @@ def test_narrowing_is_checked_against_the_nearest_layer_that_set_tools() -> None
         merge_layers(layers)
 
 
+SCENARIO_BASE = Layer(
+    "base",
+    "bases/support.yaml",
+    {
+        "tools": ["lookup_order", "refund"],
+        "scenarios": {
+            "refund": {
+                "tools": ["lookup_order"],
+                "steps": {"collect": {"tools": ["lookup_order"]}, "pay": {}},
+            }
+        },
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("overlay", "error"),
+    [
+        ({"scenarios": {"refund": {"tools": ["lookup_order"]}}}, None),
+        ({"scenarios": {"refund": {"tools": []}}}, None),
+        ({"scenarios": {"refund": {"steps": {"collect": {"tools": []}}}}}, None),
+        # a key the base did not set is checked later, against the agent's allowlist
+        ({"scenarios": {"refund": {"steps": {"pay": {"tools": ["refund"]}}}}}, None),
+        ({"scenarios": {"other": {"tools": ["refund"]}}}, None),
+        (
+            {"scenarios": {"refund": {"tools": ["lookup_order", "refund"]}}},
+            "acf.yaml: agent: scenarios.refund: tools ['refund'] are not allowed by the base "
+            "layer below (bases/support.yaml), which allows ['lookup_order']",
+        ),
+        (
+            {"scenarios": {"refund": {"steps": {"collect": {"tools": ["refund", "wipe"]}}}}},
+            "acf.yaml: agent: scenarios.refund.steps.collect: tools ['refund', 'wipe'] are not "
+            "allowed by the base layer below",
+        ),
+    ],
+)
+def test_scenario_and_step_allowlists_only_narrow_the_same_key_below(
+    overlay: dict[str, Any], error: str | None
+) -> None:
+    layers = [SCENARIO_BASE, layer("agent", overlay)]
+    if error is None:
+        merge_layers(layers)
+        return
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        merge_layers(layers)
+
+
 def test_flatten_walks_mappings_and_keeps_lists_and_empty_mappings_as_leaves() -> None:
     assert flatten({"a": {"b": 1, "c": [1, 2], "d": {}}}) == {"a.b": 1, "a.c": [1, 2], "a.d": {}}
 

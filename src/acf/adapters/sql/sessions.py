@@ -286,16 +286,39 @@ def _label(number: int | None) -> str:
     return "no version" if number is None else version_label(number)
 
 
+# What holds a close, each a condition on the session row ``s`` (the idle scan's, in
+# adapters/sql/recovery.py, checked again in the close's own transaction), by its reason.
+_CLOSE_HOLDS = (
+    (
+        "live_turn",
+        "EXISTS (SELECT 1 FROM turns t WHERE t.tenant = s.tenant "
+        f"AND t.session_id = s.session_id AND t.phase IN {LIVE_PHASES})",
+    ),
+    (
+        "undelivered",
+        "EXISTS (SELECT 1 FROM outbox o WHERE o.tenant = s.tenant "
+        "AND o.session_id = s.session_id AND o.status = 'pending')",
+    ),
+    (
+        "replay",
+        "EXISTS (SELECT 1 FROM dead_letters d WHERE d.tenant = s.tenant "
+        "AND d.session_id = s.session_id AND d.replay_requested_at_ms IS NOT NULL "
+        "AND d.replayed_at_ms IS NULL)",
+    ),
+)
+_CLOSE = (
+    "UPDATE sessions AS s SET status = 'closed', closed_at_ms = ?, updated_at_ms = ? "
+    "WHERE s.tenant = ? AND s.session_id = ? AND s.status = 'open' "
+    "AND s.last_seq = s.consumed_seq" + "".join(f" AND NOT {held}" for _, held in _CLOSE_HOLDS)
+)
+
+
 @executes(CloseSession)
 def _close(conn: SqlConnection, tenant: str, op: CloseSession) -> None:
+    """The close and its guards in one statement: no message, live turn, undelivered reply
+    or requested replay can land between a check and the close (``Conflict`` names it)."""
     require_tenant(tenant, op.tenant)
-    cur = conn.execute(
-        "UPDATE sessions SET status = 'closed', closed_at_ms = ?, updated_at_ms = ? "
-        "WHERE tenant = ? AND session_id = ? AND status = 'open' AND last_seq = consumed_seq "
-        "AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.tenant = sessions.tenant "
-        f"AND t.session_id = sessions.session_id AND t.phase IN {LIVE_PHASES})",
-        (op.at_ms, op.at_ms, tenant, op.session_id),
-    )
+    cur = conn.execute(_CLOSE, (op.at_ms, op.at_ms, tenant, op.session_id))
     current = fetch_session(conn, tenant, op.session_id)
     if current is None:
         raise Conflict(f"no session {op.session_id}")
@@ -304,7 +327,14 @@ def _close(conn: SqlConnection, tenant: str, op: CloseSession) -> None:
             raise Conflict("closed")
         if current.has_unconsumed:
             raise Conflict("unconsumed")
-        raise Conflict("live_turn")
+        for reason, held in _CLOSE_HOLDS:
+            row = conn.execute(
+                f"SELECT 1 FROM sessions s WHERE s.tenant = ? AND s.session_id = ? AND {held}",
+                (tenant, op.session_id),
+            ).fetchone()
+            if row is not None:
+                raise Conflict(reason)
+        raise Conflict("refused")  # a guard held, and no longer does
     pinned = current.config_version
     insert_event(
         conn,

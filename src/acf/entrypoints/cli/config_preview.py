@@ -255,7 +255,37 @@ async def _postgres(url: str, name: str) -> AsyncIterator["Store"]:
         pg = await open_pg_store(url, SystemClock(), pool_size=1, name=name)
     except RuntimeError as exc:  # the schema is not at the head revision
         raise PreviewError(str(exc)) from None
+    except _unreachable() as exc:
+        raise PreviewError(f"cannot reach PostgreSQL at {_safe(url)}: {_first_line(exc)}") from None
     try:
         yield pg
     finally:
         await pg.close()
+
+
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """What opening PostgreSQL raises when it cannot be reached: the connection refused or
+    timed out, the name not resolved, the server refusing the login."""
+    import psycopg
+    import psycopg_pool
+    import sqlalchemy.exc
+
+    return (OSError, sqlalchemy.exc.OperationalError, psycopg.Error, psycopg_pool.PoolTimeout)
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "the given URL"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own error when SQLAlchemy wraps it (its first line: no SQL, no URL)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
