@@ -27,7 +27,11 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from acf.adapters.memory.drafts import InProcessDraftBus, InProcessDraftSubscription
-from acf.adapters.postgres.wakeup import CONNECT_TIMEOUT_S, FIRST_BACKOFF_S, libpq_conninfo
+from acf.adapters.postgres.notify_channel import (
+    CONNECT_TIMEOUT_S,
+    FIRST_BACKOFF_S,
+    libpq_conninfo,
+)
 from acf.domain.ids import SessionId, TenantId, new_id
 from acf.ports.drafts import Draft
 
