@@ -36,7 +36,9 @@ from acf.bootstrap.versions import (
     sync_file_versions,
 )
 from acf.config.load import LoadedConfig
+from acf.config.people import people_policy
 from acf.domain.channels import Channel
+from acf.domain.handoff import PeoplePolicies, PeoplePolicy
 from acf.domain.ids import TenantId
 from acf.observability.config_metrics import ConfigMetrics
 from acf.observability.metrics import FabricMetrics
@@ -156,6 +158,20 @@ class Service:
                 await self.backends.http.aclose()
 
 
+def people_policies(loaded: LoadedConfig) -> PeoplePolicies:
+    """Each tenant's ``handoff:`` and ``firewall:`` from the served file (a tenant it does not
+    name gets the defaults)."""
+    policies = {
+        tenant: people_policy(fields.handoff, fields.firewall)
+        for tenant, fields in loaded.config.tenants.items()
+    }
+
+    def of(tenant: TenantId) -> PeoplePolicy:
+        return policies.get(tenant) or PeoplePolicy()
+
+    return of
+
+
 async def open_service(
     loaded: LoadedConfig,
     settings: AcfSettings,
@@ -205,8 +221,16 @@ async def open_service(
     ingress = Ingress(agents, store.uow, backend.wakeups, clock)
     senders = channel_senders(loaded, backends.http, email_threads=store.email_threads)
     sender = RoutingSender(senders)
+    people = people_policies(loaded)
     runtime = Runtime(
-        store, clock, agents, backend.wakeups, sender, settings=backend.runtime, drafts=drafts
+        store,
+        clock,
+        agents,
+        backend.wakeups,
+        sender,
+        settings=backend.runtime,
+        drafts=drafts,
+        people=people,
     )
     every = min((t.canary.check_every_s for t in loaded.config.tenants.values()), default=None)
     canary = CanaryWatch(

@@ -36,6 +36,7 @@ from acf.channels.twilio.config import TwilioFields
 from acf.channels.whatsapp.config import WhatsAppFields
 from acf.config.capabilities import CapabilityFields
 from acf.config.lifecycle import CanaryFields, StateUpcaster
+from acf.config.people import FirewallFields, HandoffFields
 from acf.config.pipelines import PipelineFields
 from acf.config.tools import ConfigModel, Name, ToolDeclaration
 from acf.domain.channels import Channel
@@ -239,6 +240,10 @@ class TenantFields(ConfigModel):
     email: EmailFields | None = None
     """The tenant's support address (``acf.channels.email.config``)."""
     limits: LimitsFields = Field(default_factory=LimitsFields)
+    handoff: HandoffFields = Field(default_factory=HandoffFields)
+    """The human handoff: notices, the fallback rule, the SLA (``acf.config.people``)."""
+    firewall: FirewallFields = Field(default_factory=FirewallFields)
+    """The abuse firewall: per-customer limits, detectors, cool-down (``acf.config.people``)."""
     channels: dict[Channel, ChannelPolicyFields] = Field(default_factory=dict)
     capabilities: dict[Channel, CapabilityFields] = Field(default_factory=dict)
     """Overrides of what each channel can show (``acf.config.capabilities``)."""

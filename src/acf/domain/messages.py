@@ -82,3 +82,6 @@ class AppendResult:
     session_id: SessionId
     seq: int
     duplicate: bool
+    held: str | None = None
+    """The session's mode when it is not ``agent`` (``human``, ``cooldown``, ``blocked``):
+    the message is stored and shown, and no agent turn answers it now."""

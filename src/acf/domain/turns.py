@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from acf.domain.ids import GroupId, SessionId, TenantId, TraceId, TurnId
+from acf.domain.modes import TurnKind
 
 
 class TurnPhase(StrEnum):
@@ -50,12 +51,18 @@ class Turn:
     trace_id: TraceId
     created_at_ms: int
     updated_at_ms: int
+    kind: TurnKind = TurnKind.AGENT
+    """An agent's turn, an operator's reply (HUMAN) or a blocked customer's messages
+    consumed without an answer (DROP)."""
 
 
 class GroupStatus(StrEnum):
     OPEN = "open"
     COMMITTED = "committed"
     FAILED = "failed"
+    HANDED_OFF = "handed_off"
+    """The session left agent mode under the group's turn (handoff, cool-down, block): the
+    group ends without a reply and without compensation."""
 
 
 @dataclass(frozen=True, slots=True)

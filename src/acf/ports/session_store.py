@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from acf.domain.ids import SessionId, TenantId
+from acf.domain.modes import SessionMode
 from acf.domain.session_key import SessionKey
 from acf.ports.unit_of_work import WriteOp
 
@@ -37,6 +38,14 @@ class SessionRecord:
     canary: bool = False
     """The session was assigned the canary version (its arm is sticky)."""
     closed_at_ms: int | None = None
+    mode: SessionMode = SessionMode.AGENT
+    """Who answers (``acf.domain.modes``); part of every agent turn's commit guard."""
+    mode_reason: str | None = None
+    mode_since_ms: int | None = None
+    mode_until_ms: int | None = None
+    """When a cool-down ends (None in other modes)."""
+    fallbacks: int = 0
+    """Fallback answers given in this session (the tenant's handoff rule counts them)."""
 
     @property
     def tenant(self) -> TenantId:
@@ -66,7 +75,10 @@ class ConsumeRange(WriteOp[None]):
     """Guard and write: mark ``(from_seq, to_seq]`` consumed.
 
     Raises ``Conflict`` unless ``consumed_seq == from_seq`` and ``to_seq <= last_seq``, and,
-    when ``require_last_seq`` is set, unless ``last_seq == to_seq`` (no unseen message).
+    when ``require_last_seq`` is set, unless ``last_seq == to_seq`` (no unseen message);
+    and unless the session's mode is ``mode`` (``None``: any mode), checked on the row the
+    update locks: ``Conflict("mode")``. An agent turn's commit keeps the default, so a
+    handoff, cool-down or block that lands under a running turn refuses its reply.
     """
 
     session_id: SessionId
@@ -74,6 +86,7 @@ class ConsumeRange(WriteOp[None]):
     to_seq: int
     require_last_seq: bool
     at_ms: int
+    mode: SessionMode | None = SessionMode.AGENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +147,7 @@ class SessionFilter:
     flagged: bool | None = None
     status: SessionStatus | None = None
     customer: str | None = None
+    mode: SessionMode | None = None
     limit: int = 100
 
 

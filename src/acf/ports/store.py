@@ -8,6 +8,8 @@ from acf.ports.config_versions import ConfigVersions
 from acf.ports.dead_letters import DeadLetters
 from acf.ports.email_threads import EmailThreads
 from acf.ports.event_store import EventStore
+from acf.ports.firewall import Blocks, CustomerRates
+from acf.ports.handoffs import Handoffs
 from acf.ports.identities import Identities
 from acf.ports.lease import SessionLease
 from acf.ports.ledger import Ledger
@@ -60,6 +62,15 @@ class Store(Protocol):
     def dead_letters(self) -> DeadLetters: ...
     @property
     def config_versions(self) -> ConfigVersions: ...
+    @property
+    def handoffs(self) -> Handoffs: ...
+    @property
+    def blocks(self) -> Blocks: ...
+    @property
+    def customer_rates(self) -> CustomerRates:
+        """Per-customer counters of the abuse firewall (the store's, or Redis's)."""
+        ...
+
     @property
     def uow(self) -> UnitOfWork: ...
     @property

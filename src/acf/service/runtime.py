@@ -24,6 +24,7 @@ import structlog
 from acf.domain.accumulation import Typing
 from acf.domain.admission import AdmissionBounds, target_lag_ms
 from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.handoff import PeoplePolicies, default_policies
 from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
 from acf.domain.signals import TypingSignal
 from acf.ports.channel_sender import ChannelSender, TypingSender
@@ -82,9 +83,10 @@ class Runtime:
         checkpoints: Checkpoints | None = None,
         settings: RuntimeSettings | None = None,
         drafts: DraftBus | None = None,
+        people: PeoplePolicies = default_policies,
     ) -> None:
         """``drafts``: where running turns publish what they draft (``ctx.draft``); none:
-        drafts go nowhere."""
+        drafts go nowhere. ``people``: each tenant's handoff and firewall policy."""
         self.settings = settings or RuntimeSettings()
         self._wakeups = wakeups
         self._tasks = TaskSet()
@@ -101,6 +103,7 @@ class Runtime:
             show_typing=sender.show_typing if isinstance(sender, TypingSender) else None,
             rescans=self.settings.recovery_interval_ms is not None,
             drafts=drafts,
+            people=people,
         )
         self._relay = Relay(self.parts, sender)
         self._slots: FairSlots | None = None

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from acf.domain.accumulation import Typing, WindowDecision, WindowMessage, decide
+from acf.domain.handoff import PeoplePolicies, default_policies
 from acf.domain.ids import SessionId, TenantId
 from acf.domain.messages import InboundMessage
 from acf.domain.session_key import SessionKey
@@ -41,6 +42,8 @@ class RuntimeParts:
     """The runtime scans for unheld work continuously (distributed workers)."""
     drafts: DraftBus | None = None
     """Where running attempts publish their drafts (``ctx.draft``); None: nowhere."""
+    people: PeoplePolicies = default_policies
+    """Each tenant's handoff and firewall policy (``handoff:``, ``firewall:``)."""
 
     async def held_elsewhere(self, tenant: TenantId, lease_id: SessionId) -> int | None:
         """What to do about work whose lease another holder has: with continuous

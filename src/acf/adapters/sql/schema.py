@@ -44,6 +44,12 @@ sessions = sa.Table(
     sa.Column("config_version", sa.Integer, nullable=True),
     sa.Column("canary", sa.Boolean, nullable=False, server_default=sa.text("false")),
     sa.Column("closed_at_ms", Ms, nullable=True),
+    # Who answers (acf.domain.modes, revision 0011): agent | human | cooldown | blocked.
+    sa.Column("mode", sa.String(16), nullable=False, server_default=sa.text("'agent'")),
+    sa.Column("mode_reason", sa.Text, nullable=True),
+    sa.Column("mode_since_ms", Ms, nullable=True),
+    sa.Column("mode_until_ms", Ms, nullable=True),
+    sa.Column("fallbacks", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Index(
         "ux_sessions_open_key",
         "tenant",
@@ -61,6 +67,14 @@ sessions = sa.Table(
         "updated_at_ms",
         sqlite_where=sa.text("status = 'open'"),
         postgresql_where=sa.text("status = 'open'"),
+    ),
+    sa.Index(
+        "ix_sessions_mode",
+        "tenant",
+        "mode",
+        "mode_since_ms",
+        sqlite_where=sa.text("mode <> 'agent'"),
+        postgresql_where=sa.text("mode <> 'agent'"),
     ),
 )
 
@@ -117,6 +131,7 @@ turns = sa.Table(
     sa.Column("trace_id", sa.String(64), nullable=False),
     sa.Column("created_at_ms", Ms, nullable=False),
     sa.Column("updated_at_ms", Ms, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, server_default=sa.text("'agent'")),
     sa.Index(
         "ux_turns_live",
         "tenant",
@@ -435,3 +450,8 @@ config_pointers = sa.Table(
     sa.Column("canary_step_at_ms", Ms, nullable=True),
     sa.Column("updated_at_ms", Ms, nullable=False),
 )
+
+
+# The tables of people in the loop (revision 0011) are described beside these, on the same
+# ``metadata``: imported last, so everything above exists when it runs.
+from acf.adapters.sql import schema_people  # noqa: E402, F401

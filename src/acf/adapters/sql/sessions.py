@@ -18,6 +18,7 @@ from acf.domain.config_versions import canary_arm, version_label
 from acf.domain.errors import Conflict, VersionConflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
+from acf.domain.modes import SessionMode
 from acf.domain.session_key import SessionKey
 from acf.ports.session_store import (
     CloseSession,
@@ -33,7 +34,8 @@ from acf.ports.session_store import (
 _COLUMNS = (
     "tenant, session_id, agent, customer, channel, status, last_seq, consumed_seq, state, "
     "state_version, flagged, flag_reason, created_at_ms, updated_at_ms, pending_trace_id, "
-    "config_version, canary, closed_at_ms"
+    "config_version, canary, closed_at_ms, mode, mode_reason, mode_since_ms, mode_until_ms, "
+    "fallbacks"
 )
 
 
@@ -54,6 +56,11 @@ def _record(row: tuple[Any, ...]) -> SessionRecord:
         config_version=row[15],
         canary=bool(row[16]),
         closed_at_ms=row[17],
+        mode=SessionMode(row[18]),
+        mode_reason=row[19],
+        mode_since_ms=row[20],
+        mode_until_ms=row[21],
+        fallbacks=row[22],
     )
 
 
@@ -95,7 +102,7 @@ def open_session_id(conn: SqlConnection, key: SessionKey, at_ms: int) -> Session
     version, canary = assigned_version(conn, key.tenant, session_id)
     cur = conn.execute(
         f"INSERT INTO sessions ({_COLUMNS}) "
-        "VALUES (?,?,?,?,?,'open',0,0,?,0,FALSE,NULL,?,?,NULL,?,?,NULL) "
+        "VALUES (?,?,?,?,?,'open',0,0,?,0,FALSE,NULL,?,?,NULL,?,?,NULL,'agent',NULL,NULL,NULL,0) "
         "ON CONFLICT (tenant, agent, customer, channel) WHERE status = 'open' DO NOTHING",
         (
             key.tenant,
@@ -388,6 +395,9 @@ class SqlSessionStore:
         if where.customer is not None:
             sql.append("AND customer = ?")
             args.append(where.customer)
+        if where.mode is not None:
+            sql.append("AND mode = ?")
+            args.append(where.mode.value)
         sql.append("ORDER BY updated_at_ms DESC, session_id LIMIT ?")
         args.append(where.limit)
         statement = " ".join(sql)

@@ -10,6 +10,7 @@ from acf.domain.config_versions import record_facts
 from acf.domain.errors import Conflict
 from acf.domain.events import Correlation
 from acf.domain.ids import GroupId, SessionId, TenantId, TurnId
+from acf.domain.modes import TurnKind
 from acf.domain.records import TurnRecord
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
 from acf.ports.turn_store import (
@@ -23,7 +24,7 @@ from acf.ports.turn_store import (
 
 _TURN = (
     "tenant, turn_id, session_id, group_id, phase, from_seq, to_seq, attempt, fence, "
-    "irreversible_started, trace_id, created_at_ms, updated_at_ms"
+    "irreversible_started, trace_id, created_at_ms, updated_at_ms, kind"
 )
 # The turn's writer must still hold the session's lease with the given fence (param: fence):
 # a copy of the fence on the turn row alone would let a holder that was taken over, or that
@@ -50,6 +51,7 @@ def _turn(row: tuple[Any, ...]) -> Turn:
         trace_id=row[10],
         created_at_ms=row[11],
         updated_at_ms=row[12],
+        kind=TurnKind(row[13]),
     )
 
 
@@ -109,7 +111,7 @@ def _create(conn: SqlConnection, tenant: str, op: CreateTurn) -> None:
     require_tenant(tenant, t.tenant)
     try:
         conn.execute(
-            f"INSERT INTO turns ({_TURN}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO turns ({_TURN}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 tenant,
                 t.turn_id,
@@ -124,6 +126,7 @@ def _create(conn: SqlConnection, tenant: str, op: CreateTurn) -> None:
                 t.trace_id,
                 t.created_at_ms,
                 t.updated_at_ms,
+                t.kind.value,
             ),
         )
     except INTEGRITY_ERRORS:

@@ -5,12 +5,16 @@ from typing import Any
 
 # Importing the port modules registers their executors.
 from acf.adapters.sql import (  # noqa: F401
+    blocks,
+    customer_rates,
     events,
+    handoffs,
     lease,
     ledger,
     messages,
     outbox,
     request_log,
+    session_modes,
     sessions,
     step_memo,
     timers,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from acf.service.config_lifecycle import ConfigLifecycle
 
 ADMIN_SCOPE = "admin"
+OPERATOR_SCOPE = "operator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,23 @@ async def admin_key_of(record: Annotated[ApiKeyRecord, Depends(key_of)]) -> ApiK
     return record
 
 
+async def operator_key_of(record: Annotated[ApiKeyRecord, Depends(key_of)]) -> ApiKeyRecord:
+    """The caller's key when its scope is ``operator`` or ``admin`` (the inbox, handoffs,
+    the block list); 403 for an ``api`` key, saying how to get an operator key."""
+    if record.scope not in (OPERATOR_SCOPE, ADMIN_SCOPE):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this route needs an API key with scope {OPERATOR_SCOPE!r} or {ADMIN_SCOPE!r}; "
+            f"this key's scope is {record.scope!r} (create one with `acf keys create --tenant "
+            f"{record.tenant} --scope {OPERATOR_SCOPE}`)",
+        )
+    return record
+
+
 Tenant = Annotated[TenantId, Depends(tenant_of)]
 AdminKey = Annotated[ApiKeyRecord, Depends(admin_key_of)]
 """An ``admin`` key; its ``tenant`` scopes everything the route reads or writes."""
+OperatorKey = Annotated[ApiKeyRecord, Depends(operator_key_of)]
+"""An ``operator`` or ``admin`` key; its ``tenant`` scopes everything the route touches."""
 State = Annotated[ApiState, Depends(api_state)]

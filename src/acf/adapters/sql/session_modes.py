@@ -1,0 +1,1 @@
+"""Session mode writes (both dialects). Being written (issue 22, helper H1)."""

@@ -1,0 +1,123 @@
+"""The abuse firewall's storage: per-customer message counters and the block list.
+
+Counters count every accepted (non-duplicate) message of a customer on a channel in two
+buckets: the current minute and the current UTC day; ``peek`` reads them without counting.
+They live in the store (both modes) or in Redis when the distributed mode has it.
+"""
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from acf.domain.channels import Channel
+from acf.domain.ids import TenantId
+from acf.ports.unit_of_work import WriteOp
+
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class RateCounts:
+    """A customer's messages on a channel: ``minute`` in the current minute bucket,
+    ``prev_minute`` in the one before, ``frac`` the share of the current minute elapsed
+    (for a sliding estimate), ``day`` in the current UTC day."""
+
+    minute: int
+    prev_minute: int
+    frac: float
+    day: int
+
+    @property
+    def per_minute(self) -> float:
+        """The sliding-window estimate of messages in the last 60 s."""
+        return self.minute + self.prev_minute * (1.0 - self.frac)
+
+
+@runtime_checkable
+class CustomerRates(Protocol):
+    async def hit(
+        self, tenant: TenantId, channel: Channel, customer: str, at_ms: int
+    ) -> RateCounts:
+        """Count one message and return the counts including it."""
+        ...
+
+    async def peek(
+        self, tenant: TenantId, channel: Channel, customer: str, at_ms: int
+    ) -> RateCounts:
+        """The counts without counting."""
+        ...
+
+    async def prune(self, tenant: TenantId, before_ms: int) -> int:
+        """Delete the tenant's buckets that started before ``before_ms``; how many."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    tenant: TenantId
+    block_id: str
+    channel: Channel
+    customer: str
+    reason: str
+    created_by: str
+    """An operator's key id, or ``firewall`` for an automatic block."""
+    created_at_ms: int
+    expires_at_ms: int | None = None
+    lifted_at_ms: int | None = None
+    lifted_by: str | None = None
+
+    def active_at(self, now_ms: int) -> bool:
+        return self.lifted_at_ms is None and (
+            self.expires_at_ms is None or self.expires_at_ms > now_ms
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BlockCustomer(WriteOp[Block]):
+    """Put the customer on the tenant's block list: the open sessions of (channel, customer)
+    move to ``blocked`` (a running turn stands down at its commit), and sessions opened
+    later open blocked. ``Conflict("blocked")`` when an active block exists. Writes
+    ``customer.blocked``."""
+
+    tenant: TenantId
+    block_id: str
+    channel: Channel
+    customer: str
+    reason: str
+    created_by: str
+    at_ms: int
+    trace_id: str
+    expires_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LiftBlock(WriteOp[Block]):
+    """Lift the block (``lifted_by``; an expiry lifts with ``lifted_by="expiry"``): its
+    sessions in ``blocked`` mode go back to ``agent``. ``Conflict("not_found")`` for an
+    unknown or already lifted block. Writes ``customer.unblocked``."""
+
+    tenant: TenantId
+    block_id: str
+    lifted_by: str
+    at_ms: int
+    trace_id: str
+
+
+@runtime_checkable
+class Blocks(Protocol):
+    async def get(self, tenant: TenantId, block_id: str) -> Block | None: ...
+
+    async def active(self, tenant: TenantId, channel: Channel, customer: str) -> Block | None:
+        """The customer's active block on the channel, if any."""
+        ...
+
+    async def list_blocks(
+        self, tenant: TenantId, include_lifted: bool = False, limit: int = 200
+    ) -> list[Block]:
+        """Newest first."""
+        ...
+
+    async def expired(self, tenant: TenantId, now_ms: int, limit: int = 100) -> list[Block]:
+        """The tenant's unlifted blocks whose ``expires_at_ms`` passed (the sweep lifts
+        them through ``LiftBlock``)."""
+        ...
