@@ -38,7 +38,7 @@ from acf.bootstrap.versions import (
 from acf.config.load import LoadedConfig
 from acf.config.people import people_policy
 from acf.domain.channels import Channel
-from acf.domain.handoff import PeoplePolicies, PeoplePolicy
+from acf.domain.handoff import PeoplePolicies, PeoplePolicy, default_policies
 from acf.domain.ids import TenantId
 from acf.observability.config_metrics import ConfigMetrics
 from acf.observability.metrics import FabricMetrics
@@ -49,6 +49,7 @@ from acf.ports.config_changes import ConfigChanges
 from acf.ports.drafts import DraftBus
 from acf.ports.pipeline import ClosablePipeline
 from acf.ports.store import Store
+from acf.ports.wakeup import WakeUps
 from acf.service.agents import Agents
 from acf.service.canary import CHECK_EVERY_S, CanaryWatch
 from acf.service.delivery_statuses import DeliveryStatuses
@@ -94,6 +95,10 @@ class Service:
     config_refresh_s: float = 5.0
     canary: CanaryWatch | None = None
     """Judges running canaries (working processes only): rollback, next share, promote."""
+    people: PeoplePolicies = default_policies
+    """Each tenant's ``handoff:`` and ``firewall:`` policy."""
+    wakeups: WakeUps | None = None
+    """Where a session is woken (for writes made outside ingress: an operator's action)."""
     _refreshing: "asyncio.Task[None] | None" = None
 
     @property
@@ -262,4 +267,6 @@ async def open_service(
         builds=builds,
         config_refresh_s=settings.config_refresh_s,
         canary=canary if backend.works else None,
+        people=people,
+        wakeups=backend.wakeups,
     )

@@ -5,11 +5,13 @@ buckets: the current minute and the current UTC day; ``peek`` reads them without
 They live in the store (both modes) or in Redis when the distributed mode has it.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from acf.domain.channels import Channel
-from acf.domain.ids import TenantId
+from acf.domain.ids import SessionId, TenantId
+from acf.domain.session_key import SessionKey
 from acf.ports.unit_of_work import WriteOp
 
 MINUTE_MS = 60_000
@@ -120,4 +122,17 @@ class Blocks(Protocol):
     async def expired(self, tenant: TenantId, now_ms: int, limit: int = 100) -> list[Block]:
         """The tenant's unlifted blocks whose ``expires_at_ms`` passed (the sweep lifts
         them through ``LiftBlock``)."""
+        ...
+
+
+@runtime_checkable
+class PolicyBlocks(Protocol):
+    """The firewall's ``policy_blocks`` detector, as a turn's commit calls it."""
+
+    async def refusal_ops(
+        self, key: SessionKey, session_id: SessionId, at_ms: int, trace_id: str
+    ) -> Sequence[WriteOp[Any]]:
+        """Count one refusal (a SAFETY_REFUSAL outcome or an enforcement hit) of the
+        session's customer; the ops to commit in the turn's unit when the detector fires
+        (``StartCooldown`` and what goes with it), else none."""
         ...

@@ -32,6 +32,7 @@ from acf.ports.checkpoints import Checkpoints, NoCheckpoints
 from acf.ports.clock import Clock
 from acf.ports.drafts import DraftBus
 from acf.ports.event_store import AppendEvent
+from acf.ports.firewall import PolicyBlocks
 from acf.ports.store import Store
 from acf.ports.wakeup import Subscription, WakeUps
 from acf.service.admission import AdmissionControl
@@ -84,6 +85,7 @@ class Runtime:
         settings: RuntimeSettings | None = None,
         drafts: DraftBus | None = None,
         people: PeoplePolicies = default_policies,
+        policy_blocks: PolicyBlocks | None = None,
     ) -> None:
         """``drafts``: where running turns publish what they draft (``ctx.draft``); none:
         drafts go nowhere. ``people``: each tenant's handoff and firewall policy."""
@@ -104,6 +106,7 @@ class Runtime:
             rescans=self.settings.recovery_interval_ms is not None,
             drafts=drafts,
             people=people,
+            policy_blocks=policy_blocks,
         )
         self._relay = Relay(self.parts, sender)
         self._slots: FairSlots | None = None

@@ -12,6 +12,7 @@ from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Checkpoints
 from acf.ports.clock import Clock
 from acf.ports.drafts import DraftBus
+from acf.ports.firewall import PolicyBlocks
 from acf.ports.store import Store
 from acf.service.agents import Agents
 from acf.service.lease_keeper import LeaseSettings
@@ -44,6 +45,8 @@ class RuntimeParts:
     """Where running attempts publish their drafts (``ctx.draft``); None: nowhere."""
     people: PeoplePolicies = default_policies
     """Each tenant's handoff and firewall policy (``handoff:``, ``firewall:``)."""
+    policy_blocks: PolicyBlocks | None = None
+    """The firewall's detector of repeated refusals (None: off)."""
 
     async def held_elsewhere(self, tenant: TenantId, lease_id: SessionId) -> int | None:
         """What to do about work whose lease another holder has: with continuous
