@@ -11,6 +11,8 @@ import pytest
 from acf.demo import DEMO_RULES_PATH
 from acf.demo.commerce import CommerceBackend, commerce_tools
 from acf.domain.agent_settings import AgentSettings
+from acf.domain.handoff import HandoffPolicy
+from acf.domain.modes import SessionMode
 from acf.domain.tools import LedgerStatus
 from acf.domain.turns import TurnPhase
 from acf.pipelines.rules import RulesPipeline
@@ -271,7 +273,9 @@ async def test_cancel_subscription_after_asking_which(tmp_path: Path) -> None:
         assert backend.calls["cancel_subscription"] == 1
 
 
-async def test_talk_to_a_person_opens_one_ticket_and_flags_the_session(tmp_path: Path) -> None:
+async def test_talk_to_a_person_opens_one_ticket_and_hands_the_session_off(
+    tmp_path: Path,
+) -> None:
     async with demo(tmp_path) as (h, backend):
         await h.send("alice", "where is order 1001")
         await h.run_until_idle()
@@ -279,9 +283,10 @@ async def test_talk_to_a_person_opens_one_ticket_and_flags_the_session(tmp_path:
         await h.run_until_idle()
         await h.send("alice", "hello? a real person please")
         await h.run_until_idle()
+        # The handoff's notice follows the ticket's reply; the agent then stays silent.
         assert h.replies("alice")[1:] == [
             "I've opened ticket T-0001; a colleague will reply here soon.",
-            "Your ticket T-0001 is already open; a colleague will reply here soon.",
+            HandoffPolicy().notice,
         ]
         assert len(backend.tickets) == 1
         assert (await _state(h, "alice"))["meta"]["lane"] == "support"
@@ -289,6 +294,8 @@ async def test_talk_to_a_person_opens_one_ticket_and_flags_the_session(tmp_path:
         assert session is not None
         assert session.flagged
         assert session.flag_reason == "the customer asked for a person (ticket T-0001)"
+        assert session.mode is SessionMode.HUMAN
+        assert (session.last_seq, session.consumed_seq) == (3, 2)  # kept for the operator
 
 
 async def test_the_fallback_answers_what_no_rule_matches(tmp_path: Path) -> None:
@@ -301,9 +308,10 @@ async def test_the_fallback_answers_what_no_rule_matches(tmp_path: Path) -> None
         assert sum(backend.calls.values()) == 0
         await h.send("alice", button="talk_to_person")  # the fallback's button
         await h.run_until_idle()
-        assert h.replies("alice")[-1] == (
-            "I've opened ticket T-0001; a colleague will reply here soon."
-        )
+        assert h.replies("alice")[-2:] == [
+            "I've opened ticket T-0001; a colleague will reply here soon.",
+            HandoffPolicy().notice,  # handed off
+        ]
 
 
 async def test_the_answer_that_settled_a_confirmation_is_not_routed_again(tmp_path: Path) -> None:
@@ -360,7 +368,7 @@ async def test_a_long_complaint_still_reaches_a_person(tmp_path: Path) -> None:
     async with demo(tmp_path) as (h, backend):
         await h.send("alice", "the product is bad. " * 110 + "I want to talk to a person")
         await h.run_until_idle()
-        assert "ticket T-0001" in h.replies("alice")[-1]
+        assert "ticket T-0001" in h.replies("alice")[-2]  # then the handoff's notice
         (ticket,) = backend.tickets.values()
         assert len(ticket.summary) == 2000
         sessions = await h.store.sessions.list_sessions(TENANT)

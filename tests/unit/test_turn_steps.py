@@ -4,6 +4,7 @@ branch: what happened in a running turn, and the step it leads to."""
 import pytest
 
 from acf.domain.agent_settings import AgentSettings
+from acf.domain.modes import SessionMode
 from acf.domain.supersede import SupersedeDecision as D
 from acf.domain.turn_steps import (
     Abandon,
@@ -17,10 +18,12 @@ from acf.domain.turn_steps import (
     NewsStep,
     Queue,
     Retry,
+    StandDown,
     Supersede,
     after_attempt,
     after_commit_refused,
     after_failure,
+    after_mode_refused,
     on_adoption,
     on_new_messages,
 )
@@ -45,6 +48,16 @@ AFTER_ATTEMPT = [
     ("lease lost: abandon", ended(E.LEASE_LOST), Abandon()),
     ("lease lost wins over attempts", ended(E.LEASE_LOST, attempt=3), Abandon()),
     ("new messages supersede", ended(E.NEW_MESSAGES), Supersede("new_messages")),
+    (
+        "the session left agent mode: stand down, with the mode found",
+        AttemptOutcome(E.MODE_CHANGED, 1, mode=SessionMode.HUMAN),
+        StandDown(SessionMode.HUMAN),
+    ),
+    (
+        "the gate refused for the mode: stand down, the mode to be read",
+        ended(E.MODE_CHANGED, attempt=3),
+        StandDown(None),
+    ),
     (
         "gate refused before passing: supersede",
         ended(E.PENDING_INPUT, error="unseen", refused=True),
@@ -110,6 +123,25 @@ def test_after_attempt(outcome: AttemptOutcome, expected: object) -> None:
 
 def test_every_ending_has_a_row() -> None:
     assert {c[1].ending for c in AFTER_ATTEMPT} == set(AttemptEnding)
+
+
+MODE_REFUSED = [
+    ("before the irreversible gate: stand down", False, StandDown()),
+    (
+        "past the gate: commit silently over whatever arrived",
+        True,
+        Commit(over_unseen=True, silent=True),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("irreversible", "expected"),
+    [c[1:] for c in MODE_REFUSED],
+    ids=[c[0] for c in MODE_REFUSED],
+)
+def test_after_mode_refused(irreversible: bool, expected: object) -> None:
+    assert after_mode_refused(irreversible) == expected
 
 
 def test_the_backoff_is_capped() -> None:

@@ -35,6 +35,24 @@ class PendingConfirmation(BaseModel):
     expires_at_ms: int
 
 
+class HandoverBy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key_id: str
+    name: str
+
+
+class Handover(BaseModel):
+    """A person handled the conversation and handed it back (``ResumeAgent``): the agent's
+    next turn sees it; that turn's commit clears it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = None
+    by: HandoverBy
+    at_ms: int
+
+
 class StateMeta(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,6 +62,7 @@ class StateMeta(BaseModel):
     awaiting_answer: bool | None = None
     """The last reply asked a question the agent waits for (``PipelineResult.
     awaiting_answer``): the customer's next message closes the window at once."""
+    handover: Handover | None = None
 
     @model_validator(mode="after")
     def _sticky_needs_lane(self) -> "StateMeta":
@@ -133,7 +152,7 @@ def validate(state: Mapping[str, Any]) -> JsonObject:
             for err in exc.errors()
         )
         raise StateContractError(f"invalid session state: {problems}") from None
-    for optional in ("confirmation", "awaiting_answer"):
+    for optional in ("confirmation", "awaiting_answer", "handover"):
         if normalised["meta"].get(optional) is None:
             normalised["meta"].pop(optional, None)  # absent, as before it existed
     for optional in ("scenario", "step", "scenario_version", "config_overrides"):

@@ -13,6 +13,9 @@ from values that say what happened (DESIGN §4, §6, §15):
   ``Fail``, ``InDoubt`` or ``Abandon``.
 - ``after_commit_refused``: the commit found messages the turn never saw: commit over
   them (``Commit``) or ``Supersede``; ``after_failure`` when it was refused otherwise.
+- ``after_mode_refused``: the session left agent mode under the turn (a handoff, a
+  cool-down, a block): a turn past the irreversible gate commits silently (its effects
+  kept, its replies withheld), any other stands down (``StandDown``).
 """
 
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from acf.domain.agent_settings import AgentSettings
+from acf.domain.modes import SessionMode
 from acf.domain.supersede import SupersedeDecision, choose, may_commit_with_unseen
 
 
@@ -42,6 +46,9 @@ class AttemptEnding(StrEnum):
     """The runner stopped it: the agent's deadline passed."""
     LEASE_LOST = "lease_lost"
     """The session's lease is no longer held: another holder may run the turn now."""
+    MODE_CHANGED = "mode_changed"
+    """The session left agent mode (a handoff, a cool-down, a block) before the turn passed
+    the irreversible gate: the runner stopped it, or the gate refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,8 @@ class AttemptOutcome:
     """The irreversible gate refused (newer messages) while the turn had never passed it."""
     irreversible_started: bool = False
     """The turn passed the irreversible gate (in this attempt or an earlier one)."""
+    mode: SessionMode | None = None
+    """The mode the session was found in (``MODE_CHANGED``), when it was read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,9 @@ class Commit:
     over_unseen: bool = False
     """Commit although the session holds messages the turn never saw (they form the next
     turn); otherwise the commit is guarded by ``last_seq = to_seq``."""
+    silent: bool = False
+    """The session left agent mode after the turn passed the irreversible gate: commit its
+    effects in any mode, queue no reply (the record keeps the withheld texts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +133,23 @@ class InDoubt:
 
 
 @dataclass(frozen=True, slots=True)
+class StandDown:
+    """The session left agent mode: end the turn SUPERSEDED (reason ``mode``) and its group
+    HANDED_OFF, with no reply, no restart and no compensation; the messages stay for whoever
+    answers now."""
+
+    mode: SessionMode | None = None
+    """The mode the session was found in; None when not read yet."""
+
+
+@dataclass(frozen=True, slots=True)
 class Abandon:
     """The lease is lost: write nothing more; the holder that takes the session over runs
     the turn again (its writes are fenced from now on)."""
 
 
 NewsStep = Supersede | Absorb | Queue | ForceComplete
-AttemptStep = Commit | Supersede | Retry | Fail | InDoubt | Abandon
+AttemptStep = Commit | Supersede | Retry | Fail | InDoubt | StandDown | Abandon
 
 
 def _step_for(decision: SupersedeDecision, reason: str) -> NewsStep:
@@ -190,6 +212,8 @@ def after_attempt(outcome: AttemptOutcome, settings: AgentSettings) -> AttemptSt
         return Abandon()
     if ending is AttemptEnding.NEW_MESSAGES:
         return Supersede("new_messages")
+    if ending is AttemptEnding.MODE_CHANGED:
+        return StandDown(outcome.mode)
     if ending is AttemptEnding.FINISHED:
         return Commit()
     if ending is AttemptEnding.PENDING_INPUT:
@@ -231,3 +255,13 @@ def after_commit_refused(
     if may_commit_with_unseen(decision, irreversible_started, restarts, settings.restart_bound):
         return Commit(over_unseen=True)
     return Supersede("new_messages")
+
+
+def after_mode_refused(irreversible_started: bool) -> Commit | StandDown:
+    """The commit (or the failure's unit) was refused because the session left agent mode:
+    a turn past the irreversible gate is never cancelled, so it commits silently over
+    whatever arrived (``Commit(over_unseen=True, silent=True)``: its effects kept, no reply);
+    any other stands down."""
+    if irreversible_started:
+        return Commit(over_unseen=True, silent=True)
+    return StandDown()

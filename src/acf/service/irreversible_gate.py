@@ -13,7 +13,10 @@ holds messages the turn has not seen, unless the pass is unconditional) and the
   bound is reached): it passes despite unseen messages, audited as
   ``turn.force_completed``, and the turn then behaves as QUEUE;
 - a turn whose gate an earlier attempt passed: through the tool gateway it goes on (the
-  ledger knows what ran); called directly it raises ``InDoubt``.
+  ledger knows what ran); called directly it raises ``InDoubt``;
+- the session left agent mode (a handoff, a cool-down, a block) before the pass: it is
+  refused with ``ModeChanged`` (no irreversible action starts; the turn stands down). A
+  pass that came first makes the turn finish, its reply withheld at the commit.
 """
 
 from dataclasses import replace
@@ -27,7 +30,7 @@ from acf.ports.lease import CheckFence
 from acf.ports.pipeline import InDoubt, PendingInput
 from acf.ports.turn_store import MarkIrreversibleStarted
 from acf.ports.unit_of_work import WriteOp
-from acf.service.running_turn import LeaseLost, RunningTurn
+from acf.service.running_turn import LeaseLost, ModeChanged, RunningTurn
 
 
 class IrreversibleGate:
@@ -84,6 +87,8 @@ class IrreversibleGate:
             if conflict.reason == "new_messages":
                 self.refused = True
                 raise PendingInput("the customer sent messages this turn has not seen") from None
+            if conflict.reason == "mode":
+                raise ModeChanged("the session left agent mode before this action") from None
             raise LeaseLost(conflict.reason) from conflict
         run.turn = replace(turn, irreversible_started=True)
 

@@ -3,6 +3,11 @@ watching for new messages, the deadline and lease loss, and say how it ended.
 
 It decides nothing itself: on new messages it asks ``domain.turn_steps.on_new_messages``,
 and it returns an ``AttemptOutcome`` for ``after_attempt`` (DESIGN §4 step 3, §6).
+
+News is also how it learns that the session left agent mode (a handoff, a cool-down, a
+block wake the session): it reads the mode then, and stops a turn that has not passed
+the irreversible gate (``MODE_CHANGED``: the turn stands down); one that has goes on as
+QUEUE, and its commit withholds the reply.
 """
 
 import asyncio
@@ -11,7 +16,9 @@ from dataclasses import dataclass
 import structlog
 
 from acf.domain.messages import InboundMessage
+from acf.domain.modes import SessionMode
 from acf.domain.replies import PipelineResult
+from acf.domain.supersede import SupersedeDecision
 from acf.domain.tools import DEFAULT_TOOL_TIMEOUT_MS
 from acf.domain.turn_steps import (
     AttemptEnding,
@@ -27,7 +34,7 @@ from acf.service.attempt_context import attempt_context, show_typing
 from acf.service.confirmation_settling import earlier_settlement, settle_confirmation
 from acf.service.irreversible_gate import IrreversibleGate
 from acf.service.lease_keeper import LeaseKeeper
-from acf.service.running_turn import LeaseLost, RunningTurn
+from acf.service.running_turn import LeaseLost, ModeChanged, RunningTurn
 from acf.service.runtime_parts import RuntimeParts
 from acf.service.turn_context import RunningTurnContext
 
@@ -74,6 +81,8 @@ class PipelineAttempt:
         self._news = news
         self._run = run
         self._gate = gate
+        self._left_for: SessionMode | None = None
+        """The mode the session was found in when this attempt was stopped for it."""
         run.drafts = parts.drafts  # where ``ctx.draft`` publishes
 
     async def context(self) -> tuple[RunningTurnContext, int, TurnGroup]:
@@ -86,6 +95,7 @@ class PipelineAttempt:
             error,
             self._gate.refused,
             self._run.turn.irreversible_started,
+            self._left_for if ending is AttemptEnding.MODE_CHANGED else None,
         )
         return AttemptEnd(outcome)
 
@@ -112,12 +122,15 @@ class PipelineAttempt:
 
     async def run(self) -> AttemptEnd:
         p, run = self._parts, self._run
+        self._left_for = None
         ctx, state_version, group = await self.context()
         self._gate.begin_attempt(group.restarts >= self._settings.restart_bound)
         try:
             settled = await settle_confirmation(
                 run, ctx, self._keeper.fence, state_version, p.clock
             )
+        except ModeChanged:  # the confirmed action's gate found the session handed over
+            return self._end(AttemptEnding.MODE_CHANGED)
         except PendingInput as exc:
             if self._gate.refused and not run.turn.irreversible_started:
                 return self._end(AttemptEnding.PENDING_INPUT, str(exc))  # it supersedes
@@ -169,6 +182,10 @@ class PipelineAttempt:
                     return AttemptEnding.DEADLINE
                 if self._news.is_set():
                     self._news.clear()
+                    if await self._left_agent_mode():
+                        return AttemptEnding.MODE_CHANGED
+                    if self._left_for is not None:
+                        continue  # past the gate: it finishes, the operator's messages wait
                     _, new = await run.unseen()
                     if not new:
                         continue
@@ -188,6 +205,21 @@ class PipelineAttempt:
             deadline.cancel()
             if typing is not None:
                 typing.cancel()
+
+    async def _left_agent_mode(self) -> bool:
+        """Whether the turn must stop because its session left agent mode: read the mode;
+        a turn past the irreversible gate is never stopped, it goes on as QUEUE (a
+        forced completion stays forced) and its commit withholds the reply."""
+        run = self._run
+        mode = await run.mode()
+        if mode is None or mode.agent_answers:
+            return False
+        self._left_for = mode
+        if not run.turn.irreversible_started:
+            return True
+        if run.news_decision is not SupersedeDecision.FORCE_COMPLETE:
+            run.news_decision = SupersedeDecision.QUEUE
+        return False
 
     async def _stopped(self, task: "asyncio.Task[PipelineResult]") -> bool:
         """Wait (a bounded time) for a cancelled pipeline to end. One that ignores
@@ -231,6 +263,8 @@ class PipelineAttempt:
             return AttemptEnd(self._end(AttemptEnding.FINISHED).outcome, finished)
         if isinstance(exc, LeaseLost):
             return self._end(AttemptEnding.LEASE_LOST)
+        if isinstance(exc, ModeChanged):
+            return self._end(AttemptEnding.MODE_CHANGED)
         if isinstance(exc, PendingInput):
             return self._end(AttemptEnding.PENDING_INPUT, str(exc))
         if isinstance(exc, InDoubt):

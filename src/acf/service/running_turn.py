@@ -6,6 +6,8 @@ The runner, the pipeline's context and the irreversible gate share this one obje
 ``drafted`` (an attempt whose drafts are still shown); every other choice is a value
 returned by ``domain.turn_steps``. A unit recording that an attempt which drafted ended
 without its reply carries the drafts' withdrawal (``service.drafts.with_withdrawal``).
+It also counts the tool calls the gateway refused (``tool.refused``), which the firewall's
+``policy_blocks`` detector counts at the turn's end.
 """
 
 from collections.abc import Sequence
@@ -13,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acf.domain.errors import Conflict
-from acf.domain.events import Correlation
+from acf.domain.events import Correlation, EventKind
 from acf.domain.messages import InboundMessage
+from acf.domain.modes import SessionMode
 from acf.domain.session_key import SessionKey
 from acf.domain.supersede import SupersedeDecision
 from acf.domain.turns import Turn
@@ -22,6 +25,7 @@ from acf.ports.checkpoints import Checkpoints, NoCheckpoints
 from acf.ports.clock import Clock
 from acf.ports.dead_letters import DeadLetter
 from acf.ports.drafts import DraftBus
+from acf.ports.event_store import AppendEvent
 from acf.ports.store import Store
 from acf.ports.unit_of_work import WriteOp
 from acf.service import turn_progress_units
@@ -32,6 +36,11 @@ from acf.service.tasks import TaskSet
 
 class LeaseLost(Exception):
     """The turn's fence no longer holds: another holder may own the session now."""
+
+
+class ModeChanged(Exception):
+    """The session left agent mode before the turn passed the irreversible gate (a
+    handoff, a cool-down, a block): the gate refused, and the turn stands down."""
 
 
 @dataclass(slots=True)
@@ -57,6 +66,8 @@ class RunningTurn:
     """The attempt whose drafts are shown and not yet withdrawn or replaced by the reply."""
     replay: DeadLetter | None = None
     """On a REPLAY turn (an empty range): the dead letter it runs again."""
+    refused_tools: int = 0
+    """Tool calls the gateway refused in this turn (``tool.refused`` events it wrote)."""
 
     @property
     def correlation(self) -> Correlation:
@@ -75,7 +86,17 @@ class RunningTurn:
             raise
         if settles:
             self.drafted = None
+        self.refused_tools += sum(
+            1
+            for op in ops
+            if isinstance(op, AppendEvent) and op.event.kind is EventKind.TOOL_REFUSED
+        )
         return results
+
+    async def mode(self) -> SessionMode | None:
+        """The session's mode now (None when the session is gone)."""
+        session = await self.store.sessions.get(self.turn.tenant, self.turn.session_id)
+        return None if session is None else session.mode
 
     async def has_unseen(self) -> bool:
         """Whether the session holds messages this turn has not seen (never with

@@ -1,31 +1,36 @@
-"""The units of work that end a turn: commit, supersede, fail (pure, table-testable).
+"""The units of work that end a turn: commit, supersede, fail, stand down (pure,
+table-testable).
 
 Each starts with ``CheckFence`` and moves the turn by compare-and-set (DESIGN §4, §6, §15).
 What the turn leaves for the next one rides in the same unit: its state patch, the agent
 session row (``PipelineResult.agent_session``) and ``meta.awaiting_answer`` (set by a reply
-that awaits an answer, cleared by any other commit and by a failure); a superseded turn
-leaves none of them.
+that awaits an answer, cleared by any other commit and by a failure; ``turn_leaves``); a
+superseded turn leaves none of them.
+
+An agent turn's range is consumed only while the session is in agent mode (its
+``ConsumeRange`` keeps ``mode=AGENT``): a turn whose session left it stands down
+(``stand_down``), or, past the irreversible gate, commits silently (``silent=True``: its
+effects kept, no reply queued, the texts kept in its record as ``withheld_replies``).
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
-from acf.domain.agent_sessions import AgentSessionRow, AgentSessionStatus
-from acf.domain.errors import InvalidValue
 from acf.domain.events import EventKind
+from acf.domain.modes import SessionMode
 from acf.domain.records import TurnRecord
 from acf.domain.replies import PipelineResult, ReplySegment
 from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
-from acf.ports.agent_sessions import SaveAgentSession
 from acf.ports.ledger import FinishExecution, LedgerEntry
 from acf.ports.outbox import EnqueueReply
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState
-from acf.ports.timers import SetTimer
+from acf.ports.timers import CancelTimer, SetTimer
 from acf.ports.turn_store import CreateTurn, SaveTurnRecord, UpdateGroup
 from acf.ports.unit_of_work import WriteOp
+from acf.service.turn_leaves import agent_session_ops, awaiting_patch
 from acf.service.turn_progress_units import (
+    WINDOW_TIMER,
     Ops,
     Versions,
     correlation,
@@ -34,6 +39,11 @@ from acf.service.turn_progress_units import (
     move_op,
     window_timer,
 )
+
+__all__ = ["awaiting_patch", "commit", "fail", "flag_for_person", "stand_down", "supersede"]
+
+STAND_DOWN_REASON = "mode"
+"""The reason a turn whose session left agent mode is superseded with."""
 
 
 def _enqueue(
@@ -88,17 +98,22 @@ def commit(
     versions: Versions,
     details: Mapping[str, Any] | None = None,
     extra: Sequence[WriteOp[Any]] = (),
+    silent: bool = False,
 ) -> Ops:
     """The turn's one transaction (DESIGN §4 step 4); ``extra`` rides along (a
     confirmation request's event). The events come last, together (one statement).
+    ``silent``: the session left agent mode after the turn passed the irreversible gate;
+    its effects commit in whatever mode the session is in, its replies are not queued.
     Raises ``InvalidValue`` when ``result.agent_session`` is another conversation's row."""
     ops: Ops = [guard_op(turn, fence, at_ms), move_op(turn, TurnPhase.COMMITTED, fence, at_ms)]
     version_after = state_version
     if result.state_patch:
         ops.append(PatchState(turn.session_id, state_version, result.state_patch, at_ms))
         version_after = state_version + 1
-    rows, queued = _enqueue(turn, result.segments, at_ms, versions)
+    texts = tuple(s.text for s in result.segments)
+    rows, queued = _enqueue(turn, () if silent else result.segments, at_ms, versions)
     ops += rows
+    withheld = {"withheld_replies": list(texts)} if silent else {}
     ops += [
         _record(
             turn,
@@ -106,7 +121,7 @@ def commit(
             versions,
             started_at_ms,
             at_ms,
-            replies=tuple(s.text for s in result.segments),
+            replies=() if silent else texts,
             state_version_before=state_version,
             state_version_after=version_after,
             details={
@@ -114,11 +129,12 @@ def commit(
                 "expects_more_input": result.expects_more_input,
                 "queued_unseen": not require_last_seq,
                 "handoff": result.handoff,
+                **withheld,
                 **dict(details or {}),
                 **dict(result.details),
             },
         ),
-        ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, require_last_seq, at_ms),
+        _consume(turn, require_last_seq, at_ms, silent),
         UpdateGroup(group.group_id, GroupStatus.COMMITTED, group.restarts, group.attempts),
         *agent_session_ops(turn, result.agent_session),
         *queued,
@@ -134,13 +150,20 @@ def commit(
             from_seq=turn.from_seq,
             to_seq=turn.to_seq,
             attempt=turn.attempt,
-            replies=len(result.segments),
+            replies=len(rows),
+            **({"withheld": len(texts)} if silent else {}),
             run_ms=at_ms - started_at_ms,
             latency_ms=at_ms - group.created_at_ms,
         ),
         *extra,
     ]
     return ops
+
+
+def _consume(turn: Turn, require_last_seq: bool, at_ms: int, silent: bool) -> ConsumeRange:
+    """The turn's range consumed: in agent mode only, unless the commit is ``silent``."""
+    mode = None if silent else SessionMode.AGENT
+    return ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, require_last_seq, at_ms, mode)
 
 
 def flag_for_person(turn: Turn, reason: str, at_ms: int, versions: Versions) -> Ops:
@@ -219,6 +242,7 @@ def fail(
     unfinished: Sequence[LedgerEntry] = (),
     extra: Sequence[WriteOp[Any]] = (),
     session_state: tuple[int, Mapping[str, Any]] | None = None,
+    silent: bool = False,
 ) -> Ops:
     """The turn gave up (DESIGN §15): its range is consumed, the fallback reply queued and
     the session flagged for a person, in one transaction; ``extra`` rides along (its dead
@@ -227,8 +251,11 @@ def fail(
     will ever learn their outcome: ``in_doubt`` when a side effect may have happened,
     ``failed`` when running them again is harmless. ``session_state`` (the state's version
     and content): a ``meta.awaiting_answer`` in it is cleared, since the fallback reply
-    asks nothing (the customer's next message waits for its window again)."""
-    rows, queued = _enqueue(turn, [ReplySegment(fallback_text)], at_ms, versions)
+    asks nothing (the customer's next message waits for its window again). ``silent``: the
+    session left agent mode after the turn passed the irreversible gate; the fallback
+    reply is withheld (kept in the record), the range consumed in any mode."""
+    segments = () if silent else (ReplySegment(fallback_text),)
+    rows, queued = _enqueue(turn, segments, at_ms, versions)
     cleared: Ops = []
     if session_state is not None:
         version, state = session_state
@@ -251,8 +278,9 @@ def fail(
             versions,
             started_at_ms,
             at_ms,
-            replies=(fallback_text,),
+            replies=() if silent else (fallback_text,),
             error=error,
+            details={"withheld_replies": [fallback_text]} if silent else {},
         ),
         event_op(
             EventKind.TURN_FAILED,
@@ -266,58 +294,71 @@ def fail(
             run_ms=at_ms - started_at_ms,
             latency_ms=at_ms - group.created_at_ms,
         ),
-        ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, False, at_ms),
+        _consume(turn, False, at_ms, silent),
         UpdateGroup(group.group_id, GroupStatus.FAILED, group.restarts, group.attempts),
         *extra,
     ]
 
 
-def agent_session_ops(turn: Turn, row: AgentSessionRow | None) -> Ops:
-    """Save ``row``, the agent session as ``turn`` leaves it (``PipelineResult.
-    agent_session``), with the turn's commit. Raises ``InvalidValue`` for a row of another
-    tenant or conversation (nothing is written)."""
-    if row is None:
-        return []
-    if (row.tenant, row.session_id) != (turn.tenant, turn.session_id):
-        raise InvalidValue(
-            f"the agent session row {row.row_id} a pipeline returned belongs to another "
-            f"conversation than turn {turn.turn_id}'s"
-        )
-    return [SaveAgentSession(row)]
-
-
-def settle_open_agent_session(
-    row: AgentSessionRow | None, agent: str, error: str, at_ms: int
-) -> AgentSessionRow | None:
-    """The conversation's open agent session row as a FAILED turn of ``agent`` leaves it:
-    an execution this turn left open is FAILED (nothing will finish it; the next delegated
-    turn starts afresh), so the row does not keep the conversation sticky; a row waiting
-    for the customer's answer, or another agent's, stays as it is (None: nothing to write)."""
-    if row is None or row.agent != agent or not row.execution_open:
-        return None
-    if row.status is not AgentSessionStatus.ACTIVE:
-        return None
-    return replace(
-        row,
-        status=AgentSessionStatus.FAILED,
-        execution_open=False,
-        last_interaction_at_ms=at_ms,
-        last_error=(" ".join(f"the turn failed: {error}".split()))[:500],
-    )
-
-
-def awaiting_patch(state: Mapping[str, Any], awaiting: bool) -> dict[str, Any] | None:
-    """The state patch for ``PipelineResult.awaiting_answer``: ``meta.awaiting_answer`` set
-    by a reply that awaits the customer's answer, cleared by the next commit that does not
-    (``None`` deletes it); no patch when nothing changes."""
-    was = bool((state.get("meta") or {}).get("awaiting_answer"))
-    if awaiting == was:
-        return None
-    return {"meta": {"awaiting_answer": True if awaiting else None}}
+def stand_down(
+    turn: Turn,
+    fence: int,
+    versions: Versions,
+    at_ms: int,
+    mode: SessionMode,
+    started_at_ms: int | None = None,
+    *,
+    unfinished: Sequence[LedgerEntry] = (),
+) -> Ops:
+    """End a live turn (ACCUMULATING or RUNNING) because its session left agent mode (now
+    ``mode``): SUPERSEDED by compare-and-set from its phase, its record (reason ``mode``),
+    ``turn.superseded`` and its group HANDED_OFF (its counters kept). No reply, no restart,
+    no new timer (an accumulating turn's window timer is cancelled) and no compensation:
+    the messages stay unconsumed for whoever answers now. Calls of the turn still
+    ``started`` (``unfinished``: the runner stopped it mid-call, or it was cut off) are
+    settled as a failed turn settles them, since no turn of this group will learn how they
+    ended."""
+    started = turn.created_at_ms if started_at_ms is None else started_at_ms
+    ops: Ops = [
+        *_unfinished(turn, unfinished, at_ms, versions, reason="turn_stood_down"),
+        guard_op(turn, fence, at_ms),
+        move_op(turn, TurnPhase.SUPERSEDED, fence, at_ms),
+    ]
+    if turn.phase is TurnPhase.ACCUMULATING:
+        ops.append(CancelTimer(turn.session_id, WINDOW_TIMER))
+    return [
+        *ops,
+        _record(
+            turn,
+            TurnPhase.SUPERSEDED,
+            versions,
+            started,
+            at_ms,
+            error=None,
+            details={"reason": STAND_DOWN_REASON, "mode": mode.value},
+        ),
+        UpdateGroup(turn.group_id, GroupStatus.HANDED_OFF, 0, 0),
+        event_op(
+            EventKind.TURN_SUPERSEDED,
+            turn,
+            versions,
+            at_ms,
+            reason=STAND_DOWN_REASON,
+            mode=mode.value,
+            phase=turn.phase.value,
+            from_seq=turn.from_seq,
+            to_seq=turn.to_seq,
+            run_ms=at_ms - started,
+        ),
+    ]
 
 
 def _unfinished(
-    turn: Turn, unfinished: Sequence[LedgerEntry], at_ms: int, versions: Versions
+    turn: Turn,
+    unfinished: Sequence[LedgerEntry],
+    at_ms: int,
+    versions: Versions,
+    reason: str = "turn_failed",
 ) -> Ops:
     """A call with a side effect that may have happened is ``in_doubt`` (a person checks);
     a PURE or IDEMPOTENT one is ``failed``: running it again is safe, so nobody needs to."""
@@ -326,7 +367,8 @@ def _unfinished(
         doubtful = entry.policy in (SideEffectPolicy.IRREVERSIBLE, SideEffectPolicy.COMPENSATABLE)
         status = LedgerStatus.IN_DOUBT if doubtful else LedgerStatus.FAILED
         kind = EventKind.TOOL_IN_DOUBT if doubtful else EventKind.TOOL_EXECUTION_FAILED
-        error = "the turn failed before this call's outcome was recorded"
+        ended = "failed" if reason == "turn_failed" else "stood down"
+        error = f"the turn {ended} before this call's outcome was recorded"
         ops.append(FinishExecution(entry.execution_id, status, at_ms, error=error))
         ops.append(
             event_op(
@@ -337,7 +379,7 @@ def _unfinished(
                 tool=entry.tool,
                 execution_id=entry.execution_id,
                 policy=entry.policy.value,
-                reason="turn_failed",
+                reason=reason,
             )
         )
     return ops

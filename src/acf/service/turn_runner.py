@@ -2,14 +2,18 @@
 
 Each attempt ends in an ``AttemptOutcome`` (``pipeline_attempt``); the pure
 ``domain.turn_steps.after_attempt`` turns it into the next step, which this loop carries
-out: commit, supersede, retry after a pause, fail, or abandon the turn with the lease
-(DESIGN §4 steps 3-4, §6 and §15; the table is in docs/architecture.md). The runner holds
-the session lease (through a ``LeaseKeeper``) for the whole run; every unit is fenced.
+out: commit, supersede, retry after a pause, fail, stand down (the session left agent
+mode), or abandon the turn with the lease (DESIGN §4 steps 3-4, §6 and §15; the table is
+in docs/architecture.md). The runner holds the session lease (through a ``LeaseKeeper``)
+for the whole run; every unit is fenced. A turn about to run again (a retry, a turn
+adopted from a dead holder) whose session left agent mode stands down instead.
 """
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import replace
 from enum import StrEnum
+from typing import Any
 
 from acf.domain.policy import AccumulationMode
 from acf.domain.session_key import SessionKey
@@ -19,6 +23,7 @@ from acf.domain.turn_steps import (
     Fail,
     InDoubt,
     Retry,
+    StandDown,
     Supersede,
     after_attempt,
     on_adoption,
@@ -42,6 +47,9 @@ class RunEnd(StrEnum):
     SUPERSEDED = "superseded"
     FAILED = "failed"
     LEASE_LOST = "lease_lost"
+    STOOD_DOWN = "stood_down"
+    """The session left agent mode: the turn ended SUPERSEDED without a reply, its group
+    HANDED_OFF."""
 
 
 class TurnRunner:
@@ -52,10 +60,14 @@ class TurnRunner:
         keeper: LeaseKeeper,
         news: asyncio.Event,
         replay: DeadLetter | None = None,
+        record_details: Mapping[str, Any] | None = None,
     ) -> None:
-        """``replay``: the dead letter a REPLAY turn runs again (its range is empty)."""
+        """``replay``: the dead letter a REPLAY turn runs again (its range is empty);
+        ``record_details``: added to the committed turn's record details (the driver's
+        account of messages a cool-down held, say)."""
         self._parts = parts
         self._replay = replay
+        self._record_details = dict(record_details or {})
         self._binding = binding
         self._settings = binding.settings
         self._keeper = keeper
@@ -78,13 +90,14 @@ class TurnRunner:
         run.replay = self._replay
         gate = IrreversibleGate(run)
         attempts = PipelineAttempt(p, self._binding, self._keeper, self._news, run, gate)
-        ends = TurnOutcomes(p, self._binding, run, attempts, p.clock.now_ms())
+        ends = TurnOutcomes(p, self._binding, run, attempts, p.clock.now_ms(), self._record_details)
         try:
             if turn.fence != self._keeper.fence:
                 adopted = on_adoption(turn.attempt, self._settings)
                 if isinstance(adopted, Fail):
-                    await ends.fail(adopted.reason)
-                    return RunEnd.FAILED
+                    return RunEnd.FAILED if await ends.fail(adopted.reason) else RunEnd.STOOD_DOWN
+                if await self._stood_down(ends):
+                    return RunEnd.STOOD_DOWN
                 await self._rerun(run, ends, "recovered")
             while True:
                 attempt = await attempts.run()
@@ -103,7 +116,7 @@ class TurnRunner:
 
     async def _carry_out(
         self,
-        step: Supersede | Retry | Fail | InDoubt | Abandon,
+        step: Supersede | Retry | Fail | InDoubt | StandDown | Abandon,
         run: RunningTurn,
         ends: TurnOutcomes,
     ) -> RunEnd | None:
@@ -113,6 +126,9 @@ class TurnRunner:
         if isinstance(step, Supersede):
             await ends.supersede(step.reason)
             return RunEnd.SUPERSEDED
+        if isinstance(step, StandDown):
+            await ends.stand_down(step.mode)
+            return RunEnd.STOOD_DOWN
         error = step.error if isinstance(step, Retry) else step.reason
         p = self._parts
         await run.commit(
@@ -121,12 +137,22 @@ class TurnRunner:
             )
         )
         if isinstance(step, Fail | InDoubt):
-            await ends.fail(error)
-            return RunEnd.FAILED
+            return RunEnd.FAILED if await ends.fail(error) else RunEnd.STOOD_DOWN
         if not await self._pause(step.after_ms):
             return RunEnd.LEASE_LOST
+        if await self._stood_down(ends):
+            return RunEnd.STOOD_DOWN
         await self._rerun(run, ends, "retry")
         return None
+
+    async def _stood_down(self, ends: TurnOutcomes) -> bool:
+        """Stand the turn down instead of running it again when its session left agent
+        mode (and it has not passed the irreversible gate); whether it did."""
+        mode = await ends.left_agent_mode()
+        if mode is None:
+            return False
+        await ends.stand_down(mode)
+        return True
 
     async def _rerun(self, run: RunningTurn, ends: TurnOutcomes, reason: str) -> None:
         group = await ends.group()

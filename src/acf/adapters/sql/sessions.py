@@ -1,23 +1,26 @@
-"""Session store (both dialects).
-
-A new session is pinned to a configuration version in the transaction that opens it: the
-tenant's ``config_pointers`` row is read there (``FOR SHARE`` on PostgreSQL, so a promote,
-which takes the row ``FOR UPDATE``, and the open are ordered: a session whose open commits
-after a promote has the new version, one that read the old pointer commits before the
-promote can). On SQLite every write transaction is serial, which gives the same order.
-"""
+"""Session store (both dialects): the reads, and the writes of a session's sequence marks,
+state, flag, version pin and close. Opening a session (and how its row reads) is in
+``session_rows``; the mode writes are in ``session_modes``."""
 
 from typing import Any, NoReturn
 
 from acf.adapters.sql.database import Database, SqlConnection
 from acf.adapters.sql.events import insert_event
-from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
+from acf.adapters.sql.registry import dumps, executes, require_tenant
 from acf.adapters.sql.schema import LIVE_PHASES
+from acf.adapters.sql.session_rows import (
+    SESSION_COLUMNS,
+    assigned_version,
+    fetch_session,
+    open_session_id,
+    require_session,
+    session_record,
+)
 from acf.domain import state as state_contract
-from acf.domain.config_versions import canary_arm, version_label
+from acf.domain.config_versions import version_label
 from acf.domain.errors import Conflict, VersionConflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
-from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
+from acf.domain.ids import SessionId, TenantId, new_trace_id
 from acf.domain.modes import SessionMode
 from acf.domain.session_key import SessionKey
 from acf.ports.session_store import (
@@ -31,115 +34,12 @@ from acf.ports.session_store import (
     SessionStatus,
 )
 
-_COLUMNS = (
-    "tenant, session_id, agent, customer, channel, status, last_seq, consumed_seq, state, "
-    "state_version, flagged, flag_reason, created_at_ms, updated_at_ms, pending_trace_id, "
-    "config_version, canary, closed_at_ms, mode, mode_reason, mode_since_ms, mode_until_ms, "
-    "fallbacks"
-)
-
-
-def _record(row: tuple[Any, ...]) -> SessionRecord:
-    return SessionRecord(
-        session_id=row[1],
-        key=SessionKey(row[0], row[2], row[3], row[4]),
-        status=SessionStatus(row[5]),
-        last_seq=row[6],
-        consumed_seq=row[7],
-        state=state_contract.upcast(loads(row[8])),
-        state_version=row[9],
-        flagged=bool(row[10]),
-        flag_reason=row[11],
-        created_at_ms=row[12],
-        updated_at_ms=row[13],
-        pending_trace_id=row[14],
-        config_version=row[15],
-        canary=bool(row[16]),
-        closed_at_ms=row[17],
-        mode=SessionMode(row[18]),
-        mode_reason=row[19],
-        mode_since_ms=row[20],
-        mode_until_ms=row[21],
-        fallbacks=row[22],
-    )
-
-
-def _for_update(conn: SqlConnection) -> str:
-    return " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
-
-
-def assigned_version(conn: SqlConnection, tenant: str, session_id: str) -> tuple[int | None, bool]:
-    """The version a session opening now is pinned to, and whether it is the canary's: read
-    from the tenant's pointer in this transaction (shared lock on PostgreSQL)."""
-    row = conn.execute(
-        "SELECT live, canary, canary_share FROM config_pointers WHERE tenant = ?"
-        + conn.dialect.lock_shared,
-        (tenant,),
-    ).fetchone()
-    if row is None:
-        return None, False
-    live, canary, share = row
-    if canary is not None and canary_arm(session_id, share):
-        return int(canary), True
-    return (None if live is None else int(live)), False
-
-
-def open_session_id(conn: SqlConnection, key: SessionKey, at_ms: int) -> SessionId:
-    """The id of the key's open session, creating the session if there is none (pinned to
-    the version ``assigned_version`` reads).
-
-    The open session is locked (PostgreSQL) until the transaction ends, so a concurrent
-    ``CloseSession`` either commits first (then this finds no open session and opens a new
-    one) or waits for this transaction (then it sees the message this one appends)."""
-    row = conn.execute(
-        "SELECT session_id FROM sessions WHERE tenant = ? AND agent = ? AND customer = ? "
-        "AND channel = ? AND status = 'open'" + _for_update(conn),
-        (key.tenant, key.agent, key.customer, key.channel.value),
-    ).fetchone()
-    if row is not None:
-        return str(row[0])
-    session_id = new_id()
-    version, canary = assigned_version(conn, key.tenant, session_id)
-    cur = conn.execute(
-        f"INSERT INTO sessions ({_COLUMNS}) "
-        "VALUES (?,?,?,?,?,'open',0,0,?,0,FALSE,NULL,?,?,NULL,?,?,NULL,'agent',NULL,NULL,NULL,0) "
-        "ON CONFLICT (tenant, agent, customer, channel) WHERE status = 'open' DO NOTHING",
-        (
-            key.tenant,
-            session_id,
-            key.agent,
-            key.customer,
-            key.channel.value,
-            dumps(state_contract.initial_state()),
-            at_ms,
-            at_ms,
-            version,
-            canary,
-        ),
-    )
-    if cur.rowcount == 0:  # another transaction opened it meanwhile (PostgreSQL)
-        return open_session_id(conn, key, at_ms)
-    return session_id
-
-
-def fetch_session(conn: SqlConnection, tenant: str, session_id: str) -> SessionRecord | None:
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM sessions WHERE tenant = ? AND session_id = ?",
-        (tenant, session_id),
-    ).fetchone()
-    return None if row is None else _record(row)
-
-
-def _require(conn: SqlConnection, tenant: str, session_id: str) -> SessionRecord:
-    record = fetch_session(conn, tenant, session_id)
-    if record is None:
-        raise Conflict(f"no session {session_id}")
-    return record
+__all__ = ["SqlSessionStore", "assigned_version", "fetch_session", "open_session_id"]
 
 
 @executes(PatchState)
 def _patch(conn: SqlConnection, tenant: str, op: PatchState) -> int:
-    current = _require(conn, tenant, op.session_id)
+    current = require_session(conn, tenant, op.session_id)
     if current.state_version != op.expected_version:
         raise VersionConflict(
             f"session {op.session_id} state is at version {current.state_version}, "
@@ -156,13 +56,16 @@ def _patch(conn: SqlConnection, tenant: str, op: PatchState) -> int:
 
 @executes(ConsumeRange)
 def _consume(conn: SqlConnection, tenant: str, op: ConsumeRange) -> None:
-    # One statement when the range may be consumed, its checks made on the row it locks.
+    # One statement when the range may be consumed, its checks made on the row it locks
+    # (PostgreSQL re-checks them on the row's newest version when it had to wait for it:
+    # a mode change committing meanwhile refuses the consume).
     # The next turn inherits the trace of the oldest message left unconsumed, if any.
+    mode_guard = "" if op.mode is None else " AND mode = ?"
     cur = conn.execute(
         "UPDATE sessions SET consumed_seq = ?, updated_at_ms = ?, pending_trace_id = "
         "(SELECT trace_id FROM messages WHERE tenant = ? AND session_id = ? AND seq = ?) "
         "WHERE tenant = ? AND session_id = ? AND consumed_seq = ? AND ? BETWEEN ? AND last_seq "
-        "AND (NOT ? OR last_seq = ?)",
+        "AND (NOT ? OR last_seq = ?)" + mode_guard,
         (
             op.to_seq,
             op.at_ms,
@@ -176,17 +79,21 @@ def _consume(conn: SqlConnection, tenant: str, op: ConsumeRange) -> None:
             op.from_seq,
             op.require_last_seq,
             op.to_seq,
+            *(() if op.mode is None else (op.mode.value,)),
         ),
     )
     if cur.rowcount == 1:
         return
     row = conn.execute(
-        "SELECT consumed_seq, last_seq FROM sessions WHERE tenant = ? AND session_id = ?",
+        "SELECT consumed_seq, last_seq, mode FROM sessions WHERE tenant = ? AND session_id = ?",
         (tenant, op.session_id),
     ).fetchone()
     if row is None:
         raise Conflict(f"no session {op.session_id}")
-    consumed, last = row
+    consumed, last, mode = row
+    # The mode first: a turn whose session left its mode stands down, whatever else moved.
+    if op.mode is not None and mode != op.mode.value:
+        raise Conflict("mode")
     if consumed != op.from_seq:
         raise Conflict("consumed_seq")
     if op.to_seq > last or op.to_seq < op.from_seq:
@@ -316,7 +223,8 @@ _CLOSE_HOLDS = (
 _CLOSE = (
     "UPDATE sessions AS s SET status = 'closed', closed_at_ms = ?, updated_at_ms = ? "
     "WHERE s.tenant = ? AND s.session_id = ? AND s.status = 'open' "
-    "AND s.last_seq = s.consumed_seq" + "".join(f" AND NOT {held}" for _, held in _CLOSE_HOLDS)
+    "AND s.last_seq = s.consumed_seq AND s.mode = 'agent'"
+    + "".join(f" AND NOT {held}" for _, held in _CLOSE_HOLDS)
 )
 
 
@@ -334,6 +242,8 @@ def _close(conn: SqlConnection, tenant: str, op: CloseSession) -> None:
             raise Conflict("closed")
         if current.has_unconsumed:
             raise Conflict("unconsumed")
+        if current.mode is not SessionMode.AGENT:
+            raise Conflict("mode")
         for reason, held in _CLOSE_HOLDS:
             row = conn.execute(
                 f"SELECT 1 FROM sessions s WHERE s.tenant = ? AND s.session_id = ? AND {held}",
@@ -372,11 +282,11 @@ class SqlSessionStore:
 
         def run(conn: SqlConnection) -> SessionRecord | None:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM sessions WHERE tenant = ? AND agent = ? "
+                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant = ? AND agent = ? "
                 "AND customer = ? AND channel = ? AND status = 'open'",
                 (tenant, key.agent, key.customer, key.channel.value),
             ).fetchone()
-            return None if row is None else _record(row)
+            return None if row is None else session_record(row)
 
         return await self._db.read(tenant, run)
 
@@ -384,7 +294,7 @@ class SqlSessionStore:
         self, tenant: TenantId, where: SessionFilter | None = None
     ) -> list[SessionRecord]:
         where = where or SessionFilter()
-        sql = [f"SELECT {_COLUMNS} FROM sessions WHERE tenant = ?"]
+        sql = [f"SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant = ?"]
         args: list[Any] = [tenant]
         if where.flagged is not None:
             sql.append("AND flagged = ?")
@@ -402,5 +312,5 @@ class SqlSessionStore:
         args.append(where.limit)
         statement = " ".join(sql)
         return await self._db.read(
-            tenant, lambda conn: [_record(r) for r in conn.execute(statement, args)]
+            tenant, lambda conn: [session_record(r) for r in conn.execute(statement, args)]
         )

@@ -96,10 +96,22 @@ def _open_group(conn: SqlConnection, tenant: str, op: OpenGroup) -> None:
 
 @executes(UpdateGroup)
 def _update_group(conn: SqlConnection, tenant: str, op: UpdateGroup) -> None:
+    # The counters only grow: a unit that does not know them (a turn standing down for its
+    # session's mode) passes 0 and keeps them.
     cur = conn.execute(
-        "UPDATE turn_groups SET status = ?, restarts = ?, attempts = ? "
+        "UPDATE turn_groups SET status = ?, "
+        "restarts = CASE WHEN restarts > ? THEN restarts ELSE ? END, "
+        "attempts = CASE WHEN attempts > ? THEN attempts ELSE ? END "
         "WHERE tenant = ? AND group_id = ? AND status = 'open'",
-        (op.status.value, op.restarts, op.attempts, tenant, op.group_id),
+        (
+            op.status.value,
+            op.restarts,
+            op.restarts,
+            op.attempts,
+            op.attempts,
+            tenant,
+            op.group_id,
+        ),
     )
     if cur.rowcount == 0:
         raise Conflict("group")
@@ -159,11 +171,21 @@ def _move(conn: SqlConnection, tenant: str, op: MoveTurn) -> None:
         raise Conflict("turn")
 
 
+# The session answers as the agent (the turn's commit guard, DESIGN §4): a gate that a
+# handoff, cool-down or block reached first refuses; one that passed first makes the turn
+# finish (its commit is then silent).
+_AGENT_MODE = (
+    "(SELECT s.mode FROM sessions s WHERE s.tenant = turns.tenant "
+    "AND s.session_id = turns.session_id) = 'agent'"
+)
+
+
 @executes(MarkIrreversibleStarted)
 def _gate(conn: SqlConnection, tenant: str, op: MarkIrreversibleStarted) -> None:
     cur = conn.execute(
         "UPDATE turns SET irreversible_started = TRUE, updated_at_ms = ? "
         f"WHERE tenant = ? AND turn_id = ? AND fence = ? AND phase = 'running' AND {_LEASE_HELD} "
+        f"AND {_AGENT_MODE} "
         "AND (? OR to_seq = (SELECT last_seq FROM sessions s "
         "WHERE s.tenant = turns.tenant AND s.session_id = turns.session_id))",
         (op.at_ms, tenant, op.turn_id, op.fence, op.fence, op.force),
@@ -171,13 +193,16 @@ def _gate(conn: SqlConnection, tenant: str, op: MarkIrreversibleStarted) -> None
     if cur.rowcount == 1:
         return
     row = conn.execute(
-        f"SELECT fence, phase, {_LEASE_HELD} FROM turns WHERE tenant = ? AND turn_id = ?",
+        f"SELECT fence, phase, {_LEASE_HELD}, {_AGENT_MODE} FROM turns "
+        "WHERE tenant = ? AND turn_id = ?",
         (op.fence, tenant, op.turn_id),
     ).fetchone()
     if row is None or row[0] != op.fence or not row[2]:
         raise Conflict("fence")
     if row[1] != TurnPhase.RUNNING.value:
         raise Conflict("phase")
+    if not row[3]:
+        raise Conflict("mode")
     raise Conflict("new_messages")
 
 
