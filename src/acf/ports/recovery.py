@@ -1,7 +1,8 @@
 """Recovery scanner: the one read that crosses tenants, for start-up and continuous recovery.
 
-It lists where work was left (DESIGN §4), and the sessions that may close for idleness
-(DESIGN §15), and nothing else: ids, never content. Everything the recovery or the idle
+It lists where work was left (DESIGN §4), the sessions that may close for idleness
+(DESIGN §15) and the tenants the mode watch has to look at, and nothing else: ids, never
+content. Everything the recovery or the idle
 close then does goes through the tenant-scoped ports, under the session's lease. In
 distributed mode it runs under the role allowed to see all tenants.
 """
@@ -42,14 +43,34 @@ class IdleSession:
         return (self.idle_since_ms, self.tenant, self.session_id)
 
 
+@dataclass(frozen=True, slots=True)
+class ModeWork:
+    """A tenant the mode watch looks at (``acf.service.mode_watch``), and for what."""
+
+    tenant: TenantId
+    handoffs: bool
+    """It has open handoffs (their SLA and "still waiting" notice are judged)."""
+    cooldowns: bool
+    """Open sessions of it are in a cool-down that has ended."""
+    blocks: bool
+    """Unlifted blocks of it have expired."""
+
+
 @runtime_checkable
 class RecoveryScanner(Protocol):
     async def sessions_with_work(
-        self, limit: int = 1000, unheld_at_ms: int | None = None
+        self, limit: int = 1000, unheld_at_ms: int | None = None, now_ms: int | None = None
     ) -> list[SessionWork]:
         """Sessions with work, at most ``limit``. With ``unheld_at_ms``, only the work
         nobody holds at that time (in the store's clock): turn work whose session lease is
-        not live, deliveries whose delivery lease is not live (continuous recovery)."""
+        not live, deliveries whose delivery lease is not live (continuous recovery).
+
+        Unconsumed messages are work only where a driver acts on them (``acf.domain.
+        modes``): in agent mode, in blocked mode (a DROP turn consumes them), and in a
+        cool-down that has ended by ``now_ms`` (the store's clock; default
+        ``unheld_at_ms``; neither: every cool-down). A session in human mode or in a
+        running cool-down is listed only for a live turn (to be stood down), a requested
+        replay or its deliveries."""
         ...
 
     async def idle_sessions(
@@ -58,9 +79,18 @@ class RecoveryScanner(Protocol):
         limit: int = 1000,
         after: tuple[int, TenantId, SessionId] | None = None,
     ) -> list[IdleSession]:
-        """Candidates for the idle close, across tenants: OPEN sessions idle since at or
-        before ``idle_since_before_ms`` with every message consumed, no live turn, no
-        undelivered reply and no requested replay. Longest idle first (then tenant, session
-        id); ``after``: the ``cursor`` of the last one a previous call listed. At most
-        ``limit``. A candidate is only that: the close decides again under the lease."""
+        """Candidates for the idle close, across tenants: OPEN sessions in agent mode (a
+        session handed to a person, in a cool-down or blocked never closes for idleness)
+        idle since at or before ``idle_since_before_ms`` with every message consumed, no
+        live turn, no undelivered reply and no requested replay. Longest idle first (then
+        tenant, session id); ``after``: the ``cursor`` of the last one a previous call
+        listed. At most ``limit``. A candidate is only that: the close decides again under
+        the lease."""
+        ...
+
+    async def mode_work(self, now_ms: int) -> list[ModeWork]:
+        """The tenants with open handoffs, with open sessions whose cool-down ended by
+        ``now_ms``, or with unlifted blocks expired by ``now_ms`` (the caller's time, which
+        the watch's ops compare with), by tenant: one read a check, whatever the number of
+        tenants. Each is only that: the watch reads and decides per tenant."""
         ...

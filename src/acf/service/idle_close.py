@@ -29,6 +29,11 @@ session is held, not closed by a fallback timeout (a 7-day timeout must not beco
 selects by the floor only; each candidate's own timeout is read first without the lease
 (a plain read, so sessions not yet due cost no lease write), then decided again under it.
 
+Only a session in agent mode closes (``acf.domain.modes``): one handed to a person, held in
+a cool-down or blocked stays open whatever its idleness (the scan lists none, the close
+under the lease checks again, and ``CheckMode`` in the close's unit refuses a mode that
+changed since), until its mode ends.
+
 A closed session's messages, turns and events stay readable; the next message for its
 key opens a new session (``open_session_id`` selects only an open one), with a fresh
 history window and the then-live configuration version.
@@ -46,11 +51,13 @@ from acf.domain.channels import Channel
 from acf.domain.errors import AcfError, Conflict, UnknownAgent, UnknownTenant
 from acf.domain.idle_close import CloseDecision, Hold, SessionActivity, decide_close
 from acf.domain.ids import AgentId, SessionId, TenantId
+from acf.domain.modes import SessionMode
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, ChannelPolicy
 from acf.domain.turns import Turn
 from acf.observability.redaction import error_text
 from acf.ports.lease import CheckFence, Lease
 from acf.ports.recovery import IdleSession
+from acf.ports.session_modes import CheckMode
 from acf.ports.session_store import CloseSession, SessionRecord, SessionStatus
 from acf.service.runtime_parts import RuntimeParts
 
@@ -241,6 +248,8 @@ class IdleCloser:
         session = await p.store.sessions.get(candidate.tenant, candidate.session_id)
         if session is None or session.status is not SessionStatus.OPEN:
             return False
+        if not session.mode.agent_answers:
+            return False  # a person, a cool-down or a block holds it: not idle
         timeout = await self.session_timeout_ms(session)
         return timeout is not None and now >= candidate.idle_since_ms + timeout
 
@@ -269,8 +278,9 @@ class IdleCloser:
     async def _close_held(
         self, lease: Lease, session: SessionRecord | None, live: Turn | None
     ) -> CloseDecision | None:
-        """Decide with what the claim read, and close if due (``None``: the store refused)."""
-        if session is None:
+        """Decide with what the claim read, and close if due (``None``: the store refused,
+        or the session is not in agent mode)."""
+        if session is None or not session.mode.agent_answers:
             return None
         p = self._parts
         tenant, session_id = session.tenant, session.session_id
@@ -291,10 +301,11 @@ class IdleCloser:
                 tenant,
                 [
                     CheckFence(session_id, lease.fence, now),
+                    CheckMode(session_id, SessionMode.AGENT),
                     CloseSession(tenant, session_id, now, CLOSE_REASON, decision.idle_since_ms),
                 ],
             )
-        except Conflict as exc:  # a message, a turn or a take-over got there first
+        except Conflict as exc:  # a message, a turn, a mode or a take-over got there first
             log.info("idle_close.raced", tenant=tenant, session_id=session_id, reason=str(exc))
             return None
         log.info(

@@ -8,7 +8,11 @@ process left, or what a lost wake-up did not announce. Sessions are worked on un
 per-tenant limits, tenants served round-robin (DESIGN §15), and the total follows what the
 process keeps up with (``admission.py``): a session waiting for a slot holds no lease.
 Every ``idle_close.interval_ms`` the idle sessions due by their channel's policy close
-(``idle_close.py``, DESIGN §15), each under its lease, so a close never races a turn.
+(``idle_close.py``, DESIGN §15), each under its lease, so a close never races a turn; a
+session outside agent mode never closes for idleness. Every ``mode_watch.interval_ms`` the
+mode watch (``mode_watch.py``) marks handoffs past their SLA, sends the "still waiting"
+notices, ends cool-downs and lifts expired blocks. Outside agent mode no turn of the agent
+runs (``driver_modes.py``), and typing wakes nobody.
 
 ``stop`` takes no more work, lets the work in hand finish for ``grace_s``, then cancels
 what is left and releases its leases; a turn cut off is re-run by whoever takes the
@@ -27,6 +31,7 @@ from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.handoff import PeoplePolicies, default_policies
 from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
 from acf.domain.signals import TypingSignal
+from acf.observability.people_metrics import PeopleMetrics
 from acf.ports.channel_sender import ChannelSender, TypingSender
 from acf.ports.checkpoints import Checkpoints, NoCheckpoints
 from acf.ports.clock import Clock
@@ -40,6 +45,7 @@ from acf.service.agents import Agents
 from acf.service.fair_slots import FairSlots
 from acf.service.idle_close import IdleCloser, IdleCloseSettings
 from acf.service.lease_keeper import LeaseSettings
+from acf.service.mode_watch import ModeWatch, ModeWatchSettings
 from acf.service.relay import Relay
 from acf.service.runtime_parts import RuntimeParts
 from acf.service.session_driver import SessionDriver
@@ -71,6 +77,9 @@ class RuntimeSettings:
     ``None``: none (every poked session takes its lease and runs at once)."""
     idle_close: IdleCloseSettings | None = field(default_factory=IdleCloseSettings)
     """Close idle sessions (DESIGN §15) with a sweep this often; ``None``: never."""
+    mode_watch: ModeWatchSettings | None = field(default_factory=ModeWatchSettings)
+    """Act on the session modes' deadlines (handoff SLA and notice, cool-down ends, block
+    expiries) this often; ``None``: never (another process's watch does it)."""
 
 
 class Runtime:
@@ -86,9 +95,11 @@ class Runtime:
         drafts: DraftBus | None = None,
         people: PeoplePolicies = default_policies,
         policy_blocks: PolicyBlocks | None = None,
+        people_metrics: PeopleMetrics | None = None,
     ) -> None:
         """``drafts``: where running turns publish what they draft (``ctx.draft``); none:
-        drafts go nowhere. ``people``: each tenant's handoff and firewall policy."""
+        drafts go nowhere. ``people``: each tenant's handoff and firewall policy;
+        ``people_metrics``: where the mode watch counts SLA breaches and waiting handoffs."""
         self.settings = settings or RuntimeSettings()
         self._wakeups = wakeups
         self._tasks = TaskSet()
@@ -128,9 +139,15 @@ class Runtime:
             self.idle_closer = IdleCloser(
                 self.parts, self.settings.idle_close, self.notify, self._drivers.active
             )
+        self.mode_watch: ModeWatch | None = None
+        if self.settings.mode_watch is not None:
+            self.mode_watch = ModeWatch(
+                self.parts, self.settings.mode_watch, self.notify, people_metrics
+            )
         self._started = False
         self._admitting: asyncio.Task[None] | None = None
         self._closing_idle: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
 
     async def _drive(
         self, tenant: TenantId, session_id: SessionId, news: asyncio.Event
@@ -167,6 +184,10 @@ class Runtime:
             self._closing_idle = asyncio.get_running_loop().create_task(
                 self.idle_closer.run(), name="idle-close"
             )
+        if self.mode_watch is not None:  # no work in hand either, like the idle close
+            self._watching = asyncio.get_running_loop().create_task(
+                self.mode_watch.run(), name="mode-watch"
+            )
         if self.settings.recovery_interval_ms is not None:
             self._tasks.spawn(self._keep_recovering(self.settings.recovery_interval_ms), "recovery")
 
@@ -181,9 +202,9 @@ class Runtime:
     async def recover(self, unheld: bool = False) -> int:
         """Find work left by an earlier run and resume it; returns the sessions found.
         ``unheld``: only work no live lease covers (continuous recovery)."""
+        now = self.parts.clock.now_ms()
         work = await self.parts.store.recovery.sessions_with_work(
-            self.settings.recovery_batch,
-            unheld_at_ms=self.parts.clock.now_ms() if unheld else None,
+            self.settings.recovery_batch, unheld_at_ms=now if unheld else None, now_ms=now
         )
         for item in work:
             if item.turns:
@@ -211,11 +232,13 @@ class Runtime:
         await self._wakeups.notify(tenant, session_id)
 
     async def typing(self, signal: TypingSignal) -> None:
-        """Record the customer's typing (an event) and let an open window react to it."""
+        """Record the customer's typing (an event) and let an open window react to it; in
+        agent mode only, since no window opens in another mode (the event is kept)."""
         session = await self.parts.store.sessions.find_open(signal.key.tenant, signal.key)
         if session is None:
             return  # typing before any message says nothing about a window
-        if self._drivers.active(signal.key.tenant, session.session_id):
+        window = session.mode.agent_answers
+        if window and self._drivers.active(signal.key.tenant, session.session_id):
             # Kept only while the session has work: a window reads it, the driver drops it
             # when idle (typing older than the window's last message is ignored anyway).
             self.parts.typing[signal.key] = Typing(signal.active, signal.at_ms)
@@ -226,13 +249,13 @@ class Runtime:
         )
         # Through the wake-ups: in distributed mode the session's driver is elsewhere. Only
         # an open window reads typing, and a window has unconsumed messages.
-        if session.has_unconsumed:
+        if window and session.has_unconsumed:
             await self._wakeups.notify(signal.key.tenant, session.session_id)
 
     async def stop(self, grace_s: float = 0.0) -> None:
         """Take no more work; let the work in hand finish for up to ``grace_s``; then cut
         off what is left (re-run by whoever takes the session next) and release leases."""
-        await self._stop_closing_idle()
+        await self._stop_sweeps()
         if grace_s > 0:
             left = await asyncio.gather(
                 self._drivers.drain(grace_s), self._deliveries.drain(grace_s)
@@ -241,12 +264,16 @@ class Runtime:
         self._stop_admitting()
         await self._tasks.cancel_all()
 
-    async def _stop_closing_idle(self) -> None:
-        # A close cut off keeps nothing: its lease expires, the session closes next time.
-        if self._closing_idle is not None:
-            task, self._closing_idle = self._closing_idle, None
+    async def _stop_sweeps(self) -> None:
+        # A close cut off keeps nothing: its lease expires, the session closes next time;
+        # a check of the mode watch cut off is made again by the next one (its ops are
+        # conditional).
+        sweeps = [t for t in (self._closing_idle, self._watching) if t is not None]
+        self._closing_idle = self._watching = None
+        for task in sweeps:
             task.cancel()
-            await asyncio.wait([task])  # its end, without taking its cancellation as ours
+        if sweeps:
+            await asyncio.wait(sweeps)  # their end, without taking their cancellation as ours
 
     def _stop_admitting(self) -> None:
         if self._admitting is not None:
@@ -256,7 +283,7 @@ class Runtime:
     async def drop(self) -> None:
         """Simulate the process dying: every task stops where it is and nothing more is
         written (the harness closes the store first). For fault injection."""
-        await self._stop_closing_idle()
+        await self._stop_sweeps()
         self._stop_admitting()
         with contextlib.suppress(Exception):
             await self._tasks.cancel_all()

@@ -15,6 +15,13 @@ version only as a turn starts, under the lease, and only to the tenant's live ve
 the store has it; a session whose version cannot serve it moves to the live version, else
 its turn fails as a pipeline error would (``session_repin``). The turn's log lines carry
 the version's label and the agent version (structlog contextvars).
+
+Outside agent mode (``acf.domain.modes``) the driver runs no agent turn: a live turn
+stands down, a blocked customer's messages are dropped by a DROP turn, and the messages
+of a handed-off or cooling-down session wait (``driver_modes``). When a cool-down has
+ended, its held messages become ONE agent turn, opened with the cool-down's end in one
+unit, whose record says so (category ABUSE_SUSPECTED, ``held_by``); a driver that adopts
+such a turn (a crash) learns it from the turn's ``window.opened``.
 """
 
 import asyncio
@@ -37,7 +44,9 @@ from acf.ports.event_store import AppendEvent
 from acf.ports.session_store import SessionRecord
 from acf.service import turn_progress_units
 from acf.service.agents import Pinned
+from acf.service.driver_modes import ModeStep, OutsideAgent
 from acf.service.lease_keeper import LeaseKeeper
+from acf.service.running_turn import LeaseLost
 from acf.service.runtime_parts import RuntimeParts
 from acf.service.session_repin import SessionRepin, stamp_ops
 from acf.service.turn_runner import RunEnd, TurnRunner
@@ -52,6 +61,7 @@ class SessionDriver:
         self._session_id = session_id
         self._keeper: LeaseKeeper | None = None
         self._pin = SessionRepin(parts, tenant, session_id)
+        self._modes = OutsideAgent(parts, tenant, session_id, self._pin)
 
     async def drive(self, news: asyncio.Event) -> int | None:
         """Work until idle; returns ms to wait when another holder has the lease."""
@@ -81,6 +91,19 @@ class SessionDriver:
                 )
             if session is None:
                 return None
+            release = False
+            if not session.mode.agent_answers:
+                try:
+                    step = await self._modes.step(session, live, keeper)
+                except LeaseLost:
+                    await self._lost(keeper)
+                    return p.lease.ttl_ms
+                if step is ModeStep.IDLE:
+                    p.typing.pop(session.key, None)
+                    return None
+                if step is ModeStep.AGAIN:
+                    continue
+                release = True  # a cool-down ended with messages held: one agent turn
             replay: DeadLetter | None = None
             if live is None and not session.has_unconsumed:
                 replay = await p.store.dead_letters.pending_replay(self._tenant, self._session_id)
@@ -107,7 +130,11 @@ class SessionDriver:
                     agent_version=binding.agent_version,
                 ),
             ):
-                if live is None and replay is not None:
+                if live is None and release:
+                    live = await self._modes.open_held(session, pinned, keeper)
+                    if live is None:
+                        continue  # the cool-down was extended meanwhile: look again
+                elif live is None and replay is not None:
                     live = await self._open_replay(session, binding, keeper, replay)
                 elif live is None:
                     live = await self._open_window(session, pinned, keeper)
@@ -116,7 +143,9 @@ class SessionDriver:
                     if running is None:
                         continue
                     live = running
-                end = await TurnRunner(p, binding, keeper, news, replay).run(live, session.key)
+                details = await self._modes.held_by(live, keeper)
+                runner = TurnRunner(p, binding, keeper, news, replay, record_details=details)
+                end = await runner.run(live, session.key)
             if end is RunEnd.LEASE_LOST:
                 await self._lost(keeper)
                 return p.lease.ttl_ms
@@ -247,7 +276,8 @@ class SessionDriver:
         news: asyncio.Event,
     ) -> Turn | None:
         """Wait for the window to close, then move the turn to RUNNING and return it.
-        ``None`` when the lease was lost while waiting."""
+        ``None`` when the lease was lost while waiting, or the session left agent mode (the
+        driver then stands the turn down: a window waits for nothing outside agent mode)."""
         p = self._parts
         versions = p.versions(binding)
         timer = await p.store.timers.get(
@@ -261,6 +291,8 @@ class SessionDriver:
             news.clear()
             session = await p.store.sessions.get(self._tenant, self._session_id)
             assert session is not None
+            if not session.mode.agent_answers:
+                return None
             messages = await p.store.messages.read_range(
                 self._tenant, self._session_id, window_from, session.last_seq
             )

@@ -3,6 +3,8 @@ table-testable); the ones that end it are in ``turn_ending_units``.
 
 Each unit starts with ``CheckFence`` and moves the turn by compare-and-set, so a holder
 whose lease expired or was taken over commits nothing (DESIGN §3 invariants 3 and 5).
+The units that open turns outside agent mode (a cool-down's held messages, a blocked
+customer's DROP turn) are in ``mode_turn_units``.
 """
 
 from collections.abc import Mapping
@@ -128,7 +130,7 @@ def open_window(
     return ops
 
 
-def _closed_and_started(
+def closed_and_started(
     running: Turn, from_seq: int, reason: str, at_ms: int, versions: Versions
 ) -> Ops:
     """WINDOW_CLOSED then TURN_STARTED for a turn that just became RUNNING."""
@@ -175,7 +177,7 @@ def open_and_start(
             close_at_ms=at,
             reason=reason,
         ),
-        *_closed_and_started(running, turn.from_seq, reason, at, versions),
+        *closed_and_started(running, turn.from_seq, reason, at, versions),
     ]
     return running, ops
 
@@ -242,7 +244,7 @@ def start_run(
         move_op(turn, TurnPhase.RUNNING, fence, at_ms, to_seq=to_seq, new_attempt=attempt),
         UpdateGroup(group.group_id, GroupStatus.OPEN, group.restarts, group.attempts + 1),
         CancelTimer(turn.session_id, WINDOW_TIMER),
-        *_closed_and_started(running, turn.from_seq, reason, at_ms, versions),
+        *closed_and_started(running, turn.from_seq, reason, at_ms, versions),
     ]
 
 
