@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from acf.domain.channels import Channel
-from acf.domain.ids import SessionId, TenantId
+from acf.domain.ids import SessionId, TenantId, TurnId
 from acf.domain.modes import SessionMode
 from acf.ports.unit_of_work import WriteOp
 
@@ -195,12 +195,20 @@ class AddNote(WriteOp[Note]):
 @dataclass(frozen=True, slots=True)
 class MarkOperatorReply(WriteOp[None]):
     """The open handoff's ``last_operator_reply_at_ms`` (the inbox's waiting time restarts);
-    extends ``by``'s claim to at least ``claim_until_ms``."""
+    extends its claim (the replying operator's, checked by ``CheckClaim`` in the same unit)
+    to at least ``claim_until_ms``. ``Conflict("not_human")`` when the handoff is resolved.
+
+    With ``turn_id`` (the operator's HUMAN turn, committed in the same unit, after its
+    outbox rows) it writes ``operator.replied`` {handoff_id, by, turn_id, outbox_ids} with
+    the trace ``trace_id``: the rows' ids exist only once they are inserted."""
 
     tenant: TenantId
     handoff_id: str
     at_ms: int
     claim_until_ms: int | None = None
+    turn_id: TurnId | None = None
+    by: Operator | None = None
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ The cut is one unit: the delivery lease's fence (no other relay can be sending t
 one conditional write per part (``CutUnsentPart``: pending, never attempted, not a first
 part, and the newer message, all checked in the write) and the ``reply.cut`` event. If any
 condition no longer holds, nothing is cut. A reply's first part is never cut, nor a part
-the relay already tried.
+the relay already tried, nor any part of a turn not the agent's (an operator's reply).
 """
 
 import asyncio
@@ -24,6 +24,7 @@ import structlog
 
 from acf.domain.errors import Conflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
+from acf.domain.modes import TurnKind
 from acf.domain.signals import DeliveryStatus
 from acf.ports.clock import Clock
 from acf.ports.event_store import AppendEvent
@@ -89,6 +90,8 @@ async def cut_if_answered_later(
     )
     if session is None or turn is None or session.last_seq <= turn.to_seq:
         return CutOutcome.KEEP  # no newer message (or an operator's notice: no turn)
+    if turn.kind is not TurnKind.AGENT:
+        return CutOutcome.KEEP  # an operator's reply is never cut: a person chose to send it
     rest = unsent_rest(rows, row)
     now = clock.now_ms()
     data: dict[str, Any] = {
