@@ -5,7 +5,8 @@ Every process holds no state of its own that matters: the store is the truth. Wa
 through LISTEN/NOTIFY, or through Redis pub/sub when ``redis_url`` is set (falling back to
 NOTIFY while Redis is away); a lost wake-up costs only latency, because workers scan for
 unheld work every ``recovery_interval_ms``. The per-tenant message limits count in Redis
-when it is set (one budget across the API processes), else per process. Drafts (DESIGN
+when it is set (one budget across the API processes), else per process; the firewall's
+per-customer counters count in Redis when it is set, else in PostgreSQL. Drafts (DESIGN
 §16) cross processes the same way: NOTIFY, or Redis with NOTIFY as the fallback.
 """
 
@@ -17,6 +18,7 @@ from acf.adapters.memory.drafts import InProcessDraftBus
 from acf.adapters.postgres import open_pg_store
 from acf.adapters.postgres.drafts import PgDraftBus
 from acf.adapters.postgres.wakeup import PgWakeUps
+from acf.adapters.redis.customer_rates import RedisCustomerRates
 from acf.adapters.redis.drafts import RedisDraftBus
 from acf.adapters.redis.rate_limits import RedisRateLimitStorage
 from acf.adapters.redis.wakeup import RedisWakeUps
@@ -44,6 +46,11 @@ async def open_distributed_backend(
         redis = RedisWakeUps(settings.redis_url, fallback=notify)
         wakeups = redis
         closers.insert(0, redis.close)
+        # Every process counts (ingress in API processes, refusals in workers): on Redis,
+        # with the store's counters while Redis is away.
+        counters = RedisCustomerRates(settings.redis_url, fallback=store.customer_rates)
+        store.customer_rates = counters
+        closers.append(counters.close)
         if role is not Role.WORKER:
             shared = RedisRateLimitStorage(settings.redis_url)
             rate_storage = shared.storage

@@ -54,6 +54,7 @@ from acf.service.agents import Agents
 from acf.service.canary import CHECK_EVERY_S, CanaryWatch
 from acf.service.delivery_statuses import DeliveryStatuses
 from acf.service.event_feed import EventFeed, Listener, ObservedUnitOfWork
+from acf.service.firewall import Firewall
 from acf.service.ingress import Ingress
 from acf.service.runtime import Runtime
 from acf.service.status_rechecks import StatusRechecks
@@ -99,6 +100,8 @@ class Service:
     """Each tenant's ``handoff:`` and ``firewall:`` policy."""
     wakeups: WakeUps | None = None
     """Where a session is woken (for writes made outside ingress: an operator's action)."""
+    firewall: Firewall | None = None
+    """The abuse firewall: ingress's detectors, the turns' refusals, blocks and lifts."""
     _refreshing: "asyncio.Task[None] | None" = None
 
     @property
@@ -223,10 +226,11 @@ async def open_service(
     if tracing is not None:
         listeners.append(PhaseSpans(tracing).observe)
     store.uow = ObservedUnitOfWork(store.uow, listeners, on_commit=[feed.wake])
-    ingress = Ingress(agents, store.uow, backend.wakeups, clock)
+    people = people_policies(loaded)
+    firewall = Firewall(store, clock, people, store.customer_rates, wake=backend.wakeups.notify)
+    ingress = Ingress(agents, store.uow, backend.wakeups, clock, firewall)
     senders = channel_senders(loaded, backends.http, email_threads=store.email_threads)
     sender = RoutingSender(senders)
-    people = people_policies(loaded)
     runtime = Runtime(
         store,
         clock,
@@ -236,6 +240,8 @@ async def open_service(
         settings=backend.runtime,
         drafts=drafts,
         people=people,
+        policy_blocks=firewall,
+        people_metrics=metrics.people,
     )
     every = min((t.canary.check_every_s for t in loaded.config.tenants.values()), default=None)
     canary = CanaryWatch(
@@ -269,4 +275,5 @@ async def open_service(
         canary=canary if backend.works else None,
         people=people,
         wakeups=backend.wakeups,
+        firewall=firewall,
     )

@@ -90,6 +90,9 @@ class BlockCustomer(WriteOp[Block]):
     at_ms: int
     trace_id: str
     expires_at_ms: int | None = None
+    existing_ok: bool = False
+    """When an active block exists, return it and change nothing instead of raising
+    ``Conflict("blocked")`` (the firewall's automatic block, inside a turn's unit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +139,18 @@ class PolicyBlocks(Protocol):
         session's customer; the ops to commit in the turn's unit when the detector fires
         (``StartCooldown`` and what goes with it), else none."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class CountCustomer(WriteOp[int]):
+    """Add ``by`` to the customer's counter ``bucket`` (at most 8 characters; ``minute`` and
+    ``day`` are ``CustomerRates``'s) of the period starting at ``bucket_start_ms``, and return
+    its count after; ``by=0`` reads it (0 when absent) and writes nothing. The firewall's own
+    tallies (refusals, cool-downs per day) live here, always in the store."""
+
+    tenant: TenantId
+    channel: Channel
+    customer: str
+    bucket: str
+    bucket_start_ms: int
+    by: int = 1

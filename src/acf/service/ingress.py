@@ -5,6 +5,10 @@ the store's durability level) with the session's next sequence number, or it is 
 re-delivery of a message already stored, whose original identity is returned. Only then
 is the session woken (for re-deliveries too). Anything refused raises an
 ``IngressError`` and stores nothing.
+
+Between the commit and the wake-up the abuse firewall (``acf.service.firewall``) counts and
+inspects the message; it may put the session in a cool-down, never un-accept the message:
+its failures are logged and the message goes uninspected.
 """
 
 from collections.abc import Sequence
@@ -21,6 +25,7 @@ from acf.ports.directory import Directory
 from acf.ports.message_log import AppendMessage
 from acf.ports.unit_of_work import UnitOfWork, WriteOp
 from acf.ports.wakeup import WakeUps
+from acf.service.firewall import Firewall
 
 log = structlog.get_logger("acf.ingress")
 
@@ -32,16 +37,26 @@ class Accepted:
     seq: int
     duplicate: bool
     trace_id: TraceId
+    held: str | None = None
+    """The session's mode when it is not ``agent`` (cool-down, human, blocked), or the one
+    the firewall put it in on this message: stored, answered later or by a person, or
+    dropped."""
 
 
 class Ingress:
     def __init__(
-        self, directory: Directory, uow: UnitOfWork, wakeups: WakeUps, clock: Clock
+        self,
+        directory: Directory,
+        uow: UnitOfWork,
+        wakeups: WakeUps,
+        clock: Clock,
+        firewall: Firewall | None = None,
     ) -> None:
         self._directory = directory
         self._uow = uow
         self._wakeups = wakeups
         self._clock = clock
+        self._firewall = firewall
 
     def check_recipient(self, tenant: str, agent: str) -> None:
         """Raise ``UnknownTenant`` / ``UnknownAgent`` for a recipient not configured."""
@@ -63,9 +78,6 @@ class Ingress:
         trace_id = trace_id or new_trace_id()
         op = AppendMessage(message, self._clock.now_ms(), trace_id)
         result = (await self._uow.commit(key.tenant, [*guards, op])).get(op)
-        accepted = Accepted(
-            result.message_id, result.session_id, result.seq, result.duplicate, trace_id
-        )
         log.info(
             "message.duplicate" if result.duplicate else "message.accepted",
             tenant=key.tenant,
@@ -73,6 +85,21 @@ class Ingress:
             trace_id=trace_id,
             seq=result.seq,
             provider_message_id=message.provider_message_id,
+            **({} if result.held is None else {"held": result.held}),
+        )
+        held = result.held
+        if self._firewall is not None:
+            try:
+                held = await self._firewall.after_accept(key, result, trace_id) or held
+            except Exception:  # the message is committed: a firewall fault never refuses it
+                log.exception(
+                    "firewall.failed",
+                    tenant=key.tenant,
+                    session_id=result.session_id,
+                    trace_id=trace_id,
+                )
+        accepted = Accepted(
+            result.message_id, result.session_id, result.seq, result.duplicate, trace_id, held
         )
         # A re-delivery wakes too: if the first delivery's caller was cancelled after the
         # commit, this is the only wake-up the stored message gets (they are coalesced).

@@ -12,6 +12,7 @@ from acf.domain.errors import Conflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import MessageId, SessionId, TenantId, new_id
 from acf.domain.messages import AppendResult, ButtonReply, InboundMessage, MediaRef
+from acf.domain.modes import SessionMode
 from acf.domain.session_key import SessionKey
 from acf.ports.message_log import AppendMessage
 
@@ -43,15 +44,23 @@ def _media(refs: tuple[MediaRef, ...]) -> str:
     return dumps([{"ref": m.ref, "mime_type": m.mime_type, "caption": m.caption} for m in refs])
 
 
-def _bump(conn: SqlConnection, tenant: str, session_id: str, op: AppendMessage) -> int | None:
-    """The session's next sequence number, or ``None`` when it is no longer open."""
+def _bump(
+    conn: SqlConnection, tenant: str, session_id: str, op: AppendMessage
+) -> tuple[int, str] | None:
+    """The session's next sequence number and its mode, or ``None`` when it is no longer
+    open."""
     row = conn.execute(
         "UPDATE sessions SET last_seq = last_seq + 1, updated_at_ms = ?, "
         "pending_trace_id = CASE WHEN last_seq = consumed_seq THEN ? ELSE pending_trace_id END "
-        "WHERE tenant = ? AND session_id = ? AND status = 'open' RETURNING last_seq",
+        "WHERE tenant = ? AND session_id = ? AND status = 'open' RETURNING last_seq, mode",
         (op.received_at_ms, op.trace_id, tenant, session_id),
     ).fetchone()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def _held(mode: str | None) -> str | None:
+    """What ``AppendResult.held`` says for a session in ``mode``: its mode unless agent."""
+    return None if mode is None or mode == SessionMode.AGENT.value else mode
 
 
 @executes(AppendMessage)
@@ -73,7 +82,7 @@ def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult
         bumped = _bump(conn, tenant, session_id, op)
     if bumped is None:
         raise Conflict(f"session {session_id} closed while a message was appended")
-    seq = bumped
+    seq, mode = bumped
     message_id = new_id()
     inserted = conn.execute(
         "INSERT INTO messages (tenant, message_id, session_id, seq, channel, "
@@ -100,7 +109,7 @@ def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult
     ).rowcount
     if inserted:
         conn.execute("RELEASE append_message")
-        result = AppendResult(message_id, session_id, seq, duplicate=False)
+        result = AppendResult(message_id, session_id, seq, duplicate=False, held=_held(mode))
         kind = EventKind.MESSAGE_RECEIVED
     else:
         # The unique constraint said "seen before": undo the sequence bump (and the session
@@ -108,11 +117,14 @@ def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult
         conn.execute("ROLLBACK TO append_message")
         conn.execute("RELEASE append_message")
         original = conn.execute(
-            "SELECT message_id, session_id, seq FROM messages "
-            "WHERE tenant = ? AND channel = ? AND provider_message_id = ?",
+            "SELECT m.message_id, m.session_id, m.seq, s.mode FROM messages m "
+            "JOIN sessions s ON s.tenant = m.tenant AND s.session_id = m.session_id "
+            "WHERE m.tenant = ? AND m.channel = ? AND m.provider_message_id = ?",
             (tenant, key.channel.value, msg.provider_message_id),
         ).fetchone()
-        result = AppendResult(original[0], original[1], original[2], duplicate=True)
+        result = AppendResult(
+            original[0], original[1], original[2], duplicate=True, held=_held(original[3])
+        )
         kind = EventKind.MESSAGE_DUPLICATE
     insert_event(
         conn,
@@ -127,6 +139,8 @@ def _append(conn: SqlConnection, tenant: str, op: AppendMessage) -> AppendResult
                 "seq": result.seq,
                 "provider_message_id": msg.provider_message_id,
                 "channel": key.channel.value,
+                # A message a session in cool-down, human or blocked mode keeps.
+                **({} if result.held is None else {"held": result.held}),
             },
         ),
     )
