@@ -32,7 +32,8 @@ DELIVERY_STATUSES = ("delivered", "failed")
 TOOL_OUTCOMES = ("completed", "failed", "in_doubt", "refused", "compensated")
 RESOLUTIONS = ("yes", "no", "expired")
 MESSAGE_RESULTS = ("accepted", "duplicate")
-SUPERSEDE_REASONS = frozenset({"new_messages", "irreversible_gate"})
+SUPERSEDE_REASONS = frozenset({"new_messages", "irreversible_gate", "mode"})
+"""``mode``: the session left agent mode under the turn (handoff, cool-down, block)."""
 FORCE_REASONS = frozenset({"pipeline", "restart_bound"})
 CLOSE_REASONS = frozenset(
     {
@@ -108,7 +109,10 @@ class Families:
             "reason",
         )
         self.supersedes = counter(
-            "acf_supersedes", "Running turns superseded by newer messages, by reason.", "reason"
+            "acf_supersedes",
+            "Running turns superseded, by reason (new_messages, irreversible_gate, mode: the "
+            "session left agent mode).",
+            "reason",
         )
         self.absorbs = counter("acf_absorbs", "Newer messages absorbed into a running turn.")
         self.force_completes = counter(

@@ -9,7 +9,9 @@ reply was queued, bounded, for the delivery latency when the delivery event does
 Pipelines' metrics come from their progress events (``turn.progress`` by name): the LLM
 pipeline's (``llm.*``, ``enforcement.hit``) in ``llm_metrics``; the agent service's and the
 router's (``agent_service.*``, ``routing.decision``, and ``dead_letter.recorded``) in
-``agent_service_metrics``; the health of
+``agent_service_metrics``; people in the loop's (handoffs, operators' replies, the
+firewall's findings, cool-downs, drops, webhook messages over the rate) in
+``people_metrics``; the health of
 each agent service endpoint is set by the entry point (``set_agent_service_health``) from
 the process's availability registry, which this layer does not import.
 
@@ -38,6 +40,8 @@ from acf.observability.metric_families import (
     TenantSeries,
     failure_reason,
 )
+from acf.observability.people_metrics import KINDS as PEOPLE_KINDS
+from acf.observability.people_metrics import PeopleMetrics
 from acf.observability.trace_context import valid_trace_id
 
 __all__ = [
@@ -104,6 +108,8 @@ class FabricMetrics:
         self._llm_values: dict[str, set[str]] = {}
         self._llm = LlmMetrics(self._family.llm, self._llm_label)
         self._agents = AgentServiceMetrics(self.registry, self._llm_label)
+        self.people = PeopleMetrics(self.registry)
+        """People in the loop: handoffs, operators' replies, the firewall (``people_metrics``)."""
 
     # -- the HTTP layer calls these ------------------------------------------------
 
@@ -195,6 +201,7 @@ class FabricMetrics:
 
     def _committed(self, t: TenantSeries, e: FabricEvent) -> None:
         self._turn_ended(t, e, "committed")
+        self.people.turn_committed(t.name, e)
 
     def _failed(self, t: TenantSeries, e: FabricEvent) -> None:
         self._turn_ended(t, e, "failed")
@@ -332,6 +339,9 @@ class FabricMetrics:
     def _dead_letter(self, t: TenantSeries, e: FabricEvent) -> None:
         self._agents.dead_letter(t.name)
 
+    def _people_event(self, t: TenantSeries, e: FabricEvent) -> None:
+        self.people.observe(t.name, e)
+
 
 _PROGRESS_HANDLERS: dict[str, _Handler] = {
     "llm.completion": FabricMetrics._llm_completion,
@@ -367,4 +377,5 @@ _HANDLERS: dict[EventKind, _Handler] = {
     EventKind.CONFIRMATION_RESOLVED: FabricMetrics._confirmation_settled,
     EventKind.CONFIRMATION_EXPIRED: FabricMetrics._confirmation_settled,
     EventKind.DEAD_LETTER_RECORDED: FabricMetrics._dead_letter,
+    **dict.fromkeys(PEOPLE_KINDS, FabricMetrics._people_event),
 }

@@ -15,9 +15,11 @@ from acf.entrypoints.http import (
     errors,
     routes_agent_answer,
     routes_agent_sessions,
+    routes_blocks,
     routes_config,
     routes_customers,
     routes_dead_letters,
+    routes_handoff,
     routes_ingress,
     routes_operations,
     routes_sessions,
@@ -37,7 +39,9 @@ STATIC = Path(str(files("acf.entrypoints.http") / "static"))
 DESCRIPTION = """The Agent Conversation Fabric's API. Every `/v1` route is scoped by the
 tenant of the API key (`Authorization: Bearer <key>` or `X-API-Key`); another tenant's
 objects answer 404. Keys are created with `acf keys create --tenant T`; the configuration
-lifecycle (`/v1/config`) needs a key made with `--scope admin`."""
+lifecycle (`/v1/config`) needs a key made with `--scope admin`; the inbox, handoffs and the
+block list a key made with `--scope operator` (or `admin`), which may also read, but not
+write, the customer API."""
 
 
 def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI:
@@ -63,6 +67,8 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     app.include_router(routes_agent_sessions.router)
     app.include_router(routes_dead_letters.router)
     app.include_router(routes_config.router)
+    app.include_router(routes_handoff.router)
+    app.include_router(routes_blocks.router)
     app.include_router(routes_stream.router)
     for router in channel_routers.ROUTERS:  # the providers' webhooks
         app.include_router(router)
@@ -95,3 +101,7 @@ def _pages(app: FastAPI) -> None:
     @app.get("/console/versions", include_in_schema=False)
     async def console_versions() -> FileResponse:
         return FileResponse(STATIC / "versions.html")
+
+    @app.get("/console/inbox", include_in_schema=False)
+    async def console_inbox() -> FileResponse:
+        return FileResponse(STATIC / "inbox.html")

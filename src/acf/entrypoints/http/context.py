@@ -84,8 +84,22 @@ async def key_of(
     return record
 
 
-async def tenant_of(record: Annotated[ApiKeyRecord, Depends(key_of)]) -> TenantId:
-    """The tenant the API key belongs to; 401 without a valid key."""
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def tenant_of(request: Request, record: Annotated[ApiKeyRecord, Depends(key_of)]) -> TenantId:
+    """The tenant the API key belongs to; 401 without a valid key. The customer API's
+    routes take it: an ``operator`` key may read them (sessions, timeline, ledger, streams)
+    but not write through them (``/messages``, ``/typing``, ``/agent-answer``, the session
+    overrides, customers, replays): 403, naming the routes operators have."""
+    if record.scope == OPERATOR_SCOPE and request.method not in READ_METHODS:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"an {OPERATOR_SCOPE!r} key reads the customer API but does not write to it: "
+            f"{request.method} {request.url.path} needs a key of scope 'api' or "
+            f"{ADMIN_SCOPE!r}; operators reply with POST /v1/sessions/{{id}}/operator-messages",
+        )
     return record.tenant
 
 
