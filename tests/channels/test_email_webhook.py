@@ -279,14 +279,20 @@ async def test_unconfigured_tenants_providers_and_secrets(
     assert missing.status_code == 503 and "MAILGUN_SIGNING_KEY" in missing.json()["message"]
 
 
-async def test_over_the_rate_is_429_with_retry_after(
+async def test_over_the_rate_the_mail_is_stored_and_the_excess_recorded(
     tmp_path: Path, sink: tuple[SmtpSink, int]
 ) -> None:
+    """SendGrid drops what gets a 4xx: a mail over the tenant's rate is taken all the same."""
     async with email_api(tmp_path, sink[1], rate="1/minute") as api:
         first = await post_mailgun(api, signed(mailgun(text="hello")))
         second = await post_mailgun(api, signed(mailgun(message_id="<2@mail>")))
-    assert first.status_code == 200
-    assert second.status_code == 429 and int(second.headers["Retry-After"]) > 0
+        async with api.client("acme") as client:
+            found = await client.get("/v1/events", params={"kind": "rate.exceeded"})
+        assert await messages_of(api, "ann@example.com") == ["hello", "Where is my order 1001?"]
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.json()["accepted"] == 1
+    [event] = found.json()["items"]
+    assert event["data"]["channel"] == "email" and event["data"]["limit"] == "1/minute"
 
 
 async def test_an_smtp_outage_delays_the_reply_and_sends_it_exactly_once(tmp_path: Path) -> None:

@@ -15,8 +15,10 @@ not retry" and retries every other error for 8 hours; a forged request gets 401 
 bad signature, so that a signing key rotated on one side only is retried (and accepted
 once fixed) rather than dropped. SendGrid retries only 5xx: its 4xx drop the mail, which
 is right for a malformed one. 422 names the missing or malformed field; 413 (over the
-3 MB webhook limit, attachments included) and 429 (Retry-After) are retried by Mailgun.
-Mails acf does not answer (auto-replies, mails without text) are skipped with a 200.
+3 MB webhook limit, attachments included) is retried by Mailgun. A mail over the tenant's
+rate is stored and acknowledged all the same, with a ``rate.exceeded`` event: SendGrid
+would drop it on a 429. Mails acf does not answer (auto-replies, mails without text) are
+skipped with a 200.
 
 The form is read strictly: a field that is not valid in its charset (UTF-8, or the one
 SendGrid's ``charsets`` names) is 422 naming it, never stored garbled; a body that is not
@@ -72,7 +74,6 @@ _RESPONSES: webhooks.Responses = {
     406: webhooks.error("Mailgun: the mail is for none of the tenant's addresses"),
     413: webhooks.TOO_LARGE,
     422: webhooks.error("A field is missing or malformed (named)"),
-    429: webhooks.RATE_LIMITED,
     503: webhooks.SECRET_NOT_SET,
 }
 
@@ -171,7 +172,6 @@ async def _take(
         return WebhookAccepted(
             accepted=0, duplicates=0, statuses_applied=0, statuses_ignored=0, skipped=[skipped]
         )
-    await webhooks.admit(state, tenant)
     service = state.service
     threads = service.store.email_threads
     thread = await threads.find_customer(tenant, mail.in_reply_to, mail.references)
@@ -217,10 +217,10 @@ async def _accept(
     provider: str,
     truncated_from: int | None,
 ) -> bool:
-    """``webhooks.accept``, with the ``message.truncated`` event of a cut text committed
+    """``webhooks.take``, with the ``message.truncated`` event of a cut text committed
     with the message (a retry of the same mail may record it again: same provider id)."""
     service = state.service
-    guards = []
+    guards = await webhooks.note_rate(state, request, message)
     if truncated_from is not None:
         data = {
             "provider": provider,
@@ -231,9 +231,7 @@ async def _accept(
         correlation = Correlation(message.key.tenant, request.state.trace_id)
         event = FabricEvent(EventKind.MESSAGE_TRUNCATED, service.clock.now_ms(), correlation, data)
         guards.append(AppendEvent(event))
-    result = await service.ingress.accept(message, request.state.trace_id, guards)
-    service.metrics.message_accepted(message.key.tenant, result.duplicate)
-    return result.duplicate
+    return await webhooks.accept(state, request, message, guards)
 
 
 async def _use_once(state: ApiState, tenant: str, token: str, mail: InboundMail) -> None:

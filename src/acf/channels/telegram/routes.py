@@ -6,8 +6,10 @@ one that is not an Update 422 naming the field (a ``date`` outside the bounds of
 ``docs/channels.md`` included); an update acf does not take is answered 200 with the reason
 in ``skipped`` and audited (``webhook.skipped``). The update's message is stored
 (deduplicated on ``update_id``) before the 200, so Telegram's retries of a non-2xx store
-nothing twice. A button press is answered with ``answerCallbackQuery`` after the 200,
-best effort, so the client's spinner stops. No API key: the secret token is the credential.
+nothing twice; over the tenant's rate too, with a ``rate.exceeded`` event (a refusal only
+brings the update back). A button press is answered with ``answerCallbackQuery`` after the
+200, best effort, so the client's spinner stops. No API key: the secret token is the
+credential.
 """
 
 from typing import Any
@@ -45,7 +47,6 @@ _RECEIVE: webhooks.Responses = {
     404: webhooks.error("The tenant has no Telegram bot"),
     413: webhooks.TOO_LARGE,
     422: webhooks.error("Not an Update (the field named)"),
-    429: webhooks.RATE_LIMITED,
     503: webhooks.error("The secret token is not set, or not valid"),
 }
 
@@ -84,8 +85,8 @@ async def receive(tenant: str, request: Request, state: State, background: Backg
     now_ms = state.service.clock.now_ms()
     update = webhooks.parsed("invalid_update", parse_update, tenant, account.agent, payload, now_ms)
     accepted = duplicates = 0
-    if update.message is not None:  # over the rate (429), Telegram retries the update later
-        duplicate = await webhooks.take(state, request, tenant, update.message)
+    if update.message is not None:
+        duplicate = await webhooks.take(state, request, update.message)
         duplicates, accepted = int(duplicate), int(not duplicate)
     if update.callback_query_id is not None:
         bot = TelegramAccount(account.bot_token, str(account.api_base_url))

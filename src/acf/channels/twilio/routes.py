@@ -12,7 +12,9 @@ or a message whose ``To`` is not one of the tenant's senders (``binding``), is 4
 event in the tenant's audit trail (Twilio does not retry a 4xx). The message is stored
 (deduplicated on ``MessageSid``) before the 200 and its empty TwiML, so Twilio's retries
 store nothing twice; the reply goes out later through the Messages API, from the number it
-was sent to. No API key: the signature is the credential.
+was sent to. Over the tenant's rate the message is stored and acknowledged all the same,
+with a ``rate.exceeded`` event (Twilio does not retry a 429: it would be lost). No API key:
+the signature is the credential.
 """
 
 from typing import Any
@@ -71,7 +73,6 @@ _RECEIVE: webhooks.Responses = {
         "description": "Stored (or already stored): an empty TwiML response",
         "content": {"text/xml": {"schema": {"type": "string"}}},
     },
-    429: webhooks.RATE_LIMITED,
 }
 
 
@@ -136,7 +137,7 @@ async def receive(tenant: str, request: Request, state: State) -> Response:
     if refusal is not None:
         raise await _refuse(state, request, tenant, refusal)
     message = webhooks.parsed("invalid_webhook", parse_message, tenant, account.agent, fields)
-    await webhooks.take(state, request, tenant, message)
+    await webhooks.take(state, request, message)
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 

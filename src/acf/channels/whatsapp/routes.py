@@ -9,7 +9,9 @@ acf does not take (malformed, of a kind acf does not take, or addressed to a num
 not the tenant's ``phone_number_id``) is listed in ``skipped`` with its reason, audited
 (``webhook.skipped`` / ``webhook.refused``), and the rest taken. Each message is stored
 (deduplicated on its wamid, in provider-timestamp order) before the 200, so Meta's retries
-of a batch store nothing twice. No API key: the signature is the credential.
+of a batch store nothing twice; over the tenant's rate too (with a ``rate.exceeded``
+event): a 429 would bring the batch back, and more load with it. No API key: the
+signature is the credential.
 """
 
 from typing import Any
@@ -50,7 +52,6 @@ _RECEIVE: webhooks.Responses = {
     401: webhooks.error(f"{SIGNATURE_HEADER} does not match the body"),
     413: webhooks.TOO_LARGE,
     422: webhooks.error("Not the documented envelope (the field named)"),
-    429: webhooks.RATE_LIMITED,
 }
 
 
@@ -95,9 +96,9 @@ async def receive(tenant: str, request: Request, state: State) -> Any:
         await webhook_audit.refused(state, request, tenant, "whatsapp", reason, field)
     await webhook_skips.skipped(state, request, tenant, "whatsapp", batch.skipped)
     accepted = duplicates = 0
-    # Over the rate (429), Meta retries the batch: what was stored is a duplicate then.
+    # Over the tenant's rate too: a refusal would bring the whole batch back, for days.
     for message in batch.messages:
-        duplicate = await webhooks.take(state, request, tenant, message)
+        duplicate = await webhooks.take(state, request, message)
         duplicates += duplicate
         accepted += not duplicate
     applied = await webhooks.apply_statuses(state, batch.statuses)

@@ -1,8 +1,11 @@
-"""Per-tenant limits on accepted messages (DESIGN §15), with the ``limits`` library.
+"""Per-tenant limits on accepted messages (DESIGN §15), with the ``limits`` library, and the
+per-customer limits of the abuse firewall as the customer API applies them.
 
-Over the limit, ingress answers 429 with ``Retry-After``: the message is not accepted, so
-nothing is lost; the sender retries later. Typing signals have their own budget, a
-multiple of the message rate (a typing customer sends one every few seconds).
+Over a limit, the customer API (``/v1/messages``, ``/v1/typing``, ``/agent-answer``)
+answers 429 with ``Retry-After``: the message is not accepted, so nothing is lost; its
+caller retries later. A signed provider webhook is never refused for a rate (its provider
+may not retry: ``webhooks.note_rate``). Typing signals have their own budget, a multiple of
+the message rate (a typing customer sends one every few seconds).
 
 With a shared ``storage`` (Redis, DESIGN §10) the budget is one across all processes.
 When that storage fails, counting goes on in process memory (logged once per outage) and
@@ -20,7 +23,9 @@ from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
+from acf.domain.abuse import CustomerLimits
 from acf.domain.ids import TenantId
+from acf.ports.firewall import DAY_MS, MINUTE_MS, RateCounts
 
 TYPING_PER_MESSAGE = 5
 
@@ -35,6 +40,7 @@ class TenantLimits:
         *,
         retry_after_s: float = 1.0,
     ) -> None:
+        self._rates = dict(rates)
         self._items: dict[tuple[TenantId, str], limits.RateLimitItem] = {}
         for tenant, rate in rates.items():
             item = limits.parse(rate)
@@ -48,6 +54,10 @@ class TenantLimits:
         self._retry_after_s = retry_after_s
         self._retry_at = 0.0
         self._down = False
+
+    def rate(self, tenant: TenantId) -> str:
+        """The tenant's accepted-message rate as configured (``"20/second"``)."""
+        return self._rates[tenant]
 
     async def admit(self, tenant: TenantId, kind: str = "messages") -> int | None:
         """Count one request of ``kind`` (messages, typing); None when admitted, else the
@@ -71,6 +81,21 @@ class TenantLimits:
                     log.info("rate_limits.storage_back")
                 return wait
         return await _admit(self._local, item, tenant, kind)
+
+
+def customer_wait_s(counts: RateCounts, limits: CustomerLimits, now_ms: int) -> int | None:
+    """None when a customer with ``counts`` may send one more message under ``limits``;
+    else the seconds to wait (>= 1): to the next UTC day when the day's count is spent, else
+    to the next minute when the sliding minute's is."""
+    if counts.day >= limits.per_day:
+        return _seconds_to_next(DAY_MS, now_ms)
+    if counts.per_minute >= limits.per_minute:
+        return _seconds_to_next(MINUTE_MS, now_ms)
+    return None
+
+
+def _seconds_to_next(bucket_ms: int, now_ms: int) -> int:
+    return max(1, math.ceil((bucket_ms - now_ms % bucket_ms) / 1000))
 
 
 async def _admit(

@@ -5,8 +5,9 @@ Refused with 409 unless the session's open agent session awaits the answer to th
 ``ask_id``. The answer is then the customer's next message, accepted through ingress like
 the web channel's (``routes_ingress``): deduplicated by ``message_id`` (by the question
 when none is given, so one question takes one answer), sequenced, audited
-(``message.received``), under the tenant's message rate. Another tenant's session answers
-404, as an unknown one does.
+(``message.received``), under the tenant's message rate and the customer's
+(``ingress_limits``), ``held`` when the session is. Another tenant's session answers 404,
+as an unknown one does.
 """
 
 from typing import Any
@@ -17,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from acf.adapters.channels.web import MAX_CLIENT_ID_LENGTH, web_provider_id
 from acf.domain.ids import SessionId
 from acf.domain.messages import MAX_TEXT_LENGTH, NewMessage
+from acf.entrypoints.http import ingress_limits
 from acf.entrypoints.http.context import State, Tenant
 from acf.entrypoints.http.errors import ApiError
-from acf.entrypoints.http.views import ErrorBody, MessageAccepted
+from acf.entrypoints.http.ingress_limits import MessageAccepted
+from acf.entrypoints.http.views import ErrorBody
 from acf.service.agent_answers import NotAwaited, awaiting_session
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
@@ -29,7 +32,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such session for this tenant"},
     409: {"model": ErrorBody, "description": "The session's agent awaits no answer to ask_id"},
     422: {"model": ErrorBody, "description": "Invalid body (each problem names its field)"},
-    429: {"model": ErrorBody, "description": "Over the tenant's message rate; see Retry-After"},
+    429: ingress_limits.RATE_LIMITED,
 }
 _ANSWER_PREFIX = "answer-"
 
@@ -67,21 +70,7 @@ async def agent_answer(
     key = session.key
     client_id = body.message_id or f"{_ANSWER_PREFIX}{body.ask_id}"
     message = NewMessage(key, web_provider_id(key.agent, key.customer, client_id), text=body.text)
-    wait_s = await state.limits.admit(tenant)
-    if wait_s is not None:
-        service.metrics.rate_limited(tenant)
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"tenant {tenant} is over its accepted-message rate; retry in {wait_s} s",
-            headers={"Retry-After": str(wait_s)},
-        )
+    await ingress_limits.admit(state, key)
     accepted = await service.ingress.accept(message, request.state.trace_id)
     service.metrics.message_accepted(tenant, accepted.duplicate)
-    return MessageAccepted(
-        message_id=accepted.message_id,
-        session_id=accepted.session_id,
-        seq=accepted.seq,
-        duplicate=accepted.duplicate,
-        trace_id=accepted.trace_id,
-    )
+    return ingress_limits.accepted_view(accepted)

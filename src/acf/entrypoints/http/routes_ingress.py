@@ -1,4 +1,5 @@
-"""The web channel: customers' messages and typing signals in."""
+"""The web channel: customers' messages and typing signals in (under the tenant's and the
+customer's rates: ``ingress_limits``)."""
 
 import hashlib
 import json
@@ -13,9 +14,11 @@ from acf.domain.channels import Channel
 from acf.domain.errors import Conflict
 from acf.domain.session_key import MAX_PART_LENGTH, SessionKey
 from acf.domain.signals import TypingSignal
+from acf.entrypoints.http import ingress_limits
 from acf.entrypoints.http.context import State, Tenant
 from acf.entrypoints.http.errors import ApiError
-from acf.entrypoints.http.views import ErrorBody, MessageAccepted, TypingAccepted
+from acf.entrypoints.http.ingress_limits import MessageAccepted
+from acf.entrypoints.http.views import ErrorBody, TypingAccepted
 from acf.ports.request_log import ReserveRequest, SaveResponse, StoredResponse
 
 router = APIRouter(prefix="/v1", tags=["web channel"])
@@ -25,7 +28,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "The tenant has no such agent"},
     413: {"model": ErrorBody, "description": "The body or the text is too large"},
     422: {"model": ErrorBody, "description": "Invalid body (each problem names its field)"},
-    429: {"model": ErrorBody, "description": "Over the tenant's message rate; see Retry-After"},
+    429: ingress_limits.RATE_LIMITED,
 }
 
 
@@ -73,10 +76,7 @@ async def post_message(
                 return _replay(earlier)
     service.ingress.check_recipient(tenant, body.agent)
     message = parse_web_message(tenant, body.model_dump(mode="json"))
-    wait_s = await state.limits.admit(tenant)
-    if wait_s is not None:
-        service.metrics.rate_limited(tenant)
-        raise _rate_limited(tenant, "accepted-message", wait_s)
+    await ingress_limits.admit(state, message.key)
     guards = []
     if idempotency_key is not None:
         guards.append(ReserveRequest(idempotency_key, request_hash, service.clock.now_ms()))
@@ -85,26 +85,11 @@ async def post_message(
     except Conflict:
         raise _reused() from None
     service.metrics.message_accepted(tenant, accepted.duplicate)
-    result = MessageAccepted(
-        message_id=accepted.message_id,
-        session_id=accepted.session_id,
-        seq=accepted.seq,
-        duplicate=accepted.duplicate,
-        trace_id=accepted.trace_id,
-    )
+    result = ingress_limits.accepted_view(accepted)
     if idempotency_key is None:
         return result
     op = SaveResponse(idempotency_key, 202, result.model_dump())
     return _replay((await service.store.uow.commit(tenant, [op])).get(op))
-
-
-def _rate_limited(tenant: str, what: str, wait_s: int) -> ApiError:
-    return ApiError(
-        429,
-        "rate_limited",
-        f"tenant {tenant} is over its {what} rate; retry in {wait_s} s",
-        headers={"Retry-After": str(wait_s)},
-    )
 
 
 def _reused() -> ApiError:
@@ -135,11 +120,8 @@ def _replay(stored: StoredResponse) -> JSONResponse:
 async def post_typing(body: TypingBody, tenant: Tenant, state: State) -> TypingAccepted:
     service = state.service
     service.ingress.check_recipient(tenant, body.agent)
-    wait_s = await state.limits.admit(tenant, "typing")
-    if wait_s is not None:
-        service.metrics.rate_limited(tenant)
-        raise _rate_limited(tenant, "typing-signal", wait_s)
     key = SessionKey(tenant, body.agent, body.customer, Channel.WEB)
+    await ingress_limits.admit(state, key, "typing")
     await service.runtime.typing(TypingSignal(key, body.active, service.clock.now_ms()))
     session = await service.store.sessions.find_open(tenant, key)
     return TypingAccepted(session_id=None if session is None else session.session_id)
