@@ -1,10 +1,14 @@
-"""A scenario's own expectations, checked against what the harness saw (``Expect``)."""
+"""A scenario's own expectations (``Expect``), checked against what the harness saw; the
+LLM's are checked by ``scenario_llm``, the people's by ``scenario_people``."""
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from acf.domain.events import EventKind, FabricEvent
+from acf.domain.modes import SessionMode, TurnKind
 from acf.domain.tools import LedgerStatus
 from acf.domain.turns import TurnPhase
 from acf.ports.event_store import EventQuery
@@ -14,6 +18,54 @@ from acf.testing.harness import Harness
 
 if TYPE_CHECKING:
     from acf.testing.scenarios import Scenario
+
+
+class Expect(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    replies: dict[str, list[str]] = Field(default_factory=dict)
+    """Per customer, the texts delivered (each outbox row once), in order."""
+    reply_counts: dict[str, int] = Field(default_factory=dict)
+    total_replies: int | None = None
+    turns: dict[TurnPhase, int] = Field(default_factory=dict)
+    events: dict[EventKind, int] = Field(default_factory=dict)
+    events_at_least: dict[EventKind, int] = Field(default_factory=dict)
+    flagged: list[str] | None = None
+    """Exactly the customers whose session is flagged (``[]``: none)."""
+    tool_runs: dict[str, int] = Field(default_factory=dict)
+    step_runs: dict[str, int] = Field(default_factory=dict)
+    backend_calls: dict[str, int] = Field(default_factory=dict)
+    """Per tool, every call its backend received (retries and re-runs included)."""
+    ledger: dict[str, dict[LedgerStatus, int]] = Field(default_factory=dict)
+    """Per tool, ledger rows by status."""
+    repeats: int = 0
+    """Outbox rows sent more than once (only after a crash between acceptance and record)."""
+    state: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per customer, keys expected in the session's ``data``."""
+    window_closes: list[str] | None = None
+    """Why each window closed, in order (``window.closed`` reasons, all sessions)."""
+    replied_by_ms: dict[str, int] = Field(default_factory=dict)
+    """Per customer, the last reply was accepted by the channel at most this late."""
+    model_requests: int | None = None
+    """Completions the scripted ``model`` was asked for (a recovery reusing one asks none)."""
+    outcomes: list[str] | None = None
+    """The outcome categories of the committed turns, in commit order (LLM agents)."""
+    model_cancelled: int | None = None
+    """Completions of the scripted ``model`` cancelled by a supersede."""
+    model_requests_containing: dict[str, int] = Field(default_factory=dict)
+    """Per text, the completions of the scripted ``model`` whose messages contain it."""
+    modes: dict[str, SessionMode] = Field(default_factory=dict)
+    """Per customer, the mode of their newest session."""
+    agent_turns: dict[str, int] = Field(default_factory=dict)
+    """Per customer, the agent's turns (in any phase): 0 when no agent turn ran."""
+    turn_kinds: dict[TurnKind, int] = Field(default_factory=dict)
+    """Committed turns by kind (agent, human, drop), all sessions."""
+    agent_answered_after: dict[str, int] = Field(default_factory=dict)
+    """Per customer, the last committed agent turn answered only messages after this seq."""
+    notices: dict[str, int] = Field(default_factory=dict)
+    """Per customer, the fabric's notices queued (handoff, still waiting, cool-down)."""
+    operator_replies: dict[str, int] = Field(default_factory=dict)
+    """Per customer, the operators' replies queued."""
 
 
 async def check(h: Harness, s: "Scenario", start: int) -> list[str]:

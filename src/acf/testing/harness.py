@@ -6,6 +6,12 @@ as when a process dies) and starts a new one on the same file; ``crash_at(phase)
 when the runtime reaches a checkpoint; ``steal_lease`` makes another holder take a
 session's lease. Time moves only in ``advance``; between steps the harness waits until
 every task is blocked (on the clock, a wake-up, or nothing), so runs are deterministic.
+
+Each tenant's people policy (``HarnessOptions.people``: handoff and firewall) reaches the
+runtime, and the abuse firewall inspects every message ingress accepts; by default the
+handoff has the product's defaults and the firewall is off (``HARNESS_PEOPLE``), so a
+scenario about something else is not cooled down for repeating itself. ``acf.testing.people``
+acts as an operator (hand off, claim, reply, resume) and on the block list.
 """
 
 import asyncio
@@ -17,8 +23,10 @@ from acf.adapters.memory.drafts import InProcessDraftBus
 from acf.adapters.memory.wakeup import InProcessWakeUps
 from acf.adapters.sqlite.database import Durability
 from acf.adapters.sqlite.store import SqliteStore, open_sqlite_store
+from acf.domain.abuse import AbuseRules
 from acf.domain.agent_settings import AgentSettings
 from acf.domain.channels import Channel
+from acf.domain.handoff import HandoffPolicy, PeoplePolicies, PeoplePolicy
 from acf.domain.ids import new_id
 from acf.domain.messages import ButtonReply, NewMessage
 from acf.domain.session_key import SessionKey
@@ -28,8 +36,10 @@ from acf.ports.checkpoints import Phase
 from acf.ports.pipeline import Pipeline
 from acf.ports.tool_registry import ToolRegistry
 from acf.service.agents import Agents
+from acf.service.firewall import Firewall
 from acf.service.ingress import Accepted, Ingress
 from acf.service.lease_keeper import LeaseSettings
+from acf.service.mode_watch import ModeWatchSettings
 from acf.service.runtime import Runtime, RuntimeSettings, SlotSettings
 from acf.testing.channel import RecordingChannel
 from acf.testing.clock import VirtualClock
@@ -39,6 +49,13 @@ from acf.testing.tools import ToolBackend, registry
 AGENT = "a1"
 TENANT = "t1"
 SETTLE_LIMIT = 20_000
+HARNESS_MODE_WATCH = ModeWatchSettings(interval_ms=60_000)
+HARNESS_PEOPLE = PeoplePolicy(HandoffPolicy(), AbuseRules(enabled=False))
+
+
+def harness_people(tenant: str) -> PeoplePolicy:
+    """The harness's default people policy: the product's handoff, the firewall off."""
+    return HARNESS_PEOPLE
 
 
 @dataclass(slots=True)
@@ -55,6 +72,12 @@ class HarnessOptions:
     tool_registry: ToolRegistry | None = None
     """Your own tools (real handlers) instead of the scripted ones (``tools`` is then
     unused)."""
+    people: PeoplePolicies = harness_people
+    """Each tenant's handoff and firewall policy."""
+    mode_watch: ModeWatchSettings | None = field(default_factory=lambda: HARNESS_MODE_WATCH)
+    """How often the mode watch ends cool-downs, lifts expired blocks and checks handoff SLAs
+    (``None``: never). Once a virtual minute by default, as often as the idle close: each
+    check is a stop of ``advance``, and a scenario may skip a day."""
 
 
 class Harness:
@@ -80,6 +103,7 @@ class Harness:
         self._store: SqliteStore | None = None
         self._runtime: Runtime | None = None
         self._ingress: Ingress | None = None
+        self._firewall: Firewall | None = None
         self._wakeups = InProcessWakeUps()
         self._others: list[Runtime] = []
 
@@ -94,7 +118,16 @@ class Harness:
             self.data_dir / "acf.db", self.clock, self.options.durability
         )
         self._wakeups = InProcessWakeUps()
-        self._ingress = Ingress(self.agents, self._store.uow, self._wakeups, self.clock)
+        self._firewall = Firewall(
+            self._store,
+            self.clock,
+            self.options.people,
+            self._store.customer_rates,
+            wake=self._wakeups.notify,
+        )
+        self._ingress = Ingress(
+            self.agents, self._store.uow, self._wakeups, self.clock, self._firewall
+        )
         self._runtime = self._new_runtime()
         self._others = []
         await self._runtime.start()
@@ -108,8 +141,14 @@ class Harness:
             self.channel,
             checkpoints=self,
             # Fixed slots: the loop's real lateness must not change what a scenario does.
-            settings=RuntimeSettings(lease=self.options.lease, slots=SlotSettings(adaptive=False)),
+            settings=RuntimeSettings(
+                lease=self.options.lease,
+                slots=SlotSettings(adaptive=False),
+                mode_watch=self.options.mode_watch,
+            ),
             drafts=self.drafts,
+            people=self.options.people,
+            policy_blocks=self.firewall,
         )
 
     async def add_runtime(self) -> Runtime:
@@ -142,6 +181,11 @@ class Harness:
     def store(self) -> SqliteStore:
         assert self._store is not None, "the harness is not started"
         return self._store
+
+    @property
+    def firewall(self) -> Firewall:
+        assert self._firewall is not None, "the harness is not started"
+        return self._firewall
 
     @property
     def runtime(self) -> Runtime:

@@ -1,14 +1,17 @@
 """DESIGN §3 invariants, checked on what a run left in the store and on the channel.
 
 Each check returns the problems it found (empty when the invariant holds). The scenario
-runner applies all of them after every scenario; tests call them directly.
+runner applies all of them after every scenario; tests call them directly. Who may answer
+a session (human, cooldown and blocked modes) is checked by ``mode_invariants``.
 """
 
 import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 
+from acf.domain.channels import Channel
 from acf.domain.events import EventKind, FabricEvent
+from acf.domain.modes import TurnKind
 from acf.domain.signals import DeliveryStatus
 from acf.domain.turns import Turn, TurnPhase
 from acf.ports.event_store import EventQuery
@@ -17,6 +20,7 @@ from acf.ports.outbox import OutboxRow
 from acf.ports.session_store import SessionFilter, SessionRecord
 from acf.ports.store import Store
 from acf.service.continuity import is_notice
+from acf.testing import mode_invariants
 from acf.testing.channel import RecordingChannel
 from acf.testing.pipeline import Tally
 
@@ -42,18 +46,21 @@ async def sessions_of(store: Store, tenants: Sequence[str]) -> list[SessionRecor
 
 
 def messages_in_one_committed_range(session: SessionRecord, turns: Sequence[Turn]) -> list[str]:
-    """Invariant 1: every accepted message lies in exactly one committed (or failed) range."""
+    """Invariant 1: every accepted message lies in exactly one committed (or failed) range,
+    an agent's, an operator's (HUMAN) or a blocked customer's (DROP); a session in human or
+    cooldown mode may keep its newest messages unanswered (in no range yet)."""
     owners: dict[int, int] = defaultdict(int)
     for turn in turns:
         if turn.phase in (TurnPhase.COMMITTED, TurnPhase.FAILED):
             for seq in range(turn.from_seq + 1, turn.to_seq + 1):
                 owners[seq] += 1
+    held = mode_invariants.unconsumed_allowed(session)
     problems = [
         f"session {session.session_id}: message {seq} is in {owners.get(seq, 0)} committed ranges"
         for seq in range(1, session.last_seq + 1)
-        if owners.get(seq, 0) != 1
+        if owners.get(seq, 0) != (0 if held and seq > session.consumed_seq else 1)
     ]
-    if session.consumed_seq != session.last_seq:
+    if session.consumed_seq != session.last_seq and not held:
         problems.append(
             f"session {session.session_id}: consumed {session.consumed_seq} of {session.last_seq}"
         )
@@ -100,27 +107,22 @@ def no_irreversible_over_unseen(session_id: str, events: Sequence[FabricEvent]) 
     return problems
 
 
-def correlated(events: Sequence[FabricEvent]) -> list[str]:
+def correlated(
+    events: Sequence[FabricEvent], unversioned: frozenset[str] = frozenset()
+) -> list[str]:
     """Invariant 9 for events: turn events carry every correlation id (the delivery of an
-    operator's notice has no turn group: no turn wrote it)."""
+    operator's notice has no turn group: no turn wrote it; the turns in ``unversioned``, an
+    operator's or a blocked customer's, ran no agent: they have no versions)."""
     problems = []
     for event in events:
         c = event.correlation
         if not c.tenant or not c.trace_id:
             problems.append(f"event {event.event_id} ({event.kind}) lacks tenant or trace_id")
         notice = c.turn_id is not None and is_notice(c.turn_id)
-        if (
-            event.kind in _TURN_EVENTS
-            and not notice
-            and None
-            in (
-                c.session_id,
-                c.turn_id,
-                c.group_id,
-                c.agent_version,
-                c.config_version,
-            )
-        ):
+        needed = [c.session_id, c.turn_id, c.group_id]
+        if c.turn_id not in unversioned:
+            needed += [c.agent_version, c.config_version]
+        if event.kind in _TURN_EVENTS and not notice and None in needed:
             problems.append(f"event {event.event_id} ({event.kind}) lacks a correlation id: {c}")
     return problems
 
@@ -179,16 +181,26 @@ async def check_all(
 ) -> list[str]:
     """Every invariant the runtime owns, over every session of ``tenants``."""
     problems: list[str] = []
+    blocks: dict[str, tuple[list[FabricEvent], dict[str, tuple[Channel, str]]]] = {}
+    for tenant in tenants:
+        query = EventQuery(kinds=mode_invariants.BLOCK_EVENTS, limit=ALL)
+        found = await store.events.query(tenant, query)
+        blocks[tenant] = (found, await mode_invariants.block_keys(store, tenant, found))
     for session in await sessions_of(store, tenants):
         tenant, sid = session.tenant, session.session_id
         turns = await store.turns.list_turns(tenant, sid)
+        unversioned = frozenset(t.turn_id for t in turns if t.kind is not TurnKind.AGENT)
         problems += messages_in_one_committed_range(session, turns)
+        problems += mode_invariants.agent_never_answers_human_ranges(sid, turns)
         if any(not t.phase.is_terminal for t in turns):
             problems.append(f"session {sid}: a turn is still live")
         events = await store.events.query(tenant, EventQuery(session_id=sid, limit=ALL))
         problems += one_running_at_a_time(sid, events)
         problems += no_irreversible_over_unseen(sid, events)
-        problems += correlated(events)
+        problems += correlated(events, unversioned)
+        problems += mode_invariants.no_agent_reply_outside_agent_mode(
+            session, turns, events, *blocks[tenant]
+        )
         ledger = await store.ledger.query(tenant, LedgerQuery(session_id=sid, limit=ALL))
         problems += tool_events_name_ledger_rows(events, {e.execution_id for e in ledger})
         rows = await store.outbox.for_session(tenant, sid)
@@ -196,14 +208,10 @@ async def check_all(
         for turn in turns:
             record = await store.turns.get_record(tenant, turn.turn_id)
             c = None if record is None else record.correlation
-            if c is None or None in (
-                c.trace_id,
-                c.session_id,
-                c.turn_id,
-                c.group_id,
-                c.agent_version,
-                c.config_version,
-            ):
+            versions: tuple[object, ...] = ()
+            if c is not None and turn.turn_id not in unversioned:
+                versions = (c.agent_version, c.config_version)
+            if c is None or None in (c.trace_id, c.session_id, c.turn_id, c.group_id, *versions):
                 problems.append(f"turn {turn.turn_id}: no TurnRecord with full correlation")
             elif record is not None and record.outcome is not turn.phase:
                 problems.append(f"turn {turn.turn_id}: record says {record.outcome}")

@@ -1,8 +1,9 @@
 """The LLM part of the scenario format: ``model:`` makes the scenario's agent the built-in
 LLM agent (``kind: llm``) on a scripted model on the virtual clock (``ScriptedModel``), and
-three expectations check what it did (``model_requests``, ``model_cancelled``,
-``outcomes``). Documented in ``docs/scenarios.md``."""
+four expectations check what it did (``model_requests``, ``model_cancelled``,
+``outcomes``, ``model_requests_containing``). Documented in ``docs/scenarios.md``."""
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -81,16 +82,26 @@ async def check(h: Harness, s: "Scenario") -> list[str]:
     e = s.expect
     problems: list[str] = []
     wanted = (e.model_requests, e.model_cancelled, e.outcomes)
-    if all(x is None for x in wanted):
+    if all(x is None for x in wanted) and not e.model_requests_containing:
         return problems
     pipeline = h.options.pipeline
     model = pipeline.setup.completer if isinstance(pipeline, LlmPipeline) else None
     if not isinstance(model, ScriptedModel):
-        return ["model_requests, model_cancelled and outcomes need a scenario `model:`"]
+        return [
+            "model_requests, model_cancelled, outcomes and model_requests_containing need a "
+            "scenario `model:`"
+        ]
     if e.model_requests is not None and len(model.requests) != e.model_requests:
         problems.append(f"model requests: expected {e.model_requests}, got {len(model.requests)}")
     if e.model_cancelled is not None and model.cancelled != e.model_cancelled:
         problems.append(f"model cancelled: expected {e.model_cancelled}, got {model.cancelled}")
+    asked = [json.dumps(r.get("messages"), ensure_ascii=False) for r in model.requests]
+    for text, count in e.model_requests_containing.items():
+        # Compared as JSON text: the wanted text's own quotes and line breaks escaped alike.
+        needle = json.dumps(text, ensure_ascii=False)[1:-1]
+        seen = sum(needle in request for request in asked)
+        if seen != count:
+            problems.append(f"model requests containing {text!r}: expected {count}, got {seen}")
     if e.outcomes is not None:
         ended: list[tuple[int, str]] = []
         for session in await invariants.sessions_of(h.store, s.tenants):

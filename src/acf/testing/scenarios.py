@@ -15,21 +15,28 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from acf.config.people import FirewallFields, HandoffFields
 from acf.config.tools import ToolSpecFields
 from acf.domain.agent_settings import DEFAULT_FALLBACK_TEXT, AgentSettings
 from acf.domain.channels import Channel
 from acf.domain.errors import InvalidValue
-from acf.domain.events import EventKind
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
 from acf.domain.supersede import SupersedeDecision
-from acf.domain.tools import LedgerStatus
-from acf.domain.turns import TurnPhase
 from acf.ports.checkpoints import Phase
 from acf.service.lease_keeper import LeaseSettings
-from acf.testing import expectations, invariants, scenario_llm
+from acf.testing import expectations, invariants, scenario_llm, scenario_people
+from acf.testing.expectations import Expect
 from acf.testing.harness import TENANT, Harness, HarnessOptions
 from acf.testing.pipeline import Script
 from acf.testing.scenario_llm import ModelSpec
+from acf.testing.scenario_people import (
+    BlockStep,
+    ClaimStep,
+    HandoffStep,
+    NoteStep,
+    PersonStep,
+    ReplyStep,
+)
 from acf.testing.tools import ToolBackend
 
 
@@ -107,6 +114,15 @@ class Step(_Model):
     crash_at: Phase | None = None
     steal_lease: str | None = None
     fail_sends: FailSendsSpec | None = None
+    handoff: HandoffStep | None = None
+    claim: ClaimStep | None = None
+    operator_reply: ReplyStep | None = None
+    release: NoteStep | None = None
+    resume: NoteStep | None = None
+    block: BlockStep | None = None
+    unblock: PersonStep | None = None
+    wait: bool = False
+    """Nothing but the time passing up to ``at`` (a cool-down, a block's expiry)."""
 
     @model_validator(mode="after")
     def _one_action(self) -> "Step":
@@ -118,45 +134,22 @@ class Step(_Model):
             self.crash_at,
             self.steal_lease,
             self.fail_sends,
+            self.handoff,
+            self.claim,
+            self.operator_reply,
+            self.release,
+            self.resume,
+            self.block,
+            self.unblock,
+            self.wait or None,
         ]
         if sum(a is not None for a in actions) != 1:
             raise ValueError(
                 "each step needs exactly one of send, inject, typing, crash, crash_at, "
-                "steal_lease, fail_sends"
+                "steal_lease, fail_sends, handoff, claim, operator_reply, release, resume, "
+                "block, unblock, wait"
             )
         return self
-
-
-class Expect(_Model):
-    replies: dict[str, list[str]] = Field(default_factory=dict)
-    """Per customer, the texts delivered (each outbox row once), in order."""
-    reply_counts: dict[str, int] = Field(default_factory=dict)
-    total_replies: int | None = None
-    turns: dict[TurnPhase, int] = Field(default_factory=dict)
-    events: dict[EventKind, int] = Field(default_factory=dict)
-    events_at_least: dict[EventKind, int] = Field(default_factory=dict)
-    flagged: list[str] | None = None
-    """Exactly the customers whose session is flagged (``[]``: none)."""
-    tool_runs: dict[str, int] = Field(default_factory=dict)
-    step_runs: dict[str, int] = Field(default_factory=dict)
-    backend_calls: dict[str, int] = Field(default_factory=dict)
-    """Per tool, every call its backend received (retries and re-runs included)."""
-    ledger: dict[str, dict[LedgerStatus, int]] = Field(default_factory=dict)
-    """Per tool, ledger rows by status."""
-    repeats: int = 0
-    """Outbox rows sent more than once (only after a crash between acceptance and record)."""
-    state: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """Per customer, keys expected in the session's ``data``."""
-    window_closes: list[str] | None = None
-    """Why each window closed, in order (``window.closed`` reasons, all sessions)."""
-    replied_by_ms: dict[str, int] = Field(default_factory=dict)
-    """Per customer, the last reply was accepted by the channel at most this late."""
-    model_requests: int | None = None
-    """Completions the scripted ``model`` was asked for (a recovery reusing one asks none)."""
-    outcomes: list[str] | None = None
-    """The outcome categories of the committed turns, in commit order (LLM agents)."""
-    model_cancelled: int | None = None
-    """Completions of the scripted ``model`` cancelled by a supersede."""
 
 
 class Scenario(_Model):
@@ -168,6 +161,10 @@ class Scenario(_Model):
     model: ModelSpec | None = None
     lease: dict[str, int] = Field(default_factory=dict)
     tools: list[ToolDef] = Field(default_factory=list)
+    handoff: HandoffFields | None = None
+    """Every tenant's ``handoff:`` policy (default: the product's)."""
+    firewall: FirewallFields | None = None
+    """Every tenant's ``firewall:`` policy (default: off)."""
     runtimes: int = Field(1, ge=1, le=4)
     """Runtimes on the same store, all woken by every message (only the lease serializes)."""
     script: list[Step]
@@ -245,10 +242,12 @@ def _options(s: Scenario) -> HarnessOptions:
         LeaseSettings(**s.lease),
         pipeline=pipeline,
         tools=backends,
+        people=scenario_people.policies(s.handoff, s.firewall),
     )
 
 
-async def _act(h: Harness, step: Step) -> None:
+async def _act(h: Harness, step: Step) -> list[str]:
+    """Play ``step``; the problems it met (a person's action refused unexpectedly)."""
     if step.send is not None:
         spec = step.send
         if spec.customers:
@@ -296,6 +295,18 @@ async def _act(h: Harness, step: Step) -> None:
         await h.steal_lease(step.steal_lease)
     elif step.fail_sends is not None:
         h.channel.fail_next(step.fail_sends.count, step.fail_sends.definite)
+    else:
+        return await scenario_people.act(
+            h,
+            handoff=step.handoff,
+            claim=step.claim,
+            operator_reply=step.operator_reply,
+            release=step.release,
+            resume=step.resume,
+            block=step.block,
+            unblock=step.unblock,
+        )
+    return []
 
 
 async def _button(h: Harness, spec: SendSpec) -> str | None:
@@ -330,7 +341,7 @@ async def run(
             async with asyncio.timeout(scenario.wall_limit_s):
                 for step in sorted(scenario.script, key=lambda s: s.at):
                     await h.advance(max(0, start + step.at - h.clock.now_ms()))
-                    await _act(h, step)
+                    result.problems += [f"step at {step.at}: {p}" for p in await _act(h, step)]
                 await h.run_until_idle(scenario.run_for_ms)
         except TimeoutError as exc:
             result.problems.append(
@@ -338,6 +349,7 @@ async def run(
             )
         result.problems += await expectations.check(h, scenario, start)
         result.problems += await scenario_llm.check(h, scenario)
+        result.problems += await scenario_people.check(h, scenario)
         result.problems += await invariants.check_all(
             h.store, scenario.tenants, h.channel, h.tally, allowed_repeats=scenario.expect.repeats
         )

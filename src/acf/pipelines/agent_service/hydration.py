@@ -9,8 +9,11 @@
   builder (``acf.pipelines.llm.history``): delivered replies only, in order with the
   customer's messages, notes of the service's earlier tool calls, within
   ``history_tokens`` and then the last ``history_messages`` messages, roles ``user`` and
-  ``assistant``; a rolling summary already in the session state (an LLM agent of the same
-  conversation wrote it) comes first as a ``system`` item; none is ever written here;
+  ``assistant`` (an operator's reply marked ``[operator <name>]``, a notice ``[notice]``);
+  a rolling summary already in the session state (an LLM agent of the same conversation
+  wrote it) comes first as a ``system`` item; none is ever written here; the note of an
+  operator who handed the conversation back (``meta.handover``, until the agent's next
+  commit) comes last as a ``system`` item (even with ``history_messages`` 0);
 - ``user_context``: the fields the agent lists in ``user_context``, where known: the tenant,
   the customer's address on the channel, the channel, the agent's locale and, when listed
   (not by default: it tells the service the customer's other addresses), the customer's
@@ -37,6 +40,7 @@ from acf.pipelines.agent_service.protocol import (
     UserContext,
 )
 from acf.pipelines.llm.history import history_window
+from acf.pipelines.llm.people import handover_note
 from acf.ports.pipeline import TurnContext
 
 HISTORY_MODEL = ""
@@ -134,9 +138,11 @@ async def user_context(ctx: TurnContext, fields: AgentServicePipelineFields) -> 
 async def chat_history(
     ctx: TurnContext, fields: AgentServicePipelineFields, tool_log: Sequence[Mapping[str, Any]]
 ) -> list[HistoryItem]:
-    """The conversation before the turn, as the service reads it (see the module)."""
+    """The conversation before the turn, as the service reads it (see the module); with
+    ``history_messages`` 0, only the handover note (when there is one)."""
     if fields.history_messages == 0:
-        return []
+        handover = handover_note(ctx.state)
+        return [HistoryItem(role=Role.SYSTEM, content=handover)] if handover else []
     window = await history_window(
         ctx,
         budget_tokens=fields.history_tokens,
@@ -151,6 +157,8 @@ async def chat_history(
     ]
     if window.summary:
         items.insert(0, HistoryItem(role=Role.SYSTEM, content=SUMMARY_LEAD + window.summary))
+    if window.handover:
+        items.append(HistoryItem(role=Role.SYSTEM, content=window.handover))
     return items
 
 

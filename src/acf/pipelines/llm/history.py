@@ -7,9 +7,11 @@ The timeline has three kinds of entries, ordered by time:
   a button reply reads as its title, media as ``[attachment ...]``;
 - the replies committed and delivered (``ctx.replies_history``, at ``at_ms``, their commit):
   role ``assistant``, buttons listed after the text; a part that failed or was cut is not
-  there (``status`` ``failed`` or ``cut`` is skipped too). A reply without ``at_ms`` sits
-  right after the nearest earlier reply that has one, else right before the nearest later
-  one, else (no reply has a time) after the history's messages, keeping the replies' order;
+  there (``status`` ``failed`` or ``cut`` is skipped too). A reply a person wrote is
+  marked: an operator's ``[operator <name>]``, a notice ``[notice]``
+  (``acf.pipelines.llm.people``). A reply without ``at_ms`` sits right after the nearest
+  earlier reply that has one, else right before the nearest later one, else (no reply has a
+  time) after the history's messages, keeping the replies' order;
 - earlier tool calls (the pipeline's tool log, by default the LLM pipeline's
   ``data.llm.tool_log``: ``at_ms``, ``tool``, ``args``, ``outcome``, ``summary``): short
   assistant-side notes such as
@@ -28,6 +30,9 @@ goes on, and the next turn tries again). A first summary, or a long gap, folds a
 caller without a model (``summarise`` None: the agent service's history) never refreshes
 the summary: what falls out of the window is dropped.
 
+A session an operator handed back (``meta.handover`` in its state) gets the handover note
+(``HistoryWindow.handover``), for a system message right before the turn's own messages.
+
 Everything here is a function of the context's data: the same inputs give the same window
 and the same summary request (no clock is read).
 """
@@ -39,6 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from acf.domain.messages import InboundMessage
+from acf.pipelines.llm.people import handover_note, reply_mark, reply_speaker
 from acf.pipelines.llm.state import llm_state
 from acf.pipelines.llm.summary import (
     TOOL_NOTE_PREFIX,
@@ -83,6 +89,12 @@ class HistoryWindow:
     the summary's text."""
     state_patch: Mapping[str, Any] | None
     """To merge into the session state (a refreshed summary), or None."""
+    handover: str | None = None
+    """The note of an operator who handed the conversation back, until the agent's next
+    commit (``people.handover_note``), or None."""
+    marked: bool = False
+    """Whether ``messages`` show a reply a person wrote or a notice (``people.PEOPLE_GUIDE``
+    tells the model how to read the marks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +105,16 @@ class Entry:
     text: str
     turn: str | None = None
     """The committing turn of a reply, where known."""
+    speaker: str | None = None
+    """Who said it in the summary's transcript, when not the kind's speaker (an operator)."""
+    mark: str | None = None
+    """The mark ``text`` starts with: a reply a person wrote, or a notice."""
+
+    @property
+    def said(self) -> tuple[str, str]:
+        """(speaker, text) for the summary's transcript: the speaker says who, unmarked."""
+        text = self.text.removeprefix(f"{self.mark} ") if self.mark else self.text
+        return self.speaker or _SPEAKERS[self.kind], text
 
     @property
     def role(self) -> str:
@@ -135,7 +157,7 @@ async def history_window(
     patch = None
     if summarise is not None and fallen and _refresh_due(everything, stored, summary_every_turns):
         folded = _fit(fallen, FOLD_BUDGET_FACTOR * budget, counter, merge=False)
-        transcript = [(_SPEAKERS[e.kind], e.text) for e in folded]
+        transcript = [e.said for e in folded]
         request = summary_request(stored.text, transcript, max_words=limit * 3 // 5)
         try:
             written = trimmed(await summarise(request), limit, counter)
@@ -148,7 +170,8 @@ async def history_window(
             kept = _fit(kept, budget - _summary_tokens(summary, counter), counter)
     messages = merged(kept)
     tokens = _count(messages, counter) + _summary_tokens(summary, counter)
-    return HistoryWindow(messages, summary, tokens, patch)
+    marked = any(e.mark is not None for e in kept)
+    return HistoryWindow(messages, summary, tokens, patch, handover_note(ctx.state), marked)
 
 
 def timeline(
@@ -246,7 +269,11 @@ def _replies(replies: Sequence[Mapping[str, Any]], last_message_ms: int) -> list
                 order = (_at(times, later[0]), REPLY, 0, i, ident)
             else:
                 order = (last_message_ms, REPLY, 2, i + 1, ident)
-        entries.append(Entry(order, REPLY, text, turn))
+        mark = reply_mark(reply)
+        if mark is not None:
+            text = f"{mark} {text}"
+        speaker = reply_speaker(reply) if mark is not None else None
+        entries.append(Entry(order, REPLY, text, turn, speaker, mark))
     return entries
 
 

@@ -89,7 +89,7 @@ def summary_request(
     """The chat-completions messages asking the model for the refreshed summary.
 
     ``transcript``: the entries folded into it, oldest first, as (speaker, text) with
-    speaker ``Customer``, ``Agent`` or ``Tool``.
+    speaker ``Customer``, ``Agent``, ``Tool``, ``Operator <name>`` or ``Notice``.
     """
     lines = "\n".join(f"{speaker}: {text}" for speaker, text in transcript)
     return [

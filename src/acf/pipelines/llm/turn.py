@@ -1,14 +1,15 @@
 """One run of the LLM pipeline over one turn (DESIGN §7, §16).
 
 The request: the system message (prompt, user context, channel, rolling summary), the
-history window (what the customer saw), a confirmation's round replayed with its
-settlement, then this turn's messages. Each completion runs in ``ctx.step`` keyed by its
-exact request, so a retry or a recovery reuses a finished one; where the channel streams
-drafts (``capabilities.streams_drafts``: the web chat), its text deltas are the turn's
-drafts (the whole text so far, shaped as the reply will be; a retry that restarts the
-answer starts it afresh), until that shaped text breaks an enforcement rule (a claimed
-action, a banned phrase) as the reply would be checked: from there that answer drafts
-nothing more, so the customer never sees what enforcement withholds.
+history window (what the customer saw, an operator's replies marked), the note of an
+operator who handed the conversation back (until the next commit), a confirmation's round
+replayed with its settlement, then this turn's messages. Each completion runs in
+``ctx.step`` keyed by its exact request, so a retry or a recovery reuses a finished one;
+where the channel streams drafts (``capabilities.streams_drafts``: the web chat), its text
+deltas are the turn's drafts (the whole text so far, shaped as the reply will be; a retry
+that restarts the answer starts it afresh), until that shaped text breaks an enforcement
+rule (a claimed action, a banned phrase) as the reply would be checked: from there that
+answer drafts nothing more, so the customer never sees what enforcement withholds.
 Tool calls run through the gateway (``calls``) for at most ``max_tool_rounds`` rounds; the
 last request then forbids tools, so the model must answer. The reply is checked
 (``enforcement``), shaped for the channel (``shaping``) and gets its outcome category
@@ -35,6 +36,7 @@ from acf.pipelines.llm.completion import Completer, Completion
 from acf.pipelines.llm.history import history_window
 from acf.pipelines.llm.messages import assistant_message, plain, user_messages
 from acf.pipelines.llm.outcomes import TurnFacts, decide
+from acf.pipelines.llm.people import PEOPLE_GUIDE
 from acf.pipelines.llm.prompt import PromptSource, Site, system_message
 from acf.pipelines.llm.rounds import (
     AWAITING,
@@ -105,16 +107,21 @@ class LlmTurn:
             summary_every_turns=fields.summary_every_turns,
         )
         noted = any(TOOL_NOTE_PREFIX in str(m.get("content")) for m in window.messages)
+        guides = [TOOL_NOTE_GUIDE] if noted else []
+        if window.marked:
+            guides.append(PEOPLE_GUIDE)
         system = system_message(
             self.setup.prompt,
             self.site,
             fields.user_context,
             ctx.capabilities,
             window.summary,
-            [TOOL_NOTE_GUIDE] if noted else [],
+            guides,
         )
         changes: dict[str, Any] = {}
         convo: Messages = [system, *(dict(m) for m in window.messages)]
+        if window.handover:
+            convo.append({"role": "system", "content": window.handover})
         convo += await self._confirmation(changes)
         convo += user_messages(ctx.messages)
         ended = await self._loop(convo)
