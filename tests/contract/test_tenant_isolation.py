@@ -88,6 +88,9 @@ from acf.ports.unit_of_work import WriteOp
 from acf.testing import VirtualClock
 from tests.contract.event_horizon import readable
 from tests.contract.helpers import append, key, message, turn
+from tests.contract.test_tenant_isolation_people import PORTS as PEOPLE_PORTS
+from tests.contract.test_tenant_isolation_people import READS as PEOPLE_READS
+from tests.contract.test_tenant_isolation_people import writes as people_writes
 
 A, B = "tenant-a", "tenant-b"
 PORTS = {
@@ -538,16 +541,18 @@ async def test_no_write_as_tenant_a_changes_b(store: Store, clock: VirtualClock)
 
 
 def test_every_port_method_and_write_op_has_an_isolation_case() -> None:
+    """Here or in ``test_tenant_isolation_people.py`` (handoffs, blocks, counters)."""
     methods = {
         f"{attr}.{name}"
-        for attr, proto in PORTS.items()
+        for attr, proto in {**PORTS, **PEOPLE_PORTS}.items()
         for name, member in inspect.getmembers(proto)
         if not name.startswith("_") and inspect.isfunction(member)
     }
-    assert methods - set(READS) == set(), "add isolation cases for these port methods"
+    assert methods - {*READS, *PEOPLE_READS} == set(), "add isolation cases for these methods"
     ops = {cls for cls in _all_subclasses(WriteOp) if cls.__module__.startswith("acf.ports")}
     dummy = World("s", "m", "t", "g", 1, 0)
-    assert ops - set(_writes(dummy, VirtualClock())) == set(), "add cases for these write ops"
+    cases = {*_writes(dummy, VirtualClock()), *people_writes("s", "h", "b")}
+    assert ops - cases == set(), "add cases for these write ops"
 
 
 def _all_subclasses(cls: type) -> set[type]:
@@ -563,7 +568,7 @@ def _all_subclasses(cls: type) -> set[type]:
 @pytest.mark.parametrize("tenant", [A, B])
 async def test_store_methods_take_the_tenant_first(tenant: str) -> None:
     """Every read method's first parameter is the tenant (or a value carrying it)."""
-    for attr, proto in PORTS.items():
+    for attr, proto in {**PORTS, **PEOPLE_PORTS}.items():
         for name, member in inspect.getmembers(proto, inspect.isfunction):
             if name.startswith("_"):
                 continue

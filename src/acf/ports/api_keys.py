@@ -31,7 +31,8 @@ class ApiKeyRecord:
     revoked_at_ms: int | None = None
     scope: str = "api"
     """What the key may do: ``"api"`` (the tenant's API), ``"admin"`` (also the
-    configuration lifecycle), ``"operator"`` (reserved)."""
+    configuration lifecycle), ``"operator"`` (the inbox, handoffs, the block list, and the
+    API's reads)."""
 
     @property
     def active(self) -> bool:

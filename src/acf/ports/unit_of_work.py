@@ -11,6 +11,7 @@ physical transaction (group commit) while each unit stays atomic on its own.
 from collections.abc import Sequence
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from acf.domain.events import FabricEvent
 from acf.domain.ids import TenantId
 
 R = TypeVar("R")
@@ -23,12 +24,20 @@ class WriteOp(Generic[R]):
 
 
 class CommitResults:
-    """What each op of a committed unit returned, looked up by the op itself."""
+    """What each op of a committed unit returned, looked up by the op itself, and the events
+    its ops wrote themselves (``written_events``: an op's audit event written beside its
+    rows, with its id; ``AppendEvent`` ops are not among them)."""
 
-    __slots__ = ("_by_op",)
+    __slots__ = ("_by_op", "written_events")
 
-    def __init__(self, ops: Sequence[WriteOp[Any]], results: Sequence[object]) -> None:
+    def __init__(
+        self,
+        ops: Sequence[WriteOp[Any]],
+        results: Sequence[object],
+        written_events: Sequence[FabricEvent] = (),
+    ) -> None:
         self._by_op = {id(op): result for op, result in zip(ops, results, strict=True)}
+        self.written_events = tuple(written_events)
 
     def get(self, op: WriteOp[R]) -> R:
         return self._by_op[id(op)]  # type: ignore[return-value]

@@ -42,6 +42,8 @@ class ObservedUnitOfWork:
         events = [
             replace(op.event, event_id=results.get(op)) for op in ops if isinstance(op, AppendEvent)
         ]
+        if results.written_events:  # in the order they were written
+            events = sorted([*events, *results.written_events], key=lambda e: e.event_id or 0)
         if events:
             for listener in self._listeners:
                 _safely(listener, events)

@@ -1,6 +1,9 @@
 """Event store (both dialects)."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import replace
 from typing import Any
 
 from acf.adapters.sql.database import Database, SqlConnection
@@ -15,8 +18,29 @@ _COLUMNS = (
 )
 
 
+_WRITTEN: ContextVar[list[FabricEvent] | None] = ContextVar("acf_written_events", default=None)
+
+
 def insert_event(conn: SqlConnection, event: FabricEvent) -> int:
-    return insert_events(conn, [event])[0]
+    """An op's own event (its executor writes it beside its rows): kept for the unit's
+    observers (``written_events``) as ``AppendEvent`` ops are."""
+    event_id = insert_events(conn, [event])[0]
+    written = _WRITTEN.get()
+    if written is not None:
+        written.append(replace(event, event_id=event_id))
+    return event_id
+
+
+@contextmanager
+def written_events() -> Iterator[list[FabricEvent]]:
+    """Collect the events executors write (``insert_event``) while it is open: a unit's run,
+    on the thread that runs it."""
+    written: list[FabricEvent] = []
+    token = _WRITTEN.set(written)
+    try:
+        yield written
+    finally:
+        _WRITTEN.reset(token)
 
 
 def insert_events(conn: SqlConnection, events: Sequence[FabricEvent]) -> list[int]:
@@ -52,7 +76,7 @@ def insert_events(conn: SqlConnection, events: Sequence[FabricEvent]) -> list[in
 @executes(AppendEvent)
 def _append(conn: SqlConnection, tenant: str, op: AppendEvent) -> int:
     require_tenant(tenant, op.event.tenant)
-    return insert_event(conn, op.event)
+    return insert_events(conn, [op.event])[0]  # an AppendEvent's observers see the op
 
 
 def append_events(conn: SqlConnection, tenant: str, ops: Sequence[AppendEvent]) -> list[int]:

@@ -21,8 +21,9 @@ from acf.adapters.sql import (  # noqa: F401
     turns,
 )
 from acf.adapters.sql.database import Database, SqlConnection
-from acf.adapters.sql.events import append_events
+from acf.adapters.sql.events import append_events, written_events
 from acf.adapters.sql.registry import EXECUTORS, Executor
+from acf.domain.events import FabricEvent
 from acf.domain.ids import TenantId
 from acf.ports.event_store import AppendEvent
 from acf.ports.unit_of_work import CommitResults, WriteOp
@@ -40,7 +41,11 @@ class SqlUnitOfWork:
                 raise TypeError(f"the SQL adapter has no executor for {type(op).__name__}")
             steps.append((executor, op))
 
-        def run(conn: SqlConnection) -> list[object]:
+        def run(conn: SqlConnection) -> tuple[list[object], list[FabricEvent]]:
+            with written_events() as written:
+                return steps_run(conn), written
+
+        def steps_run(conn: SqlConnection) -> list[object]:
             results: list[object] = []
             i = 0
             while i < len(steps):
@@ -58,4 +63,5 @@ class SqlUnitOfWork:
                 i += 1
             return results
 
-        return CommitResults(ops, await self._db.write(tenant, run))
+        results, written = await self._db.write(tenant, run)
+        return CommitResults(ops, results, written)

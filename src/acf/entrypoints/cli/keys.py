@@ -100,7 +100,8 @@ def create(
         typer.Option(
             "--scope",
             help="api: the tenant's API; admin: also the configuration lifecycle "
-            "(/v1/config, `acf config push|promote|canary|rollback`).",
+            "(/v1/config, `acf config push|promote|canary|rollback`); operator: the inbox, "
+            "handoffs and the block list (/v1/inbox, /v1/blocks), and the API's reads.",
         ),
     ] = "api",
     data_dir: DataDir = Path("data"),
