@@ -9,6 +9,8 @@ process on SQLite.
 - The holds: a handed-off session is held with a person; blocking a customer lists the
   block and holds their session as blocked (blocking again is refused in words); unblock
   lifts it; a held conversation opens in the inbox tab.
+- A reply acf committed whose answer the console did not get (409 ``in_progress``) is sent
+  again with the same Idempotency-Key after ``Retry-After``: the customer gets it once.
 """
 
 import asyncio
@@ -23,7 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from acf.ports.api_keys import new_api_key
 from tests.browser.conftest import SETTLE_TIMEOUT_S, START_TIMEOUT_S, wait_settled
@@ -312,3 +314,51 @@ def check_the_holds(page: Page, running: Running, api: httpx.Client, customer: s
     entry = page.locator(f'#inbox button[data-customer="{customer}"]')
     expect(entry).to_have_attribute("aria-current", "true", timeout=WAIT_MS)
     expect(page.locator("#conversation-facts")).to_contain_text(customer, timeout=WAIT_MS)
+
+
+def test_a_reply_acf_took_is_sent_again_with_its_key(
+    running: Running, clients: tuple[httpx.Client, httpx.Client], page: Page
+) -> None:
+    """acf committed the reply but the console got 409 ``in_progress`` (its answer not
+    stored yet): the console keeps the Idempotency-Key and sends the reply again with it
+    after ``Retry-After``, so it gets the first 202 and the customer gets the reply once;
+    the next reply takes a new key."""
+    api, operator = clients
+    customer = f"cy-{uuid.uuid4().hex[:6]}"
+    session_id = handed_off(api, operator, customer)
+    claimed = operator.post(f"/v1/sessions/{session_id}/claim", json={})
+    assert claimed.status_code == 200, claimed.text
+    keys: list[str | None] = []
+    in_progress = {
+        "error": "in_progress",
+        "message": f"session {session_id}: its answer is not stored yet",
+        "problems": [],
+    }
+
+    def answer(route: Route) -> None:
+        keys.append(route.request.headers.get("idempotency-key"))
+        committed = route.fetch()  # acf sends the reply; the console is told to wait
+        if len(keys) == 1:
+            assert committed.status == 202, committed.text()
+            route.fulfill(status=409, json=in_progress, headers={"Retry-After": "1"})
+        else:
+            route.fulfill(response=committed)
+
+    page.route("**/operator-messages", answer)
+    page.goto(f"/console/inbox?key={running.operator_key}")
+    entry = page.locator(f'#inbox button[data-session-id="{session_id}"]')
+    entry.click()
+    expect(entry).to_have_attribute("aria-current", "true", timeout=WAIT_MS)
+    note = page.locator("#action-note")
+    page.fill("#reply-text", "Checking your order now.")
+    page.get_by_role("button", name="Send reply").click()
+    expect(note).to_contain_text("Reply queued", timeout=WAIT_MS)
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1], keys
+    wait_for_reply(api, session_id, "Checking your order now.")
+    detail = api.get(f"/v1/sessions/{session_id}").raise_for_status().json()
+    assert [r["text"] for r in detail["replies"]].count("Checking your order now.") == 1
+
+    page.fill("#reply-text", "Found it.")
+    page.get_by_role("button", name="Send reply").click()
+    expect(note).to_contain_text("Reply queued", timeout=WAIT_MS)
+    assert len(keys) == 3 and keys[2] and keys[2] != keys[0], keys

@@ -6,7 +6,9 @@ backends, and the ``held`` answer of ``AppendMessage``:
   and writes ``customer.blocked``; a second active block is ``Conflict("blocked")``
   (or, asked ``existing_ok``, the active one back with nothing changed);
 - an expired block not yet lifted gives way to a new one (lifted as ``expiry``);
-- lifting moves the blocked sessions back to ``agent`` and writes ``customer.unblocked``;
+- lifting moves the blocked sessions back to the mode the block interrupted (``human``
+  with an open handoff, ``cooldown`` until it ends, else ``agent``) and writes
+  ``customer.unblocked``;
   lifting twice, or an unknown block, is ``Conflict("not_found")``;
 - the reader lists newest first, unlifted only unless asked, and the expired ones;
 - a message to a session not in agent mode is stored, says ``held`` and its
@@ -22,6 +24,8 @@ from acf.domain.ids import new_id
 from acf.domain.modes import SessionMode
 from acf.ports.event_store import EventQuery
 from acf.ports.firewall import Block, BlockCustomer, LiftBlock
+from acf.ports.handoffs import ClaimHandoff, EnterHuman, HandoffSource, Operator
+from acf.ports.session_modes import StartCooldown
 from acf.ports.store import Store
 from acf.testing import VirtualClock
 from tests.contract.event_horizon import readable
@@ -135,6 +139,40 @@ async def test_lifting_moves_blocked_sessions_back_to_agent(store: Store) -> Non
         assert refused.value.reason == "not_found"
     # lifted: the customer can be blocked again
     assert (await commit_block(store, block_op("b2", at_ms=4_000))).block_id == "b2"
+
+
+async def test_a_lift_restores_the_mode_the_block_interrupted(store: Store) -> None:
+    handed = (await append(store, key())).session_id
+    cooling = (await append(store, key(agent="sales"))).session_id
+    ended = (await append(store, key(agent="billing"))).session_id
+    enter = EnterHuman("t1", handed, "asked", HandoffSource.PIPELINE, 1_500, "tr")
+    cool = [
+        StartCooldown("t1", cooling, 10_000, "flood", "x", 1_500, "tr"),
+        StartCooldown("t1", ended, 2_500, "flood", "x", 1_500, "tr"),
+    ]
+    await store.uow.commit("t1", [enter, *cool])
+    await commit_block(store, block_op("b1"))
+    for session_id in (handed, cooling, ended):
+        assert await mode(store, session_id) is SessionMode.BLOCKED
+
+    await lift(store, "b1", at_ms=3_000)
+
+    back = await store.sessions.get("t1", handed)
+    assert back is not None and (back.mode, back.mode_reason) == (SessionMode.HUMAN, "asked")
+    assert back.mode_until_ms is None
+    claim = ClaimHandoff("t1", handed, Operator("k1", "Alice"), 60_000, 3_000, "tr")
+    assert (await store.uow.commit("t1", [claim])).get(claim).claimed_by == "k1"  # claimable
+    held = await store.sessions.get("t1", cooling)
+    assert held is not None and (held.mode, held.mode_until_ms) == (SessionMode.COOLDOWN, 10_000)
+    over = await store.sessions.get("t1", ended)
+    assert over is not None and (over.mode, over.mode_until_ms) == (SessionMode.AGENT, None)
+    await readable(store)
+    (event,) = await store.events.query("t1", EventQuery(kinds=[EventKind.CUSTOMER_UNBLOCKED]))
+    assert event.data["modes"] == {
+        handed: "human",
+        cooling: "cooldown",
+        ended: "agent",
+    }
 
 
 async def test_the_reader(store: Store, clock: VirtualClock) -> None:

@@ -124,6 +124,19 @@ async def test_count_customer_adds_and_reads_a_bucket_of_its_own(store: Store) -
     assert (await store.customer_rates.peek("acme", Channel.WEB, "ann", DAY + 10)).day == 0
 
 
+async def test_tallies_read_the_firewalls_own_buckets_in_the_store(
+    rates: CustomerRates, store: Store
+) -> None:
+    """Read without counting, 0 when absent; Redis's are the store's (they live there)."""
+    bump = CountCustomer("t1", Channel.WEB, "ann", "refusal", DAY, by=2)
+    await store.uow.commit("t1", [bump])
+    asked = [("refusal", DAY), ("refusal", DAY - DAY_MS), ("cooldown", DAY)]
+    assert await rates.tallies("t1", Channel.WEB, "ann", asked) == [2, 0, 0]
+    assert await rates.tallies("t1", Channel.WEB, "ann", asked) == [2, 0, 0]
+    assert await rates.tallies("t1", Channel.SMS, "ann", asked) == [0, 0, 0]
+    assert await rates.tallies("t2", Channel.WEB, "ann", asked) == [0, 0, 0]
+
+
 @pytest.fixture
 async def redis_server() -> AsyncIterator[RedisServer]:
     async for server in private_redis():

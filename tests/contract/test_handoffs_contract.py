@@ -34,7 +34,7 @@ from acf.ports.handoffs import (
     ResumeAgent,
 )
 from acf.ports.outbox import EnqueueReply
-from acf.ports.session_modes import StartCooldown
+from acf.ports.session_modes import CountFallback, StartCooldown
 from acf.ports.session_store import CloseSession, ConsumeRange
 from acf.ports.store import Store
 from acf.testing import VirtualClock
@@ -376,3 +376,16 @@ async def test_resume_without_a_note_still_says_a_person_had_it(store: Store) ->
         BOB.as_payload(),
         5_000,
     )
+
+
+async def test_resume_starts_the_fallback_count_again(store: Store) -> None:
+    sid = await session(store)
+    counted = [CountFallback(sid, 1_500 + n) for n in range(3)]
+    await commit(store, *counted)  # the tenant's rule hands off after three
+    await commit(store, EnterHuman(T, sid, "fallbacks", HandoffSource.RULE, 2_000, "tr"))
+    await commit(store, ResumeAgent(T, sid, ALICE, None, 5_000, "tr"))
+    after = await store.sessions.get(T, sid)
+    assert after is not None and after.fallbacks == 0
+    # One more fallback is one, not four: the rule does not hand the session off again.
+    (count,) = await commit(store, CountFallback(sid, 6_000))
+    assert count == 1

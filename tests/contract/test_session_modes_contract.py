@@ -20,6 +20,7 @@ from acf.domain.events import EventKind, FabricEvent
 from acf.domain.ids import new_id
 from acf.domain.modes import SessionMode
 from acf.ports.event_store import EventQuery
+from acf.ports.firewall import COOLDOWN_BUCKET, DAY_MS
 from acf.ports.session_modes import CheckMode, CountFallback, EndCooldown, StartCooldown
 from acf.ports.session_store import SessionRecord
 from acf.ports.store import Store
@@ -116,6 +117,33 @@ async def test_a_cooldown_starts_once_with_one_notice(store: Store) -> None:
     assert len(await notices(store, sid)) == 1
     assert len(await events(store, EventKind.ABUSE_COOLDOWN_STARTED)) == 1
     assert len(await events(store, EventKind.ABUSE_SUSPECTED)) == 3
+
+
+async def cooldowns_today(store: Store, customer: str, at_ms: int) -> int:
+    day = at_ms - at_ms % DAY_MS
+    (count,) = await store.customer_rates.tallies(
+        T, Channel.WHATSAPP, customer, [(COOLDOWN_BUCKET, day)]
+    )
+    return count
+
+
+async def test_only_a_cooldown_that_starts_counts_in_the_customers_day(store: Store) -> None:
+    """``auto_block_after`` reads this tally: an extension, or a session held by a person or
+    blocked, is no new cool-down."""
+    session = await opened(store)
+    sid = session.session_id
+    assert await cooldowns_today(store, "whatsapp:+15550001", 2_000) == 0
+    assert await run(store, cooldown(sid, 60_000)) is True
+    assert await cooldowns_today(store, "whatsapp:+15550001", 2_000) == 1
+    assert await run(store, cooldown(sid, 90_000, at_ms=3_000)) is False  # extended
+    assert await cooldowns_today(store, "whatsapp:+15550001", 3_000) == 1
+    assert await run(store, EndCooldown(T, sid, 90_000)) is True
+    assert await run(store, cooldown(sid, 200_000, at_ms=100_000)) is True  # a new one
+    assert await cooldowns_today(store, "whatsapp:+15550001", 100_000) == 2
+    other = await opened(store, customer="whatsapp:+15550002")
+    await set_mode(store, other.session_id, SessionMode.HUMAN)
+    assert await run(store, cooldown(other.session_id, 60_000)) is False
+    assert await cooldowns_today(store, "whatsapp:+15550002", 2_000) == 0
 
 
 async def test_a_cooldown_without_a_notice_queues_none(store: Store) -> None:

@@ -96,9 +96,18 @@ async def _hit(store: Store) -> Any:
     return None if (counts.minute, counts.day) == (1, 1) else counts  # A's own first message
 
 
+async def _waiting(store: Store) -> Any:
+    return await store.handoffs.waiting_count(A, FAR) or None
+
+
 async def _prune(store: Store) -> Any:
     await store.customer_rates.prune(A, FAR)
     return None  # B's counters are checked by the snapshot below
+
+
+async def _tallies(store: Store) -> Any:
+    counts = await store.customer_rates.tallies(A, Channel.WHATSAPP, SHARED, [("cooldown", 0)])
+    return None if list(counts) == [0] else counts  # B's tally (2) never shows in A
 
 
 READS: dict[str, ReadCase] = {
@@ -106,6 +115,8 @@ READS: dict[str, ReadCase] = {
     "handoffs.get": lambda s, b: s.handoffs.get(A, b.handoff_id),
     "handoffs.inbox": lambda s, b: s.handoffs.inbox(A, InboxState.OPEN, FAR),
     "handoffs.history": lambda s, b: s.handoffs.history(A, b.session_id),
+    "handoffs.due": lambda s, b: s.handoffs.due(A, FAR, 1, 1),
+    "handoffs.waiting_count": lambda s, b: _waiting(s),
     "handoffs.notes": lambda s, b: s.handoffs.notes(A, b.session_id),
     "blocks.get": lambda s, b: s.blocks.get(A, b.block_id),
     "blocks.active": lambda s, b: s.blocks.active(A, Channel.SMS, BLOCKED),
@@ -114,6 +125,7 @@ READS: dict[str, ReadCase] = {
     "customer_rates.peek": lambda s, b: _peek(s),
     "customer_rates.hit": lambda s, b: _hit(s),
     "customer_rates.prune": lambda s, b: _prune(s),
+    "customer_rates.tallies": lambda s, b: _tallies(s),
 }
 
 

@@ -20,6 +20,12 @@ from acf.entrypoints.http.app import create_app
 from acf.entrypoints.http.context import ApiSettings
 from acf.ports.api_keys import new_api_key
 
+PEOPLE_PATHS = (
+    "^/v1/(inbox|blocks|holds|abuse/)"
+    "|^/v1/sessions/[^/]+/(handoff|claim|operator-messages|notes|release|resume)$"
+)
+"""The people-in-the-loop routes (an operator key's): fuzzed by test_people_fuzz.py."""
+
 
 def rules(tenant: str) -> dict[str, object]:
     return {

@@ -10,7 +10,7 @@ never close, no turn runs, and what is stored stays as it was taken.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from acf.domain.channels import Channel
 from acf.domain.ids import new_id
 from acf.entrypoints.http.app import create_app
 from acf.entrypoints.http.context import ApiSettings
-from acf.entrypoints.http.limits import customer_wait_s
+from acf.entrypoints.http.limits import customer_wait_s, minute_wait_ms
 from acf.ports.agent_sessions import SaveAgentSession
 from acf.ports.api_keys import new_api_key
 from acf.ports.firewall import DAY_MS, MINUTE_MS, BlockCustomer, RateCounts
@@ -52,7 +52,7 @@ def rate_config(rate: str = "50/second") -> dict[str, Any]:
         "channels": {"web": {"per_minute": 2, "per_day": 1000}},
         "banned_terms": {"terms": ["idiot"], "count": 1},
     }
-    out["tenants"]["globex"]["firewall"] = {"limits": {"per_minute": 100, "per_day": 3}}
+    out["tenants"]["globex"]["firewall"] = {"limits": {"per_minute": 3, "per_day": 3}}
     return out
 
 
@@ -152,9 +152,12 @@ AT = START_MS  # 10 s into the minute
     [
         (RateCounts(minute=0, prev_minute=0, frac=0.1, day=0), AT, None),
         (RateCounts(minute=1, prev_minute=0, frac=0.1, day=1), AT, None),
-        (RateCounts(minute=2, prev_minute=0, frac=0.1, day=2), AT, 50),
-        # the sliding minute: the previous minute's weighs (1 - frac)
-        (RateCounts(minute=1, prev_minute=2, frac=0.25, day=3), AT + 5_000, 45),
+        # this minute spent: in the next one it weighs (1 - frac) and must drop below 2,
+        # just after the minute turns (2 * (1 - f) < 2 for any f > 0)
+        (RateCounts(minute=2, prev_minute=0, frac=0.1, day=2), AT, 51),
+        # the sliding minute: the previous minute's weighs (1 - frac); 1 + 2 * (1 - f) < 2
+        # once f > 1/2, 15 s on
+        (RateCounts(minute=1, prev_minute=2, frac=0.25, day=3), AT + 5_000, 16),
         (RateCounts(minute=1, prev_minute=1, frac=0.5, day=3), AT + 20_000, None),
         # a bucket's last millisecond still waits a whole second
         (RateCounts(minute=2, prev_minute=0, frac=0.99, day=2), AT + 49_999, 1),
@@ -165,6 +168,61 @@ AT = START_MS  # 10 s into the minute
 )
 def test_customer_wait_s(counts: RateCounts, now_ms: int, expected: int | None) -> None:
     assert customer_wait_s(counts, LIMITS, now_ms) == expected
+
+
+M = 1_700_000_040_000 - 1_700_000_040_000 % MINUTE_MS
+"""The start of a minute."""
+THIRTY = CustomerLimits(per_minute=30, per_day=1000)
+
+
+@pytest.mark.parametrize(
+    ("minute", "prev_minute", "now_ms", "expected"),
+    [
+        # 45 counted in minute M (webhooks are never refused), asked at M + 59.5 s: in the
+        # next minute 45 * (1 - f) < 30 once f > 1/3, at M + 80 s (not at M + 60 s)
+        (45, 0, M + 59_500, 21),
+        # just over, early in the minute: 1 + 30 * (1 - f) < 30 once f > 1/30 (M + 62 s),
+        # not at the next minute (M + 120 s)
+        (1, 30, M + 61_000, 2),
+        (0, 31, M + 1_000, 1),
+        (29, 30, M + 30_000, 29),  # 29 + 30 * (1 - f) < 30 once f > 29/30
+        (30, 30, M + 30_000, 31),  # this minute spent: 30 * (1 - f) < 30 just after it turns
+        (60, 60, M, 91),  # 60 * (1 - f) < 30 once f > 1/2 of the next minute
+    ],
+)
+def test_customer_wait_solves_the_sliding_estimate(
+    minute: int, prev_minute: int, now_ms: int, expected: int
+) -> None:
+    frac = (now_ms % MINUTE_MS) / MINUTE_MS
+    counts = RateCounts(minute, prev_minute, frac, day=minute + prev_minute)
+    wait = customer_wait_s(counts, THIRTY, now_ms)
+    assert wait == expected
+    assert not admitted_after(minute, prev_minute, 30, now_ms, wait * 1000 - 1000)
+    assert admitted_after(minute, prev_minute, 30, now_ms, wait * 1000)
+
+
+def admitted_after(minute: int, prev: int, limit: int, now_ms: int, wait_ms: int) -> bool:
+    """Whether the sliding estimate at ``now_ms + wait_ms`` is under ``limit`` when the
+    customer sent nothing meanwhile (exact, in integers)."""
+    then = now_ms + wait_ms
+    passed = then // MINUTE_MS - now_ms // MINUTE_MS
+    counted = {0: (minute, prev), 1: (0, minute)}.get(passed, (0, 0))
+    elapsed = then % MINUTE_MS
+    return counted[0] * MINUTE_MS + counted[1] * (MINUTE_MS - elapsed) < limit * MINUTE_MS
+
+
+@pytest.mark.parametrize("limit", [1, 2, 7, 30])
+def test_minute_wait_is_the_first_millisecond_admitted(limit: int) -> None:
+    """Over a grid of counts and instants: admitted after the wait, refused a millisecond
+    before it."""
+    for minute in range(3 * limit + 2):
+        for prev in range(0, 3 * limit + 2, max(1, limit // 3)):
+            for elapsed in (0, 1, 999, 15_000, 30_000, 45_001, 59_999):
+                now = M + elapsed
+                wait = minute_wait_ms(minute, prev, limit, now)
+                assert admitted_after(minute, prev, limit, now, wait), (minute, prev, elapsed)
+                if wait > 0:
+                    assert not admitted_after(minute, prev, limit, now, wait - 1)
 
 
 # --- the tenant's rate ---------------------------------------------------------------------
@@ -204,13 +262,13 @@ async def test_the_customers_rate_per_minute_is_429_until_the_next_minute(
         sid = answers[0].json()["session_id"]
         path = await awaiting(api, "acme", sid)
         over = await c.post("/v1/messages", json=body("hi 2", cid="a2"))
-        assert_429(over, 50)  # 10 s into the minute: 50 s to the next
+        assert_429(over, 51)  # 10 s into the minute: just past the next one
         assert "alice" in over.json()["message"] and "web" in over.json()["message"]
-        assert_429(await c.post(path, json={"ask_id": "ask-1", "text": "order 1234"}), 50)
+        assert_429(await c.post(path, json={"ask_id": "ask-1", "text": "order 1234"}), 51)
         typing = await c.post(
             "/v1/typing", json={"agent": "support", "customer": "alice", "active": True}
         )
-        assert_429(typing, 50)
+        assert_429(typing, 51)
         assert await last_seq(c, sid) == 2  # nothing refused was stored
         other = await c.post("/v1/messages", json=body(cid="b0", customer="bob"))
         assert other.status_code == 202  # a customer's rate is their own
@@ -254,6 +312,11 @@ class UnreadableCounters:
         raise OSError("counters away")
 
     async def prune(self, tenant: str, before_ms: int) -> int:
+        raise OSError("counters away")
+
+    async def tallies(
+        self, tenant: str, channel: Channel, customer: str, buckets: Sequence[tuple[str, int]]
+    ) -> list[int]:
         raise OSError("counters away")
 
 

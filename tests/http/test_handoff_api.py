@@ -10,6 +10,7 @@ import pytest
 
 from acf.ports.lease import CheckFence
 from acf.ports.session_store import CloseSession
+from acf.service.handoff_units import MAX_TEXT
 from tests.http.conftest import settled
 from tests.http.people import (
     People,
@@ -276,4 +277,16 @@ async def test_a_reply_waits_for_a_busy_session_then_says_so(people: People) -> 
         assert (r.status_code, r.json()["error"]) == (409, "session_busy"), r.text
         assert r.headers["Retry-After"] == "1"
         r = await ana.post(f"/v1/sessions/{session_id}/operator-messages", json={"text": "hello"})
+        assert r.status_code == 202, r.text
+
+
+async def test_a_reply_is_at_most_what_the_desk_sends(people: People) -> None:
+    session_id = await handed_off(people)
+    url = f"/v1/sessions/{session_id}/operator-messages"
+    async with people.operator("ana") as ana:
+        assert (await ana.post(f"/v1/sessions/{session_id}/claim")).status_code == 200
+        r = await ana.post(url, json={"text": "x" * (MAX_TEXT + 1)})
+        assert (r.status_code, r.json()["error"]) == (422, "invalid"), r.text
+        assert [p["field"] for p in r.json()["problems"]] == ["text"], r.text
+        r = await ana.post(url, json={"text": "x" * MAX_TEXT})
         assert r.status_code == 202, r.text

@@ -15,8 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import ignored_auth
 
-from tests.http.conftest import config, free_port
-from tests.http.test_people_fuzz import PEOPLE_PATHS
+from tests.http.conftest import PEOPLE_PATHS, config, free_port
 
 ACF = [sys.executable, "-c", "from acf.entrypoints.cli import main; main()"]
 EXAMPLES = int(os.environ.get("ACF_FUZZ_EXAMPLES", "30"))

@@ -15,13 +15,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
-from tests.http.conftest import config, free_port
+from tests.http.conftest import PEOPLE_PATHS, config, free_port
 from tests.http.test_openapi_fuzz import ACF, EXAMPLES
-
-PEOPLE_PATHS = (
-    "^/v1/(inbox|blocks|holds|abuse/)"
-    "|^/v1/sessions/[^/]+/(handoff|claim|operator-messages|notes|release|resume)$"
-)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from typing import Any
 from acf.config.pipelines import LlmPipelineFields
 from acf.domain.agent_settings import DEFAULT_FALLBACK_TEXT
 from acf.domain.events import EventKind
+from acf.domain.handoff import HandoffPolicy
 from acf.domain.tools import SideEffectPolicy, ToolSpec
 from acf.pipelines.llm.completion import Completion, LlmUnavailable, ToolCall, Usage
 from acf.pipelines.llm.pipeline import LlmPipeline
@@ -42,6 +43,7 @@ REFUND = ToolSpec(
     requires_confirmation=True,
     description="Refund an order",
 )
+HANDOFF_NOTICE = HandoffPolicy().notice
 CLAIMS = {"refund_order": [r"\bI(?: have|'ve)? refunded\b", r"\brefund (?:is|was) (?:done|issued)"]}
 
 Reply = Completion | BaseException | Callable[[Mapping[str, Any]], Completion]
@@ -244,7 +246,8 @@ async def test_a_claimed_refund_that_did_not_run_is_regenerated_then_withheld(
     async with harness(tmp_path, model) as h:
         await h.send("alice", "Refund order 7!")
         await h.run_until_idle()
-        assert h.replies("alice") == [DEFAULT_FALLBACK_TEXT]
+        # withheld, and the session handed to a person (one notice)
+        assert h.replies("alice") == [DEFAULT_FALLBACK_TEXT, HANDOFF_NOTICE]
         retry = model.requests[1]
         assert retry["tool_choice"] == "none"
         assert retry["messages"][-2] == {
@@ -347,11 +350,14 @@ async def test_send_messages_and_a_reported_handoff(tmp_path: Path) -> None:
     async with harness(tmp_path, model) as h:
         await h.send("alice", "I want a person.")
         await h.run_until_idle()
-        assert h.replies("alice") == ["One.", "**Two.**"]  # web shows markdown
+        # web shows markdown; then the handoff notice, once
+        assert h.replies("alice") == ["One.", "**Two.**", HANDOFF_NOTICE]
         (record,) = await records(h)
         assert record.details["outcomes"] == ["HANDOFF"]
         (flagged,) = await events(h, EventKind.SESSION_FLAGGED)
         assert "vip" in flagged.data["reason"]
+        (handed,) = await events(h, EventKind.SESSION_HANDED_OFF)
+        assert handed.data["source"] == "pipeline"
 
 
 # -- a tool that needs confirmation runs only after the customer's yes ----------------------

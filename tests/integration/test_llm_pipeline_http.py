@@ -19,6 +19,7 @@ from acf.adapters.sqlite.store import SqliteStore, open_sqlite_store
 from acf.domain.agent_settings import DEFAULT_FALLBACK_TEXT, AgentSettings
 from acf.domain.channels import Channel
 from acf.domain.events import EventKind, FabricEvent
+from acf.domain.handoff import HandoffPolicy
 from acf.domain.messages import NewMessage
 from acf.domain.records import TurnRecord
 from acf.domain.session_key import SessionKey
@@ -42,6 +43,7 @@ TENANT, AGENT = "t1", "a1"
 KEY = "sk-fake-0123456789"
 WAIT_ROUNDS = 400
 """Polls (50 ms apart) for a reply before a test gives up: a bound, not a timing."""
+HANDOFF_NOTICE = HandoffPolicy().notice
 
 
 @dataclass
@@ -157,7 +159,13 @@ async def test_a_confirmed_refund_runs_once_and_again_is_already_done(rig: Rig) 
 
 async def test_a_claimed_refund_is_regenerated_then_withheld(rig: Rig) -> None:
     rig.fake.script(Answer("I have refunded order 7."), Answer("I've refunded it."))
-    assert await rig.say("Refund order 7.") == [DEFAULT_FALLBACK_TEXT]
+    # withheld, and the session handed to a person (one notice, sent after the reply)
+    assert (await rig.say("Refund order 7."))[0] == DEFAULT_FALLBACK_TEXT
+    for _ in range(WAIT_ROUNDS):
+        if len(rig.channel.replies_for("alice")) > 1:
+            break
+        await asyncio.sleep(0.05)
+    assert rig.channel.replies_for("alice") == [DEFAULT_FALLBACK_TEXT, HANDOFF_NOTICE]
     retry = rig.fake.completions[1].body
     assert retry["tool_choice"] == "none"
     assert "refund_order" in retry["messages"][-1]["content"]

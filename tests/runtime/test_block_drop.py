@@ -186,3 +186,26 @@ async def test_a_drop_unit_for_a_block_lifted_meanwhile_drops_nothing(tmp_path: 
         assert refused.value.reason == "mode"
         assert [t.kind for t in await h.store.turns.list_turns(TENANT, sid)] == [TurnKind.AGENT]
         assert await dropped(h, sid) == []
+
+
+async def test_a_message_after_the_block_expired_is_answered_not_dropped(
+    tmp_path: Path,
+) -> None:
+    """No mode watch has lifted the expired block yet: the driver, about to drop the new
+    message, lifts it instead (``expiry``), and the agent answers the message."""
+    async with Harness(tmp_path, HarnessOptions(mode_watch=None)) as h:
+        first = await h.send("ana", "Hi")
+        await h.run_until_idle()
+        sid = first.session_id
+        placed = await block(h, "ana", expires_in_ms=60_000)
+        await h.advance(60_001)
+        await h.send("ana", "let me in")
+        await h.run_until_idle()
+
+        lifted = await h.store.blocks.get(TENANT, placed.block_id)
+        assert lifted is not None and lifted.lifted_by == "expiry"
+        assert await dropped(h, sid) == []
+        assert (await session_of(h, sid)).mode is SessionMode.AGENT
+        assert h.replies("ana") == ["echo: Hi", "echo: let me in"]
+        turns = await h.store.turns.list_turns(TENANT, sid)
+        assert TurnKind.DROP not in [t.kind for t in turns]

@@ -6,8 +6,9 @@ ingress counts every accepted message and inspects it.
   stored (as many stored as sent), and the one that tripped it and those after it are
   accepted ``held`` (the later ones' ``message.received`` says so too);
 - cool-down after cool-down in one UTC day, the next finding blocks the customer
-  (``created_by="firewall"``, audited by ``abuse.suspected`` action ``block``);
-- refusals counted by ``refusal_ops`` start a cool-down in the turn's unit at the rule's count;
+  (``created_by="firewall"``, audited by ``abuse.suspected`` action ``block``) for a day;
+- refusals counted by ``refusal_ops``'s op in the turn's unit (a unit never committed
+  counts nothing) start a cool-down in the turn's unit at the rule's count;
 - a counter that fails, or a firewall that raises, never refuses or loses a message, and the
   session is still woken;
 - re-deliveries are not counted; a tenant whose firewall is off is not counted at all.
@@ -32,7 +33,7 @@ from acf.domain.messages import NewMessage
 from acf.domain.modes import SessionMode
 from acf.domain.session_key import SessionKey
 from acf.ports.event_store import EventQuery
-from acf.ports.firewall import RateCounts
+from acf.ports.firewall import CountCustomer, RateCounts
 from acf.ports.session_modes import EndCooldown, StartCooldown
 from acf.service.firewall import Firewall
 from acf.service.ingress import Accepted, Ingress
@@ -149,6 +150,7 @@ async def test_cool_down_after_cool_down_blocks_the_customer(service: Service) -
     block = await service.store.blocks.active("acme", Channel.WEB, "ann")
     assert block is not None and block.created_by == "firewall"
     assert "2 cool-downs" in block.reason
+    assert block.expires_at_ms == clock.now_ms() + DAY_MS  # auto_block_s: a day
     record = await service.store.sessions.get("acme", sid)
     assert record is not None
     assert (record.mode, record.mode_reason) == (SessionMode.BLOCKED, f"block:{block.block_id}")
@@ -172,10 +174,16 @@ async def test_refusals_start_a_cool_down_in_the_turns_unit(service: Service) ->
     sid = first.session_id
     now = service.clock.now_ms()
     # the default rule: three refusals within an hour
-    assert await firewall.refusal_ops(key(), sid, now, "t-1") == ()
-    assert await firewall.refusal_ops(key(), sid, now + 1000, "t-2") == ()
+    for n in range(2):
+        ops = await firewall.refusal_ops(key(), sid, now + n * 1000, f"t-{n}")
+        assert [type(op) for op in ops] == [CountCustomer]
+        # a turn superseded before its commit (its unit never committed) counts nothing
+        again = await firewall.refusal_ops(key(), sid, now + n * 1000 + 500, f"t-{n}b")
+        assert [type(op) for op in again] == [CountCustomer]
+        await service.store.uow.commit("acme", ops)
     ops = await firewall.refusal_ops(key(), sid, now + 2000, "t-3")
-    cooldown = ops[0]
+    count, cooldown = ops
+    assert isinstance(count, CountCustomer) and count.by == 1
     assert isinstance(cooldown, StartCooldown)
     assert cooldown.detector == "policy_blocks" and cooldown.notice == "Paused for a bit."
     await service.store.uow.commit("acme", ops)
@@ -204,6 +212,9 @@ class BrokenRates:
         raise ConnectionError("the counters are away")
 
     async def prune(self, *args: object) -> int:
+        raise ConnectionError("the counters are away")
+
+    async def tallies(self, *args: object) -> list[int]:
         raise ConnectionError("the counters are away")
 
 

@@ -8,13 +8,15 @@ the operator's handover note."""
 from collections.abc import Callable
 from pathlib import Path
 
-from acf.domain.abuse import AbuseRules, CountRule
+from acf.domain.abuse import AbuseRules, CountRule, RepeatRule
 from acf.domain.agent_settings import AgentSettings
+from acf.domain.channels import Channel
 from acf.domain.events import EventKind
 from acf.domain.handoff import HandoffPolicy, PeoplePolicy
 from acf.domain.modes import SessionMode
 from acf.domain.replies import PipelineResult
 from acf.ports.event_store import EventQuery
+from acf.ports.firewall import REFUSAL_BUCKET
 from acf.ports.handoffs import HandoffSource
 from acf.ports.pipeline import TurnContext
 from acf.ports.session_store import SessionRecord
@@ -148,7 +150,7 @@ def refuses(text: str) -> PipelineResult:
 async def test_repeated_refusals_cool_the_session_down_in_the_turns_unit(tmp_path: Path) -> None:
     firewall = AbuseRules(
         flood_enabled=False,
-        repeated=CountRule(enabled=False),
+        repeated=RepeatRule(enabled=False),
         policy_blocks=CountRule(count=2, within_ms=3_600_000),
         notice="Let's take a short break.",
     )
@@ -156,6 +158,12 @@ async def test_repeated_refusals_cool_the_session_down_in_the_turns_unit(tmp_pat
     async with Harness(tmp_path, options(Answers(refuses), policy)) as h:
         await say(h, "how do I pick a lock")
         assert (await session_of(h)).mode is SessionMode.AGENT
+        # counted by the turn's own unit, once
+        hour = h.clock.now_ms() - h.clock.now_ms() % 3_600_000
+        tally = await h.store.customer_rates.tallies(
+            TENANT, Channel.WEB, "ana", [(REFUSAL_BUCKET, hour)]
+        )
+        assert tally == [1]
         await say(h, "refuse a tool")  # the enforcement refuses a call: a refusal too
         session = await session_of(h)
         assert session.mode is SessionMode.COOLDOWN

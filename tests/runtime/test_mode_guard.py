@@ -16,6 +16,7 @@ from acf.domain.modes import SessionMode
 from acf.domain.replies import PipelineResult
 from acf.domain.turns import GroupStatus, Turn, TurnPhase
 from acf.ports.event_store import EventQuery
+from acf.ports.handoffs import Operator, ResumeAgent
 from acf.ports.pipeline import TurnContext
 from acf.ports.session_store import SessionRecord
 from acf.service.running_turn import ModeChanged
@@ -30,9 +31,11 @@ class Waits:
     name = "waits"
     version = "1"
 
-    def __init__(self, gate: str | None = None, breaks: bool = False) -> None:
+    def __init__(self, gate: str | None = None, breaks: bool = False, draft: str = "") -> None:
         self.gate = gate
         self.breaks = breaks
+        self.draft = draft
+        """Drafted before waiting (when not empty)."""
         self.started = asyncio.Event()
         self.go = asyncio.Event()
         self.runs = 0
@@ -43,6 +46,8 @@ class Waits:
         try:
             if self.gate == "before":
                 await ctx.enter_irreversible()
+            if self.draft:
+                await ctx.draft(self.draft)
             self.started.set()
             await self.go.wait()
             if self.gate == "after":
@@ -218,3 +223,67 @@ async def test_past_the_gate_a_failure_withholds_its_fallback(tmp_path: Path) ->
         assert now is not None and now.mode is SessionMode.HUMAN
         assert now.consumed_seq == 1 and now.flagged  # flagged for the person it has already
         assert now.fallbacks == 0  # a withheld fallback is not counted
+
+
+async def test_a_turn_past_the_gate_adopted_after_a_crash_is_never_answered_again(
+    tmp_path: Path,
+) -> None:
+    """A crash cuts off a turn past the irreversible gate; the session was handed off
+    meanwhile. The next driver stops it silently, consuming its range: after the resume
+    the agent answers only what came later, and the irreversible step never runs twice."""
+    pipeline = Waits(gate="before")
+    async with Harness(tmp_path, HarnessOptions(pipeline=pipeline)) as h:
+        session = await started(h, pipeline)
+        sid = session.session_id
+        await hand_off(h, sid, wake=False)
+        await h.crash()
+        pipeline.go.set()
+        await h.advance(60_000)
+        await h.run_until_idle()
+
+        turn = await only_turn(h, sid)
+        assert turn.phase is TurnPhase.FAILED and turn.irreversible_started
+        record = await h.store.turns.get_record(TENANT, turn.turn_id)
+        assert record is not None and record.replies == ()
+        assert (record.details["reason"], record.details["past_gate"]) == ("mode", True)
+        group = await h.store.turns.get_group(TENANT, turn.group_id)
+        assert group is not None and group.status is GroupStatus.HANDED_OFF
+        now = await h.store.sessions.get(TENANT, sid)
+        assert now is not None and (now.consumed_seq, now.last_seq) == (1, 1)
+        assert h.replies() == []
+
+        resume = ResumeAgent(TENANT, sid, Operator("k1", "Alice"), None, h.clock.now_ms(), "tr")
+        await h.store.uow.commit(TENANT, [resume])
+        await h.runtime.notify(TENANT, sid)
+        await h.advance(60_000)
+        await h.run_until_idle()
+        assert pipeline.runs == 1  # nothing left to answer: the step did not run again
+        assert [t.turn_id for t in await h.store.turns.list_turns(TENANT, sid)] == [turn.turn_id]
+
+        await h.send("ana", "Thanks, and order 1002?")
+        await h.advance(60_000)
+        await h.run_until_idle()
+        turns = await h.store.turns.list_turns(TENANT, sid)
+        assert [(t.from_seq, t.to_seq) for t in turns] == [(0, 1), (1, 2)]  # only the new one
+        assert pipeline.runs == 2
+
+
+async def test_past_the_gate_its_drafts_are_withdrawn_when_the_session_is_handed_off(
+    tmp_path: Path,
+) -> None:
+    pipeline = Waits(gate="before", draft="Your refund is on")
+    async with Harness(tmp_path, HarnessOptions(pipeline=pipeline)) as h:
+        session = await started(h, pipeline)
+        sid = session.session_id
+        await h.advance(200)  # the draft is published
+        await hand_off(h, sid, wake=True)
+        kinds = (EventKind.REPLY_DRAFT_WITHDRAWN, EventKind.TURN_COMMITTED)
+        query = EventQuery(session_id=sid, kinds=kinds)
+        (withdrawn,) = await h.store.events.query(TENANT, query)  # before the turn ends
+        assert withdrawn.kind is EventKind.REPLY_DRAFT_WITHDRAWN
+        assert (withdrawn.data["attempt"], withdrawn.data["reason"]) == (1, "mode")
+        pipeline.go.set()
+        await h.run_until_idle()
+        found = [e.kind for e in await h.store.events.query(TENANT, query)]
+        assert found == [EventKind.REPLY_DRAFT_WITHDRAWN, EventKind.TURN_COMMITTED]
+        assert h.replies() == []

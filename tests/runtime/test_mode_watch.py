@@ -37,8 +37,16 @@ from acf.domain.session_key import SessionKey
 from acf.observability.people_metrics import PeopleMetrics
 from acf.ports.agent_binding import AgentBinding
 from acf.ports.event_store import EventQuery
-from acf.ports.firewall import BlockCustomer
-from acf.ports.handoffs import ClaimHandoff, EnterHuman, HandoffSource, Operator
+from acf.ports.firewall import BlockCustomer, LiftBlock
+from acf.ports.handoffs import (
+    ClaimHandoff,
+    EnterHuman,
+    HandoffSource,
+    InboxState,
+    MarkSlaBreached,
+    MarkStillWaiting,
+    Operator,
+)
 from acf.ports.message_log import AppendMessage
 from acf.ports.pipeline import TurnContext
 from acf.ports.session_modes import StartCooldown
@@ -46,8 +54,8 @@ from acf.ports.session_store import ConsumeRange
 from acf.ports.store import Store
 from acf.ports.tool_registry import ToolRegistry
 from acf.service.agents import Agents
-from acf.service.mode_watch import ModeWatch
-from acf.service.runtime import Runtime
+from acf.service.mode_watch import ModeWatch, ModeWatchSettings
+from acf.service.runtime import Runtime, RuntimeSettings
 from acf.testing import VirtualClock
 from acf.testing.channel import RecordingChannel
 from tests.integration.services import require_postgres, temporary_database
@@ -116,7 +124,10 @@ async def stores(
 class Two:
     """Two runtimes (one per store), their wake-ups and metrics."""
 
-    def __init__(self, stores: tuple[Store, Store], clock: VirtualClock) -> None:
+    def __init__(
+        self, stores: tuple[Store, Store], clock: VirtualClock, batch: int | None = None
+    ) -> None:
+        """``batch``: the watches' rows per step (the default's otherwise)."""
         self.store = stores[0]
         self.clock = clock
         self.start = clock.now_ms()
@@ -124,6 +135,8 @@ class Two:
         self.metrics = [PeopleMetrics(CollectorRegistry()) for _ in stores]
         binding = AgentBinding(Echo(), AgentSettings(), ToolRegistry(()))
         agents = Agents({TENANT: {"a1": binding}})
+        watch = ModeWatchSettings() if batch is None else ModeWatchSettings(batch=batch)
+        settings = RuntimeSettings(mode_watch=watch)
         self.runtimes = [
             Runtime(
                 store,
@@ -133,6 +146,7 @@ class Two:
                 RecordingChannel(clock),
                 people=lambda tenant: POLICY,
                 people_metrics=metrics,
+                settings=settings,
             )
             for store, metrics in zip(stores, self.metrics, strict=True)
         ]
@@ -270,3 +284,74 @@ async def test_an_expired_block_is_lifted_once(
     assert session is not None and session.mode is SessionMode.AGENT
     # Its message was not dropped yet: the session is woken (once) for the agent.
     assert two.wakeups.woken == [blocked]
+
+
+async def test_a_backlog_larger_than_a_batch_is_worked_through_check_by_check(
+    stores: tuple[Store, Store], clock: VirtualClock
+) -> None:
+    two = Two(stores, clock, batch=2)
+    start = two.start
+    # First, what needs nothing: two claimed handoffs, two cool-downs running for long.
+    for n in range(2):
+        sid = await two.session(f"claimed{n}")
+        enter = EnterHuman(TENANT, sid, "asked", HandoffSource.PIPELINE, start - 10, "tr")
+        alice = Operator("k1", "Alice")
+        claim = ClaimHandoff(TENANT, sid, alice, 20 * STILL_MS, start - 10, "tr")
+        await two.store.uow.commit(TENANT, [enter, claim])
+        sid = await two.session(f"long{n}")
+        cool = StartCooldown(TENANT, sid, start + 50 * STILL_MS, "flood", "x", start - 10, "tr")
+        await two.store.uow.commit(TENANT, [cool])
+    handed = [await two.session(f"h{i}") for i in range(5)]
+    for n, sid in enumerate(handed):  # opened one after the other: due in that order
+        op = EnterHuman(TENANT, sid, "asked", HandoffSource.PIPELINE, start + n, "tr")
+        await two.store.uow.commit(TENANT, [op])
+    cooling = [await two.session(f"c{i}") for i in range(5)]
+    for n, sid in enumerate(cooling):
+        op = StartCooldown(TENANT, sid, start + 1_000 + n, "flood", "x", start, "tr")
+        await two.store.uow.commit(TENANT, [op, ConsumeRange(sid, 0, 1, True, start, mode=None)])
+
+    await two.race(SLA_MS + 10)
+    assert two.waiting() == [5, 5]  # counted, not read a batch at a time
+    breached = await two.count(EventKind.HANDOFF_SLA_BREACHED)
+    assert 2 <= len(breached) <= 4 and set(breached) <= set(handed[:4])  # the earliest first
+    assert 2 <= await two.total(EventKind.ABUSE_COOLDOWN_ENDED) <= 4
+    for _ in range(3):
+        await two.race(SLA_MS + 20)
+    assert await two.count(EventKind.HANDOFF_SLA_BREACHED) == dict.fromkeys(handed, 1)
+    assert await two.count(EventKind.ABUSE_COOLDOWN_ENDED) == dict.fromkeys(cooling, 1)
+    assert two.breaches() == 5
+
+
+async def test_a_blocked_customer_is_never_told_to_wait_and_its_handoff_comes_back(
+    stores: tuple[Store, Store], clock: VirtualClock
+) -> None:
+    two = Two(stores, clock)
+    start = two.start
+    sid = await two.session("abuser")
+    enter = EnterHuman(TENANT, sid, "asked", HandoffSource.PIPELINE, start, "tr")
+    await two.store.uow.commit(TENANT, [enter])
+    op = BlockCustomer(TENANT, new_id(), Channel.WEB, "abuser", "abuse", "k1", start + 1, "tr")
+    block = (await two.store.uow.commit(TENANT, [op])).get(op)
+
+    await two.race(STILL_MS + 1)
+    assert await two.total(EventKind.HANDOFF_STILL_WAITING) == 0
+    assert await two.total(EventKind.HANDOFF_SLA_BREACHED) == 0
+    assert await two.store.outbox.undelivered(TENANT, sid) == []
+    assert two.waiting() == [0, 0]
+    (entry,) = await two.store.handoffs.inbox(TENANT, InboxState.OPEN, clock.now_ms())
+    assert entry.mode is SessionMode.BLOCKED  # shown with its mode
+    # Asked directly, the ops refuse too (the watch is not the only writer).
+    (handoff,) = [e.handoff for e in [entry]]
+    sla = MarkSlaBreached(TENANT, handoff.handoff_id, clock.now_ms(), 1)
+    still = MarkStillWaiting(TENANT, handoff.handoff_id, clock.now_ms(), NOTICE)
+    results = await two.store.uow.commit(TENANT, [sla, still])
+    assert (results.get(sla), results.get(still)) == (False, False)
+
+    lift = LiftBlock(TENANT, block.block_id, "k1", start + STILL_MS + 2, "tr")
+    await two.store.uow.commit(TENANT, [lift])
+    session = await two.store.sessions.get(TENANT, sid)
+    assert session is not None and session.mode is SessionMode.HUMAN
+    await two.race(STILL_MS + 3)
+    assert await two.count(EventKind.HANDOFF_STILL_WAITING) == {sid: 1}
+    rows = await two.store.outbox.undelivered(TENANT, sid)
+    assert [r.payload["text"] for r in rows] == [NOTICE]

@@ -22,9 +22,11 @@ from acf.domain.handoff import default_policies
 from acf.domain.ids import SessionId, TenantId
 from acf.domain.modes import SessionMode, TurnKind
 from acf.domain.signals import DeliveryStatus
+from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.domain.turns import GroupStatus, TurnGroup, TurnPhase
 from acf.ports.event_store import EventQuery
 from acf.ports.handoffs import EnterHuman, HandoffSource, InboxState, Operator
+from acf.ports.ledger import BeginExecution, LedgerEntry, LedgerQuery
 from acf.ports.message_log import AppendMessage
 from acf.ports.outbox import EnqueueReply
 from acf.ports.request_log import ReserveRequest
@@ -318,5 +320,65 @@ async def test_an_operators_reply_is_never_cut_by_a_newer_message(tmp_path: Path
         assert outcome is CutOutcome.KEEP
         kept = await store.outbox.get(TENANT, rows[1].outbox_id)
         assert kept is not None and kept.status is DeliveryStatus.PENDING
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("past_gate", [False, True])
+async def test_a_reply_over_a_leftover_turn_settles_its_calls(
+    tmp_path: Path, past_gate: bool
+) -> None:
+    """The live turn a dead driver left has a call still ``started``: the reply's unit
+    settles it (``in_doubt``: it may have happened). Before the gate the turn stands down,
+    the reply answers its messages; past the gate it is stopped, consuming its range, and
+    the reply answers only what came after it."""
+    clock = VirtualClock()
+    store = await open_sqlite_store(tmp_path / "acf.db", clock)
+
+    async def wake(tenant: TenantId, session_id: SessionId) -> None:
+        return None
+
+    try:
+        k = key(TENANT, "+15550001", channel=Channel.SMS)
+        sid = ""
+        for text in ("refund order 1001", "hello?"):
+            op = AppendMessage(message(k, text=text), clock.now_ms(), "trace-1")
+            sid = (await store.uow.commit(TENANT, [op])).get(op).session_id
+        lease = await store.lease.acquire(TENANT, sid, "dead-driver", 15_000)
+        assert lease is not None
+        live = replace(turn(TENANT, sid, fence=lease.fence), irreversible_started=past_gate)
+        group = TurnGroup(TENANT, live.group_id, sid, GroupStatus.OPEN, 0, 1, clock.now_ms())
+        call = LedgerEntry(
+            tenant=TENANT,
+            execution_id="x1",
+            idempotency_key="refund:1001",
+            tool="refund",
+            policy=SideEffectPolicy.IRREVERSIBLE,
+            status=LedgerStatus.STARTED,
+            session_id=sid,
+            group_id=live.group_id,
+            turn_id=live.turn_id,
+            customer=k.customer,
+            args={"order": "1001"},
+            started_at_ms=clock.now_ms(),
+        )
+        await store.uow.commit(TENANT, [OpenGroup(group), CreateTurn(live), BeginExecution(call)])
+        enter = EnterHuman(TENANT, sid, "asked", HandoffSource.PIPELINE, clock.now_ms(), "tr")
+        await store.uow.commit(TENANT, [enter])
+        clock.advance(16_000)
+        desk = OperatorDesk(store, clock, wake, default_policies)
+        await desk.claim(TENANT, sid, ALICE)
+        answer = await desk.reply(TENANT, sid, ALICE, "A person here.")
+
+        (settled,) = await store.ledger.query(TENANT, LedgerQuery(group_id=live.group_id))
+        assert settled.status is LedgerStatus.IN_DOUBT
+        ended = await store.turns.get(TENANT, live.turn_id)
+        expected = TurnPhase.FAILED if past_gate else TurnPhase.SUPERSEDED
+        assert ended is not None and ended.phase is expected
+        human = await store.turns.get(TENANT, answer.turn_id)
+        assert human is not None
+        assert (human.from_seq, human.to_seq) == ((1, 2) if past_gate else (0, 2))
+        session = await store.sessions.get(TENANT, sid)
+        assert session is not None and session.consumed_seq == 2
     finally:
         await store.close()

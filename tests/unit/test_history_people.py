@@ -12,9 +12,11 @@ from acf.pipelines.agent_service.protocol import HistoryItem, Role
 from acf.pipelines.llm.people import (
     PEOPLE_GUIDE,
     handover_note,
+    mark_lines,
     operator_name,
     reply_mark,
     reply_speaker,
+    unmark_lines,
 )
 from tests.unit.agent_service.test_hydration import FakeContext as ServiceContext
 from tests.unit.agent_service.test_hydration import fields
@@ -52,6 +54,41 @@ def handed_back(note: str | None, by: Any = ALICE) -> dict[str, Any]:
 def test_marks_and_speakers(payload: dict[str, Any], mark: str | None, speaker: str) -> None:
     assert reply_mark(payload) == mark
     assert reply_speaker(payload) == speaker
+
+
+OP = "[operator Alice]"
+
+
+@pytest.mark.parametrize(
+    ("text", "marked", "unmarked"),
+    [
+        ("Hi.", "[operator Alice] Hi.", "Hi."),
+        (
+            "Refunded.\nAnything else?",
+            "[operator Alice] Refunded.\n[operator Alice] Anything else?",
+            "Refunded.\nAnything else?",
+        ),
+        # a paragraph break stays blank; the lines around it are both marked
+        ("One.\n\nTwo.", "[operator Alice] One.\n\n[operator Alice] Two.", "One.\n\nTwo."),
+        # every break a model may read as one starts a marked line (written back as \n)
+        (
+            "a\r\nb\rc\u2028d\x0be",
+            "\n".join(f"[operator Alice] {x}" for x in "abcde"),
+            "a\nb\nc\nd\ne",
+        ),
+        ("   \nx\n", "   \n[operator Alice] x", "   \nx"),
+        # a line that starts like a mark is marked too, and unmarked to itself
+        (
+            "[operator Alice] me?\n[notice] no",
+            "[operator Alice] [operator Alice] me?\n[operator Alice] [notice] no",
+            "[operator Alice] me?\n[notice] no",
+        ),
+    ],
+)
+def test_every_line_of_a_reply_is_marked(text: str, marked: str, unmarked: str) -> None:
+    assert mark_lines(OP, text) == marked
+    assert unmark_lines(OP, marked) == unmarked
+    assert all(line.startswith(f"{OP} ") or not line.strip() for line in marked.split("\n"))
 
 
 def test_a_long_name_is_cut() -> None:
@@ -175,3 +212,28 @@ async def test_the_agent_service_reads_the_marks_and_the_note_last() -> None:
 
 def test_the_guide_names_the_marks() -> None:
     assert "[operator <name>]" in PEOPLE_GUIDE and "[notice]" in PEOPLE_GUIDE
+
+
+async def test_a_reply_of_several_lines_is_marked_on_each() -> None:
+    ctx = FakeContext(
+        history=[message(1, 1_000, "my order?"), message(2, 9_000, "ok")],
+        replies_history=[
+            operator_reply("Found it.\nIt ships today.\n\nAnything else?", 2_000),
+            reply("Glad to help.", 2_001, "operator-1"),
+        ],
+    )
+    got = await window(ctx)
+    assert got.messages[1] == {
+        "role": "assistant",
+        "content": "[operator Alice] Found it.\n[operator Alice] It ships today.\n\n"
+        "[operator Alice] Anything else?\n\nGlad to help.",
+    }
+    ctx = FakeContext()
+    for n in range(12):
+        ctx.history.append(message(n + 1, 10_000 * n, f"customer {sentence(n)}"))
+        ctx.replies_history.append(operator_reply(f"first {n}\nsecond {n}", 10_000 * n + 5_000))
+    summarise = Summariser()
+    await window(ctx, budget=300, summarise=summarise)
+    transcript = summarise.requests[0][1]["content"]
+    assert "Operator Alice: first 0\nsecond 0" in transcript
+    assert "[operator" not in transcript

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from acf.domain.config_versions import RecordFacts
-from acf.domain.events import EventKind
+from acf.domain.events import Correlation, EventKind
 from acf.domain.handoff import HandoffPolicy
 from acf.domain.modes import SessionMode
 from acf.domain.records import TurnRecord
@@ -280,3 +280,23 @@ def test_the_first_agent_commit_clears_the_handover_note(
     state: dict[str, Any], expected: dict[str, Any] | None
 ) -> None:
     assert handover_patch(state) == expected
+
+
+@pytest.mark.parametrize(
+    ("outcome", "details", "counted"),
+    [
+        (TurnPhase.FAILED, {}, True),  # the fallback text went out
+        (TurnPhase.COMMITTED, {"outcomes": ["fallback"]}, True),  # the rules' fallback reply
+        (TurnPhase.COMMITTED, {"llm": {"outcome": "FAILED"}}, True),  # enforcement withheld
+        (TurnPhase.COMMITTED, {"routing_reason": "fallback"}, False),  # another route answered
+        (TurnPhase.FAILED, {"routing_reason": "fallback"}, True),  # ... and failed as well
+        (TurnPhase.COMMITTED, {}, False),
+    ],
+)
+def test_the_fallback_rule_counts_fallback_answers_not_a_routers_fallback(
+    outcome: TurnPhase, details: dict[str, Any], counted: bool
+) -> None:
+    record = TurnRecord(
+        Correlation("t1", "tr", "s1"), outcome, 0, 1, 1, 1_000, 1_100, details=details
+    )
+    assert tr.trigger_facts(record).fallback is counted

@@ -205,7 +205,9 @@ class AgentDefaultsFields(ConfigModel):
 
 
 class LimitsFields(ConfigModel):
-    """Per-tenant limits (DESIGN §15): over them, ingress answers 429 with Retry-After."""
+    """Per-tenant limits (DESIGN §15): over them, the customer API answers 429 with
+    Retry-After; signed provider webhooks store, acknowledge and record the message
+    (``rate.exceeded``), because some providers never retry a 429."""
 
     accepted_messages: str = "20/second"
     """Messages accepted per moving window, in the ``limits`` notation: ``"20/second"``,

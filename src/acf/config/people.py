@@ -20,22 +20,40 @@ tenants:
 ```
 """
 
-import re
+from typing import Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from acf.config.tools import ConfigModel
-from acf.domain.abuse import AbuseRules, CountRule, CustomerLimits, PatternsRule, TermsRule
+from acf.domain.abuse import (
+    RECENT_MESSAGES,
+    AbuseRules,
+    CountRule,
+    CustomerLimits,
+    PatternsRule,
+    RepeatRule,
+    TermsRule,
+)
+from acf.domain.abuse_text import pattern_problem
 from acf.domain.channels import Channel
 from acf.domain.handoff import HandoffPolicy, PeoplePolicy
 
 DEFAULT_INJECTION_PATTERNS = (
-    r"ignore (all |any )?(the )?(previous|prior|above) (instructions|prompts?|rules)",
-    r"disregard (all |any )?(the )?(previous|prior|above|your) (instructions|rules)",
-    r"(reveal|print|show|repeat) (me )?(your|the) (system )?(prompt|instructions)",
-    r"you are now (in )?(developer|dan|jailbreak) mode",
+    r"\bsystem prompt\b",
+    r"\b(ignore|disregard|forget) (all |any )?(of )?(the |your )?"
+    r"(previous|prior|above|earlier|preceding) (instructions|prompts?|directions)\b",
+    r"\b(ignore|disregard|forget) (all |any )?(of )?your (instructions|prompts?|rules)\b",
+    r"\b(reveal|print|output|dump|leak|show me) your (initial |original |hidden |secret |"
+    r"full |exact )?(instructions|prompt)\b",
+    r"\byou are now (in )?(developer|dan|jailbreak|god) mode\b",
     r"</?(system|assistant)>",
 )
+"""What customers probing the agent write, and nothing an ordinary question does: the
+agent's prompt or its own instructions, never "the instructions for the X200"."""
+
+COUNTER_RETENTION_S = 2 * 86_400
+"""How long the firewall's counters are kept (``ModeWatchSettings.keep_counters_ms``): no
+rule's window may be longer."""
 
 
 class HandoffFields(ConfigModel):
@@ -68,42 +86,78 @@ class CustomerLimitFields(ConfigModel):
     per_minute: int = Field(default=30, ge=1)
     per_day: int = Field(default=1000, ge=1)
 
+    @model_validator(mode="after")
+    def _day_holds_a_minute(self) -> Self:
+        if self.per_day < self.per_minute:
+            raise ValueError(
+                f"per_day ({self.per_day}) must be at least per_minute ({self.per_minute})"
+            )
+        return self
+
     def limits(self) -> CustomerLimits:
         return CustomerLimits(self.per_minute, self.per_day)
+
+
+_COUNT_HELP = (
+    f"at most {RECENT_MESSAGES}: the firewall reads the session's {RECENT_MESSAGES} newest messages"
+)
 
 
 class CountRuleFields(ConfigModel):
     enabled: bool = True
     count: int = Field(default=3, ge=1)
-    within_s: int = Field(default=600, ge=1)
+    within_s: int = Field(default=600, ge=1, le=COUNTER_RETENTION_S)
+    """The window; at most two days (how long the counters are kept)."""
 
 
-class RepeatedFields(CountRuleFields):
+class MessageRuleFields(CountRuleFields):
+    """A rule counting messages: its count fits in the messages the firewall reads."""
+
+    @field_validator("count")
+    @classmethod
+    def _fits_the_recent_messages(cls, count: int) -> int:
+        if count > RECENT_MESSAGES:
+            raise ValueError(f"count {count} is too large: {_COUNT_HELP}")
+        return count
+
+
+class RepeatedFields(MessageRuleFields):
     count: int = Field(default=5, ge=2)
-    within_s: int = Field(default=300, ge=1)
+    within_s: int = Field(default=300, ge=1, le=COUNTER_RETENTION_S)
+    min_chars: int = Field(default=8, ge=1)
+    """Shorter messages ("Yes", "1", "👍") are never counted as repeats."""
 
 
-class TermsFields(CountRuleFields):
+class TermsFields(MessageRuleFields):
     terms: list[str] = Field(default_factory=list)
+    """Whole words or phrases, any case; a message holding one counts once."""
     count: int = Field(default=2, ge=1)
 
+    @field_validator("terms")
+    @classmethod
+    def _not_blank(cls, terms: list[str]) -> list[str]:
+        if any(not term.strip() for term in terms):
+            raise ValueError("a banned term is blank: it would match nothing")
+        return terms
 
-class InjectionFields(CountRuleFields):
+
+class InjectionFields(MessageRuleFields):
     patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_INJECTION_PATTERNS))
+    """RE2 regular expressions, searched in any case (no look-around, no
+    back-references); one that can match the empty string is refused."""
 
     @field_validator("patterns")
     @classmethod
     def _compiles(cls, patterns: list[str]) -> list[str]:
         for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {pattern!r} is not a regular expression: {exc}") from exc
+            problem = pattern_problem(pattern)
+            if problem is not None:
+                raise ValueError(f"injection pattern {pattern!r} {problem}")
         return patterns
 
 
 class PolicyBlocksFields(CountRuleFields):
-    within_s: int = Field(default=3600, ge=1)
+    within_s: int = Field(default=3600, ge=1, le=COUNTER_RETENTION_S)
 
 
 class FirewallFields(ConfigModel):
@@ -124,7 +178,10 @@ class FirewallFields(ConfigModel):
     )
     """Sent once when a cool-down starts (None: nothing is sent)."""
     auto_block_after: int = Field(default=3, ge=0)
-    """Cool-downs of one customer in a UTC day that put them on the block list (0: never)."""
+    """After this many cool-downs of one customer in a UTC day, their next finding puts them
+    on the block list instead (0: never)."""
+    auto_block_s: int = Field(default=86_400, ge=0)
+    """How long an automatic block lasts (0: until an operator lifts it)."""
 
     def rules(self) -> AbuseRules:
         """The domain's rules."""
@@ -136,7 +193,12 @@ class FirewallFields(ConfigModel):
             enabled=self.enabled,
             limits=self.limits.limits(),
             flood_enabled=self.flood,
-            repeated=count(self.repeated),
+            repeated=RepeatRule(
+                self.repeated.enabled,
+                self.repeated.count,
+                self.repeated.within_s * 1000,
+                self.repeated.min_chars,
+            ),
             banned_terms=TermsRule(
                 self.banned_terms.enabled,
                 self.banned_terms.count,
@@ -152,6 +214,7 @@ class FirewallFields(ConfigModel):
             policy_blocks=count(self.policy_blocks),
             cooldown_ms=self.cooldown_s * 1000,
             auto_block_after=self.auto_block_after,
+            auto_block_ms=self.auto_block_s * 1000 if self.auto_block_s else None,
             notice=self.notice,
             channel_limits={c.value: f.limits() for c, f in self.channels.items()},
         )

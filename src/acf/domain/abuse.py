@@ -2,13 +2,21 @@
 outcomes, each returning a ``Finding`` or None (DESIGN §15).
 
 The rules are per tenant (``firewall:`` in the configuration, ``acf.config.people``).
+
+The message detectors (repeated, banned terms, injection storm) judge the newest message:
+each fires only when that message matches, counting the matching messages of its window
+received since the session last entered agent mode (``since_ms``: messages a cool-down
+already answered for never count again). Only the newest text is matched unless it
+matches; then older ones are, newest first, until the rule's count is reached. Texts are
+matched by ``acf.domain.abuse_text`` (RE2, the first ``SCAN_CHARS`` characters).
 """
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
+
+from acf.domain.abuse_text import banned_term_in, matches_pattern, scanned
 
 
 class Detector(StrEnum):
@@ -18,6 +26,13 @@ class Detector(StrEnum):
     INJECTION_STORM = "injection_storm"
     POLICY_BLOCKS = "policy_blocks"
 
+
+MESSAGE_DETECTORS = frozenset({Detector.REPEATED, Detector.BANNED_TERMS, Detector.INJECTION_STORM})
+"""The detectors that read the session's recent messages."""
+
+RECENT_MESSAGES = 20
+"""How many of the session's newest messages the message detectors read: no rule's
+``count`` may exceed it (``acf.config.people`` checks)."""
 
 ABUSE_CATEGORY = "ABUSE_SUSPECTED"
 """The TurnRecord category of a turn the firewall touched (held, dropped, refused)."""
@@ -39,6 +54,13 @@ class CountRule:
 
 
 @dataclass(frozen=True, slots=True)
+class RepeatRule(CountRule):
+    min_chars: int = 8
+    """Shorter messages (normalised: "Yes", "1", "👍") never count as repeats: customers
+    send them again and again in guided flows."""
+
+
+@dataclass(frozen=True, slots=True)
 class TermsRule(CountRule):
     terms: tuple[str, ...] = ()
     """Case-insensitive whole words or phrases; empty: the detector is off."""
@@ -47,7 +69,7 @@ class TermsRule(CountRule):
 @dataclass(frozen=True, slots=True)
 class PatternsRule(CountRule):
     patterns: tuple[str, ...] = ()
-    """Regular expressions (case-insensitive), searched in each message's text."""
+    """RE2 regular expressions (case-insensitive), searched in each message's text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +77,16 @@ class AbuseRules:
     enabled: bool = True
     limits: CustomerLimits = field(default_factory=CustomerLimits)
     flood_enabled: bool = True
-    repeated: CountRule = field(default_factory=lambda: CountRule(count=5, within_ms=300_000))
+    repeated: RepeatRule = field(default_factory=lambda: RepeatRule(count=5, within_ms=300_000))
     banned_terms: TermsRule = field(default_factory=TermsRule)
     injection: PatternsRule = field(default_factory=PatternsRule)
     policy_blocks: CountRule = field(default_factory=lambda: CountRule(within_ms=3_600_000))
     cooldown_ms: int = 600_000
     auto_block_after: int = 3
-    """Cool-downs of one customer in a UTC day that block them (0: never)."""
+    """After this many cool-downs of one customer in a UTC day, their next finding blocks
+    them (0: never)."""
+    auto_block_ms: int | None = 86_400_000
+    """How long an automatic block lasts (None: until an operator lifts it)."""
     notice: str | None = (
         "We've paused replies for a few minutes. Your messages are saved and we'll answer "
         "them when the pause ends."
@@ -123,35 +148,54 @@ def flood(counts: Counted, limits: CustomerLimits) -> Finding | None:
 
 def normalise(text: str | None) -> str:
     """What makes two messages "the same": case, spacing and the punctuation around them
-    aside."""
-    if not text:
-        return ""
-    collapsed = " ".join(text.casefold().split())
+    aside (the first ``SCAN_CHARS`` characters)."""
+    collapsed = scanned(text).casefold()
     return collapsed.strip(_EDGE_PUNCTUATION) or collapsed
 
 
 _EDGE_PUNCTUATION = " .,;:!?¡¿…'\"()[]{}-"
 
 
-def _window(recent: Sequence[Said], within_ms: int) -> list[Said]:
-    """The messages within ``within_ms`` of the newest one."""
-    if not recent:
-        return []
-    newest = max(s.at_ms for s in recent)
-    return [s for s in recent if s.at_ms > newest - within_ms]
-
-
 def _seconds(ms: int) -> str:
     return f"{ms // 1000} s"
 
 
-def repeated(recent: Sequence[Said], text: str | None, rule: CountRule) -> Finding | None:
-    """``text`` (normalised) sent ``rule.count`` times or more within the window (``recent``
-    includes the message itself)."""
-    target = normalise(text)
-    if not rule.enabled or not target:
+def _matching(
+    recent: Sequence[Said],
+    count: int,
+    within_ms: int,
+    since_ms: int | None,
+    matches: Callable[[Said], bool],
+) -> int:
+    """0 unless the newest message of ``recent`` (oldest first) matches; else how many
+    messages match among those within ``within_ms`` of it and received at or after
+    ``since_ms``, counted newest first up to ``count`` (older texts are matched only while
+    the count is short of it)."""
+    if not recent or not matches(recent[-1]):
+        return 0
+    newest = recent[-1].at_ms
+    hits = 1
+    for said in reversed(recent[:-1]):
+        if hits >= count:
+            break
+        if said.at_ms <= newest - within_ms or (since_ms is not None and said.at_ms < since_ms):
+            continue
+        if matches(said):
+            hits += 1
+    return hits
+
+
+def repeated(
+    recent: Sequence[Said], rule: RepeatRule, since_ms: int | None = None
+) -> Finding | None:
+    """The newest message (normalised, at least ``rule.min_chars`` long) sent
+    ``rule.count`` times or more within the window, since ``since_ms``."""
+    target = normalise(recent[-1].text) if recent else ""
+    if not rule.enabled or len(target) < max(rule.min_chars, 1):
         return None
-    same = sum(1 for s in _window(recent, rule.within_ms) if normalise(s.text) == target)
+    same = _matching(
+        recent, rule.count, rule.within_ms, since_ms, lambda s: normalise(s.text) == target
+    )
     if same < rule.count:
         return None
     return Finding(
@@ -159,25 +203,24 @@ def repeated(recent: Sequence[Said], text: str | None, rule: CountRule) -> Findi
     )
 
 
-def _term_pattern(term: str) -> re.Pattern[str]:
-    words = (re.escape(word) for word in term.split())
-    return re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)
-
-
-def banned_terms(recent: Sequence[Said], rule: TermsRule) -> Finding | None:
-    """``rule.count`` messages or more within the window holding one of the terms (whole
-    words or phrases, any case). The detail names the newest message's term, nothing else
-    of what was written."""
-    terms = [(term, _term_pattern(term)) for term in rule.terms if term.strip()]
-    if not rule.enabled or not terms:
+def banned_terms(
+    recent: Sequence[Said], rule: TermsRule, since_ms: int | None = None
+) -> Finding | None:
+    """The newest message holds one of the terms (whole words or phrases, any case) and
+    ``rule.count`` messages or more of the window since ``since_ms`` do. The detail names
+    the newest message's term, nothing else of what was written."""
+    if not rule.enabled or not recent:
         return None
-    hits = 0
-    named = ""
-    for said in _window(recent, rule.within_ms):
-        matched = next((term for term, p in terms if said.text and p.search(said.text)), None)
-        if matched is not None:
-            hits += 1
-            named = matched
+    named = banned_term_in(rule.terms, scanned(recent[-1].text))
+    if named is None:
+        return None
+    hits = _matching(
+        recent,
+        rule.count,
+        rule.within_ms,
+        since_ms,
+        lambda s: banned_term_in(rule.terms, scanned(s.text)) is not None,
+    )
     if hits < rule.count:
         return None
     return Finding(
@@ -186,22 +229,36 @@ def banned_terms(recent: Sequence[Said], rule: TermsRule) -> Finding | None:
     )
 
 
-def injection_storm(recent: Sequence[Said], rule: PatternsRule) -> Finding | None:
-    """``rule.count`` messages or more within the window matching one of the patterns
-    (searched, any case): a customer probing the agent's instructions."""
-    patterns = [re.compile(p, re.IGNORECASE) for p in rule.patterns]
-    if not rule.enabled or not patterns:
+def injection_storm(
+    recent: Sequence[Said], rule: PatternsRule, since_ms: int | None = None
+) -> Finding | None:
+    """The newest message matches one of the patterns (searched, any case) and
+    ``rule.count`` messages or more of the window since ``since_ms`` do: a customer probing
+    the agent's instructions."""
+    if not rule.enabled or not rule.patterns:
         return None
-    hits = sum(
-        1
-        for said in _window(recent, rule.within_ms)
-        if said.text and any(p.search(said.text) for p in patterns)
+    hits = _matching(
+        recent,
+        rule.count,
+        rule.within_ms,
+        since_ms,
+        lambda s: matches_pattern(rule.patterns, scanned(s.text)),
     )
     if hits < rule.count:
         return None
     return Finding(
         Detector.INJECTION_STORM,
         f"{hits} messages matched injection patterns within {_seconds(rule.within_ms)}",
+    )
+
+
+def reads_messages(rules: AbuseRules) -> bool:
+    """Whether a message detector is on (the firewall reads the recent messages only
+    then)."""
+    return rules.enabled and (
+        rules.repeated.enabled
+        or (rules.banned_terms.enabled and any(t.strip() for t in rules.banned_terms.terms))
+        or (rules.injection.enabled and bool(rules.injection.patterns))
     )
 
 
@@ -226,19 +283,24 @@ def is_policy_block(category: str | None, refused_tools: int = 0) -> bool:
 
 
 def inspect(
-    rules: AbuseRules, channel: str, counts: Counted, recent: Sequence[Said]
+    rules: AbuseRules,
+    channel: str,
+    counts: Counted,
+    recent: Sequence[Said],
+    since_ms: int | None = None,
 ) -> Finding | None:
     """The first finding, in a fixed order (flood, repeated, banned terms, injection storm),
-    on the newest message of ``recent`` (oldest first) and the customer's ``counts`` on
-    ``channel``; None when the firewall is off or nothing fired."""
+    on the newest message of ``recent`` (oldest first; empty when no message detector is
+    on) and the customer's ``counts`` on ``channel``; the message detectors count messages
+    received since ``since_ms`` (when the session entered agent mode; None: all). None when
+    the firewall is off or nothing fired."""
     if not rules.enabled:
         return None
-    text = recent[-1].text if recent else None
     checks: tuple[Callable[[], Finding | None], ...] = (
         lambda: flood(counts, rules.limits_for(channel)) if rules.flood_enabled else None,
-        lambda: repeated(recent, text, rules.repeated),
-        lambda: banned_terms(recent, rules.banned_terms),
-        lambda: injection_storm(recent, rules.injection),
+        lambda: repeated(recent, rules.repeated, since_ms),
+        lambda: banned_terms(recent, rules.banned_terms, since_ms),
+        lambda: injection_storm(recent, rules.injection, since_ms),
     )
     for check in checks:
         finding = check()

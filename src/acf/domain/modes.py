@@ -26,19 +26,22 @@ class SessionMode(StrEnum):
         return self is SessionMode.AGENT
 
 
-PRECEDENCE: tuple[SessionMode, ...] = (
-    SessionMode.BLOCKED,
-    SessionMode.HUMAN,
-    SessionMode.COOLDOWN,
-    SessionMode.AGENT,
-)
-"""Strongest first: a mode change never moves a session to a weaker mode except by the
-operation that ends the stronger one (lift a block, resume, end a cooldown)."""
+BLOCK_REASON_PREFIX = "block:"
+"""A blocked session's ``mode_reason``: the prefix, then the block's id."""
+BLOCK_EXPIRY = "expiry"
+"""``lifted_by`` of a block lifted because it expired (by the mode watch, or by a new block
+or a DROP that found it expired)."""
 
 
-def stronger(a: SessionMode, b: SessionMode) -> SessionMode:
-    """The stronger of two modes (``PRECEDENCE``)."""
-    return a if PRECEDENCE.index(a) <= PRECEDENCE.index(b) else b
+def block_reason(block_id: str) -> str:
+    """The ``mode_reason`` of a session blocked by ``block_id``."""
+    return f"{BLOCK_REASON_PREFIX}{block_id}"
+
+
+def blocked_by(mode_reason: str | None) -> str | None:
+    """The block id a blocked session's ``mode_reason`` names (None for any other reason)."""
+    reason = mode_reason or ""
+    return reason[len(BLOCK_REASON_PREFIX) :] if reason.startswith(BLOCK_REASON_PREFIX) else None
 
 
 class TurnKind(StrEnum):

@@ -29,6 +29,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from acf.domain.events import EventKind, FabricEvent
+from acf.domain.modes import TurnKind
 from acf.observability.agent_service_metrics import AgentServiceMetrics
 from acf.observability.llm_metrics import LlmMetrics
 from acf.observability.metric_families import (
@@ -52,6 +53,8 @@ __all__ = [
     "failure_reason",
 ]
 
+AGENT_TURN = TurnKind.AGENT.value
+"""The kind of turn the turn families count (``turn.committed``'s ``kind``; none: agent)."""
 MAX_TOOL_LABELS = 200
 """Distinct tool names kept as label values; later ones are counted as ``other`` (a
 refused call names whatever tool the pipeline asked for)."""
@@ -200,7 +203,11 @@ class FabricMetrics:
             t.latency[outcome].observe(latency)
 
     def _committed(self, t: TenantSeries, e: FabricEvent) -> None:
-        self._turn_ended(t, e, "committed")
+        # The turn families count the agent's turns: an operator's reply (kind ``human``)
+        # and a blocked customer's dropped messages (``drop``) are counted by
+        # ``people_metrics`` (``acf_operator_replies_total``, the drops' counter).
+        if e.data.get("kind", AGENT_TURN) == AGENT_TURN:
+            self._turn_ended(t, e, "committed")
         self.people.turn_committed(t.name, e)
 
     def _failed(self, t: TenantSeries, e: FabricEvent) -> None:

@@ -16,6 +16,12 @@ from acf.ports.unit_of_work import WriteOp
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
+COOLDOWN_BUCKET = "cooldown"
+"""The counter bucket of a customer's cool-downs in a UTC day (``bucket_start_ms`` the
+day's start), counted by ``StartCooldown`` when a session enters one."""
+REFUSAL_BUCKET = "refusal"
+"""The counter bucket of a customer's refusals (one per ``policy_blocks.within_ms``),
+counted by ``CountCustomer`` in the refusing turn's unit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,18 @@ class CustomerRates(Protocol):
 
     async def prune(self, tenant: TenantId, before_ms: int) -> int:
         """Delete the tenant's buckets that started before ``before_ms``; how many."""
+        ...
+
+    async def tallies(
+        self,
+        tenant: TenantId,
+        channel: Channel,
+        customer: str,
+        buckets: Sequence[tuple[str, int]],
+    ) -> list[int]:
+        """The counts of the firewall's own tallies, ``(bucket, bucket_start_ms)`` each (0
+        when absent), read in one read transaction of the store (they always live there,
+        ``CountCustomer``)."""
         ...
 
 
@@ -135,9 +153,16 @@ class PolicyBlocks(Protocol):
     async def refusal_ops(
         self, key: SessionKey, session_id: SessionId, at_ms: int, trace_id: str
     ) -> Sequence[WriteOp[Any]]:
-        """Count one refusal (a SAFETY_REFUSAL outcome or an enforcement hit) of the
-        session's customer; the ops to commit in the turn's unit when the detector fires
-        (``StartCooldown`` and what goes with it), else none."""
+        """The ops that count one refusal (a SAFETY_REFUSAL outcome or an enforcement hit)
+        of the session's customer in the turn's own unit (a turn superseded, restarted or
+        failed before its commit counts nothing), with ``StartCooldown`` or the automatic
+        block's ops when the detector fires; none when it is off. Reads only."""
+        ...
+
+    async def wake_blocked(self, block: Block) -> None:
+        """Wake every open session of the block's customer on its channel (after a unit
+        that committed ``BlockCustomer``): their turns stand down, what they hold is
+        dropped."""
         ...
 
 

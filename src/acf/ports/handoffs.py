@@ -126,7 +126,8 @@ class EnterHuman(WriteOp[Handoff | None]):
 class ResumeAgent(WriteOp[None]):
     """Hand the session back: ``human`` (or ``cooldown``) → ``agent``, the open handoff
     resolved, ``note`` kept on it and in the session state's ``meta.handover`` {note, by,
-    at_ms} (the agent sees it in its next turn; that turn's commit clears it). Writes
+    at_ms} (the agent sees it in its next turn; that turn's commit clears it), the
+    session's fallback count reset to 0 (the handoff rule counts afresh). Writes
     ``session.resumed``. ``Conflict("not_human")`` when the session is in another mode,
     ``Conflict("claimed")`` when another operator holds a live claim."""
 
@@ -213,8 +214,9 @@ class MarkOperatorReply(WriteOp[None]):
 
 @dataclass(frozen=True, slots=True)
 class MarkSlaBreached(WriteOp[bool]):
-    """Set ``sla_breached_at_ms`` if unset and the handoff is unresolved; writes
-    ``handoff.sla_breached``. False when another process did it first (nothing written)."""
+    """Set ``sla_breached_at_ms`` if unset, the handoff unresolved and its session in human
+    mode; writes ``handoff.sla_breached``. False when another process did it first or the
+    session is not in human mode (blocked, say): nothing written."""
 
     tenant: TenantId
     handoff_id: str
@@ -224,9 +226,11 @@ class MarkSlaBreached(WriteOp[bool]):
 
 @dataclass(frozen=True, slots=True)
 class MarkStillWaiting(WriteOp[bool]):
-    """Set ``still_waiting_at_ms`` if unset, the handoff unresolved and unclaimed, and queue
-    ``notice`` to the customer (once across processes); writes ``handoff.still_waiting``.
-    False when it was already sent or the handoff was claimed or resolved meanwhile."""
+    """Set ``still_waiting_at_ms`` if unset, the handoff unresolved and unclaimed and its
+    session in human mode, and queue ``notice`` to the customer (once across processes);
+    writes ``handoff.still_waiting``. False when it was already sent, the handoff was
+    claimed or resolved meanwhile, or the session is not in human mode (a blocked customer
+    is never told)."""
 
     tenant: TenantId
     handoff_id: str
@@ -248,6 +252,29 @@ class Handoffs(Protocol):
         self, tenant: TenantId, state: InboxState, now_ms: int, limit: int = 100
     ) -> list[InboxEntry]:
         """Open handoffs oldest waiting first (``RESOLVED``: newest resolved first)."""
+        ...
+
+    async def due(
+        self,
+        tenant: TenantId,
+        now_ms: int,
+        sla_ms: int,
+        still_waiting_after_ms: int,
+        limit: int = 100,
+    ) -> list[Handoff]:
+        """The open handoffs the mode watch has to act on at ``now_ms``, earliest due
+        first, at most ``limit``: unresolved, with no live claim, of a session in human
+        mode (a blocked customer's handoff waits for the lift), and either not yet marked
+        past the SLA though waiting ``sla_ms`` (since it opened or the last operator
+        reply), or never answered and not yet sent the "still waiting" notice though open
+        ``still_waiting_after_ms``. A value of 0 leaves that action out. Acting on one
+        (``MarkSlaBreached``, ``MarkStillWaiting``) takes it off the list, so the next
+        call goes on with the rest."""
+        ...
+
+    async def waiting_count(self, tenant: TenantId, now_ms: int) -> int:
+        """How many open handoffs of sessions in human mode nobody holds a live claim on
+        at ``now_ms`` (the ``acf_handoffs_waiting`` gauge)."""
         ...
 
     async def history(self, tenant: TenantId, session_id: SessionId) -> list[Handoff]:

@@ -56,6 +56,17 @@ class ModeWork:
     """Unlifted blocks of it have expired."""
 
 
+@dataclass(frozen=True, slots=True)
+class EndedCooldown:
+    """An open session of the tenant whose cool-down has ended (``mode_until_ms``)."""
+
+    session_id: SessionId
+    until_ms: int
+    held: bool
+    """It holds messages (unconsumed): its driver ends the cool-down with the turn that
+    answers them."""
+
+
 @runtime_checkable
 class RecoveryScanner(Protocol):
     async def sessions_with_work(
@@ -93,4 +104,13 @@ class RecoveryScanner(Protocol):
         ``now_ms``, or with unlifted blocks expired by ``now_ms`` (the caller's time, which
         the watch's ops compare with), by tenant: one read a check, whatever the number of
         tenants. Each is only that: the watch reads and decides per tenant."""
+        ...
+
+    async def ended_cooldowns(
+        self, tenant: TenantId, now_ms: int, limit: int = 500
+    ) -> list[EndedCooldown]:
+        """The tenant's open sessions in a cool-down that ended by ``now_ms``, the earliest
+        ended first, at most ``limit`` (a tenant-scoped read: the mode watch's after
+        ``mode_work`` named the tenant). Ending one (``EndCooldown``) or its driver's
+        release takes it off the list."""
         ...

@@ -21,9 +21,11 @@ class CheckMode(WriteOp[None]):
 class StartCooldown(WriteOp[bool]):
     """Hold the session until ``until_ms``: ``agent`` → ``cooldown``, or extend a running
     cool-down (never shortens it). Returns True only when the session entered the cool-down
-    (agent → cooldown) — then, and only then, the unit also queues the one notice and writes
-    ``abuse.cooldown_started``. Sessions in human or blocked mode are left as they are
-    (returns False). Writes ``abuse.suspected`` {detector, detail} every time."""
+    (agent → cooldown) — then, and only then, the unit also queues the one notice, writes
+    ``abuse.cooldown_started`` and counts the cool-down in the customer's day bucket
+    ``acf.ports.firewall.COOLDOWN_BUCKET`` (``auto_block_after`` reads it). Sessions in
+    human or blocked mode are left as they are (returns False). Writes ``abuse.suspected``
+    {detector, detail} every time."""
 
     tenant: TenantId
     session_id: SessionId

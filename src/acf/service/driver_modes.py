@@ -1,7 +1,8 @@
 """What a session's driver does when the session is not in agent mode (DESIGN §4, §15).
 
 Under the lease, after the claim, by the session's mode (``acf.domain.modes``), a live
-turn first stands down (``turn_ending_units.stand_down``: no reply, no restart); then:
+turn first ends (``turn_ending_units.stand_down``: no reply, no restart; see below for one
+past the irreversible gate); then:
 
 - human: the messages are kept for the operator; the relay is poked (operator replies and
   notices are outbox rows); the driver goes idle;
@@ -9,7 +10,13 @@ turn first stands down (``turn_ending_units.stand_down``: no reply, no restart);
   session at the cool-down's end (``mode_watch``);
 - cooldown, ended: ``RELEASE``: the driver ends the cool-down and runs ONE agent turn over
   the held messages (``mode_turn_units.open_held``);
-- blocked: a DROP turn consumes them without an answer (``mode_turn_units.drop``).
+- blocked: a DROP turn consumes them without an answer (``mode_turn_units.drop``); a
+  block that expired (not yet lifted by the mode watch) is lifted instead, and the driver
+  looks again.
+
+A live turn RUNNING past the irreversible gate (its runner is gone: a crash, a take-over)
+is not stood down but stopped silently, consuming its range, so the agent never answers
+those messages twice (``mode_turn_units.leave_agent_mode``).
 
 A cool-down that ended with nothing held just ends (``EndCooldown``). Accumulation windows,
 typing, timers and requested replays are agent mode's: none of them runs here (a replay
@@ -26,11 +33,12 @@ import structlog
 from acf.domain.errors import Conflict
 from acf.domain.events import EventKind
 from acf.domain.ids import GroupId, SessionId, TenantId, new_id, new_trace_id
-from acf.domain.modes import SessionMode
+from acf.domain.modes import BLOCK_EXPIRY, SessionMode, blocked_by
 from acf.domain.tools import LedgerStatus
 from acf.domain.turns import GroupStatus, Turn, TurnGroup
 from acf.ports.checkpoints import Phase
 from acf.ports.event_store import EventQuery
+from acf.ports.firewall import LiftBlock
 from acf.ports.lease import CheckFence
 from acf.ports.ledger import LedgerQuery
 from acf.ports.session_modes import EndCooldown
@@ -42,12 +50,8 @@ from acf.service.lease_keeper import LeaseKeeper
 from acf.service.running_turn import LeaseLost
 from acf.service.runtime_parts import RuntimeParts
 from acf.service.session_repin import SessionRepin, stamp_ops
-from acf.service.turn_ending_units import stand_down
 
 log = structlog.get_logger("acf.runtime")
-
-BLOCK_REASON_PREFIX = "block:"
-"""A blocked session's ``mode_reason``: ``block:<block_id>``."""
 
 
 class ModeStep(StrEnum):
@@ -63,11 +67,6 @@ def cooldown_over(session: SessionRecord, now_ms: int) -> bool:
     """Whether the session's cool-down has ended by ``now_ms``."""
     until = session.mode_until_ms
     return session.mode is SessionMode.COOLDOWN and until is not None and until <= now_ms
-
-
-def block_id_of(session: SessionRecord) -> str | None:
-    reason = session.mode_reason or ""
-    return reason[len(BLOCK_REASON_PREFIX) :] if reason.startswith(BLOCK_REASON_PREFIX) else None
 
 
 class OutsideAgent:
@@ -190,7 +189,9 @@ class OutsideAgent:
         self, session: SessionRecord, live: Turn, keeper: LeaseKeeper
     ) -> ModeStep:
         """End the live turn without a reply: the session left agent mode under it (a
-        crash, a take-over, or a window that was accumulating)."""
+        crash, a take-over, or a window that was accumulating). One RUNNING past the
+        irreversible gate is stopped silently, consuming its range
+        (``mode_turn_units.leave_agent_mode``)."""
         p = self._parts
         served = await self._pin.pinned(session, keeper, starting=False)
         if served is None:
@@ -200,10 +201,12 @@ class OutsideAgent:
         entries = await p.store.ledger.query(self._tenant, LedgerQuery(group_id=live.group_id))
         unfinished = [e for e in entries if e.status is LedgerStatus.STARTED]
         now = p.clock.now_ms()
-        ops = stand_down(live, keeper.fence, versions, now, session.mode, unfinished=unfinished)
+        ops = mode_turn_units.leave_agent_mode(
+            live, keeper.fence, versions, now, session.mode, unfinished=unfinished
+        )
         await self._commit(ops)
         log.info(
-            "turn.stood_down",
+            "turn.stopped_past_gate" if live.irreversible_started else "turn.stood_down",
             tenant=self._tenant,
             session_id=self._session_id,
             turn_id=live.turn_id,
@@ -212,11 +215,17 @@ class OutsideAgent:
         return ModeStep.AGAIN
 
     async def _drop(self, session: SessionRecord, keeper: LeaseKeeper) -> None:
-        """A DROP turn over every unconsumed message of the blocked session."""
+        """A DROP turn over every unconsumed message of the blocked session; none when its
+        block has expired (the mode watch did not lift it yet): it is lifted here instead,
+        in a unit of its own (``LiftBlock``, ``lifted_by`` ``expiry``), and the messages
+        are left to whoever answers them now."""
         p = self._parts
-        block_id = block_id_of(session)
+        block_id = blocked_by(session.mode_reason)
         block = None if block_id is None else await p.store.blocks.get(self._tenant, block_id)
         now = p.clock.now_ms()
+        if block is not None and block.lifted_at_ms is None and not block.active_at(now):
+            await self._lift_expired(block_id or "", keeper, now, session)
+            return
         turn = turn_progress_units.new_accumulating_turn(
             session_id=self._session_id,
             tenant=self._tenant,
@@ -242,6 +251,23 @@ class OutsideAgent:
             from_seq=turn.from_seq,
             to_seq=turn.to_seq,
             block_id=block_id,
+        )
+
+    async def _lift_expired(
+        self, block_id: str, keeper: LeaseKeeper, now: int, session: SessionRecord
+    ) -> None:
+        """Lift an expired block found by a DROP; a lift that lost to another (the mode
+        watch, an operator) is no matter: the session's mode is read again either way."""
+        trace = session.pending_trace_id or new_trace_id()
+        lift = LiftBlock(self._tenant, block_id, BLOCK_EXPIRY, now, trace)
+        try:
+            await self._commit([CheckFence(self._session_id, keeper.fence, now), lift])
+        except Conflict as conflict:
+            if conflict.reason != "not_found":
+                raise
+            return
+        log.info(
+            "block.expired", tenant=self._tenant, session_id=self._session_id, block_id=block_id
         )
 
     async def _commit(self, ops: Sequence[WriteOp[Any]]) -> None:

@@ -8,9 +8,16 @@ that message (logged). The cool-down is per session, the counters per customer a
 (every agent's sessions count together).
 
 Two tallies of the firewall's own live in the store's counters whatever counts the
-messages (``CountCustomer``): the customer's refusals (``policy_blocks``, counted by a
-turn's commit through ``refusal_ops``) and their cool-downs in the UTC day (at
-``auto_block_after`` of them, the next finding blocks instead, ``created_by="firewall"``).
+messages: the customer's refusals (``policy_blocks``: ``refusal_ops`` reads them and its
+``CountCustomer`` rides in the refusing turn's unit) and their cool-downs in the UTC day
+(counted by ``StartCooldown`` when a session enters one; after ``auto_block_after`` of
+them, the next finding blocks instead, ``created_by="firewall"``, for ``auto_block_ms``).
+Both are read in read transactions (``CustomerRates.tallies``).
+
+What one accepted message costs: the count (one write), the recent messages only when a
+message detector is on, and the session's ``mode_since_ms`` only when one fired on them
+(it can only take the finding away: messages from before the session last entered agent
+mode do not count).
 """
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,12 +27,15 @@ import structlog
 
 from acf.domain.abuse import (
     DAY_MS,
+    MESSAGE_DETECTORS,
+    RECENT_MESSAGES,
     AbuseRules,
     Finding,
     Said,
     cooldown_until,
     inspect,
     policy_blocks,
+    reads_messages,
 )
 from acf.domain.channels import Channel
 from acf.domain.events import Correlation, EventKind, FabricEvent
@@ -36,7 +46,15 @@ from acf.domain.modes import SessionMode
 from acf.domain.session_key import SessionKey
 from acf.ports.clock import Clock
 from acf.ports.event_store import AppendEvent
-from acf.ports.firewall import Block, BlockCustomer, CountCustomer, CustomerRates, LiftBlock
+from acf.ports.firewall import (
+    COOLDOWN_BUCKET,
+    REFUSAL_BUCKET,
+    Block,
+    BlockCustomer,
+    CountCustomer,
+    CustomerRates,
+    LiftBlock,
+)
 from acf.ports.session_modes import StartCooldown
 from acf.ports.session_store import SessionFilter, SessionStatus
 from acf.ports.store import Store
@@ -44,12 +62,6 @@ from acf.ports.unit_of_work import WriteOp
 
 log = structlog.get_logger("acf.firewall")
 
-RECENT = 20
-"""How many of the session's newest messages the detectors read."""
-COOLDOWNS = "cooldown"
-"""The counter bucket of a customer's cool-downs in a UTC day."""
-REFUSALS = "refusal"
-"""The counter bucket of a customer's refusals (one per ``policy_blocks.within_ms``)."""
 FIREWALL = "firewall"
 """``created_by`` of an automatic block."""
 
@@ -100,11 +112,19 @@ class Firewall:
             return None
         if accepted.held is not None:
             return None  # held already (cool-down, human, blocked): counted, not judged
-        recent = await self._store.messages.recent(
-            key.tenant, accepted.session_id, accepted.seq, RECENT
-        )
-        said = [Said(m.received_at_ms, m.text) for m in recent]
+        said: list[Said] = []
+        if reads_messages(rules):
+            recent = await self._store.messages.recent(
+                key.tenant, accepted.session_id, accepted.seq, RECENT_MESSAGES
+            )
+            said = [Said(m.received_at_ms, m.text) for m in recent]
         finding = inspect(rules, key.channel.value, counts, said)
+        if finding is not None and finding.detector in MESSAGE_DETECTORS:
+            # Only what the customer sent since the session last entered agent mode counts.
+            session = await self._store.sessions.get(key.tenant, accepted.session_id)
+            since = None if session is None else session.mode_since_ms
+            if since is not None:
+                finding = inspect(rules, key.channel.value, counts, said, since)
         if finding is None:
             return None
         return await self._act(key, accepted.session_id, finding, rules, now, trace_id)
@@ -135,23 +155,41 @@ class Firewall:
         if not rules.enabled or not rule.enabled:
             return ()
         start = at_ms - at_ms % rule.within_ms
-        this = CountCustomer(key.tenant, key.channel, key.customer, REFUSALS, start)
-        before = CountCustomer(
-            key.tenant, key.channel, key.customer, REFUSALS, start - rule.within_ms, by=0
+        this, before, cooldowns = await self._rates.tallies(
+            key.tenant,
+            key.channel,
+            key.customer,
+            [
+                (REFUSAL_BUCKET, start),
+                (REFUSAL_BUCKET, start - rule.within_ms),
+                (COOLDOWN_BUCKET, _day(at_ms)),
+            ],
         )
-        counted = await self._store.uow.commit(key.tenant, [this, before])
+        # Counted in the turn's unit: a turn that never commits counts nothing.
+        count = CountCustomer(key.tenant, key.channel, key.customer, REFUSAL_BUCKET, start)
         weight = 1.0 - (at_ms - start) / rule.within_ms
-        finding = policy_blocks(counted.get(this) + counted.get(before) * weight, rule)
+        finding = policy_blocks(this + 1 + before * weight, rule)
         if finding is None:
-            return ()
-        had = await self._cooldowns_today(key, rules, at_ms)
-        if had is not None:
-            return self._block_ops(key, session_id, finding, had, at_ms, trace_id)
-        return [
-            self._cooldown(key, session_id, finding, rules, at_ms, trace_id),
-            # Counted with the cool-down: the turn's unit commits both or neither.
-            CountCustomer(key.tenant, key.channel, key.customer, COOLDOWNS, _day(at_ms)),
-        ]
+            return [count]
+        if 0 < rules.auto_block_after <= cooldowns:
+            return [
+                count,
+                *self._block_ops(key, session_id, finding, rules, cooldowns, at_ms, trace_id),
+            ]
+        return [count, self._cooldown(key, session_id, finding, rules, at_ms, trace_id)]
+
+    async def wake_blocked(self, block: Block) -> None:
+        """Wake the block's customer's open sessions on its channel. The block is
+        committed: a failure here is logged (the mode watch's sweeps still reach them)."""
+        try:
+            await self._wake_sessions(block)
+        except Exception as exc:
+            log.warning(
+                "firewall.wake_failed",
+                tenant=block.tenant,
+                block_id=block.block_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     async def block(
         self,
@@ -204,8 +242,8 @@ class Firewall:
         uow = self._store.uow
         had = await self._cooldowns_today(key, rules, now)
         if had is not None:
-            ops = self._block_ops(key, session_id, finding, had, now, trace_id)
-            await uow.commit(key.tenant, ops)
+            ops = self._block_ops(key, session_id, finding, rules, had, now, trace_id)
+            results = await uow.commit(key.tenant, ops)
             log.warning(
                 "firewall.blocked",
                 tenant=key.tenant,
@@ -213,12 +251,12 @@ class Firewall:
                 trace_id=trace_id,
                 detector=finding.detector.value,
             )
+            blocking = next(op for op in ops if isinstance(op, BlockCustomer))
+            await self._wake_sessions(results.get(blocking))
             return SessionMode.BLOCKED.value
+        # StartCooldown counts the cool-down in the customer's day when it starts one.
         op = self._cooldown(key, session_id, finding, rules, now, trace_id)
         started = (await uow.commit(key.tenant, [op])).get(op)
-        if started:
-            count = CountCustomer(key.tenant, key.channel, key.customer, COOLDOWNS, _day(now))
-            await uow.commit(key.tenant, [count])
         log.info(
             "firewall.cooldown" if started else "firewall.suspected",
             tenant=key.tenant,
@@ -234,8 +272,9 @@ class Firewall:
         finding blocks), else None."""
         if rules.auto_block_after <= 0:
             return None
-        read = CountCustomer(key.tenant, key.channel, key.customer, COOLDOWNS, _day(at_ms), by=0)
-        had = (await self._store.uow.commit(key.tenant, [read])).get(read)
+        (had,) = await self._rates.tallies(
+            key.tenant, key.channel, key.customer, [(COOLDOWN_BUCKET, _day(at_ms))]
+        )
         return had if had >= rules.auto_block_after else None
 
     @staticmethod
@@ -263,12 +302,14 @@ class Firewall:
         key: SessionKey,
         session_id: SessionId,
         finding: Finding,
+        rules: AbuseRules,
         cooldowns: int,
         at_ms: int,
         trace_id: str,
     ) -> list[WriteOp[Any]]:
         """The automatic block, audited: ``abuse.suspected`` (action ``block``) and
-        ``BlockCustomer`` by ``firewall`` (an active block is kept as it is)."""
+        ``BlockCustomer`` by ``firewall`` for ``rules.auto_block_ms`` (an active block is
+        kept as it is)."""
         return [
             AppendEvent(
                 FabricEvent(
@@ -296,6 +337,7 @@ class Firewall:
                 created_by=FIREWALL,
                 at_ms=at_ms,
                 trace_id=trace_id,
+                expires_at_ms=None if rules.auto_block_ms is None else at_ms + rules.auto_block_ms,
                 existing_ok=True,
             ),
         ]

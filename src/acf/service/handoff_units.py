@@ -6,8 +6,9 @@ the messages it answers, ``(consumed_seq, to_seq]``, so the first agent turn aft
 answers only what came after it (DESIGN §3 invariant 1 holds for operators' replies too).
 One outbox row at position 0: it goes out as an agent's reply goes (relay, channel
 formatting, fallback ladder, delivery statuses); no window, supersede or cut applies to it.
-A live agent turn left under the lease (a driver cut off before it stood down) is stood
-down in the same unit.
+A live agent turn left under the lease (a driver cut off before it stood down) ends in the
+same unit, as its driver would end it (``mode_turn_units.leave_agent_mode``: stood down,
+or stopped past the irreversible gate, consuming its range), its unfinished calls settled.
 """
 
 from collections.abc import Sequence
@@ -24,10 +25,11 @@ from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
 from acf.ports.event_store import AppendEvent
 from acf.ports.handoffs import CheckClaim, MarkOperatorReply, Operator
 from acf.ports.lease import CheckFence
+from acf.ports.ledger import LedgerEntry
 from acf.ports.outbox import EnqueueReply
 from acf.ports.session_store import ConsumeRange, SessionRecord
 from acf.ports.turn_store import CreateTurn, OpenGroup, SaveTurnRecord
-from acf.service.turn_ending_units import stand_down
+from acf.service.mode_turn_units import leave_agent_mode
 from acf.service.turn_progress_units import Ops, Versions
 
 OPERATOR_AUTHOR = "operator"
@@ -97,10 +99,17 @@ class HumanReply:
 @dataclass(frozen=True, slots=True)
 class LiveTurn:
     """An agent turn still live under the lease the operator took, with its versions (for
-    its record and events)."""
+    its record and events) and its group's calls still ``started`` (settled with it)."""
 
     turn: Turn
     versions: Versions
+    unfinished: Sequence[LedgerEntry] = ()
+
+    @property
+    def consumes(self) -> bool:
+        """Whether ending it consumes its range: it ran past the irreversible gate
+        (``mode_turn_units.stop_past_gate``)."""
+        return self.turn.phase is TurnPhase.RUNNING and self.turn.irreversible_started
 
 
 def human_reply(
@@ -120,15 +129,21 @@ def human_reply(
 ) -> HumanReply:
     """The operator's reply to ``session`` (read under the lease of fence ``fence``) through
     message ``to_seq``: guarded by the fence, ``by``'s claim and the session's human mode
-    (``ConsumeRange(mode=HUMAN)``); ``by``'s claim extended to ``claim_until_ms``."""
+    (``ConsumeRange(mode=HUMAN)``); ``by``'s claim extended to ``claim_until_ms``. A live
+    agent turn (``live``) ends first (``mode_turn_units.leave_agent_mode``); one past the
+    irreversible gate consumes its range, so the reply answers from its end on."""
     tenant, session_id = session.tenant, session.session_id
+    from_seq = session.consumed_seq
+    if live is not None and live.consumes:
+        from_seq = max(from_seq, live.turn.to_seq)
+        to_seq = max(to_seq, from_seq)
     turn = Turn(
         tenant=tenant,
         turn_id=turn_id,
         session_id=session_id,
         group_id=group_id,
         phase=TurnPhase.COMMITTED,
-        from_seq=session.consumed_seq,
+        from_seq=from_seq,
         to_seq=to_seq,
         attempt=1,
         fence=fence,
@@ -168,7 +183,9 @@ def human_reply(
         CheckClaim(tenant, session_id, by, at_ms),
     ]
     if live is not None:
-        ops += stand_down(live.turn, fence, live.versions, at_ms, SessionMode.HUMAN)
+        ops += leave_agent_mode(
+            live.turn, fence, live.versions, at_ms, SessionMode.HUMAN, unfinished=live.unfinished
+        )
     ops += [
         OpenGroup(group),
         CreateTurn(turn),

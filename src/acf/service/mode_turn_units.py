@@ -4,11 +4,18 @@
 - ``open_held``: a cool-down ends and ONE agent turn over every message it held starts, in
   one unit (DESIGN §15: the held messages are answered as one burst);
 - ``drop``: a blocked customer's messages consumed without an answer by a DROP turn,
-  audited (``abuse.messages_dropped``).
+  audited (``abuse.messages_dropped``);
+
+and the unit that ends an agent turn a driver (or an operator's reply) finds live while
+the session is not in agent mode (``leave_agent_mode``): one that did not pass the
+irreversible gate stands down (``turn_ending_units.stand_down``: SUPERSEDED, its range
+left for whoever answers now); one that passed it is stopped silently
+(``stop_past_gate``).
 
 Each starts with ``CheckFence``, like every unit of a session's driver.
 """
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from acf.domain.abuse import ABUSE_CATEGORY
@@ -18,15 +25,24 @@ from acf.domain.records import TurnRecord
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
+from acf.ports.ledger import LedgerEntry
 from acf.ports.session_modes import CheckMode, EndCooldown
 from acf.ports.session_store import ConsumeRange
-from acf.ports.turn_store import CreateTurn, OpenGroup, SaveTurnRecord
+from acf.ports.turn_store import CreateTurn, OpenGroup, SaveTurnRecord, UpdateGroup
+from acf.service.turn_ending_units import (
+    STAND_DOWN_REASON,
+    flag_for_person,
+    settle_unfinished,
+    stand_down,
+    turn_record,
+)
 from acf.service.turn_progress_units import (
     Ops,
     Versions,
     closed_and_started,
     event_op,
     guard_op,
+    move_op,
 )
 
 HELD_REASON = "cooldown_ended"
@@ -132,5 +148,85 @@ def drop(turn: Turn, fence: int, block_id: str | None, reason: str | None) -> Op
                 where,
                 {**span, "kind": TurnKind.DROP.value, "attempt": 0, "replies": 0},
             )
+        ),
+    ]
+
+
+def leave_agent_mode(
+    turn: Turn,
+    fence: int,
+    versions: Versions,
+    at_ms: int,
+    mode: SessionMode,
+    *,
+    unfinished: Sequence[LedgerEntry] = (),
+) -> Ops:
+    """End ``turn``, found live (by a driver that adopted it, or under an operator's lease)
+    while its session is in ``mode``, not agent mode: ``stop_past_gate`` when it is RUNNING
+    past the irreversible gate, else ``stand_down``. ``unfinished``: its group's calls
+    still ``started``."""
+    if turn.phase is TurnPhase.RUNNING and turn.irreversible_started:
+        return stop_past_gate(turn, fence, versions, at_ms, mode, unfinished=unfinished)
+    return stand_down(turn, fence, versions, at_ms, mode, unfinished=unfinished)
+
+
+def stop_past_gate(
+    turn: Turn,
+    fence: int,
+    versions: Versions,
+    at_ms: int,
+    mode: SessionMode,
+    *,
+    unfinished: Sequence[LedgerEntry] = (),
+) -> Ops:
+    """Stop a RUNNING turn past the irreversible gate whose runner is gone (a crash, a
+    take-over), found while its session is in ``mode``: the silent failure of
+    ``TurnOutcomes.fail`` for a turn past the gate, without a pipeline to ask.
+
+    It passed the gate, so its range is answered as far as the agent goes: the turn moves
+    to FAILED (it did not finish: nothing it would have committed is known, unlike a
+    silent commit, which keeps a finished pipeline's effects) and consumes its range in
+    any mode (``ConsumeRange(mode=None)``), so that after a resume the agent never answers
+    those messages again and its irreversible step never runs twice. Its group's calls
+    still ``started`` are settled as a failure settles them (``in_doubt`` when a side
+    effect may have happened), the session is flagged for a person, the group is
+    HANDED_OFF. Its record says why (``reason`` ``mode``, the mode, ``past_gate``) and that
+    no reply went out (``withheld_replies``: none was written); ``turn.failed`` says the
+    same. No fallback reply, no compensation (the effects stand), no retry."""
+    error = f"the session left agent mode ({mode.value}) after the turn passed the gate"
+    return [
+        *settle_unfinished(turn, unfinished, at_ms, versions, reason="turn_stopped"),
+        guard_op(turn, fence, at_ms),
+        move_op(turn, TurnPhase.FAILED, fence, at_ms),
+        turn_record(
+            turn,
+            TurnPhase.FAILED,
+            versions,
+            turn.created_at_ms,
+            at_ms,
+            error=error,
+            details={
+                "reason": STAND_DOWN_REASON,
+                "mode": mode.value,
+                "past_gate": True,
+                "withheld_replies": [],
+            },
+        ),
+        ConsumeRange(turn.session_id, turn.from_seq, turn.to_seq, False, at_ms, mode=None),
+        UpdateGroup(turn.group_id, GroupStatus.HANDED_OFF, 0, 0),
+        *flag_for_person(
+            turn, f"turn stopped past the irreversible gate: {error}", at_ms, versions
+        ),
+        event_op(
+            EventKind.TURN_FAILED,
+            turn,
+            versions,
+            at_ms,
+            error=error,
+            reason=STAND_DOWN_REASON,
+            mode=mode.value,
+            attempts=turn.attempt,
+            from_seq=turn.from_seq,
+            to_seq=turn.to_seq,
         ),
     ]

@@ -4,22 +4,29 @@ Every process that works (embedded, distributed worker) runs one, every ``interv
 (5 s by default), for each tenant it serves, each step on its own (one failing stops no
 other):
 
-1. **Handoffs.** Each open handoff (``Handoffs.inbox``) is judged by the pure
+1. **Handoffs.** The open handoffs due for an action (``Handoffs.due``: of sessions in
+   human mode, unclaimed, earliest due first, at most ``batch``; acting on one takes it
+   off, so a backlog is worked through check by check) are judged by the pure
    ``acf.domain.handoff.sla_actions``: past the SLA, ``MarkSlaBreached`` (its event, and
    ``acf_handoff_sla_breaches_total``); unclaimed and unanswered past
    ``still_waiting_after_ms``, ``MarkStillWaiting`` with the tenant's notice, an outbox row,
    after which the session is woken so its relay sends it. Both ops are conditional in the
-   store, so with several processes watching, each happens once: the process whose op
-   returned True counts and wakes. The ``acf_handoffs_waiting`` gauge is set at every check.
-2. **Cool-downs that ended** (sessions in mode ``cooldown`` with ``mode_until_ms <= now``).
+   store (on human mode too: a blocked customer is never told), so with several processes
+   watching, each happens once: the process whose op returned True counts and wakes. The
+   ``acf_handoffs_waiting`` gauge is set at every check from a count
+   (``Handoffs.waiting_count``).
+2. **Cool-downs that ended** (``RecoveryScanner.ended_cooldowns``: sessions in mode
+   ``cooldown`` with ``mode_until_ms <= now``, earliest first, at most ``batch``).
    One that holds messages is woken, not ended here: its driver ends the cool-down under
    the lease in the same unit that opens the ONE agent turn answering them, so that turn's
    record says it answers held messages (``driver_modes``); a lost wake-up is repeated at
    the next check, and the recovery scan lists such sessions too. One that holds nothing is
    ended here (``EndCooldown``, conditional: a no-op when another process did it).
 3. **Blocks that expired** (``Blocks.expired``) are lifted (``LiftBlock``, ``lifted_by
-   "expiry"``): their sessions go back to agent mode, and those with messages not yet
-   dropped are woken. A lift another process made first is a ``Conflict``, skipped.
+   "expiry"``): their sessions go back to the mode the block interrupted (agent mode,
+   or human mode or a cool-down that has not ended), and those with messages not yet
+   dropped are woken (a driver in agent mode answers them; one in another mode waits).
+   A lift another process made first is a ``Conflict``, skipped.
 4. **Counters** older than ``keep_counters_ms`` (2 days) are pruned, at most every
    ``prune_every_ms``.
 
@@ -39,11 +46,11 @@ import structlog
 from acf.domain.errors import Conflict
 from acf.domain.handoff import SlaBreach, StillWaiting, sla_actions
 from acf.domain.ids import SessionId, TenantId, new_trace_id
-from acf.domain.modes import SessionMode
+from acf.domain.modes import BLOCK_EXPIRY
 from acf.observability.people_metrics import PeopleMetrics
 from acf.observability.redaction import error_text
 from acf.ports.firewall import DAY_MS, Block, LiftBlock
-from acf.ports.handoffs import InboxEntry, InboxState, MarkSlaBreached, MarkStillWaiting
+from acf.ports.handoffs import Handoff, MarkSlaBreached, MarkStillWaiting
 from acf.ports.session_modes import EndCooldown
 from acf.ports.session_store import SessionFilter, SessionStatus
 from acf.service.runtime_parts import RuntimeParts
@@ -52,8 +59,6 @@ log = structlog.get_logger("acf.mode_watch")
 
 Wake = Callable[[TenantId, SessionId], Awaitable[None]]
 Step = Callable[[TenantId, int], Awaitable[None]]
-EXPIRY = "expiry"
-"""``lifted_by`` of a block the watch lifts because it expired."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,21 +147,23 @@ class ModeWatch:
 
     async def _handoffs(self, tenant: TenantId, now: int) -> None:
         p = self._parts
-        entries = await p.store.handoffs.inbox(tenant, InboxState.OPEN, now, self._settings.batch)
+        handoffs = p.store.handoffs
         if self._metrics is not None:
-            waiting = sum(1 for e in entries if e.handoff.claimed_at(now) is None)
-            self._metrics.handoffs_waiting(tenant, waiting)
+            self._metrics.handoffs_waiting(tenant, await handoffs.waiting_count(tenant, now))
             self._waiting.add(tenant)
         policy = p.people(tenant).handoff
-        for entry in entries:
-            for action in sla_actions(entry.handoff, policy, now):
+        # Only what is due, earliest first: what this check leaves, the next one reads.
+        still_after = policy.still_waiting_after_ms if policy.still_waiting_notice else 0
+        due = await handoffs.due(tenant, now, policy.sla_ms, still_after, self._settings.batch)
+        for handoff in due:
+            for action in sla_actions(handoff, policy, now):
                 if isinstance(action, SlaBreach):
-                    await self._breached(tenant, entry, action, now)
+                    await self._breached(tenant, handoff, action, now)
                 else:
-                    await self._still_waiting(tenant, entry, action, now)
+                    await self._still_waiting(tenant, handoff, action, now)
 
     async def _breached(
-        self, tenant: TenantId, entry: InboxEntry, action: SlaBreach, now: int
+        self, tenant: TenantId, handoff: Handoff, action: SlaBreach, now: int
     ) -> None:
         op = MarkSlaBreached(tenant, action.handoff_id, now, action.waited_ms)
         if not (await self._parts.store.uow.commit(tenant, [op])).get(op):
@@ -166,18 +173,18 @@ class ModeWatch:
         log.info(
             "handoff.sla_breached",
             tenant=tenant,
-            session_id=entry.handoff.session_id,
+            session_id=handoff.session_id,
             handoff_id=action.handoff_id,
             waited_ms=action.waited_ms,
         )
 
     async def _still_waiting(
-        self, tenant: TenantId, entry: InboxEntry, action: StillWaiting, now: int
+        self, tenant: TenantId, handoff: Handoff, action: StillWaiting, now: int
     ) -> None:
         op = MarkStillWaiting(tenant, action.handoff_id, now, action.notice)
         if not (await self._parts.store.uow.commit(tenant, [op])).get(op):
-            return  # sent already, or claimed or resolved meanwhile
-        session_id = entry.handoff.session_id
+            return  # sent already, or claimed, resolved or blocked meanwhile
+        session_id = handoff.session_id
         log.info(
             "handoff.still_waiting", tenant=tenant, session_id=session_id, handoff_id=op.handoff_id
         )
@@ -185,25 +192,19 @@ class ModeWatch:
 
     async def _cooldowns(self, tenant: TenantId, now: int) -> None:
         p = self._parts
-        where = SessionFilter(
-            status=SessionStatus.OPEN, mode=SessionMode.COOLDOWN, limit=self._settings.batch
-        )
-        for session in await p.store.sessions.list_sessions(tenant, where):
-            until = session.mode_until_ms
-            if until is None or until > now:
-                continue
-            if session.has_unconsumed:
+        for ended in await p.store.recovery.ended_cooldowns(tenant, now, self._settings.batch):
+            if ended.held:
                 # Its driver ends the cool-down with the turn answering the held messages.
-                await self._wake(tenant, session.session_id)
+                await self._wake(tenant, ended.session_id)
                 continue
-            op = EndCooldown(tenant, session.session_id, now)
+            op = EndCooldown(tenant, ended.session_id, now)
             if (await p.store.uow.commit(tenant, [op])).get(op):
-                log.info("cooldown.ended", tenant=tenant, session_id=session.session_id)
+                log.info("cooldown.ended", tenant=tenant, session_id=ended.session_id)
 
     async def _blocks(self, tenant: TenantId, now: int) -> None:
         p = self._parts
         for block in await p.store.blocks.expired(tenant, now, self._settings.batch):
-            op = LiftBlock(tenant, block.block_id, EXPIRY, now, new_trace_id())
+            op = LiftBlock(tenant, block.block_id, BLOCK_EXPIRY, now, new_trace_id())
             try:
                 await p.store.uow.commit(tenant, [op])
             except Conflict:

@@ -20,6 +20,7 @@ from acf.domain.errors import AcfError, Conflict, InvalidValue
 from acf.domain.events import EventKind
 from acf.domain.handoff import PeoplePolicies
 from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
+from acf.domain.tools import LedgerStatus
 from acf.domain.turns import Turn
 from acf.ports.claims import SessionClaim
 from acf.ports.clock import Clock
@@ -37,6 +38,7 @@ from acf.ports.handoffs import (
     ReleaseClaim,
     ResumeAgent,
 )
+from acf.ports.ledger import LedgerQuery
 from acf.ports.session_store import SessionRecord
 from acf.ports.store import Store
 from acf.ports.unit_of_work import WriteOp
@@ -232,7 +234,16 @@ class OperatorDesk:
         tenant = session.tenant
         live = None
         if claim.live is not None:
-            live = LiveTurn(claim.live, await self._versions_of(claim.live, session))
+            # Calls of its group left ``started`` (its driver was cut off mid-call) are
+            # settled with it, as the driver settles them.
+            entries = await self._store.ledger.query(
+                tenant, LedgerQuery(group_id=claim.live.group_id)
+            )
+            live = LiveTurn(
+                claim.live,
+                await self._versions_of(claim.live, session),
+                [e for e in entries if e.status is LedgerStatus.STARTED],
+            )
         now = self._clock.now_ms()
         unit = human_reply(
             session=session,

@@ -7,7 +7,8 @@ and it returns an ``AttemptOutcome`` for ``after_attempt`` (DESIGN ยง4 step 3, ย
 News is also how it learns that the session left agent mode (a handoff, a cool-down, a
 block wake the session): it reads the mode then, and stops a turn that has not passed
 the irreversible gate (``MODE_CHANGED``: the turn stands down); one that has goes on as
-QUEUE, and its commit withholds the reply.
+QUEUE, and its commit withholds the reply: its typing indicator stops and its drafts are
+withdrawn at once (``reply.draft_withdrawn``), since no reply of it will come.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from acf.domain.events import EventKind, FabricEvent
 from acf.domain.messages import InboundMessage
 from acf.domain.modes import SessionMode
 from acf.domain.replies import PipelineResult
@@ -29,6 +31,8 @@ from acf.domain.turn_steps import (
 )
 from acf.domain.turns import TurnGroup
 from acf.ports.agent_binding import AgentBinding
+from acf.ports.event_store import AppendEvent
+from acf.ports.lease import CheckFence
 from acf.ports.pipeline import InDoubt, PendingInput, SupersedeHook
 from acf.service.attempt_context import attempt_context, show_typing
 from acf.service.confirmation_settling import earlier_settlement, settle_confirmation
@@ -185,7 +189,14 @@ class PipelineAttempt:
                     if await self._left_agent_mode():
                         return AttemptEnding.MODE_CHANGED
                     if self._left_for is not None:
-                        continue  # past the gate: it finishes, the operator's messages wait
+                        # Past the gate: it finishes, the operator's messages wait; what
+                        # it shows the customer (typing, drafts) ends now.
+                        if typing is not None:
+                            typing.cancel()
+                            typing = None
+                        if not await self._withdraw_drafts(ctx):
+                            return AttemptEnding.LEASE_LOST
+                        continue
                     _, new = await run.unseen()
                     if not new:
                         continue
@@ -220,6 +231,27 @@ class PipelineAttempt:
         if run.news_decision is not SupersedeDecision.FORCE_COMPLETE:
             run.news_decision = SupersedeDecision.QUEUE
         return False
+
+    async def _withdraw_drafts(self, ctx: RunningTurnContext) -> bool:
+        """The session left agent mode under a turn past the gate (its reply will be
+        withheld): no more drafts, and those shown are withdrawn at once
+        (``reply.draft_withdrawn``, fenced). False when the lease is lost."""
+        run = self._run
+        ctx.end_drafts()
+        drafted = run.drafted
+        if drafted is None:
+            return True
+        now = self._parts.clock.now_ms()
+        data = {"attempt": drafted.attempt, "fence": drafted.fence, "reason": "mode"}
+        withdrawal = FabricEvent(EventKind.REPLY_DRAFT_WITHDRAWN, now, run.correlation, data)
+        try:
+            await run.commit(
+                [CheckFence(run.turn.session_id, self._keeper.fence, now), AppendEvent(withdrawal)]
+            )
+        except LeaseLost:
+            return False
+        run.drafted = None
+        return True
 
     async def _stopped(self, task: "asyncio.Task[PipelineResult]") -> bool:
         """Wait (a bounded time) for a cancelled pipeline to end. One that ignores

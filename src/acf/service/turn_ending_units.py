@@ -40,7 +40,16 @@ from acf.service.turn_progress_units import (
     window_timer,
 )
 
-__all__ = ["awaiting_patch", "commit", "fail", "flag_for_person", "stand_down", "supersede"]
+__all__ = [
+    "awaiting_patch",
+    "commit",
+    "fail",
+    "flag_for_person",
+    "settle_unfinished",
+    "stand_down",
+    "supersede",
+    "turn_record",
+]
 
 STAND_DOWN_REASON = "mode"
 """The reason a turn whose session left agent mode is superseded with."""
@@ -63,7 +72,7 @@ def _enqueue(
     return rows, events
 
 
-def _record(
+def turn_record(
     turn: Turn,
     outcome: TurnPhase,
     versions: Versions,
@@ -115,7 +124,7 @@ def commit(
     ops += rows
     withheld = {"withheld_replies": list(texts)} if silent else {}
     ops += [
-        _record(
+        turn_record(
             turn,
             TurnPhase.COMMITTED,
             versions,
@@ -193,7 +202,7 @@ def supersede(
     return [
         guard_op(turn, fence, at_ms),
         move_op(turn, TurnPhase.SUPERSEDED, fence, at_ms),
-        _record(
+        turn_record(
             turn,
             TurnPhase.SUPERSEDED,
             versions,
@@ -263,7 +272,7 @@ def fail(
         if patch is not None:
             cleared.append(PatchState(turn.session_id, version, patch, at_ms))
     return [
-        *_unfinished(turn, unfinished, at_ms, versions),
+        *settle_unfinished(turn, unfinished, at_ms, versions),
         guard_op(turn, fence, at_ms),
         move_op(turn, TurnPhase.FAILED, fence, at_ms),
         *cleared,
@@ -272,7 +281,7 @@ def fail(
         *flag_for_person(
             turn, f"turn failed after {turn.attempt} attempt(s): {error}", at_ms, versions
         ),
-        _record(
+        turn_record(
             turn,
             TurnPhase.FAILED,
             versions,
@@ -320,7 +329,7 @@ def stand_down(
     ended."""
     started = turn.created_at_ms if started_at_ms is None else started_at_ms
     ops: Ops = [
-        *_unfinished(turn, unfinished, at_ms, versions, reason="turn_stood_down"),
+        *settle_unfinished(turn, unfinished, at_ms, versions, reason="turn_stood_down"),
         guard_op(turn, fence, at_ms),
         move_op(turn, TurnPhase.SUPERSEDED, fence, at_ms),
     ]
@@ -328,7 +337,7 @@ def stand_down(
         ops.append(CancelTimer(turn.session_id, WINDOW_TIMER))
     return [
         *ops,
-        _record(
+        turn_record(
             turn,
             TurnPhase.SUPERSEDED,
             versions,
@@ -353,7 +362,7 @@ def stand_down(
     ]
 
 
-def _unfinished(
+def settle_unfinished(
     turn: Turn,
     unfinished: Sequence[LedgerEntry],
     at_ms: int,
@@ -367,7 +376,7 @@ def _unfinished(
         doubtful = entry.policy in (SideEffectPolicy.IRREVERSIBLE, SideEffectPolicy.COMPENSATABLE)
         status = LedgerStatus.IN_DOUBT if doubtful else LedgerStatus.FAILED
         kind = EventKind.TOOL_IN_DOUBT if doubtful else EventKind.TOOL_EXECUTION_FAILED
-        ended = "failed" if reason == "turn_failed" else "stood down"
+        ended = {"turn_failed": "failed", "turn_stood_down": "stood down"}.get(reason, "stopped")
         error = f"the turn {ended} before this call's outcome was recorded"
         ops.append(FinishExecution(entry.execution_id, status, at_ms, error=error))
         ops.append(

@@ -118,7 +118,7 @@ class TurnOutcomes:
             details["replay_of"] = run.replay.dead_letter_id
         letter_id = new_id()
         silent = False
-        refusal: list[WriteOp[Any]] | None = None  # counted once, whatever the retries
+        refusal: list[WriteOp[Any]] | None = None  # asked once; counted by the unit
         while True:
             at_ms = p.clock.now_ms()
             ends = self._letters(result.failed_call, letter_id, at_ms)
@@ -141,7 +141,7 @@ class TurnOutcomes:
                     if refusal is None:
                         refusal = await self._refusal(ops, at_ms)
                     ops = await self._triggers(ops, result.handoff, refusal, at_ms)
-                await run.commit(ops)
+                results = await run.commit(ops)
             except Conflict as conflict:
                 if conflict.reason == "mode" and not silent:
                     left = after_mode_refused(t.irreversible_started)
@@ -171,13 +171,17 @@ class TurnOutcomes:
             if silent:
                 withheld = len(result.segments)
                 log.info("turn.reply_withheld", **run.correlation.fields(), replies=withheld)
+            elif p.policy_blocks is not None:
+                for blocking in turn_triggers.blocks_in(refusal or []):
+                    await p.policy_blocks.wake_blocked(results.get(blocking))
             p.poke_relay(t.tenant, t.session_id)
             await p.checkpoints.reached(Phase.COMMITTED, t.tenant, t.session_id)
             return None
 
     async def _refusal(self, ops: list[WriteOp[Any]], at_ms: int) -> list[WriteOp[Any]]:
         """The firewall's ops for a refusal (the record's category or a refused tool call),
-        when it has a ``policy_blocks`` detector: asked once per turn (it counts)."""
+        when it has a ``policy_blocks`` detector: asked once per turn; its count rides in
+        the unit, so only the unit that commits counts."""
         p, run = self._parts, self._run
         t = run.turn
         category = record_facts(turn_triggers.record_in(ops)).category
@@ -197,7 +201,7 @@ class TurnOutcomes:
         then ``ABUSE_SUSPECTED``). ``fallbacks``: the session's count, read when needed
         and not given."""
         p, t = self._parts, self._run.turn
-        facts = record_facts(turn_triggers.record_in(ops))
+        facts = turn_triggers.trigger_facts(turn_triggers.record_in(ops))
         if facts.fallback and fallbacks is None:
             session = await p.store.sessions.get(t.tenant, t.session_id)
             fallbacks = 0 if session is None else session.fallbacks
@@ -209,7 +213,7 @@ class TurnOutcomes:
             policy=p.people(t.tenant).handoff,
             at_ms=at_ms,
         )
-        if refusal:
+        if turn_triggers.acts(refusal):
             ops = turn_triggers.as_abuse(ops)
         return [*ops, *handing, *refusal]
 

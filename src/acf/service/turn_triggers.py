@@ -8,13 +8,15 @@ none of them.
 
 - ``PipelineResult.handoff`` → ``EnterHuman(source=PIPELINE)`` with the tenant's notice
   (the session stays flagged too, as before).
-- A fallback answer (``record_facts(record).fallback``) → ``CountFallback``, and the
+- A fallback answer (``trigger_facts(record).fallback``: not a router's fallback to another
+  route) → ``CountFallback``, and the
   tenant's rule ``EnterHuman(source=RULE, reason="fallbacks")`` once the session's
   fallbacks reach ``handoff.after_fallbacks`` (0: never).
 - A refusal (``abuse.is_policy_block``: the record's category is ``SAFETY_REFUSAL`` or the
-  enforcement refused a tool call) is counted by the firewall (``PolicyBlocks``), whose
-  cool-down, when its detector fires, rides in the same unit: the record then carries
-  the category ``ABUSE_SUSPECTED`` (``as_abuse``).
+  enforcement refused a tool call) is counted by the firewall's ops (``PolicyBlocks``) in
+  the same unit, so a turn that never commits counts nothing; when its detector fires,
+  the cool-down (or the automatic block) rides along and the record carries the category
+  ``ABUSE_SUSPECTED`` (``as_abuse``, when ``acts``).
 """
 
 from dataclasses import replace
@@ -24,8 +26,9 @@ from acf.domain.config_versions import RecordFacts, record_facts
 from acf.domain.handoff import HandoffPolicy
 from acf.domain.records import TurnRecord
 from acf.domain.turns import Turn
+from acf.ports.firewall import BlockCustomer
 from acf.ports.handoffs import EnterHuman, HandoffSource
-from acf.ports.session_modes import CountFallback
+from acf.ports.session_modes import CountFallback, StartCooldown
 from acf.ports.turn_store import SaveTurnRecord
 from acf.service.turn_progress_units import Ops
 
@@ -43,6 +46,14 @@ def record_in(ops: Ops) -> TurnRecord:
 def rule_hands_off(fallbacks: int, after_fallbacks: int) -> bool:
     """Whether one more fallback answer (``fallbacks`` before it) hands the session off."""
     return after_fallbacks > 0 and fallbacks + 1 >= after_fallbacks
+
+
+def trigger_facts(record: TurnRecord) -> RecordFacts:
+    """The record's facts as the fallback rule reads them: a router that fell back to another
+    route answered with that route's own answer, which the canary counts as a fallback but
+    the rule does not (the customer was answered)."""
+    details = {k: v for k, v in record.details.items() if k != "routing_reason"}
+    return record_facts(replace(record, details=details))
 
 
 def handoff_ops(
@@ -74,6 +85,18 @@ def _enter(
     return EnterHuman(
         turn.tenant, turn.session_id, reason, source, at_ms, turn.trace_id, notice=policy.notice
     )
+
+
+def acts(refusal: Ops) -> bool:
+    """Whether the firewall's ops for a refusal hold the session (a cool-down or a block),
+    beyond counting it."""
+    return any(isinstance(op, StartCooldown | BlockCustomer) for op in refusal)
+
+
+def blocks_in(refusal: Ops) -> list[BlockCustomer]:
+    """The automatic blocks among the firewall's ops (their sessions are woken after the
+    commit)."""
+    return [op for op in refusal if isinstance(op, BlockCustomer)]
 
 
 def as_abuse(ops: Ops) -> Ops:

@@ -11,7 +11,7 @@ is ever refused because of it.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -93,6 +93,16 @@ class RedisCustomerRates:
     async def prune(self, tenant: TenantId, before_ms: int) -> int:
         """Redis's keys expire by themselves; this prunes what the fallback counted."""
         return await self._fallback.prune(tenant, before_ms)
+
+    async def tallies(
+        self,
+        tenant: TenantId,
+        channel: Channel,
+        customer: str,
+        buckets: Sequence[tuple[str, int]],
+    ) -> list[int]:
+        """The firewall's own tallies live in the store: the fallback's."""
+        return await self._fallback.tallies(tenant, channel, customer, buckets)
 
     async def close(self) -> None:
         await self._client.aclose()

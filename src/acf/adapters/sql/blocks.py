@@ -3,8 +3,13 @@ customer and channel (``ux_customer_blocks_active``).
 
 ``BlockCustomer`` moves the customer's open sessions on the channel (every agent's) to
 ``blocked`` with ``mode_reason`` ``block:<block_id>``; sessions opened while the block is
-active open blocked (``acf.adapters.sql.sessions.open_session_id``). ``LiftBlock`` moves the
-sessions still blocked back to ``agent``. Both write their event in the same transaction.
+active open blocked (``acf.adapters.sql.sessions.open_session_id``). A block is the
+strongest mode: it is set over human mode and a cool-down too, keeping ``mode_until_ms``.
+``LiftBlock`` moves the sessions still blocked back to the mode the block interrupted:
+``human`` while the session has an open handoff (it stays in the inbox, claimable),
+``cooldown`` while the cool-down has not ended (``mode_until_ms`` after the lift), else
+``agent``; ``customer.unblocked`` names each session's mode (``modes``). Both write their
+event in the same transaction.
 """
 
 from typing import Any
@@ -12,11 +17,13 @@ from typing import Any
 from acf.adapters.sql.database import Database, SqlConnection
 from acf.adapters.sql.events import insert_event
 from acf.adapters.sql.registry import executes, require_tenant
+from acf.adapters.sql.session_modes import COOLDOWN_REASON_PREFIX
 from acf.adapters.sql.session_rows import lock_customer
 from acf.domain.channels import Channel
 from acf.domain.errors import Conflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import TenantId
+from acf.domain.modes import BLOCK_EXPIRY, block_reason
 from acf.ports.firewall import Block, BlockCustomer, LiftBlock
 
 _COLUMNS = (
@@ -24,8 +31,28 @@ _COLUMNS = (
     "lifted_at_ms, lifted_by"
 )
 
-EXPIRY = "expiry"
-"""``lifted_by`` of a block lifted because it expired."""
+# What a lift restores (the old row's values: a block keeps ``mode_until_ms``): human mode
+# while the session has an open handoff (with its reason), the cool-down the block
+# interrupted while it has not ended, else agent mode.
+_HANDED_OFF = (
+    "EXISTS (SELECT 1 FROM handoffs h WHERE h.tenant = sessions.tenant "
+    "AND h.session_id = sessions.session_id AND h.resolved_at_ms IS NULL)"
+)
+_COOLING = "mode_until_ms IS NOT NULL AND mode_until_ms > ?"
+_RESTORED_MODE = (
+    f"CASE WHEN {_HANDED_OFF} THEN 'human' WHEN {_COOLING} THEN 'cooldown' ELSE 'agent' END"
+)
+_RESTORED_REASON = (
+    "CASE WHEN "
+    + _HANDED_OFF
+    + " THEN (SELECT h.reason FROM handoffs h WHERE h.tenant = sessions.tenant "
+    "AND h.session_id = sessions.session_id AND h.resolved_at_ms IS NULL) "
+    f"WHEN {_COOLING} THEN ? ELSE NULL END"
+)
+_RESTORED_UNTIL = f"CASE WHEN {_HANDED_OFF} THEN NULL WHEN {_COOLING} THEN mode_until_ms END"
+COOLDOWN_REASON = f"{COOLDOWN_REASON_PREFIX}resumed"
+"""``mode_reason`` of a cool-down a lift restores (the detector's name was replaced by the
+block's reason)."""
 
 
 def _block(row: tuple[Any, ...]) -> Block:
@@ -51,6 +78,7 @@ def _event(
     at_ms: int,
     trace_id: str,
     by: str,
+    **extra: Any,
 ) -> None:
     insert_event(
         conn,
@@ -70,6 +98,7 @@ def _event(
                 "by": by,
                 "expires_at_ms": block.expires_at_ms,
                 "sessions": sessions,
+                **extra,
             },
         ),
     )
@@ -96,16 +125,35 @@ def _lift(
     if row is None:
         raise Conflict("not_found")
     block = _block(row)
-    sessions = [
-        str(r[0])
+    restored = {
+        str(r[0]): str(r[1])
         for r in conn.execute(
-            "UPDATE sessions SET mode = 'agent', mode_reason = NULL, mode_since_ms = ?, "
-            "mode_until_ms = NULL WHERE tenant = ? AND channel = ? AND customer = ? "
-            "AND status = 'open' AND mode = 'blocked' RETURNING session_id",
-            (at_ms, tenant, block.channel.value, block.customer),
+            f"UPDATE sessions SET mode = {_RESTORED_MODE}, mode_reason = {_RESTORED_REASON}, "
+            f"mode_since_ms = ?, mode_until_ms = {_RESTORED_UNTIL} "
+            "WHERE tenant = ? AND channel = ? AND customer = ? "
+            "AND status = 'open' AND mode = 'blocked' RETURNING session_id, mode",
+            (
+                at_ms,
+                at_ms,
+                COOLDOWN_REASON,
+                at_ms,
+                at_ms,
+                tenant,
+                block.channel.value,
+                block.customer,
+            ),
         )
-    ]
-    _event(conn, EventKind.CUSTOMER_UNBLOCKED, block, sorted(sessions), at_ms, trace_id, by)
+    }
+    _event(
+        conn,
+        EventKind.CUSTOMER_UNBLOCKED,
+        block,
+        sorted(restored),
+        at_ms,
+        trace_id,
+        by,
+        modes=dict(sorted(restored.items())),
+    )
     return block
 
 
@@ -121,7 +169,7 @@ def _block_customer(conn: SqlConnection, tenant: str, op: BlockCustomer) -> Bloc
                 return existing
             raise Conflict("blocked")
         # Expired, not yet lifted by the sweep: lift it here, then block anew.
-        _lift(conn, tenant, existing.block_id, EXPIRY, op.at_ms, op.trace_id)
+        _lift(conn, tenant, existing.block_id, BLOCK_EXPIRY, op.at_ms, op.trace_id)
     inserted = conn.execute(
         f"INSERT INTO customer_blocks ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,NULL,NULL) "
         "ON CONFLICT (tenant, channel, customer) WHERE lifted_at_ms IS NULL DO NOTHING",
@@ -154,10 +202,11 @@ def _block_customer(conn: SqlConnection, tenant: str, op: BlockCustomer) -> Bloc
     sessions = [
         str(r[0])
         for r in conn.execute(
-            "UPDATE sessions SET mode = 'blocked', mode_reason = ?, mode_since_ms = ?, "
-            "mode_until_ms = NULL WHERE tenant = ? AND channel = ? AND customer = ? "
+            # ``mode_until_ms`` kept: a cool-down the block interrupts resumes at its lift
+            "UPDATE sessions SET mode = 'blocked', mode_reason = ?, mode_since_ms = ? "
+            "WHERE tenant = ? AND channel = ? AND customer = ? "
             "AND status = 'open' RETURNING session_id",
-            (f"block:{op.block_id}", op.at_ms, tenant, op.channel.value, op.customer),
+            (block_reason(op.block_id), op.at_ms, tenant, op.channel.value, op.customer),
         )
     ]
     _event(

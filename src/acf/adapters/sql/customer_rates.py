@@ -4,6 +4,8 @@ row per (customer, channel, bucket, period), counted by an upsert that returns t
 ``CustomerRates`` counts in the ``minute`` and ``day`` buckets; ``CountCustomer`` counts in
 any other (the firewall's refusals and cool-downs)."""
 
+from collections.abc import Sequence
+
 from acf.adapters.sql.database import Database, SqlConnection
 from acf.adapters.sql.registry import executes, require_tenant
 from acf.domain.channels import Channel
@@ -83,3 +85,15 @@ class SqlCustomerRates:
             ).rowcount
 
         return await self._db.write(tenant, run)
+
+    async def tallies(
+        self,
+        tenant: TenantId,
+        channel: Channel,
+        customer: str,
+        buckets: Sequence[tuple[str, int]],
+    ) -> list[int]:
+        def run(conn: SqlConnection) -> list[int]:
+            return [bump(conn, tenant, channel, customer, b, start, 0) for b, start in buckets]
+
+        return await self._db.read(tenant, run)

@@ -48,6 +48,12 @@ from acf.ports.session_store import SessionStatus
 _HANDS_OFF = "('agent','cooldown')"
 _RESUMES = "('human','cooldown')"
 _LIVE_CLAIM = "claimed_by IS NOT NULL AND claim_expires_at_ms > acf_now(?)"
+# The SLA and the "still waiting" notice run only while a person is to answer: not while
+# the customer is blocked (the handoff waits for the lift).
+_IN_HUMAN_MODE = (
+    "EXISTS (SELECT 1 FROM sessions s WHERE s.tenant = handoffs.tenant "
+    "AND s.session_id = handoffs.session_id AND s.mode = 'human')"
+)
 
 
 def _by(by: Operator | None) -> dict[str, str] | None:
@@ -145,7 +151,10 @@ def _resume(conn: SqlConnection, tenant: str, op: ResumeAgent) -> None:
     state = state_contract.apply_patch(session.state, {"meta": {"handover": handover}})
     changed = conn.execute(
         "UPDATE sessions SET mode = 'agent', mode_reason = NULL, mode_since_ms = ?, "
-        "mode_until_ms = NULL, state = ?, state_version = state_version + 1, updated_at_ms = ? "
+        # The fallback count starts again: the rule hands off after N fallbacks since the
+        # agent last took the session over, not N since it opened.
+        "mode_until_ms = NULL, fallbacks = 0, state = ?, state_version = state_version + 1, "
+        "updated_at_ms = ? "
         f"WHERE tenant = ? AND session_id = ? AND mode IN {_RESUMES} AND state_version = ?",
         (op.at_ms, dumps(state), op.at_ms, tenant, op.session_id, session.state_version),
     ).rowcount
@@ -178,9 +187,7 @@ def _claim(conn: SqlConnection, tenant: str, op: ClaimHandoff) -> Handoff:
         "ELSE ? END, claim_expires_at_ms = acf_now(?) + ? "
         "WHERE tenant = ? AND session_id = ? AND resolved_at_ms IS NULL "
         "AND (claimed_by IS NULL OR claimed_by = ? OR claim_expires_at_ms <= acf_now(?)) "
-        "AND EXISTS (SELECT 1 FROM sessions s WHERE s.tenant = handoffs.tenant "
-        "AND s.session_id = handoffs.session_id AND s.mode = 'human') "
-        f"RETURNING {HANDOFF_COLUMNS}",
+        f"AND {_IN_HUMAN_MODE} RETURNING {HANDOFF_COLUMNS}",
         (
             op.by.key_id,
             op.by.name,
@@ -335,7 +342,8 @@ def _sla_breached(conn: SqlConnection, tenant: str, op: MarkSlaBreached) -> bool
     require_tenant(tenant, op.tenant)
     row = conn.execute(
         "UPDATE handoffs SET sla_breached_at_ms = ? WHERE tenant = ? AND handoff_id = ? "
-        "AND resolved_at_ms IS NULL AND sla_breached_at_ms IS NULL RETURNING session_id",
+        f"AND resolved_at_ms IS NULL AND sla_breached_at_ms IS NULL AND {_IN_HUMAN_MODE} "
+        "RETURNING session_id",
         (op.at_ms, tenant, op.handoff_id),
     ).fetchone()
     if row is None:
@@ -351,7 +359,7 @@ def _still_waiting(conn: SqlConnection, tenant: str, op: MarkStillWaiting) -> bo
     row = conn.execute(
         "UPDATE handoffs SET still_waiting_at_ms = ? WHERE tenant = ? AND handoff_id = ? "
         "AND resolved_at_ms IS NULL AND still_waiting_at_ms IS NULL "
-        f"AND NOT ({_LIVE_CLAIM}) RETURNING session_id",
+        f"AND NOT ({_LIVE_CLAIM}) AND {_IN_HUMAN_MODE} RETURNING session_id",
         (op.at_ms, tenant, op.handoff_id, op.at_ms),
     ).fetchone()
     if row is None:

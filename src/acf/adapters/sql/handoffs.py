@@ -55,6 +55,24 @@ _STATES: dict[InboxState, tuple[str, str, bool]] = {
     ),
 }
 _WIDTH = len(HANDOFF_COLUMNS.split(","))
+_WAITING = (
+    "FROM handoffs h JOIN sessions s ON s.tenant = h.tenant AND s.session_id = h.session_id "
+    f"WHERE h.tenant = ? AND h.resolved_at_ms IS NULL AND s.mode = 'human' AND NOT ({_LIVE}) "
+)
+# Each action's due time, NULL when it is done or left out (its delay 0).
+_SLA_DUE = f"CASE WHEN h.sla_breached_at_ms IS NULL AND ? > 0 THEN {_WAITING_SINCE} + ? END"
+_STILL_DUE = (
+    "CASE WHEN h.still_waiting_at_ms IS NULL AND h.last_operator_reply_at_ms IS NULL "
+    "AND ? > 0 THEN h.opened_at_ms + ? END"
+)
+_DUE = (
+    f"SELECT {_H_COLUMNS} FROM (SELECT h.handoff_id, {_SLA_DUE} AS sla_due, "
+    f"{_STILL_DUE} AS still_due {_WAITING}) d "
+    "JOIN handoffs h ON h.tenant = ? AND h.handoff_id = d.handoff_id "
+    "WHERE d.sla_due <= ? OR d.still_due <= ? "
+    "ORDER BY CASE WHEN d.still_due IS NULL OR d.sla_due <= d.still_due THEN d.sla_due "
+    "ELSE d.still_due END, h.handoff_id LIMIT ?"
+)
 
 
 def _entry(row: tuple[Any, ...]) -> InboxEntry:
@@ -99,6 +117,27 @@ class SqlHandoffs:
         return await self._db.read(
             tenant, lambda conn: [_entry(r) for r in conn.execute(statement, args)]
         )
+
+    async def due(
+        self,
+        tenant: TenantId,
+        now_ms: int,
+        sla_ms: int,
+        still_waiting_after_ms: int,
+        limit: int = 100,
+    ) -> list[Handoff]:
+        sla, still = max(sla_ms, 0), max(still_waiting_after_ms, 0)
+        args = (sla, sla, still, still, tenant, now_ms, tenant, now_ms, now_ms, limit)
+        return await self._db.read(
+            tenant, lambda conn: [handoff_of(r) for r in conn.execute(_DUE, args)]
+        )
+
+    async def waiting_count(self, tenant: TenantId, now_ms: int) -> int:
+        def run(conn: SqlConnection) -> int:
+            row = conn.execute(f"SELECT COUNT(*) {_WAITING}", (tenant, now_ms)).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._db.read(tenant, run)
 
     async def history(self, tenant: TenantId, session_id: SessionId) -> list[Handoff]:
         def run(conn: SqlConnection) -> list[Handoff]:

@@ -7,7 +7,7 @@ from acf.adapters.sql.database import SCANNER, Database, SqlConnection
 from acf.domain.channels import Channel
 from acf.domain.ids import SessionId, TenantId
 from acf.ports.lease import delivery_lease_id
-from acf.ports.recovery import IdleSession, ModeWork, SessionWork
+from acf.ports.recovery import EndedCooldown, IdleSession, ModeWork, SessionWork
 
 # A lease (the session's, or its relay's) live at acf_now(?): someone is on that work.
 _HELD = """EXISTS (SELECT 1 FROM session_leases l WHERE l.tenant = {t}.tenant
@@ -78,6 +78,13 @@ SELECT tenant, MAX(handoffs), MAX(cooldowns), MAX(blocks) FROM (
    WHERE lifted_at_ms IS NULL AND expires_at_ms <= ?
 ) AS work GROUP BY tenant ORDER BY tenant"""
 
+# The tenant's ended cool-downs, earliest first (the partial index ix_sessions_mode).
+_ENDED_COOLDOWNS = """
+SELECT session_id, mode_until_ms, last_seq > consumed_seq FROM sessions
+ WHERE tenant = ? AND mode <> 'agent' AND mode = 'cooldown' AND status = 'open'
+   AND mode_until_ms <= ?
+ ORDER BY mode_until_ms, session_id LIMIT ?"""
+
 
 class SqlRecoveryScanner:
     def __init__(self, db: Database) -> None:
@@ -127,3 +134,14 @@ class SqlRecoveryScanner:
             ]
 
         return await self._db.read(SCANNER, run)
+
+    async def ended_cooldowns(
+        self, tenant: TenantId, now_ms: int, limit: int = 500
+    ) -> list[EndedCooldown]:
+        def run(conn: SqlConnection) -> list[EndedCooldown]:
+            return [
+                EndedCooldown(str(r[0]), int(r[1]), bool(r[2]))
+                for r in conn.execute(_ENDED_COOLDOWNS, (tenant, now_ms, limit))
+            ]
+
+        return await self._db.read(tenant, run)

@@ -1,5 +1,6 @@
-"""Session mode writes (both dialects): the mode check, the abuse firewall's cool-down and
-the fallback counter the tenant's handoff rule reads.
+"""Session mode writes (both dialects): the mode check, the abuse firewall's cool-down (a
+cool-down that starts counts itself in the customer's day, ``COOLDOWN_BUCKET``, which
+``auto_block_after`` reads) and the fallback counter the tenant's handoff rule reads.
 
 Each change of mode is one conditional ``UPDATE`` of the session row naming the mode it
 leaves, so two writers racing for one session are ordered by the row's lock on
@@ -10,6 +11,7 @@ trace, session_id)``).
 
 from typing import Any
 
+from acf.adapters.sql.customer_rates import bump
 from acf.adapters.sql.database import SqlConnection
 from acf.adapters.sql.events import insert_event
 from acf.adapters.sql.registry import EXECUTORS, executes, require_tenant
@@ -17,6 +19,7 @@ from acf.adapters.sql.session_rows import require_session
 from acf.domain.errors import Conflict
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import new_id, new_trace_id
+from acf.ports.firewall import COOLDOWN_BUCKET, DAY_MS
 from acf.ports.outbox import EnqueueReply
 from acf.ports.session_modes import CheckMode, CountFallback, EndCooldown, StartCooldown
 
@@ -92,6 +95,9 @@ def _start_cooldown(conn: SqlConnection, tenant: str, op: StartCooldown) -> bool
     _event(conn, EventKind.ABUSE_SUSPECTED, tenant, op.session_id, op.trace_id, op.at_ms, suspected)
     if not entered:
         return False
+    # the customer's cool-downs today, counted only when one started (auto_block_after)
+    day = op.at_ms - op.at_ms % DAY_MS
+    bump(conn, tenant, session.key.channel, session.key.customer, COOLDOWN_BUCKET, day)
     notice = None
     if op.notice is not None:
         notice = queue_notice(conn, tenant, op.session_id, op.notice, op.at_ms)

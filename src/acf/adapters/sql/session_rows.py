@@ -21,7 +21,7 @@ from acf.domain import state as state_contract
 from acf.domain.config_versions import canary_arm
 from acf.domain.errors import Conflict
 from acf.domain.ids import SessionId, new_id
-from acf.domain.modes import SessionMode
+from acf.domain.modes import SessionMode, block_reason
 from acf.domain.session_key import SessionKey
 from acf.ports.session_store import SessionRecord, SessionStatus
 
@@ -31,8 +31,6 @@ SESSION_COLUMNS = (
     "config_version, canary, closed_at_ms, mode, mode_reason, mode_since_ms, mode_until_ms, "
     "fallbacks"
 )
-BLOCK_REASON_PREFIX = "block:"
-"""A blocked session's ``mode_reason``: the prefix, then the block's id."""
 
 
 def session_record(row: tuple[Any, ...]) -> SessionRecord:
@@ -147,7 +145,7 @@ def open_session_id(conn: SqlConnection, key: SessionKey, at_ms: int) -> Session
     block_id = active_block_id(conn, key.tenant, key.channel.value, key.customer, at_ms)
     mode, reason, since = SessionMode.AGENT, None, None
     if block_id is not None:
-        mode, reason, since = SessionMode.BLOCKED, f"{BLOCK_REASON_PREFIX}{block_id}", at_ms
+        mode, reason, since = SessionMode.BLOCKED, block_reason(block_id), at_ms
     cur = conn.execute(
         f"INSERT INTO sessions ({SESSION_COLUMNS}) "
         "VALUES (?,?,?,?,?,'open',0,0,?,0,FALSE,NULL,?,?,NULL,?,?,NULL,?,?,?,NULL,0) "

@@ -182,6 +182,17 @@ _AGENT_MODE = (
 
 @executes(MarkIrreversibleStarted)
 def _gate(conn: SqlConnection, tenant: str, op: MarkIrreversibleStarted) -> None:
+    # The session row first, FOR SHARE (PostgreSQL): a mode change committing meanwhile
+    # (a handoff, a cool-down, a block) and the gate are ordered. One in progress is waited
+    # for, and the update below (a statement of its own, so a newer snapshot) reads the
+    # mode it committed; one that comes later waits for this unit's end (the turn passed
+    # the gate: it finishes silently). SQLite's write transactions are serial.
+    conn.execute(
+        "SELECT mode FROM sessions WHERE tenant = ? AND session_id = "
+        "(SELECT session_id FROM turns WHERE tenant = ? AND turn_id = ?)"
+        + conn.dialect.lock_shared,
+        (tenant, tenant, op.turn_id),
+    ).fetchone()
     cur = conn.execute(
         "UPDATE turns SET irreversible_started = TRUE, updated_at_ms = ? "
         f"WHERE tenant = ? AND turn_id = ? AND fence = ? AND phase = 'running' AND {_LEASE_HELD} "

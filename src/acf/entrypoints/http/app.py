@@ -30,6 +30,7 @@ from acf.entrypoints.http.limits import TenantLimits
 from acf.entrypoints.http.middleware import (
     BodyLimitMiddleware,
     ErrorMiddleware,
+    NulPathMiddleware,
     TraceMiddleware,
 )
 from acf.entrypoints.http.webhook_paths import WebhookSlashMiddleware
@@ -77,6 +78,7 @@ def create_app(service: Service, settings: ApiSettings | None = None) -> FastAPI
     _pages(app)
     # The last added is the outermost: trace, the webhook slash, the body limit, errors.
     app.add_middleware(ErrorMiddleware)
+    app.add_middleware(NulPathMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

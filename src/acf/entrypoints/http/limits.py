@@ -84,18 +84,40 @@ class TenantLimits:
 
 
 def customer_wait_s(counts: RateCounts, limits: CustomerLimits, now_ms: int) -> int | None:
-    """None when a customer with ``counts`` may send one more message under ``limits``;
-    else the seconds to wait (>= 1): to the next UTC day when the day's count is spent, else
-    to the next minute when the sliding minute's is."""
+    """None when a customer with ``counts`` (read at ``now_ms``) may send one more message
+    under ``limits``; else the seconds to wait (>= 1) until they may, if they send nothing
+    meanwhile: to the next UTC day when the day's count is spent, else until the sliding
+    estimate ``minute + prev_minute * (1 - frac)`` drops below ``per_minute``
+    (``minute_wait_ms``)."""
     if counts.day >= limits.per_day:
-        return _seconds_to_next(DAY_MS, now_ms)
+        return _seconds(DAY_MS - now_ms % DAY_MS)
     if counts.per_minute >= limits.per_minute:
-        return _seconds_to_next(MINUTE_MS, now_ms)
+        wait_ms = minute_wait_ms(counts.minute, counts.prev_minute, limits.per_minute, now_ms)
+        return _seconds(wait_ms)
     return None
 
 
-def _seconds_to_next(bucket_ms: int, now_ms: int) -> int:
-    return max(1, math.ceil((bucket_ms - now_ms % bucket_ms) / 1000))
+def minute_wait_ms(minute: int, prev_minute: int, per_minute: int, now_ms: int) -> int:
+    """The milliseconds from ``now_ms`` until ``minute + prev_minute * (1 - f) <
+    per_minute`` holds, ``f`` being the share elapsed of the minute then, and no message
+    counted meanwhile: later in this minute while ``minute`` is under the limit (the
+    previous minute's share fades), else in the next one, where this minute's count is the
+    previous one (it is always true two minutes on)."""
+    elapsed = now_ms % MINUTE_MS
+    if minute < per_minute:
+        if prev_minute == 0:
+            return 0
+        # prev * (MINUTE - e) < (per_minute - minute) * MINUTE  <=>  e > threshold
+        at = (prev_minute - (per_minute - minute)) * MINUTE_MS // prev_minute + 1
+        if at < MINUTE_MS:
+            return max(0, at - elapsed)
+    # next minute: minute * (MINUTE - e) < per_minute * MINUTE
+    at = (minute - per_minute) * MINUTE_MS // minute + 1 if minute >= per_minute else 0
+    return MINUTE_MS - elapsed + at
+
+
+def _seconds(wait_ms: int) -> int:
+    return max(1, math.ceil(wait_ms / 1000))
 
 
 async def _admit(

@@ -106,6 +106,20 @@ class TraceMiddleware:
             await self.app(scope, receive, send_with_trace)
 
 
+class NulPathMiddleware:
+    """A path holding a NUL (``%00``) names nothing acf stores (PostgreSQL text never holds
+    one, and refuses to look one up): 404 before any route runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\x00" in str(scope.get("path", "")):
+            await send_json_error(send, 404, "not_found", "no such resource: the path holds a NUL")
+            return
+        await self.app(scope, receive, send)
+
+
 class BodyLimitMiddleware:
     """Refuse bodies over ``max_bytes`` (``webhook_bytes`` under ``/v1/channels/``, the
     providers' webhooks) with 413, by Content-Length or while reading."""

@@ -81,8 +81,16 @@ async def wake(service: Service, tenant: TenantId, session_ids: list[SessionId])
         await notify(tenant, session_id)
 
 
+def may_be_id(value: str) -> bool:
+    """Whether a path's ``value`` can name a stored row: no text PostgreSQL stores holds a
+    NUL, and it refuses to look one up (a 500), so an id with one is an unknown id."""
+    return "\x00" not in value
+
+
 async def session_of(state: ApiState, tenant: TenantId, session_id: SessionId) -> SessionRecord:
-    session = await state.service.store.sessions.get(tenant, session_id)
+    session = None
+    if may_be_id(session_id):
+        session = await state.service.store.sessions.get(tenant, session_id)
     if session is None:
         raise not_found(f"no session {session_id!r}")
     return session

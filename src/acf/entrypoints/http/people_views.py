@@ -4,34 +4,48 @@ replies, the block list, the holds and the abuse summary (``routes_handoff``,
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from acf.domain.abuse import Detector
 from acf.domain.channels import Channel
-from acf.domain.messages import MAX_TEXT_LENGTH
 from acf.domain.session_key import MAX_PART_LENGTH
 from acf.ports.firewall import Block
 from acf.ports.handoffs import Handoff, InboxEntry, Note
 from acf.ports.session_store import SessionRecord
+from acf.service.handoff_units import MAX_BUTTONS
+from acf.service.handoff_units import MAX_TEXT as MAX_REPLY_LENGTH
 
 MAX_NOTE_LENGTH = 4000
 MAX_REASON_LENGTH = 500
-MAX_BUTTONS = 10
 MAX_BUTTON_TITLE = 64
 MAX_CLAIM_TTL_S = 86_400
 MAX_BLOCK_S = 366 * 86_400
 
 _NOT_BLANK = r"\S"
 
-Reason = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_REASON_LENGTH, pattern=_NOT_BLANK)
-]
-NoteText = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_NOTE_LENGTH, pattern=_NOT_BLANK)
-]
-ButtonTitle = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_BUTTON_TITLE, pattern=_NOT_BLANK)
-]
+
+def _storable(value: str) -> str:
+    # JSON can carry a NUL (\u0000), which PostgreSQL cannot store in text: refused here,
+    # as the channels' payloads refuse it, so the answer is a 422 naming the field.
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+_Storable = AfterValidator(_storable)
+
+
+def _text(max_length: int, pattern: str | None = _NOT_BLANK) -> StringConstraints:
+    return StringConstraints(min_length=1, max_length=max_length, pattern=pattern)
+
+
+# Every string a request carries is _Storable (tests/http/test_people_nul.py walks them).
+Reason = Annotated[str, _text(MAX_REASON_LENGTH), _Storable]
+NoteText = Annotated[str, _text(MAX_NOTE_LENGTH), _Storable]
+ButtonTitle = Annotated[str, _text(MAX_BUTTON_TITLE), _Storable]
+ReplyText = Annotated[str, _text(MAX_REPLY_LENGTH), _Storable]
+"""An operator's reply: at most what the desk sends (``handoff_units.MAX_TEXT``)."""
+Customer = Annotated[str, _text(MAX_PART_LENGTH, pattern=None), _Storable]
 
 
 class _Body(BaseModel):
@@ -51,16 +65,14 @@ class ClaimBody(_Body):
         ge=1,
         le=MAX_CLAIM_TTL_S,
         description="How long the claim holds without a reply (default: the tenant's "
-        "`handoff.claim_ttl_ms`); claiming again, or replying, renews it.",
+        "`handoff.claim_ttl_s`); claiming again, or replying, renews it.",
     )
 
 
 class OperatorMessageBody(_Body):
-    text: str = Field(
-        min_length=1,
-        max_length=MAX_TEXT_LENGTH,
-        pattern=_NOT_BLANK,
-        description="What the customer receives, through the session's channel.",
+    text: ReplyText = Field(
+        description="What the customer receives, through the session's channel "
+        f"(1 to {MAX_REPLY_LENGTH} characters, not blank).",
     )
     buttons: list[ButtonTitle] | None = Field(
         default=None,
@@ -90,9 +102,7 @@ class HandBackBody(_Body):
 
 class BlockBody(_Body):
     channel: Channel
-    customer: str = Field(
-        min_length=1,
-        max_length=MAX_PART_LENGTH,
+    customer: Customer = Field(
         description="The customer's address on the channel, as the session names it.",
     )
     reason: Reason

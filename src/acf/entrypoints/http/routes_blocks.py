@@ -21,6 +21,7 @@ from acf.entrypoints.http.context import ApiState, OperatorKey, State
 from acf.entrypoints.http.people_access import (
     COMMON_ERRORS,
     doc,
+    may_be_id,
     not_found,
     refused,
     wake,
@@ -119,6 +120,8 @@ async def list_blocks(
     summary="Lift a block (the customer's sessions go back to the agent)",
 )
 async def lift(block_id: str, request: Request, key: OperatorKey, state: State) -> Response:
+    if not may_be_id(block_id):
+        raise not_found(f"no active block {block_id!r}")
     service = state.service
     op = LiftBlock(
         tenant=key.tenant,

@@ -313,7 +313,7 @@ async def release(
 @router.post(
     "/sessions/{session_id}/resume",
     response_model=SessionModeView,
-    responses=_with("not_human", "claimed"),
+    responses=_with("not_human", "claimed", "closed"),
     summary="Hand the session back to the agent (with a note it sees)",
 )
 async def resume(

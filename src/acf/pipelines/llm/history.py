@@ -44,7 +44,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from acf.domain.messages import InboundMessage
-from acf.pipelines.llm.people import handover_note, reply_mark, reply_speaker
+from acf.pipelines.llm.people import (
+    handover_note,
+    mark_lines,
+    reply_mark,
+    reply_speaker,
+    unmark_lines,
+)
 from acf.pipelines.llm.state import llm_state
 from acf.pipelines.llm.summary import (
     TOOL_NOTE_PREFIX,
@@ -108,12 +114,12 @@ class Entry:
     speaker: str | None = None
     """Who said it in the summary's transcript, when not the kind's speaker (an operator)."""
     mark: str | None = None
-    """The mark ``text`` starts with: a reply a person wrote, or a notice."""
+    """The mark each line of ``text`` starts with: a reply a person wrote, or a notice."""
 
     @property
     def said(self) -> tuple[str, str]:
         """(speaker, text) for the summary's transcript: the speaker says who, unmarked."""
-        text = self.text.removeprefix(f"{self.mark} ") if self.mark else self.text
+        text = unmark_lines(self.mark, self.text) if self.mark else self.text
         return self.speaker or _SPEAKERS[self.kind], text
 
     @property
@@ -271,7 +277,7 @@ def _replies(replies: Sequence[Mapping[str, Any]], last_message_ms: int) -> list
                 order = (last_message_ms, REPLY, 2, i + 1, ident)
         mark = reply_mark(reply)
         if mark is not None:
-            text = f"{mark} {text}"
+            text = mark_lines(mark, text)
         speaker = reply_speaker(reply) if mark is not None else None
         entries.append(Entry(order, REPLY, text, turn, speaker, mark))
     return entries

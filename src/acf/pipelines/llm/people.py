@@ -8,6 +8,10 @@ replies, the notices sent while a person had the conversation, and the handover 
   answer you shortly"), is marked ``[notice]``;
 - a reply without ``author`` (or ``author: "agent"``) is the agent's own, unmarked.
 
+The mark goes before every line of the reply (``mark_lines``): the history joins a turn's
+replies into one assistant message, and a reply of several lines must not read, from its
+second line on, as the agent's own words.
+
 When the history shows a marked reply, the system message says how to read the marks
 (``PEOPLE_GUIDE``). A session an operator handed back carries ``meta.handover``
 ``{note, by: {key_id, name}, at_ms}`` in its state until the agent's next commit clears it;
@@ -58,6 +62,19 @@ def reply_mark(reply: Mapping[str, Any]) -> str | None:
     if author == SYSTEM_AUTHOR:
         return NOTICE_MARK
     return None
+
+
+def mark_lines(mark: str, text: str) -> str:
+    """``text`` with ``mark`` before each of its lines (any break a model reads as one:
+    ``str.splitlines``, written back as ``\n``); a blank line stays blank."""
+    return "\n".join(f"{mark} {line}" if line.strip() else line for line in text.splitlines())
+
+
+def unmark_lines(mark: str, text: str) -> str:
+    """``text`` as it was before ``mark_lines`` (line breaks as ``\n``): for the summary's
+    transcript, which names the speaker instead."""
+    prefix = f"{mark} "
+    return "\n".join(line.removeprefix(prefix) for line in text.split("\n"))
 
 
 def reply_speaker(reply: Mapping[str, Any]) -> str:

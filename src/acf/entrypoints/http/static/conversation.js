@@ -14,10 +14,10 @@ import {
   explain,
   ledgerRow,
   outboxItem,
+  sendReply,
   shortId,
   when,
   who,
-  withHeaders,
 } from "./people.js";
 
 const FOLLOW_UP_DELAY_MS = 250;
@@ -363,20 +363,22 @@ export class Conversation {
       .filter(Boolean);
     const body = buttons.length ? { text, buttons } : { text };
     this.replyKey ??= randomId("operator-reply-");
-    const keyed = withHeaders(this.api, { "Idempotency-Key": this.replyKey });
-    const send = async () => {
-      try {
-        return await keyed.post(this.path("/operator-messages"), body);
-      } catch (err) {
-        // acf answered: a new attempt is a new request (only a lost answer is retried as is)
-        if (err.status >= 400 && err.status < 500) this.replyKey = null;
+    const key = this.replyKey;
+    const sessionId = this.sessionId;
+    // The key goes only with a definitive answer: a reply acf committed (409 in_progress)
+    // or may have committed (a lost answer) is sent again with the same key, never twice.
+    const send = () =>
+      sendReply(this.api, this.path("/operator-messages"), body, key, {
+        waiting: (ms) => this.say(`Sending the reply: acf asks to wait ${Math.ceil(ms / 1000)} s…`),
+        current: () => sessionId === this.sessionId,
+      }).catch((err) => {
+        if (!err.keepKey && this.replyKey === key) this.replyKey = null;
         throw err;
-      }
-    };
+      });
     const answer = await this.act("send the reply", send, (a) => {
       this.ui.replyText.value = "";
       this.ui.replyButtons.value = "";
-      this.replyKey = null;
+      if (this.replyKey === key) this.replyKey = null;
       return `Reply queued (${a?.outbox_ids?.length ?? 1} part${a?.outbox_ids?.length === 1 ? "" : "s"}).`;
     });
     if (answer?.turn_id) this.operatorTurns.set(answer.turn_id, this.operatorTurns.get(answer.turn_id) ?? "you");

@@ -1,8 +1,8 @@
 // What the inbox and the holds tabs share: refusals in words, times, operators' names, how
 // the events of people in the loop (handoffs, operators, the abuse firewall) read on the
-// timeline, and the ledger's rows.
+// timeline, the ledger's rows, and sending a reply with its Idempotency-Key.
 
-import { el } from "./api.js";
+import { el, sleep } from "./api.js";
 import { categoryOf, range, summarize } from "./timeline.js";
 
 /** What each of acf's refusal codes means to an operator, and what to do about it. */
@@ -13,6 +13,8 @@ const WORDS = {
   session_busy: "The agent is finishing a step in this conversation: try again in a few seconds.",
   closed: "The conversation is closed: the customer's next message opens a new one.",
   blocked: "The customer is on the block list: lift the block in the Holds tab first.",
+  in_progress:
+    "acf took your reply and is still sending it: press Send reply again to check (it is never sent twice).",
   not_found: "This tenant has no such conversation or block.",
   network: "acf cannot be reached: check the connection and try again.",
 };
@@ -32,6 +34,59 @@ export function explain(err, doing, own = {}) {
     words = `Too many requests: try again in ${wait}.`;
   } else words = err.message;
   return doing ? `Could not ${doing}: ${words}` : words;
+}
+
+/** How many times a reply is sent again by itself, with its key, while acf asks to wait. */
+export const REPLY_RETRIES = 5;
+const MAX_RETRY_WAIT_S = 10;
+
+/**
+ * What becomes of a reply's Idempotency-Key after acf refused its `attempt`-th sending with
+ * `err`:
+ * - "retry": send the same request with the same key again after `retryWaitMs(err)`: a 409
+ *   `in_progress` (acf committed the reply but has not stored its answer yet: a new key
+ *   would send it twice), or any 409 with `Retry-After` (`session_busy`);
+ * - "keep": the answer was lost (no connection, a 5xx) or the retries ran out: the
+ *   operator's next send uses the key again, so the customer never gets the reply twice;
+ * - "drop": a definitive refusal (422, 409 `not_claimed`, 403…): nothing was sent, the
+ *   next send is a new request with a new key.
+ */
+export function replyKeyAfter(err, attempt) {
+  const wait = err.status === 409 && (err.code === "in_progress" || err.retryAfterS != null);
+  if (wait) return attempt <= REPLY_RETRIES ? "retry" : "keep";
+  if (err.status >= 400 && err.status < 500) return "drop";
+  return "keep";
+}
+
+/** How long to wait before sending again: acf's `Retry-After` (1 s without one), at most 10 s. */
+export function retryWaitMs(err) {
+  const seconds = err.retryAfterS ?? 1;
+  return Math.round(Math.min(Math.max(seconds, 0.1), MAX_RETRY_WAIT_S) * 1000);
+}
+
+/**
+ * Send an operator's reply (`body` to `path`) with the Idempotency-Key `key`, and again with
+ * it while acf asks to wait (`replyKeyAfter`): `waiting(ms)` before each wait, which happens
+ * only while `current()` (the operator still looks at that conversation). Its answer; else
+ * the last refusal, with `keepKey`: whether the next send must use `key` again.
+ */
+export async function sendReply(api, path, body, key, { waiting = () => {}, current = () => true } = {}) {
+  const keyed = withHeaders(api, { "Idempotency-Key": key });
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await keyed.post(path, body);
+    } catch (err) {
+      const next = replyKeyAfter(err, attempt);
+      if (next === "retry" && current()) {
+        const waitMs = retryWaitMs(err);
+        waiting(waitMs);
+        await sleep(waitMs);
+        continue;
+      }
+      err.keepKey = next !== "drop";
+      throw err;
+    }
+  }
 }
 
 /** "42 s", "3 min", "2 h 5 min", "3 d 4 h". */
