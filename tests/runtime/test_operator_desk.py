@@ -382,3 +382,32 @@ async def test_a_reply_over_a_leftover_turn_settles_its_calls(
         assert session is not None and session.consumed_seq == 2
     finally:
         await store.close()
+
+
+async def test_a_refused_reply_still_wakes_the_session_it_held(tmp_path: Path) -> None:
+    # A driver woken while the operator held the session's lease found it taken and waits
+    # for its expiry: the desk wakes the session once it lets go, refused or not.
+    clock = VirtualClock()
+    store = await open_sqlite_store(tmp_path / "acf.db", clock)
+    woken: list[tuple[TenantId, SessionId]] = []
+
+    async def wake(tenant: TenantId, session_id: SessionId) -> None:
+        woken.append((tenant, session_id))
+
+    try:
+        k = key(TENANT, "+15550001", channel=Channel.SMS)
+        op = AppendMessage(message(k), clock.now_ms(), "trace-1")
+        sid = (await store.uow.commit(TENANT, [op])).get(op).session_id
+        enter = EnterHuman(TENANT, sid, "asked", HandoffSource.PIPELINE, clock.now_ms(), "tr")
+        await store.uow.commit(TENANT, [enter])
+        desk = OperatorDesk(store, clock, wake, default_policies)
+        await desk.claim(TENANT, sid, ALICE)
+        now = clock.now_ms()
+        await desk.reply(TENANT, sid, ALICE, "one", guards=[ReserveRequest("k", "a", now)])
+        woken.clear()
+        with pytest.raises(Conflict, match="idempotency key"):
+            await desk.reply(TENANT, sid, ALICE, "two", guards=[ReserveRequest("k", "b", now)])
+        assert woken == [(TENANT, sid)]
+        assert await store.lease.current(TENANT, sid) is None
+    finally:
+        await store.close()

@@ -202,7 +202,9 @@ class OperatorDesk:
             )
         finally:
             await self._store.lease.release(claim.lease)
-        await self._wake(tenant, session_id)
+            # Also after a refusal: a driver woken while this lease was held found it taken
+            # and waits for its expiry; the session is free now.
+            await self._wake(tenant, session_id)
         return result
 
     async def _take_lease(
