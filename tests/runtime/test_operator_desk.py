@@ -293,7 +293,9 @@ async def test_a_guard_refused_in_the_replys_unit_commits_nothing_of_it(tmp_path
             )
         turns = await h.store.turns.list_turns(TENANT, sid)
         assert [t.turn_id for t in turns if t.kind is TurnKind.HUMAN] == [first.turn_id]
-        assert await h.store.lease.current(TENANT, sid) is None  # let go after the refusal
+        # let go after the refusal (the session's driver, woken then, may hold it now)
+        held = await h.store.lease.current(TENANT, sid)
+        assert held is None or not held.holder.startswith("operator:")
 
 
 async def test_an_operators_reply_is_never_cut_by_a_newer_message(tmp_path: Path) -> None:
