@@ -2,74 +2,27 @@
 no generated request may get a 5xx, and responses must match the spec."""
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import schemathesis
-import yaml
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import ignored_auth
 
-from tests.http.conftest import PEOPLE_PATHS, config, free_port
+from tests.http.conftest import PEOPLE_PATHS
+from tests.http.served import serve_with_key
 
-ACF = [sys.executable, "-c", "from acf.entrypoints.cli import main; main()"]
 EXAMPLES = int(os.environ.get("ACF_FUZZ_EXAMPLES", "30"))
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    tmp = tmp_path_factory.mktemp("fuzz")
-    path = tmp / "acf.yaml"
-    path.write_text(yaml.safe_dump(config("100000/second")), encoding="utf-8")
-    data = tmp / "data"
-    port = free_port()
-    proc = subprocess.Popen(
-        [*ACF, "serve", "--config", str(path), "--data-dir", str(data), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"acf serve did not start: {proc.stderr.read() if proc.stderr else ''!r}"
-                )
-            time.sleep(0.1)
-        # a key created by the CLI while the server holds the database
-        created = subprocess.run(
-            [
-                *ACF,
-                "keys",
-                "create",
-                "--tenant",
-                "acme",
-                "--config",
-                str(path),
-                "--data-dir",
-                str(data),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        yield base, created.stdout.strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr is not None:
-            proc.stderr.close()
+    """(base URL, an api key of acme's) of an `acf serve` process."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    with serve_with_key(folder, scope="api", name="api") as served:
+        yield served
 
 
 def test_no_generated_request_gets_a_5xx(served: tuple[str, str]) -> None:

@@ -4,66 +4,25 @@ the block list, the holds, the abuse summary) with an operator key, against a re
 (a schema-valid request may be refused: a session that does not exist, a block already
 there)."""
 
-import subprocess
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import schemathesis
-import yaml
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
-from tests.http.conftest import PEOPLE_PATHS, config, free_port
-from tests.http.test_openapi_fuzz import ACF, EXAMPLES
+from tests.http.conftest import PEOPLE_PATHS
+from tests.http.served import serve_with_key
+from tests.http.test_openapi_fuzz import EXAMPLES
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(base URL, an operator key of acme's) of an `acf serve` process."""
-    tmp = tmp_path_factory.mktemp("people-fuzz")
-    path = tmp / "acf.yaml"
-    path.write_text(yaml.safe_dump(config("100000/second")), encoding="utf-8")
-    common = ["--config", str(path), "--data-dir", str(tmp / "data")]
-    port = free_port()
-    proc = subprocess.Popen(
-        [*ACF, "serve", "--port", str(port), *common],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "acf serve did not start"
-            time.sleep(0.1)
-        created = subprocess.run(
-            [
-                *ACF,
-                "keys",
-                "create",
-                "--tenant",
-                "acme",
-                "--name",
-                "ana",
-                "--scope",
-                "operator",
-                *common,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        yield base, created.stdout.strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serve_with_key(
+        tmp_path_factory.mktemp("people-fuzz"), scope="operator", name="ana"
+    ) as served:
+        yield served
 
 
 @pytest.mark.timeout(300)  # about 100 s alone (13 routes); more when it shares the machine
