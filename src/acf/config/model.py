@@ -68,6 +68,12 @@ class ChannelPolicyFields(ConfigModel):
     customer's linked address there (``[]``: nowhere)."""
     idle_timeout_s: int | None = Field(default=None, ge=60)
     """A session on this channel closes after this long without a message."""
+    incomplete_window_ms: int | None = Field(default=None, ge=0)
+    """The window after a text that ends unfinished (0: ``window_ms``)."""
+    typing_hold_ms: int | None = Field(default=None, ge=0)
+    """Hold a ready reply while the customer types, at most this long (0: never)."""
+    pace: bool | None = None
+    """Let the window follow the customer's own gaps between fragments."""
 
 
 class SettingsFields(ConfigModel):

@@ -37,6 +37,15 @@ class ChannelPolicy:
     idle_timeout_s: int = DEFAULT_IDLE_TIMEOUT_S
     """A session on this channel closes after this long without activity (DESIGN §15); the
     customer's next message opens a new one. Applies whatever the accumulation mode."""
+    incomplete_window_ms: int = 0
+    """The window after a text that ends unfinished (``,`` ``...`` ``:`` or a trailing
+    conjunction: ``accumulation.text_shape``); 0: ``window_ms`` (no lengthening)."""
+    typing_hold_ms: int = 0
+    """Hold a reply that is ready while the customer types, before its commit, for at most
+    this long (``service.typing_hold``); 0: never hold."""
+    pace: bool = False
+    """Learn the customer's own gaps between fragments (``domain.pace``) and let the
+    adaptive window follow them within ``min_window_ms`` and ``max_window_ms``."""
 
     def __post_init__(self) -> None:
         if self.idle_timeout_s <= 0:
@@ -50,6 +59,8 @@ class ChannelPolicy:
                 "channel policy: fallback names a channel twice: "
                 + ", ".join(c.value for c in self.fallback)
             )
+        if self.typing_hold_ms < 0:
+            raise InvalidValue("channel policy: typing_hold_ms must not be negative")
         if self.mode is AccumulationMode.OFF:
             return
         if min(self.window_ms, self.min_window_ms, self.max_window_ms, self.typing_grace_ms) < 0:
@@ -58,6 +69,14 @@ class ChannelPolicy:
             raise InvalidValue(
                 "channel policy: expected min_window_ms <= window_ms <= max_window_ms, got "
                 f"{self.min_window_ms} / {self.window_ms} / {self.max_window_ms}"
+            )
+        if self.incomplete_window_ms and not (
+            self.window_ms <= self.incomplete_window_ms <= self.max_window_ms
+        ):
+            raise InvalidValue(
+                "channel policy: expected window_ms <= incomplete_window_ms <= max_window_ms "
+                f"(or 0), got {self.window_ms} / {self.incomplete_window_ms} / "
+                f"{self.max_window_ms}"
             )
 
 

@@ -17,6 +17,9 @@ class Phase(StrEnum):
     """A tool call returned; its outcome is not in the ledger yet."""
     PIPELINE_FINISHED = "pipeline_finished"
     """The pipeline returned; nothing of its result is committed."""
+    TYPING_HOLD = "typing_hold"
+    """The pipeline returned and its reply is held while the customer types; nothing of
+    its result is committed."""
     COMMITTED = "committed"
     """The turn is committed; its replies are in the outbox, none sent."""
     SEND_ACCEPTED = "send_accepted"

@@ -50,6 +50,9 @@ class PolicySpec(_Model):
     min_window_ms: int = 0
     max_window_ms: int = 0
     typing_grace_ms: int = 0
+    incomplete_window_ms: int = 0
+    typing_hold_ms: int = 0
+    pace: bool = False
 
 
 class AgentSpec(_Model):
