@@ -86,6 +86,12 @@ bench-distributed: $(STAMP)
 bench-llm: $(STAMP)
 	$(BIN)/python -m acf.bench.llm --json benchmarks/results-llm.json
 
+## replay-sweep: replay the policy grid of benchmarks/replay-grid.yaml over the fit half of a chat log (issue 23)
+REPLAY_LOG ?= ../shared/data/chat-timing/slack-elmlang-general-2019.xml
+.PHONY: replay-sweep
+replay-sweep: $(STAMP)
+	$(BIN)/python -m acf.replay.sweep $(REPLAY_LOG) --grid benchmarks/replay-grid.yaml --half fit --jobs 2 --json benchmarks/replay-sweep.json
+
 ## load: 50 web-chat customers (Locust) for 10 min against acf serve, a fake model and a fake agent service
 .PHONY: load
 load: $(STAMP)

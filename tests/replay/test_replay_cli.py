@@ -1,9 +1,13 @@
 """`acf replay` end to end on a small sample, against the real runtime on a virtual clock."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from acf.replay.sources import read
+from acf.replay.split import SPLIT_SEED, split
 
 ACF = [str(Path(sys.executable).parent / "acf")]
 
@@ -24,35 +28,94 @@ def sample(tmp_path: Path) -> Path:
     return path
 
 
-def test_replay_prints_all_strategies_and_writes_a_plot(tmp_path: Path) -> None:
-    plot = tmp_path / "out" / "replay.png"
-    done = subprocess.run(
-        [
-            *ACF,
-            "replay",
-            str(sample(tmp_path)),
-            "--latency-ms",
-            "1000",
-            "--typing-cps",
-            "8",
-            "--plot",
-            str(plot),
-        ],
+def replay(*args: str, columns: int = 250) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ACF, "replay", *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": str(columns)},
+    )
+
+
+def rows_of(stdout: str) -> dict[str, list[str]]:
+    """Each table row's cells by its first cell (the strategy)."""
+    rows = {}
+    for line in stdout.splitlines():
+        if "│" in line:
+            cells = [cell.strip() for cell in line.split("│")[1:-1]]
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_replay_prints_all_strategies_and_writes_json_and_a_plot(tmp_path: Path) -> None:
+    plot = tmp_path / "out" / "replay.png"
+    out = tmp_path / "out" / "replay.json"
+    log = sample(tmp_path)
+    done = replay(
+        str(log),
+        "--latency-ms",
+        "1000",
+        "--typing-cps",
+        "8",
+        "--plot",
+        str(plot),
+        "--json",
+        str(out),
     )
     assert done.returncode == 0, done.stderr
-    rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if "│" in line}
-    assert set(rows) >= {"acf adaptive", "fixed 1.5 s", "fixed 1.2 s", "naive"}
-    assert rows["naive"].split("│")[2].strip() == "16"  # one reply per message
-    assert (
-        "16 messages, 12 same-sender runs" in done.stdout.replace("\n", " ")
-        or "16 messages" in done.stdout
-    )
+    rows = rows_of(done.stdout)
+    names = ["acf adaptive", "fixed 1.5 s + supersede", "fixed 1.5 s", "fixed 1.2 s", "naive"]
+    assert set(rows) >= set(names)
+    assert rows["naive"][1] == "100.0"  # replies per 100 messages: one per message
+    assert "talked over while typing" in " ".join(done.stdout.split())
+    assert "16 messages, 12 same-sender runs" in " ".join(done.stdout.split())
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    document = json.loads(out.read_text())
+    settings = document["settings"]
+    assert settings["log"] == str(log) and settings["split"] == "all"
+    assert settings["split_seed"] == SPLIT_SEED and settings["latency_ms"] == 1000
+    assert settings["typing_model"]["cps"] == 8 and settings["channel"] == "whatsapp"
+    assert settings["llm"] is None and settings["channel_policy"]["mode"] == "adaptive"
+    measures = {m["strategy"]: m for m in document["strategies"]}
+    assert list(measures) == names
+    naive = measures["naive"]
+    assert (naive["messages"], naive["runs"], naive["replies"]) == (16, 12, 16)
+    assert naive["replies_per_100"] == 100.0 and naive["tokens"] is None
+    assert naive["superseded_runs"] == 0 and naive["wasted_ms"] == 0
+    for m in measures.values():  # every strategy is measured against the typing stretches
+        assert m["talked_over_typing"] is not None
+        assert m["wait_p50_ms"] <= m["wait_p95_ms"] <= m["wait_p99_ms"]
+    # "I want to change" + "my delivery address" 0.8 s later: naive answers both, a window
+    # one reply for the two
+    assert measures["fixed 1.5 s"]["replies"] == 12
+
+
+def test_replay_plays_one_half_of_the_conversations(tmp_path: Path) -> None:
+    log = sample(tmp_path)
+    lines = read(log, None)
+    counts = {}
+    for half in ("fit", "test"):
+        out = tmp_path / f"{half}.json"
+        done = replay(str(log), "--latency-ms", "0", "--split", half, "--json", str(out))
+        assert done.returncode == 0, done.stderr
+        document = json.loads(out.read_text())
+        assert document["settings"]["split"] == half
+        counts[half] = document["strategies"][0]["messages"]
+        assert counts[half] == len(split(lines, half, SPLIT_SEED))
+        assert f"({half} half, seed {SPLIT_SEED})" in " ".join(done.stdout.split())
+    assert counts["fit"] + counts["test"] == 16 and counts["fit"] == 8
+
+
+def test_replay_refuses_bad_options_clearly(tmp_path: Path) -> None:
+    log = sample(tmp_path)
+    done = replay(str(log), "--split", "half")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: --split must be one of all, fit, test, not 'half'"
+    done = replay(str(log), "--channel", "pigeon")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: unknown channel 'pigeon'"
 
 
 def test_replay_rejects_a_bad_file_clearly(tmp_path: Path) -> None:
@@ -72,20 +135,20 @@ def test_replay_rejects_a_bad_file_clearly(tmp_path: Path) -> None:
 
 
 def test_replay_counts_tokens_when_the_pipeline_is_a_streaming_llm(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [*ACF, "replay", str(sample(tmp_path)), "--llm-tokens-per-s", "30"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "COLUMNS": "250"},
-    )
+    out = tmp_path / "tokens.json"
+    done = replay(str(sample(tmp_path)), "--llm-tokens-per-s", "30", "--json", str(out))
     assert done.returncode == 0, done.stderr
-    assert "LLM 300 ms to first token, 30 tokens/s, 60-token answers (2300 ms)" in " ".join(
-        done.stdout.split()
-    )
-    rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if "│" in line}
-    naive = [cell.strip() for cell in rows["naive"].split("│")]
-    # 16 requests of 1000 prompt tokens plus their text, 60 answer tokens each, per 100 msgs
-    assert int(naive[7].replace(",", "")) > 100 * (1000 + 60) // 1
-    assert naive[8] == "0"
+    text = " ".join(done.stdout.split())
+    assert "LLM 300 ms to first token, 30 tokens/s, 60-token answers (2300 ms)" in text
+    assert "tokens paid (LLM stand-in)" in text
+    naive = rows_of(done.stdout)["naive"]
+    # the token table's row: 16 requests of 1000 prompt tokens plus their text and 60 answer
+    # tokens each, per 100 messages; nothing cancelled, nothing saved
+    assert int(naive[1].replace(",", "")) > 1000 + 60
+    assert naive[2:] == ["0", "-", "0.0"]
+    document = json.loads(out.read_text())
+    assert document["settings"]["latency_ms"] == 2300
+    assert document["settings"]["llm"]["tokens_per_s"] == 30
+    tokens = {m["strategy"]: m["tokens"] for m in document["strategies"]}
+    assert tokens["naive"]["requests"] == 16 and tokens["naive"]["saved"] == 0
+    assert all(t["paid"] == t["prompt"] + t["completion"] for t in tokens.values())

@@ -38,3 +38,11 @@ async def test_acf_pays_less_than_naive_and_cancelled_generations_stop_early() -
     assert 0 < acf.tokens.cancelled_used < acf.tokens.cancelled_would_use / 2
     assert acf.tokens.paid < naive.tokens.paid
     assert acf.replies == 6  # one answer per run, not one per message
+    # what cancelling saved: the answer tokens the three generations did not stream
+    saved = acf.tokens.cancelled_would_use - acf.tokens.cancelled_used
+    assert acf.tokens.saved == saved > 0
+    assert acf.tokens_saved_per_100 == 100 * saved / 9
+    assert naive.tokens_saved_per_100 == 0.0
+    # the cancelled generations are the superseded runs; their time was wasted
+    assert acf.superseded_runs == 3 and 0 < acf.wasted_ms < 3 * MODEL.latency_ms
+    assert (naive.superseded_runs, naive.wasted_ms) == (0, 0)

@@ -4,6 +4,12 @@ A run is a maximal stretch of consecutive messages from one sender in one conver
 one "thought" that ideally gets one reply. Each (conversation, sender) is replayed as one
 customer session, whose messages get sequence numbers 1, 2, 3 ... in time order; a reply
 covers the range ``(from_seq, to_seq]`` of its turn.
+
+A ``Measure`` holds what one strategy did to the whole log. Counts are per 100 messages
+(``*_per_100``) so that logs and halves of a log compare; the per-run figures (replies per
+run, runs answered once) mostly describe the log's own shape and come second. The
+talked-over counts come from ``acf.replay.talk``, the wasted pipeline time from
+``acf.replay.meter``.
 """
 
 from collections import defaultdict
@@ -46,9 +52,50 @@ class Measure:
     """Share of runs that got exactly one reply."""
     wait_p50_ms: float
     wait_p95_ms: float
+    wait_p99_ms: float
     """Wait added after a run's last message, beyond the pipeline's own latency."""
+    talked_over: int
+    """Replies delivered after the customer's next message arrived or less than 2 s before
+    it (``acf.replay.talk``)."""
+    superseded_runs: int
+    """Pipeline runs whose result a supersede cancelled or discarded at the commit."""
+    wasted_ms: int
+    """The pipeline time those runs spent."""
+    talked_over_typing: int | None = None
+    """Replies delivered while the customer was typing a later message; None without a
+    typing model."""
     tokens: TokenTally | None = None
     """What the strategy paid, when the replayed pipeline is a metered generation."""
+
+    def per_100(self, count: float) -> float:
+        """``count`` per 100 messages of the log."""
+        return 100 * count / (self.messages or 1)
+
+    @property
+    def replies_per_100(self) -> float:
+        return self.per_100(self.replies)
+
+    @property
+    def talked_over_per_100(self) -> float:
+        return self.per_100(self.talked_over)
+
+    @property
+    def talked_over_typing_per_100(self) -> float | None:
+        typing = self.talked_over_typing
+        return None if typing is None else self.per_100(typing)
+
+    @property
+    def superseded_per_100(self) -> float:
+        return self.per_100(self.superseded_runs)
+
+    @property
+    def wasted_s_per_100(self) -> float:
+        return self.per_100(self.wasted_ms / 1000)
+
+    @property
+    def tokens_saved_per_100(self) -> float | None:
+        """Answer tokens that cancelled generations did not stream (None without tokens)."""
+        return None if self.tokens is None else self.per_100(self.tokens.saved)
 
 
 def session_of(line: ChatLine) -> str:
@@ -80,7 +127,15 @@ def measure(
     runs: Sequence[Run],
     replies: Sequence[Reply],
     latency_ms: int,
+    *,
+    talked_over: int = 0,
+    talked_over_typing: int | None = None,
+    superseded_runs: int = 0,
+    wasted_ms: int = 0,
+    tokens: TokenTally | None = None,
 ) -> Measure:
+    """The per-run figures of ``replies`` against ``runs``, with the counts measured
+    elsewhere (talked over, superseded work, tokens) carried into the ``Measure``."""
     by_session: Mapping[str, list[Reply]] = defaultdict(list)
     for reply in replies:
         by_session[reply.session].append(reply)
@@ -103,4 +158,10 @@ def measure(
         answered_once=sum(c == 1 for c in counts) / total,
         wait_p50_ms=percentile(waits, 50),
         wait_p95_ms=percentile(waits, 95),
+        wait_p99_ms=percentile(waits, 99),
+        talked_over=talked_over,
+        superseded_runs=superseded_runs,
+        wasted_ms=wasted_ms,
+        talked_over_typing=talked_over_typing,
+        tokens=tokens,
     )

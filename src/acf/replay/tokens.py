@@ -5,7 +5,8 @@ streaming completion per turn: the request (``prompt_tokens`` for the system pro
 and history, plus one token per four characters of the turn's messages) is paid when it is
 sent; the answer (``answer_tokens``) streams after ``ttft_ms`` at ``tokens_per_s``. A
 generation cancelled by a supersede (acf closes the stream) pays the prompt and the tokens
-streamed until then; a strategy that never cancels pays every answer in full.
+streamed until then; a strategy that never cancels pays every answer in full. Its runs are
+reported to a ``PipelineMeter``, as the plain pause's are.
 """
 
 import asyncio
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from acf.domain.replies import PipelineResult
 from acf.ports.pipeline import TurnContext
+from acf.replay.meter import PipelineMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,11 @@ class TokenTally:
     def paid(self) -> int:
         return self.prompt + self.completion
 
+    @property
+    def saved(self) -> int:
+        """Answer tokens not paid because their stream was closed."""
+        return self.cancelled_would_use - self.cancelled_used
+
 
 class MeteredGeneration:
     """The replay's pipeline: one metered streaming completion per turn."""
@@ -59,9 +66,10 @@ class MeteredGeneration:
     name = "metered-llm"
     version = "1"
 
-    def __init__(self, model: TokenModel) -> None:
+    def __init__(self, model: TokenModel, meter: PipelineMeter | None = None) -> None:
         self.model = model
         self.tally = TokenTally()
+        self.meter = meter or PipelineMeter()
 
     async def run(self, ctx: TurnContext) -> PipelineResult:
         model, tally = self.model, self.tally
@@ -78,5 +86,7 @@ class MeteredGeneration:
             tally.cancelled_used += used
             tally.cancelled_would_use += model.answer_tokens
             raise
+        finally:
+            self.meter.record(ctx, ctx.clock.now_ms() - started)
         tally.completion += model.answer_tokens
         return PipelineResult.reply("ok")

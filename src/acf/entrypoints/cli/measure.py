@@ -1,15 +1,21 @@
 """``acf replay`` and ``acf bench``: measuring acf."""
 
+import os
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from acf.entrypoints.cli.common import app
 
+WIDE = 180
+"""The replay tables' width when they go to a file or a pipe."""
+
 if TYPE_CHECKING:
     from acf.adapters.sqlite.database import Durability
+    from acf.replay.sources import ChatLine
 
 
 @app.command("replay")
@@ -26,17 +32,36 @@ def replay(
         typer.Option(
             "--typing-cps",
             min=0,
-            help="Synthesise typing signals at this many characters per second (0: none).",
+            help="Synthesise typing at this many characters per second with the replay's "
+            "typing model (0: none).",
         ),
     ] = 0.0,
     channel: Annotated[str, typer.Option("--channel", help="Whose adaptive policy acf uses.")] = (
         "whatsapp"
     ),
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="all, or one half of the conversations (shuffled by --split-seed): fit or test.",
+        ),
+    ] = "all",
+    split_seed: Annotated[
+        int | None,
+        typer.Option("--split-seed", help="The seed of --split (default: the frozen one, 23)."),
+    ] = None,
     conversations: Annotated[
-        int | None, typer.Option("--conversations", min=1, help="Only the first N conversations.")
+        int | None,
+        typer.Option(
+            "--conversations", min=1, help="Only the first N conversations (of the --split)."
+        ),
     ] = None,
     plot_path: Annotated[
         Path | None, typer.Option("--plot", help="Also write the comparison as a PNG image.")
+    ] = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write every measure and the run's settings as JSON."),
     ] = None,
     llm_tokens_per_s: Annotated[
         float,
@@ -62,8 +87,10 @@ def replay(
         ),
     ] = 1000,
 ) -> None:
-    """Replay real chat timing through acf and through fixed windows and naive replies."""
+    """Replay real chat timing through acf, fixed windows (with and without supersede) and
+    naive replies: replies, talked-over replies, superseded work and added wait."""
     import asyncio
+    import dataclasses
 
     from rich.console import Console
 
@@ -72,30 +99,27 @@ def replay(
     from acf.replay import report
     from acf.replay.simulate import default_strategies, simulate
     from acf.replay.sources import SourceError, read
+    from acf.replay.split import HALVES, SPLIT_SEED
     from acf.replay.tokens import TokenModel
+    from acf.replay.typing_model import TypingModel
 
     try:
         chosen = Channel(channel)
     except ValueError:
-        typer.echo(f"error: unknown channel {channel!r}", err=True)
-        raise typer.Exit(code=2) from None
+        _refuse(f"unknown channel {channel!r}")
+    if split not in HALVES:
+        _refuse(f"--split must be one of {', '.join(HALVES)}, not {split!r}")
+    seed = SPLIT_SEED if split_seed is None else split_seed
     try:
         lines = read(path, fmt)
     except (SourceError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
-    if conversations is not None:
-        keep: list[str] = []
-        for line in lines:
-            if line.conversation not in keep:
-                keep.append(line.conversation)
-        wanted = set(keep[:conversations])
-        lines = [line for line in lines if line.conversation in wanted]
+        _refuse(str(exc))
+    lines = _chosen(lines, split, seed, conversations)
     if not lines:
-        typer.echo(f"error: {path} holds no message", err=True)
-        raise typer.Exit(code=2)
+        _refuse(f"{path} holds no message" + ("" if split == "all" else f" in its {split} half"))
     configure_logging("CRITICAL")
     console = Console(stderr=True)
+    typing = TypingModel(cps=typing_cps) if typing_cps > 0 else None
     tokens = None
     pipeline = f"pipeline {latency_ms} ms"
     if llm_tokens_per_s > 0:
@@ -105,19 +129,44 @@ def replay(
             f"{llm_answer_tokens}-token answers ({tokens.latency_ms} ms)"
         )
     measures = []
-    for strategy in default_strategies(chosen, typing_cps > 0):
+    for strategy in default_strategies(chosen, typing is not None):
         with console.status(f"replaying {len(lines)} messages: {strategy.name}"):
             measures.append(
-                asyncio.run(
-                    simulate(lines, strategy, latency_ms, chosen, typing_cps, tokens=tokens)
-                )
+                asyncio.run(simulate(lines, strategy, latency_ms, chosen, typing, tokens=tokens))
             )
+    half = "" if split == "all" else f" ({split} half, seed {seed})"
     title = (
-        f"{path.name}: {measures[0].messages} messages, {measures[0].runs} same-sender runs; "
-        f"{pipeline}; typing {f'{typing_cps:g} cps' if typing_cps else 'off'}; "
+        f"{path.name}{half}: {measures[0].messages} messages, {measures[0].runs} same-sender "
+        f"runs; {pipeline}; typing {f'{typing_cps:g} cps' if typing else 'off'}; "
         f"{chosen.value} policy"
     )
-    Console().print(report.table(measures, title))
+    out = Console()
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out = Console(width=WIDE)  # written to a file: room for every column
+    out.print(report.table(measures, title))
+    tokens_table = report.token_table(measures, "tokens paid (LLM stand-in)")
+    if tokens_table is not None:
+        out.print(tokens_table)
+    if json_path is not None:
+        settings = {
+            "log": str(path),
+            "split": split,
+            "split_seed": seed,
+            "conversations": conversations,
+            "latency_ms": tokens.latency_ms if tokens else latency_ms,
+            "typing_model": None if typing is None else dataclasses.asdict(typing),
+            "channel": chosen.value,
+            "channel_policy": _jsonable(
+                dataclasses.asdict(default_strategies(chosen, False)[0].policy)
+            ),
+            "llm": None if tokens is None else dataclasses.asdict(tokens),
+        }
+        try:
+            report.write_json(json_path, measures, settings)
+        except OSError as exc:
+            typer.echo(f"error: cannot write {json_path}: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+        typer.echo(f"results written to {json_path}")
     if plot_path is not None:
         try:
             report.plot(measures, title, plot_path)
@@ -125,6 +174,33 @@ def replay(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=1) from None
         typer.echo(f"plot written to {plot_path}")
+
+
+def _refuse(message: str) -> NoReturn:
+    """A usage error: said on stderr, exit status 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _chosen(
+    lines: "list[ChatLine]", half: str, seed: int, conversations: int | None
+) -> "list[ChatLine]":
+    """The half of the log asked for, then its first ``conversations`` conversations."""
+    from acf.replay.split import first_conversations, split
+
+    chosen = split(lines, half, seed)
+    return chosen if conversations is None else first_conversations(chosen, conversations)
+
+
+def _jsonable(value: Any) -> Any:
+    """Enums as their values, tuples as lists: what ``json`` can write."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
 
 
 @app.command("bench")
