@@ -11,7 +11,8 @@ pipeline's (``llm.*``, ``enforcement.hit``) in ``llm_metrics``; the agent servic
 router's (``agent_service.*``, ``routing.decision``, and ``dead_letter.recorded``) in
 ``agent_service_metrics``; people in the loop's (handoffs, operators' replies, the
 firewall's findings, cool-downs, drops, webhook messages over the rate) in
-``people_metrics``; the health of
+``people_metrics``; conversation timing's (replies held while the customer types) in
+``timing_metrics``; the health of
 each agent service endpoint is set by the entry point (``set_agent_service_health``) from
 the process's availability registry, which this layer does not import.
 
@@ -43,6 +44,8 @@ from acf.observability.metric_families import (
 )
 from acf.observability.people_metrics import KINDS as PEOPLE_KINDS
 from acf.observability.people_metrics import PeopleMetrics
+from acf.observability.timing_metrics import KINDS as TIMING_KINDS
+from acf.observability.timing_metrics import TimingMetrics
 from acf.observability.trace_context import valid_trace_id
 
 __all__ = [
@@ -113,6 +116,8 @@ class FabricMetrics:
         self._agents = AgentServiceMetrics(self.registry, self._llm_label)
         self.people = PeopleMetrics(self.registry)
         """People in the loop: handoffs, operators' replies, the firewall (``people_metrics``)."""
+        self.timing = TimingMetrics(self.registry)
+        """Replies held while the customer types (``timing_metrics``)."""
 
     # -- the HTTP layer calls these ------------------------------------------------
 
@@ -349,6 +354,9 @@ class FabricMetrics:
     def _people_event(self, t: TenantSeries, e: FabricEvent) -> None:
         self.people.observe(t.name, e)
 
+    def _timing_event(self, t: TenantSeries, e: FabricEvent) -> None:
+        self.timing.observe(t.name, e)
+
 
 _PROGRESS_HANDLERS: dict[str, _Handler] = {
     "llm.completion": FabricMetrics._llm_completion,
@@ -385,4 +393,5 @@ _HANDLERS: dict[EventKind, _Handler] = {
     EventKind.CONFIRMATION_EXPIRED: FabricMetrics._confirmation_settled,
     EventKind.DEAD_LETTER_RECORDED: FabricMetrics._dead_letter,
     **dict.fromkeys(PEOPLE_KINDS, FabricMetrics._people_event),
+    **dict.fromkeys(TIMING_KINDS, FabricMetrics._timing_event),
 }

@@ -28,6 +28,10 @@ class EventQuery:
     """``False``: every event committed by now, without waiting for older transactions to
     end (for a lookup, such as a turn group's settlement; never for a cursor, which could
     then skip an event that commits later with a smaller id)."""
+    newest_first: bool = False
+    """Latest id first (the newest ``limit`` matching events): a lookup of a session's
+    latest event of some kinds (the customer's last typing signal, say), read through the
+    index on (tenant, session, id) from its end."""
 
 
 @runtime_checkable
@@ -45,7 +49,7 @@ class EventStore(Protocol):
     """
 
     async def query(self, tenant: TenantId, query: EventQuery) -> list[FabricEvent]:
-        """Matching events in id order."""
+        """Matching events in id order (descending with ``newest_first``)."""
         ...
 
     async def last_id(self, tenant: TenantId) -> int:

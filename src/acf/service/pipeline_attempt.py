@@ -9,10 +9,18 @@ block wake the session): it reads the mode then, and stops a turn that has not p
 the irreversible gate (``MODE_CHANGED``: the turn stands down); one that has goes on as
 QUEUE, and its commit withholds the reply: its typing indicator stops and its drafts are
 withdrawn at once (``reply.draft_withdrawn``), since no reply of it will come.
+
+A pipeline that finished with a reply while the customer types may be held before the
+commit (``service.typing_hold``, the channel's ``typing_hold_ms``): its result waits in
+the RUNNING turn, the deadline no longer running. News during the hold is heard as here: a
+new message gets the usual decision (``on_news``), applied as to a finished turn that finds
+unseen messages (``after_commit_refused``: SUPERSEDE, and ABSORB short of the gate or the
+restart bound, discard the result; QUEUE and FORCE_COMPLETE commit it at once); the session
+leaving agent mode stands the turn down (past the gate: it commits silently).
 """
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -27,9 +35,11 @@ from acf.domain.turn_steps import (
     AttemptOutcome,
     NewsStep,
     Supersede,
+    after_commit_refused,
     on_new_messages,
 )
 from acf.domain.turns import TurnGroup
+from acf.domain.typing_hold import HoldEnd
 from acf.ports.agent_binding import AgentBinding
 from acf.ports.event_store import AppendEvent
 from acf.ports.lease import CheckFence
@@ -41,6 +51,7 @@ from acf.service.lease_keeper import LeaseKeeper
 from acf.service.running_turn import LeaseLost, ModeChanged, RunningTurn
 from acf.service.runtime_parts import RuntimeParts
 from acf.service.turn_context import RunningTurnContext
+from acf.service.typing_hold import Interrupt, TypingHold
 
 log = structlog.get_logger("acf.runtime")
 
@@ -125,6 +136,11 @@ class PipelineAttempt:
         )
 
     async def run(self) -> AttemptEnd:
+        """Run one attempt; a finished one's reply may then be held while the customer
+        types (``_held``)."""
+        return await self._held(await self._attempt())
+
+    async def _attempt(self) -> AttemptEnd:
         p, run = self._parts, self._run
         self._left_for = None
         ctx, state_version, group = await self.context()
@@ -216,6 +232,51 @@ class PipelineAttempt:
             deadline.cancel()
             if typing is not None:
                 typing.cancel()
+
+    async def _held(self, end: AttemptEnd) -> AttemptEnd:
+        """Hold a finished attempt's reply while the customer types; how the attempt ends
+        then (a commit, its record's details saying ``held_ms``, or what news during the
+        hold decided). A reply the commit will withhold (past the gate, the session left
+        agent mode) is not held."""
+        done = end.finished
+        if done is None or self._left_for is not None:
+            return end
+        hold = TypingHold(self._parts, self._run, self._keeper, self._news, self._settings)
+        held = await hold.hold(
+            done.result,
+            done.ctx.messages,
+            done.group.restarts,
+            lambda last_seq: self._heard_in_hold(done, last_seq),
+        )
+        if held.ending is not None:
+            return self._end(held.ending)
+        if held.ended is None:
+            return end
+        # The record says how long (the commit merges the result's details into it).
+        details = {**done.result.details, "held_ms": held.held_ms}
+        return AttemptEnd(end.outcome, replace(done, result=replace(done.result, details=details)))
+
+    async def _heard_in_hold(self, done: Finished, last_seq: int) -> Interrupt | None:
+        """News during a hold: whether it ends it (the session left agent mode; a message
+        after ``last_seq``), and how the attempt ends then (None: it commits)."""
+        run = self._run
+        if await self._left_agent_mode():
+            return Interrupt(HoldEnd.MODE, AttemptEnding.MODE_CHANGED)
+        if self._left_for is not None:  # past the gate: it commits silently, drafts withdrawn
+            lost = not await self._withdraw_drafts(done.ctx)
+            return Interrupt(HoldEnd.MODE, AttemptEnding.LEASE_LOST if lost else None)
+        seq, new = await run.unseen()
+        if seq <= last_seq:
+            return None  # a typing signal
+        restarts = done.group.restarts
+        decision = (await self.on_news(done.ctx, new, restarts)).decision
+        step = after_commit_refused(
+            decision, run.turn.irreversible_started, restarts, self._settings
+        )
+        if isinstance(step, Supersede):
+            return Interrupt(HoldEnd.MESSAGE, AttemptEnding.NEW_MESSAGES)
+        run.news_decision = decision  # QUEUE or FORCE_COMPLETE (or past the gate)
+        return Interrupt(HoldEnd.MESSAGE)
 
     async def _left_agent_mode(self) -> bool:
         """Whether the turn must stop because its session left agent mode: read the mode;

@@ -232,15 +232,18 @@ class Runtime:
         await self._wakeups.notify(tenant, session_id)
 
     async def typing(self, signal: TypingSignal) -> None:
-        """Record the customer's typing (an event) and let an open window react to it; in
-        agent mode only, since no window opens in another mode (the event is kept)."""
+        """Record the customer's typing (an event) and let the session react to it: an open
+        window (DESIGN §5), or a ready reply held while the customer types
+        (``service.typing_hold``); in agent mode only, since neither happens in another mode
+        (the event is kept). The stored event is what a worker of the distributed mode
+        reads: the signal reaches an API process, the session's turn runs elsewhere."""
         session = await self.parts.store.sessions.find_open(signal.key.tenant, signal.key)
         if session is None:
             return  # typing before any message says nothing about a window
         window = session.mode.agent_answers
         if window and self._drivers.active(signal.key.tenant, session.session_id):
-            # Kept only while the session has work: a window reads it, the driver drops it
-            # when idle (typing older than the window's last message is ignored anyway).
+            # Kept only while the session has work: a window or a held reply reads it, the
+            # driver drops it when idle (typing older than the newest message is ignored).
             self.parts.typing[signal.key] = Typing(signal.active, signal.at_ms)
         kind = EventKind.TYPING_STARTED if signal.active else EventKind.TYPING_STOPPED
         correlation = Correlation(signal.key.tenant, new_trace_id(), session.session_id)
@@ -248,7 +251,8 @@ class Runtime:
             signal.key.tenant, [AppendEvent(FabricEvent(kind, signal.at_ms, correlation))]
         )
         # Through the wake-ups: in distributed mode the session's driver is elsewhere. Only
-        # an open window reads typing, and a window has unconsumed messages.
+        # an open window or a held reply reads typing, and both have unconsumed messages
+        # (a RUNNING turn's range is consumed at its commit).
         if window and session.has_unconsumed:
             await self._wakeups.notify(signal.key.tenant, session.session_id)
 

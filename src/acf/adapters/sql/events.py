@@ -125,7 +125,7 @@ class SqlEventStore:
         if query.to_ms is not None:
             sql.append("AND at_ms < ?")
             args.append(query.to_ms)
-        sql.append("ORDER BY event_id LIMIT ?")
+        sql.append(f"ORDER BY event_id{' DESC' if query.newest_first else ''} LIMIT ?")
         args.append(query.limit)
         statement = " ".join(sql)
 
