@@ -1,4 +1,7 @@
-"""Table tests of the window-close rule (DESIGN §5), one row per signal."""
+"""Table tests of the window-close rule (DESIGN §5, issue 23), one row per signal, and of
+the text shapes it reads."""
+
+from dataclasses import replace
 
 import pytest
 
@@ -6,17 +9,25 @@ from acf.domain.accumulation import (
     CloseReason as R,
 )
 from acf.domain.accumulation import (
+    Shape,
     Typing,
     WindowDecision,
     WindowMessage,
     decide,
-    text_shape,
+    is_emoji,
+    shape_of,
 )
+from acf.domain.pace import Pace
 from acf.domain.policy import AccumulationMode, ChannelPolicy
 
 ADAPTIVE = ChannelPolicy(AccumulationMode.ADAPTIVE, 1200, 400, 4000, 5000)
+LENGTHENS = replace(ADAPTIVE, incomplete_window_ms=3000)
+PACED = replace(ADAPTIVE, pace=True)
 FIXED = ChannelPolicy(AccumulationMode.FIXED, 1500, 1500, 6000, 0)
 OFF = ChannelPolicy(AccumulationMode.OFF)
+FAST = Pace(samples=3, gap_ms=300.0, spread_ms=40.0)  # 300 + 2 * 40 = 380: min 400
+SLOWER = Pace(samples=5, gap_ms=1500.0, spread_ms=400.0)  # window 2300
+GREEN = Pace(samples=2, gap_ms=300.0, spread_ms=100.0)  # too few gaps
 
 
 def m(
@@ -26,41 +37,131 @@ def m(
 
 
 CASES = [
-    # id, policy, messages, typing, pending confirmation, expected (close_at, reason)
-    ("off closes at once", OFF, [m(0)], None, False, (0, R.OFF)),
-    ("fixed: window after last", FIXED, [m(0), m(1000)], None, False, (2500, R.FIXED)),
-    ("fixed: capped", FIXED, [m(0), m(5000)], None, False, (6000, R.CAP)),
-    ("plain text: default window", ADAPTIVE, [m(0)], None, False, (1200, R.DEFAULT)),
-    ("question closes early", ADAPTIVE, [m(0, "can you help?")], None, False, (400, R.COMPLETE)),
+    # id, policy, messages, typing, pending confirmation, pace, expected (close_at, reason)
+    ("off closes at once", OFF, [m(0)], None, False, None, (0, R.OFF)),
+    ("fixed: window after last", FIXED, [m(0), m(1000)], None, False, None, (2500, R.FIXED)),
+    ("fixed: capped", FIXED, [m(0), m(5000)], None, False, None, (6000, R.CAP)),
+    ("plain text: default window", ADAPTIVE, [m(0)], None, False, None, (1200, R.DEFAULT)),
+    (
+        "question closes early",
+        ADAPTIVE,
+        [m(0, "can you help?")],
+        None,
+        False,
+        None,
+        (400, R.COMPLETE),
+    ),
     (
         "full stop closes early",
         ADAPTIVE,
         [m(0, "I need a refund.")],
         None,
         False,
+        None,
         (400, R.COMPLETE),
     ),
-    ("exclamation closes early", ADAPTIVE, [m(0, "it's broken!")], None, False, (400, R.COMPLETE)),
-    ("greeting alone waits", ADAPTIVE, [m(0, "Hi")], None, False, (2400, R.INCOMPLETE)),
-    ("very short text waits", ADAPTIVE, [m(0, "so")], None, False, (2400, R.INCOMPLETE)),
-    ("trailing comma waits", ADAPTIVE, [m(0, "my order,")], None, False, (2400, R.INCOMPLETE)),
-    ("ellipsis waits", ADAPTIVE, [m(0, "well...")], None, False, (2400, R.INCOMPLETE)),
-    ("colon waits", ADAPTIVE, [m(0, "the items are:")], None, False, (2400, R.INCOMPLETE)),
+    (
+        "exclamation closes early",
+        ADAPTIVE,
+        [m(0, "it's broken!")],
+        None,
+        False,
+        None,
+        (400, R.COMPLETE),
+    ),
+    (
+        "emoji at the end closes early",
+        ADAPTIVE,
+        [m(0, "I'll try that 🙂")],
+        None,
+        False,
+        None,
+        (400, R.COMPLETE),
+    ),
+    (
+        "acknowledgement closes early",
+        ADAPTIVE,
+        [m(0, "ok")],
+        None,
+        False,
+        None,
+        (400, R.ACKNOWLEDGEMENT),
+    ),
+    (
+        "emoji alone closes early",
+        ADAPTIVE,
+        [m(0, "👍")],
+        None,
+        False,
+        None,
+        (400, R.ACKNOWLEDGEMENT),
+    ),
+    (
+        "emoticon alone closes early",
+        ADAPTIVE,
+        [m(0, ":D")],
+        None,
+        False,
+        None,
+        (400, R.ACKNOWLEDGEMENT),
+    ),
+    (
+        "yes without confirmation: an ack",
+        ADAPTIVE,
+        [m(0, "yes")],
+        None,
+        False,
+        None,
+        (400, R.ACKNOWLEDGEMENT),
+    ),
+    ("greeting alone: plain window", LENGTHENS, [m(0, "Hi")], None, False, None, (1200, R.DEFAULT)),
+    ("short text: plain window", LENGTHENS, [m(0, "so")], None, False, None, (1200, R.DEFAULT)),
+    ("ellipsis: plain window", LENGTHENS, [m(0, "well...")], None, False, None, (1200, R.DEFAULT)),
+    (
+        "trailing comma waits",
+        LENGTHENS,
+        [m(0, "my order,")],
+        None,
+        False,
+        None,
+        (3000, R.INCOMPLETE),
+    ),
+    ("colon waits", LENGTHENS, [m(0, "the items are:")], None, False, None, (3000, R.INCOMPLETE)),
     (
         "conjunction waits",
-        ADAPTIVE,
+        LENGTHENS,
         [m(0, "I want to cancel and")],
         None,
         False,
-        (2400, R.INCOMPLETE),
+        None,
+        (3000, R.INCOMPLETE),
     ),
     (
         "spanish conjunction",
-        ADAPTIVE,
+        LENGTHENS,
         [m(0, "quiero cancelar pero")],
         None,
         False,
-        (2400, R.INCOMPLETE),
+        None,
+        (3000, R.INCOMPLETE),
+    ),
+    (
+        "incomplete 0: no lengthening",
+        ADAPTIVE,
+        [m(0, "my order,")],
+        None,
+        False,
+        None,
+        (1200, R.INCOMPLETE),
+    ),
+    (
+        "unfinished within the cap",
+        LENGTHENS,
+        [m(0), m(2000, "and")],
+        None,
+        False,
+        None,
+        (4000, R.CAP),
     ),
     (
         "button closes now",
@@ -68,6 +169,7 @@ CASES = [
         [m(0), m(300, None, button=True)],
         None,
         False,
+        None,
         (300, R.BUTTON),
     ),
     (
@@ -76,6 +178,7 @@ CASES = [
         [m(0, "yes")],
         None,
         True,
+        None,
         (0, R.CONFIRMATION_ANSWER),
     ),
     (
@@ -84,26 +187,46 @@ CASES = [
         [m(0, "Sí!")],
         None,
         True,
+        None,
         (0, R.CONFIRMATION_ANSWER),
     ),
-    ("yes without confirmation waits", ADAPTIVE, [m(0, "yes")], None, False, (2400, R.INCOMPLETE)),
     (
         "yes plus more is not lone",
         ADAPTIVE,
         [m(0, "yes"), m(500, "and also cancel my sub.")],
         None,
         True,
+        None,
         (900, R.COMPLETE),
     ),
-    ("typing holds the window", ADAPTIVE, [m(0)], Typing(True, 1000), False, (4000, R.CAP)),
-    ("typing holds within grace", ADAPTIVE, [m(0)], Typing(True, 100), False, (4000, R.CAP)),
+    ("typing holds the window", ADAPTIVE, [m(0)], Typing(True, 1000), False, None, (4000, R.CAP)),
+    ("typing holds within grace", ADAPTIVE, [m(0)], Typing(True, 100), False, None, (4000, R.CAP)),
+    (
+        "typing: the hold ends grace after the last signal",
+        replace(ADAPTIVE, max_window_ms=10000, typing_grace_ms=3000),
+        [m(0)],
+        Typing(True, 4000),  # repeats of "started" move the latest signal on
+        False,
+        None,
+        (7000, R.TYPING),
+    ),
     (
         "typing within cap",
-        ChannelPolicy(AccumulationMode.ADAPTIVE, 1200, 400, 10000, 3000),
+        replace(ADAPTIVE, max_window_ms=10000, typing_grace_ms=3000),
         [m(0)],
         Typing(True, 1000),
         False,
+        None,
         (4000, R.TYPING),
+    ),
+    (
+        "typing shorter than the planned window does not shorten it",
+        replace(LENGTHENS, typing_grace_ms=1000),
+        [m(0, "my order,")],
+        Typing(True, 500),
+        False,
+        None,
+        (3000, R.INCOMPLETE),
     ),
     (
         "typing before last message is stale",
@@ -111,15 +234,35 @@ CASES = [
         [m(500)],
         Typing(True, 100),
         False,
+        None,
         (1700, R.DEFAULT),
     ),
     (
-        "typing stopped shortens",
+        "the send's own stop: text rule",
+        ADAPTIVE,
+        [m(1000)],
+        Typing(False, 1000),
+        False,
+        None,
+        (2200, R.DEFAULT),
+    ),
+    (
+        "the send's own stop, late",
+        ADAPTIVE,
+        [m(1000)],
+        Typing(False, 1499),
+        False,
+        None,
+        (2200, R.DEFAULT),
+    ),
+    (
+        "an idle stop shortens",
         ADAPTIVE,
         [m(0)],
-        Typing(False, 200),
+        Typing(False, 600),
         False,
-        (600, R.TYPING_STOPPED),
+        None,
+        (1000, R.TYPING_STOPPED),
     ),
     (
         "typing stopped after a held window: short grace",
@@ -127,23 +270,49 @@ CASES = [
         [m(0)],
         Typing(False, 2000),
         False,
+        None,
         (2400, R.TYPING_STOPPED),
     ),
     (
         "typing stopped never lengthens",
         ADAPTIVE,
-        [m(0, "ok?")],
-        Typing(False, 100),
+        [m(0)],
+        Typing(False, 1000),
         False,
-        (400, R.COMPLETE),
+        None,
+        (1200, R.DEFAULT),
     ),
-    ("max cap from first message", ADAPTIVE, [m(0), m(3000, "and")], None, False, (4000, R.CAP)),
-    ("media only: default", ADAPTIVE, [m(0, None)], None, False, (1200, R.DEFAULT)),
+    (
+        "max cap from first message",
+        LENGTHENS,
+        [m(0), m(3000, "and")],
+        None,
+        False,
+        None,
+        (4000, R.CAP),
+    ),
+    ("media only: default", ADAPTIVE, [m(0, None)], None, False, None, (1200, R.DEFAULT)),
+    ("pace on: a fast customer", PACED, [m(0)], None, False, FAST, (400, R.PACE)),
+    ("pace on: a slower customer", PACED, [m(0)], None, False, SLOWER, (2300, R.PACE)),
+    ("pace on: too few gaps", PACED, [m(0)], None, False, GREEN, (1200, R.DEFAULT)),
+    ("pace on: no pace yet", PACED, [m(0)], None, False, None, (1200, R.DEFAULT)),
+    ("pace off: ignored", ADAPTIVE, [m(0)], None, False, SLOWER, (1200, R.DEFAULT)),
+    (
+        "pace: only for plain text",
+        PACED,
+        [m(0, "ok")],
+        None,
+        False,
+        SLOWER,
+        (400, R.ACKNOWLEDGEMENT),
+    ),
+    ("pace: within the cap", PACED, [m(0), m(2000)], None, False, SLOWER, (4000, R.CAP)),
+    ("pace: typing still holds", PACED, [m(0)], Typing(True, 500), False, FAST, (4000, R.CAP)),
 ]
 
 
 @pytest.mark.parametrize(
-    ("policy", "messages", "typing", "pending", "expected"),
+    ("policy", "messages", "typing", "pending", "pace", "expected"),
     [c[1:] for c in CASES],
     ids=[c[0] for c in CASES],
 )
@@ -152,9 +321,11 @@ def test_decide(
     messages: list[WindowMessage],
     typing: Typing | None,
     pending: bool,
+    pace: Pace | None,
     expected: tuple[int, R],
 ) -> None:
-    assert decide(policy, messages, typing, pending, now_ms=0) == WindowDecision(*expected)
+    decision = decide(policy, messages, typing, pending, now_ms=0, pace=pace)
+    assert decision == WindowDecision(*expected)
 
 
 def test_an_empty_window_is_an_error() -> None:
@@ -165,15 +336,101 @@ def test_an_empty_window_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("text", "shape"),
     [
-        ("Where is my order?", R.COMPLETE),
-        ("Thanks.", R.COMPLETE),
-        ("hello", R.INCOMPLETE),
-        ("Bom dia!", R.INCOMPLETE),
-        ("I was wondering", R.DEFAULT),
-        ("Je veux annuler et", R.INCOMPLETE),
-        ("weil", R.INCOMPLETE),
-        ("ok?", R.COMPLETE),
+        # acknowledgements, several languages, elongated, laughing, with emoji
+        ("ok", Shape.ACKNOWLEDGEMENT),
+        ("Okkk", Shape.ACKNOWLEDGEMENT),
+        ("kk", Shape.ACKNOWLEDGEMENT),
+        ("thx!", Shape.ACKNOWLEDGEMENT),
+        ("Thanks.", Shape.ACKNOWLEDGEMENT),
+        ("thank you so much", Shape.ACKNOWLEDGEMENT),
+        ("ok got it", Shape.ACKNOWLEDGEMENT),
+        ("oh ok", Shape.ACKNOWLEDGEMENT),
+        ("yesss", Shape.ACKNOWLEDGEMENT),
+        ("+1", Shape.ACKNOWLEDGEMENT),
+        ("hahaha", Shape.ACKNOWLEDGEMENT),
+        ("lol", Shape.ACKNOWLEDGEMENT),
+        ("jajaja", Shape.ACKNOWLEDGEMENT),
+        ("kkkkk", Shape.ACKNOWLEDGEMENT),
+        ("rsrs", Shape.ACKNOWLEDGEMENT),
+        ("Muchas gracias", Shape.ACKNOWLEDGEMENT),
+        ("vale", Shape.ACKNOWLEDGEMENT),
+        ("valeu", Shape.ACKNOWLEDGEMENT),
+        ("merci beaucoup", Shape.ACKNOWLEDGEMENT),
+        ("d'accord", Shape.ACKNOWLEDGEMENT),
+        ("vielen Dank!", Shape.ACKNOWLEDGEMENT),
+        ("alles klar", Shape.ACKNOWLEDGEMENT),
+        ("thanks 🙏", Shape.ACKNOWLEDGEMENT),
+        ("thanks:+1:", Shape.ACKNOWLEDGEMENT),
+        ("👍🏻", Shape.ACKNOWLEDGEMENT),
+        ("❤️", Shape.ACKNOWLEDGEMENT),
+        (":)", Shape.ACKNOWLEDGEMENT),
+        ("xD", Shape.ACKNOWLEDGEMENT),
+        ("^^", Shape.ACKNOWLEDGEMENT),
+        (":+1: :tada:", Shape.ACKNOWLEDGEMENT),
+        # not acknowledgements
+        ("ok?", Shape.COMPLETE),
+        ("ok so", Shape.DEFAULT),
+        ("ok and", Shape.UNFINISHED),
+        ("oh", Shape.DEFAULT),
+        ("ok, but", Shape.UNFINISHED),
+        ("yes,", Shape.UNFINISHED),
+        ("ok thanks but where is my order", Shape.DEFAULT),
+        # unfinished
+        ("the items are:", Shape.UNFINISHED),
+        ("my order,", Shape.UNFINISHED),
+        ("first; ", Shape.UNFINISHED),
+        ("from -", Shape.UNFINISHED),
+        ("Je veux annuler et", Shape.UNFINISHED),
+        ("weil", Shape.UNFINISHED),
+        ("I want a", Shape.UNFINISHED),
+        ("it broke and :(", Shape.COMPLETE),  # the emoji ends it
+        ("if you want to", Shape.DEFAULT),  # a stranded English preposition ends a thought
+        ("I think so", Shape.DEFAULT),
+        ("the type is `Maybe a`", Shape.DEFAULT),  # code, not an article
+        # greetings
+        ("hello", Shape.GREETING),
+        ("Hey there", Shape.GREETING),
+        ("Bom dia!", Shape.GREETING),
+        ("buenos días a todos", Shape.GREETING),
+        ("hello, I have a question", Shape.DEFAULT),
+        # complete, trailing off, plain
+        ("Where is my order?", Shape.COMPLETE),
+        ("done✅", Shape.COMPLETE),
+        ("I'll try that :slightly_smiling_face:", Shape.COMPLETE),
+        ("well...", Shape.DEFAULT),
+        ("not sure…", Shape.DEFAULT),
+        ("I was wondering", Shape.DEFAULT),
+        ("```", Shape.DEFAULT),
+        ("", Shape.DEFAULT),
+        ("   ", Shape.DEFAULT),
     ],
 )
-def test_text_shape(text: str, shape: R) -> None:
-    assert text_shape(text) is shape
+def test_shape_of(text: str, shape: Shape) -> None:
+    assert shape_of(text) is shape
+
+
+@pytest.mark.parametrize(
+    ("token", "emoji"),
+    [
+        ("👍", True),
+        ("👨‍👩‍👧", True),  # joined by zero-width joiners
+        (":slightly_smiling_face:", True),
+        (":grin::+1:", True),
+        (";-)", True),
+        ("<3", True),
+        ("`", False),
+        ("^", False),
+        ("café", False),
+        (":", False),
+        ("10:30:", False),
+    ],
+)
+def test_is_emoji(token: str, emoji: bool) -> None:
+    assert is_emoji(token) is emoji
+
+
+def test_a_long_token_is_read_quickly() -> None:
+    """The emoji suffix is looked for from the end only: a huge token ending in a word is
+    not scanned as a whole (a regression guard for a quadratic search)."""
+    assert shape_of(":a" * 50_000 + " and") is Shape.UNFINISHED
+    assert shape_of(":" + "a" * 100_000) is Shape.DEFAULT

@@ -21,7 +21,7 @@ TYPING = Typing(True, 1000)
     [
         (ADAPTIVE, ["so"], None, True, (1000, CloseReason.AWAITED_ANSWER)),
         (ADAPTIVE, ["1234", "and"], TYPING, True, (1000, CloseReason.AWAITED_ANSWER)),
-        (ADAPTIVE, ["so"], None, False, (3400, CloseReason.INCOMPLETE)),
+        (ADAPTIVE, ["so"], None, False, (2200, CloseReason.DEFAULT)),
         (ADAPTIVE, ["1234", "and"], TYPING, False, (4900, CloseReason.CAP)),
         (FIXED, ["so"], None, True, (2500, CloseReason.FIXED)),
     ],

@@ -1,19 +1,61 @@
 """When does an accumulation window close? The pure rule of DESIGN §5.
 
 ``decide`` looks at the window's messages, the latest typing signal, whether a confirmation
-is pending or the agent awaits an answer to its question, and the channel policy, and
-returns the instant the window closes with the reason. It is called again on every new
-message or signal; the runtime persists the result as the window's ``close_at`` timer. A
-``close_at_ms`` at or before ``now_ms`` means "close now".
+is pending or the agent awaits an answer to its question, the customer's pace
+(``acf.domain.pace``) and the channel policy, and returns the instant the window closes
+with the reason. It is called again on every new message or signal; the runtime persists
+the result as the window's ``close_at`` timer. A ``close_at_ms`` at or before ``now_ms``
+means "close now".
+
+The text rules are fitted to real chat timing (``python -m acf.replay.fragments`` on the
+Slack log's fit half): a message's *shape* (``shape_of``) says how likely the same sender's
+next fragment is.
+
+- An **acknowledgement** ("ok", "thx", "jaja", "👍", ":D") or a **complete** sentence (``?``
+  ``.`` ``!``, or an emoji at the end) is rarely followed within seconds (acknowledgements:
+  none of 282 within 1 s): the window closes after ``min_window_ms``.
+- Text that **ends unfinished** (``,`` ``:`` ``;`` ``-``, or a trailing conjunction or
+  article) is followed far more often (12 % within 3 s, plain text 1.4 %): the window waits
+  ``incomplete_window_ms`` (0: ``window_ms``).
+- A **greeting** alone ("hi", "hola", "bom dia") was never followed within 6 s (the question
+  after it takes longer to type): it gets the plain window, not a longer one.
+- An ellipsis trails off rather than announcing more (followed less often than plain text):
+  plain window.
+- Anything else gets ``window_ms``, or the customer's own pace when ``policy.pace`` is on
+  and enough of their gaps are known (``CloseReason.PACE``).
+
+Short texts are not lengthened for being short: most of them are acknowledgements.
+
+Typing (web chat: "started" repeated every 2 s while the customer types, "stopped" after
+1.5 s without a keystroke or when the box is emptied, and "stopped" right after each send):
+
+- The latest signal counts only if it came at or after the window's last message.
+- "started" holds the window until ``typing_grace_ms`` after it, within the cap: each
+  repeat moves the hold on, so it ends ``typing_grace_ms`` after the *last* signal.
+- "stopped" less than ``SEND_STOP_MS`` after the last message is the send's own stop (the
+  box was emptied by sending): it says the customer is not typing *yet*, which is what the
+  text rule already assumes (a next fragment rarely follows at once: it has to be typed),
+  and a next fragment announces itself with a new "started". So it changes nothing: the
+  text rule stands. A real idle stop comes at least 1.5 s after a keystroke typed after
+  the send.
+- Any other "stopped" means the customer paused or gave up: the window closes
+  ``min_window_ms`` after it (a short grace for a message in flight), or sooner as planned.
 """
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from acf.domain.confirmation_answers import classify_answer
+from acf.domain.pace import Pace, window_for
 from acf.domain.policy import AccumulationMode, ChannelPolicy
+
+SEND_STOP_MS = 500
+"""A "stopped" this soon after the last message is the send's own stop (see above): the
+web chat posts it as the message's request returns, while a real idle stop needs a keystroke
+after the send and 1.5 s of quiet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +81,24 @@ class CloseReason(StrEnum):
     BUTTON = "button"
     CONFIRMATION_ANSWER = "confirmation_answer"
     AWAITED_ANSWER = "awaited_answer"
+    ACKNOWLEDGEMENT = "acknowledgement"
     COMPLETE = "complete"
     INCOMPLETE = "incomplete"
+    PACE = "pace"
     DEFAULT = "default"
     TYPING = "typing"
     TYPING_STOPPED = "typing_stopped"
     CAP = "cap"
+
+
+class Shape(StrEnum):
+    """What a message's text says about a next fragment (``shape_of``)."""
+
+    ACKNOWLEDGEMENT = "acknowledgement"
+    UNFINISHED = "unfinished"
+    GREETING = "greeting"
+    COMPLETE = "complete"
+    DEFAULT = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,42 +107,189 @@ class WindowDecision:
     reason: CloseReason
 
 
-_CONJUNCTIONS = frozenset(
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_CONJUNCTIONS = _words(
     # en, es, pt, fr, de: a message ending in one of these continues in the next.
-    "and or but because so then also with for to the a my "
+    # Not en "so", "then", "also", "to", "with", "for": "I think so", "ok then", "if you
+    # want to" end a thought (the log agrees); the other languages strand no preposition.
+    "and or but because the a an my "
     "y o pero porque con para el la mi "
     "e ou mas porque com para o a meu minha "
     "et ou mais parce car avec pour le la mon ma "
-    "und oder aber weil mit für der die das mein meine".split()
+    "und oder aber weil mit für der die das mein meine"
 )
-_GREETINGS = frozenset(
+_GREETINGS = _words(
+    "hi hello hey heya hiya howdy yo hola buenas oi olá ola bonjour salut coucou hallo moin servus"
+)
+_GREETING_PHRASES = frozenset(
     [
-        *"hi hello hey hiya yo hola buenas oi olá ola bonjour salut coucou".split(),
-        *"hallo moin servus".split(),
         *("good morning", "good afternoon", "good evening", "buenos días", "buenos dias"),
-        *("bom dia", "boa tarde", "guten tag", "guten morgen"),
+        *("buenas tardes", "buenas noches", "bom dia", "boa tarde", "boa noite"),
+        *("guten tag", "guten morgen", "guten abend"),
     ]
 )
-_WORD = re.compile(r"[\w']+", re.UNICODE)
-SHORT_TEXT_CHARS = 4
+_GREETING_ADDRESSEES = _words("there all everyone everybody guys folks team gente todos")
+_ACK_WORDS = _words(
+    # en
+    "ok okay okey oki k kk kay alright right sure yes yeah yea yeh yep yeap yup ya yah aye "
+    "no nope nah thanks thank thx tx ty tnx thnx thanx cheers cool nice great awesome "
+    "perfect fine good np yw lol lmao rofl omg wow hmm hm mhm aha gotcha noted agreed agree indeed "
+    "true exactly totally definitely same fair bye +1 "
+    # es
+    "vale va sí si claro gracias perfecto genial bueno dale listo entendido exacto ya nop "
+    "bien adiós adios "
+    # pt
+    "sim não nao obrigado obrigada brigado valeu vlw beleza blz certo tá ta show perfeito "
+    "ótimo otimo entendi combinado legal tranquilo tchau "
+    # fr
+    "oui ouais merci dac d'accord parfait super génial mdr ptdr entendu nickel voilà bon "
+    # de
+    "ja jo jap jep nein nö danke dankeschön bitte klar gut genau passt prima stimmt toll "
+    "jawohl gerne tschüss"
+)
+_ACK_PHRASES = frozenset(
+    [
+        *("thank you", "got it", "sounds good", "makes sense", "no problem", "all good"),
+        *("of course", "will do", "i see", "de nada", "muchas gracias"),
+        *("mil gracias", "por supuesto", "muy bien", "muito obrigado", "muito obrigada"),
+        *("tudo bem", "de rien", "merci beaucoup", "très bien", "ça marche"),
+        *("danke schön", "vielen dank", "alles klar", "kein problem"),
+    ]
+)
+_ACK_FILLERS = _words("so very much a lot lots you all oh ah ooh")
+"""Words that may ride along an acknowledgement ("thanks a lot", "oh ok"), not be one: a
+lone "oh" or "ah" leads into more as often as not in the log."""
+_LAUGH = re.compile(r"(?:a?(?:ha|he|hi|ja|je|ji|hu|rs)){2,}h?|k{3,}|lo+l|lmf?a+o+|x+d+")
+_EMOTICON = re.compile(
+    r"[:;=8][-'^o]?[)(\]\[dpo3/\\|*>$@]+|[)(]+[-']?[:;=]|x+d+|<3+|\^[_.-]?\^|t_t|"
+    r"\\?o/"
+)
+_SHORTCODE_END = re.compile(r":[\w+-]{1,60}:$")
+_EMOJI = ("So", "Sk", "Mn", "Cf")
+"""Unicode categories of emoji and of what joins and modifies them (outside ASCII)."""
+_TOKEN = re.compile(r"[\w'+]+", re.UNICODE)
+_TERMINAL = ("?", ".", "!", "؟", "。", "\uff1f", "\uff01")  # the last two: full-width ? !
+_UNFINISHED_ENDS = (",", ":", ";", "-")
+_TRAILING_OFF = ("...", "…")
 
 
-def text_shape(text: str) -> CloseReason:
-    """COMPLETE, INCOMPLETE or DEFAULT for one message's text."""
-    stripped = text.strip()
-    lowered = stripped.lower().rstrip("!.? ")
-    if stripped.endswith(("...", "…", ",", ":", ";", "-")):
-        return CloseReason.INCOMPLETE
-    if lowered in _GREETINGS:
-        return CloseReason.INCOMPLETE
-    words = _WORD.findall(stripped.lower())
-    if words and words[-1] in _CONJUNCTIONS and not stripped.endswith(("?", ".", "!")):
-        return CloseReason.INCOMPLETE
-    if len(stripped) <= SHORT_TEXT_CHARS and not stripped.endswith("?"):
-        return CloseReason.INCOMPLETE
-    if stripped.endswith(("?", ".", "!", "؟", "。")):
-        return CloseReason.COMPLETE
-    return CloseReason.DEFAULT
+def shape_of(text: str) -> Shape:
+    """The shape of one message's text (see the module's docstring).
+
+    Emoji and emoticons at the end read as a full stop ("I'll try that :)" is complete: the
+    log follows such texts less often than plain ones), and text made only of them is an
+    acknowledgement. An ellipsis trails off rather than announcing more: the log follows
+    it less often than plain text, so it gets the plain window."""
+    tokens = text.lower().split()
+    ended_by_emoji = False
+    while tokens and is_emoji(tokens[-1]):
+        tokens.pop()
+        ended_by_emoji = True
+    if tokens and (glued := _emoji_suffix(tokens[-1])):  # "thanks:+1:", "done✅"
+        tokens[-1] = tokens[-1][:-glued]
+        ended_by_emoji = True
+    if not tokens:
+        return Shape.ACKNOWLEDGEMENT if ended_by_emoji else Shape.DEFAULT
+    stripped = " ".join(tokens)
+    words = _TOKEN.findall(stripped)
+    acknowledges = not stripped.endswith("?") and _is_acknowledgement(words)
+    if ended_by_emoji:
+        return Shape.ACKNOWLEDGEMENT if acknowledges else Shape.COMPLETE
+    if stripped.endswith(_UNFINISHED_ENDS):
+        return Shape.UNFINISHED
+    if acknowledges:
+        return Shape.ACKNOWLEDGEMENT
+    if _is_greeting(words):
+        return Shape.GREETING
+    if stripped.endswith(_TRAILING_OFF):
+        return Shape.DEFAULT
+    if tokens[-1] in _CONJUNCTIONS:  # the raw last token: "`Maybe a`" ends in code
+        return Shape.UNFINISHED
+    if stripped.endswith(_TERMINAL):
+        return Shape.COMPLETE
+    return Shape.DEFAULT
+
+
+def is_emoji(token: str) -> bool:
+    """A whitespace-free token made only of emoji (pictographs, their modifiers and
+    joiners, shortcodes such as ":+1:") or one emoticon. ASCII symbols ("```", "^") are not
+    emoji."""
+    return bool(_EMOTICON.fullmatch(token)) or _emoji_suffix(token) == len(token)
+
+
+def _emoji_suffix(token: str) -> int:
+    """How many characters at the end of ``token`` are emoji or shortcodes."""
+    end = len(token)
+    while end > 0:
+        shortcode = _SHORTCODE_END.search(token, max(0, end - 62), end)
+        if shortcode is not None:
+            end = shortcode.start()
+        elif ord(token[end - 1]) > 127 and unicodedata.category(token[end - 1]) in _EMOJI:
+            end -= 1
+        else:
+            break
+    return len(token) - end
+
+
+def _collapsed(word: str) -> str:
+    """``word`` with letters repeated in a row kept once: "okkk", "yesss", "cooool"."""
+    return re.sub(r"(.)\1+", r"\1", word)
+
+
+_ACK_COLLAPSED = frozenset(_collapsed(w) for w in _ACK_WORDS)
+
+
+def _is_acknowledgement(words: Sequence[str]) -> bool:
+    """Up to five words, each an acknowledgement, a laugh, a filler, or part of an
+    acknowledging phrase, at least one not a filler ("ok thanks", "jajaja", "got it"), and
+    the last not a conjunction nor "so" ("ok so" goes on)."""
+    if not words or len(words) > 5 or words[-1] in _CONJUNCTIONS or words[-1] == "so":
+        return False
+    acknowledged, i = False, 0
+    while i < len(words):
+        pair = " ".join(words[i : i + 2])
+        if pair in _ACK_PHRASES:
+            acknowledged, i = True, i + 2
+            continue
+        word = words[i]
+        if _collapsed(word) in _ACK_COLLAPSED or _LAUGH.fullmatch(word):
+            acknowledged = True
+        elif word not in _ACK_FILLERS:
+            return False
+        i += 1
+    return acknowledged
+
+
+def _is_greeting(words: Sequence[str]) -> bool:
+    """A greeting alone, perhaps addressed: "hi", "hello there", "buenos días a todos"."""
+    rest = list(words)
+    if " ".join(rest[:2]) in _GREETING_PHRASES:
+        rest = rest[2:]
+    elif rest and rest[0] in _GREETINGS:
+        rest = rest[1:]
+    else:
+        return False
+    return all(w in _GREETING_ADDRESSEES or w == "a" for w in rest)
+
+
+def planned_window(
+    policy: ChannelPolicy, shape: Shape, pace: Pace | None = None
+) -> tuple[int, CloseReason]:
+    """The window after a message of ``shape`` (no typing, no cap) and its reason."""
+    if shape is Shape.ACKNOWLEDGEMENT:
+        return policy.min_window_ms, CloseReason.ACKNOWLEDGEMENT
+    if shape is Shape.COMPLETE:
+        return policy.min_window_ms, CloseReason.COMPLETE
+    if shape is Shape.UNFINISHED:
+        return policy.incomplete_window_ms or policy.window_ms, CloseReason.INCOMPLETE
+    if shape is Shape.DEFAULT and policy.pace and pace is not None:
+        paced = window_for(pace, policy)
+        if paced is not None:
+            return paced, CloseReason.PACE
+    return policy.window_ms, CloseReason.DEFAULT  # a greeting too: see the module's docstring
 
 
 def decide(
@@ -98,10 +299,13 @@ def decide(
     pending_confirmation: bool,
     now_ms: int,
     awaiting_answer: bool = False,
+    pace: Pace | None = None,
 ) -> WindowDecision:
     """The window's close instant. ``messages`` must not be empty, oldest first.
     ``awaiting_answer``: the last reply asked a question the agent waits for (an agent
-    service's ASK_USER), so the customer's next message is its answer: the window closes."""
+    service's ASK_USER), so the customer's next message is its answer: the window closes.
+    ``pace``: the customer's learned gaps, used for default-shaped text when
+    ``policy.pace`` is on."""
     if not messages:
         raise ValueError("a window has at least one message")
     last = messages[-1]
@@ -123,18 +327,18 @@ def decide(
     ):
         return WindowDecision(last.received_at_ms, CloseReason.CONFIRMATION_ANSWER)
 
-    shape = text_shape(last.text) if last.text else CloseReason.DEFAULT
-    window = {
-        CloseReason.COMPLETE: policy.min_window_ms,
-        CloseReason.INCOMPLETE: min(policy.window_ms * 2, policy.max_window_ms),
-    }.get(shape, policy.window_ms)
-    close_at, reason = last.received_at_ms + window, shape
+    shape = shape_of(last.text) if last.text else Shape.DEFAULT
+    window, reason = planned_window(policy, shape, pace)
+    close_at = last.received_at_ms + window
 
     if typing is not None and typing.at_ms >= last.received_at_ms:
         if typing.active:
-            # Hold while the customer types, until the signal times out.
-            close_at = max(close_at, typing.at_ms + policy.typing_grace_ms)
-            reason = CloseReason.TYPING
+            # Hold while the customer types, until the last signal times out.
+            held = typing.at_ms + policy.typing_grace_ms
+            if held > close_at:
+                close_at, reason = held, CloseReason.TYPING
+        elif typing.at_ms - last.received_at_ms < SEND_STOP_MS:
+            pass  # the send's own stop: the text rule stands
         elif close_at <= typing.at_ms or typing.at_ms + policy.min_window_ms < close_at:
             # Stopped typing: probably done (or deleted the draft), or about to press send.
             # Close min_window_ms after the stop: sooner than planned, or, when typing held

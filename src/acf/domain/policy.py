@@ -38,8 +38,8 @@ class ChannelPolicy:
     """A session on this channel closes after this long without activity (DESIGN §15); the
     customer's next message opens a new one. Applies whatever the accumulation mode."""
     incomplete_window_ms: int = 0
-    """The window after a text that ends unfinished (``,`` ``...`` ``:`` or a trailing
-    conjunction: ``accumulation.text_shape``); 0: ``window_ms`` (no lengthening)."""
+    """The window after a text that ends unfinished (``,`` ``:`` ``;`` ``-`` or a trailing
+    conjunction: ``accumulation.shape_of``); 0: ``window_ms`` (no lengthening)."""
     typing_hold_ms: int = 0
     """Hold a reply that is ready while the customer types, before its commit, for at most
     this long (``service.typing_hold``); 0: never hold."""
@@ -80,17 +80,52 @@ class ChannelPolicy:
             )
 
 
+INCOMPLETE_WINDOW_MS = 3000
+"""Provisional (issue 23), from ``python -m acf.replay.fragments`` on the Slack log's fit
+half: text ending unfinished is followed by its sender's next message within 3 s 12 % of
+the time (plain text 1.4 %), and no more often by 6 s; so wait up to 3 s, on every chat
+channel (within each one's ``max_window_ms``)."""
+WEB_TYPING_HOLD_MS = 8000
+"""Provisional (issue 23): the web chat is the only channel with typing signals today."""
+
 DEFAULT_CHANNEL_POLICIES: dict[Channel, ChannelPolicy] = {
     Channel.WHATSAPP: ChannelPolicy(
-        AccumulationMode.ADAPTIVE, 1200, 400, 4000, 5000, segment_pacing_ms=1000
+        AccumulationMode.ADAPTIVE,
+        1200,
+        400,
+        4000,
+        5000,
+        segment_pacing_ms=1000,
+        incomplete_window_ms=INCOMPLETE_WINDOW_MS,
     ),
-    Channel.WEB: ChannelPolicy(AccumulationMode.ADAPTIVE, 600, 250, 3000, 4000),
+    Channel.WEB: ChannelPolicy(
+        AccumulationMode.ADAPTIVE,
+        600,
+        250,
+        3000,
+        4000,
+        incomplete_window_ms=INCOMPLETE_WINDOW_MS,
+        typing_hold_ms=WEB_TYPING_HOLD_MS,
+    ),
     Channel.SMS: ChannelPolicy(
-        AccumulationMode.ADAPTIVE, 1500, 500, 5000, 0, segment_pacing_ms=1500
+        AccumulationMode.ADAPTIVE,
+        1500,
+        500,
+        5000,
+        0,
+        segment_pacing_ms=1500,
+        incomplete_window_ms=INCOMPLETE_WINDOW_MS,
     ),
     Channel.TELEGRAM: ChannelPolicy(
-        AccumulationMode.ADAPTIVE, 1000, 350, 4000, 5000, segment_pacing_ms=800
+        AccumulationMode.ADAPTIVE,
+        1000,
+        350,
+        4000,
+        5000,
+        segment_pacing_ms=800,
+        incomplete_window_ms=INCOMPLETE_WINDOW_MS,
     ),
     Channel.EMAIL: ChannelPolicy(AccumulationMode.OFF),
     Channel.VOICE: ChannelPolicy(AccumulationMode.OFF),
 }
+"""DESIGN §5 windows; ``pace`` is off everywhere until replay shows it helps."""

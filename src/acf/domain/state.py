@@ -53,6 +53,19 @@ class Handover(BaseModel):
     at_ms: int
 
 
+class PaceMeta(BaseModel):
+    """The customer's pace between fragments (``acf.domain.pace``), learned by the agent's
+    commits when the channel's ``pace`` is on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: int
+    gap_ms: float
+    spread_ms: float
+    last_at_ms: int | None = None
+    replied_at_ms: int | None = None
+
+
 class StateMeta(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +76,7 @@ class StateMeta(BaseModel):
     """The last reply asked a question the agent waits for (``PipelineResult.
     awaiting_answer``): the customer's next message closes the window at once."""
     handover: Handover | None = None
+    pace: PaceMeta | None = None
 
     @model_validator(mode="after")
     def _sticky_needs_lane(self) -> "StateMeta":
@@ -152,7 +166,7 @@ def validate(state: Mapping[str, Any]) -> JsonObject:
             for err in exc.errors()
         )
         raise StateContractError(f"invalid session state: {problems}") from None
-    for optional in ("confirmation", "awaiting_answer", "handover"):
+    for optional in ("confirmation", "awaiting_answer", "handover", "pace"):
         if normalised["meta"].get(optional) is None:
             normalised["meta"].pop(optional, None)  # absent, as before it existed
     for optional in ("scenario", "step", "scenario_version", "config_overrides"):

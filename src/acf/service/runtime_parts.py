@@ -7,6 +7,7 @@ from acf.domain.accumulation import Typing, WindowDecision, WindowMessage, decid
 from acf.domain.handoff import PeoplePolicies, default_policies
 from acf.domain.ids import SessionId, TenantId
 from acf.domain.messages import InboundMessage
+from acf.domain.pace import Pace
 from acf.domain.session_key import SessionKey
 from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Checkpoints
@@ -71,12 +72,14 @@ class RuntimeParts:
         messages: list[InboundMessage],
         pending_confirmation: bool = False,
         awaiting_answer: bool = False,
+        pace: Pace | None = None,
     ) -> WindowDecision:
-        """When the window over ``messages`` (the unseen ones) closes (DESIGN §5)."""
+        """When the window over ``messages`` (the unseen ones) closes (DESIGN §5).
+        ``pace``: the customer's, from the session state's ``meta.pace``."""
         now = self.clock.now_ms()
         window = [
             WindowMessage(m.received_at_ms, m.text, m.button is not None) for m in messages
         ] or [WindowMessage(now)]
         policy = binding.settings.policy_for(key.channel)
         typing = self.typing.get(key)
-        return decide(policy, window, typing, pending_confirmation, now, awaiting_answer)
+        return decide(policy, window, typing, pending_confirmation, now, awaiting_answer, pace)

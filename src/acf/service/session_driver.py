@@ -33,6 +33,7 @@ import structlog
 
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import SessionId, TenantId, new_id, new_trace_id
+from acf.domain.pace import Pace, from_state
 from acf.domain.policy import AccumulationMode
 from acf.domain.session_key import SessionKey
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
@@ -217,7 +218,7 @@ class SessionDriver:
         messages = await p.store.messages.read_range(
             self._tenant, self._session_id, session.consumed_seq, session.last_seq
         )
-        close = p.decide_window(binding, session.key, messages, *_asked(session))
+        close = p.decide_window(binding, session.key, messages, *_asked(session), _pace(session))
         await p.store.uow.commit(
             self._tenant,
             [
@@ -296,7 +297,7 @@ class SessionDriver:
             messages = await p.store.messages.read_range(
                 self._tenant, self._session_id, window_from, session.last_seq
             )
-            decision = p.decide_window(binding, key, messages, *_asked(session))
+            decision = p.decide_window(binding, key, messages, *_asked(session), _pace(session))
             now = p.clock.now_ms()
             if decision.close_at_ms <= now:
                 break
@@ -373,3 +374,9 @@ def _asked(session: SessionRecord) -> tuple[bool, bool]:
     agent awaits (``PipelineResult.awaiting_answer``: any message closes it)."""
     meta = session.state.get("meta", {})
     return bool(meta.get("confirmation")), bool(meta.get("awaiting_answer"))
+
+
+def _pace(session: SessionRecord) -> Pace | None:
+    """The customer's pace between fragments, as the agent's commits learned it
+    (``meta.pace``; the window uses it when the channel's ``pace`` is on)."""
+    return from_state(session.state.get("meta", {}).get("pace"))

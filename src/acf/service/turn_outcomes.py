@@ -24,7 +24,8 @@ from acf.domain.config_versions import record_facts
 from acf.domain.errors import AcfError, Conflict
 from acf.domain.ids import new_id
 from acf.domain.modes import SessionMode
-from acf.domain.replies import FailedCall
+from acf.domain.pace import pace_patch
+from acf.domain.replies import FailedCall, PipelineResult
 from acf.domain.state import combine_patches
 from acf.domain.supersede import may_commit_with_unseen
 from acf.domain.tools import LedgerStatus
@@ -127,7 +128,7 @@ class TurnOutcomes:
                     turn=t,
                     group=group,
                     fence=run.keeper.fence,
-                    result=result,
+                    result=result if silent else self._paced(result, done, at_ms),
                     state_version=done.state_version,
                     require_last_seq=not over_unseen,
                     started_at_ms=self._started_at_ms,
@@ -177,6 +178,18 @@ class TurnOutcomes:
             p.poke_relay(t.tenant, t.session_id)
             await p.checkpoints.reached(Phase.COMMITTED, t.tenant, t.session_id)
             return None
+
+    def _paced(self, result: PipelineResult, done: Finished, at_ms: int) -> PipelineResult:
+        """``result`` with the customer's pace learned from this turn's messages, replying
+        at ``at_ms`` (``meta.pace``, when the channel's ``pace`` is on: ``domain.pace``). A
+        silent commit learns nothing: no reply went out, and a person has the session."""
+        meta = done.ctx.state.get("meta") or {}
+        policy = self._settings.policy_for(self._run.key.channel)
+        received = [m.received_at_ms for m in done.ctx.messages]
+        patch = pace_patch(meta, policy, received, at_ms)
+        if patch is None:
+            return result
+        return replace(result, state_patch=combine_patches(dict(result.state_patch or {}), patch))
 
     async def _refusal(self, ops: list[WriteOp[Any]], at_ms: int) -> list[WriteOp[Any]]:
         """The firewall's ops for a refusal (the record's category or a refused tool call),
