@@ -60,6 +60,11 @@ async def test_inv1_a_crash_at_any_phase_loses_no_message_and_answers_once(
     async with Harness(tmp_path, EVERY_PHASE) as h:
         h.crash_at(phase)
         await _burst(h)
+        if phase is Phase.TYPING_HOLD:
+            # A reply is held only while the customer types as it becomes ready (the web
+            # channel holds by default): typing starts during the 2 s pipeline.
+            await h.advance(1500)
+            await h.typing("alice", True)
         await h.run_until_idle()
         assert h.crashes == 1
         assert h.replies("alice") == [f"echo: {BURST[0]} | {BURST[1]}"]
