@@ -17,6 +17,7 @@ from acf.domain.accumulation import (
     is_emoji,
     shape_of,
 )
+from acf.domain.errors import InvalidValue
 from acf.domain.pace import Pace
 from acf.domain.policy import AccumulationMode, ChannelPolicy
 
@@ -434,3 +435,28 @@ def test_a_long_token_is_read_quickly() -> None:
     not scanned as a whole (a regression guard for a quadratic search)."""
     assert shape_of(":a" * 50_000 + " and") is Shape.UNFINISHED
     assert shape_of(":" + "a" * 100_000) is Shape.DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("window", "incomplete", "maximum", "expected"),
+    [
+        (1200, 0, 4000, 1200),  # no lengthening
+        (1200, 3000, 4000, 3000),
+        (300, 3000, 1000, 1000),  # a tenant's narrower windows keep it inside them
+        (1200, 800, 4000, 1200),  # never shorter than the plain window
+    ],
+)
+def test_the_unfinished_window_stays_within_the_plain_and_the_largest_window(
+    window: int, incomplete: int, maximum: int, expected: int
+) -> None:
+    policy = ChannelPolicy(
+        AccumulationMode.ADAPTIVE, window, 100, maximum, 0, incomplete_window_ms=incomplete
+    )
+    assert policy.unfinished_window_ms == expected
+    unfinished = decide(policy, [m(0, "so the thing is,")], None, False, 0)
+    assert unfinished == WindowDecision(expected, R.INCOMPLETE if expected < maximum else R.CAP)
+
+
+def test_a_negative_unfinished_window_is_refused() -> None:
+    with pytest.raises(InvalidValue, match="incomplete_window_ms"):
+        ChannelPolicy(AccumulationMode.ADAPTIVE, 1200, 400, 4000, 0, incomplete_window_ms=-1)

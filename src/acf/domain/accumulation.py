@@ -284,7 +284,7 @@ def planned_window(
     if shape is Shape.COMPLETE:
         return policy.min_window_ms, CloseReason.COMPLETE
     if shape is Shape.UNFINISHED:
-        return policy.incomplete_window_ms or policy.window_ms, CloseReason.INCOMPLETE
+        return policy.unfinished_window_ms, CloseReason.INCOMPLETE
     if shape is Shape.DEFAULT and policy.pace and pace is not None:
         paced = window_for(pace, policy)
         if paced is not None:

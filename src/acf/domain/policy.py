@@ -70,14 +70,17 @@ class ChannelPolicy:
                 "channel policy: expected min_window_ms <= window_ms <= max_window_ms, got "
                 f"{self.min_window_ms} / {self.window_ms} / {self.max_window_ms}"
             )
-        if self.incomplete_window_ms and not (
-            self.window_ms <= self.incomplete_window_ms <= self.max_window_ms
-        ):
-            raise InvalidValue(
-                "channel policy: expected window_ms <= incomplete_window_ms <= max_window_ms "
-                f"(or 0), got {self.window_ms} / {self.incomplete_window_ms} / "
-                f"{self.max_window_ms}"
-            )
+        if self.incomplete_window_ms < 0:
+            raise InvalidValue("channel policy: incomplete_window_ms must not be negative")
+
+    @property
+    def unfinished_window_ms(self) -> int:
+        """The window after a text that ends unfinished: ``incomplete_window_ms`` within
+        ``window_ms`` .. ``max_window_ms`` (a tenant that narrows the windows keeps acf's
+        lengthening inside them), or ``window_ms`` when it is 0."""
+        if not self.incomplete_window_ms:
+            return self.window_ms
+        return max(self.window_ms, min(self.incomplete_window_ms, self.max_window_ms))
 
 
 INCOMPLETE_WINDOW_MS = 3000

@@ -153,6 +153,10 @@ async function onEvent(event) {
       if (chat.drafts.started(event.turn_id, data.attempt)) dropDraft(event.turn_id);
       setActivity(`turn:${event.turn_id}`, `${chat.agent} is typing…`, event.turn_id);
       break;
+    case "turn.held":
+      // The reply is ready and waits while the customer types: the agent is not typing.
+      clearTurnActivity(event.turn_id);
+      break;
     case "turn.committed":
       // The draft stays until the reply's first part is delivered and takes its place.
       chat.drafts.close(event.turn_id);

@@ -90,6 +90,8 @@ const SUMMARIES = {
     `${range(d.from_seq, d.to_seq)} superseded after ${ms(d.run_ms)} (${d.reason}); ` +
     `restarts over ${range(d.from_seq, d.last_seq)}`,
   "turn.absorbed": (d) => `took in ${range(d.from_seq, d.to_seq)}`,
+  "turn.held": (d) => `reply ready, held while the customer types (at most ${ms(d.cap_ms)})`,
+  "turn.hold_ended": (d) => `hold ended (${d.ended}) after ${ms(d.held_ms)}`,
   "turn.committed": (d) =>
     `${range(d.from_seq, d.to_seq)} → ${d.replies} repl${d.replies === 1 ? "y" : "ies"}, ` +
     `ran ${ms(d.run_ms)}, answered after ${ms(d.latency_ms)}`,
