@@ -94,21 +94,22 @@ def test_variants_are_the_default_then_each_valid_distinct_point() -> None:
     grids = [
         {"window_ms": [800, 1200], "pace": [False, True]},
         {"window_ms": [800], "pace": [False]},  # a duplicate of the first grid's first point
-        {"incomplete_window_ms": [0, 1000, 2500]},  # 1000 < window 1200: refused
+        {"min_window_ms": [0, 1000, 2500]},  # 2500 > window 1200: refused
     ]
     found, skipped = variants(BASE, grids)
-    assert [v.name for v in found] == [ACF, "v01", "v02", "v03", "v04"]
+    assert [v.name for v in found] == [ACF, "v01", "v02", "v03", "v04", "v05"]
     assert found[0].policy == BASE and found[0].params == ()
     assert [v.params for v in found[1:]] == [
         (("window_ms", 800), ("pace", False)),
         (("window_ms", 800), ("pace", True)),
         (("window_ms", 1200), ("pace", True)),  # 1200 / false is the default
-        (("incomplete_window_ms", 2500),),
+        (("min_window_ms", 0),),
+        (("min_window_ms", 1000),),
     ]
     assert found[2].policy.pace and found[2].policy.window_ms == 800
     assert found[2].policy.max_window_ms == BASE.max_window_ms
-    assert [p for p, _ in skipped] == [(("incomplete_window_ms", 1000),)]
-    assert "incomplete_window_ms" in skipped[0][1]
+    assert [p for p, _ in skipped] == [(("min_window_ms", 2500),)]
+    assert "min_window_ms" in skipped[0][1]
 
 
 @pytest.mark.parametrize(
@@ -180,14 +181,14 @@ def sweep(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_tiny_sweep_gives_the_same_results_in_one_process_and_in_two(tmp_path: Path) -> None:
     log = sample(tmp_path)
     grid = tmp_path / "grid.yaml"
-    grid.write_text("window_ms: [800, 1600]\nincomplete_window_ms: [0, 1000]\n")
+    grid.write_text("window_ms: [800, 1600]\nmin_window_ms: [0, 1000]\n")
     common = ["--half", "all", "--typing-cps", "5", "--latency-ms", "1500", "--grid", str(grid)]
     results = []
     for jobs in ("1", "2"):
         out = tmp_path / f"jobs{jobs}.json"
         done = sweep(tmp_path, str(log), *common, "--jobs", jobs, "--json", str(out))
         assert done.returncode == 0, done.stderr
-        assert "skipped {'window_ms': 1600, 'incomplete_window_ms': 1000}" in done.stderr
+        assert "skipped {'window_ms': 800, 'min_window_ms': 1000}" in done.stderr
         results.append(json.loads(out.read_text()))
     one, two = results
     assert [r["name"] for r in one["rows"]] == [
@@ -205,9 +206,9 @@ def test_a_tiny_sweep_gives_the_same_results_in_one_process_and_in_two(tmp_path:
     rows = {r["name"]: r for r in one["rows"]}
     assert rows[NAIVE]["measure"]["replies"] == 20 and rows[NAIVE]["kind"] == "baseline"
     assert rows[NAIVE]["targets"] is None
-    assert rows["v01"]["params"] == {"window_ms": 800, "incomplete_window_ms": 0}
+    assert rows["v01"]["params"] == {"window_ms": 800, "min_window_ms": 0}
     assert rows["v01"]["policy"]["window_ms"] == 800
-    assert rows["v02"]["params"] == {"window_ms": 800, "incomplete_window_ms": 1000}
+    assert rows["v02"]["params"] == {"window_ms": 1600, "min_window_ms": 0}
     assert set(rows[ACF]["targets"]) == {
         "talked-over during typing <= 50 % of naive's",
         "wait p95 <= 3 s",
@@ -215,8 +216,8 @@ def test_a_tiny_sweep_gives_the_same_results_in_one_process_and_in_two(tmp_path:
     assert all(r["per_100"]["talked_over_typing"] is not None for r in one["rows"])
     assert any(r["pareto"] for r in one["rows"])
     assert len(one["skipped"]) == 1
-    assert one["skipped"][0]["params"] == {"window_ms": 1600, "incomplete_window_ms": 1000}
-    assert "incomplete_window_ms" in one["skipped"][0]["reason"]
+    assert one["skipped"][0]["params"] == {"window_ms": 800, "min_window_ms": 1000}
+    assert "min_window_ms" in one["skipped"][0]["reason"]
     assert "talked-over typing" in done.stdout and "v03" in done.stdout
 
 

@@ -65,8 +65,8 @@ def orders_in(texts: list[str]) -> list[str]:
 
 async def burst(stage: Stage, check: Checks) -> tuple[list[str], Facts, str]:
     await stage.say(0, "ana", "hi")
-    await stage.say(600, "ana", "I'd like to know,")
-    await stage.typing(900, "ana")
+    await stage.say(450, "ana", "I'd like to know,")
+    await stage.typing(800, "ana")
     await stage.say(1_300, "ana", "where my order is")
     await stage.say(1_800, "ana", "it's 1001")
     await stage.idle()
