@@ -6,6 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from acf.entrypoints.cli import app
+from acf.replay import report
 from acf.replay.sources import read
 from acf.replay.split import SPLIT_SEED, split
 
@@ -78,8 +83,27 @@ def test_replay_prints_all_strategies_and_writes_json_and_a_plot(tmp_path: Path)
     assert settings["split_seed"] == SPLIT_SEED and settings["latency_ms"] == 1000
     assert settings["typing_model"]["cps"] == 8 and settings["channel"] == "whatsapp"
     assert settings["llm"] is None and settings["channel_policy"]["mode"] == "adaptive"
+    assert settings["format"] == "csv"
+    assert (settings["talk_margin_ms"], settings["gap_ms"]) == (2000, 600_000)
+    replayed = {s["name"]: s for s in settings["strategies"]}
+    assert list(replayed) == names
+    assert replayed["acf adaptive"]["policy"] == settings["channel_policy"]
+    assert (replayed["acf adaptive"]["supersede"], replayed["acf adaptive"]["typing"]) == (
+        "supersede",
+        True,
+    )
+    assert replayed["fixed 1.5 s"]["policy"]["mode"] == "fixed"
+    assert replayed["fixed 1.5 s"]["policy"]["window_ms"] == 1500
+    assert (replayed["fixed 1.5 s"]["supersede"], replayed["fixed 1.5 s"]["typing"]) == (
+        "queue",
+        False,
+    )
+    assert replayed["fixed 1.5 s + supersede"]["supersede"] == "supersede"
+    assert replayed["naive"]["policy"]["mode"] == "off"
     measures = {m["strategy"]: m for m in document["strategies"]}
     assert list(measures) == names
+    assert all(m["unanswered_runs"] == 0 == m["unanswered_per_100"] for m in measures.values())
+    assert "unanswered runs" in " ".join(done.stdout.split())
     naive = measures["naive"]
     assert (naive["messages"], naive["runs"], naive["replies"]) == (16, 12, 16)
     assert naive["replies_per_100"] == 100.0 and naive["tokens"] is None
@@ -105,7 +129,7 @@ def test_replay_plays_one_half_of_the_conversations(tmp_path: Path) -> None:
         counts[half] = document["strategies"][0]["messages"]
         assert counts[half] == len(split(lines, half, SPLIT_SEED))
         assert f"({half} half, seed {SPLIT_SEED})" in " ".join(done.stdout.split())
-    assert counts["fit"] + counts["test"] == 16 and counts["fit"] == 8
+    assert counts["fit"] + counts["test"] == 16 and counts["fit"] == 12  # conversations 0, 1, 2
 
 
 def test_replay_refuses_bad_options_clearly(tmp_path: Path) -> None:
@@ -132,6 +156,73 @@ def test_replay_rejects_a_bad_file_clearly(tmp_path: Path) -> None:
         done.stderr.strip()
         == f"error: {spaces}:line 3: text: only whitespace (leave it empty instead)"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"sender,timestamp,text\nann,1546336800,caf\xe9\n", "{log}:line 2: not UTF-8"),
+        (b"sender,timestamp,text\nann,soon,hi\n", "{log}:line 2: timestamp: not an ISO"),
+        (b"sender,timestamp,text\n,1546336800,hi\n", "{log}:line 2: missing sender"),
+    ],
+)
+def test_a_bad_log_exits_2_naming_file_and_line(tmp_path: Path, body: bytes, error: str) -> None:
+    log = tmp_path / "log.csv"
+    log.write_bytes(body)
+    done = replay(str(log))
+    assert done.returncode == 2, done.stderr  # not a traceback
+    assert done.stderr.startswith("error: " + error.format(log=log))
+
+
+def test_a_bad_format_or_a_missing_file_exits_2(tmp_path: Path) -> None:
+    done = replay(str(tmp_path / "missing.csv"))
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        f"error: {tmp_path / 'missing.csv'}: no such file",
+    )
+    log = sample(tmp_path)
+    done = replay(str(log), "--format", "xml")
+    assert done.returncode == 2 and "unknown format 'xml'" in done.stderr
+    jsonl = tmp_path / "log.jsonl"
+    jsonl.write_text('{"sender": "a", "timestamp": 1, "text": "x"}\n[1]\n')
+    done = replay(str(jsonl))
+    assert done.returncode == 2 and f"{jsonl}:line 2: expected an object" in done.stderr
+    xml = tmp_path / "log.xml"
+    xml.write_text("<slack><message><ts>1.5</ts><text>x</text></message></slack>")
+    done = replay(str(xml))
+    assert done.returncode == 2 and f"{xml}: <message> 1: missing <user>" in done.stderr
+
+
+def test_an_unwritable_output_is_refused_before_the_replay(tmp_path: Path) -> None:
+    log = sample(tmp_path)
+    for option, target, why in [
+        ("--json", log / "out.json", f"{log} is not a directory"),
+        ("--plot", log / "plots" / "out.png", f"{log} is not a directory"),
+        ("--json", tmp_path, "it is a directory"),
+    ]:
+        done = replay(str(log), option, str(target))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == f"error: {option}: cannot write {target}: {why}"
+        assert done.stdout == ""  # refused before replaying: no table
+    if Path("/proc/self").is_dir():
+        done = replay(str(log), "--json", "/proc/acf-replay.json")
+        assert done.returncode == 2 and "cannot write /proc/acf-replay.json" in done.stderr
+
+
+def test_a_failed_write_after_the_replay_exits_1_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "write_json", full_disk)
+    out = tmp_path / "out.json"
+    log = sample(tmp_path)
+    done = CliRunner().invoke(
+        app, ["replay", str(log), "--conversations", "1", "--latency-ms", "0", "--json", str(out)]
+    )
+    assert done.exit_code == 1, done.output
+    assert f"error: cannot write {out}: [Errno 28] No space left on device" in done.output
 
 
 def test_replay_counts_tokens_when_the_pipeline_is_a_streaming_llm(tmp_path: Path) -> None:

@@ -73,3 +73,20 @@ def test_without_typing_or_tokens_those_measures_are_none() -> None:
     m = measure("s", runs_of(LINES), [], 0)
     assert m.talked_over_typing_per_100 is None and m.tokens_saved_per_100 is None
     assert (m.replies_per_100, m.wait_p99_ms, m.answered_once) == (0.0, 0.0, 0.0)
+
+
+def test_runs_no_reply_answered_are_counted_not_hidden_in_the_wait() -> None:
+    runs = runs_of(LINES)
+    replies = [
+        Reply("1/ann", 0, 1, 2000),  # only ann's first fragment: her first run's end unanswered
+        Reply("1/bob", 0, 1, 11000),
+        # cy's run and ann's second run get no reply at all
+    ]
+    m = measure("drops", runs, replies, latency_ms=1000)
+    assert m.unanswered_runs == 3
+    assert m.unanswered_per_100 == 60.0  # 3 runs over 5 messages
+    assert m.wait_p95_ms == 0.0  # bob's, the only answered run: the wait alone looks perfect
+    assert (
+        measure("all", runs, [Reply(r.session, 0, r.last_seq, 0) for r in runs], 0).unanswered_runs
+        == 0
+    )

@@ -45,29 +45,93 @@ def test_csv_and_jsonl_read_the_same(tmp_path: Path) -> None:
     assert read(jsonl_path) == expected
 
 
-@pytest.mark.parametrize(
-    ("name", "body", "message"),
-    [
-        ("a.csv", "who,when\nx,1\n", "header must name sender, timestamp and text"),
-        ("b.csv", "sender,timestamp,text\nann,yesterday,hi\n", "b.csv:line 2: timestamp"),
-        ("c.jsonl", '{"sender": "a", "timestamp": 1}\n[1]\n', "c.jsonl:line 1: missing text"),
-        ("d.jsonl", "{not json\n", "d.jsonl:line 1: not JSON"),
-        ("e.xml", "<slack><message>", "not well-formed XML"),
-        ("f.txt", "x", "cannot tell the format"),
-        ("g.csv", "sender,timestamp,text\nann,1,hi\nann,2,   \n", "g.csv:line 3: text: only"),
-        ("h.jsonl", '{"sender": "a", "timestamp": 1, "text": " "}\n', "h.jsonl:line 1: text"),
-        (
-            "i.xml",
-            "<slack><message><ts>1.5</ts><user>u</user><text> </text></message></slack>",
-            "<message> at ts 1: text: only whitespace",
-        ),
-    ],
-)
-def test_bad_input_says_where_and_why(tmp_path: Path, name: str, body: str, message: str) -> None:
+HEADER = "sender,timestamp,text\n"
+XML_MESSAGE = "<message><ts>{ts}</ts><user>{user}</user><text>{text}</text></message>"
+
+
+def xml(ts: str = "1.5", user: str = "u", text: str = "hi") -> str:
+    return f"<slack>{XML_MESSAGE.format(ts=1, user='u', text='x')}" + (
+        f"{XML_MESSAGE.format(ts=ts, user=user, text=text)}</slack>"
+    )
+
+
+# Every way a log can be refused: (file name, content, what the error says)
+BAD_LOGS: list[tuple[str, str | bytes, str]] = [
+    ("f.txt", "x", "f.txt: cannot tell the format from the name; pass --format"),
+    # CSV
+    ("a.csv", "who,when\nx,1\n", "a.csv: the header must name sender, timestamp and text"),
+    ("a2.csv", "", "a2.csv: the header must name sender, timestamp and text"),
+    ("b.csv", HEADER + "ann,yesterday,hi\n", "b.csv:line 2: timestamp: not an ISO 8601"),
+    ("b2.csv", HEADER + "ann,1e400,hi\n", "b2.csv:line 2: timestamp: not a finite number"),
+    ("c.csv", HEADER + "ann,1,hi\n,2,hi\n", "c.csv:line 3: missing sender"),
+    ("c2.csv", HEADER + "ann,,hi\n", "c2.csv:line 2: missing timestamp"),
+    ("g.csv", HEADER + "ann,1,hi\nann,2,   \n", "g.csv:line 3: text: only whitespace"),
+    ("n.csv", HEADER + "ann,1,hi\nann,2," + "x" * 200_000 + "\n", "n.csv:line 3: not CSV: field"),
+    ("u.csv", HEADER.encode() + b"ann,1,hi\nann,2,caf\xe9\n", "u.csv:line 3: not UTF-8 "),
+    # JSONL
+    ("c.jsonl", '{"sender": "a", "timestamp": 1}\n[1]\n', "c.jsonl:line 1: missing text"),
+    ("d.jsonl", "{not json\n", "d.jsonl:line 1: not JSON"),
+    (
+        "e.jsonl",
+        '{"sender": "a", "timestamp": 1, "text": ""}\n\n[1]\n',
+        "e.jsonl:line 3: expected an object",
+    ),
+    ("h.jsonl", '{"sender": "a", "timestamp": 1, "text": " "}\n', "h.jsonl:line 1: text: only"),
+    ("t.jsonl", '{"sender": "a", "timestamp": "soon", "text": "x"}\n', "t.jsonl:line 1: timestamp"),
+    (
+        "t2.jsonl",
+        '{"sender": "a", "timestamp": 1e400, "text": "x"}\n',
+        "t2.jsonl:line 1: timestamp",
+    ),
+    ("u.jsonl", b'{"sender": "a", "timestamp": 1, "text": "\xff"}\n', "u.jsonl:line 1: not UTF-8 "),
+    # Slack XML
+    ("e.xml", "<slack><message>", "e.xml: not well-formed XML"),
+    ("i.xml", xml(text=" "), "i.xml: <message> 2 at ts 1: text: only whitespace"),
+    ("j.xml", xml(ts=""), "j.xml: <message> 2: missing <ts>"),
+    ("k.xml", xml(user=""), "k.xml: <message> 2: missing <user>"),
+    ("l.xml", xml(ts="yesterday"), "l.xml: <message> 2: ts: not an ISO 8601"),
+    ("m.xml", xml().encode().replace(b"hi", b"h\xe9"), "m.xml: not well-formed XML.*line 1"),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "message"), BAD_LOGS, ids=[b[0] for b in BAD_LOGS])
+def test_bad_input_says_where_and_why(
+    tmp_path: Path, name: str, body: str | bytes, message: str
+) -> None:
     path = tmp_path / name
-    path.write_text(body)
+    if isinstance(body, bytes):
+        path.write_bytes(body)
+    else:
+        path.write_text(body, encoding="utf-8")
     with pytest.raises(SourceError, match=message):
         read(path)
+
+
+def test_a_missing_file_and_an_unknown_format_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"missing\.csv: no such file"):
+        read(tmp_path / "missing.csv")
+    with pytest.raises(SourceError, match="no such file"):
+        read(tmp_path)  # a directory
+    path = tmp_path / "chat.csv"
+    path.write_text(HEADER + "ann,1,hi\n")
+    with pytest.raises(SourceError, match="unknown format 'xml'; expected one of slack, csv"):
+        read(path, "xml")
+
+
+def test_a_non_utf8_byte_is_named_by_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + HEADER.encode() + b"ann,1,ok\nann,2,caf\xe9\n")
+    with pytest.raises(SourceError) as caught:
+        read(path)
+    assert str(caught.value) == (
+        f"{path}:line 3: not UTF-8 (byte 0xe9 at column 10); save the log as UTF-8"
+    )
+
+
+def test_a_byte_order_mark_is_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + HEADER.encode() + "ann,1,café\n".encode())
+    assert read(path) == [ChatLine("0", "ann", 1000, "café")]
 
 
 def test_timestamps() -> None:

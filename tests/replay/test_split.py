@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from acf.replay.sources import ChatLine, read_csv
-from acf.replay.split import SPLIT_SEED, conversations_of, first_conversations, split
+from acf.replay.split import SPLIT_SEED, conversations_of, first_conversations, half_of, split
 
 SAMPLE = read_csv(Path(__file__).parents[2] / "examples" / "chat-timing-sample.csv")
 
@@ -28,12 +28,41 @@ def test_a_conversation_is_never_cut() -> None:
             ]
 
 
-def test_fit_is_the_first_half_of_the_conversations_rounded_down() -> None:
-    lines = [ChatLine(str(n), "ann", n * 1000, "x") for n in range(7)]
-    assert len(conversations_of(split(lines, "fit"))) == 3
-    assert len(conversations_of(split(lines, "test"))) == 4
-    assert split(lines[:1], "fit") == []
-    assert split(lines[:1], "test") == lines[:1]
+@pytest.mark.parametrize(
+    ("conversation", "seed", "half"),
+    [
+        # pinned: the same halves in every process and Python version (no salted hash)
+        ("0", 23, "fit"),
+        ("1", 23, "fit"),
+        ("3", 23, "test"),
+        ("7", 23, "test"),
+        ("7", 24, "fit"),
+        ("conv-42", 23, "fit"),
+        ("conv-42", 24, "test"),
+    ],
+)
+def test_a_conversations_half_depends_on_the_seed_and_its_id(
+    conversation: str, seed: int, half: str
+) -> None:
+    assert half_of(conversation, seed) == half
+    lines = [ChatLine(conversation, "ann", 0, "x")]
+    assert split(lines, half, seed) == lines
+
+
+def test_adding_or_removing_conversations_moves_no_other() -> None:
+    fit = set(conversations_of(split(SAMPLE, "fit")))
+    for gone in conversations_of(SAMPLE)[:10]:
+        rest = [x for x in SAMPLE if x.conversation != gone]
+        assert set(conversations_of(split(rest, "fit"))) == fit - {gone}
+    added = [ChatLine(f"new-{n}", "ann", n, "x") for n in range(5)]
+    assert (
+        set(conversations_of(split(added + SAMPLE, "fit"))) - {c.conversation for c in added} == fit
+    )
+
+
+def test_the_halves_are_about_even() -> None:
+    lines = [ChatLine(f"c{n}", "ann", n, "x") for n in range(1000)]
+    assert 450 <= len(split(lines, "fit")) <= 550
     assert split([], "fit") == split([], "test") == []
 
 

@@ -11,18 +11,9 @@ import pytest
 
 from acf.domain.channels import Channel
 from acf.domain.policy import DEFAULT_CHANNEL_POLICIES, AccumulationMode, ChannelPolicy
-from acf.replay.sweep import (
-    ACF,
-    FIXED,
-    FIXED_SUPERSEDE,
-    NAIVE,
-    Figures,
-    GridError,
-    load_grid,
-    pareto_front,
-    targets,
-    variants,
-)
+from acf.replay import sweep as sweep_module
+from acf.replay.grid import ACF, GridError, load_grid, variants
+from acf.replay.sweep import FIXED, FIXED_SUPERSEDE, NAIVE, Figures, main, pareto_front, targets
 
 BASE = ChannelPolicy(AccumulationMode.ADAPTIVE, 1200, 400, 4000, 5000)
 
@@ -32,8 +23,11 @@ def figs(
     wait_p95_ms: float = 1500.0,
     replies: float = 90.0,
     talked_over_typing: float | None = None,
+    unanswered: float = 0.0,
 ) -> Figures:
-    return Figures(replies, talked_over, talked_over_typing, 1000.0, wait_p95_ms, 2000.0, 0, 0)
+    return Figures(
+        replies, talked_over, talked_over_typing, 1000.0, wait_p95_ms, 2000.0, 0, 0, unanswered
+    )
 
 
 BASELINES = {
@@ -46,12 +40,15 @@ BASELINES = {
 @pytest.mark.parametrize(
     ("mine", "expected"),
     [
-        (figs(talked_over=1.5, wait_p95_ms=1500, replies=90), [True, True, True, True]),
-        (figs(talked_over=2.0), [True, False, True, True]),  # 50 % of fixed, not below +supersede
-        (figs(talked_over=2.1), [False, False, True, True]),
-        (figs(talked_over=1.7), [True, True, True, True]),
-        (figs(talked_over=1.0, wait_p95_ms=1501), [True, True, False, True]),
-        (figs(talked_over=1.0, replies=90.5), [True, True, True, False]),
+        (figs(talked_over=1.5, wait_p95_ms=1500, replies=90), [True, True, True, True, True]),
+        # 50 % of fixed, not below +supersede
+        (figs(talked_over=2.0), [True, False, True, True, True]),
+        (figs(talked_over=2.1), [False, False, True, True, True]),
+        (figs(talked_over=1.7), [True, True, True, True, True]),
+        (figs(talked_over=1.0, wait_p95_ms=1501), [True, True, False, True, True]),
+        (figs(talked_over=1.0, replies=90.5), [True, True, True, False, True]),
+        # a strategy that drops replies: its wait leaves the dropped runs out
+        (figs(talked_over=1.0, wait_p95_ms=0, unanswered=0.1), [True, True, True, True, False]),
     ],
 )
 def test_targets_without_typing(mine: Figures, expected: list[bool]) -> None:
@@ -63,12 +60,13 @@ def test_targets_without_typing(mine: Figures, expected: list[bool]) -> None:
 @pytest.mark.parametrize(
     ("mine", "expected"),
     [
-        (figs(talked_over_typing=8.0, wait_p95_ms=3000), [True, True]),  # half of naive's 16
-        (figs(talked_over_typing=8.1, wait_p95_ms=2000), [False, True]),
-        (figs(talked_over_typing=1.0, wait_p95_ms=3001), [True, False]),
-        (figs(talked_over_typing=None, wait_p95_ms=1000), [False, True]),  # not measured
+        (figs(talked_over_typing=8.0, wait_p95_ms=3000), [True, True, True]),  # half of 16
+        (figs(talked_over_typing=8.1, wait_p95_ms=2000), [False, True, True]),
+        (figs(talked_over_typing=1.0, wait_p95_ms=3001), [True, False, True]),
+        (figs(talked_over_typing=None, wait_p95_ms=1000), [False, True, True]),  # not measured
         # the strict talked-over does not count with typing
-        (figs(talked_over=50.0, talked_over_typing=2.0, wait_p95_ms=5000), [True, False]),
+        (figs(talked_over=50.0, talked_over_typing=2.0, wait_p95_ms=5000), [True, False, True]),
+        (figs(talked_over_typing=1.0, wait_p95_ms=0, unanswered=2.0), [True, True, False]),
     ],
 )
 def test_targets_with_typing(mine: Figures, expected: list[bool]) -> None:
@@ -212,7 +210,11 @@ def test_a_tiny_sweep_gives_the_same_results_in_one_process_and_in_two(tmp_path:
     assert set(rows[ACF]["targets"]) == {
         "talked-over during typing <= 50 % of naive's",
         "wait p95 <= 3 s",
+        "unanswered runs <= naive's",
     }
+    assert rows[ACF]["supersede"] == "supersede" and rows[FIXED]["supersede"] == "queue"
+    assert all(r["measure"]["unanswered_runs"] == 0 for r in one["rows"])
+    assert (one["format"], one["talk_margin_ms"], one["gap_ms"]) == ("csv", 2000, 600_000)
     assert all(r["per_100"]["talked_over_typing"] is not None for r in one["rows"])
     assert any(r["pareto"] for r in one["rows"])
     assert len(one["skipped"]) == 1
@@ -230,3 +232,49 @@ def test_a_bad_sweep_exits_2_with_the_reason(tmp_path: Path) -> None:
     assert "'windw_ms' is not a policy field" in done.stderr
     done = sweep(tmp_path, str(tmp_path / "missing.csv"))
     assert done.returncode == 2 and "no such file" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--conversations", "-1"], "--conversations must be at least 1"),
+        (["--conversations", "0"], "--conversations must be at least 1"),
+        (["--json", "{log}/out.json"], "--json: cannot write {log}/out.json: {log} is not a dir"),
+        (["--json", "{tmp}"], "it is a directory"),
+    ],
+)
+def test_bad_options_exit_2_before_any_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], error: str
+) -> None:
+    log = sample(tmp_path)
+    filled = [a.format(log=log, tmp=tmp_path) for a in args]
+    with pytest.raises(SystemExit) as exited:
+        main([str(log), "--jobs", "1", *filled])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert error.format(log=log, tmp=tmp_path) in err
+    assert "replays in" not in err  # nothing was replayed
+
+
+def test_an_unwritable_proc_path_is_refused_before_replaying(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    with pytest.raises(SystemExit) as exited:
+        main([str(sample(tmp_path)), "--jobs", "1", "--json", "/proc/acf-sweep.json"])
+    assert exited.value.code == 2
+    assert "cannot write /proc/acf-sweep.json" in capsys.readouterr().err
+
+
+def test_a_failed_write_after_the_replays_exits_1_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(path: Path, report: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sweep_module, "write_report", full_disk)
+    out = tmp_path / "out.json"
+    assert main([str(sample(tmp_path)), "--half", "all", "--jobs", "1", "--json", str(out)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"error: cannot write {out}: [Errno 28] No space left on device" in err

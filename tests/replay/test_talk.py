@@ -7,6 +7,7 @@ from acf.replay.report import pareto_front
 from acf.replay.runs import Reply
 from acf.replay.sources import ChatLine
 from acf.replay.talk import (
+    SessionTyping,
     arrivals,
     count_during_typing,
     count_talked_over,
@@ -98,3 +99,23 @@ def test_the_pareto_front_keeps_the_points_nothing_beats(
     points: list[tuple[float, float]], front: list[int]
 ) -> None:
     assert pareto_front(points) == front
+
+
+def test_many_replies_are_looked_up_against_stretches_indexed_once() -> None:
+    """A session's stretches are indexed once, not per reply: 100,000 replies against one
+    customer's 100,000 stretches (a regression guard: rebuilding the index per reply made
+    this quadratic, hours instead of a moment)."""
+    n = 100_000
+    stretches = [Stretch("c/ann", seq, seq * 10_000, seq * 10_000 + 5_000) for seq in range(1, n)]
+    # each reply lands 2 s into the typing of the message after the one it answers
+    replies = [Reply("c/ann", seq - 1, seq, seq * 10_000 + 12_000) for seq in range(1, n)]
+    assert count_during_typing(replies, stretches) == n - 2  # the last reply: none after
+
+
+def test_overlapping_stretches_of_one_session_are_refused() -> None:
+    with pytest.raises(ValueError, match="overlap"):
+        SessionTyping([Stretch("c/ann", 1, 0, 5_000), Stretch("c/ann", 2, 4_000, 9_000)])
+    # one ending as the next begins is fine: a reply at that instant crosses both
+    typing = SessionTyping([Stretch("c/ann", 1, 0, 5_000), Stretch("c/ann", 2, 5_000, 9_000)])
+    assert typing.during(5_000, 1) and typing.during(5_000, 0)
+    assert not typing.during(5_000, 2)

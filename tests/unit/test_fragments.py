@@ -64,13 +64,20 @@ def test_the_closer_look() -> None:
         line("1", "a", 2, "first,"),
         line("1", "a", 9, "I'll try :)"),
         line("1", "a", 30, "and"),
+        line("1", "a", 60, "me and"),
+        line("1", "a", 90, "well..."),
+        line("1", "a", 92, "not sure… 🤔"),  # complete: the emoji ends it
+        line("1", "a", 120, "ok..."),  # an acknowledgement
+        line("1", "a", 150, "hmm, maybe…"),
     ]
     rows = {r.label: r for r in check_rows(gaps(lines))}
     assert rows["≤ 4 chars (old rule)"] == Row("≤ 4 chars (old rule)", 3, (2, 2, 2, 2, 2))
     assert rows["≤ 4 chars, not ack"].messages == 2  # "so", "and"
-    assert rows["emoji end, not ack"].messages == 1
+    assert rows["emoji end, not ack"].messages == 2
     assert rows["unfinished , ; -"].messages == 1
-    assert rows["unfinished conj."].messages == 1
+    assert rows["unfinished conj."].messages == 1  # "me and"; "and" alone is one word
+    # the plain texts ending in an ellipsis, which the rule leaves at the plain window
+    assert rows["ends ... or … (plain)"] == Row("ends ... or … (plain)", 2, (0, 1, 1, 1, 1))
 
 
 @pytest.mark.parametrize(
@@ -80,7 +87,8 @@ def test_the_closer_look() -> None:
         ("first, :)", "unfinished , ; -"),
         ("a - ", "unfinished , ; -"),
         ("I want a", "unfinished conj."),
-        ("well...", "unfinished ... …"),
+        ("I will try and😅", "unfinished conj."),
+        ("first,😅", "unfinished , ; -"),
     ],
 )
 def test_unfinished_ending(text: str, ending: str) -> None:
@@ -108,3 +116,12 @@ def test_the_command_prints_both_tables(tmp_path: Path, capsys: pytest.CaptureFi
 def test_an_unreadable_log_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path / "missing.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_log_that_is_not_utf8_exits_2_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "latin.csv"
+    log.write_bytes(b"sender,timestamp,text\nann,1,ok\nann,2,caf\xe9\n")
+    assert main([str(log)]) == 2
+    assert f"error: {log}:line 3: not UTF-8" in capsys.readouterr().err

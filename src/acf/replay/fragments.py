@@ -7,9 +7,10 @@ Each (conversation, sender) is one customer session, as ``acf replay`` replays i
 is *followed within s seconds* when that session's next message comes at most ``s`` seconds
 later (whatever others said meanwhile). The first table groups messages by
 ``accumulation.shape_of``; the second looks closer at the rules: the old lengthening of
-texts of four characters or fewer, each way a text ends unfinished, and texts ending in an
-emoji. A shape whose messages are followed more often than plain text is worth a longer
-window; one followed less often, a shorter one. Fit rules on the ``fit`` half
+texts of four characters or fewer, texts ending in an emoji, plain texts ending in an
+ellipsis (the rule leaves them at the plain window: this row says why) and each way a text
+ends unfinished. A shape whose messages are followed more often than plain text is worth a
+longer window; one followed less often, a shorter one. Fit rules on the ``fit`` half
 (``acf.replay.split``) and judge them on the other.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from acf.domain.accumulation import Shape, is_emoji, shape_of
+from acf.domain.accumulation import Shape, ends_trailing_off, is_emoji, shape_of, without_emoji
 from acf.replay.runs import session_of
 from acf.replay.sources import FORMATS, ChatLine, SourceError, read
 from acf.replay.split import HALVES, SPLIT_SEED, split
@@ -82,13 +83,8 @@ def shape_rows(all_gaps: Sequence[Gap]) -> list[Row]:
 
 
 def unfinished_ending(text: str) -> str:
-    """How an unfinished text ends: ``...``, ``:``, ``, ; -`` or a trailing conjunction."""
-    tokens = text.split()
-    while tokens and is_emoji(tokens[-1].lower()):
-        tokens.pop()
-    end = " ".join(tokens)
-    if end.endswith(("...", "…")):
-        return "unfinished ... …"
+    """How an unfinished text ends: ``:``, ``, ; -`` or a trailing conjunction."""
+    end = " ".join(without_emoji(text)[0])
     if end.endswith(":"):
         return "unfinished :"
     if end.endswith((",", ";", "-")):
@@ -104,11 +100,13 @@ CHECKS: dict[str, Callable[[str], bool]] = {
     "emoji end, not ack": lambda t: (
         bool(t.split()) and is_emoji(t.split()[-1].lower()) and shape(t) is Shape.COMPLETE
     ),
+    "ends ... or … (plain)": lambda t: ends_trailing_off(t) and shape(t) is Shape.DEFAULT,
 }
 
 
 def check_rows(all_gaps: Sequence[Gap]) -> list[Row]:
-    """The closer look: the old short-text rule, each unfinished ending, emoji endings."""
+    """The closer look: the old short-text rule, emoji endings, ellipses, each unfinished
+    ending."""
     rows = [
         row(label, [g for g in all_gaps if test(g.line.text)]) for label, test in CHECKS.items()
     ]

@@ -1,19 +1,24 @@
 """The replay's output: tables of strategies side by side, JSON, and optionally a plot.
 
 The main table leads with what a customer notices, per 100 messages: replies, replies that
-talked over them, and the wait a strategy added (p50 / p95 / p99); then what superseding
+talked over them, and the wait a strategy added (p50 / p95 / p99) with the runs it left
+unanswered (left out of the wait: dropping replies must not look fast); then what superseding
 cost (pipeline runs thrown away, their seconds); then the per-run figures, which mostly
 describe the log. With a metered LLM a second table says what each strategy paid in tokens.
 """
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from acf.replay.runs import Measure
+from acf.replay.simulate import GAP_MS, Strategy
+from acf.replay.talk import TALK_MARGIN_MS
 
 TOKEN_COLUMNS = (
     "tokens /100",
@@ -26,8 +31,9 @@ TOKEN_COLUMNS = (
 CAPTION = (
     "/100: per 100 messages. talked over: a reply after the customer's next message or < 2 s "
     "before it; while typing: inside the typing of a later message. added wait: after a run's "
-    "last message, beyond the pipeline's own time. superseded: pipeline runs thrown away by a "
-    "newer message; wasted s: their pipeline time."
+    "last message, beyond the pipeline's own time; unanswered runs: no reply covered their last "
+    "message (left out of the wait). superseded: pipeline runs thrown away by a newer message; "
+    "wasted s: their pipeline time."
 )
 
 
@@ -42,6 +48,7 @@ def table(measures: Sequence[Measure], title: str) -> Table:
         "added wait p50 (s)",
         "p95 (s)",
         "p99 (s)",
+        "unanswered runs",
         "superseded /100",
         "wasted s /100",
         "replies / run",
@@ -61,6 +68,7 @@ def table(measures: Sequence[Measure], title: str) -> Table:
             f"{m.talked_over_per_100:.1f}",
             *([f"{during:.1f}" if during is not None else "-"] if typing else []),
             *(f"{ms / 1000:.2f}" for ms in (m.wait_p50_ms, m.wait_p95_ms, m.wait_p99_ms)),
+            str(m.unanswered_runs),
             f"{m.superseded_per_100:.1f}",
             f"{m.wasted_s_per_100:.1f}",
             f"{m.replies_per_run:.3f}",
@@ -137,6 +145,8 @@ def record(m: Measure) -> dict[str, Any]:
         "wait_p50_ms": m.wait_p50_ms,
         "wait_p95_ms": m.wait_p95_ms,
         "wait_p99_ms": m.wait_p99_ms,
+        "unanswered_runs": m.unanswered_runs,
+        "unanswered_per_100": m.unanswered_per_100,
         "replies_per_run": m.replies_per_run,
         "answered_once": m.answered_once,
         "tokens": None
@@ -154,6 +164,33 @@ def record(m: Measure) -> dict[str, Any]:
             "saved_per_100": m.tokens_saved_per_100,
         },
     }
+
+
+def strategy_settings(strategy: Strategy) -> dict[str, Any]:
+    """What a strategy replayed: its channel policy, supersede decision and typing."""
+    return {
+        "name": strategy.name,
+        "policy": jsonable(dataclasses.asdict(strategy.policy)),
+        "supersede": strategy.supersede.value,
+        "typing": strategy.typing,
+    }
+
+
+def measuring_settings() -> dict[str, int]:
+    """The replay's own constants that shape its figures: the talked-over margin and the
+    pause after which quiet time is shortened (``acf.replay.simulate.GAP_MS``)."""
+    return {"talk_margin_ms": TALK_MARGIN_MS, "gap_ms": GAP_MS}
+
+
+def jsonable(value: Any) -> Any:
+    """Enums as their values, tuples as lists: what ``json`` can write."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
 
 
 def write_json(path: Path, measures: Sequence[Measure], settings: Mapping[str, Any]) -> None:

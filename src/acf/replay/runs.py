@@ -66,6 +66,9 @@ class Measure:
     typing model."""
     tokens: TokenTally | None = None
     """What the strategy paid, when the replayed pipeline is a metered generation."""
+    unanswered_runs: int = 0
+    """Runs that no reply answered (none covered their last message): left out of the
+    added wait, so a strategy that drops replies must be seen here."""
 
     def per_100(self, count: float) -> float:
         """``count`` per 100 messages of the log."""
@@ -91,6 +94,10 @@ class Measure:
     @property
     def wasted_s_per_100(self) -> float:
         return self.per_100(self.wasted_ms / 1000)
+
+    @property
+    def unanswered_per_100(self) -> float:
+        return self.per_100(self.unanswered_runs)
 
     @property
     def tokens_saved_per_100(self) -> float | None:
@@ -134,13 +141,15 @@ def measure(
     wasted_ms: int = 0,
     tokens: TokenTally | None = None,
 ) -> Measure:
-    """The per-run figures of ``replies`` against ``runs``, with the counts measured
-    elsewhere (talked over, superseded work, tokens) carried into the ``Measure``."""
+    """The per-run figures of ``replies`` against ``runs`` (the added wait of each answered
+    run, the runs left unanswered), with the counts measured elsewhere (talked over,
+    superseded work, tokens) carried into the ``Measure``."""
     by_session: Mapping[str, list[Reply]] = defaultdict(list)
     for reply in replies:
         by_session[reply.session].append(reply)
     counts: list[int] = []
     waits: list[float] = []
+    unanswered = 0
     for run in runs:
         mine = by_session.get(run.session, [])
         covering = [r for r in mine if r.from_seq < run.last_seq and r.to_seq >= run.first_seq]
@@ -148,6 +157,8 @@ def measure(
         answer = [r for r in covering if r.from_seq < run.last_seq <= r.to_seq]
         if answer:
             waits.append(max(0.0, answer[0].sent_at_ms - run.last_at_ms - latency_ms))
+        else:
+            unanswered += 1
     total = len(runs) or 1
     return Measure(
         strategy=strategy,
@@ -164,4 +175,5 @@ def measure(
         wasted_ms=wasted_ms,
         talked_over_typing=talked_over_typing,
         tokens=tokens,
+        unanswered_runs=unanswered,
     )

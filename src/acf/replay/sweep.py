@@ -3,10 +3,7 @@
 ``python -m acf.replay.sweep LOG --grid benchmarks/replay-grid.yaml --half fit --json OUT``
 replays the baselines (the default strategies of ``acf replay`` other than acf adaptive) once,
 and the acf strategy once per policy variant: the channel's default policy, and each point
-of the grid applied over it with ``dataclasses.replace``. A grid file maps ``ChannelPolicy``
-fields to lists of values (every combination is a variant), or is a list of such mappings
-(their variants together). A combination the policy refuses (``incomplete_window_ms`` below
-``window_ms``, say) is skipped and listed. Each replay is one job in a pool of ``--jobs``
+of the grid (``acf.replay.grid``). Each replay is one job in a pool of ``--jobs``
 worker processes. Rules are fitted on the ``fit`` half of the log and reported on ``test``
 (``acf.replay.split``).
 
@@ -14,6 +11,7 @@ The table has one row per strategy: its parameters, the measures per 100 message
 wait, whether it is on the Pareto front of talked-over replies against the wait's p95 (the
 talked-over during typing when typing is synthesised: what the typing hold is for), and
 which targets it meets; ``--json`` writes all of it, with every measure and each job's time.
+The ``--json`` path is checked before the replays start.
 """
 
 import argparse
@@ -31,90 +29,24 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from acf.domain.channels import Channel
-from acf.domain.errors import InvalidValue
-from acf.domain.policy import ChannelPolicy
 from acf.logging import configure_logging
+from acf.replay.grid import ACF, Params, load_grid, variants
+from acf.replay.outputs import unwritable
+from acf.replay.report import measuring_settings
 from acf.replay.runs import Measure
 from acf.replay.simulate import Strategy, default_strategies, simulate
-from acf.replay.sources import ChatLine, read
+from acf.replay.sources import ChatLine, detect, read
 from acf.replay.split import HALVES, SPLIT_SEED, first_conversations, split
 from acf.replay.typing_model import TypingModel
 
-ACF = "acf adaptive"
 FIXED = "fixed 1.5 s"
 FIXED_SUPERSEDE = "fixed 1.5 s + supersede"
 NAIVE = "naive"
 TYPING_WAIT_P95_MS = 3000
-SWEEP_FIELDS = {f.name: f.type for f in dataclasses.fields(ChannelPolicy) if f.type in (int, bool)}
-"""The policy fields a grid may vary, and their types."""
-
-Params = tuple[tuple[str, int | bool], ...]
-Grid = dict[str, list[int | bool]]
-
-
-class GridError(ValueError):
-    """A grid file that cannot be used; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Variant:
-    name: str
-    params: Params
-    """The grid's values (empty for the default policy)."""
-    policy: ChannelPolicy
-
-
-def load_grid(path: Path) -> list[Grid]:
-    """The grids of a YAML file: one mapping of field to values, or a list of them."""
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GridError(f"{path}: {exc}") from None
-    grids = loaded if isinstance(loaded, list) else [loaded]
-    for grid in grids:
-        if not isinstance(grid, dict) or not grid:
-            raise GridError(f"{path}: expected a mapping of policy field to list of values")
-        for field, values in grid.items():
-            kind = SWEEP_FIELDS.get(field)
-            if kind is None:
-                raise GridError(
-                    f"{path}: {field!r} is not a policy field a grid can vary; "
-                    f"expected one of {', '.join(SWEEP_FIELDS)}"
-                )
-            if not isinstance(values, list) or not values:
-                raise GridError(f"{path}: {field}: expected a non-empty list of values")
-            for value in values:
-                if type(value) is not kind:
-                    raise GridError(f"{path}: {field}: {value!r} is not a {kind.__name__}")
-    return grids
-
-
-def variants(
-    base: ChannelPolicy, grids: Sequence[Grid]
-) -> tuple[list[Variant], list[tuple[Params, str]]]:
-    """The default policy (named as acf's strategy), then each distinct valid point of the
-    grids, in order; and the points the policy refused, with why."""
-    found = [Variant(ACF, (), base)]
-    seen = {base}
-    skipped: list[tuple[Params, str]] = []
-    for grid in grids:
-        for values in itertools.product(*grid.values()):
-            params = tuple(zip(grid, values, strict=True))
-            try:
-                changes: dict[str, Any] = dict(params)
-                policy = dataclasses.replace(base, **changes)
-            except InvalidValue as exc:
-                skipped.append((params, str(exc)))
-                continue
-            if policy not in seen:
-                seen.add(policy)
-                found.append(Variant(f"v{len(found):02d}", params, policy))
-    return found, skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +61,7 @@ class Figures:
     wait_p99_ms: float
     superseded_runs: float
     wasted_s: float
+    unanswered_runs: float = 0.0
 
 
 def figures(m: Measure) -> Figures:
@@ -141,6 +74,7 @@ def figures(m: Measure) -> Figures:
         wait_p99_ms=m.wait_p99_ms,
         superseded_runs=m.superseded_per_100,
         wasted_s=m.wasted_s_per_100,
+        unanswered_runs=m.unanswered_per_100,
     )
 
 
@@ -159,7 +93,13 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
 def targets(f: Figures, baselines: Mapping[str, Figures], typing: bool) -> list[tuple[str, bool]]:
     """Issue 23's targets for a strategy, each with whether ``f`` meets it. Without typing
     against the fixed 1.5 s window (with and without supersede); with typing against naive
-    and an absolute wait. ``baselines`` must hold the strategies named."""
+    and an absolute wait. Either way no more runs left unanswered than naive's (the wait
+    leaves them out: dropping replies must not pass for speed). ``baselines`` must hold the
+    strategies named."""
+    answered = (
+        "unanswered runs <= naive's",
+        f.unanswered_runs <= baselines[NAIVE].unanswered_runs,
+    )
     if typing:
         naive = baselines[NAIVE].talked_over_typing
         mine = f.talked_over_typing
@@ -169,6 +109,7 @@ def targets(f: Figures, baselines: Mapping[str, Figures], typing: bool) -> list[
                 mine is not None and naive is not None and mine <= naive / 2,
             ),
             ("wait p95 <= 3 s", f.wait_p95_ms <= TYPING_WAIT_P95_MS),
+            answered,
         ]
     fixed, fixed_supersede = baselines[FIXED], baselines[FIXED_SUPERSEDE]
     return [
@@ -176,6 +117,7 @@ def targets(f: Figures, baselines: Mapping[str, Figures], typing: bool) -> list[
         ("talked-over < fixed 1.5 s + supersede's", f.talked_over < fixed_supersede.talked_over),
         ("wait p95 <= fixed 1.5 s's", f.wait_p95_ms <= fixed.wait_p95_ms),
         ("replies <= fixed 1.5 s's", f.replies <= fixed.replies),
+        answered,
     ]
 
 
@@ -253,6 +195,7 @@ class Row:
             "kind": "baseline" if self.params is None else "variant",
             "params": dict(self.params or ()),
             "policy": dataclasses.asdict(self.strategy.policy),
+            "supersede": self.strategy.supersede.value,
             "per_100": dataclasses.asdict(figures(self.measure)),
             "measure": dataclasses.asdict(self.measure),
             "seconds": round(self.seconds, 1),
@@ -284,7 +227,8 @@ def table(rows: Sequence[Row], fields: Sequence[str], typing: bool, title: str) 
     out = Table(title=title)
     columns = ["strategy", *(x.removesuffix("_ms") for x in fields), "replies", "talked-over"]
     columns += ["talked-over typing"] if typing else []
-    columns += ["wait p50", "wait p95", "wait p99", "superseded", "wasted s", "front", "targets"]
+    columns += ["wait p50", "wait p95", "wait p99", "unanswered", "superseded", "wasted s"]
+    columns += ["front", "targets"]
     for column in columns:
         out.add_column(column, justify="left" if column == "strategy" else "right")
     for row in rows:
@@ -298,11 +242,15 @@ def table(rows: Sequence[Row], fields: Sequence[str], typing: bool, title: str) 
         if typing:
             cells.append("-" if f.talked_over_typing is None else f"{f.talked_over_typing:.2f}")
         cells += [f"{ms / 1000:.2f} s" for ms in (f.wait_p50_ms, f.wait_p95_ms, f.wait_p99_ms)]
-        cells += [f"{f.superseded_runs:.2f}", f"{f.wasted_s:.1f}", "*" if row.pareto else ""]
+        cells += [str(row.measure.unanswered_runs), f"{f.superseded_runs:.2f}"]
+        cells += [f"{f.wasted_s:.1f}", "*" if row.pareto else ""]
         cells += ["".join("✓" if met else "✗" for _, met in row.targets or ())]
         out.add_row(*cells)
     checks = next((row.targets for row in rows if row.targets), [])
-    out.caption = "per 100 messages; * Pareto front; targets: " + "; ".join(n for n, _ in checks)
+    out.caption = (
+        "per 100 messages (unanswered: runs, counted); * Pareto front; targets: "
+        + "; ".join(n for n, _ in checks)
+    )
     return out
 
 
@@ -333,18 +281,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.latency_ms < 0 or args.typing_cps < 0:
         parser.error("--jobs must be positive, --latency-ms and --typing-cps not negative")
+    if args.conversations is not None and args.conversations < 1:
+        parser.error("--conversations must be at least 1")
+    if args.json is not None and (why := unwritable(args.json)) is not None:
+        parser.error(f"--json: cannot write {args.json}: {why}")
     err = Console(stderr=True)
     try:
         channel = Channel(args.channel)
         grids = load_grid(args.grid) if args.grid else []
         lines = split(read(args.log, args.fmt), args.half, args.split_seed)
+        log_format = args.fmt or detect(args.log)
     except (ValueError, OSError) as exc:  # an unknown channel, SourceError, GridError
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.conversations is not None:
         lines = first_conversations(lines, args.conversations)
     if not lines:
-        err.print(f"error: {args.log} holds no message in that half", markup=False)
+        print(f"error: {args.log} holds no message in that half", file=sys.stderr)
         return 2
     typing = TypingModel(cps=args.typing_cps) if args.typing_cps > 0 else None
     defaults = default_strategies(channel, typing is not None)
@@ -378,20 +331,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         report = {
             "log": str(args.log),
+            "format": log_format,
             "half": args.half,
             "split_seed": args.split_seed,
             "conversations": args.conversations,
             "latency_ms": args.latency_ms,
             "channel": channel.value,
             "typing": None if typing is None else dataclasses.asdict(typing),
+            **measuring_settings(),
             "grid": grids,
             "skipped": [{"params": dict(p), "reason": why} for p, why in skipped],
             "rows": [row.to_json() for row in rows],
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, default=_json) + "\n")
+        try:
+            write_report(args.json, report)
+        except OSError as exc:  # what changed since the check: a full disk, say
+            print(f"error: cannot write {args.json}: {exc}", file=sys.stderr)
+            return 1
         err.print(f"results written to {args.json}")
     return 0
+
+
+def write_report(path: Path, report: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=_json) + "\n")
 
 
 if __name__ == "__main__":

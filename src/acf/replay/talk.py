@@ -40,11 +40,33 @@ def talked_over(sent_at_ms: int, next_at_ms: int | None, margin_ms: int = TALK_M
     return next_at_ms is not None and sent_at_ms > next_at_ms - margin_ms
 
 
+class SessionTyping:
+    """One session's typing stretches, indexed once so that each reply is looked up in
+    logarithmic time. The typing model composes a session's messages one after the other:
+    ordered by ``seq``, each stretch starts at or after the previous one's send."""
+
+    def __init__(self, stretches: Iterable[Stretch]) -> None:
+        self._stretches = sorted(stretches, key=lambda s: s.seq)
+        for before, after in zip(self._stretches, self._stretches[1:], strict=False):
+            if after.start_ms < before.end_ms:
+                raise ValueError(f"typing stretches overlap: {before} and {after}")
+        self._seqs = [s.seq for s in self._stretches]
+        self._starts = [s.start_ms for s in self._stretches]
+
+    def during(self, sent_at_ms: int, to_seq: int) -> bool:
+        """Whether a reply to messages up to ``to_seq``, delivered at ``sent_at_ms``, lands
+        inside the stretch of a later message."""
+        later = bisect_right(self._seqs, to_seq)
+        # the last stretch (of a later message) started by then: the only one that can hold
+        # the instant, the stretches being one after the other
+        last = bisect_right(self._starts, sent_at_ms, lo=later) - 1
+        return last >= later and sent_at_ms <= self._stretches[last].end_ms
+
+
 def during_typing(sent_at_ms: int, to_seq: int, stretches: Sequence[Stretch]) -> bool:
     """Delivered inside a typing stretch of a later message (``stretches`` of the reply's
-    session, ordered by ``seq``)."""
-    later = bisect_right([s.seq for s in stretches], to_seq)
-    return any(s.start_ms <= sent_at_ms <= s.end_ms for s in stretches[later:])
+    session). For many replies, index the stretches once with ``SessionTyping``."""
+    return SessionTyping(stretches).during(sent_at_ms, to_seq)
 
 
 def count_talked_over(
@@ -64,10 +86,7 @@ def count_during_typing(replies: Iterable[Reply], stretches: Iterable[Stretch]) 
     by_session: dict[str, list[Stretch]] = defaultdict(list)
     for stretch in stretches:
         by_session[stretch.session].append(stretch)
-    for mine in by_session.values():
-        mine.sort(key=lambda s: s.seq)
+    indexed = {session: SessionTyping(mine) for session, mine in by_session.items()}
     return sum(
-        during_typing(r.sent_at_ms, r.to_seq, by_session[r.session])
-        for r in replies
-        if r.session in by_session
+        indexed[r.session].during(r.sent_at_ms, r.to_seq) for r in replies if r.session in indexed
     )

@@ -2,9 +2,8 @@
 
 import os
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -88,7 +87,8 @@ def replay(
     ] = 1000,
 ) -> None:
     """Replay real chat timing through acf, fixed windows (with and without supersede) and
-    naive replies: replies, talked-over replies, superseded work and added wait."""
+    naive replies: replies, talked-over replies, unanswered runs, superseded work and added
+    wait."""
     import asyncio
     import dataclasses
 
@@ -98,7 +98,7 @@ def replay(
     from acf.logging import configure_logging
     from acf.replay import report
     from acf.replay.simulate import default_strategies, simulate
-    from acf.replay.sources import SourceError, read
+    from acf.replay.sources import SourceError, detect, read
     from acf.replay.split import HALVES, SPLIT_SEED
     from acf.replay.tokens import TokenModel
     from acf.replay.typing_model import TypingModel
@@ -109,9 +109,11 @@ def replay(
         _refuse(f"unknown channel {channel!r}")
     if split not in HALVES:
         _refuse(f"--split must be one of {', '.join(HALVES)}, not {split!r}")
+    _check_outputs(json_path, plot_path)
     seed = SPLIT_SEED if split_seed is None else split_seed
     try:
         lines = read(path, fmt)
+        log_format = fmt or detect(path)
     except (SourceError, OSError) as exc:
         _refuse(str(exc))
     lines = _chosen(lines, split, seed, conversations)
@@ -128,8 +130,9 @@ def replay(
             f"LLM {llm_ttft_ms} ms to first token, {llm_tokens_per_s:g} tokens/s, "
             f"{llm_answer_tokens}-token answers ({tokens.latency_ms} ms)"
         )
+    strategies = default_strategies(chosen, typing is not None)
     measures = []
-    for strategy in default_strategies(chosen, typing is not None):
+    for strategy in strategies:
         with console.status(f"replaying {len(lines)} messages: {strategy.name}"):
             measures.append(
                 asyncio.run(simulate(lines, strategy, latency_ms, chosen, typing, tokens=tokens))
@@ -150,30 +153,47 @@ def replay(
     if json_path is not None:
         settings = {
             "log": str(path),
+            "format": log_format,
             "split": split,
             "split_seed": seed,
             "conversations": conversations,
             "latency_ms": tokens.latency_ms if tokens else latency_ms,
             "typing_model": None if typing is None else dataclasses.asdict(typing),
             "channel": chosen.value,
-            "channel_policy": _jsonable(
-                dataclasses.asdict(default_strategies(chosen, False)[0].policy)
-            ),
+            "channel_policy": report.jsonable(dataclasses.asdict(strategies[0].policy)),
+            "strategies": [report.strategy_settings(s) for s in strategies],
+            **report.measuring_settings(),
             "llm": None if tokens is None else dataclasses.asdict(tokens),
         }
-        try:
-            report.write_json(json_path, measures, settings)
-        except OSError as exc:
-            typer.echo(f"error: cannot write {json_path}: {exc}", err=True)
-            raise typer.Exit(code=1) from None
+        _write(json_path, lambda: report.write_json(json_path, measures, settings))
         typer.echo(f"results written to {json_path}")
     if plot_path is not None:
-        try:
-            report.plot(measures, title, plot_path)
-        except RuntimeError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=1) from None
+        _write(plot_path, lambda: report.plot(measures, title, plot_path))
         typer.echo(f"plot written to {plot_path}")
+
+
+def _check_outputs(json_path: Path | None, plot_path: Path | None) -> None:
+    """Refuse (exit 2) output paths that cannot be written, and a plot without matplotlib,
+    before the replay rather than after it."""
+    import importlib.util
+
+    from acf.replay.outputs import unwritable
+
+    for option, path in (("--json", json_path), ("--plot", plot_path)):
+        why = None if path is None else unwritable(path)
+        if why is not None:
+            _refuse(f"{option}: cannot write {path}: {why}")
+    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
+        _refuse("--plot needs matplotlib: pip install 'acf[plot]' (make install has it)")
+
+
+def _write(path: Path, write: Callable[[], None]) -> None:
+    """Write an output; a failure (a full disk, say) is said on stderr, exit status 1."""
+    try:
+        write()
+    except (OSError, RuntimeError) as exc:
+        typer.echo(f"error: cannot write {path}: {exc}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 def _refuse(message: str) -> NoReturn:
@@ -190,17 +210,6 @@ def _chosen(
 
     chosen = split(lines, half, seed)
     return chosen if conversations is None else first_conversations(chosen, conversations)
-
-
-def _jsonable(value: Any) -> Any:
-    """Enums as their values, tuples as lists: what ``json`` can write."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    return value
 
 
 @app.command("bench")
