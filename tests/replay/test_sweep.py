@@ -132,19 +132,28 @@ def test_a_bad_grid_is_refused_clearly(tmp_path: Path, text: str, error: str) ->
         load_grid(path)
 
 
-def test_the_repository_grid_is_moderate_and_valid() -> None:
-    grids = load_grid(Path(__file__).parents[2] / "benchmarks" / "replay-grid.yaml")
-    found, skipped = variants(DEFAULT_CHANNEL_POLICIES[Channel.WHATSAPP], grids)
-    assert 12 <= len(found) <= 21 and not skipped
-    varied = {field for grid in grids for field in grid}
-    assert varied == {
-        "window_ms",
-        "min_window_ms",
-        "incomplete_window_ms",
-        "typing_grace_ms",
-        "typing_hold_ms",
-        "pace",
-    }
+@pytest.mark.parametrize(
+    ("name", "channel", "fields"),
+    [
+        (
+            "replay-grid.yaml",
+            Channel.WHATSAPP,
+            {"window_ms", "min_window_ms", "incomplete_window_ms", "pace"},
+        ),
+        (
+            "replay-grid-typing.yaml",
+            Channel.WEB,
+            {"typing_grace_ms", "typing_hold_ms", "window_ms"},
+        ),
+    ],
+)
+def test_the_repository_grids_are_moderate_and_valid(
+    name: str, channel: Channel, fields: set[str]
+) -> None:
+    grids = load_grid(Path(__file__).parents[2] / "benchmarks" / name)
+    found, skipped = variants(DEFAULT_CHANNEL_POLICIES[channel], grids)
+    assert 5 <= len(found) <= 21 and not skipped
+    assert {field for grid in grids for field in grid} == fields
 
 
 def sample(tmp_path: Path) -> Path:

@@ -14,6 +14,7 @@ from acf.domain.events import EventKind
 from acf.domain.pace import from_state
 from acf.domain.policy import AccumulationMode, ChannelPolicy
 from acf.ports.event_store import EventQuery
+from acf.ports.session_store import PatchState
 from acf.testing.harness import TENANT, Harness, HarnessOptions
 from acf.testing.pipeline import Script
 
@@ -85,3 +86,55 @@ async def test_a_fragment_folded_in_by_a_supersede_is_learned(tmp_path: Path) ->
         learned = from_state((await meta_of(h, accepted.session_id))["pace"])
         assert learned is not None
         assert (learned.samples, learned.gap_ms) == (1, 1800.0)
+
+
+async def test_a_concurrent_state_change_does_not_cost_a_stateless_turn_its_commit(
+    tmp_path: Path,
+) -> None:
+    """The pipeline writes no state; while it runs, the session's state changes (config
+    overrides set from the API, say). Learning the pace must not make its commit lose to
+    that change: it re-reads the state, learns again, and commits, the pipeline run once."""
+    policy = ChannelPolicy(AccumulationMode.ADAPTIVE, 1200, 400, 4000, 5000, pace=True)
+    opts = HarnessOptions(
+        settings=AgentSettings(channel_policies={Channel.WEB: policy}),
+        script=Script(steps=({"sleep": 1000},)),  # no state of its own
+    )
+    async with Harness(tmp_path, opts) as h:
+        accepted = await h.send("alice", "I ordered a lamp")
+        await h.advance(300)
+        await h.send("alice", "it arrived broken")
+        await h.advance(1800)  # the window closed at 1500; the pipeline runs until 2500
+        session = await h.store.sessions.get(TENANT, accepted.session_id)
+        assert session is not None
+        change = PatchState(session.session_id, session.state_version, {"data": {"x": 1}}, 0)
+        await h.store.uow.commit(TENANT, [change])
+        await h.run_until_idle()
+        assert h.replies("alice") == ["echo: I ordered a lamp | it arrived broken"]
+        query = EventQuery(session_id=accepted.session_id, limit=1000)
+        kinds = [e.kind for e in await h.store.events.query(TENANT, query)]
+        assert kinds.count(EventKind.TURN_STARTED) == 1
+        assert EventKind.TURN_ATTEMPT_FAILED not in kinds
+        after = await h.store.sessions.get(TENANT, accepted.session_id)
+        assert after is not None
+        assert after.state["data"] == {"x": 1}  # the concurrent change is kept
+        learned = from_state(after.state["meta"]["pace"])
+        assert learned is not None and (learned.samples, learned.gap_ms) == (1, 300.0)
+
+
+async def test_a_pipeline_that_writes_state_still_conflicts(tmp_path: Path) -> None:
+    """Its own patch was computed from the state it read: a concurrent change fails the
+    attempt as it does without pace (the retry runs on the new state)."""
+    async with Harness(tmp_path, options(True, steps=({"sleep": 1000},))) as h:
+        accepted = await h.send("alice", "Where is my order?")
+        await h.advance(1000)  # the window closed at 400; the pipeline runs until 1400
+        session = await h.store.sessions.get(TENANT, accepted.session_id)
+        assert session is not None
+        change = PatchState(session.session_id, session.state_version, {"data": {"x": 1}}, 0)
+        await h.store.uow.commit(TENANT, [change])
+        await h.run_until_idle()
+        failed = await h.store.events.query(
+            TENANT,
+            EventQuery(session_id=accepted.session_id, kinds=(EventKind.TURN_ATTEMPT_FAILED,)),
+        )
+        assert len(failed) == 1 and "VersionConflict" in failed[0].data["error"]
+        assert len(h.replies("alice")) == 1

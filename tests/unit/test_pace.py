@@ -52,6 +52,17 @@ OBSERVE = [
     ("a gap at the cap counts", Pace(), [0, CAP], 9000, Pace(1, float(CAP), CAP / 2, CAP, 9000)),
     ("a gap over the cap does not", Pace(), [0, CAP + 1], 9000, Pace(0, 0.0, 0.0, CAP + 1, 9000)),
     ("out of order: ignored", Pace(), [500, 400], 9000, Pace(0, 0.0, 0.0, 400, 9000)),
+    # a commit that sent nothing (it expects more input) is no reply: the last one stays,
+    # and the customer's next fragment, 700 ms on, is a gap of the same thought
+    ("no reply sent", None, [0], None, Pace(0, 0.0, 0.0, 0, None)),
+    (
+        "a gap after a commit that sent nothing counts",
+        Pace(0, 0.0, 0.0, 0, None),
+        [700],
+        1500,
+        Pace(1, 700.0, 350.0, 700, 1500),
+    ),
+    ("no reply keeps the last one", FIRST, [2500], None, replace(FIRST, last_at_ms=2500)),
 ]
 
 
@@ -60,7 +71,9 @@ OBSERVE = [
     [c[1:] for c in OBSERVE],
     ids=[c[0] for c in OBSERVE],
 )
-def test_observe(before: Pace | None, received: list[int], replied: int, after: Pace) -> None:
+def test_observe(
+    before: Pace | None, received: list[int], replied: int | None, after: Pace
+) -> None:
     assert observe(before, received, replied, CAP) == after
 
 
@@ -133,6 +146,15 @@ def test_the_patch_keeps_the_pace_in_the_state_meta() -> None:
 
 def test_no_patch_when_pace_is_off() -> None:
     assert pace_patch({}, replace(POLICY, pace=False), [0, 300], 900) is None
+
+
+def test_no_patch_when_nothing_changes() -> None:
+    """A commit with no message and no reply (nothing learned) writes no state."""
+    meta = {"pace": to_state(FIRST)}
+    assert pace_patch(meta, POLICY, [], None) is None
+    assert pace_patch(meta, POLICY, [], 2500) == {
+        "meta": {"pace": to_state(replace(FIRST, replied_at_ms=2500))}
+    }
 
 
 def test_the_state_contract_checks_a_pace() -> None:

@@ -22,6 +22,8 @@ HOLDS = [
     ("nothing to send: never", P, TYPING, {"replies": 0}, False),
     ("a REPLAY turn: never", P, TYPING, {"replay": True}, False),
     ("the commit would supersede anyway: no wait", P, TYPING, {"doomed": True}, False),
+    ("its drafts are shown: the customer saw the reply", P, TYPING, {"drafted": True}, False),
+    ("no drafts shown: hold", P, TYPING, {"drafted": False}, True),
     ("no signal ever: no hold", P, None, {}, False),
     ("typing stopped: no hold", P, Typing(False, NOW - 100), {}, False),
     ("started just now: hold", P, Typing(True, NOW), {}, True),
@@ -66,7 +68,13 @@ WHILE_HELD = [
     ),
     ("a newer start moves the look", Typing(True, 12_000), 12_000, Holding(16_000)),
     ("near the cap: look again at the cap", Typing(True, 16_000), 16_500, Holding(18_000)),
-    ("a stop ends it", Typing(False, 11_000), 11_000, HoldEnd.STOPPED),
+    # a stop ends it min_window_ms (250) later: room for the message posted after it
+    ("a stop: hold on for a message in flight", Typing(False, 11_000), 11_000, Holding(11_250)),
+    ("just before the stop's grace ends", Typing(False, 11_000), 11_249, Holding(11_250)),
+    ("the stop's grace over: stopped", Typing(False, 11_000), 11_250, HoldEnd.STOPPED),
+    ("read late after a stop: stopped", Typing(False, 11_000), 13_000, HoldEnd.STOPPED),
+    ("a stop near the cap: look again at the cap", Typing(False, 17_900), 17_900, Holding(18_000)),
+    ("a stop near the cap: the cap ends it", Typing(False, 17_900), 18_000, HoldEnd.CAP),
     ("a stop read after the cap: the cap ended it", Typing(False, 18_000), 18_100, HoldEnd.CAP),
     ("no start for the grace: stale", Typing(True, 10_000), 14_000, HoldEnd.STALE),
     (
@@ -78,6 +86,9 @@ WHILE_HELD = [
     ("typing on at the cap: the cap", Typing(True, 16_000), 18_000, HoldEnd.CAP),
     ("stale exactly at the cap: the cap", Typing(True, 14_000), 18_000, HoldEnd.CAP),
     ("the signal gone (a new process): stale", None, 10_000, HoldEnd.STALE),
+    # a re-run holds on from the turn's first hold (BEGAN): the cap counts from there
+    ("a re-run within the cap: hold on", Typing(True, 15_000), 15_500, Holding(18_000)),
+    ("a re-run past the first hold's cap: the cap", Typing(True, 24_000), 25_000, HoldEnd.CAP),
 ]
 
 

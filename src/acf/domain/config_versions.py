@@ -134,6 +134,10 @@ class RecordFacts:
     fallback: bool
     handoff: bool
     duration_ms: int
+    """The turn's run time: its record's start to end, less the time it held its ready
+    reply while the customer typed (``details["held_ms"]``). A hold is waiting on purpose
+    (a channel's ``typing_hold_ms``), not slowness: a canary that holds more must not look
+    slower for it."""
 
 
 _FALLBACK_CATEGORIES = frozenset({"FAILED"})
@@ -146,7 +150,7 @@ def record_facts(record: TurnRecord) -> RecordFacts:
     fallback answered (the turn failed and its fallback text went out, the router fell back
     to another route, the rules pipeline used its fallback reply, or LLM enforcement
     withheld the reply), whether it handed off (``details["handoff"]`` or a HANDOFF
-    category) and its duration. Pure."""
+    category) and its duration without its typing hold. Pure."""
     details = record.details
     llm = details.get("llm")
     llm_outcome = llm.get("outcome") if isinstance(llm, Mapping) else None
@@ -169,5 +173,13 @@ def record_facts(record: TurnRecord) -> RecordFacts:
         category=None if category is None else category[:64],
         fallback=fallback,
         handoff=handoff,
-        duration_ms=max(0, record.ended_at_ms - record.started_at_ms),
+        duration_ms=max(0, record.ended_at_ms - record.started_at_ms - _held_ms(details)),
     )
+
+
+def _held_ms(details: Mapping[str, Any]) -> int:
+    """The record's ``held_ms`` (0 when absent or not a duration)."""
+    held = details.get("held_ms")
+    if isinstance(held, bool) or not isinstance(held, int | float) or held < 0:
+        return 0
+    return int(held)

@@ -7,9 +7,11 @@ channel's ``max_window_ms``).
 
 - *No reply between*: after a reply the customer reads and answers it; that gap measures
   the conversation, not how they split a thought. The agent's turns see the customer's
-  messages in order, and each commit records when it replied (``replied_at_ms``); a pair
-  that straddles the last reply is left out. Replies of a failed turn or of an operator are
-  not seen; the cap leaves out most gaps across them (reading and answering takes longer).
+  messages in order, and each commit that sends a reply records when (``replied_at_ms``; a
+  commit with nothing to send, one that expects more input say, keeps the previous reply's
+  time); a pair that straddles the last reply is left out. Replies of a failed turn or of
+  an operator are not seen; the cap leaves out most gaps across them (reading and
+  answering takes longer).
 - *Up to the cap*: a longer gap is a new thought, or one no window could bridge (the window
   ends at ``max_window_ms`` from its first message); clipping it to the cap instead would
   drag the estimate to the cap for customers a window cannot help.
@@ -57,11 +59,12 @@ class Pace:
 
 
 def observe(
-    pace: Pace | None, received_at_ms: Sequence[int], replied_at_ms: int, cap_ms: int
+    pace: Pace | None, received_at_ms: Sequence[int], replied_at_ms: int | None, cap_ms: int
 ) -> Pace:
     """``pace`` after a committed turn over messages received at ``received_at_ms`` (in
-    order), replying at ``replied_at_ms``: each gap that counts (see the module's
-    docstring), the gap from the previous turn's last message included, moves the estimate."""
+    order), replying at ``replied_at_ms`` (None: it sent nothing, the last reply stays the
+    one before): each gap that counts (see the module's docstring), the gap from the
+    previous turn's last message included, moves the estimate."""
     current = pace or Pace()
     previous, reply = current.last_at_ms, current.replied_at_ms
     for at in received_at_ms:
@@ -71,7 +74,8 @@ def observe(
             if 0 <= gap <= cap_ms and not straddles:
                 current = _sample(current, gap)
         previous = at
-    return Pace(current.samples, current.gap_ms, current.spread_ms, previous, replied_at_ms)
+    replied = reply if replied_at_ms is None else replied_at_ms
+    return Pace(current.samples, current.gap_ms, current.spread_ms, previous, replied)
 
 
 def _sample(pace: Pace, gap: int) -> Pace:
@@ -131,13 +135,17 @@ def pace_patch(
     meta: Mapping[str, Any],
     policy: ChannelPolicy,
     received_at_ms: Sequence[int],
-    replied_at_ms: int,
+    replied_at_ms: int | None,
 ) -> dict[str, Any] | None:
     """The state patch a committed agent turn adds for the customer's pace (``meta`` is
-    the state's ``meta`` as the turn read it); ``None`` when ``policy.pace`` is off."""
+    the state's ``meta`` as the turn read it; ``replied_at_ms`` None: the turn sent no
+    reply); ``None`` when ``policy.pace`` is off or the stored pace would not change."""
     if not policy.pace:
         return None
-    learned = observe(
-        from_state(meta.get("pace")), received_at_ms, replied_at_ms, policy.max_window_ms
+    stored = meta.get("pace")
+    learned = to_state(
+        observe(from_state(stored), received_at_ms, replied_at_ms, policy.max_window_ms)
     )
-    return {"meta": {"pace": to_state(learned)}}
+    if learned == stored:
+        return None
+    return {"meta": {"pace": learned}}

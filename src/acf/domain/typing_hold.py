@@ -10,13 +10,18 @@ DESIGN §3 invariants 5 and 6), while the customer types:
 
 - ``holds``: hold at all? Only with a reply to send, not on a REPLAY turn nor on an OFF
   channel, not when the commit would be refused anyway (unseen messages it may not commit
-  over: it supersedes at once instead), and only if the customer types now: the latest
-  signal is a start, younger than ``typing_grace_ms`` (the web chat repeats it every 2 s
-  while typing goes on), and not older than the newest message (that typing was the
-  message's own).
-- ``while_held``: hold on (and look again at ``Holding.until_ms``) or release: a "typing
-  stopped" signal (``STOPPED``), no start for ``typing_grace_ms`` (``STALE``),
-  ``typing_hold_ms`` since the hold began (``CAP``).
+  over: it supersedes at once instead), not when the turn's drafts are already shown (the
+  customer has read the reply as it was written: holding it back would change nothing),
+  and only if the customer types now: the latest signal is a start, younger than
+  ``typing_grace_ms`` (the web chat repeats it every 2 s while typing goes on), and not
+  older than the newest message (that typing was the message's own).
+- ``while_held``: hold on (and look again at ``Holding.until_ms``) or release:
+  ``min_window_ms`` after a "typing stopped" signal (``STOPPED``: a client may post its
+  stop just before the message it sends, so the reply leaves room for a message in flight,
+  as a window does after a stop), no start for ``typing_grace_ms`` (``STALE``),
+  ``typing_hold_ms`` since the hold began (``CAP``). The hold began when the turn was
+  first held: a re-run of the turn (after a crash, a lease loss or a retry) holds on from
+  its first ``turn.held``, so the cap bounds the customer's wait however often the turn ran.
 
 The two other endings are news the service hears: a new message (``MESSAGE``: the turn's
 usual supersede decision, ``turn_steps.after_commit_refused``, as for a finished turn that
@@ -75,6 +80,7 @@ def holds(
     newest_message_ms: int | None,
     replay: bool = False,
     doomed: bool = False,
+    drafted: bool = False,
 ) -> bool:
     """Whether a finished turn holds its reply now.
 
@@ -82,7 +88,8 @@ def holds(
     newest message arrived (typing before it was that message's own), None when the turn
     has none; ``replay``: a REPLAY turn (a person asked for it; nobody is typing it);
     ``doomed``: the session holds messages the commit may not go over, so the turn
-    supersedes at once rather than wait.
+    supersedes at once rather than wait; ``drafted``: the turn's drafts are shown (the
+    customer saw the reply being written).
     """
     if (
         policy.mode is AccumulationMode.OFF
@@ -90,6 +97,7 @@ def holds(
         or replies <= 0
         or replay
         or doomed
+        or drafted
         or typing is None
     ):
         return False
@@ -103,11 +111,17 @@ def while_held(
 ) -> Holding | HoldEnd:
     """Hold on until ``Holding.until_ms``, or why the hold ends now (``STOPPED``,
     ``STALE``, ``CAP``). ``typing``: the latest signal (the one that started the hold, or
-    a newer one)."""
+    a newer one); ``held_since_ms``: when the turn was first held (the cap counts from
+    there). A stop ends the hold ``min_window_ms`` after it; when the cap comes first, the
+    cap ends it."""
     cap_at = held_since_ms + policy.typing_hold_ms
     if typing is not None and not typing.active:
-        return HoldEnd.STOPPED if typing.at_ms < cap_at else HoldEnd.CAP
-    stale_at = held_since_ms if typing is None else typing.at_ms + policy.typing_grace_ms
-    if now_ms >= min(stale_at, cap_at):
-        return HoldEnd.STALE if stale_at < cap_at else HoldEnd.CAP
-    return Holding(min(stale_at, cap_at))
+        end_at, end = typing.at_ms + policy.min_window_ms, HoldEnd.STOPPED
+    else:
+        end_at = held_since_ms if typing is None else typing.at_ms + policy.typing_grace_ms
+        end = HoldEnd.STALE
+    if end_at >= cap_at:
+        end_at, end = cap_at, HoldEnd.CAP
+    if now_ms >= end_at:
+        return end
+    return Holding(end_at)

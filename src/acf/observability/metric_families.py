@@ -136,7 +136,7 @@ class Families:
         )
         self.run = histogram(
             "acf_turn_run_seconds",
-            "Turn run time: the run started to the turn's end, by outcome.",
+            "Turn run time: the run started to the turn's end, less any typing hold, by outcome.",
             RUN_BUCKETS,
             "outcome",
         )

@@ -5,6 +5,9 @@ succeeded, so a counter never counts what was rolled back. Durations come from t
 themselves (``waited_ms`` on ``window.closed``; ``run_ms`` and ``latency_ms`` on the turn's
 terminal event; ``duration_ms`` on a tool's outcome); the only state kept here is when each
 reply was queued, bounded, for the delivery latency when the delivery event does not say.
+A reply held while the customer typed is in ``acf_turn_latency_seconds`` (what the customer
+saw: ``latency_ms`` keeps the hold) and not in ``acf_turn_run_seconds`` (``run_ms`` leaves
+it out: waiting on purpose is no run time); the holds themselves are ``timing_metrics``'.
 
 Pipelines' metrics come from their progress events (``turn.progress`` by name): the LLM
 pipeline's (``llm.*``, ``enforcement.hit``) in ``llm_metrics``; the agent service's and the

@@ -2,7 +2,8 @@
 
 ``acf_typing_holds_total{tenant, ended}`` counts holds by how they ended (``stopped``,
 ``stale``, ``cap``, ``message``, ``mode``: ``domain.typing_hold.HoldEnd``), and
-``acf_typing_hold_seconds{tenant}`` is the time they held a ready reply. Both are fed by
+``acf_typing_hold_seconds{tenant}`` is the time they held a ready reply (from the turn's
+first hold: a re-run that holds again counts on from there). Both are fed by
 ``FabricMetrics.observe`` from committed ``turn.hold_ended`` events, so a hold whose
 runner lost its lease (no event) is not counted. The families share ``FabricMetrics``'s
 registry (``FabricMetrics.timing``), so they are on the same ``/metrics``.

@@ -49,7 +49,7 @@ _PHASES: Mapping[EventKind, tuple[str, str]] = {
 def _attributes(event: FabricEvent) -> dict[str, Any]:
     attrs: dict[str, Any] = {f"acf.{k}": v for k, v in event.correlation.fields().items()}
     attrs["acf.event"] = event.kind.value
-    for name in ("tool", "outcome", "reason", "position", "attempt"):
+    for name in ("tool", "outcome", "reason", "position", "attempt", "held_ms"):
         value = event.data.get(name)
         if isinstance(value, str | int | float | bool):
             attrs[f"acf.{name}"] = value
@@ -91,6 +91,10 @@ class PhaseSpans:
             if phase is not None:
                 duration = event.data.get(phase[1])
                 if isinstance(duration, int) and duration >= 0:
+                    # A turn's run_ms leaves out a typing hold (issue 23): its span starts
+                    # at the run's start and covers the hold, named by ``acf.held_ms``.
+                    held = event.data.get("held_ms")
+                    duration += held if isinstance(held, int) and held > 0 else 0
                     self._span(phase[0], event, event.at_ms - duration)
             elif event.kind is EventKind.RESPONSE_DELIVERED:
                 queued = event.data.get("queued_at_ms")

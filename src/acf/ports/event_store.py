@@ -30,8 +30,10 @@ class EventQuery:
     then skip an event that commits later with a smaller id)."""
     newest_first: bool = False
     """Latest id first (the newest ``limit`` matching events): a lookup of a session's
-    latest event of some kinds (the customer's last typing signal, say), read through the
-    index on (tenant, session, id) from its end."""
+    latest event of some kinds, read from the end of an index on (tenant, session, id). The
+    customer's last typing signal is read through the partial index ``ix_events_typing``
+    (migration 0012), which a query matches only when its kinds are written as the index's
+    predicate (the SQL adapter writes kinds as sorted literals)."""
 
 
 @runtime_checkable

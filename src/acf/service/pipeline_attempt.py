@@ -12,7 +12,9 @@ withdrawn at once (``reply.draft_withdrawn``), since no reply of it will come.
 
 A pipeline that finished with a reply while the customer types may be held before the
 commit (``service.typing_hold``, the channel's ``typing_hold_ms``): its result waits in
-the RUNNING turn, the deadline no longer running. News during the hold is heard as here: a
+the RUNNING turn, the deadline no longer running, and the time it waits is kept apart
+(``held_ms``: the run's time less it is the turn's run time, ``TurnOutcomes``). News
+during the hold is heard as here: a
 new message gets the usual decision (``on_news``), applied as to a finished turn that finds
 unseen messages (``after_commit_refused``: SUPERSEDE, and ABSORB short of the gate or the
 restart bound, discard the result; QUEUE and FORCE_COMPLETE commit it at once); the session
@@ -20,7 +22,7 @@ leaving agent mode stands the turn down (past the gate: it commits silently).
 """
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import structlog
 
@@ -98,6 +100,9 @@ class PipelineAttempt:
         self._gate = gate
         self._left_for: SessionMode | None = None
         """The mode the session was found in when this attempt was stopped for it."""
+        self.held_ms = 0
+        """How long this runner's attempts held ready replies while the customer typed
+        (``Hold.waited_ms``, summed): time the turn waited on purpose, not run time."""
         run.drafts = parts.drafts  # where ``ctx.draft`` publishes
 
     async def context(self) -> tuple[RunningTurnContext, int, TurnGroup]:
@@ -235,8 +240,8 @@ class PipelineAttempt:
 
     async def _held(self, end: AttemptEnd) -> AttemptEnd:
         """Hold a finished attempt's reply while the customer types; how the attempt ends
-        then (a commit, its record's details saying ``held_ms``, or what news during the
-        hold decided). A reply the commit will withhold (past the gate, the session left
+        then (a commit, or what news during the hold decided), the wait added to
+        ``held_ms``. A reply the commit will withhold (past the gate, the session left
         agent mode) is not held."""
         done = end.finished
         if done is None or self._left_for is not None:
@@ -248,13 +253,10 @@ class PipelineAttempt:
             done.group.restarts,
             lambda last_seq: self._heard_in_hold(done, last_seq),
         )
+        self.held_ms += held.waited_ms
         if held.ending is not None:
             return self._end(held.ending)
-        if held.ended is None:
-            return end
-        # The record says how long (the commit merges the result's details into it).
-        details = {**done.result.details, "held_ms": held.held_ms}
-        return AttemptEnd(end.outcome, replace(done, result=replace(done.result, details=details)))
+        return end
 
     async def _heard_in_hold(self, done: Finished, last_seq: int) -> Interrupt | None:
         """News during a hold: whether it ends it (the session left agent mode; a message

@@ -1,18 +1,23 @@
-"""The runtime's shared parts (``RuntimeParts``), and the window rule as the runtime calls it."""
+"""The runtime's shared parts (``RuntimeParts``), the customer's latest typing signal as the
+runtime reads it, and the window rule as the runtime calls it."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from acf.domain.accumulation import Typing, WindowDecision, WindowMessage, decide
+from acf.domain.events import EventKind
 from acf.domain.handoff import PeoplePolicies, default_policies
 from acf.domain.ids import SessionId, TenantId
 from acf.domain.messages import InboundMessage
 from acf.domain.pace import Pace
+from acf.domain.policy import AccumulationMode
 from acf.domain.session_key import SessionKey
+from acf.domain.typing_hold import latest
 from acf.ports.agent_binding import AgentBinding
 from acf.ports.checkpoints import Checkpoints
 from acf.ports.clock import Clock
 from acf.ports.drafts import DraftBus
+from acf.ports.event_store import EventQuery
 from acf.ports.firewall import PolicyBlocks
 from acf.ports.store import Store
 from acf.service.agents import Agents
@@ -20,6 +25,9 @@ from acf.service.lease_keeper import LeaseSettings
 from acf.service.tasks import TaskSet
 from acf.service.turn_progress_units import Versions
 from acf.service.typing_indicator import ShowTyping
+
+TYPING_KINDS = (EventKind.TYPING_STARTED, EventKind.TYPING_STOPPED)
+"""The stored typing signals (the events' partial index ``ix_events_typing`` covers them)."""
 
 
 @dataclass(slots=True)
@@ -65,21 +73,49 @@ class RuntimeParts:
         belongs to (the session's pinned version: ``Agents.pinned``)."""
         return Versions(binding.agent_version, self.agents.label_of(binding))
 
-    def decide_window(
+    async def latest_typing(
+        self, key: SessionKey, tenant: TenantId, session_id: SessionId
+    ) -> Typing | None:
+        """The customer's latest typing signal, in this process or stored, whichever is
+        newer. In embedded mode ``typing`` has it (``Runtime.typing`` keeps it while the
+        session's driver is active); in distributed mode the signal reached an API process,
+        which stored it (``typing.started`` / ``typing.stopped``), and the worker running
+        the session has only the store. One read through the events' partial index on
+        typing signals (``ix_events_typing``): cheap whether or not the session has any."""
+        query = EventQuery(
+            session_id=session_id,
+            kinds=TYPING_KINDS,
+            limit=1,
+            in_commit_order=False,  # a lookup: whatever is committed by now
+            newest_first=True,
+        )
+        found = await self.store.events.query(tenant, query)
+        stored = (
+            Typing(found[0].kind is EventKind.TYPING_STARTED, found[0].at_ms) if found else None
+        )
+        return latest(self.typing.get(key), stored)
+
+    async def decide_window(
         self,
         binding: AgentBinding,
         key: SessionKey,
+        session_id: SessionId,
         messages: list[InboundMessage],
         pending_confirmation: bool = False,
         awaiting_answer: bool = False,
         pace: Pace | None = None,
     ) -> WindowDecision:
         """When the window over ``messages`` (the unseen ones) closes (DESIGN §5).
-        ``pace``: the customer's, from the session state's ``meta.pace``."""
+        ``pace``: the customer's, from the session state's ``meta.pace``. The customer's
+        typing is read here (``latest_typing``: memory or the store, as the typing hold
+        reads it, so a window behaves the same in both modes) and given to the pure rule;
+        not on a channel whose rule ignores typing (FIXED, OFF)."""
+        policy = binding.settings.policy_for(key.channel)
+        typing = None
+        if policy.mode is AccumulationMode.ADAPTIVE:
+            typing = await self.latest_typing(key, key.tenant, session_id)
         now = self.clock.now_ms()
         window = [
             WindowMessage(m.received_at_ms, m.text, m.button is not None) for m in messages
         ] or [WindowMessage(now)]
-        policy = binding.settings.policy_for(key.channel)
-        typing = self.typing.get(key)
         return decide(policy, window, typing, pending_confirmation, now, awaiting_answer, pace)

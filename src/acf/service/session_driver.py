@@ -2,6 +2,10 @@
 
 DESIGN §4 steps 2-3 and 6. The window's ``close_at`` is stored as a timer so a restart
 finds it; the loop sleeps until then unless news (a message, a typing signal) arrives.
+The window reads the customer's typing as the typing hold does (``RuntimeParts.
+latest_typing``: this process's signal or the stored one, whichever is newer), so a
+distributed worker, which hears typing only through the store, holds windows as an
+embedded runtime does.
 
 Before going idle (no live turn, nothing unconsumed), the session's dead letters are asked
 for a replay that was requested and has not run: it runs at once as a REPLAY turn with an
@@ -218,7 +222,9 @@ class SessionDriver:
         messages = await p.store.messages.read_range(
             self._tenant, self._session_id, session.consumed_seq, session.last_seq
         )
-        close = p.decide_window(binding, session.key, messages, *_asked(session), _pace(session))
+        close = await p.decide_window(
+            binding, session.key, self._session_id, messages, *_asked(session), _pace(session)
+        )
         await p.store.uow.commit(
             self._tenant,
             [
@@ -297,7 +303,9 @@ class SessionDriver:
             messages = await p.store.messages.read_range(
                 self._tenant, self._session_id, window_from, session.last_seq
             )
-            decision = p.decide_window(binding, key, messages, *_asked(session), _pace(session))
+            decision = await p.decide_window(
+                binding, key, self._session_id, messages, *_asked(session), _pace(session)
+            )
             now = p.clock.now_ms()
             if decision.close_at_ms <= now:
                 break

@@ -7,6 +7,14 @@ session row (``PipelineResult.agent_session``) and ``meta.awaiting_answer`` (set
 that awaits an answer, cleared by any other commit and by a failure; ``turn_leaves``); a
 superseded turn leaves none of them.
 
+Time a ready reply was held while the customer typed (``held_ms``, ``service.typing_hold``)
+is waiting on purpose, not run time: each ending's ``run_ms`` (``acf_turn_run_seconds``, the
+``acf.turn.run`` span) leaves it out, its record says ``held_ms`` in its details (the record
+keeps its real start and end; ``record_facts``' duration, which a canary compares, leaves
+it out), and its event carries ``held_ms`` when there was a hold. ``latency_ms`` on
+``turn.committed`` and ``turn.failed`` stays what the customer saw: from the group's first
+window to the commit, the hold included (``acf_turn_latency_seconds``).
+
 An agent turn's range is consumed only while the session is in agent mode (its
 ``ConsumeRange`` keeps ``mode=AGENT``): a turn whose session left it stands down
 (``stand_down``), or, past the irreversible gate, commits silently (``silent=True``: its
@@ -20,9 +28,8 @@ from acf.domain.events import EventKind
 from acf.domain.modes import SessionMode
 from acf.domain.records import TurnRecord
 from acf.domain.replies import PipelineResult, ReplySegment
-from acf.domain.tools import LedgerStatus, SideEffectPolicy
 from acf.domain.turns import GroupStatus, Turn, TurnGroup, TurnPhase
-from acf.ports.ledger import FinishExecution, LedgerEntry
+from acf.ports.ledger import LedgerEntry
 from acf.ports.outbox import EnqueueReply
 from acf.ports.session_store import ConsumeRange, FlagSession, PatchState
 from acf.ports.timers import CancelTimer, SetTimer
@@ -39,6 +46,7 @@ from acf.service.turn_progress_units import (
     move_op,
     window_timer,
 )
+from acf.service.unfinished_calls import settle_unfinished
 
 __all__ = [
     "awaiting_patch",
@@ -70,6 +78,18 @@ def _enqueue(
         for position, segment in enumerate(segments)
     ]
     return rows, events
+
+
+def _timing(started_at_ms: int, at_ms: int, held_ms: int) -> dict[str, int]:
+    """An ending event's ``run_ms`` (the run's time without its holds) and ``held_ms``
+    (only when it held)."""
+    run_ms = max(0, at_ms - started_at_ms - held_ms)
+    return {"run_ms": run_ms, **({"held_ms": held_ms} if held_ms > 0 else {})}
+
+
+def _held(held_ms: int) -> dict[str, int]:
+    """A record's ``held_ms`` detail (only when it held)."""
+    return {"held_ms": held_ms} if held_ms > 0 else {}
 
 
 def turn_record(
@@ -108,11 +128,14 @@ def commit(
     details: Mapping[str, Any] | None = None,
     extra: Sequence[WriteOp[Any]] = (),
     silent: bool = False,
+    held_ms: int = 0,
 ) -> Ops:
     """The turn's one transaction (DESIGN §4 step 4); ``extra`` rides along (a
     confirmation request's event). The events come last, together (one statement).
     ``silent``: the session left agent mode after the turn passed the irreversible gate;
     its effects commit in whatever mode the session is in, its replies are not queued.
+    ``held_ms``: how long this run held its ready reply while the customer typed (left out
+    of ``run_ms`` and of the record's duration, kept in ``latency_ms``).
     Raises ``InvalidValue`` when ``result.agent_session`` is another conversation's row."""
     ops: Ops = [guard_op(turn, fence, at_ms), move_op(turn, TurnPhase.COMMITTED, fence, at_ms)]
     version_after = state_version
@@ -141,6 +164,7 @@ def commit(
                 **withheld,
                 **dict(details or {}),
                 **dict(result.details),
+                **_held(held_ms),
             },
         ),
         _consume(turn, require_last_seq, at_ms, silent),
@@ -161,7 +185,7 @@ def commit(
             attempt=turn.attempt,
             replies=len(rows),
             **({"withheld": len(texts)} if silent else {}),
-            run_ms=at_ms - started_at_ms,
+            **_timing(started_at_ms, at_ms, held_ms),
             latency_ms=at_ms - group.created_at_ms,
         ),
         *extra,
@@ -194,10 +218,12 @@ def supersede(
     started_at_ms: int,
     at_ms: int,
     versions: Versions,
+    held_ms: int = 0,
 ) -> Ops:
     """Close the turn without effects and open its restart in the same group (DESIGN §6).
 
     The restart's window covers only the messages the superseded turn had not seen.
+    ``held_ms``: as for ``commit`` (a message ended a hold).
     """
     return [
         guard_op(turn, fence, at_ms),
@@ -209,7 +235,7 @@ def supersede(
             started_at_ms,
             at_ms,
             error=None,
-            details={"reason": reason, "restart_turn_id": restart.turn_id},
+            details={"reason": reason, "restart_turn_id": restart.turn_id, **_held(held_ms)},
         ),
         event_op(
             EventKind.TURN_SUPERSEDED,
@@ -221,7 +247,7 @@ def supersede(
             to_seq=turn.to_seq,
             last_seq=restart.to_seq,
             restart_turn_id=restart.turn_id,
-            run_ms=at_ms - started_at_ms,
+            **_timing(started_at_ms, at_ms, held_ms),
         ),
         UpdateGroup(group.group_id, GroupStatus.OPEN, group.restarts + 1, group.attempts),
         CreateTurn(restart),
@@ -252,6 +278,7 @@ def fail(
     extra: Sequence[WriteOp[Any]] = (),
     session_state: tuple[int, Mapping[str, Any]] | None = None,
     silent: bool = False,
+    held_ms: int = 0,
 ) -> Ops:
     """The turn gave up (DESIGN §15): its range is consumed, the fallback reply queued and
     the session flagged for a person, in one transaction; ``extra`` rides along (its dead
@@ -262,7 +289,8 @@ def fail(
     and content): a ``meta.awaiting_answer`` in it is cleared, since the fallback reply
     asks nothing (the customer's next message waits for its window again). ``silent``: the
     session left agent mode after the turn passed the irreversible gate; the fallback
-    reply is withheld (kept in the record), the range consumed in any mode."""
+    reply is withheld (kept in the record), the range consumed in any mode. ``held_ms``:
+    as for ``commit``."""
     segments = () if silent else (ReplySegment(fallback_text),)
     rows, queued = _enqueue(turn, segments, at_ms, versions)
     cleared: Ops = []
@@ -289,7 +317,10 @@ def fail(
             at_ms,
             replies=() if silent else (fallback_text,),
             error=error,
-            details={"withheld_replies": [fallback_text]} if silent else {},
+            details={
+                **({"withheld_replies": [fallback_text]} if silent else {}),
+                **_held(held_ms),
+            },
         ),
         event_op(
             EventKind.TURN_FAILED,
@@ -300,7 +331,7 @@ def fail(
             attempts=turn.attempt,
             from_seq=turn.from_seq,
             to_seq=turn.to_seq,
-            run_ms=at_ms - started_at_ms,
+            **_timing(started_at_ms, at_ms, held_ms),
             latency_ms=at_ms - group.created_at_ms,
         ),
         _consume(turn, False, at_ms, silent),
@@ -318,6 +349,7 @@ def stand_down(
     started_at_ms: int | None = None,
     *,
     unfinished: Sequence[LedgerEntry] = (),
+    held_ms: int = 0,
 ) -> Ops:
     """End a live turn (ACCUMULATING or RUNNING) because its session left agent mode (now
     ``mode``): SUPERSEDED by compare-and-set from its phase, its record (reason ``mode``),
@@ -326,7 +358,7 @@ def stand_down(
     the messages stay unconsumed for whoever answers now. Calls of the turn still
     ``started`` (``unfinished``: the runner stopped it mid-call, or it was cut off) are
     settled as a failed turn settles them, since no turn of this group will learn how they
-    ended."""
+    ended. ``held_ms``: as for ``commit`` (the session left agent mode during a hold)."""
     started = turn.created_at_ms if started_at_ms is None else started_at_ms
     ops: Ops = [
         *settle_unfinished(turn, unfinished, at_ms, versions, reason="turn_stood_down"),
@@ -344,7 +376,7 @@ def stand_down(
             started,
             at_ms,
             error=None,
-            details={"reason": STAND_DOWN_REASON, "mode": mode.value},
+            details={"reason": STAND_DOWN_REASON, "mode": mode.value, **_held(held_ms)},
         ),
         UpdateGroup(turn.group_id, GroupStatus.HANDED_OFF, 0, 0),
         event_op(
@@ -357,38 +389,6 @@ def stand_down(
             phase=turn.phase.value,
             from_seq=turn.from_seq,
             to_seq=turn.to_seq,
-            run_ms=at_ms - started,
+            **_timing(started, at_ms, held_ms),
         ),
     ]
-
-
-def settle_unfinished(
-    turn: Turn,
-    unfinished: Sequence[LedgerEntry],
-    at_ms: int,
-    versions: Versions,
-    reason: str = "turn_failed",
-) -> Ops:
-    """A call with a side effect that may have happened is ``in_doubt`` (a person checks);
-    a PURE or IDEMPOTENT one is ``failed``: running it again is safe, so nobody needs to."""
-    ops: Ops = []
-    for entry in unfinished:
-        doubtful = entry.policy in (SideEffectPolicy.IRREVERSIBLE, SideEffectPolicy.COMPENSATABLE)
-        status = LedgerStatus.IN_DOUBT if doubtful else LedgerStatus.FAILED
-        kind = EventKind.TOOL_IN_DOUBT if doubtful else EventKind.TOOL_EXECUTION_FAILED
-        ended = {"turn_failed": "failed", "turn_stood_down": "stood down"}.get(reason, "stopped")
-        error = f"the turn {ended} before this call's outcome was recorded"
-        ops.append(FinishExecution(entry.execution_id, status, at_ms, error=error))
-        ops.append(
-            event_op(
-                kind,
-                turn,
-                versions,
-                at_ms,
-                tool=entry.tool,
-                execution_id=entry.execution_id,
-                policy=entry.policy.value,
-                reason=reason,
-            )
-        )
-    return ops

@@ -12,7 +12,16 @@ The commit and the failure consume the turn's range only in agent mode: refused 
 session's mode (``Conflict("mode")``: a handoff, a cool-down or a block landed under the
 turn), a turn past the irreversible gate commits silently (its effects kept, its reply
 withheld), any other stands down (``stand_down``). A turn that answers as the agent
-carries the handoff triggers and the firewall's refusal count (``turn_triggers``)."""
+carries the handoff triggers and the firewall's refusal count (``turn_triggers``).
+
+With the channel's ``pace`` on, an agent commit also learns the customer's pace
+(``turn_pace``), a state patch checked against the state version the turn read; a commit
+whose result carries no state of its own that loses to a concurrent state change (config
+overrides set while the turn ran or was held) re-reads the state, learns the pace again
+and commits once more, instead of failing the attempt (the pipeline would run again).
+
+Time the turn held its ready reply while the customer typed (``PipelineAttempt.held_ms``)
+is left out of each ending's ``run_ms`` and record duration (``turn_ending_units``)."""
 
 from dataclasses import replace
 from typing import Any
@@ -21,11 +30,10 @@ import structlog
 
 from acf.domain.abuse import is_policy_block
 from acf.domain.config_versions import record_facts
-from acf.domain.errors import AcfError, Conflict
+from acf.domain.errors import AcfError, Conflict, VersionConflict
 from acf.domain.ids import new_id
 from acf.domain.modes import SessionMode
-from acf.domain.pace import pace_patch
-from acf.domain.replies import FailedCall, PipelineResult
+from acf.domain.replies import FailedCall
 from acf.domain.state import combine_patches
 from acf.domain.supersede import may_commit_with_unseen
 from acf.domain.tools import LedgerStatus
@@ -48,6 +56,7 @@ from acf.service import (
     dead_letter_units,
     turn_ending_units,
     turn_leaves,
+    turn_pace,
     turn_progress_units,
     turn_triggers,
 )
@@ -120,16 +129,24 @@ class TurnOutcomes:
         letter_id = new_id()
         silent = False
         refusal: list[WriteOp[Any]] | None = None  # asked once; counted by the unit
+        state_version, meta = done.state_version, turn_pace.meta_of(done.ctx.state)
+        reread = False  # the state re-read once for the pace (a version conflict)
         while True:
             at_ms = p.clock.now_ms()
             ends = self._letters(result.failed_call, letter_id, at_ms)
+            paced = result
+            if not silent:
+                policy = self._settings.policy_for(run.key.channel)
+                paced = turn_pace.paced(
+                    result, policy, done.ctx.messages, meta, at_ms, run.replay is not None
+                )
             try:
                 ops = turn_ending_units.commit(
                     turn=t,
                     group=group,
                     fence=run.keeper.fence,
-                    result=result if silent else self._paced(result, done, at_ms),
-                    state_version=done.state_version,
+                    result=paced,
+                    state_version=state_version,
                     require_last_seq=not over_unseen,
                     started_at_ms=self._started_at_ms,
                     at_ms=at_ms,
@@ -137,6 +154,7 @@ class TurnOutcomes:
                     details=details,
                     extra=[*extra, *ends],
                     silent=silent,
+                    held_ms=self._attempts.held_ms,
                 )
                 if not silent:
                     if refusal is None:
@@ -167,6 +185,20 @@ class TurnOutcomes:
                     return step
                 over_unseen = step.over_unseen
                 continue
+            except VersionConflict as exc:
+                # Only the pace was written (the turn's own result carries no state): learn
+                # it again from the state as it is now, once.
+                session = None
+                if not reread and not result.state_patch and paced is not result:
+                    session = await p.store.sessions.get(t.tenant, t.session_id)
+                if session is None:
+                    return self._failed(f"{type(exc).__name__}: {exc}")
+                state_version, meta, reread = (
+                    session.state_version,
+                    turn_pace.meta_of(session.state),
+                    True,
+                )
+                continue
             except AcfError as exc:  # an invalid state patch or agent session row, for one
                 return self._failed(f"{type(exc).__name__}: {exc}")
             if silent:
@@ -178,18 +210,6 @@ class TurnOutcomes:
             p.poke_relay(t.tenant, t.session_id)
             await p.checkpoints.reached(Phase.COMMITTED, t.tenant, t.session_id)
             return None
-
-    def _paced(self, result: PipelineResult, done: Finished, at_ms: int) -> PipelineResult:
-        """``result`` with the customer's pace learned from this turn's messages, replying
-        at ``at_ms`` (``meta.pace``, when the channel's ``pace`` is on: ``domain.pace``). A
-        silent commit learns nothing: no reply went out, and a person has the session."""
-        meta = done.ctx.state.get("meta") or {}
-        policy = self._settings.policy_for(self._run.key.channel)
-        received = [m.received_at_ms for m in done.ctx.messages]
-        patch = pace_patch(meta, policy, received, at_ms)
-        if patch is None:
-            return result
-        return replace(result, state_patch=combine_patches(dict(result.state_patch or {}), patch))
 
     async def _refusal(self, ops: list[WriteOp[Any]], at_ms: int) -> list[WriteOp[Any]]:
         """The firewall's ops for a refusal (the record's category or a refused tool call),
@@ -260,7 +280,7 @@ class TurnOutcomes:
         group = await self.group()
         last_seq, new = await run.unseen()
         now = p.clock.now_ms()
-        close = p.decide_window(self._binding, run.key, new)
+        close = await p.decide_window(self._binding, run.key, t.session_id, new)
         restart = turn_progress_units.new_accumulating_turn(
             session_id=t.session_id,
             tenant=t.tenant,
@@ -283,6 +303,7 @@ class TurnOutcomes:
                 started_at_ms=self._started_at_ms,
                 at_ms=now,
                 versions=run.versions,
+                held_ms=self._attempts.held_ms,
             )
         )
         log.info("turn.superseded", **run.correlation.fields(), reason=reason)
@@ -323,6 +344,7 @@ class TurnOutcomes:
                 extra=[*letters, *turn_leaves.agent_session_ops(t, settled)],
                 session_state=state,
                 silent=silent,
+                held_ms=self._attempts.held_ms,
             )
             if not silent:
                 ops = await self._triggers(ops, None, [], at_ms, fallbacks)
@@ -369,6 +391,7 @@ class TurnOutcomes:
                 mode,
                 self._started_at_ms,
                 unfinished=[e for e in entries if e.status is LedgerStatus.STARTED],
+                held_ms=self._attempts.held_ms,
             )
         )
         log.info("turn.stood_down", **run.correlation.fields(), session_mode=mode.value)

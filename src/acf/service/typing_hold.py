@@ -13,9 +13,20 @@ ends it without a word: nothing more can be written.
 The customer's typing is the in-process signal (``RuntimeParts.typing``, set by
 ``Runtime.typing`` while the session's driver is active: embedded mode) or the stored one
 (the latest ``typing.started`` / ``typing.stopped`` event: in distributed mode the signal
-reached an API process, the turn runs in a worker), whichever is newer. A signal wakes the
-session (``Runtime.typing`` notifies while it has unconsumed messages, as a running turn's
-session has), so the hold looks again at once.
+reached an API process, the turn runs in a worker), whichever is newer
+(``RuntimeParts.latest_typing``, which the window reads too). A signal wakes the session
+(``Runtime.typing`` notifies while it has unconsumed messages, as a running turn's session
+has), so the hold looks again at once.
+
+The cap counts from the turn's first hold: a re-run (attempt > 1: after a crash, a lease
+loss or a retry) that holds again starts from the turn's earliest stored ``turn.held``
+(its ``turn.held`` says ``since_ms``), so the customer never waits more than
+``typing_hold_ms`` for a ready reply however often the turn ran. That lookup is made only
+by a re-run about to hold.
+
+A hold is time the reply waited on purpose, not time the turn took to run: the commit's
+``run_ms`` and the record's duration (what a canary compares) leave out ``Hold.waited_ms``
+(``turn_ending_units.commit``).
 """
 
 import asyncio
@@ -32,7 +43,7 @@ from acf.domain.messages import InboundMessage
 from acf.domain.replies import PipelineResult
 from acf.domain.supersede import may_commit_with_unseen
 from acf.domain.turn_steps import AttemptEnding, default_decision
-from acf.domain.typing_hold import HoldEnd, Holding, holds, is_typing, latest, while_held
+from acf.domain.typing_hold import HoldEnd, Holding, holds, is_typing, while_held
 from acf.ports.checkpoints import Phase
 from acf.ports.event_store import EventQuery
 from acf.service import turn_progress_units
@@ -41,8 +52,6 @@ from acf.service.running_turn import LeaseLost, RunningTurn
 from acf.service.runtime_parts import RuntimeParts
 
 log = structlog.get_logger("acf.runtime")
-
-TYPING_KINDS = (EventKind.TYPING_STARTED, EventKind.TYPING_STOPPED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +73,14 @@ class Hold:
     """How a hold went: ``held_ms`` 0 and ``ended`` None when the reply was not held."""
 
     held_ms: int = 0
+    """Since the turn was first held (``turn.hold_ended``'s ``held_ms``)."""
     ended: HoldEnd | None = None
     ending: AttemptEnding | None = None
     """How the attempt ends instead of committing (a supersede, a stand-down, lease loss);
     None: it commits."""
+    waited_ms: int = 0
+    """How long this runner waited in the hold (``held_ms`` less what an earlier run of the
+    turn held): the part of this run's time that was no work."""
 
 
 NO_HOLD = Hold()
@@ -76,16 +89,27 @@ NO_HOLD = Hold()
 async def latest_typing(parts: RuntimeParts, run: RunningTurn) -> Typing | None:
     """The customer's latest typing signal, in this process or stored, whichever is newer."""
     t = run.turn
+    return await parts.latest_typing(run.key, t.tenant, t.session_id)
+
+
+async def first_held_at(parts: RuntimeParts, run: RunningTurn) -> int | None:
+    """When the turn was first held (its earliest ``turn.held``), on a re-run; None on a
+    first attempt, or when no run of the turn held its reply. A turn holds at most once an
+    attempt, and its events are the session's newest: its holds are among the session's
+    ``attempt`` newest ``turn.held``."""
+    t = run.turn
+    if t.attempt <= 1:
+        return None
     query = EventQuery(
         session_id=t.session_id,
-        kinds=TYPING_KINDS,
-        limit=1,
-        in_commit_order=False,  # a lookup: whatever is committed by now
+        kinds=(EventKind.TURN_HELD,),
+        limit=t.attempt,
+        in_commit_order=False,
         newest_first=True,
     )
     found = await parts.store.events.query(t.tenant, query)
-    stored = Typing(found[0].kind is EventKind.TYPING_STARTED, found[0].at_ms) if found else None
-    return latest(parts.typing.get(run.key), stored)
+    held = [e.at_ms for e in found if e.correlation.turn_id == t.turn_id]
+    return min(held, default=None)
 
 
 class TypingHold:
@@ -117,8 +141,8 @@ class TypingHold:
         times) while the customer types; how it went. Costs nothing when the hold is off
         (``typing_hold_ms`` 0, OFF) and one read when the customer is not typing."""
         p, run, policy = self._parts, self._run, self._policy
-        replay = run.replay is not None
-        if policy.typing_hold_ms <= 0 or run.off or not result.segments or replay:
+        replay, drafted = run.replay is not None, run.drafted is not None
+        if policy.typing_hold_ms <= 0 or run.off or not result.segments or replay or drafted:
             return NO_HOLD
         typing = await latest_typing(p, run)
         now = p.clock.now_ms()
@@ -138,6 +162,7 @@ class TypingHold:
             newest_message_ms=max(newest, default=None),
             replay=replay,
             doomed=doomed,
+            drafted=drafted,
         ):
             return NO_HOLD
         assert typing is not None
@@ -146,15 +171,19 @@ class TypingHold:
         except LeaseLost:
             return Hold(ending=AttemptEnding.LEASE_LOST)
 
-    async def _held(self, typing: Typing, began: int, last_seq: int, listen: Listen) -> Hold:
-        """The hold itself, from ``began`` (``typing`` started it; the session's last seq
-        was ``last_seq``): ``turn.held``, the checkpoint, the wait, ``turn.hold_ended``."""
+    async def _held(self, typing: Typing, now: int, last_seq: int, listen: Listen) -> Hold:
+        """The hold itself, from ``now`` (``typing`` started it; the session's last seq
+        was ``last_seq``), its cap counted from the turn's first hold: ``turn.held``, the
+        checkpoint, the wait, ``turn.hold_ended``."""
         p, run, t = self._parts, self._run, self._run.turn
+        earlier = await first_held_at(p, run)
+        began = now if earlier is None else min(earlier, now)
         await self._record(
             EventKind.TURN_HELD,
-            began,
+            now,
             cap_ms=self._policy.typing_hold_ms,
             typing_at_ms=typing.at_ms,
+            **({} if began == now else {"since_ms": began}),
         )
         log.info("turn.held", **run.correlation.fields(), typing_at_ms=typing.at_ms)
         await p.checkpoints.reached(Phase.TYPING_HOLD, t.tenant, t.session_id)
@@ -171,18 +200,21 @@ class TypingHold:
                     interrupt = heard
                     break
             if not self._keeper.held:
-                return Hold(p.clock.now_ms() - began, ending=AttemptEnding.LEASE_LOST)
+                lost_at = p.clock.now_ms()
+                return Hold(
+                    lost_at - began, ending=AttemptEnding.LEASE_LOST, waited_ms=lost_at - now
+                )
             current = await latest_typing(p, run)
-        now = p.clock.now_ms()
-        held_ms = now - began
+        ended_at = p.clock.now_ms()
+        held_ms = ended_at - began
         if interrupt.ending is not AttemptEnding.LEASE_LOST:
             await self._record(
-                EventKind.TURN_HOLD_ENDED, now, ended=interrupt.ended.value, held_ms=held_ms
+                EventKind.TURN_HOLD_ENDED, ended_at, ended=interrupt.ended.value, held_ms=held_ms
             )
         log.info(
             "turn.hold_ended", **run.correlation.fields(), ended=interrupt.ended, held_ms=held_ms
         )
-        return Hold(held_ms, interrupt.ended, interrupt.ending)
+        return Hold(held_ms, interrupt.ended, interrupt.ending, ended_at - now)
 
     async def _record(self, kind: EventKind, at_ms: int, **data: Any) -> None:
         """One event of the turn, fenced (``LeaseLost`` when the lease is gone)."""

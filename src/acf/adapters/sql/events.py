@@ -1,12 +1,20 @@
-"""Event store (both dialects)."""
+"""Event store (both dialects).
 
+A query's kinds are written into its SQL as literals (``kind IN ('a','b')``, sorted), not
+bound: a partial index on some kinds (``ix_events_typing``, the customer's typing signals)
+is used only when the query's WHERE visibly implies the index's predicate, and neither
+SQLite nor a generic PostgreSQL plan can see that through parameters. Kinds are
+``EventKind`` values, a closed set of fixed names, checked again before they are written.
+"""
+
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
 
-from acf.adapters.sql.database import Database, SqlConnection
+from acf.adapters.sql.database import Database, Dialect, SqlConnection
 from acf.adapters.sql.registry import dumps, executes, loads, require_tenant
 from acf.domain.events import Correlation, EventKind, FabricEvent
 from acf.domain.ids import TenantId
@@ -16,6 +24,20 @@ _COLUMNS = (
     "event_id, tenant, session_id, kind, at_ms, trace_id, turn_id, group_id, "
     "agent_version, config_version, data"
 )
+
+
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_.]*")
+
+
+def kinds_predicate(kinds: Sequence[EventKind]) -> str:
+    """``kind IN ('a', 'b')`` with ``kinds``' names as literals, sorted: the form the
+    events' partial indexes are declared with (``schema``), so a query of the same kinds
+    matches one exactly."""
+    names = sorted({EventKind(k).value for k in kinds})
+    for name in names:
+        if not _KIND_NAME.fullmatch(name):  # never: EventKind's names are plain
+            raise ValueError(f"not an event kind name: {name!r}")
+    return "kind IN ({})".format(", ".join(f"'{n}'" for n in names))
 
 
 _WRITTEN: ContextVar[list[FabricEvent] | None] = ContextVar("acf_written_events", default=None)
@@ -104,30 +126,34 @@ def _event(row: tuple[Any, ...]) -> FabricEvent:
     )
 
 
+def select_events(dialect: Dialect, tenant: str, query: EventQuery) -> tuple[str, list[Any]]:
+    """The statement (and its parameters) that reads ``query``'s events of ``tenant``."""
+    sql = [f"SELECT {_COLUMNS} FROM events WHERE tenant = ? AND event_id > ?"]
+    if query.in_commit_order and dialect.visible_events:
+        sql.append(dialect.visible_events)
+    args: list[Any] = [tenant, query.after_id]
+    if query.session_id is not None:
+        sql.append("AND session_id = ?")
+        args.append(query.session_id)
+    if query.kinds:
+        sql.append(f"AND {kinds_predicate(query.kinds)}")
+    if query.from_ms is not None:
+        sql.append("AND at_ms >= ?")
+        args.append(query.from_ms)
+    if query.to_ms is not None:
+        sql.append("AND at_ms < ?")
+        args.append(query.to_ms)
+    sql.append(f"ORDER BY event_id{' DESC' if query.newest_first else ''} LIMIT ?")
+    args.append(query.limit)
+    return " ".join(sql), args
+
+
 class SqlEventStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def query(self, tenant: TenantId, query: EventQuery) -> list[FabricEvent]:
-        sql = [f"SELECT {_COLUMNS} FROM events WHERE tenant = ? AND event_id > ?"]
-        if query.in_commit_order and self._db.dialect.visible_events:
-            sql.append(self._db.dialect.visible_events)
-        args: list[Any] = [tenant, query.after_id]
-        if query.session_id is not None:
-            sql.append("AND session_id = ?")
-            args.append(query.session_id)
-        if query.kinds:
-            sql.append(f"AND kind IN ({','.join('?' * len(query.kinds))})")
-            args.extend(k.value for k in query.kinds)
-        if query.from_ms is not None:
-            sql.append("AND at_ms >= ?")
-            args.append(query.from_ms)
-        if query.to_ms is not None:
-            sql.append("AND at_ms < ?")
-            args.append(query.to_ms)
-        sql.append(f"ORDER BY event_id{' DESC' if query.newest_first else ''} LIMIT ?")
-        args.append(query.limit)
-        statement = " ".join(sql)
+        statement, args = select_events(self._db.dialect, tenant, query)
 
         def run(conn: SqlConnection) -> list[FabricEvent]:
             return [_event(r) for r in conn.execute(statement, args)]

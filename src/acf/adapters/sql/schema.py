@@ -20,6 +20,9 @@ Id = sa.String(64)
 Ms = sa.BigInteger
 
 LIVE_PHASES = "('accumulating', 'running')"
+TYPING_EVENTS = "kind IN ('typing.started', 'typing.stopped')"
+"""The customer's typing signals, as ``events.kinds_predicate`` writes them (index
+``ix_events_typing``: a query of these kinds must say exactly this to use it)."""
 
 sessions = sa.Table(
     "sessions",
@@ -178,6 +181,16 @@ events = sa.Table(
     sa.Column("data", Json, nullable=False),
     sa.Index("ix_events_tenant", "tenant", "event_id"),
     sa.Index("ix_events_session", "tenant", "session_id", "event_id"),
+    # A session's latest typing signal (revision 0012): the kinds as ``kinds_predicate``
+    # writes them, or the query cannot use it.
+    sa.Index(
+        "ix_events_typing",
+        "tenant",
+        "session_id",
+        "event_id",
+        sqlite_where=sa.text(TYPING_EVENTS),
+        postgresql_where=sa.text(TYPING_EVENTS),
+    ),
     # SQLite: AUTOINCREMENT, so an id is never given again once its row is deleted (a plain
     # rowid takes the largest id + 1). PostgreSQL's ids come from acf_next_event_id().
     sqlite_autoincrement=True,
@@ -415,43 +428,7 @@ dead_letters = sa.Table(
     ),
 )
 
-# Configuration versions (DESIGN §17): each tenant's immutable configurations, numbered per
-# tenant, and one pointer row per tenant (live, previous live, canary and its share).
-config_versions = sa.Table(
-    "config_versions",
-    metadata,
-    sa.Column("tenant", Tenant, primary_key=True),
-    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("content_hash", sa.String(80), nullable=False),
-    sa.Column("source", Json, nullable=False),
-    sa.Column("resolved", Json, nullable=False),
-    sa.Column("provenance", Json, nullable=False),
-    sa.Column("author", sa.String(256), nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("git_commit", sa.String(64), nullable=True),
-    sa.Column("apply", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("rolled_back", sa.Boolean, nullable=False),
-    sa.Column("gates", Json, nullable=False),
-    sa.Column("created_at_ms", Ms, nullable=False),
-    sa.Column("updated_at_ms", Ms, nullable=False),
-    sa.UniqueConstraint("tenant", "content_hash", name="ux_config_versions_hash"),
-)
-
-config_pointers = sa.Table(
-    "config_pointers",
-    metadata,
-    sa.Column("tenant", Tenant, primary_key=True),
-    sa.Column("live", sa.Integer, nullable=True),
-    sa.Column("previous_live", sa.Integer, nullable=True),
-    sa.Column("canary", sa.Integer, nullable=True),
-    sa.Column("canary_share", sa.Integer, nullable=False),
-    sa.Column("canary_started_at_ms", Ms, nullable=True),
-    sa.Column("canary_step_at_ms", Ms, nullable=True),
-    sa.Column("updated_at_ms", Ms, nullable=False),
-)
-
-
-# The tables of people in the loop (revision 0011) are described beside these, on the same
-# ``metadata``: imported last, so everything above exists when it runs.
-from acf.adapters.sql import schema_people  # noqa: E402, F401
+# The tables of configuration versions (revision 0010) and of people in the loop (revision
+# 0011) are described beside these, on the same ``metadata``: imported last, so everything
+# above exists when they run.
+from acf.adapters.sql import schema_config, schema_people  # noqa: E402, F401

@@ -25,7 +25,7 @@ def replay(
     ] = None,
     latency_ms: Annotated[
         int, typer.Option("--latency-ms", min=0, help="The pipeline's time per turn.")
-    ] = 2000,
+    ] = 1500,
     typing_cps: Annotated[
         float,
         typer.Option(
