@@ -84,12 +84,13 @@ class ChannelPolicy:
 
 
 INCOMPLETE_WINDOW_MS = 3000
-"""Provisional (issue 23), from ``python -m acf.replay.fragments`` on the Slack log's fit
-half: text ending unfinished is followed by its sender's next message within 3 s 12 % of
-the time (plain text 1.4 %), and no more often by 6 s; so wait up to 3 s, on every chat
-channel (within each one's ``max_window_ms``)."""
+"""Issue 23, from ``python -m acf.replay.fragments`` on the Slack log's fit half: text
+ending unfinished is followed by its sender's next message within 3 s 15 % of the time
+(plain text 1.1 %); so wait up to 3 s on every chat channel (within each one's
+``max_window_ms``). The sweep on the same half confirmed it (docs/replay.md)."""
 WEB_TYPING_HOLD_MS = 8000
-"""Provisional (issue 23): the web chat is the only channel with typing signals today."""
+"""Issue 23: the web chat is the only channel with typing signals today; the typing
+sweep on the Slack log's fit half chose it (docs/replay.md)."""
 
 DEFAULT_CHANNEL_POLICIES: dict[Channel, ChannelPolicy] = {
     Channel.WHATSAPP: ChannelPolicy(

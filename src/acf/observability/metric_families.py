@@ -41,11 +41,14 @@ CLOSE_REASONS = frozenset(
         "fixed",
         "button",
         "confirmation_answer",
+        "awaited_answer",
+        "acknowledgement",
         "complete",
         "incomplete",
         "default",
         "typing",
         "typing_stopped",
+        "pace",
         "cap",
     }
 )

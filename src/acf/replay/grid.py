@@ -4,7 +4,8 @@ acf's strategy to replay.
 A grid file (YAML) maps policy fields to lists of values (every combination is a variant),
 or is a list of such mappings (their variants together). Each point is applied over the
 channel's default policy with ``dataclasses.replace``; a point the policy refuses
-(``incomplete_window_ms`` below ``window_ms``, say) is skipped and listed with why.
+(``min_window_ms`` above ``window_ms``, say) is skipped and listed with why. Only the
+policy's int and bool fields may vary (``SWEEP_FIELDS``).
 """
 
 import dataclasses

@@ -25,8 +25,9 @@ loss or a retry) that holds again starts from the turn's earliest stored ``turn.
 by a re-run about to hold.
 
 A hold is time the reply waited on purpose, not time the turn took to run: the commit's
-``run_ms`` and the record's duration (what a canary compares) leave out ``Hold.waited_ms``
-(``turn_ending_units.commit``).
+``run_ms`` and the canary's duration (``RecordFacts.duration_ms``) leave out
+``Hold.waited_ms`` (``turn_ending_units.commit``); the record keeps its real start and end,
+with ``held_ms`` in its details.
 """
 
 import asyncio
