@@ -268,3 +268,27 @@ def test_after_the_stream_ends_the_page_resumes_from_the_last_event_id(
     assert "last-event-id" not in requests[0]
     assert requests[1]["last-event-id"] == str(first_id)
     assert requests[1]["authorization"] == requests[0]["authorization"]
+
+
+def test_a_reply_ready_while_the_customer_types_waits_for_their_message(
+    chat: Page, api: httpx.Client
+) -> None:
+    """Hold-while-typing (issue 23): the answer to the first message is ready while the
+    customer types the next one; it is held, not sent, the page stops showing the agent
+    typing, and the message supersedes it: one reply, to both."""
+    type_and_send(chat, "where is order 1001")
+    expect(chat.locator('#activity li[data-activity="turn"]')).to_be_visible()
+    box = chat.get_by_label("Your message")
+    # About 4 s of typing: the demo's 2 s order lookup ends meanwhile.
+    box.press_sequentially("sorry, I meant order 1002", delay=160)
+    session_id = session_id_of(chat)
+    assert "turn.held" in event_kinds(api, session_id)
+    expect(agent_bubbles(chat)).to_have_count(0)
+    expect(chat.locator('#activity li[data-activity="turn"]')).to_have_count(0)
+    box.press("Enter")
+    replies = settle_page(chat, api, session_id)
+
+    assert len(replies) == 1, replies
+    assert "1002" in replies[0]["text"]
+    kinds = event_kinds(api, session_id)
+    assert "turn.hold_ended" in kinds and "turn.superseded" in kinds
