@@ -143,7 +143,7 @@ def test_a_bad_grid_is_refused_clearly(tmp_path: Path, text: str, error: str) ->
         (
             "replay-grid-typing.yaml",
             Channel.WEB,
-            {"typing_grace_ms", "typing_hold_ms", "window_ms"},
+            {"typing_grace_ms", "typing_hold_ms"},
         ),
     ],
 )
