@@ -9,17 +9,15 @@ from acf.domain.accumulation import (
     CloseReason as R,
 )
 from acf.domain.accumulation import (
-    Shape,
     Typing,
     WindowDecision,
     WindowMessage,
     decide,
-    is_emoji,
-    shape_of,
 )
 from acf.domain.errors import InvalidValue
 from acf.domain.pace import Pace
 from acf.domain.policy import AccumulationMode, ChannelPolicy
+from acf.domain.text_shapes import Shape, is_emoji, shape_of
 
 ADAPTIVE = ChannelPolicy(AccumulationMode.ADAPTIVE, 1200, 400, 4000, 5000)
 LENGTHENS = replace(ADAPTIVE, incomplete_window_ms=3000)

@@ -39,7 +39,7 @@ class ChannelPolicy:
     customer's next message opens a new one. Applies whatever the accumulation mode."""
     incomplete_window_ms: int = 0
     """The window after a text that ends unfinished (``,`` ``:`` ``;`` ``-`` or a trailing
-    conjunction: ``accumulation.shape_of``); 0: ``window_ms`` (no lengthening)."""
+    conjunction: ``text_shapes.shape_of``); 0: ``window_ms`` (no lengthening)."""
     typing_hold_ms: int = 0
     """Hold a reply that is ready while the customer types, before its commit, for at most
     this long (``service.typing_hold``); 0: never hold."""

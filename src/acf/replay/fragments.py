@@ -6,7 +6,7 @@ shape of its text? The data behind the window rules of ``acf.domain.accumulation
 Each (conversation, sender) is one customer session, as ``acf replay`` replays it; a message
 is *followed within s seconds* when that session's next message comes at most ``s`` seconds
 later (whatever others said meanwhile). The first table groups messages by
-``accumulation.shape_of``; the second looks closer at the rules: the old lengthening of
+``text_shapes.shape_of``; the second looks closer at the rules: the old lengthening of
 texts of four characters or fewer, texts ending in an emoji, plain texts ending in an
 ellipsis (the rule leaves them at the plain window: this row says why) and each way a text
 ends unfinished. A shape whose messages are followed more often than plain text is worth a
@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from acf.domain.accumulation import Shape, ends_trailing_off, is_emoji, shape_of, without_emoji
+from acf.domain.text_shapes import Shape, ends_trailing_off, is_emoji, shape_of, without_emoji
 from acf.replay.runs import session_of
 from acf.replay.sources import FORMATS, ChatLine, SourceError, read
 from acf.replay.split import HALVES, SPLIT_SEED, split
