@@ -196,9 +196,9 @@ def chat(new_page: Callable[[], Page], acf_server: Server) -> Page:
     return page
 
 
-def wait_settled(api: httpx.Client, session_id: str) -> dict[str, Any]:
-    """Poll until every message is answered, no turn is live and no reply is pending; the
-    session's detail then."""
+def wait_settled(api: httpx.Client, session_id: str, messages: int = 0) -> dict[str, Any]:
+    """Poll until the session holds at least `messages` messages, every message is answered,
+    no turn is live and no reply is pending; the session's detail then."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     detail: dict[str, Any] = {}
     turns: list[dict[str, Any]] = []
@@ -207,7 +207,8 @@ def wait_settled(api: httpx.Client, session_id: str) -> dict[str, Any]:
         turns = api.get(f"/v1/sessions/{session_id}/turns").raise_for_status().json()["items"]
         live = [t for t in turns if t["phase"] in LIVE_PHASES]
         pending = [r for r in detail["replies"] if r["status"] == "pending"]
-        if detail["consumed_seq"] == detail["last_seq"] and not live and not pending:
+        arrived = detail["last_seq"] >= messages
+        if arrived and detail["consumed_seq"] == detail["last_seq"] and not live and not pending:
             return detail
         time.sleep(0.1)
     pytest.fail(f"session {session_id} did not settle: {detail} turns={turns}")

@@ -32,9 +32,14 @@ def agent_bubbles(page: Page) -> Any:
 
 
 def settle_page(page: Page, api: httpx.Client, session_id: str) -> list[dict[str, Any]]:
-    """Wait until the session is settled, then until the page shows every delivered reply;
-    the delivered replies."""
-    replies = delivered(wait_settled(api, session_id))
+    """Wait until the page's sends were accepted and the session is settled with all of them,
+    then until the page shows every delivered reply; the delivered replies.
+
+    Waiting for the sends first matters under load: the last message's POST may still be in
+    flight while the session looks settled with the messages before it."""
+    mine = page.locator("#messages li.from-customer")
+    expect(page.locator("#messages li.from-customer:not([data-state='sent'])")).to_have_count(0)
+    replies = delivered(wait_settled(api, session_id, messages=mine.count()))
     expect(agent_bubbles(page)).to_have_count(len(replies))
     page.wait_for_timeout(500)  # anything late would show up now
     expect(agent_bubbles(page)).to_have_count(len(replies))
