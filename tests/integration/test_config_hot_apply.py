@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from acf.adapters.memory.clock import SystemClock
 from acf.adapters.postgres import open_pg_store
 from acf.adapters.postgres.config_changes import PgConfigChanges
 from acf.adapters.postgres.store import PgStore, libpq_url
-from acf.adapters.sql import migrate
 from acf.config.load import load_config
 from acf.config.versions_source import version_sources
 from acf.domain.config_versions import ApplyMode
@@ -35,7 +34,6 @@ from acf.domain.turns import TurnPhase
 from acf.ports.api_keys import new_api_key
 from acf.ports.config_versions import PromoteVersion, PushVersion
 from tests.http.conftest import free_port
-from tests.integration.services import require_postgres, temporary_database
 
 ACF = [sys.executable, "-c", "from acf.entrypoints.cli import main; main()"]
 TENANT = "acme"
@@ -54,14 +52,6 @@ def body(reply: str) -> dict[str, Any]:
         "agents": {AGENT: {"pipeline": {"kind": "rules", "rules": rules}}},
     }
     return {"version": 1, "tenants": {TENANT: tenant}}
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    require_postgres()
-    with temporary_database() as url:
-        migrate.upgrade(url)
-        yield url
 
 
 def _env(database: str) -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""People in the loop, end to end in the distributed mode (issue #22): an API process and a
-worker (`acf serve --role api|worker`) on a private PostgreSQL database, the customer on
+"""People in the loop, end to end in the distributed mode (issue #22): an API process and two
+workers (`acf serve --role api|worker`) on a private PostgreSQL database, the customer on
 the API, their replies POSTed to the tenant's web delivery URL (a fake provider on
 loopback), the operator on the API with a key made by `acf keys create --scope operator`.
 
@@ -10,14 +10,14 @@ loopback), the operator on the API with a key made by `acf keys create --scope o
   answers the customer's next message, and only that one.
 - A customer put on the block list over HTTP: their messages are stored (202 ``held:
   blocked``) and dropped by a DROP turn, never answered.
+- Every worker killed (SIGKILL) with a session in human mode and messages arriving while
+  none runs: the next worker's recovery answers the agent-mode session only.
+- With two workers watching, a handoff past its SLA is marked breached once and the
+  customer is told they still wait once.
 """
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,30 +26,26 @@ import httpx
 import pytest
 import yaml
 
-from acf.adapters.memory.clock import SystemClock
-from acf.adapters.postgres import open_pg_store
-from acf.adapters.postgres.store import PgStore, libpq_url
-from acf.adapters.sql import migrate
+from acf.adapters.postgres.store import PgStore
 from acf.domain.events import EventKind
 from acf.domain.ids import new_id
 from acf.domain.modes import SessionMode, TurnKind
 from acf.domain.turns import TurnPhase
 from acf.ports.event_store import EventQuery
 from tests.chaos.fakes import FakeProvider
-from tests.http.conftest import free_port
-from tests.integration.services import require_postgres, temporary_database
+from tests.integration.fleet import Fleet, acf_env, eventually, fleet, make_key
 
 pytestmark = pytest.mark.postgres
 
-ACF = [sys.executable, "-c", "from acf.entrypoints.cli import main; main()"]
 TENANT = "acme"
 AGENT = "support"
-WAIT_S = 30.0
-"""How long a step may take at most: a bound, not a timing."""
-POLL_S = 0.05
 NOTICE = "Thanks for your patience: a colleague will take it from here."
 HANDED_OVER = "Let me get a colleague."
 NOTE = "Refund for order 7 approved; the customer may ask about delivery."
+SLA_TENANT = "globex"
+STILL_WAITING = "We haven't forgotten you."
+WATCH_S = 5.0
+"""The workers' mode watch interval (its default)."""
 
 
 def config(delivery_url: str) -> dict[str, Any]:
@@ -78,25 +74,10 @@ def config(delivery_url: str) -> dict[str, Any]:
         "handoff": {"notice": NOTICE, "sla_s": 3600, "still_waiting_after_s": 3600},
         "agents": {AGENT: {"pipeline": {"kind": "rules", "rules": rules}}},
     }
-    return {"version": 1, "tenants": {TENANT: tenant}}
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    require_postgres()
-    with temporary_database() as url:
-        migrate.upgrade(url)
-        yield url
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    fake = FakeProvider()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+    # globex's handoffs breach their SLA at once, and its customers are told they still wait
+    impatient = {"notice": NOTICE, "sla_s": 1, "still_waiting_after_s": 1}
+    impatient["still_waiting_notice"] = STILL_WAITING
+    return {"version": 1, "tenants": {TENANT: tenant, SLA_TENANT: {**tenant, "handoff": impatient}}}
 
 
 def lookup(session_id: str) -> EventQuery:
@@ -105,87 +86,30 @@ def lookup(session_id: str) -> EventQuery:
     return EventQuery(session_id=session_id, limit=1000, in_commit_order=False)
 
 
-def _env(database: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACF_")}
-    env["ACF_DATABASE_URL"] = libpq_url(database)
-    env["ACF_LOG_LEVEL"] = "WARNING"
-    return env
-
-
-async def _started(process: subprocess.Popen[str], marker: str) -> None:
-    assert process.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), WAIT_S)
-    assert marker in line, line
-
-
-def make_key(config_path: Path, database: str, scope: str, name: str) -> str:
-    """A key made as an operator makes one: `acf keys create` (printed once, on stdout)."""
-    done = subprocess.run(
-        [*ACF, "keys", "create", "--tenant", TENANT, "--name", name, "--scope", scope],
-        env={**_env(database), "ACF_CONFIG": str(config_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert f"({scope}) for tenant {TENANT}" in done.stderr
-    return done.stdout.strip()
+@pytest.fixture
+def env(database: str) -> dict[str, str]:
+    return acf_env(database)
 
 
 @pytest.fixture
-async def api(database: str, provider: FakeProvider, tmp_path: Path) -> AsyncIterator[str]:
-    """One API process and one worker on ``database``; yields the API's base URL."""
-    config_path = tmp_path / "acf.yaml"
-    config_path.write_text(yaml.safe_dump(config(f"{provider.url}/deliver")), encoding="utf-8")
-    port = free_port()
-    started: list[subprocess.Popen[str]] = []
-
-    def start(role: str, *args: str) -> subprocess.Popen[str]:
-        # Each process's log in a file of the test's directory (pytest keeps the last ones).
-        with (tmp_path / f"{role}.log").open("w") as log:
-            process = subprocess.Popen(
-                [*ACF, "serve", "--config", str(config_path), "--role", role, *args],
-                env=_env(database),
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-            )
-        started.append(process)
-        return process
-
-    try:
-        await _started(start("api", "--port", str(port)), "acf is serving")
-        await _started(start("worker"), "acf worker running")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for process in started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in started:
-            try:
-                process.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
+def config_path(provider: FakeProvider, tmp_path: Path) -> Path:
+    path = tmp_path / "acf.yaml"
+    path.write_text(yaml.safe_dump(config(f"{provider.url}/deliver")), encoding="utf-8")
+    return path
 
 
 @pytest.fixture
-async def store(database: str) -> AsyncIterator[PgStore]:
-    opened = await open_pg_store(database, SystemClock(), pool_size=2)
-    try:
-        yield opened
-    finally:
-        await opened.close()
+async def running(config_path: Path, env: dict[str, str], tmp_path: Path) -> AsyncIterator[Fleet]:
+    """One API process and two workers on ``database``."""
+    async with fleet(config_path, env, tmp_path, workers=2) as started:
+        yield started
 
 
-async def eventually(what: str, done: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``done`` until it holds, at most ``WAIT_S``."""
-    try:
-        async with asyncio.timeout(WAIT_S):
-            while not await done():  # noqa: ASYNC110 - polling other processes' work
-                await asyncio.sleep(POLL_S)
-    except TimeoutError:
-        raise AssertionError(f"not within {WAIT_S} s: {what}") from None
+def keys(running: Fleet, tenant: str = TENANT) -> tuple[dict[str, str], dict[str, str]]:
+    """The headers of a customer-facing key and of an operator's key of ``tenant``."""
+    customer = make_key(running.config_path, running.env, tenant, "api", "web-chat")
+    operator = make_key(running.config_path, running.env, tenant, "operator", "Alice")
+    return {"Authorization": f"Bearer {customer}"}, {"Authorization": f"Bearer {operator}"}
 
 
 def received(provider: FakeProvider, customer: str) -> list[str]:
@@ -215,19 +139,18 @@ class Customer:
         return body
 
 
-async def committed(store: PgStore, session_id: str) -> list[tuple[TurnKind, int, int]]:
-    turns = await store.turns.list_turns(TENANT, session_id)
+async def committed(
+    store: PgStore, session_id: str, tenant: str = TENANT
+) -> list[tuple[TurnKind, int, int]]:
+    turns = await store.turns.list_turns(tenant, session_id)
     return [(t.kind, t.from_seq, t.to_seq) for t in turns if t.phase is TurnPhase.COMMITTED]
 
 
 async def test_handoff_operator_reply_and_resume_across_processes(
-    api: str, database: str, provider: FakeProvider, store: PgStore, tmp_path: Path
+    running: Fleet, provider: FakeProvider, store: PgStore
 ) -> None:
-    config_path = tmp_path / "acf.yaml"
-    customer_key = make_key(config_path, database, "api", "web-chat")
-    operator_key = make_key(config_path, database, "operator", "Alice")
-    bearer = {"Authorization": f"Bearer {customer_key}"}
-    desk = {"Authorization": f"Bearer {operator_key}"}
+    bearer, desk = keys(running)
+    api = running.url
     async with (
         httpx.AsyncClient(base_url=api, headers=bearer, timeout=10) as client,
         httpx.AsyncClient(base_url=api, headers=desk, timeout=10) as operator,
@@ -300,11 +223,10 @@ async def test_handoff_operator_reply_and_resume_across_processes(
 
 
 async def test_a_blocked_customers_messages_are_stored_and_dropped(
-    api: str, database: str, provider: FakeProvider, store: PgStore, tmp_path: Path
+    running: Fleet, provider: FakeProvider, store: PgStore
 ) -> None:
-    config_path = tmp_path / "acf.yaml"
-    bearer = {"Authorization": f"Bearer {make_key(config_path, database, 'api', 'web-chat')}"}
-    desk = {"Authorization": f"Bearer {make_key(config_path, database, 'operator', 'Alice')}"}
+    bearer, desk = keys(running)
+    api = running.url
     async with (
         httpx.AsyncClient(base_url=api, headers=bearer, timeout=10) as client,
         httpx.AsyncClient(base_url=api, headers=desk, timeout=10) as operator,
@@ -340,3 +262,52 @@ async def test_a_blocked_customers_messages_are_stored_and_dropped(
     )
     assert drops
     assert not (await store.outbox.for_session(TENANT, sid))[1:]  # no reply but the first
+
+
+async def test_workers_killed_in_human_mode_recover_without_an_agent_turn(
+    running: Fleet, provider: FakeProvider, store: PgStore
+) -> None:
+    """kill -9 of every worker, messages arriving while none runs: the new worker's recovery
+    answers the agent-mode session and starts no agent turn in the human-mode one."""
+    bearer, _desk = keys(running)
+    async with httpx.AsyncClient(base_url=running.url, headers=bearer, timeout=10) as client:
+        alice, bob = Customer(client, "alice"), Customer(client, "bob")
+        sid = (await alice.says("I want a human, please."))["session_id"]
+        assert await delivered(provider, "alice", 2) == [HANDED_OVER, NOTICE]
+        for worker in running.processes[1:]:
+            running.kill(worker)
+        held = await alice.says("hello? anyone there?")
+        assert held.get("held") == "human"
+        other = (await bob.says("hi"))["session_id"]
+        await running.start("worker")
+        # The new worker's recovery found bob's message (its wake-up went to no one) ...
+        assert await delivered(provider, "bob", 1) == ["You said: hi"]
+        assert await committed(store, other) == [(TurnKind.AGENT, 0, 1)]
+
+    # ... and, at the same scan, left alice's to the people: no turn, nothing sent.
+    session = await store.sessions.get(TENANT, sid)
+    assert session is not None and session.mode is SessionMode.HUMAN
+    assert (session.consumed_seq, session.last_seq) == (1, 2)
+    assert await committed(store, sid) == [(TurnKind.AGENT, 0, 1)]
+    turns = await store.turns.list_turns(TENANT, sid)
+    assert [t.phase for t in turns] == [TurnPhase.COMMITTED]
+    assert received(provider, "alice") == [HANDED_OVER, NOTICE]
+
+
+async def test_an_sla_breach_and_the_still_waiting_notice_happen_once_with_two_workers(
+    running: Fleet, provider: FakeProvider, store: PgStore
+) -> None:
+    """Both workers watch globex's handoff, due at once: one breach event, one notice."""
+    bearer, _desk = keys(running, SLA_TENANT)
+    async with httpx.AsyncClient(base_url=running.url, headers=bearer, timeout=10) as client:
+        carol = Customer(client, "carol")
+        sid = (await carol.says("I want a human, please."))["session_id"]
+        assert await delivered(provider, "carol", 3) == [HANDED_OVER, NOTICE, STILL_WAITING]
+    # Each worker checks again within one interval: a second notice would be sent by now.
+    await asyncio.sleep(WATCH_S + 1)
+    assert received(provider, "carol") == [HANDED_OVER, NOTICE, STILL_WAITING]
+    watched = (EventKind.HANDOFF_SLA_BREACHED, EventKind.HANDOFF_STILL_WAITING)
+    events = await store.events.query(SLA_TENANT, replace(lookup(sid), kinds=watched))
+    assert sorted(e.kind for e in events) == sorted(watched)
+    session = await store.sessions.get(SLA_TENANT, sid)
+    assert session is not None and session.mode is SessionMode.HUMAN
