@@ -194,3 +194,32 @@ def test_every_revision_has_a_working_downgrade(tmp_path: Path) -> None:
 
     assert migrate.current_revision(url) is None
     assert acf_tables(url) == set()
+
+
+@pytest.mark.postgres
+def test_postgres_typing_index_is_built_concurrently_over_a_failed_builds_leftover() -> None:
+    """0012 builds ``ix_events_typing`` CONCURRENTLY (writes go on meanwhile); a build that
+    failed half-way leaves an INVALID index of that name, which a second run replaces."""
+    require_postgres()
+    with temporary_database() as url, temporary_database() as reference_url:
+        migrate.upgrade(url, "0011")
+        with _engine(url) as engine, engine.begin() as conn:
+            # What a failed CREATE INDEX CONCURRENTLY leaves: the index, marked invalid.
+            conn.execute(sa.text("CREATE INDEX ix_events_typing ON events (tenant)"))
+            conn.execute(
+                sa.text(
+                    "UPDATE pg_index SET indisvalid = false "
+                    "WHERE indexrelid = 'ix_events_typing'::regclass"
+                )
+            )
+        migrate.upgrade(url)
+        assert migrate.current_revision(url) == migrate.head_revision()
+        with _engine(url) as engine, engine.connect() as conn:
+            valid = conn.execute(
+                sa.text(
+                    "SELECT indisvalid FROM pg_index "
+                    "WHERE indexrelid = 'ix_events_typing'::regclass"
+                )
+            ).scalar_one()
+        assert valid is True
+        assert_schema_matches_metadata(url, reference_url)

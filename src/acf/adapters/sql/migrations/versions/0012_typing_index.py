@@ -7,6 +7,7 @@ filtering the kind row by row: all of them when the session never had a typing s
 ``ix_events_typing`` holds only those two kinds, so the read is one index probe whatever
 the session holds. The query names the kinds as literals, as the predicate does
 (``acf.adapters.sql.events.kinds_predicate``): SQLite and PostgreSQL then use the index.
+On PostgreSQL the index is built ``CONCURRENTLY``, so writes to ``events`` go on meanwhile.
 
 Revision ID: 0012
 Revises: 0011
@@ -29,13 +30,31 @@ it describes the schema as it was at this revision)."""
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_events_typing",
-        "events",
-        ["tenant", "session_id", "event_id"],
-        sqlite_where=sa.text(TYPING_EVENTS),
-        postgresql_where=sa.text(TYPING_EVENTS),
-    )
+    if op.get_bind().dialect.name != "postgresql":
+        op.create_index(
+            "ix_events_typing",
+            "events",
+            ["tenant", "session_id", "event_id"],
+            sqlite_where=sa.text(TYPING_EVENTS),
+        )
+        return
+    # CONCURRENTLY: a large events table keeps taking writes while the index is built. It
+    # cannot run in a transaction, hence the autocommit block; a build that failed half-way
+    # leaves an invalid index, dropped first so that running the migration again builds it.
+    with op.get_context().autocommit_block():
+        op.drop_index(
+            "ix_events_typing",
+            table_name="events",
+            if_exists=True,
+            postgresql_concurrently=True,
+        )
+        op.create_index(
+            "ix_events_typing",
+            "events",
+            ["tenant", "session_id", "event_id"],
+            postgresql_where=sa.text(TYPING_EVENTS),
+            postgresql_concurrently=True,
+        )
 
 
 def downgrade() -> None:
