@@ -15,7 +15,7 @@ acts as an operator (hand off, claim, reply, resume) and on the block list.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +66,9 @@ class HarnessOptions:
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     pipeline: Pipeline | None = None
     """Your own pipeline instead of the scripted one (``script`` is then unused)."""
+    other_agents: Mapping[str, Pipeline] = field(default_factory=dict)
+    """More agents of every tenant beside ``AGENT``, by name, with the same settings and
+    tools (``send(..., agent=name)`` writes to one)."""
     durability: Durability = Durability.FULL
     tools: tuple[ToolBackend, ...] = ()
     """Tools the agent may call, with scripted backends."""
@@ -94,8 +97,10 @@ class Harness:
         tools = self.options.tool_registry
         if tools is None:
             tools = registry(self.options.tools, self.clock, self.tally)
-        binding = AgentBinding(chosen, self.options.settings, tools)
-        self.agents = Agents({t: {AGENT: binding} for t in self.options.tenants})
+        bindings = {AGENT: AgentBinding(chosen, self.options.settings, tools)}
+        for name, other in self.options.other_agents.items():
+            bindings[name] = AgentBinding(other, self.options.settings, tools)
+        self.agents = Agents({t: bindings for t in self.options.tenants})
         self.crashes = 0
         self._armed: list[Phase] = []
         self._injections: list[tuple[Phase, Callable[[], Awaitable[object]]]] = []
@@ -249,9 +254,13 @@ class Harness:
     # -- traffic ---------------------------------------------------------------------
 
     def key(
-        self, customer: str, channel: Channel = Channel.WEB, tenant: str = TENANT
+        self,
+        customer: str,
+        channel: Channel = Channel.WEB,
+        tenant: str = TENANT,
+        agent: str = AGENT,
     ) -> SessionKey:
-        return SessionKey(tenant, AGENT, customer, channel)
+        return SessionKey(tenant, agent, customer, channel)
 
     async def send(
         self,
@@ -262,12 +271,13 @@ class Harness:
         button: str | None = None,
         tenant: str = TENANT,
         settle: bool = True,
+        agent: str = AGENT,
     ) -> Accepted:
         if settle:
             await self._wait_restart()
         assert self._ingress is not None
         message = NewMessage(
-            self.key(customer, channel, tenant),
+            self.key(customer, channel, tenant, agent),
             provider_message_id or new_id(),
             text=text,
             button=ButtonReply(button, button) if button else None,
