@@ -8,7 +8,13 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, Route, expect
 
-from tests.browser.conftest import Server, delivered, event_kinds, wait_settled
+from tests.browser.conftest import (
+    SETTLE_TIMEOUT_S,
+    Server,
+    delivered,
+    event_kinds,
+    wait_settled,
+)
 
 KEYSTROKE_MS = 30
 """A fast typist: enough for the page to send its typing signals between fragments."""
@@ -38,7 +44,8 @@ def settle_page(page: Page, api: httpx.Client, session_id: str) -> list[dict[str
     Waiting for the sends first matters under load: the last message's POST may still be in
     flight while the session looks settled with the messages before it."""
     mine = page.locator("#messages li.from-customer")
-    expect(page.locator("#messages li.from-customer:not([data-state='sent'])")).to_have_count(0)
+    unsent = page.locator("#messages li.from-customer:not([data-state='sent'])")
+    expect(unsent).to_have_count(0, timeout=SETTLE_TIMEOUT_S * 1000)
     replies = delivered(wait_settled(api, session_id, messages=mine.count()))
     expect(agent_bubbles(page)).to_have_count(len(replies))
     page.wait_for_timeout(500)  # anything late would show up now

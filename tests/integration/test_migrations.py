@@ -196,10 +196,35 @@ def test_every_revision_has_a_working_downgrade(tmp_path: Path) -> None:
     assert acf_tables(url) == set()
 
 
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    """Every statement any engine sends meanwhile, its spaces collapsed."""
+    sent: list[str] = []
+
+    def record(conn: sa.Connection, cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", record)
+
+
+def _typing_index_valid(url: str) -> bool | None:
+    with _engine(url) as engine, engine.connect() as conn:
+        valid: bool | None = conn.execute(
+            sa.text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"),
+            {"name": "ix_events_typing"},
+        ).scalar_one_or_none()
+        return valid
+
+
 @pytest.mark.postgres
-def test_postgres_typing_index_is_built_concurrently_over_a_failed_builds_leftover() -> None:
-    """0012 builds ``ix_events_typing`` CONCURRENTLY (writes go on meanwhile); a build that
-    failed half-way leaves an INVALID index of that name, which a second run replaces."""
+def test_postgres_builds_the_typing_index_concurrently_over_a_failed_builds_leftover() -> None:
+    """0012 builds ``ix_events_typing`` with CREATE INDEX CONCURRENTLY (writes to ``events``
+    go on meanwhile); a build that failed half-way leaves an INVALID
+    index of that name, which the next run replaces; its downgrade drops it concurrently."""
     require_postgres()
     with temporary_database() as url, temporary_database() as reference_url:
         migrate.upgrade(url, "0011")
@@ -212,14 +237,36 @@ def test_postgres_typing_index_is_built_concurrently_over_a_failed_builds_leftov
                     "WHERE indexrelid = 'ix_events_typing'::regclass"
                 )
             )
-        migrate.upgrade(url)
-        assert migrate.current_revision(url) == migrate.head_revision()
-        with _engine(url) as engine, engine.connect() as conn:
-            valid = conn.execute(
-                sa.text(
-                    "SELECT indisvalid FROM pg_index "
-                    "WHERE indexrelid = 'ix_events_typing'::regclass"
-                )
-            ).scalar_one()
-        assert valid is True
+        with _statements() as sent:
+            migrate.upgrade(url)
+        # (PostgreSQL refuses CONCURRENTLY inside a transaction block: that it ran says where)
+        built = [s.split(" ON ")[0] for s in sent if s.startswith("CREATE INDEX")]
+        assert built == ["CREATE INDEX CONCURRENTLY ix_events_typing"]
+        assert "DROP INDEX CONCURRENTLY ix_events_typing" in sent
+        assert _typing_index_valid(url) is True
         assert_schema_matches_metadata(url, reference_url)
+
+        with _statements() as sent:
+            migrate.downgrade(url, "0011")
+        assert "DROP INDEX CONCURRENTLY ix_events_typing" in sent
+        assert _typing_index_valid(url) is None
+
+
+@pytest.mark.postgres
+def test_postgres_keeps_a_valid_typing_index_built_ahead() -> None:
+    """An operator who built the index ahead of the upgrade keeps it: no drop, no rebuild."""
+    require_postgres()
+    with temporary_database() as url:
+        migrate.upgrade(url, "0011")
+        with _engine(url) as engine, engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "CREATE INDEX ix_events_typing ON events (tenant, session_id, event_id) "
+                    "WHERE kind IN ('typing.started', 'typing.stopped')"
+                )
+            )
+        with _statements() as sent:
+            migrate.upgrade(url)
+        assert not [s for s in sent if s.startswith(("CREATE INDEX", "DROP INDEX"))]
+        assert _typing_index_valid(url) is True
+        assert migrate.current_revision(url) == migrate.head_revision()

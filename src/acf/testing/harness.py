@@ -98,6 +98,8 @@ class Harness:
         if tools is None:
             tools = registry(self.options.tools, self.clock, self.tally)
         bindings = {AGENT: AgentBinding(chosen, self.options.settings, tools)}
+        if AGENT in self.options.other_agents:
+            raise ValueError(f"other_agents names {AGENT!r}, the harness's own agent")
         for name, other in self.options.other_agents.items():
             bindings[name] = AgentBinding(other, self.options.settings, tools)
         self.agents = Agents({t: bindings for t in self.options.tenants})

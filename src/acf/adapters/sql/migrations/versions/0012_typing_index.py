@@ -39,15 +39,22 @@ def upgrade() -> None:
         )
         return
     # CONCURRENTLY: a large events table keeps taking writes while the index is built. It
-    # cannot run in a transaction, hence the autocommit block; a build that failed half-way
-    # leaves an invalid index, dropped first so that running the migration again builds it.
+    # cannot run in a transaction, hence the autocommit block (the revisions before this one
+    # are committed first). A valid index of this name (built ahead by an operator) is kept;
+    # an invalid one, what a build that failed half-way leaves, is dropped and built again.
     with op.get_context().autocommit_block():
-        op.drop_index(
-            "ix_events_typing",
-            table_name="events",
-            if_exists=True,
-            postgresql_concurrently=True,
+        valid = (
+            op.get_bind()
+            .execute(
+                sa.text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"),
+                {"name": "ix_events_typing"},
+            )
+            .scalar_one_or_none()
         )
+        if valid:
+            return
+        if valid is not None:
+            op.drop_index("ix_events_typing", table_name="events", postgresql_concurrently=True)
         op.create_index(
             "ix_events_typing",
             "events",
@@ -58,4 +65,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_events_typing", table_name="events")
+    if op.get_bind().dialect.name != "postgresql":
+        op.drop_index("ix_events_typing", table_name="events")
+        return
+    with op.get_context().autocommit_block():
+        op.drop_index("ix_events_typing", table_name="events", postgresql_concurrently=True)
